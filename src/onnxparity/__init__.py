@@ -1,0 +1,96 @@
+"""onnxparity: does the exported ONNX model still compute what the original model computes?
+
+Declare inputs with symbolic dims, and onnxparity exports the model, draws inputs over the
+declared space with Hypothesis, runs each variant (ONNX Runtime CPU, ...) and compares it with
+the framework's own output within a tolerance. Use it from pytest (``pytest --onnx-parity``
+with the ``onnx_parity`` marker and fixture) or directly with :func:`check`.
+
+Importing this package imports no framework (torch, tensorflow, sklearn) and no ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    ExportError,
+    FrameworkNotInstalled,
+    InvalidSpec,
+    OnnxParityError,
+    ParityFailure,
+    VariantBuildError,
+    VariantUnavailable,
+)
+from .spec import Dim, Input, ParitySpec, Tolerance
+
+if TYPE_CHECKING:
+    from .report import CheckResult
+    from .runner import ParitySession
+    from .variants import BuildContext, Runnable
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dim",
+    "ExportError",
+    "FrameworkNotInstalled",
+    "Input",
+    "InvalidSpec",
+    "OnnxParityError",
+    "ParityFailure",
+    "ParitySpec",
+    "Tolerance",
+    "VariantBuildError",
+    "VariantUnavailable",
+    "check",
+    "register_variant",
+]
+
+
+def check(
+    model: Any = None,
+    *,
+    inputs: Iterable[Input],
+    dims: Mapping[str, Dim] | None = None,
+    variants: Sequence[str] = ("ort-cpu",),
+    tolerance: Tolerance | Mapping[str, Tolerance] | None = None,
+    onnx: Any = None,
+    reference: Callable | None = None,
+    opset: int | None = None,
+    examples: int | None = None,
+    name: str | None = None,
+    reproducer_dir: str | os.PathLike = ".onnxparity/reproducers",
+    session: ParitySession | None = None,
+) -> CheckResult:
+    """Check ``model`` (or ``onnx`` against ``reference``) on every variant; return the result.
+
+    ``onnx`` is an ONNX model you built yourself (path, bytes or ``onnx.ModelProto``): it is
+    checked instead of exporting ``model``. ``reference`` is a callable taking the inputs as
+    numpy arrays (in ``inputs`` order) and returning arrays, for models of other frameworks.
+    Pass ``session`` to share exports and built variants across calls.
+    """
+    from .runner import ParitySession
+
+    spec = ParitySpec(
+        inputs=tuple(inputs),
+        dims=dict(dims or {}),
+        variants=tuple(variants),
+        tolerance=tolerance if tolerance is not None else {},
+        opset=opset,
+        examples=examples,
+    )
+    if session is not None:
+        return session.check(model, spec=spec, onnx=onnx, reference=reference, name=name)
+    with ParitySession(reproducer_dir=reproducer_dir) as own:
+        return own.check(model, spec=spec, onnx=onnx, reference=reference, name=name)
+
+
+def register_variant(
+    name: str, build: Callable[[BuildContext], Runnable], *, description: str = "", replace: bool = False
+):
+    """Make ``name`` usable in ``variants=[...]``; see :mod:`onnxparity.variants`."""
+    from .variants import register_variant as _register
+
+    return _register(name, build, description=description, replace=replace)

@@ -1,0 +1,260 @@
+"""Tolerance semantics and error metrics -> a verdict with a readable explanation.
+
+One documented meaning (DESIGN.md principle 4): a float value passes when
+``|actual - expected| <= atol + rtol * |expected|``; NaN matches only NaN; an infinity matches
+only the same infinity. Integer and bool outputs compare exactly. Shapes must be equal and
+the kinds of dtype (float / integer / bool) must agree. Pure functions over numpy arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .spec import Tolerance
+
+#: rows of the worst-mismatch table kept per output.
+MAX_TABLE_ROWS = 10
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One differing value: where, what was expected, what came out."""
+
+    index: tuple[int, ...]
+    expected: float
+    actual: float
+
+    @property
+    def difference(self) -> float:
+        return self.actual - self.expected
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    """How one output compared, with the metrics a report needs."""
+
+    name: str
+    passed: bool
+    problem: str | None = None  # None, "missing", "shape", "dtype" or "values"
+    expected_shape: tuple[int, ...] = ()
+    actual_shape: tuple[int, ...] = ()
+    expected_dtype: str = ""
+    actual_dtype: str = ""
+    size: int = 0
+    mismatched: int = 0
+    max_abs_error: float = 0.0
+    mean_abs_error: float = 0.0
+    max_rel_error: float = 0.0
+    exact: bool = False
+    worst: tuple[Mismatch, ...] = ()
+
+    @property
+    def mismatched_fraction(self) -> float:
+        return self.mismatched / self.size if self.size else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "problem": self.problem,
+            "expected_shape": list(self.expected_shape),
+            "actual_shape": list(self.actual_shape),
+            "expected_dtype": self.expected_dtype,
+            "actual_dtype": self.actual_dtype,
+            "size": self.size,
+            "mismatched": self.mismatched,
+            "mismatched_fraction": self.mismatched_fraction,
+            "max_abs_error": _json_float(self.max_abs_error),
+            "mean_abs_error": _json_float(self.mean_abs_error),
+            "max_rel_error": _json_float(self.max_rel_error),
+            "exact": self.exact,
+            "worst": [
+                {"index": list(m.index), "expected": _json_float(m.expected), "actual": _json_float(m.actual)}
+                for m in self.worst
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The comparison of all outputs of one example under one tolerance."""
+
+    tolerance: Tolerance
+    outputs: tuple[OutputComparison, ...] = field(default_factory=tuple)
+    problem: str | None = None  # set when the outputs could not be paired at all
+
+    @property
+    def passed(self) -> bool:
+        return self.problem is None and all(o.passed for o in self.outputs)
+
+    @property
+    def failed_outputs(self) -> tuple[OutputComparison, ...]:
+        return tuple(o for o in self.outputs if not o.passed)
+
+    def explain(self) -> str:
+        """Lines a person reads: what differs, by how much, against which tolerance."""
+        if self.problem:
+            return self.problem
+        return "\n".join(explain_output(o, self.tolerance) for o in self.failed_outputs)
+
+
+def _json_float(value: float) -> float | str:
+    if np.isnan(value):
+        return "nan"
+    if np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return float(value)
+
+
+def _kind(dtype: np.dtype) -> str:
+    if dtype == np.bool_:
+        return "bool"
+    if dtype.kind in "iu":
+        return "integer"
+    if dtype.kind in "fc":
+        return "float"
+    return dtype.name
+
+
+def compare_output(
+    name: str, expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance
+) -> OutputComparison:
+    """Compare one output pair under ``tolerance`` (exactly, for integer and bool outputs)."""
+    expected = np.asarray(expected)
+    actual = np.asarray(actual)
+    base = dict(
+        name=name,
+        expected_shape=tuple(expected.shape),
+        actual_shape=tuple(actual.shape),
+        expected_dtype=expected.dtype.name,
+        actual_dtype=actual.dtype.name,
+        size=int(expected.size),
+    )
+    if expected.shape != actual.shape:
+        return OutputComparison(passed=False, problem="shape", **base)
+    if _kind(expected.dtype) != _kind(actual.dtype):
+        return OutputComparison(passed=False, problem="dtype", **base)
+
+    exact = _kind(expected.dtype) != "float"
+    if exact:
+        e = (
+            expected.astype(np.float64)
+            if expected.dtype != np.bool_
+            else expected.astype(np.int8).astype(np.float64)
+        )
+        a = (
+            actual.astype(np.float64)
+            if actual.dtype != np.bool_
+            else actual.astype(np.int8).astype(np.float64)
+        )
+        ok = expected == actual
+        diff = np.abs(a - e)
+        excess = diff
+        finite = np.ones(e.shape, dtype=bool)
+    else:
+        e = expected.astype(np.float64, copy=False)
+        a = actual.astype(np.float64, copy=False)
+        finite = np.isfinite(e) & np.isfinite(a)
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = np.where(finite, np.abs(a - e), 0.0)
+            allowed = tolerance.atol + tolerance.rtol * np.abs(np.where(finite, e, 0.0))
+            both_nan = np.isnan(e) & np.isnan(a)
+            same_inf = ~finite & (a == e)
+            ok = both_nan | same_inf | (finite & (diff <= allowed))
+            # Non-finite mismatches rank above every finite one.
+            excess = np.where(finite, diff - allowed, np.inf)
+
+    mismatch = ~ok
+    mismatched = int(mismatch.sum())
+    finite_diff = diff[finite]
+    max_abs = float(finite_diff.max()) if finite_diff.size else 0.0
+    mean_abs = float(finite_diff.mean()) if finite_diff.size else 0.0
+    nonzero = finite & (e != 0)
+    max_rel = float((diff[nonzero] / np.abs(e[nonzero])).max()) if nonzero.any() else 0.0
+    if mismatched and not (mismatch & finite).any():
+        # Only NaN/inf disagreements: the finite errors understate the failure.
+        max_abs = max_rel = float("inf")
+
+    worst: tuple[Mismatch, ...] = ()
+    if mismatched:
+        flat = np.flatnonzero(mismatch.ravel())
+        order = np.argsort(-excess.ravel()[flat], kind="stable")[:MAX_TABLE_ROWS]
+        rows = []
+        for pos in flat[order]:
+            index = tuple(int(i) for i in np.unravel_index(pos, expected.shape)) if expected.ndim else ()
+            rows.append(Mismatch(index, float(e.ravel()[pos]), float(a.ravel()[pos])))
+        worst = tuple(rows)
+    return OutputComparison(
+        passed=mismatched == 0,
+        problem=None if mismatched == 0 else "values",
+        mismatched=mismatched,
+        max_abs_error=max_abs,
+        mean_abs_error=mean_abs,
+        max_rel_error=max_rel,
+        exact=exact,
+        worst=worst,
+        **base,
+    )
+
+
+def compare_outputs(
+    names: Sequence[str],
+    expected: Sequence[np.ndarray],
+    actual: Sequence[np.ndarray],
+    tolerance: Tolerance,
+) -> Verdict:
+    """Compare every output pair; outputs are paired by position and named by ``names``."""
+    if len(expected) != len(actual):
+        return Verdict(
+            tolerance,
+            problem=(
+                f"the reference returned {len(expected)} output(s) but the ONNX model "
+                f"returned {len(actual)} ({', '.join(names)}); check the model's outputs"
+            ),
+        )
+    return Verdict(
+        tolerance,
+        tuple(compare_output(n, e, a, tolerance) for n, e, a in zip(names, expected, actual)),
+    )
+
+
+def explain_output(result: OutputComparison, tolerance: Tolerance) -> str:
+    """The diagnosis of one failed output."""
+    head = f"output {result.name!r}"
+    if result.problem == "shape":
+        return (
+            f"{head}: shape {list(result.actual_shape)} but the reference has "
+            f"{list(result.expected_shape)} (a baked or wrongly computed dimension)"
+        )
+    if result.problem == "dtype":
+        return f"{head}: dtype {result.actual_dtype} but the reference has {result.expected_dtype}"
+    if result.passed:
+        return f"{head}: matches"
+    rule = "exactly" if result.exact else f"beyond {tolerance.describe()}"
+    pct = 100.0 * result.mismatched_fraction
+    lines = [
+        f"{head}: {result.mismatched} of {result.size} values differ ({pct:.3g}%) {rule}",
+        f"  max abs error {result.max_abs_error:.6g} · mean abs error "
+        f"{result.mean_abs_error:.6g} · max rel error {result.max_rel_error:.6g}",
+    ]
+    if result.worst:
+        lines.append(_table(result.worst, len(result.worst) < result.mismatched))
+    return "\n".join(lines)
+
+
+def _table(rows: Sequence[Mismatch], capped: bool) -> str:
+    header = ("index", "expected", "actual", "difference")
+    cells = [header] + [
+        (str(m.index), f"{m.expected:.7g}", f"{m.actual:.7g}", f"{m.difference:.4g}") for m in rows
+    ]
+    widths = [max(len(r[i]) for r in cells) for i in range(4)]
+    out = ["  worst mismatches:" if not capped else f"  worst {len(rows)} mismatches:"]
+    for r in cells:
+        out.append(
+            "    "
+            + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+        )
+    return "\n".join(out)

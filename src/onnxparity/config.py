@@ -1,0 +1,75 @@
+"""The one resolved configuration of a run, built once from flags and ini keys.
+
+Every setting exists both ways: a ``--onnx-parity-*`` flag and an ``onnx_parity_*`` ini key;
+a flag given on the command line wins over the ini key, which wins over the default. The
+value parsers raise ``ValueError`` naming the bad value; the plugin turns that into an
+argparse or usage error. Knows nothing of pytest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: (flag, ini key, argparse dest, help) for every setting; flags are importable by tests.
+FLAG_ENABLE = "--onnx-parity"
+FLAG_EXAMPLES = "--onnx-parity-examples"
+FLAG_VARIANTS = "--onnx-parity-variants"
+FLAG_REPRODUCERS = "--onnx-parity-reproducers"
+FLAG_THREADS = "--onnx-parity-threads"
+
+INI_ENABLE = "onnx_parity"
+INI_EXAMPLES = "onnx_parity_examples"
+INI_VARIANTS = "onnx_parity_variants"
+INI_REPRODUCERS = "onnx_parity_reproducers"
+INI_THREADS = "onnx_parity_threads"
+
+DEFAULT_EXAMPLES = 25
+DEFAULT_REPRODUCERS = ".onnxparity/reproducers"
+DEFAULT_THREADS = 1
+DEFAULT_VARIANTS = ("ort-cpu",)
+
+
+@dataclass(frozen=True)
+class ParityConfig:
+    """Settings of one run, resolved from flags, ini keys and defaults."""
+
+    enabled: bool = False
+    examples: int = DEFAULT_EXAMPLES
+    #: variants to run; ``None`` runs what each marker declares.
+    variants: tuple[str, ...] | None = None
+    reproducer_dir: str = DEFAULT_REPRODUCERS
+    threads: int = DEFAULT_THREADS
+
+    @property
+    def default_variants(self) -> tuple[str, ...]:
+        """Variants of a test that uses the fixture without declaring any."""
+        return self.variants or DEFAULT_VARIANTS
+
+
+def parse_positive_int(text: str | int, what: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{what} must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {text!r}")
+    return value
+
+
+def parse_variants(text: str | list, what: str) -> tuple[str, ...]:
+    items = text if isinstance(text, list) else str(text).replace(",", " ").split()
+    names = tuple(dict.fromkeys(s.strip() for s in items if s.strip()))
+    if not names:
+        raise ValueError(f"{what} must name at least one variant, e.g. ort-cpu")
+    return names
+
+
+def parse_bool(text: str | bool, what: str) -> bool:
+    if isinstance(text, bool):
+        return text
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{what} must be true or false, got {text!r}")

@@ -1,0 +1,199 @@
+"""Framework model -> ONNX file + a reference callable.
+
+Each framework lives in its own module, imported only when a model of that framework is
+checked: ``import onnxparity`` imports no framework. An exporter returns an
+:class:`ExportedModel` (where the ONNX file is, how it was made, what it noticed) and a
+:data:`Reference` (numpy feeds -> list of numpy outputs in the ONNX output order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidSpec
+from ..spec import ParitySpec
+
+#: numpy feeds by input name -> outputs in ONNX output order.
+Reference = Callable[[Mapping[str, np.ndarray]], list]
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """An ONNX model on disk (external data beside it) and how it came to be."""
+
+    path: str
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    exporter: str
+    opset: int | None
+    key: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def describe(self) -> str:
+        opset = f", opset {self.opset}" if self.opset is not None else ""
+        return f"{self.exporter}{opset}"
+
+
+def framework_of(model: Any) -> str | None:
+    """'torch', 'tensorflow' or 'sklearn', judged from the model's class without importing."""
+    for cls in type(model).__mro__:
+        root = (cls.__module__ or "").split(".")[0]
+        if root == "torch":
+            return "torch"
+        if root in ("keras", "tensorflow", "tf_keras"):
+            return "tensorflow"
+        if root == "sklearn":
+            return "sklearn"
+    return None
+
+
+def model_name(model: Any) -> str:
+    return type(model).__name__
+
+
+def default_opset(model_proto) -> int | None:
+    for entry in model_proto.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    return None
+
+
+def specialised_dims(model_proto, spec: ParitySpec) -> list[str]:
+    """Notes for each dim the spec declares symbolic but the ONNX graph fixes to a size,
+    and for each input whose rank disagrees with the spec."""
+    graph_inputs = {i.name: i for i in model_proto.graph.input}
+    notes = []
+    for item in spec.inputs:
+        graph_input = graph_inputs.get(item.name)
+        if graph_input is None or not graph_input.type.HasField("tensor_type"):
+            continue
+        tensor = graph_input.type.tensor_type
+        if not tensor.HasField("shape"):
+            continue
+        dims = tensor.shape.dim
+        if len(dims) != len(item.shape):
+            notes.append(
+                f"input {item.name!r} has rank {len(dims)} in the ONNX graph but the spec "
+                f"declares shape {item.shape} (rank {len(item.shape)})"
+            )
+            continue
+        for axis, (entry, dim) in enumerate(zip(item.shape, dims)):
+            if isinstance(entry, str) and spec.dims[entry].values_count > 1:
+                if dim.HasField("dim_value") and not dim.dim_param:
+                    notes.append(
+                        f"input {item.name!r} axis {axis} ({entry!r}) is fixed at size "
+                        f"{dim.dim_value} in the ONNX graph: the exporter specialised a dim "
+                        f"declared dynamic, so other sizes are rejected or computed wrongly"
+                    )
+    return notes
+
+
+def check_input_names(model_proto, spec: ParitySpec) -> None:
+    """Raise when the spec's inputs and the ONNX graph's inputs do not correspond."""
+    initializers = {t.name for t in model_proto.graph.initializer}
+    graph_names = [i.name for i in model_proto.graph.input if i.name not in initializers]
+    declared = [i.name for i in spec.inputs]
+    missing = [n for n in declared if n not in graph_names]
+    extra = [n for n in graph_names if n not in declared]
+    if missing or extra:
+        raise InvalidSpec(
+            f"the ONNX model's inputs are {graph_names} but the spec declares {declared}; "
+            "name each op.Input after an ONNX graph input"
+        )
+
+
+def file_digest(path: str) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def prebuilt_onnx(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
+    """An ONNX model the user built themselves (path, bytes or ``onnx.ModelProto``), on disk."""
+    import onnx
+
+    if isinstance(onnx_model, (str, os.PathLike)):
+        path = os.fspath(onnx_model)
+        if not os.path.isfile(path):
+            raise InvalidSpec(f"onnx={path!r}: no such file; give the path of an .onnx file")
+        try:
+            proto = onnx.load(path, load_external_data=False)
+        except Exception as exc:  # onnx raises DecodeError and others
+            raise InvalidSpec(f"onnx={path!r} is not a readable ONNX model: {exc}") from exc
+        key = "file-" + file_digest(path)
+    elif isinstance(onnx_model, (bytes, bytearray)):
+        key = "bytes-" + hashlib.blake2b(bytes(onnx_model), digest_size=16).hexdigest()
+        try:
+            proto = onnx.load_from_string(bytes(onnx_model))
+        except Exception as exc:
+            raise InvalidSpec(f"onnx=<{len(onnx_model)} bytes> is not an ONNX model: {exc}") from exc
+        path = os.path.join(workdir, key, "model.onnx")
+        if not os.path.exists(path):
+            _write_atomic(path, bytes(onnx_model))
+    elif isinstance(onnx_model, onnx.ModelProto):
+        data = onnx_model.SerializeToString()
+        key = "proto-" + hashlib.blake2b(data, digest_size=16).hexdigest()
+        proto = onnx_model
+        path = os.path.join(workdir, key, "model.onnx")
+        if not os.path.exists(path):
+            _write_atomic(path, data)
+    else:
+        raise InvalidSpec(
+            f"onnx={type(onnx_model).__name__}: give a path, the model's bytes or an onnx.ModelProto"
+        )
+    check_input_names(proto, spec)
+    return ExportedModel(
+        path=path,
+        input_names=tuple(i.name for i in spec.inputs),
+        output_names=tuple(o.name for o in proto.graph.output),
+        exporter="prebuilt ONNX",
+        opset=default_opset(proto),
+        key=key,
+        notes=tuple(specialised_dims(proto, spec)),
+    )
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def external_data_files(path: str) -> list[str]:
+    """Relative paths of the external data files an ONNX file refers to."""
+    import onnx
+
+    proto = onnx.load(path, load_external_data=False)
+    locations: dict[str, None] = {}
+    for tensor in proto.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    locations.setdefault(entry.value, None)
+    return list(locations)
+
+
+def copy_model_files(model: ExportedModel, target_dir: str) -> str:
+    """Copy the ONNX file and its external data into ``target_dir``; return the copy's path."""
+    source_dir = os.path.dirname(os.path.abspath(model.path))
+    os.makedirs(target_dir, exist_ok=True)
+    target = os.path.join(target_dir, os.path.basename(model.path))
+    shutil.copy2(model.path, target)
+    for location in external_data_files(model.path):
+        src = os.path.join(source_dir, location)
+        if os.path.isfile(src):
+            dst = os.path.join(target_dir, location)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy2(src, dst)
+    return target

@@ -1,0 +1,248 @@
+"""PyTorch ``nn.Module`` -> ONNX, and the module itself as the reference.
+
+Export order: the dynamo exporter (``torch.onnx.export(..., dynamo=True)``) with
+``dynamic_shapes`` built from the spec's symbolic dims; when it raises, the TorchScript
+exporter with ``dynamic_axes``. The dynamo exporter is tried first because the TorchScript one
+breaks transformer encoders at any sequence length other than the traced one. Both can
+silently specialise a dim (``int(x.shape[0])``, adaptive pooling): the example traced uses
+dims >= 2, distinct from each other, and the exported graph's inputs are checked afterwards
+(:func:`specialised_dims`); the parity loop then shows where the model breaks.
+
+Inputs are passed to ``forward`` positionally, in the order the spec declares them. Outputs
+are flattened depth-first: a tensor is ``output``; a tuple or list gives ``output_0``,
+``output_1``...; a dict gives its keys in insertion order; nesting joins names with ``.``
+(``output_1.logits``). ``None`` outputs are dropped, as the exporters drop them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import ExportError, FrameworkNotInstalled
+from ..spec import ParitySpec
+from ..strategies import arrays_for_dims, export_dims
+from . import ExportedModel, Reference, default_opset, specialised_dims
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise FrameworkNotInstalled("torch", "torch") from exc
+    return torch
+
+
+def fingerprint(model: Any) -> str:
+    """A digest of the module's class and every parameter and buffer, to key caches by."""
+    torch = _torch()
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            h.update(name.encode())
+            h.update(str(tuple(tensor.shape)).encode())
+            h.update(str(tensor.dtype).encode())
+            flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+            h.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+    return h.hexdigest()
+
+
+def check_fit_to_export(model: Any) -> None:
+    """Raise when the model cannot give a deterministic CPU reference."""
+    torch = _torch()
+    if not isinstance(model, torch.nn.Module):
+        raise ExportError(
+            f"{type(model).__name__} is not a torch.nn.Module; wrap the callable in one, "
+            "or give onnx= and reference= instead"
+        )
+    training = [name or type(model).__name__ for name, m in model.named_modules() if m.training]
+    if training:
+        raise ExportError(
+            f"{type(model).__name__} is in training mode ({training[0]} has training=True): "
+            "call model.eval() first: dropout/batch-norm make outputs random"
+        )
+    devices = {p.device.type for p in model.parameters()} | {b.device.type for b in model.buffers()}
+    if devices - {"cpu"}:
+        raise ExportError(
+            f"{type(model).__name__} has parameters on {', '.join(sorted(devices - {'cpu'}))}: "
+            "the reference runs on CPU; pass model.cpu()"
+        )
+
+
+def flatten_outputs(outputs: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Name and flatten a forward's outputs in the documented order."""
+    torch = _torch()
+    if isinstance(outputs, torch.Tensor):
+        return [(prefix or "output", outputs)]
+    if outputs is None:
+        return []
+    if isinstance(outputs, (tuple, list)):
+        base = f"{prefix}." if prefix else "output_"
+        return [pair for i, v in enumerate(outputs) for pair in flatten_outputs(v, f"{base}{i}")]
+    if isinstance(outputs, Mapping):
+        base = f"{prefix}." if prefix else ""
+        return [pair for k, v in outputs.items() for pair in flatten_outputs(v, f"{base}{k}")]
+    raise ExportError(
+        f"forward returned a {type(outputs).__name__} at {prefix or 'the top level'}; "
+        "parity compares tensors: return tensors, or tuples/lists/dicts of them"
+    )
+
+
+def _to_numpy(tensor) -> np.ndarray:
+    torch = _torch()
+    tensor = tensor.detach().to("cpu")
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.numpy()
+
+
+def make_reference(model: Any, spec: ParitySpec) -> Reference:
+    """The module on CPU under ``torch.inference_mode()``, as numpy in -> numpy out."""
+    torch = _torch()
+    names = [i.name for i in spec.inputs]
+
+    def reference(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names]
+        with torch.inference_mode():
+            outputs = model(*args)
+        return [_to_numpy(t) for _, t in flatten_outputs(outputs)]
+
+    return reference
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep the exporters' warnings, log records and progress prints out of the user's output."""
+    manager = logging.Logger.manager
+    names = ["torch", "onnxscript", "onnx_ir"] + [
+        n for n in list(manager.loggerDict) if n.startswith(("torch", "onnxscript", "onnx_ir"))
+    ]
+    loggers = [logging.getLogger(n) for n in dict.fromkeys(names)]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def export(
+    model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = None
+) -> tuple[ExportedModel, Reference]:
+    """Export ``model`` at ``spec``'s dims into ``workdir``; return it with its reference."""
+    torch = _torch()
+    import onnx
+
+    check_fit_to_export(model)
+    key = f"torch-{fingerprint(model)}-{spec.input_digest()}-opset{opset}"
+    path = os.path.join(workdir, f"export-{key[:48]}", "model.onnx")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    dims = export_dims(spec)
+    arrays = arrays_for_dims(spec, dims)
+    args = tuple(torch.from_numpy(arrays[i.name]) for i in spec.inputs)
+    with torch.inference_mode():
+        try:
+            example_outputs = model(*args)
+        except Exception as exc:
+            shapes = ", ".join(f"{n}{list(a.shape)} {a.dtype}" for n, a in arrays.items())
+            raise ExportError(
+                f"{type(model).__name__} raised on the export example ({shapes}): "
+                f"{type(exc).__name__}: {exc}; check that op.Input shapes and dtypes match forward()"
+            ) from exc
+    output_names = [name for name, _ in flatten_outputs(example_outputs)]
+    input_names = [i.name for i in spec.inputs]
+
+    notes: list[str] = []
+    exporter = "torch.onnx dynamo exporter"
+    try:
+        with _quiet():
+            torch.onnx.export(
+                model,
+                args,
+                path,
+                dynamo=True,
+                dynamic_shapes=_dynamic_shapes(torch, spec),
+                input_names=input_names,
+                output_names=output_names,
+                opset_version=opset,
+                external_data=True,
+                verbose=False,
+            )
+    except Exception as dynamo_exc:
+        reason = _first_line(dynamo_exc)
+        exporter = "torch.onnx TorchScript exporter"
+        notes.append(f"the dynamo exporter failed ({reason}); used the TorchScript exporter")
+        try:
+            with _quiet():
+                torch.onnx.export(
+                    model,
+                    args,
+                    path,
+                    dynamo=False,
+                    input_names=input_names,
+                    output_names=output_names,
+                    dynamic_axes=_dynamic_axes(spec),
+                    opset_version=opset,
+                )
+        except Exception as legacy_exc:
+            raise ExportError(
+                f"torch.onnx could not export {type(model).__name__}:\n"
+                f"  dynamo exporter: {reason}\n"
+                f"  TorchScript exporter: {_first_line(legacy_exc)}"
+            ) from legacy_exc
+
+    proto = onnx.load(path, load_external_data=False)
+    notes.extend(specialised_dims(proto, spec))
+    exported = ExportedModel(
+        path=path,
+        input_names=tuple(input_names),
+        output_names=tuple(o.name for o in proto.graph.output),
+        exporter=exporter,
+        opset=default_opset(proto),
+        key=key,
+        notes=tuple(notes),
+    )
+    return exported, make_reference(model, spec)
+
+
+def _dynamic_shapes(torch, spec: ParitySpec) -> tuple:
+    torch_dims = {
+        name: torch.export.Dim(name, min=dim.first, max=dim.last)
+        for name, dim in spec.dims.items()
+        if dim.values_count > 1
+    }
+    shapes = []
+    for item in spec.inputs:
+        axes = {
+            axis: torch_dims[e] for axis, e in enumerate(item.shape) if isinstance(e, str) and e in torch_dims
+        }
+        shapes.append(axes or None)
+    return tuple(shapes)
+
+
+def _dynamic_axes(spec: ParitySpec) -> dict[str, dict[int, str]]:
+    axes: dict[str, dict[int, str]] = {}
+    for item in spec.inputs:
+        named = {axis: e for axis, e in enumerate(item.shape) if isinstance(e, str)}
+        if named:
+            axes[item.name] = named
+    return axes
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

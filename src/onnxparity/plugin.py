@@ -1,0 +1,272 @@
+"""pytest plugin: options, the ``onnx_parity`` marker, the ``onnx_parity`` fixture.
+
+Thin by design: it resolves one :class:`ParityConfig`, turns a marker's ``variants`` into one
+item per variant (``test_x[ort-cpu]``), and hands each item's check to the runner. Loading it
+imports no framework and no ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from . import config as cfg
+from .config import ParityConfig
+from .errors import FrameworkNotInstalled, OnnxParityError
+from .spec import ParitySpec
+
+CONFIG_KEY = pytest.StashKey[ParityConfig]()
+SESSION_KEY = pytest.StashKey[Any]()  # the run's ParitySession, created on first use
+
+#: marker arguments, with what each declares.
+MARKER_ARGS = ("inputs", "dims", "variants", "tolerance", "opset", "examples")
+
+MARKER_DOC = (
+    "onnx_parity(inputs=[op.Input(...)], dims={name: op.Dim(min, max)}, variants=['ort-cpu'], "
+    "tolerance=op.Tolerance(atol, rtol) or {variant: Tolerance}, opset=None, examples=None): "
+    "declare an ONNX parity check run by the onnx_parity fixture; one test item per variant. "
+    "Runs only under --onnx-parity."
+)
+
+SKIP_REASON = (
+    "ONNX parity checks are off: run pytest with --onnx-parity (or set onnx_parity = true in the ini file)"
+)
+
+
+def _argtype(parse: Callable[[str, str], Any], what: str) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text, what)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("onnx-parity", "ONNX parity checks (onnxparity)")
+    group.addoption(
+        cfg.FLAG_ENABLE,
+        action="store_true",
+        default=None,
+        dest="onnx_parity",
+        help="run the ONNX parity items (tests using the onnx_parity fixture); without it they are skipped",
+    )
+    group.addoption(
+        cfg.FLAG_EXAMPLES,
+        type=_argtype(cfg.parse_positive_int, cfg.FLAG_EXAMPLES),
+        default=None,
+        dest="onnx_parity_examples",
+        metavar="N",
+        help=f"Hypothesis examples drawn per model and variant (default {cfg.DEFAULT_EXAMPLES}; "
+        "a marker's examples= wins)",
+    )
+    group.addoption(
+        cfg.FLAG_VARIANTS,
+        type=_argtype(cfg.parse_variants, cfg.FLAG_VARIANTS),
+        default=None,
+        dest="onnx_parity_variants",
+        metavar="V1,V2",
+        help="run only these variants (others are deselected); also the variants of a test that "
+        f"declares none (default {','.join(cfg.DEFAULT_VARIANTS)})",
+    )
+    group.addoption(
+        cfg.FLAG_REPRODUCERS,
+        default=None,
+        dest="onnx_parity_reproducers",
+        metavar="DIR",
+        help=f"where failing examples are saved, relative to the rootdir (default {cfg.DEFAULT_REPRODUCERS})",
+    )
+    group.addoption(
+        cfg.FLAG_THREADS,
+        type=_argtype(cfg.parse_positive_int, cfg.FLAG_THREADS),
+        default=None,
+        dest="onnx_parity_threads",
+        metavar="N",
+        help=f"ONNX Runtime intra-op threads per session (default {cfg.DEFAULT_THREADS})",
+    )
+    parser.addini(
+        cfg.INI_ENABLE, "run the ONNX parity items, as --onnx-parity does", type="bool", default=False
+    )
+    parser.addini(cfg.INI_EXAMPLES, f"as {cfg.FLAG_EXAMPLES}", default=str(cfg.DEFAULT_EXAMPLES))
+    parser.addini(cfg.INI_VARIANTS, f"as {cfg.FLAG_VARIANTS}", type="args", default=[])
+    parser.addini(cfg.INI_REPRODUCERS, f"as {cfg.FLAG_REPRODUCERS}", default=cfg.DEFAULT_REPRODUCERS)
+    parser.addini(cfg.INI_THREADS, f"as {cfg.FLAG_THREADS}", default=str(cfg.DEFAULT_THREADS))
+
+
+def resolve_config(config: pytest.Config) -> ParityConfig:
+    """Flags over ini keys over defaults; a bad ini value is a usage error naming the key."""
+
+    def pick(dest: str, ini: str, parse: Callable[[Any, str], Any] | None):
+        value = config.getoption(dest)
+        if value is not None:
+            return value
+        raw = config.getini(ini)
+        if parse is None:
+            return raw
+        try:
+            return parse(raw, f"ini key {ini}") if raw not in ("", []) else None
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    reproducers = pick("onnx_parity_reproducers", cfg.INI_REPRODUCERS, None) or cfg.DEFAULT_REPRODUCERS
+    return ParityConfig(
+        enabled=bool(pick("onnx_parity", cfg.INI_ENABLE, cfg.parse_bool)),
+        examples=pick("onnx_parity_examples", cfg.INI_EXAMPLES, cfg.parse_positive_int)
+        or cfg.DEFAULT_EXAMPLES,
+        variants=pick("onnx_parity_variants", cfg.INI_VARIANTS, cfg.parse_variants),
+        reproducer_dir=os.path.join(str(config.rootpath), reproducers),
+        threads=pick("onnx_parity_threads", cfg.INI_THREADS, cfg.parse_positive_int) or cfg.DEFAULT_THREADS,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_DOC)
+    config.stash[CONFIG_KEY] = resolve_config(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()
+
+
+def _marker_variants(metafunc: pytest.Metafunc, parity: ParityConfig) -> tuple[str, ...]:
+    marker = metafunc.definition.get_closest_marker("onnx_parity")
+    declared = marker.kwargs.get("variants") if marker else None
+    if declared is None:
+        return parity.default_variants
+    if isinstance(declared, str):
+        return (declared,)
+    return tuple(declared)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "onnx_parity" not in metafunc.fixturenames:
+        return
+    variants = _marker_variants(metafunc, metafunc.config.stash[CONFIG_KEY])
+    metafunc.parametrize("onnx_parity", variants, indirect=True, ids=[str(v) for v in variants])
+
+
+def _variant_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("onnx_parity") if callspec is not None else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    parity = config.stash[CONFIG_KEY]
+    parity_items = [i for i in items if "onnx_parity" in getattr(i, "fixturenames", ())]
+    if parity.variants is not None:
+        deselected = [i for i in parity_items if _variant_of(i) not in parity.variants]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            gone = set(map(id, deselected))
+            items[:] = [i for i in items if id(i) not in gone]
+            parity_items = [i for i in parity_items if id(i) not in gone]
+    if not parity.enabled:
+        skip = pytest.mark.skip(reason=SKIP_REASON)
+        for item in parity_items:
+            item.add_marker(skip)
+
+
+def _session(config: pytest.Config):
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        from .runner import ParitySession
+
+        parity = config.stash[CONFIG_KEY]
+        session = ParitySession(
+            reproducer_dir=parity.reproducer_dir, threads=parity.threads, examples=parity.examples
+        )
+        config.stash[SESSION_KEY] = session
+    return session
+
+
+def _base_id(item: pytest.Item) -> str:
+    """The item's node id without its variant parameter: one name for all its variants."""
+    nodeid = item.nodeid
+    return nodeid[: nodeid.index("[")] if "[" in nodeid else nodeid
+
+
+def _seed_rngs(seed: int) -> None:
+    """Seed the RNGs a model's initialisation uses, so every variant item builds the same model."""
+    random.seed(seed)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(seed)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+
+
+class ParityFixture:
+    """What a test gets from the ``onnx_parity`` fixture: ``check(model)`` for its variant."""
+
+    def __init__(self, item: pytest.Item, variant: str, config: pytest.Config) -> None:
+        self.item = item
+        self.variant = variant
+        self._config = config
+        marker = item.get_closest_marker("onnx_parity")
+        self._declared = dict(marker.kwargs) if marker else {}
+        self._marker_args = tuple(marker.args) if marker else ()
+        self.result = None
+
+    def check(
+        self, model: Any = None, *, onnx: Any = None, reference: Callable | None = None, **overrides: Any
+    ):
+        """Check ``model`` (or ``onnx`` against it or ``reference``) on this item's variant.
+
+        Keyword arguments override the marker's (inputs, dims, tolerance, opset, examples).
+        Fails the test with a diagnosis when parity does not hold; returns the VariantResult.
+        """
+        __tracebackhide__ = True
+        try:
+            spec = self._spec(overrides)
+            session = _session(self._config)
+            prepared = session.prepare(model, spec, onnx=onnx, reference=reference)
+            result = session.check_variant(prepared, spec, self.variant, name=_base_id(self.item))
+        except FrameworkNotInstalled as exc:
+            pytest.skip(str(exc))
+        except OnnxParityError as exc:
+            pytest.fail(f"{type(exc).__name__}: {exc}", pytrace=False)
+        self.result = result
+        if result.status == "skipped":
+            pytest.skip(result.message)
+        if result.status != "passed":
+            pytest.fail(result.message, pytrace=False)
+        return result
+
+    def _spec(self, overrides: dict) -> ParitySpec:
+        from .errors import InvalidSpec
+
+        if self._marker_args:
+            raise InvalidSpec("the onnx_parity marker takes keyword arguments only (inputs=..., dims=...)")
+        args = {**self._declared, **overrides}
+        unknown = sorted(set(args) - set(MARKER_ARGS))
+        if unknown:
+            raise InvalidSpec(f"unknown onnx_parity argument {unknown[0]!r}; known: {', '.join(MARKER_ARGS)}")
+        if "inputs" not in args:
+            raise InvalidSpec(
+                "no inputs declared: add inputs=[op.Input(name, shape, ...)] to the onnx_parity marker "
+                "or to onnx_parity.check()"
+            )
+        args.setdefault("variants", (self.variant,))
+        return ParitySpec(**args)
+
+
+@pytest.fixture
+def onnx_parity(request: pytest.FixtureRequest) -> ParityFixture:
+    """Checks a model's ONNX export on this item's variant: ``onnx_parity.check(model)``."""
+    config = request.config
+    parity = config.stash[CONFIG_KEY]
+    variant = getattr(request, "param", None) or parity.default_variants[0]
+    base = _base_id(request.node)
+    _seed_rngs(int.from_bytes(hashlib.blake2b(base.encode(), digest_size=4).digest(), "little"))
+    return ParityFixture(request.node, variant, config)

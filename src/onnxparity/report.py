@@ -1,0 +1,117 @@
+"""Results of a parity check: what a verdict carries, as plain data with a text rendering.
+
+``CheckResult`` (one model) holds a ``VariantResult`` per variant. ``to_dict`` gives the
+JSON-able form that reports are built from. Knows nothing of frameworks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .compare import Verdict, _json_float
+from .errors import ParityFailure
+from .spec import Tolerance
+
+STATUSES = ("passed", "failed", "error", "skipped")
+
+
+@dataclass(frozen=True)
+class OutputSummary:
+    """The worst errors one output showed over every example tried."""
+
+    name: str
+    max_abs_error: float = 0.0
+    max_rel_error: float = 0.0
+    max_mismatched_fraction: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "max_abs_error": _json_float(self.max_abs_error),
+            "max_rel_error": _json_float(self.max_rel_error),
+            "max_mismatched_fraction": self.max_mismatched_fraction,
+        }
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """One variant's verdict over the drawn inputs."""
+
+    variant: str
+    status: str
+    tolerance: Tolerance | None = None
+    examples: int = 0
+    outputs: tuple[OutputSummary, ...] = ()
+    dims_covered: dict[str, tuple[int, int]] = field(default_factory=dict)
+    failing_example: dict | None = None
+    reproducer: str | None = None
+    message: str = ""
+    verdict: Verdict | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict:
+        return {
+            "variant": self.variant,
+            "status": self.status,
+            "tolerance": None
+            if self.tolerance is None
+            else {"atol": self.tolerance.atol, "rtol": self.tolerance.rtol},
+            "examples": self.examples,
+            "outputs": [o.to_dict() for o in self.outputs],
+            "dims_covered": {k: list(v) for k, v in self.dims_covered.items()},
+            "failing_example": self.failing_example,
+            "failing_outputs": None
+            if self.verdict is None
+            else [o.to_dict() for o in self.verdict.failed_outputs],
+            "reproducer": self.reproducer,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A model's parity check: how it was exported and each variant's result."""
+
+    name: str
+    exporter: str = ""
+    opset: int | None = None
+    notes: tuple[str, ...] = ()
+    variants: dict[str, VariantResult] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True when no variant failed or errored (skipped variants do not fail a check)."""
+        return all(v.status in ("passed", "skipped") for v in self.variants.values())
+
+    def __getitem__(self, variant: str) -> VariantResult:
+        return self.variants[variant]
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`ParityFailure` with every failed variant's diagnosis."""
+        __tracebackhide__ = True
+        bad = [v for v in self.variants.values() if v.status in ("failed", "error")]
+        if bad:
+            raise ParityFailure("\n\n".join(v.message for v in bad))
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.name}: exported with {self.exporter}" + (f", opset {self.opset}" if self.opset else "")
+        ]
+        for v in self.variants.values():
+            worst = max((o.max_abs_error for o in v.outputs), default=0.0)
+            lines.append(
+                f"  {v.variant:<16} {v.status:<8} {v.examples:>4} examples  max abs error {worst:.3g}"
+            )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "exporter": self.exporter,
+            "opset": self.opset,
+            "notes": list(self.notes),
+            "variants": {k: v.to_dict() for k, v in self.variants.items()},
+        }

@@ -1,0 +1,500 @@
+"""The parity loop: export once, build each variant once, draw inputs, compare.
+
+A :class:`ParitySession` owns the caches of one pytest session (or one library call):
+exported models by (framework, model fingerprint, spec, opset), built variants by (export,
+variant), and reference outputs by (model, spec, example) — DESIGN.md principle 1: Hypothesis
+examples only pay for inference. Knows nothing of pytest.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import example as explicit_example
+from hypothesis import seed as hypothesis_seed
+
+from . import exporters
+from .compare import Verdict, compare_outputs
+from .config import DEFAULT_EXAMPLES, DEFAULT_REPRODUCERS
+from .errors import (
+    ExportError,
+    InvalidSpec,
+    OnnxParityError,
+    VariantBuildError,
+    VariantUnavailable,
+)
+from .exporters import ExportedModel, Reference
+from .report import CheckResult, OutputSummary, VariantResult
+from .spec import ParitySpec, Tolerance
+from .strategies import Example, boundary_examples, examples, materialize
+from .variants import BuildContext, Runnable, VariantRunError, get_variant
+
+#: reference outputs kept per session (least recently used dropped first).
+REFERENCE_CACHE_SIZE = 512
+
+#: frameworks with an exporter, by the name ``exporters.framework_of`` gives.
+EXPORTER_MODULES = {"torch": "onnxparity.exporters.torch"}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An exported (or supplied) ONNX model with the reference it is compared against."""
+
+    exported: ExportedModel
+    reference: Reference
+    reference_key: str
+
+
+class ExampleFailed(Exception):
+    """Raised inside the Hypothesis test when one example fails; carries the evidence."""
+
+    def __init__(
+        self,
+        example: Example,
+        feeds: Mapping[str, np.ndarray],
+        expected: list | None = None,
+        actual: list | None = None,
+        verdict: Verdict | None = None,
+        runtime_error: str | None = None,
+        reference_error: str | None = None,
+    ) -> None:
+        super().__init__(runtime_error or reference_error or "parity mismatch")
+        self.example = example
+        self.feeds = feeds
+        self.expected = expected
+        self.actual = actual
+        self.verdict = verdict
+        self.runtime_error = runtime_error
+        self.reference_error = reference_error
+
+
+class ParitySession:
+    """Caches and settings shared by every check in one run; close it to remove its files."""
+
+    def __init__(
+        self,
+        *,
+        workdir: str | None = None,
+        reproducer_dir: str | os.PathLike = DEFAULT_REPRODUCERS,
+        threads: int = 1,
+        examples: int = DEFAULT_EXAMPLES,
+    ) -> None:
+        self._own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="onnxparity-")
+        self.reproducer_dir = os.fspath(reproducer_dir)
+        self.threads = threads
+        self.default_examples = examples
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._prepared: dict[tuple, Prepared] = {}
+        self._variants: dict[tuple[str, str], Runnable | OnnxParityError] = {}
+        self._references: collections.OrderedDict[tuple, list] = collections.OrderedDict()
+
+    def close(self) -> None:
+        self._variants.clear()
+        self._references.clear()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> ParitySession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- export ---------------------------------------------------------------------------
+    def prepare(
+        self,
+        model: Any = None,
+        spec: ParitySpec | None = None,
+        *,
+        onnx: Any = None,
+        reference: Callable | None = None,
+    ) -> Prepared:
+        """Export ``model`` (or take ``onnx``) once, and pair it with its reference."""
+        if spec is None:
+            raise InvalidSpec("a parity check needs inputs=[op.Input(...)] (and dims= for symbolic dims)")
+        if model is None and reference is None:
+            raise InvalidSpec(
+                "nothing to compare against: pass the framework model, or reference= (a callable "
+                "taking and returning numpy arrays) with onnx="
+            )
+        if onnx is None and model is None:
+            raise InvalidSpec("reference= needs onnx= (the model to check against it)")
+
+        framework = exporters.framework_of(model) if model is not None else None
+        module = None
+        if model is not None and reference is None:
+            if framework not in EXPORTER_MODULES:
+                supported = ", ".join(sorted(EXPORTER_MODULES))
+                raise ExportError(
+                    f"no exporter for {type(model).__module__}.{type(model).__qualname__} "
+                    f"(supported frameworks: {supported}); pass onnx= and reference= to check it anyway"
+                )
+            import importlib
+
+            module = importlib.import_module(EXPORTER_MODULES[framework])
+            module.check_fit_to_export(model)
+
+        if module is not None:
+            ref_key = f"{framework}-{module.fingerprint(model)}"
+        else:
+            ref_key = f"callable-{id(reference)}"
+
+        if onnx is not None:
+            exported = exporters.prebuilt_onnx(onnx, spec, self.workdir)
+            key = ("onnx", exported.key, ref_key, spec.input_digest())
+            cached = self._prepared.get(key)
+            if cached is not None:
+                return cached
+            ref = (
+                module.make_reference(model, spec)
+                if module is not None
+                else _numpy_reference(reference, spec, exported)
+            )
+            prepared = Prepared(exported, ref, ref_key)
+        else:
+            key = ("export", ref_key, spec.input_digest(), spec.opset)
+            cached = self._prepared.get(key)
+            if cached is not None:
+                return cached
+            exported, ref = module.export(model, spec, workdir=self.workdir, opset=spec.opset)
+            self.counts["exports"] += 1
+            prepared = Prepared(exported, ref, ref_key)
+        self._prepared[key] = prepared
+        return prepared
+
+    # -- variants -------------------------------------------------------------------------
+    def variant(self, prepared: Prepared, name: str) -> Runnable:
+        """The built variant ``name`` of ``prepared``: built once, its failure remembered."""
+        key = (prepared.exported.key, name)
+        built = self._variants.get(key)
+        if built is None:
+            info = get_variant(name)
+            context = BuildContext(
+                model_path=prepared.exported.path,
+                workdir=os.path.join(self.workdir, "variants", _safe(name), prepared.exported.key[:48]),
+                threads=self.threads,
+            )
+            os.makedirs(context.workdir, exist_ok=True)
+            try:
+                built = info.build(context)
+                self.counts["sessions"] += 1
+            except OnnxParityError as exc:
+                built = exc
+            except Exception as exc:  # a builder's own error is that variant's error, never a crash
+                built = VariantBuildError(f"{type(exc).__name__}: {exc}")
+            self._variants[key] = built
+        if isinstance(built, OnnxParityError):
+            raise built
+        return built
+
+    def reference_outputs(self, prepared: Prepared, spec: ParitySpec, example: Example, feeds) -> list:
+        key = (prepared.reference_key, spec.input_digest(), example)
+        outputs = self._references.get(key)
+        if outputs is None:
+            outputs = prepared.reference(feeds)
+            self.counts["reference_runs"] += 1
+            self._references[key] = outputs
+            if len(self._references) > REFERENCE_CACHE_SIZE:
+                self._references.popitem(last=False)
+        else:
+            self._references.move_to_end(key)
+        return outputs
+
+    # -- checks ---------------------------------------------------------------------------
+    def check_variant(
+        self,
+        prepared: Prepared,
+        spec: ParitySpec,
+        variant: str,
+        *,
+        name: str,
+        examples: int | None = None,
+    ) -> VariantResult:
+        """Search the declared input space for an input where ``variant`` breaks parity."""
+        tolerance = spec.tolerance_for(variant)
+        try:
+            runnable = self.variant(prepared, variant)
+        except VariantUnavailable as exc:
+            return VariantResult(variant, "skipped", tolerance, message=f"{variant} skipped: {exc}")
+        except OnnxParityError as exc:
+            return VariantResult(variant, "error", tolerance, message=f"{variant} could not be built: {exc}")
+        n = examples or spec.examples or self.default_examples
+        search = _Search(self, prepared, spec, runnable, tolerance)
+        corners = boundary_examples(spec)
+        failure = search.run(n, _stable_seed(name), corners)
+        if failure is not None and len(corners) > 1 and failure.example == corners[-1]:
+            # The all-max corner failed before any search: look for a smaller failing input.
+            smaller = search.run(n, _stable_seed(name), [], phases=(Phase.generate, Phase.shrink))
+            if smaller is not None:
+                failure = smaller
+        if failure is None:
+            return VariantResult(
+                variant, "passed", tolerance, search.tried, search.summaries(), search.covered()
+            )
+        reproducer = self._write_reproducer(name, variant, prepared, spec, failure)
+        message = _diagnosis(variant, prepared, spec, tolerance, failure, search.tried, reproducer, name)
+        failing_verdict = failure.verdict
+        return VariantResult(
+            variant,
+            "failed",
+            tolerance,
+            search.tried,
+            search.summaries(),
+            search.covered(),
+            failing_example={**failure.example.to_dict(), "description": failure.example.describe(spec)},
+            reproducer=reproducer,
+            message=message,
+            verdict=failing_verdict,
+        )
+
+    def check(
+        self,
+        model: Any = None,
+        *,
+        spec: ParitySpec,
+        onnx: Any = None,
+        reference: Callable | None = None,
+        name: str | None = None,
+        examples: int | None = None,
+    ) -> CheckResult:
+        """Every variant of ``spec`` checked against the model; one result per variant."""
+        prepared = self.prepare(model, spec, onnx=onnx, reference=reference)
+        name = name or (type(model).__name__ if model is not None else "model")
+        results = {
+            v: self.check_variant(prepared, spec, v, name=name, examples=examples) for v in spec.variants
+        }
+        exported = prepared.exported
+        return CheckResult(name, exported.exporter, exported.opset, exported.notes, results)
+
+    # -- reproducers ----------------------------------------------------------------------
+    def _write_reproducer(
+        self, name: str, variant: str, prepared: Prepared, spec: ParitySpec, failure: ExampleFailed
+    ) -> str:
+        """Write model, inputs and outputs of the failing example; atomically replace any old one."""
+        target = os.path.abspath(os.path.join(self.reproducer_dir, _safe(name), _safe(variant)))
+        staging = f"{target}.tmp-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(staging)
+        model_path = exporters.copy_model_files(prepared.exported, staging)
+        np.savez(os.path.join(staging, "inputs.npz"), **failure.feeds)
+        names = list(prepared.exported.output_names)
+        for label, arrays in (("expected", failure.expected), ("actual", failure.actual)):
+            if arrays is not None:
+                keys = names if len(names) == len(arrays) else [f"output_{i}" for i in range(len(arrays))]
+                np.savez(os.path.join(staging, f"{label}.npz"), **{_safe(k): a for k, a in zip(keys, arrays)})
+        info = {
+            "test": name,
+            "variant": variant,
+            "exporter": prepared.exported.exporter,
+            "opset": prepared.exported.opset,
+            "model": os.path.basename(model_path),
+            "example": failure.example.to_dict(),
+            "description": failure.example.describe(spec),
+            "runtime_error": failure.runtime_error,
+            "reference_error": failure.reference_error,
+            "notes": list(prepared.exported.notes),
+        }
+        with open(os.path.join(staging, "example.json"), "w") as f:
+            json.dump(info, f, indent=2)
+        with open(os.path.join(staging, "README.txt"), "w") as f:
+            f.write(_REPRODUCER_README.format(model=os.path.basename(model_path)))
+        if os.path.exists(target):
+            shutil.rmtree(target)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(staging, target)
+        _ignore_in_git(self.reproducer_dir)
+        return target
+
+
+_REPRODUCER_README = """\
+A failing parity example written by onnxparity. Re-run it without onnxparity:
+
+    import numpy as np, onnxruntime as ort
+    feeds = dict(np.load("inputs.npz"))
+    session = ort.InferenceSession("{model}", providers=["CPUExecutionProvider"])
+    actual = session.run(None, feeds)
+    expected = list(np.load("expected.npz").values())   # the framework's outputs
+
+example.json says which test, variant, shapes, data pattern and seed produced it.
+"""
+
+
+class _Search:
+    """One variant's search: evaluates examples, keeps counts and the worst errors seen."""
+
+    def __init__(
+        self,
+        session: ParitySession,
+        prepared: Prepared,
+        spec: ParitySpec,
+        runnable: Runnable,
+        tolerance: Tolerance,
+    ) -> None:
+        self.session = session
+        self.prepared = prepared
+        self.spec = spec
+        self.runnable = runnable
+        self.tolerance = tolerance
+        self.tried = 0
+        self._dims: dict[str, list[int]] = {}
+        self._worst: dict[str, list[float]] = {}
+
+    def evaluate(self, example: Example) -> None:
+        self.tried += 1
+        for dim, value in example.dims:
+            seen = self._dims.setdefault(dim, [value, value])
+            seen[0], seen[1] = min(seen[0], value), max(seen[1], value)
+        feeds = materialize(self.spec, example)
+        try:
+            expected = self.session.reference_outputs(self.prepared, self.spec, example, feeds)
+        except Exception as exc:
+            raise ExampleFailed(example, feeds, reference_error=f"{type(exc).__name__}: {exc}") from None
+        try:
+            actual = self.runnable.run(feeds)
+        except VariantRunError as exc:
+            raise ExampleFailed(example, feeds, expected, runtime_error=str(exc)) from None
+        names = self.runnable.output_names
+        verdict = compare_outputs(names, expected, actual, self.tolerance)
+        for out in verdict.outputs:
+            worst = self._worst.setdefault(out.name, [0.0, 0.0, 0.0])
+            worst[0] = max(worst[0], out.max_abs_error)
+            worst[1] = max(worst[1], out.max_rel_error)
+            worst[2] = max(worst[2], out.mismatched_fraction)
+        if not verdict.passed:
+            raise ExampleFailed(example, feeds, expected, actual, verdict)
+
+    def run(
+        self, max_examples: int, seed: int, explicit: Sequence[Example], phases=None
+    ) -> ExampleFailed | None:
+        def parity_holds(drawn: Example) -> None:
+            self.evaluate(drawn)
+
+        test = given(examples(self.spec))(parity_holds)
+        for corner in reversed(explicit):  # Hypothesis runs the last-applied example first
+            test = explicit_example(corner)(test)
+        options: dict[str, Any] = dict(
+            max_examples=max_examples,
+            deadline=None,
+            database=None,
+            report_multiple_bugs=False,
+            suppress_health_check=list(HealthCheck),
+        )
+        if phases is not None:
+            options["phases"] = phases
+        test = hypothesis_seed(seed)(settings(**options)(test))
+        try:
+            test()
+        except Exception as exc:  # ours, or wrapped by Hypothesis (Flaky, ExceptionGroup)
+            failure = _find_failure(exc)
+            if failure is None:
+                raise
+            return failure
+        return None
+
+    def summaries(self) -> tuple[OutputSummary, ...]:
+        return tuple(OutputSummary(n, *w) for n, w in self._worst.items())
+
+    def covered(self) -> dict[str, tuple[int, int]]:
+        return {k: (v[0], v[1]) for k, v in self._dims.items()}
+
+
+def _find_failure(exc: BaseException) -> ExampleFailed | None:
+    if isinstance(exc, ExampleFailed):
+        return exc
+    for inner in getattr(exc, "exceptions", ()) or ():
+        found = _find_failure(inner)
+        if found is not None:
+            return found
+    cause = exc.__cause__ or exc.__context__
+    return _find_failure(cause) if cause is not None else None
+
+
+def _diagnosis(
+    variant: str,
+    prepared: Prepared,
+    spec: ParitySpec,
+    tolerance: Tolerance,
+    failure: ExampleFailed,
+    tried: int,
+    reproducer: str,
+    name: str,
+) -> str:
+    exported = prepared.exported
+    source = exported.describe()
+    if failure.reference_error:
+        lines = [
+            f"the reference model raised on an input the spec declares valid ({variant} not compared):",
+            _indent(failure.reference_error),
+        ]
+        advice = (
+            "the spec declares shapes or values the model does not accept: narrow dims= or the Input ranges"
+        )
+    elif failure.runtime_error:
+        lines = [
+            f"{variant} raised on an input the spec declares valid (model from {source}):",
+            _indent(failure.runtime_error),
+        ]
+        advice = (
+            "the ONNX model rejects an input the framework model accepts: look for a dim the "
+            "exporter baked in (see the notes), or narrow dims= if these shapes are unsupported"
+        )
+    else:
+        lines = [f"{variant} differs from the reference (model from {source}):", failure.verdict.explain()]
+        advice = (
+            f"inspect the reproducer; if this difference is acceptable, loosen "
+            f"tolerance={{{variant!r}: op.Tolerance(...)}} (now {tolerance.describe()})"
+        )
+    lines.append(f"shrunk input: {failure.example.describe(spec)}")
+    lines.append(f"examples tried: {tried}")
+    lines.extend(f"note: {n}" for n in exported.notes)
+    lines.append(f"reproducer: {reproducer}")
+    lines.append(f"next: {advice}")
+    return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+def _numpy_reference(reference: Callable, spec: ParitySpec, exported: ExportedModel) -> Reference:
+    """Wrap a user's callable (numpy arrays in spec order -> array, sequence or dict)."""
+    names = [i.name for i in spec.inputs]
+
+    def call(feeds: Mapping[str, np.ndarray]) -> list:
+        out = reference(*[feeds[n] for n in names])
+        if isinstance(out, Mapping):
+            keys = [k for k in exported.output_names if k in out] or list(out)
+            return [np.asarray(out[k]) for k in keys]
+        if isinstance(out, (list, tuple)):
+            return [np.asarray(o) for o in out]
+        return [np.asarray(out)]
+
+    return call
+
+
+def _stable_seed(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "little")
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "item"
+
+
+def _ignore_in_git(directory: str) -> None:
+    """Keep reproducer bundles out of version control, as pytest does for its cache."""
+    marker = os.path.join(directory, ".gitignore")
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write("# created by onnxparity\n*\n")
