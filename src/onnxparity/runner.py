@@ -225,6 +225,10 @@ class ParitySession:
         """Search the declared input space for an input where ``variant`` breaks parity."""
         tolerance = spec.tolerance_for(variant)
         try:
+            get_variant(variant)
+        except InvalidSpec as exc:
+            return VariantResult(variant, "error", tolerance, message=str(exc))
+        try:
             runnable = self.variant(prepared, variant)
         except VariantUnavailable as exc:
             return VariantResult(variant, "skipped", tolerance, message=f"{variant} skipped: {exc}")

@@ -199,7 +199,7 @@ class Tolerance:
     outputs compare exactly whatever the tolerance.
     """
 
-    atol: float = 1e-4
+    atol: float = 1e-5
     rtol: float = 1e-4
 
     def __post_init__(self) -> None:

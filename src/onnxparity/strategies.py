@@ -84,7 +84,8 @@ def export_dims(spec: ParitySpec) -> dict[str, int]:
     mistake one dim for another or specialise a dim to 1."""
     taken = {e for i in spec.inputs for e in i.shape if isinstance(e, int)}
     chosen: dict[str, int] = {}
-    for name in spec.symbolic_dims:
+    # The narrowest dims choose first, so a wide dim cannot take a narrow dim's only values.
+    for name in sorted(spec.symbolic_dims, key=lambda n: spec.dims[n].values_count):
         dim = spec.dims[name]
         candidates = [dim.value(k) for k in range(min(dim.values_count, 4096))]
         preferred = [v for v in candidates if v >= 2]
@@ -93,7 +94,7 @@ def export_dims(spec: ParitySpec) -> dict[str, int]:
             value = preferred[0] if preferred else dim.last
         chosen[name] = value
         taken.add(value)
-    return chosen
+    return {name: chosen[name] for name in spec.symbolic_dims}
 
 
 def materialize(spec: ParitySpec, example: Example) -> dict[str, np.ndarray]:

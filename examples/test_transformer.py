@@ -1,0 +1,33 @@
+"""A transformer encoder over token ids, checked at dynamic batch and sequence length."""
+
+import pytest
+import torch
+
+import onnxparity as op
+
+VOCAB = 1000
+MAX_SEQ = 64
+
+
+class TinyEncoder(torch.nn.Module):
+    def __init__(self, d_model: int = 32, heads: int = 4, layers: int = 2) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(VOCAB, d_model)
+        self.position = torch.nn.Parameter(torch.randn(1, MAX_SEQ, d_model) * 0.02)
+        layer = torch.nn.TransformerEncoderLayer(d_model, heads, dim_feedforward=64, batch_first=True)
+        self.encoder = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(d_model, 2)
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.embed(tokens) + self.position[:, : tokens.shape[1]]
+        hidden = self.encoder(hidden)
+        return hidden, self.head(hidden.mean(dim=1))
+
+
+@pytest.mark.onnx_parity(
+    inputs=[op.Input("tokens", ("batch", "seq"), dtype="int64", low=0, high=VOCAB - 1)],
+    dims={"batch": op.Dim(1, 4), "seq": op.Dim(1, MAX_SEQ)},
+    variants=["ort-cpu"],
+)
+def test_tiny_encoder(onnx_parity):
+    onnx_parity.check(TinyEncoder().eval())

@@ -1,0 +1,137 @@
+"""Small models and ONNX graph edits that plant real export-bug classes, shared by the tests.
+
+Each planted bug is an edit a broken exporter (or a broken build step) really makes: a moved
+Clip bound, a Softmax over the wrong axis, a dropped Relu that opens a NaN path, perturbed
+weights. They are made by editing a correct export with the onnx API.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+
+class Mlp(torch.nn.Module):
+    def __init__(self, features: int = 16, hidden: int = 32, out: int = 8) -> None:
+        super().__init__()
+        self.fc1 = torch.nn.Linear(features, hidden)
+        self.fc2 = torch.nn.Linear(hidden, out)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class Activations(torch.nn.Module):
+    """Three outputs, each the target of one planted edit: Clip, Softmax, Relu->Sqrt."""
+
+    def forward(self, x):
+        return torch.nn.functional.relu6(x) * 2, torch.softmax(x, -1), torch.sqrt(torch.relu(x))
+
+
+class BakedBatch(torch.nn.Module):
+    """``int(x.shape[0])`` turns the batch into a constant at export time."""
+
+    def forward(self, x):
+        return x.reshape(int(x.shape[0]), -1) * 2
+
+
+class AdaptivePool(torch.nn.Module):
+    """AdaptiveAvgPool2d((2, 2)) at a dynamic size: exported with a fixed kernel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = torch.nn.AdaptiveAvgPool2d((2, 2))
+
+    def forward(self, x):
+        return self.pool(self.conv(x)).flatten(1)
+
+
+class TwoInOut(torch.nn.Module):
+    """Two inputs (float features, int64 ids), dict outputs including an integer argmax."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(50, 8)
+        self.fc = torch.nn.Linear(8, 5)
+
+    def forward(self, x, ids):
+        hidden = x + self.embed(ids)
+        scores = self.fc(hidden)
+        return {"scores": scores, "label": scores.argmax(-1)}
+
+
+class NanBoth(torch.nn.Module):
+    """log of negative inputs is NaN in PyTorch and in ONNX alike: not a parity failure."""
+
+    def forward(self, x):
+        return torch.log(x)
+
+
+# -- graph edits ---------------------------------------------------------------------------
+
+
+def _node(model: onnx.ModelProto, op_type: str) -> onnx.NodeProto:
+    return next(n for n in model.graph.node if n.op_type == op_type)
+
+
+def _initializer(model: onnx.ModelProto, name: str) -> onnx.TensorProto:
+    return next(t for t in model.graph.initializer if t.name == name)
+
+
+def move_clip_max(model: onnx.ModelProto, value: float) -> onnx.ModelProto:
+    """A Clip whose upper bound moved (6 -> 5.5): visible only for inputs beyond it."""
+    model = _copy(model)
+    bound = _initializer(model, _node(model, "Clip").input[2])
+    old = numpy_helper.to_array(bound)
+    bound.CopyFrom(numpy_helper.from_array(np.asarray(value, dtype=old.dtype), bound.name))
+    return model
+
+
+def set_softmax_axis(model: onnx.ModelProto, axis: int) -> onnx.ModelProto:
+    """A Softmax over the wrong axis."""
+    model = _copy(model)
+    node = _node(model, "Softmax")
+    for attr in node.attribute:
+        if attr.name == "axis":
+            attr.i = axis
+    return model
+
+
+def drop_relu(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Remove a Relu and feed its input onward: opens a NaN path (Sqrt of negatives)."""
+    model = _copy(model)
+    relu = _node(model, "Relu")
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            if name == relu.output[0]:
+                node.input[i] = relu.input[0]
+    model.graph.node.remove(relu)
+    return model
+
+
+def perturb_weights(model: onnx.ModelProto, relative: float) -> onnx.ModelProto:
+    """Scale the largest weight tensor by ``1 + relative``: a slightly wrong weight file."""
+    model = _copy(model)
+    tensor = max(model.graph.initializer, key=lambda t: numpy_helper.to_array(t).size)
+    values = numpy_helper.to_array(tensor)
+    tensor.CopyFrom(numpy_helper.from_array((values * (1 + relative)).astype(values.dtype), tensor.name))
+    return model
+
+
+def weights_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Weights rounded through float16 and back: a build step that lost precision."""
+    model = _copy(model)
+    for tensor in model.graph.initializer:
+        values = numpy_helper.to_array(tensor)
+        if values.dtype == np.float32:
+            tensor.CopyFrom(numpy_helper.from_array(values.astype(np.float16).astype(np.float32), tensor.name))
+    return model
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    clone = onnx.ModelProto()
+    clone.CopyFrom(model)
+    return clone

@@ -1,0 +1,186 @@
+"""The library path: onnxparity.check and the ParitySession caches, without pytest's plugin."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+import onnxparity as op
+from onnxparity.runner import ParitySession
+from parity_models import Activations, BakedBatch, Mlp, TwoInOut, move_clip_max
+
+MLP_INPUTS = [op.Input("x", ("batch", 16), low=-2, high=2)]
+MLP_DIMS = {"batch": op.Dim(1, 16)}
+
+
+def mlp():
+    torch.manual_seed(0)
+    return Mlp().eval()
+
+
+def test_check_returns_a_result_per_variant(tmp_path):
+    result = op.check(mlp(), inputs=MLP_INPUTS, dims=MLP_DIMS, examples=5, reproducer_dir=tmp_path)
+    assert result.passed
+    variant = result["ort-cpu"]
+    assert variant.status == "passed" and variant.examples >= 5
+    assert variant.dims_covered["batch"] == (1, 16)  # both boundary shapes were tried
+    assert variant.outputs[0].name == "output" and variant.outputs[0].max_abs_error < 1e-5
+    assert result.exporter == "torch.onnx dynamo exporter" and result.opset >= 17
+    assert json.dumps(result.to_dict())
+
+
+def test_export_once_build_once_reference_once_per_example(tmp_path):
+    spec = op.ParitySpec(inputs=MLP_INPUTS, dims=MLP_DIMS, examples=6)
+    with ParitySession(reproducer_dir=tmp_path) as session:
+        first = session.prepare(mlp(), spec)
+        again = session.prepare(mlp(), spec)  # a new instance with the same weights
+        assert again is first and session.counts["exports"] == 1
+        one = session.check_variant(first, spec, "ort-cpu", name="t")
+        runs = session.counts["reference_runs"]
+        assert runs <= one.examples
+        two = session.check_variant(first, spec, "ort-cpu", name="t")
+        assert two.status == "passed"
+        assert session.counts["sessions"] == 1
+        assert session.counts["reference_runs"] == runs  # same examples: every reference cached
+        other = Mlp().eval()  # different weights: a different model, exported anew
+        session.prepare(other, spec)
+        assert session.counts["exports"] == 2
+
+
+def test_prebuilt_onnx_as_path_bytes_or_proto(parity_session, tmp_path):
+    spec = op.ParitySpec(inputs=MLP_INPUTS, dims=MLP_DIMS, examples=3)
+    model = mlp()
+    path = parity_session.prepare(model, spec).exported.path
+    proto = onnx.load(path)
+    for given in (path, proto.SerializeToString(), proto):
+        result = op.check(model, inputs=MLP_INPUTS, dims=MLP_DIMS, onnx=given, examples=3, reproducer_dir=tmp_path)
+        assert result.passed and result.exporter == "prebuilt ONNX"
+
+
+def test_prebuilt_onnx_with_other_input_names_is_a_clear_error(parity_session, tmp_path):
+    spec = op.ParitySpec(inputs=MLP_INPUTS, dims=MLP_DIMS)
+    path = parity_session.prepare(mlp(), spec).exported.path
+    with pytest.raises(op.InvalidSpec, match=r"the ONNX model's inputs are \['x'\] but the spec declares \['features'\]"):
+        op.check(mlp(), inputs=[op.Input("features", ("batch", 16))], dims=MLP_DIMS, onnx=path)
+
+
+def test_corrupt_onnx_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(op.InvalidSpec, match="is not a readable ONNX model"):
+        op.check(mlp(), inputs=MLP_INPUTS, dims=MLP_DIMS, onnx=str(bad))
+
+
+def test_reference_callable_checks_a_prebuilt_model(parity_session, tmp_path):
+    spec = op.ParitySpec(inputs=MLP_INPUTS, dims=MLP_DIMS)
+    model = mlp()
+    path = parity_session.prepare(model, spec).exported.path
+
+    def numpy_reference(x):
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+
+    result = op.check(inputs=MLP_INPUTS, dims=MLP_DIMS, onnx=path, reference=numpy_reference, examples=3, reproducer_dir=tmp_path)
+    assert result.passed
+    wrong = op.check(
+        inputs=MLP_INPUTS, dims=MLP_DIMS, onnx=path, reference=lambda x: numpy_reference(x) + 1, examples=3, reproducer_dir=tmp_path
+    )
+    assert not wrong.passed
+
+
+def test_model_in_training_mode_is_an_error():
+    model = Mlp()  # nn.Module starts in training mode
+    with pytest.raises(op.ExportError, match=r"in training mode .*call model.eval\(\) first: dropout/batch-norm make outputs random"):
+        op.check(model, inputs=MLP_INPUTS, dims=MLP_DIMS)
+
+
+def test_unknown_variant_is_an_error_naming_the_known_ones(tmp_path):
+    result = op.check(mlp(), inputs=MLP_INPUTS, dims=MLP_DIMS, variants=["ort-cpy"], reproducer_dir=tmp_path)
+    assert result["ort-cpy"].status == "error"
+    assert result["ort-cpy"].message.startswith("unknown variant 'ort-cpy'; known variants: ")
+    with pytest.raises(op.ParityFailure, match="unknown variant"):
+        result.raise_for_failures()
+
+
+def test_dict_outputs_are_named_by_their_keys(parity_session):
+    spec = op.ParitySpec(
+        inputs=(op.Input("x", ("batch", "seq", 8)), op.Input("ids", ("batch", "seq"), dtype="int64", low=0, high=49)),
+        dims={"batch": op.Dim(1, 4), "seq": op.Dim(1, 12)},
+    )
+    torch.manual_seed(0)
+    prepared = parity_session.prepare(TwoInOut().eval(), spec)
+    assert prepared.exported.output_names == ("scores", "label")
+
+
+def test_reproducer_bundle_reproduces_the_failure(parity_session, tmp_path):
+    spec = op.ParitySpec(inputs=(op.Input("x", ("batch", 8), low=-10, high=10),), dims={"batch": op.Dim(1, 8)})
+    model = Activations().eval()
+    broken = move_clip_max(onnx.load(parity_session.prepare(model, spec).exported.path), 5.5)
+    result = op.check(model, inputs=spec.inputs, dims=spec.dims, onnx=broken, reproducer_dir=tmp_path, name="clip")
+    failed = result["ort-cpu"]
+    assert failed.status == "failed"
+    bundle = failed.reproducer
+    assert bundle == os.path.join(str(tmp_path), "clip", "ort-cpu")
+    assert {"model.onnx", "inputs.npz", "expected.npz", "actual.npz", "example.json", "README.txt"} <= set(os.listdir(bundle))
+    info = json.load(open(os.path.join(bundle, "example.json")))
+    assert info["variant"] == "ort-cpu" and info["example"] == {k: failed.failing_example[k] for k in ("dims", "patterns", "seed")}
+    feeds = dict(np.load(os.path.join(bundle, "inputs.npz")))
+    actual = ort.InferenceSession(os.path.join(bundle, "model.onnx")).run(None, feeds)
+    expected = np.load(os.path.join(bundle, "expected.npz"))
+    assert not np.allclose(actual[0], expected["output_0"], atol=1e-5)
+    assert not [p for p in os.listdir(tmp_path / "clip") if ".tmp-" in p]  # written atomically
+
+
+def test_runtime_native_error_lines_stay_out_of_the_output(parity_session, capfd):
+    spec = op.ParitySpec(inputs=(op.Input("x", ("batch", 4, 5)),), dims={"batch": op.Dim(1, 8)})
+    prepared = parity_session.prepare(BakedBatch().eval(), spec)
+    capfd.readouterr()
+    result = parity_session.check_variant(prepared, spec, "ort-cpu", name="quiet")
+    assert result.status == "failed" and "Got invalid dimensions" in result.message
+    out, err = capfd.readouterr()
+    assert "onnxruntime" not in err and "onnxruntime" not in out
+
+
+def test_user_registered_variant_runs_end_to_end(tmp_path):
+    from onnxparity.variants.ort import OrtRunnable
+
+    built = []
+
+    def build(context):
+        built.append(context.model_path)
+        return OrtRunnable(context.model_path, ["CPUExecutionProvider"], optimization="none")
+
+    op.register_variant("test-ort-noopt", build, description="no graph optimizations", replace=True)
+    result = op.check(mlp(), inputs=MLP_INPUTS, dims=MLP_DIMS, variants=["ort-cpu", "test-ort-noopt"], examples=3, reproducer_dir=tmp_path)
+    assert result["test-ort-noopt"].status == "passed" and len(built) == 1
+    with pytest.raises(op.InvalidSpec, match="already registered"):
+        op.register_variant("test-ort-noopt", build)
+
+
+def test_failing_builder_is_isolated_to_its_variant(tmp_path):
+    def explode(context):
+        raise RuntimeError("quantizer does not support op Foo")
+
+    op.register_variant("test-exploding", explode, replace=True)
+    result = op.check(mlp(), inputs=MLP_INPUTS, dims=MLP_DIMS, variants=["test-exploding", "ort-cpu"], examples=3, reproducer_dir=tmp_path)
+    assert result["ort-cpu"].status == "passed"
+    assert result["test-exploding"].status == "error"
+    assert "RuntimeError: quantizer does not support op Foo" in result["test-exploding"].message
+
+
+def test_importing_onnxparity_imports_no_framework_and_no_runtime():
+    code = (
+        "import sys, onnxparity, onnxparity.plugin; "
+        "heavy = [m for m in ('torch', 'tensorflow', 'sklearn', 'onnxruntime', 'onnx') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,0 +1,95 @@
+"""Specs validate at construction, and their errors name the bad value and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+import onnxparity as op
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: op.Dim(8, 4), "Dim(min=8, max=4): min is larger than max"),
+        (lambda: op.Dim(0, 4), "Dim(min=0): min must be at least 1"),
+        (lambda: op.Dim(1.5, 4), "Dim(min=1.5): min must be an integer"),
+        (lambda: op.Dim(33, 63, multiple_of=32), "no multiple of 32 lies in [33, 63]"),
+        (lambda: op.Input("x", (2, 3), dtype="complex64"), "Input('x'): unsupported dtype 'complex64'"),
+        (lambda: op.Input("x", (2,), low=1, high=1), "Input('x'): low=1.0 must be smaller than high=1.0"),
+        (lambda: op.Input("x", (2,), low=3, high=-3), "low=3.0 must be smaller than high=-3.0"),
+        (lambda: op.Input("ids", (2,), dtype="int64", low=0.5, high=9), "low=0.5 must be an integer for dtype int64"),
+        (lambda: op.Input("ids", (2,), dtype="uint8", low=0, high=300), "does not fit dtype uint8"),
+        (lambda: op.Input("m", (2,), dtype="bool", low=0), "bool inputs take no low/high"),
+        (lambda: op.Input("x", "batch"), "shape must be a tuple"),
+        (lambda: op.Input("x", (0, 3)), "axis 0 has size 0"),
+        (lambda: op.Input("x", (2.0, 3)), "axis 0 is 2.0"),
+        (lambda: op.Input("", (2,)), "name must be a non-empty string"),
+        (lambda: op.Tolerance(atol=-1), "Tolerance(atol=-1): atol must be a finite number >= 0"),
+        (lambda: op.Tolerance(rtol=float("nan")), "rtol must be a finite number >= 0"),
+    ],
+)
+def test_invalid_declarations_name_the_problem(make, message):
+    with pytest.raises(op.InvalidSpec) as info:
+        make()
+    assert message in str(info.value)
+
+
+def test_unknown_dim_name_names_the_input_axis_and_fix():
+    with pytest.raises(op.InvalidSpec) as info:
+        op.ParitySpec(inputs=[op.Input("x", ("batch", "seq"))], dims={"batch": op.Dim(1, 4)})
+    assert str(info.value) == (
+        "Input('x'): unknown dim name 'seq' at axis 1 (known: batch); "
+        "declare it in dims={'seq': op.Dim(min, max)}"
+    )
+
+
+def test_unused_dim_is_a_likely_typo():
+    with pytest.raises(op.InvalidSpec, match="dims declares 'bacth' but no input uses it"):
+        op.ParitySpec(inputs=[op.Input("x", ("batch",))], dims={"batch": op.Dim(1, 4), "bacth": op.Dim(1, 4)})
+
+
+def test_duplicate_input_names_are_rejected():
+    with pytest.raises(op.InvalidSpec, match="'x' is declared more than once"):
+        op.ParitySpec(inputs=[op.Input("x", (1,)), op.Input("x", (2,))])
+
+
+def test_specs_are_frozen_and_do_not_keep_callers_lists():
+    shape = ["batch", 3]
+    dims = {"batch": op.Dim(1, 4)}
+    item = op.Input("x", shape)
+    spec = op.ParitySpec(inputs=[item], dims=dims)
+    shape.append(5)
+    dims["other"] = op.Dim(1, 2)
+    assert item.shape == ("batch", 3)
+    assert list(spec.dims) == ["batch"]
+    with pytest.raises(AttributeError):
+        item.name = "y"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        spec.dims["z"] = op.Dim(1, 2)  # type: ignore[index]
+
+
+def test_defaults_per_dtype():
+    assert (op.Input("x", (1,)).low, op.Input("x", (1,)).high) == (-1.0, 1.0)
+    ids = op.Input("ids", (1,), dtype="int64")
+    assert (ids.low, ids.high) == (0, 100)
+    assert op.Input("x", (1,), dtype="float").dtype == "float64"
+
+
+def test_dim_values_respect_multiple_of():
+    dim = op.Dim(30, 130, multiple_of=32)
+    assert (dim.first, dim.last, dim.values_count) == (32, 128, 4)
+    assert 64 in dim and 48 not in dim and 160 not in dim
+
+
+def test_tolerance_lookup_exact_then_longest_pattern_then_default():
+    spec = op.ParitySpec(
+        inputs=[op.Input("x", (2,))],
+        tolerance={"*": op.Tolerance(1e-3, 0), "int8-*": op.Tolerance(1e-1, 0), "int8-static": op.Tolerance(1, 0)},
+    )
+    assert spec.tolerance_for("ort-cpu").atol == 1e-3
+    assert spec.tolerance_for("int8-dynamic").atol == 1e-1
+    assert spec.tolerance_for("int8-static").atol == 1
+    bare = op.ParitySpec(inputs=[op.Input("x", (2,))])
+    assert bare.tolerance_for("ort-cpu") == op.Tolerance(atol=1e-5, rtol=1e-4)
+    single = op.ParitySpec(inputs=[op.Input("x", (2,))], tolerance=op.Tolerance(0.5, 0.5))
+    assert single.tolerance_for("anything").atol == 0.5
