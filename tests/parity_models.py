@@ -127,7 +127,9 @@ def weights_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     for tensor in model.graph.initializer:
         values = numpy_helper.to_array(tensor)
         if values.dtype == np.float32:
-            tensor.CopyFrom(numpy_helper.from_array(values.astype(np.float16).astype(np.float32), tensor.name))
+            tensor.CopyFrom(
+                numpy_helper.from_array(values.astype(np.float16).astype(np.float32), tensor.name)
+            )
     return model
 
 

@@ -35,7 +35,8 @@ TWO = op.ParitySpec(
     dims={"batch": op.Dim(1, 4), "seq": op.Dim(1, 12)},
 )
 POOL = op.ParitySpec(
-    inputs=(op.Input("x", ("batch", 3, "h", "w")),), dims={"batch": op.Dim(1, 4), "h": op.Dim(4, 24), "w": op.Dim(4, 24)}
+    inputs=(op.Input("x", ("batch", 3, "h", "w")),),
+    dims={"batch": op.Dim(1, 4), "h": op.Dim(4, 24), "w": op.Dim(4, 24)},
 )
 BAKED = op.ParitySpec(inputs=(op.Input("x", ("batch", 4, 5)),), dims={"batch": op.Dim(1, 8)})
 NAN = op.ParitySpec(inputs=(op.Input("x", ("batch", 6), low=-1, high=1),), dims={"batch": op.Dim(1, 4)})
@@ -54,7 +55,12 @@ def exported_proto(session, model, spec) -> onnx.ModelProto:
 
 
 PLANTED = {
-    "clip bound moved 6 -> 5.5 (value-range only)": (Activations, ACT, lambda m: move_clip_max(m, 5.5), "output_0"),
+    "clip bound moved 6 -> 5.5 (value-range only)": (
+        Activations,
+        ACT,
+        lambda m: move_clip_max(m, 5.5),
+        "output_0",
+    ),
     "softmax over the wrong axis": (Activations, ACT, lambda m: set_softmax_axis(m, 0), "output_1"),
     "relu dropped: NaN path": (Activations, ACT, drop_relu, "output_2"),
     "weights perturbed by 0.1%": (Mlp, MLP, lambda m: perturb_weights(m, 1e-3), "output"),

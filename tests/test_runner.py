@@ -61,14 +61,18 @@ def test_prebuilt_onnx_as_path_bytes_or_proto(parity_session, tmp_path):
     path = parity_session.prepare(model, spec).exported.path
     proto = onnx.load(path)
     for given in (path, proto.SerializeToString(), proto):
-        result = op.check(model, inputs=MLP_INPUTS, dims=MLP_DIMS, onnx=given, examples=3, reproducer_dir=tmp_path)
+        result = op.check(
+            model, inputs=MLP_INPUTS, dims=MLP_DIMS, onnx=given, examples=3, reproducer_dir=tmp_path
+        )
         assert result.passed and result.exporter == "prebuilt ONNX"
 
 
 def test_prebuilt_onnx_with_other_input_names_is_a_clear_error(parity_session, tmp_path):
     spec = op.ParitySpec(inputs=MLP_INPUTS, dims=MLP_DIMS)
     path = parity_session.prepare(mlp(), spec).exported.path
-    with pytest.raises(op.InvalidSpec, match=r"the ONNX model's inputs are \['x'\] but the spec declares \['features'\]"):
+    with pytest.raises(
+        op.InvalidSpec, match=r"the ONNX model's inputs are \['x'\] but the spec declares \['features'\]"
+    ):
         op.check(mlp(), inputs=[op.Input("features", ("batch", 16))], dims=MLP_DIMS, onnx=path)
 
 
@@ -88,17 +92,32 @@ def test_reference_callable_checks_a_prebuilt_model(parity_session, tmp_path):
         with torch.no_grad():
             return model(torch.from_numpy(x)).numpy()
 
-    result = op.check(inputs=MLP_INPUTS, dims=MLP_DIMS, onnx=path, reference=numpy_reference, examples=3, reproducer_dir=tmp_path)
+    result = op.check(
+        inputs=MLP_INPUTS,
+        dims=MLP_DIMS,
+        onnx=path,
+        reference=numpy_reference,
+        examples=3,
+        reproducer_dir=tmp_path,
+    )
     assert result.passed
     wrong = op.check(
-        inputs=MLP_INPUTS, dims=MLP_DIMS, onnx=path, reference=lambda x: numpy_reference(x) + 1, examples=3, reproducer_dir=tmp_path
+        inputs=MLP_INPUTS,
+        dims=MLP_DIMS,
+        onnx=path,
+        reference=lambda x: numpy_reference(x) + 1,
+        examples=3,
+        reproducer_dir=tmp_path,
     )
     assert not wrong.passed
 
 
 def test_model_in_training_mode_is_an_error():
     model = Mlp()  # nn.Module starts in training mode
-    with pytest.raises(op.ExportError, match=r"in training mode .*call model.eval\(\) first: dropout/batch-norm make outputs random"):
+    with pytest.raises(
+        op.ExportError,
+        match=r"in training mode .*call model.eval\(\) first: dropout/batch-norm make outputs random",
+    ):
         op.check(model, inputs=MLP_INPUTS, dims=MLP_DIMS)
 
 
@@ -112,7 +131,10 @@ def test_unknown_variant_is_an_error_naming_the_known_ones(tmp_path):
 
 def test_dict_outputs_are_named_by_their_keys(parity_session):
     spec = op.ParitySpec(
-        inputs=(op.Input("x", ("batch", "seq", 8)), op.Input("ids", ("batch", "seq"), dtype="int64", low=0, high=49)),
+        inputs=(
+            op.Input("x", ("batch", "seq", 8)),
+            op.Input("ids", ("batch", "seq"), dtype="int64", low=0, high=49),
+        ),
         dims={"batch": op.Dim(1, 4), "seq": op.Dim(1, 12)},
     )
     torch.manual_seed(0)
@@ -121,17 +143,25 @@ def test_dict_outputs_are_named_by_their_keys(parity_session):
 
 
 def test_reproducer_bundle_reproduces_the_failure(parity_session, tmp_path):
-    spec = op.ParitySpec(inputs=(op.Input("x", ("batch", 8), low=-10, high=10),), dims={"batch": op.Dim(1, 8)})
+    spec = op.ParitySpec(
+        inputs=(op.Input("x", ("batch", 8), low=-10, high=10),), dims={"batch": op.Dim(1, 8)}
+    )
     model = Activations().eval()
     broken = move_clip_max(onnx.load(parity_session.prepare(model, spec).exported.path), 5.5)
-    result = op.check(model, inputs=spec.inputs, dims=spec.dims, onnx=broken, reproducer_dir=tmp_path, name="clip")
+    result = op.check(
+        model, inputs=spec.inputs, dims=spec.dims, onnx=broken, reproducer_dir=tmp_path, name="clip"
+    )
     failed = result["ort-cpu"]
     assert failed.status == "failed"
     bundle = failed.reproducer
     assert bundle == os.path.join(str(tmp_path), "clip", "ort-cpu")
-    assert {"model.onnx", "inputs.npz", "expected.npz", "actual.npz", "example.json", "README.txt"} <= set(os.listdir(bundle))
+    assert {"model.onnx", "inputs.npz", "expected.npz", "actual.npz", "example.json", "README.txt"} <= set(
+        os.listdir(bundle)
+    )
     info = json.load(open(os.path.join(bundle, "example.json")))
-    assert info["variant"] == "ort-cpu" and info["example"] == {k: failed.failing_example[k] for k in ("dims", "patterns", "seed")}
+    assert info["variant"] == "ort-cpu" and info["example"] == {
+        k: failed.failing_example[k] for k in ("dims", "patterns", "seed")
+    }
     feeds = dict(np.load(os.path.join(bundle, "inputs.npz")))
     actual = ort.InferenceSession(os.path.join(bundle, "model.onnx")).run(None, feeds)
     expected = np.load(os.path.join(bundle, "expected.npz"))
@@ -159,7 +189,14 @@ def test_user_registered_variant_runs_end_to_end(tmp_path):
         return OrtRunnable(context.model_path, ["CPUExecutionProvider"], optimization="none")
 
     op.register_variant("test-ort-noopt", build, description="no graph optimizations", replace=True)
-    result = op.check(mlp(), inputs=MLP_INPUTS, dims=MLP_DIMS, variants=["ort-cpu", "test-ort-noopt"], examples=3, reproducer_dir=tmp_path)
+    result = op.check(
+        mlp(),
+        inputs=MLP_INPUTS,
+        dims=MLP_DIMS,
+        variants=["ort-cpu", "test-ort-noopt"],
+        examples=3,
+        reproducer_dir=tmp_path,
+    )
     assert result["test-ort-noopt"].status == "passed" and len(built) == 1
     with pytest.raises(op.InvalidSpec, match="already registered"):
         op.register_variant("test-ort-noopt", build)
@@ -170,7 +207,14 @@ def test_failing_builder_is_isolated_to_its_variant(tmp_path):
         raise RuntimeError("quantizer does not support op Foo")
 
     op.register_variant("test-exploding", explode, replace=True)
-    result = op.check(mlp(), inputs=MLP_INPUTS, dims=MLP_DIMS, variants=["test-exploding", "ort-cpu"], examples=3, reproducer_dir=tmp_path)
+    result = op.check(
+        mlp(),
+        inputs=MLP_INPUTS,
+        dims=MLP_DIMS,
+        variants=["test-exploding", "ort-cpu"],
+        examples=3,
+        reproducer_dir=tmp_path,
+    )
     assert result["ort-cpu"].status == "passed"
     assert result["test-exploding"].status == "error"
     assert "RuntimeError: quantizer does not support op Foo" in result["test-exploding"].message

@@ -17,7 +17,10 @@ import onnxparity as op
         (lambda: op.Input("x", (2, 3), dtype="complex64"), "Input('x'): unsupported dtype 'complex64'"),
         (lambda: op.Input("x", (2,), low=1, high=1), "Input('x'): low=1.0 must be smaller than high=1.0"),
         (lambda: op.Input("x", (2,), low=3, high=-3), "low=3.0 must be smaller than high=-3.0"),
-        (lambda: op.Input("ids", (2,), dtype="int64", low=0.5, high=9), "low=0.5 must be an integer for dtype int64"),
+        (
+            lambda: op.Input("ids", (2,), dtype="int64", low=0.5, high=9),
+            "low=0.5 must be an integer for dtype int64",
+        ),
         (lambda: op.Input("ids", (2,), dtype="uint8", low=0, high=300), "does not fit dtype uint8"),
         (lambda: op.Input("m", (2,), dtype="bool", low=0), "bool inputs take no low/high"),
         (lambda: op.Input("x", "batch"), "shape must be a tuple"),
@@ -84,7 +87,11 @@ def test_dim_values_respect_multiple_of():
 def test_tolerance_lookup_exact_then_longest_pattern_then_default():
     spec = op.ParitySpec(
         inputs=[op.Input("x", (2,))],
-        tolerance={"*": op.Tolerance(1e-3, 0), "int8-*": op.Tolerance(1e-1, 0), "int8-static": op.Tolerance(1, 0)},
+        tolerance={
+            "*": op.Tolerance(1e-3, 0),
+            "int8-*": op.Tolerance(1e-1, 0),
+            "int8-static": op.Tolerance(1, 0),
+        },
     )
     assert spec.tolerance_for("ort-cpu").atol == 1e-3
     assert spec.tolerance_for("int8-dynamic").atol == 1e-1

@@ -57,7 +57,9 @@ def test_every_pattern_stays_in_range_for_every_dtype(pattern):
 
 
 def test_same_example_gives_same_arrays():
-    example = Example((("batch", 2), ("size", 32), ("seq", 3)), ("normal", "uniform", "uniform", "sparse"), 42)
+    example = Example(
+        (("batch", 2), ("size", 32), ("seq", 3)), ("normal", "uniform", "uniform", "sparse"), 42
+    )
     a, b = materialize(SPEC, example), materialize(SPEC, example)
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
@@ -70,7 +72,8 @@ def test_shrinking_reaches_the_smallest_failing_shape_and_simplest_pattern():
 
 def test_export_dims_are_at_least_two_and_distinct():
     spec = op.ParitySpec(
-        inputs=[op.Input("x", ("a", "b", 3, "c"))], dims={"a": op.Dim(1, 8), "b": op.Dim(1, 8), "c": op.Dim(2, 4)}
+        inputs=[op.Input("x", ("a", "b", 3, "c"))],
+        dims={"a": op.Dim(1, 8), "b": op.Dim(1, 8), "c": op.Dim(2, 4)},
     )
     dims = export_dims(spec)
     assert all(v >= 2 for v in dims.values())

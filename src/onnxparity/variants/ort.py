@@ -65,6 +65,11 @@ def build_ort_cpu(context: BuildContext) -> OrtRunnable:
     return OrtRunnable(context.model_path, ["CPUExecutionProvider"], threads=context.threads)
 
 
+# replace=True: this module may be imported again (importlib.reload, pytester's module
+# snapshots) and must then re-register its builtins rather than fail.
 register_variant(
-    "ort-cpu", build_ort_cpu, description="ONNX Runtime, CPU execution provider, default graph optimizations"
+    "ort-cpu",
+    build_ort_cpu,
+    description="ONNX Runtime, CPU execution provider, default graph optimizations",
+    replace=True,
 )

@@ -1,0 +1,249 @@
+"""The pytest plugin, through real inner sessions (pytester): outcomes and message lines."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+
+from onnxparity import config as cfg
+from parity_models import Activations, set_softmax_axis
+
+pytestmark = pytest.mark.usefixtures("warm_exporter")
+
+HEADER = """
+import pytest, torch
+import onnxparity as op
+from parity_models import {models}
+"""
+
+MLP_TEST = (
+    HEADER.format(models="Mlp")
+    + """
+@pytest.mark.onnx_parity(
+    inputs=[op.Input("x", ("batch", 16), low=-2, high=2)],
+    dims={"batch": op.Dim(1, 8)},
+    variants=["ort-cpu"],
+    examples=4,
+)
+def test_mlp(onnx_parity):
+    onnx_parity.check(Mlp().eval())
+
+def test_unrelated():
+    pass
+"""
+)
+
+
+def test_passing_model_gives_one_item_per_variant(pytester: pytest.Pytester):
+    pytester.makepyfile(test_models=MLP_TEST)
+    result = pytester.runpytest(cfg.FLAG_ENABLE, "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_mlp[[]ort-cpu[]] PASSED*"])
+
+
+def test_items_are_skipped_without_the_flag_saying_how_to_enable(pytester: pytest.Pytester):
+    pytester.makepyfile(test_models=MLP_TEST)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*ONNX parity checks are off: run pytest with --onnx-parity*"])
+
+
+def test_ini_key_enables_and_sets_examples(pytester: pytest.Pytester):
+    pytester.makeini("[pytest]\nonnx_parity = true\nonnx_parity_examples = 2\n")
+    pytester.makepyfile(
+        test_models=HEADER.format(models="Mlp")
+        + """
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 16))], dims={"batch": op.Dim(1, 8)})
+def test_mlp(onnx_parity):
+    result = onnx_parity.check(Mlp().eval())
+    assert result.examples <= 2 + 2  # drawn + the two boundary shapes
+"""
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_broken_onnx_fails_with_a_diagnosis(pytester: pytest.Pytester, parity_session):
+    import onnxparity as op
+
+    spec = op.ParitySpec(
+        inputs=(op.Input("x", ("batch", 8), low=-10, high=10),), dims={"batch": op.Dim(1, 8)}
+    )
+    exported = onnx.load(parity_session.prepare(Activations().eval(), spec).exported.path)
+    onnx.save(set_softmax_axis(exported, 0), str(pytester.path / "broken.onnx"))
+    pytester.makepyfile(
+        test_broken=HEADER.format(models="Activations")
+        + """
+@pytest.mark.onnx_parity(
+    inputs=[op.Input("x", ("batch", 8), low=-10, high=10)],
+    dims={"batch": op.Dim(1, 8)},
+    tolerance={"ort-cpu": op.Tolerance(atol=1e-5, rtol=1e-4)},
+)
+def test_activations(onnx_parity):
+    onnx_parity.check(Activations().eval(), onnx="broken.onnx")
+"""
+    )
+    result = pytester.runpytest(cfg.FLAG_ENABLE)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_activations[[]ort-cpu[]]*",
+            "ort-cpu differs from the reference (model from prebuilt ONNX, opset *):",
+            "output 'output_1': * of * values differ (*%) beyond atol=1e-05, rtol=0.0001",
+            "  max abs error * mean abs error * max rel error *",
+            "  worst*mismatches:",
+            "    index*expected*actual*difference",
+            "shrunk input: dims batch=*; x[[]*, 8[]] *; seed *",
+            "examples tried: *",
+            "reproducer: */.onnxparity/reproducers/test_broken.py_test_activations/ort-cpu",
+            "next: inspect the reproducer; if this difference is acceptable, loosen tolerance=*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("E   AssertionError*")
+    assert (pytester.path / ".onnxparity" / "reproducers" / ".gitignore").exists()
+
+
+def test_value_range_bug_is_caught_at_the_range_edge(pytester: pytest.Pytester, parity_session):
+    import onnxparity as op
+    from parity_models import move_clip_max
+
+    spec = op.ParitySpec(
+        inputs=(op.Input("x", ("batch", 8), low=-10, high=10),), dims={"batch": op.Dim(1, 8)}
+    )
+    exported = onnx.load(parity_session.prepare(Activations().eval(), spec).exported.path)
+    onnx.save(move_clip_max(exported, 5.5), str(pytester.path / "clip.onnx"))
+    pytester.makepyfile(
+        test_clip=HEADER.format(models="Activations")
+        + """
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 8), low=-10, high=10)], dims={"batch": op.Dim(1, 8)})
+def test_clip(onnx_parity):
+    onnx_parity.check(Activations().eval(), onnx="clip.onnx")
+"""
+    )
+    result = pytester.runpytest(cfg.FLAG_ENABLE)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["output 'output_0': * values differ*", "*12*11*-1*"]
+    )  # 2*6 expected, 2*5.5 actual
+
+
+def test_shape_specialisation_bug_is_caught_at_other_shapes(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_baked=HEADER.format(models="BakedBatch")
+        + """
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 4, 5))], dims={"batch": op.Dim(1, 8)})
+def test_baked(onnx_parity):
+    onnx_parity.check(BakedBatch().eval())
+"""
+    )
+    result = pytester.runpytest(cfg.FLAG_ENABLE)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "ort-cpu raised on an input the spec declares valid (model from torch.onnx dynamo exporter, opset *):",
+            "*Got invalid dimensions for input: x*",
+            "shrunk input: dims batch=1; x[[]1, 4, 5[]] *",
+            "note: input 'x' axis 0 ('batch') is fixed at size 2 in the ONNX graph*",
+        ]
+    )
+
+
+def test_training_mode_and_invalid_spec_fail_with_their_messages(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_bad=HEADER.format(models="Mlp")
+        + """
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 16))], dims={"batch": op.Dim(1, 8)})
+def test_training(onnx_parity):
+    onnx_parity.check(Mlp())
+
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", "seq"))], dims={"batch": op.Dim(1, 8)})
+def test_unknown_dim(onnx_parity):
+    onnx_parity.check(Mlp().eval())
+
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 16))], dims={"batch": op.Dim(1, 8)}, tolerence=1)
+def test_typo(onnx_parity):
+    onnx_parity.check(Mlp().eval())
+
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 16))], dims={"batch": op.Dim(1, 8)}, variants=["ort-cpy"])
+def test_unknown_variant(onnx_parity):
+    onnx_parity.check(Mlp().eval())
+"""
+    )
+    result = pytester.runpytest(cfg.FLAG_ENABLE)
+    result.assert_outcomes(failed=4)
+    result.stdout.fnmatch_lines_random(
+        [
+            "ExportError: Mlp is in training mode (Mlp has training=True): call model.eval() first: dropout/batch-norm make outputs random",
+            "InvalidSpec: Input('x'): unknown dim name 'seq' at axis 1 (known: batch); declare it in dims=*",
+            "InvalidSpec: unknown onnx_parity argument 'tolerence'; known: inputs, dims, variants, tolerance, opset, examples",
+            "unknown variant 'ort-cpy'; known variants: *ort-cpu*",
+        ]
+    )
+
+
+def test_variants_flag_deselects_other_variants(pytester: pytest.Pytester):
+    pytester.makeconftest(
+        """
+import onnxparity as op
+from onnxparity.variants.ort import OrtRunnable
+op.register_variant("ort-noopt-test", lambda c: OrtRunnable(c.model_path, ["CPUExecutionProvider"], optimization="none"), replace=True)
+"""
+    )
+    pytester.makepyfile(
+        test_two=HEADER.format(models="Mlp")
+        + """
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 16))], dims={"batch": op.Dim(1, 8)}, variants=["ort-cpu", "ort-noopt-test"], examples=3)
+def test_mlp(onnx_parity):
+    onnx_parity.check(Mlp().eval())
+"""
+    )
+    both = pytester.runpytest(cfg.FLAG_ENABLE, "-v")
+    both.assert_outcomes(passed=2)
+    both.stdout.fnmatch_lines_random(
+        ["*test_mlp[[]ort-cpu[]] PASSED*", "*test_mlp[[]ort-noopt-test[]] PASSED*"]
+    )
+    one = pytester.runpytest(cfg.FLAG_ENABLE, f"{cfg.FLAG_VARIANTS}=ort-noopt-test")
+    one.assert_outcomes(passed=1, deselected=1)
+
+
+def test_help_documents_every_flag_and_ini_key(pytester: pytest.Pytester):
+    result = pytester.runpytest("--help")
+    flags = [cfg.FLAG_ENABLE, cfg.FLAG_EXAMPLES, cfg.FLAG_VARIANTS, cfg.FLAG_REPRODUCERS, cfg.FLAG_THREADS]
+    inis = [cfg.INI_ENABLE, cfg.INI_EXAMPLES, cfg.INI_VARIANTS, cfg.INI_REPRODUCERS, cfg.INI_THREADS]
+    result.stdout.fnmatch_lines_random([f"*{f}*" for f in flags] + [f"*{i} (*" for i in inis])
+    markers = pytester.runpytest("--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.onnx_parity(inputs=*one test item per variant*"])
+
+
+def test_bad_flag_and_ini_values_fail_before_the_run(pytester: pytest.Pytester):
+    pytester.makepyfile(test_models=MLP_TEST)
+    flag = pytester.runpytest(f"{cfg.FLAG_EXAMPLES}=0")
+    assert flag.ret == pytest.ExitCode.USAGE_ERROR
+    flag.stderr.fnmatch_lines(["*--onnx-parity-examples must be a positive integer, got '0'*"])
+    pytester.makeini("[pytest]\nonnx_parity_threads = many\n")
+    ini = pytester.runpytest()
+    assert ini.ret == pytest.ExitCode.USAGE_ERROR
+    ini.stderr.fnmatch_lines(["*ini key onnx_parity_threads must be a positive integer, got 'many'*"])
+
+
+def test_variant_items_build_the_same_randomly_initialised_model(pytester: pytest.Pytester):
+    """The fixture seeds torch per test, so every variant item exports the same model once."""
+    pytester.makeconftest(
+        """
+import onnxparity as op
+from onnxparity.variants.ort import OrtRunnable
+op.register_variant("ort-noopt-test", lambda c: OrtRunnable(c.model_path, ["CPUExecutionProvider"], optimization="none"), replace=True)
+"""
+    )
+    pytester.makepyfile(
+        test_seeded=HEADER.format(models="Mlp")
+        + """
+from onnxparity.plugin import SESSION_KEY
+
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 16))], dims={"batch": op.Dim(1, 8)}, variants=["ort-cpu", "ort-noopt-test"], examples=3)
+def test_mlp(onnx_parity, request):
+    onnx_parity.check(Mlp().eval())  # random init, no seed set by the test
+    assert request.config.stash[SESSION_KEY].counts["exports"] == 1
+"""
+    )
+    pytester.runpytest(cfg.FLAG_ENABLE).assert_outcomes(passed=2)
