@@ -37,6 +37,16 @@ class BakedBatch(torch.nn.Module):
         return x.reshape(int(x.shape[0]), -1) * 2
 
 
+class DataDependentBranch(torch.nn.Module):
+    """The dynamo exporter refuses the data-dependent ``if``; the TorchScript fallback traces
+    it and keeps only the branch the export example took."""
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return -x
+
+
 class AdaptivePool(torch.nn.Module):
     """AdaptiveAvgPool2d((2, 2)) at a dynamic size: exported with a fixed kernel."""
 

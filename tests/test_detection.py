@@ -15,6 +15,7 @@ from parity_models import (
     Activations,
     AdaptivePool,
     BakedBatch,
+    DataDependentBranch,
     Mlp,
     NanBoth,
     TwoInOut,
@@ -47,7 +48,10 @@ def _model(cls):
     return cls().eval()
 
 
-MODELS = {cls: _model(cls) for cls in (Activations, Mlp, TwoInOut, AdaptivePool, BakedBatch, NanBoth)}
+MODELS = {
+    cls: _model(cls)
+    for cls in (Activations, Mlp, TwoInOut, AdaptivePool, BakedBatch, DataDependentBranch, NanBoth)
+}
 
 
 def exported_proto(session, model, spec) -> onnx.ModelProto:
@@ -96,6 +100,16 @@ def test_adaptive_pool_at_dynamic_size_is_caught(parity_session):
     result = parity_session.check_variant(prepared, POOL, "ort-cpu", name="export AdaptivePool")
     assert result.status == "failed"
     assert "shrunk input: dims batch=1" in result.message
+
+
+def test_branch_baked_by_the_tracing_fallback_is_caught(parity_session):
+    spec = op.ParitySpec(inputs=(op.Input("x", ("batch", 4)),), dims={"batch": op.Dim(1, 8)})
+    prepared = parity_session.prepare(MODELS[DataDependentBranch], spec)
+    assert prepared.exported.exporter == "torch.onnx TorchScript exporter"
+    result = parity_session.check_variant(prepared, spec, "ort-cpu", name="export DataDependentBranch")
+    assert result.status == "failed"
+    assert "output 'output': " in result.message
+    assert "note: the dynamo exporter failed (GuardOnDataDependentSymNode: " in result.message
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,16 @@ import onnxparity as op
 from parity_models import {models}
 """
 
+NOOPT_CONFTEST = """
+import onnxparity as op
+from onnxparity.variants.ort import OrtRunnable
+op.register_variant(
+    "ort-noopt-test",
+    lambda c: OrtRunnable(c.model_path, ["CPUExecutionProvider"], optimization="none"),
+    replace=True,
+)
+"""
+
 MLP_TEST = (
     HEADER.format(models="Mlp")
     + """
@@ -182,13 +192,7 @@ def test_unknown_variant(onnx_parity):
 
 
 def test_variants_flag_deselects_other_variants(pytester: pytest.Pytester):
-    pytester.makeconftest(
-        """
-import onnxparity as op
-from onnxparity.variants.ort import OrtRunnable
-op.register_variant("ort-noopt-test", lambda c: OrtRunnable(c.model_path, ["CPUExecutionProvider"], optimization="none"), replace=True)
-"""
-    )
+    pytester.makeconftest(NOOPT_CONFTEST)
     pytester.makepyfile(
         test_two=HEADER.format(models="Mlp")
         + """
@@ -228,13 +232,7 @@ def test_bad_flag_and_ini_values_fail_before_the_run(pytester: pytest.Pytester):
 
 def test_variant_items_build_the_same_randomly_initialised_model(pytester: pytest.Pytester):
     """The fixture seeds torch per test, so every variant item exports the same model once."""
-    pytester.makeconftest(
-        """
-import onnxparity as op
-from onnxparity.variants.ort import OrtRunnable
-op.register_variant("ort-noopt-test", lambda c: OrtRunnable(c.model_path, ["CPUExecutionProvider"], optimization="none"), replace=True)
-"""
-    )
+    pytester.makeconftest(NOOPT_CONFTEST)
     pytester.makepyfile(
         test_seeded=HEADER.format(models="Mlp")
         + """

@@ -112,6 +112,25 @@ def test_reference_callable_checks_a_prebuilt_model(parity_session, tmp_path):
     assert not wrong.passed
 
 
+def test_opset_is_selectable_and_recorded(tmp_path):
+    result = op.check(mlp(), inputs=MLP_INPUTS, dims=MLP_DIMS, opset=17, examples=2, reproducer_dir=tmp_path)
+    assert result.passed and result.opset == 17
+
+
+def test_exporter_failures_name_both_exporters_root_causes(tmp_path):
+    class Unexportable(torch.nn.Module):
+        def forward(self, x):
+            return torch.linalg.eigh(x.T @ x)[0]  # no ONNX operator in either exporter
+
+    with pytest.raises(op.ExportError) as info:
+        op.check(Unexportable().eval(), inputs=[op.Input("x", (4, 4))], reproducer_dir=tmp_path)
+    text = str(info.value)
+    assert text.startswith("torch.onnx could not export Unexportable:")
+    assert "\n  dynamo exporter: DispatchError: No ONNX function found for " in text
+    assert "\n  TorchScript exporter: UnsupportedOperatorError: " in text
+    assert "\x1b[" not in text
+
+
 def test_model_in_training_mode_is_an_error():
     model = Mlp()  # nn.Module starts in training mode
     with pytest.raises(
