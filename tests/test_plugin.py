@@ -51,6 +51,28 @@ def test_passing_model_gives_one_item_per_variant(pytester: pytest.Pytester):
     result.stdout.fnmatch_lines(["*test_mlp[[]ort-cpu[]] PASSED*"])
 
 
+@pytest.mark.parametrize("xdist", [[], ["-n", "0"], ["-n", "2"]], ids=["no-xdist", "n0", "n2"])
+def test_parity_items_run_under_xdist(pytester: pytest.Pytester, xdist):
+    pytester.makeconftest(NOOPT_CONFTEST)
+    pytester.makepyfile(
+        test_inline="""
+import pytest, torch
+import onnxparity as op
+
+class Scale(torch.nn.Module):
+    def forward(self, x):
+        return torch.tanh(x) * 3
+
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 4))], dims={"batch": op.Dim(1, 4)},
+                         variants=["ort-cpu", "ort-noopt-test"], examples=3)
+def test_scale(onnx_parity):
+    onnx_parity.check(Scale().eval())
+"""
+    )
+    result = pytester.runpytest(cfg.FLAG_ENABLE, *xdist)
+    result.assert_outcomes(passed=2)
+
+
 def test_items_are_skipped_without_the_flag_saying_how_to_enable(pytester: pytest.Pytester):
     pytester.makepyfile(test_models=MLP_TEST)
     result = pytester.runpytest("-rs")
@@ -70,6 +92,30 @@ def test_mlp(onnx_parity):
 """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_unmarked_fixture_takes_variants_from_ini_and_inputs_from_check(pytester: pytest.Pytester):
+    pytester.makeconftest(NOOPT_CONFTEST)
+    pytester.makeini("[pytest]\nonnx_parity_variants = ort-cpu ort-noopt-test\n")
+    pytester.makepyfile(
+        test_unmarked=HEADER.format(models="Mlp")
+        + """
+def test_mlp(onnx_parity):
+    onnx_parity.check(Mlp().eval(), inputs=[op.Input("x", ("batch", 16))], dims={"batch": op.Dim(1, 4)}, examples=2)
+
+def test_no_inputs(onnx_parity):
+    onnx_parity.check(Mlp().eval())
+"""
+    )
+    result = pytester.runpytest(cfg.FLAG_ENABLE, "-v")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_mlp[[]ort-cpu[]] PASSED*",
+            "*test_mlp[[]ort-noopt-test[]] PASSED*",
+            "InvalidSpec: no inputs declared: add inputs=[[]op.Input(name, shape, ...)[]] to the onnx_parity marker or to onnx_parity.check()",
+        ]
+    )
 
 
 def test_broken_onnx_fails_with_a_diagnosis(pytester: pytest.Pytester, parity_session):

@@ -247,3 +247,46 @@ def test_importing_onnxparity_imports_no_framework_and_no_runtime():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_reference_that_raises_on_a_declared_shape_is_reported_as_a_spec_problem(tmp_path):
+    class SmallBatchOnly(torch.nn.Module):
+        def forward(self, x):
+            if x.shape[0] > 4:
+                raise ValueError("batch larger than 4 is not supported")
+            return x * 2
+
+    model = SmallBatchOnly().eval()
+    result = op.check(
+        model,
+        inputs=[op.Input("x", ("batch", 3))],
+        dims={"batch": op.Dim(1, 8)},
+        onnx=_doubling_onnx(),
+        reproducer_dir=tmp_path,
+    )
+    message = result["ort-cpu"].message
+    assert message.startswith(
+        "the reference model raised on an input the spec declares valid (ort-cpu not compared):"
+    )
+    assert "ValueError: batch larger than 4 is not supported" in message
+    assert "shrunk input: dims batch=5;" in message  # the smallest batch the model refuses
+    assert "narrow dims= or the Input ranges" in message
+
+
+def test_model_that_rejects_the_export_example_names_the_shapes(tmp_path):
+    with pytest.raises(
+        op.ExportError, match=r"Mlp raised on the export example \(x\[2, 7\] float32\).*match forward\(\)"
+    ):
+        op.check(
+            mlp(), inputs=[op.Input("x", ("batch", 7))], dims={"batch": op.Dim(1, 4)}, reproducer_dir=tmp_path
+        )
+
+
+def _doubling_onnx() -> onnx.ModelProto:
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])
+    two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["y"])], "double", [x], [y], [two])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
