@@ -131,6 +131,11 @@ def test_exporter_failures_name_both_exporters_root_causes(tmp_path):
     assert "\x1b[" not in text
 
 
+def test_reference_without_onnx_is_a_clear_error():
+    with pytest.raises(op.InvalidSpec, match=r"reference= needs onnx= \(the ONNX model to check against it\)"):
+        op.check(mlp(), inputs=MLP_INPUTS, dims=MLP_DIMS, reference=lambda x: x)
+
+
 def test_model_in_training_mode_is_an_error():
     model = Mlp()  # nn.Module starts in training mode
     with pytest.raises(

@@ -129,8 +129,8 @@ class ParitySession:
                 "nothing to compare against: pass the framework model, or reference= (a callable "
                 "taking and returning numpy arrays) with onnx="
             )
-        if onnx is None and model is None:
-            raise InvalidSpec("reference= needs onnx= (the model to check against it)")
+        if reference is not None and onnx is None:
+            raise InvalidSpec("reference= needs onnx= (the ONNX model to check against it)")
 
         framework = exporters.framework_of(model) if model is not None else None
         module = None
@@ -149,6 +149,7 @@ class ParitySession:
         if module is not None:
             ref_key = f"{framework}-{module.fingerprint(model)}"
         else:
+            # Unique while the session lives: the cached Prepared keeps the callable alive.
             ref_key = f"callable-{id(reference)}"
 
         if onnx is not None:
