@@ -6,7 +6,7 @@ import onnx
 import pytest
 
 from onnxparity import config as cfg
-from parity_models import Activations, set_softmax_axis
+from parity_models import Activations, move_clip_max, set_softmax_axis
 
 pytestmark = pytest.mark.usefixtures("warm_exporter")
 
@@ -118,14 +118,19 @@ def test_no_inputs(onnx_parity):
     )
 
 
-def test_broken_onnx_fails_with_a_diagnosis(pytester: pytest.Pytester, parity_session):
+def save_edited_activations(parity_session, pytester: pytest.Pytester, edit, filename: str) -> None:
+    """Export Activations once, plant a bug with ``edit``, save it where the inner test finds it."""
     import onnxparity as op
 
     spec = op.ParitySpec(
         inputs=(op.Input("x", ("batch", 8), low=-10, high=10),), dims={"batch": op.Dim(1, 8)}
     )
     exported = onnx.load(parity_session.prepare(Activations().eval(), spec).exported.path)
-    onnx.save(set_softmax_axis(exported, 0), str(pytester.path / "broken.onnx"))
+    onnx.save(edit(exported), str(pytester.path / filename))
+
+
+def test_broken_onnx_fails_with_a_diagnosis(pytester: pytest.Pytester, parity_session):
+    save_edited_activations(parity_session, pytester, lambda m: set_softmax_axis(m, 0), "broken.onnx")
     pytester.makepyfile(
         test_broken=HEADER.format(models="Activations")
         + """
@@ -160,14 +165,7 @@ def test_activations(onnx_parity):
 
 
 def test_value_range_bug_is_caught_at_the_range_edge(pytester: pytest.Pytester, parity_session):
-    import onnxparity as op
-    from parity_models import move_clip_max
-
-    spec = op.ParitySpec(
-        inputs=(op.Input("x", ("batch", 8), low=-10, high=10),), dims={"batch": op.Dim(1, 8)}
-    )
-    exported = onnx.load(parity_session.prepare(Activations().eval(), spec).exported.path)
-    onnx.save(move_clip_max(exported, 5.5), str(pytester.path / "clip.onnx"))
+    save_edited_activations(parity_session, pytester, lambda m: move_clip_max(m, 5.5), "clip.onnx")
     pytester.makepyfile(
         test_clip=HEADER.format(models="Activations")
         + """

@@ -132,7 +132,9 @@ def test_exporter_failures_name_both_exporters_root_causes(tmp_path):
 
 
 def test_reference_without_onnx_is_a_clear_error():
-    with pytest.raises(op.InvalidSpec, match=r"reference= needs onnx= \(the ONNX model to check against it\)"):
+    with pytest.raises(
+        op.InvalidSpec, match=r"reference= needs onnx= \(the ONNX model to check against it\)"
+    ):
         op.check(mlp(), inputs=MLP_INPUTS, dims=MLP_DIMS, reference=lambda x: x)
 
 
