@@ -44,7 +44,10 @@ from .variants import BuildContext, Runnable, VariantRunError, get_variant
 REFERENCE_CACHE_SIZE = 512
 
 #: frameworks with an exporter, by the name ``exporters.framework_of`` gives.
-EXPORTER_MODULES = {"torch": "onnxparity.exporters.torch"}
+EXPORTER_MODULES = {
+    "torch": "onnxparity.exporters.torch",
+    "tensorflow": "onnxparity.exporters.tensorflow",
+}
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ class ParitySession:
             import importlib
 
             module = importlib.import_module(EXPORTER_MODULES[framework])
-            module.check_fit_to_export(model)
+            module.check_fit_to_export(model, spec)
 
         if module is not None:
             ref_key = f"{framework}-{module.fingerprint(model)}"
@@ -277,7 +280,7 @@ class ParitySession:
     ) -> CheckResult:
         """Every variant of ``spec`` checked against the model; one result per variant."""
         prepared = self.prepare(model, spec, onnx=onnx, reference=reference)
-        name = name or (type(model).__name__ if model is not None else "model")
+        name = name or (exporters.model_name(model) if model is not None else "model")
         results = {
             v: self.check_variant(prepared, spec, v, name=name, examples=examples) for v in spec.variants
         }

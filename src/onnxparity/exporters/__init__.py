@@ -8,10 +8,15 @@ checked: ``import onnxparity`` imports no framework. An exporter returns an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import logging
 import os
+import re
 import shutil
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +46,107 @@ class ExportedModel:
         return f"{self.exporter}{opset}"
 
 
+def flatten_outputs(
+    outputs: Any, is_leaf: Callable[[Any], bool], *, sort_keys: bool = False, prefix: str = ""
+) -> list[tuple[str, Any]]:
+    """Name and flatten a model's outputs depth-first: a leaf is ``output``; a tuple or list
+    gives ``output_0``, ``output_1``...; a dict gives its keys (in insertion order, or sorted
+    when the framework flattens dicts that way); nesting joins names with ``.``. ``None`` is
+    dropped, as the exporters drop it."""
+    if is_leaf(outputs):
+        return [(prefix or "output", outputs)]
+    if outputs is None:
+        return []
+    if isinstance(outputs, (tuple, list)):
+        base = f"{prefix}." if prefix else "output_"
+        return [
+            pair
+            for i, v in enumerate(outputs)
+            for pair in flatten_outputs(v, is_leaf, sort_keys=sort_keys, prefix=f"{base}{i}")
+        ]
+    if isinstance(outputs, Mapping):
+        base = f"{prefix}." if prefix else ""
+        keys = sorted(outputs) if sort_keys else list(outputs)
+        return [
+            pair
+            for k in keys
+            for pair in flatten_outputs(outputs[k], is_leaf, sort_keys=sort_keys, prefix=f"{base}{k}")
+        ]
+    from ..errors import ExportError
+
+    raise ExportError(
+        f"the model returned a {type(outputs).__name__} at {prefix or 'the top level'}; "
+        "parity compares tensors: return tensors, or tuples/lists/dicts of them"
+    )
+
+
+@contextlib.contextmanager
+def quiet(*logger_prefixes: str) -> Iterator[None]:
+    """Keep a framework's warnings, log records and prints out of the user's output while
+    it exports; its errors still arrive as exceptions."""
+    manager = logging.Logger.manager
+    names = list(logger_prefixes) + [n for n in list(manager.loggerDict) if n.startswith(logger_prefixes)]
+    loggers = [logging.getLogger(n) for n in dict.fromkeys(names)]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def rename_values(model_proto, renames: Mapping[str, str]) -> None:
+    """Rename graph inputs/outputs (and every reference to them) in place."""
+    renames = {old: new for old, new in renames.items() if old != new}
+    if not renames:
+        return
+    graph = model_proto.graph
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if value.name in renames:
+            value.name = renames[value.name]
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in renames:
+                node.input[i] = renames[name]
+        for i, name in enumerate(node.output):
+            if name in renames:
+                node.output[i] = renames[name]
+
+
+def rename_dim_params(model_proto, renames: Mapping[str, str]) -> None:
+    """Rename symbolic dims (``unk__3`` -> ``batch``) throughout the graph's declared shapes."""
+    graph = model_proto.graph
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
+            for dim in value.type.tensor_type.shape.dim:
+                if dim.dim_param in renames:
+                    dim.dim_param = renames[dim.dim_param]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost cause's type and first line: exporters wrap the real reason in advice."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+
+
 def framework_of(model: Any) -> str | None:
-    """'torch', 'tensorflow' or 'sklearn', judged from the model's class without importing."""
+    """'torch', 'tensorflow' or 'sklearn', judged from the model's class without importing;
+    a directory holding ``saved_model.pb`` is a TensorFlow SavedModel."""
+    if isinstance(model, (str, os.PathLike)):
+        return "tensorflow" if os.path.isfile(os.path.join(os.fspath(model), "saved_model.pb")) else None
     for cls in type(model).__mro__:
         root = (cls.__module__ or "").split(".")[0]
         if root == "torch":
@@ -55,6 +159,9 @@ def framework_of(model: Any) -> str | None:
 
 
 def model_name(model: Any) -> str:
+    """What a report calls the model: its class, or a SavedModel directory's name."""
+    if isinstance(model, (str, os.PathLike)):
+        return os.path.basename(os.path.normpath(os.fspath(model)))
     return type(model).__name__
 
 

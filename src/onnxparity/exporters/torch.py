@@ -16,13 +16,8 @@ are flattened depth-first: a tensor is ``output``; a tuple or list gives ``outpu
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
-import logging
 import os
-import re
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +26,9 @@ import numpy as np
 from ..errors import ExportError, FrameworkNotInstalled
 from ..spec import ParitySpec
 from ..strategies import arrays_for_dims, export_dims
-from . import ExportedModel, Reference, default_opset, specialised_dims
+from . import ExportedModel, Reference, default_opset, flatten_outputs, quiet, root_cause, specialised_dims
+
+_LOGGERS = ("torch", "onnxscript", "onnx_ir")
 
 
 def _torch():
@@ -57,7 +54,7 @@ def fingerprint(model: Any) -> str:
     return h.hexdigest()
 
 
-def check_fit_to_export(model: Any) -> None:
+def check_fit_to_export(model: Any, spec: ParitySpec | None = None) -> None:
     """Raise when the model cannot give a deterministic CPU reference."""
     torch = _torch()
     if not isinstance(model, torch.nn.Module):
@@ -79,23 +76,10 @@ def check_fit_to_export(model: Any) -> None:
         )
 
 
-def flatten_outputs(outputs: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """Name and flatten a forward's outputs in the documented order."""
+def named_outputs(outputs: Any) -> list[tuple[str, Any]]:
+    """A forward's outputs, named and flattened in the documented order."""
     torch = _torch()
-    if isinstance(outputs, torch.Tensor):
-        return [(prefix or "output", outputs)]
-    if outputs is None:
-        return []
-    if isinstance(outputs, (tuple, list)):
-        base = f"{prefix}." if prefix else "output_"
-        return [pair for i, v in enumerate(outputs) for pair in flatten_outputs(v, f"{base}{i}")]
-    if isinstance(outputs, Mapping):
-        base = f"{prefix}." if prefix else ""
-        return [pair for k, v in outputs.items() for pair in flatten_outputs(v, f"{base}{k}")]
-    raise ExportError(
-        f"forward returned a {type(outputs).__name__} at {prefix or 'the top level'}; "
-        "parity compares tensors: return tensors, or tuples/lists/dicts of them"
-    )
+    return flatten_outputs(outputs, lambda v: isinstance(v, torch.Tensor))
 
 
 def _to_numpy(tensor) -> np.ndarray:
@@ -115,33 +99,9 @@ def make_reference(model: Any, spec: ParitySpec) -> Reference:
         args = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names]
         with torch.inference_mode():
             outputs = model(*args)
-        return [_to_numpy(t) for _, t in flatten_outputs(outputs)]
+        return [_to_numpy(t) for _, t in named_outputs(outputs)]
 
     return reference
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Keep the exporters' warnings, log records and progress prints out of the user's output."""
-    manager = logging.Logger.manager
-    names = ["torch", "onnxscript", "onnx_ir"] + [
-        n for n in list(manager.loggerDict) if n.startswith(("torch", "onnxscript", "onnx_ir"))
-    ]
-    loggers = [logging.getLogger(n) for n in dict.fromkeys(names)]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with (
-            warnings.catch_warnings(),
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
-        ):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
 
 
 def export(
@@ -168,13 +128,13 @@ def export(
                 f"{type(model).__name__} raised on the export example ({shapes}): "
                 f"{type(exc).__name__}: {exc}; check that op.Input shapes and dtypes match forward()"
             ) from exc
-    output_names = [name for name, _ in flatten_outputs(example_outputs)]
+    output_names = [name for name, _ in named_outputs(example_outputs)]
     input_names = [i.name for i in spec.inputs]
 
     notes: list[str] = []
     exporter = "torch.onnx dynamo exporter"
     try:
-        with _quiet():
+        with quiet(*_LOGGERS):
             torch.onnx.export(
                 model,
                 args,
@@ -188,11 +148,11 @@ def export(
                 verbose=False,
             )
     except Exception as dynamo_exc:
-        reason = _first_line(dynamo_exc)
+        reason = root_cause(dynamo_exc)
         exporter = "torch.onnx TorchScript exporter"
         notes.append(f"the dynamo exporter failed ({reason}); used the TorchScript exporter")
         try:
-            with _quiet():
+            with quiet(*_LOGGERS):
                 torch.onnx.export(
                     model,
                     args,
@@ -207,7 +167,7 @@ def export(
             raise ExportError(
                 f"torch.onnx could not export {type(model).__name__}:\n"
                 f"  dynamo exporter: {reason}\n"
-                f"  TorchScript exporter: {_first_line(legacy_exc)}"
+                f"  TorchScript exporter: {root_cause(legacy_exc)}"
             ) from legacy_exc
 
     proto = onnx.load(path, load_external_data=False)
@@ -246,14 +206,3 @@ def _dynamic_axes(spec: ParitySpec) -> dict[str, dict[int, str]]:
         if named:
             axes[item.name] = named
     return axes
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _first_line(exc: BaseException) -> str:
-    """The root cause's type and first line: exporters wrap the real reason in generic advice."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
