@@ -63,13 +63,16 @@ def check(
     name: str | None = None,
     reproducer_dir: str | os.PathLike = ".onnxparity/reproducers",
     session: ParitySession | None = None,
+    data: Any = None,
 ) -> CheckResult:
     """Check ``model`` (or ``onnx`` against ``reference``) on every variant; return the result.
 
     ``onnx`` is an ONNX model you built yourself (path, bytes or ``onnx.ModelProto``): it is
     checked instead of exporting ``model``. ``reference`` is a callable taking the inputs as
     numpy arrays (in ``inputs`` order) and returning arrays, for models of other frameworks.
-    Pass ``session`` to share exports and built variants across calls.
+    ``data`` (real rows: an array, a DataFrame or a dict of arrays by input name) is
+    resampled and perturbed in addition to the declared ranges, and str inputs without
+    categories learn them from it. Pass ``session`` to share exports and built variants.
     """
     from .runner import ParitySession
 
@@ -82,9 +85,9 @@ def check(
         examples=examples,
     )
     if session is not None:
-        return session.check(model, spec=spec, onnx=onnx, reference=reference, name=name)
+        return session.check(model, spec=spec, onnx=onnx, reference=reference, name=name, data=data)
     with ParitySession(reproducer_dir=reproducer_dir) as own:
-        return own.check(model, spec=spec, onnx=onnx, reference=reference, name=name)
+        return own.check(model, spec=spec, onnx=onnx, reference=reference, name=name, data=data)
 
 
 def register_variant(

@@ -8,8 +8,8 @@ the kinds of dtype (float / integer / bool) must agree. Pure functions over nump
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -24,11 +24,13 @@ class Mismatch:
     """One differing value: where, what was expected, what came out."""
 
     index: tuple[int, ...]
-    expected: float
-    actual: float
+    expected: float | str
+    actual: float | str
 
     @property
-    def difference(self) -> float:
+    def difference(self) -> float | None:
+        if isinstance(self.expected, str) or isinstance(self.actual, str):
+            return None
         return self.actual - self.expected
 
 
@@ -49,6 +51,7 @@ class OutputComparison:
     mean_abs_error: float = 0.0
     max_rel_error: float = 0.0
     exact: bool = False
+    ties: int = 0
     worst: tuple[Mismatch, ...] = ()
 
     @property
@@ -71,8 +74,9 @@ class OutputComparison:
             "mean_abs_error": _json_float(self.mean_abs_error),
             "max_rel_error": _json_float(self.max_rel_error),
             "exact": self.exact,
+            "ties": self.ties,
             "worst": [
-                {"index": list(m.index), "expected": _json_float(m.expected), "actual": _json_float(m.actual)}
+                {"index": list(m.index), "expected": _json_value(m.expected), "actual": _json_value(m.actual)}
                 for m in self.worst
             ],
         }
@@ -101,6 +105,14 @@ class Verdict:
         return "\n".join(explain_output(o, self.tolerance) for o in self.failed_outputs)
 
 
+def _scalar(value) -> float | str:
+    return value if isinstance(value, str) else float(value)
+
+
+def _json_value(value: float | str) -> float | str:
+    return value if isinstance(value, str) else _json_float(value)
+
+
 def _json_float(value: float) -> float | str:
     if np.isnan(value):
         return "nan"
@@ -112,6 +124,8 @@ def _json_float(value: float) -> float | str:
 def _kind(dtype: np.dtype) -> str:
     if dtype == np.bool_:
         return "bool"
+    if dtype.kind in "OUS":
+        return "string"
     if dtype.kind in "iu":
         return "integer"
     if dtype.kind in "fc":
@@ -139,7 +153,12 @@ def compare_output(
         return OutputComparison(passed=False, problem="dtype", **base)
 
     exact = _kind(expected.dtype) != "float"
-    if exact:
+    if _kind(expected.dtype) == "string":
+        e, a = expected.astype(object), actual.astype(object)
+        ok = np.asarray(e == a, dtype=bool)
+        diff = excess = np.zeros(e.shape)
+        finite = np.ones(e.shape, dtype=bool)
+    elif exact:
         e = (
             expected.astype(np.float64)
             if expected.dtype != np.bool_
@@ -172,8 +191,10 @@ def compare_output(
     finite_diff = diff[finite]
     max_abs = float(finite_diff.max()) if finite_diff.size else 0.0
     mean_abs = float(finite_diff.mean()) if finite_diff.size else 0.0
-    nonzero = finite & (e != 0)
-    max_rel = float((diff[nonzero] / np.abs(e[nonzero])).max()) if nonzero.any() else 0.0
+    nonzero = finite & (diff != 0)
+    if nonzero.any():
+        nonzero &= np.asarray(e != 0, dtype=bool)
+    max_rel = float((diff[nonzero] / np.abs(e[nonzero].astype(np.float64))).max()) if nonzero.any() else 0.0
     if mismatched and not (mismatch & finite).any():
         # Only NaN/inf disagreements: the finite errors understate the failure.
         max_abs = max_rel = float("inf")
@@ -185,7 +206,7 @@ def compare_output(
         rows = []
         for pos in flat[order]:
             index = tuple(int(i) for i in np.unravel_index(pos, expected.shape)) if expected.ndim else ()
-            rows.append(Mismatch(index, float(e.ravel()[pos]), float(a.ravel()[pos])))
+            rows.append(Mismatch(index, _scalar(e.ravel()[pos]), _scalar(a.ravel()[pos])))
         worst = tuple(rows)
     return OutputComparison(
         passed=mismatched == 0,
@@ -200,13 +221,59 @@ def compare_output(
     )
 
 
+def excuse_ties(
+    result: OutputComparison,
+    expected_labels: np.ndarray,
+    actual_labels: np.ndarray,
+    expected_probabilities: np.ndarray,
+    classes: Sequence,
+    tolerance: Tolerance,
+) -> OutputComparison:
+    """Label differences where the reference's own probabilities tie are not failures.
+
+    A row is a tie when the reference gives the ONNX model's label a probability within
+    ``tolerance`` of its top probability: the two runtimes may break such a tie differently.
+    """
+    if result.passed or result.problem != "values":
+        return result
+    column_of = {c: i for i, c in enumerate(np.asarray(classes).tolist())}
+    rows = len(expected_labels)
+    probs = np.asarray(expected_probabilities, dtype=np.float64).reshape(rows, -1)
+    labels_e = np.asarray(expected_labels).reshape(rows).tolist()
+    labels_a = np.asarray(actual_labels).reshape(rows).tolist()
+    tie_rows = set()
+    for row in range(rows):
+        if labels_e[row] == labels_a[row]:
+            continue
+        column = column_of.get(labels_a[row])
+        top = probs[row].max()
+        if column is not None and top - probs[row, column] <= tolerance.atol + tolerance.rtol * abs(top):
+            tie_rows.add((row,))
+    if not tie_rows:
+        return result
+    remaining = result.mismatched - len(tie_rows)
+    return replace(
+        result,
+        passed=remaining == 0,
+        problem=None if remaining == 0 else "values",
+        mismatched=remaining,
+        ties=len(tie_rows),
+        worst=tuple(m for m in result.worst if m.index not in tie_rows),
+    )
+
+
 def compare_outputs(
     names: Sequence[str],
     expected: Sequence[np.ndarray],
     actual: Sequence[np.ndarray],
     tolerance: Tolerance,
+    labels: Mapping[str, tuple[str, Sequence]] | None = None,
 ) -> Verdict:
-    """Compare every output pair; outputs are paired by position and named by ``names``."""
+    """Compare every output pair; outputs are paired by position and named by ``names``.
+
+    ``labels`` maps a label output's name to (its probability output's name, the classes in
+    column order): label differences on tied rows are then excused (:func:`excuse_ties`).
+    """
     if len(expected) != len(actual):
         return Verdict(
             tolerance,
@@ -215,10 +282,13 @@ def compare_outputs(
                 f"returned {len(actual)} ({', '.join(names)}); check the model's outputs"
             ),
         )
-    return Verdict(
-        tolerance,
-        tuple(compare_output(n, e, a, tolerance) for n, e, a in zip(names, expected, actual)),
-    )
+    results = [compare_output(n, e, a, tolerance) for n, e, a in zip(names, expected, actual)]
+    position = {n: i for i, n in enumerate(names)}
+    for label, (probabilities, classes) in (labels or {}).items():
+        if label in position and probabilities in position:
+            i, p = position[label], position[probabilities]
+            results[i] = excuse_ties(results[i], expected[i], actual[i], expected[p], classes, tolerance)
+    return Verdict(tolerance, tuple(results))
 
 
 def explain_output(result: OutputComparison, tolerance: Tolerance) -> str:
@@ -235,20 +305,33 @@ def explain_output(result: OutputComparison, tolerance: Tolerance) -> str:
         return f"{head}: matches"
     rule = "exactly" if result.exact else f"beyond {tolerance.describe()}"
     pct = 100.0 * result.mismatched_fraction
-    lines = [
-        f"{head}: {result.mismatched} of {result.size} values differ ({pct:.3g}%) {rule}",
-        f"  max abs error {result.max_abs_error:.6g} · mean abs error "
-        f"{result.mean_abs_error:.6g} · max rel error {result.max_rel_error:.6g}",
-    ]
+    lines = [f"{head}: {result.mismatched} of {result.size} values differ ({pct:.3g}%) {rule}"]
+    if result.ties:
+        lines.append(
+            f"  {result.ties} more differ on ties (the reference's top probabilities are equal "
+            "within tolerance) and are not counted"
+        )
+    if _kind(np.dtype(result.expected_dtype)) != "string":
+        lines.append(
+            f"  max abs error {result.max_abs_error:.6g} · mean abs error "
+            f"{result.mean_abs_error:.6g} · max rel error {result.max_rel_error:.6g}"
+        )
     if result.worst:
         lines.append(_table(result.worst, len(result.worst) < result.mismatched))
     return "\n".join(lines)
 
 
+def _cell(value, spec: str) -> str:
+    if value is None:
+        return "≠"
+    return repr(value) if isinstance(value, str) else format(value, spec)
+
+
 def _table(rows: Sequence[Mismatch], capped: bool) -> str:
     header = ("index", "expected", "actual", "difference")
     cells = [header] + [
-        (str(m.index), f"{m.expected:.7g}", f"{m.actual:.7g}", f"{m.difference:.4g}") for m in rows
+        (str(m.index), _cell(m.expected, ".7g"), _cell(m.actual, ".7g"), _cell(m.difference, ".4g"))
+        for m in rows
     ]
     widths = [max(len(r[i]) for r in cells) for i in range(4)]
     out = ["  worst mismatches:" if not capped else f"  worst {len(rows)} mismatches:"]

@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from .errors import (
 from .exporters import ExportedModel, Reference
 from .report import CheckResult, OutputSummary, VariantResult
 from .spec import ParitySpec, Tolerance
-from .strategies import Example, boundary_examples, examples, materialize
+from .strategies import Example, boundary_examples, examples, materialize, resolve_data, rows_digest
 from .variants import BuildContext, Runnable, VariantRunError, get_variant
 
 #: reference outputs kept per session (least recently used dropped first).
@@ -47,6 +47,7 @@ REFERENCE_CACHE_SIZE = 512
 EXPORTER_MODULES = {
     "torch": "onnxparity.exporters.torch",
     "tensorflow": "onnxparity.exporters.tensorflow",
+    "sklearn": "onnxparity.exporters.sklearn",
 }
 
 
@@ -57,6 +58,8 @@ class Prepared:
     exported: ExportedModel
     reference: Reference
     reference_key: str
+    #: label output -> (its probability output, classes in column order), for classifiers
+    labels: Mapping[str, tuple[str, tuple]] = field(default_factory=dict)
 
 
 class ExampleFailed(Exception):
@@ -162,11 +165,11 @@ class ParitySession:
             if cached is not None:
                 return cached
             ref = (
-                module.make_reference(model, spec)
+                module.make_reference(model, spec, exported)
                 if module is not None
                 else _numpy_reference(reference, spec, exported)
             )
-            prepared = Prepared(exported, ref, ref_key)
+            prepared = Prepared(exported, ref, ref_key, _labels(module, model, exported))
         else:
             key = ("export", ref_key, spec.input_digest(), spec.opset)
             cached = self._prepared.get(key)
@@ -174,7 +177,7 @@ class ParitySession:
                 return cached
             exported, ref = module.export(model, spec, workdir=self.workdir, opset=spec.opset)
             self.counts["exports"] += 1
-            prepared = Prepared(exported, ref, ref_key)
+            prepared = Prepared(exported, ref, ref_key, _labels(module, model, exported))
         self._prepared[key] = prepared
         return prepared
 
@@ -203,8 +206,10 @@ class ParitySession:
             raise built
         return built
 
-    def reference_outputs(self, prepared: Prepared, spec: ParitySpec, example: Example, feeds) -> list:
-        key = (prepared.reference_key, spec.input_digest(), example)
+    def reference_outputs(
+        self, prepared: Prepared, spec: ParitySpec, example: Example, feeds, rows_key: str = ""
+    ) -> list:
+        key = (prepared.reference_key, spec.input_digest(), rows_key, example)
         outputs = self._references.get(key)
         if outputs is None:
             outputs = prepared.reference(feeds)
@@ -225,8 +230,11 @@ class ParitySession:
         *,
         name: str,
         examples: int | None = None,
+        rows: Mapping[str, np.ndarray] | None = None,
     ) -> VariantResult:
-        """Search the declared input space for an input where ``variant`` breaks parity."""
+        """Search the declared input space for an input where ``variant`` breaks parity.
+
+        ``rows`` (from :func:`strategies.resolve_data`) adds real rows to what is drawn."""
         tolerance = spec.tolerance_for(variant)
         try:
             get_variant(variant)
@@ -239,7 +247,7 @@ class ParitySession:
         except OnnxParityError as exc:
             return VariantResult(variant, "error", tolerance, message=f"{variant} could not be built: {exc}")
         n = examples or spec.examples or self.default_examples
-        search = _Search(self, prepared, spec, runnable, tolerance)
+        search = _Search(self, prepared, spec, runnable, tolerance, rows or {})
         corners = boundary_examples(spec)
         failure = search.run(n, _stable_seed(name), corners)
         if failure is not None and failure.example in corners:
@@ -277,12 +285,18 @@ class ParitySession:
         reference: Callable | None = None,
         name: str | None = None,
         examples: int | None = None,
+        data: Any = None,
     ) -> CheckResult:
-        """Every variant of ``spec`` checked against the model; one result per variant."""
+        """Every variant of ``spec`` checked against the model; one result per variant.
+
+        ``data`` (real rows: array, DataFrame or dict) is resampled and perturbed in addition
+        to the spec's ranges; str inputs without categories learn them from it."""
+        spec, rows = resolve_data(spec, data)
         prepared = self.prepare(model, spec, onnx=onnx, reference=reference)
         name = name or (exporters.model_name(model) if model is not None else "model")
         results = {
-            v: self.check_variant(prepared, spec, v, name=name, examples=examples) for v in spec.variants
+            v: self.check_variant(prepared, spec, v, name=name, examples=examples, rows=rows)
+            for v in spec.variants
         }
         exported = prepared.exported
         return CheckResult(name, exported.exporter, exported.opset, exported.notes, results)
@@ -350,12 +364,15 @@ class _Search:
         spec: ParitySpec,
         runnable: Runnable,
         tolerance: Tolerance,
+        rows: Mapping[str, np.ndarray],
     ) -> None:
         self.session = session
         self.prepared = prepared
         self.spec = spec
         self.runnable = runnable
         self.tolerance = tolerance
+        self.rows = rows
+        self.rows_key = rows_digest(rows) if rows else ""
         self.tried = 0
         self._dims: dict[str, list[int]] = {}
         self._worst: dict[str, list[float]] = {}
@@ -365,9 +382,9 @@ class _Search:
         for dim, value in example.dims:
             seen = self._dims.setdefault(dim, [value, value])
             seen[0], seen[1] = min(seen[0], value), max(seen[1], value)
-        feeds = materialize(self.spec, example)
+        feeds = materialize(self.spec, example, self.rows)
         try:
-            expected = self.session.reference_outputs(self.prepared, self.spec, example, feeds)
+            expected = self.session.reference_outputs(self.prepared, self.spec, example, feeds, self.rows_key)
         except Exception as exc:
             raise ExampleFailed(example, feeds, reference_error=f"{type(exc).__name__}: {exc}") from None
         try:
@@ -375,7 +392,7 @@ class _Search:
         except VariantRunError as exc:
             raise ExampleFailed(example, feeds, expected, runtime_error=str(exc)) from None
         names = self.runnable.output_names
-        verdict = compare_outputs(names, expected, actual, self.tolerance)
+        verdict = compare_outputs(names, expected, actual, self.tolerance, self.prepared.labels)
         for out in verdict.outputs:
             worst = self._worst.setdefault(out.name, [0.0, 0.0, 0.0])
             worst[0] = max(worst[0], out.max_abs_error)
@@ -390,7 +407,7 @@ class _Search:
         def parity_holds(drawn: Example) -> None:
             self.evaluate(drawn)
 
-        test = given(examples(self.spec))(parity_holds)
+        test = given(examples(self.spec, self.rows or None))(parity_holds)
         for corner in reversed(explicit):  # Hypothesis runs the last-applied example first
             test = explicit_example(corner)(test)
         options: dict[str, Any] = dict(
@@ -471,6 +488,12 @@ def _diagnosis(
     lines.append(f"reproducer: {reproducer}")
     lines.append(f"next: {advice}")
     return "\n".join(lines)
+
+
+def _labels(module: Any, model: Any, exported: ExportedModel) -> dict:
+    """The label/probability outputs of a classifier, where the framework knows them."""
+    finder = getattr(module, "label_outputs", None) if module is not None else None
+    return finder(model, exported) if finder is not None else {}
 
 
 def _indent(text: str) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 from .errors import InvalidSpec
 
 #: dtypes an :class:`Input` may declare, by canonical name.
-SUPPORTED_DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int32", "int64", "bool")
+SUPPORTED_DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int32", "int64", "bool", "str")
 
 #: value range used when an Input gives no ``low``/``high``.
 DEFAULT_RANGES: dict[str, tuple[float, float]] = {
@@ -31,6 +31,7 @@ DEFAULT_RANGES: dict[str, tuple[float, float]] = {
     "int32": (0, 100),
     "int64": (0, 100),
     "bool": (0, 1),
+    "str": (0, 1),
 }
 
 _INT_LIMITS = {name: np.iinfo(name) for name in ("int8", "uint8", "int32", "int64")}
@@ -109,7 +110,10 @@ class Input:
     """One model input: name, shape (ints and symbolic dim names), dtype and value range.
 
     ``low`` and ``high`` are inclusive bounds of the values drawn; for integer inputs (token
-    ids, indices) both are integers. Booleans take no range.
+    ids, indices) both are integers. Booleans take no range. String inputs (``dtype="str"``,
+    tabular categories) draw from ``categories`` (given here, or learned from ``data=``).
+    ``allow_nan=True`` lets float inputs contain NaN (a ``nan`` data pattern); by default no
+    NaN is drawn, since frameworks and ONNX models often disagree on NaN by design.
     """
 
     name: str
@@ -117,6 +121,8 @@ class Input:
     dtype: str = "float32"
     low: float | None = None
     high: float | None = None
+    categories: tuple[str, ...] | None = None
+    allow_nan: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -141,6 +147,20 @@ class Input:
 
         dtype = _canonical_dtype(self.dtype, where)
         object.__setattr__(self, "dtype", dtype)
+        if self.allow_nan and dtype not in ("float16", "float32", "float64"):
+            raise InvalidSpec(f"{where}: allow_nan=True needs a float dtype, not {dtype}")
+
+        if dtype == "str":
+            if self.low is not None or self.high is not None:
+                raise InvalidSpec(f"{where}: str inputs take categories=[...], not low/high")
+            if self.categories is not None:
+                categories = tuple(self.categories) if not isinstance(self.categories, str) else ()
+                if not categories or not all(isinstance(c, str) for c in categories):
+                    raise InvalidSpec(f"{where}: categories must be a non-empty list of strings")
+                object.__setattr__(self, "categories", tuple(dict.fromkeys(categories)))
+            return
+        if self.categories is not None:
+            raise InvalidSpec(f"{where}: categories= is for dtype='str' inputs only")
 
         if dtype == "bool":
             if self.low is not None or self.high is not None:
@@ -182,6 +202,8 @@ class Input:
 
 
 def _canonical_dtype(dtype: Any, where: str) -> str:
+    if dtype in (str, "str", "string", "object", object):
+        return "str"
     try:
         name = np.dtype(dtype).name
     except TypeError:

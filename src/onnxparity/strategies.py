@@ -8,16 +8,29 @@ patterns (``zeros`` first) and seed 0. Knows nothing of frameworks, ONNX Runtime
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
+from .errors import InvalidSpec
 from .spec import Input, ParitySpec
 
 #: data patterns in shrink order: the simplest first.
 PATTERNS = ("zeros", "constant", "uniform", "normal", "extremes", "sparse")
+
+#: patterns over real rows (``data=``), tried before the synthetic ones: resampled rows, and
+#: resampled rows with small noise (1% of each column's spread) to probe split thresholds.
+ROW_PATTERNS = ("rows", "jitter")
+
+#: fraction of NaN values in the ``nan`` pattern (inputs with ``allow_nan=True``).
+NAN_DENSITY = 0.1
+
+#: relative size of the ``jitter`` pattern's noise, per column spread.
+JITTER_SCALE = 0.01
 
 SEED_MAX = 2**32 - 1
 
@@ -51,8 +64,16 @@ class Example:
         return {"dims": dict(self.dims), "patterns": list(self.patterns), "seed": self.seed}
 
 
-def examples(spec: ParitySpec) -> st.SearchStrategy[Example]:
-    """The strategy of examples over ``spec``'s declared input space."""
+def patterns_for(item: Input, rows: Mapping[str, np.ndarray] | None = None) -> tuple[str, ...]:
+    """The data patterns an input can be drawn with, simplest first."""
+    patterns = PATTERNS + (("nan",) if item.allow_nan else ())
+    if rows is not None and item.name in rows:
+        patterns = ROW_PATTERNS + patterns
+    return patterns
+
+
+def examples(spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = None) -> st.SearchStrategy[Example]:
+    """The strategy of examples over ``spec``'s declared input space (and ``rows``, real data)."""
     dim_strategies = [
         st.integers(0, spec.dims[name].values_count - 1).map(spec.dims[name].value)
         for name in spec.symbolic_dims
@@ -60,7 +81,7 @@ def examples(spec: ParitySpec) -> st.SearchStrategy[Example]:
     return st.builds(
         lambda dims, patterns, seed: Example(tuple(zip(spec.symbolic_dims, dims)), tuple(patterns), seed),
         st.tuples(*dim_strategies),
-        st.tuples(*[st.sampled_from(PATTERNS) for _ in spec.inputs]),
+        st.tuples(*[st.sampled_from(patterns_for(i, rows)) for i in spec.inputs]),
         st.integers(0, SEED_MAX),
     )
 
@@ -97,14 +118,38 @@ def export_dims(spec: ParitySpec) -> dict[str, int]:
     return {name: chosen[name] for name in spec.symbolic_dims}
 
 
-def materialize(spec: ParitySpec, example: Example) -> dict[str, np.ndarray]:
-    """The arrays an example stands for, in input order; the same example gives the same arrays."""
+def materialize(
+    spec: ParitySpec, example: Example, rows: Mapping[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """The arrays an example stands for, in input order; the same example gives the same arrays.
+
+    Row patterns pick the same row indices for every input, so the columns of one record
+    stay together."""
     rng = np.random.default_rng(example.seed)
     dims = example.dim_values
-    return {
-        item.name: fill(item, item.concrete_shape(dims), pattern, rng)
-        for item, pattern in zip(spec.inputs, example.patterns)
-    }
+    arrays = {}
+    for item, pattern in zip(spec.inputs, example.patterns):
+        shape = item.concrete_shape(dims)
+        if pattern in ROW_PATTERNS:
+            arrays[item.name] = _from_rows(item, shape, pattern, rows[item.name], example.seed)
+        else:
+            arrays[item.name] = fill(item, shape, pattern, rng)
+    return arrays
+
+
+def _from_rows(item: Input, shape, pattern: str, data: np.ndarray, seed: int) -> np.ndarray:
+    picker = np.random.default_rng([seed, 1])  # the same indices for every input of an example
+    picked = data[picker.integers(0, len(data), size=shape[0])]
+    if pattern == "jitter" and item.dtype.startswith("float"):
+        spread = np.nanstd(data.astype(np.float64), axis=0)
+        spread = np.where(spread > 0, spread, 1.0)
+        noise = np.random.default_rng([seed, 2]).normal(0.0, JITTER_SCALE, size=picked.shape) * spread
+        picked = picked + noise
+    return picked.reshape(shape).astype(_numpy_dtype(item), copy=False)
+
+
+def _numpy_dtype(item: Input) -> np.dtype:
+    return np.dtype(object) if item.dtype == "str" else np.dtype(item.dtype)
 
 
 def arrays_for_dims(spec: ParitySpec, dims: Mapping[str, int], seed: int = 0) -> dict[str, np.ndarray]:
@@ -117,6 +162,12 @@ def arrays_for_dims(spec: ParitySpec, dims: Mapping[str, int], seed: int = 0) ->
 
 def fill(item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator) -> np.ndarray:
     """An array of ``shape`` for ``item`` filled by ``pattern``, within ``[low, high]``."""
+    if item.dtype == "str":
+        return _fill_str(item, shape, pattern, rng)
+    if pattern == "nan":
+        values = _fill_float(item, shape, "uniform", rng).astype(item.dtype)
+        values[rng.random(shape) < NAN_DENSITY] = np.nan
+        return values
     dtype = np.dtype(item.dtype)
     if dtype == np.bool_:
         return _fill_bool(shape, pattern, rng)
@@ -172,6 +223,19 @@ def _fill_int(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.
     raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
 
 
+def _fill_str(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+    if not item.categories:
+        raise ValueError(f"Input({item.name!r}) is a str input without categories")
+    categories = np.asarray(item.categories, dtype=object)
+    if pattern == "zeros":
+        return np.full(shape, categories[0], dtype=object)
+    if pattern == "constant":
+        return np.full(shape, categories[rng.integers(0, len(categories))], dtype=object)
+    if pattern == "extremes":
+        return np.where(rng.random(shape) < 0.5, categories[0], categories[-1]).astype(object)
+    return categories[rng.integers(0, len(categories), size=shape)]
+
+
 def _fill_bool(shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
     if pattern == "zeros":
         return np.zeros(shape, dtype=np.bool_)
@@ -181,3 +245,90 @@ def _fill_bool(shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
         return np.ones(shape, dtype=np.bool_)
     density = SPARSE_DENSITY if pattern == "sparse" else 0.5
     return rng.random(shape) < density
+
+
+def resolve_data(spec: ParitySpec, data: Any) -> tuple[ParitySpec, dict[str, np.ndarray]]:
+    """Real rows for the ``rows``/``jitter`` patterns, one array per input along axis 0.
+
+    ``data`` is an array (for a spec with one input), a pandas DataFrame (a column per input
+    named like it, or all columns for a single ``(batch, n)`` input) or a dict of arrays.
+    String inputs without categories learn them from the data. Returns the spec (with learned
+    categories) and the rows.
+    """
+    if data is None:
+        check_drawable(spec, {})
+        return spec, {}
+    by_name: dict[str, np.ndarray] = {}
+    if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # a pandas DataFrame
+        columns = [str(c) for c in data.columns]
+        if len(spec.inputs) == 1 and spec.inputs[0].name not in columns:
+            by_name[spec.inputs[0].name] = data.to_numpy()
+        else:
+            missing = [i.name for i in spec.inputs if i.name not in columns]
+            if missing:
+                raise InvalidSpec(
+                    f"data= has columns {columns} but no column {missing[0]!r} for Input({missing[0]!r})"
+                )
+            by_name = {i.name: data[[i.name]].to_numpy() for i in spec.inputs}
+    elif isinstance(data, Mapping):
+        by_name = {str(k): np.asarray(v) for k, v in data.items()}
+    else:
+        if len(spec.inputs) != 1:
+            raise InvalidSpec(
+                f"data= is one array but the spec declares {len(spec.inputs)} inputs; "
+                "give a DataFrame or a dict of arrays by input name"
+            )
+        by_name = {spec.inputs[0].name: np.asarray(data)}
+
+    rows: dict[str, np.ndarray] = {}
+    inputs = []
+    for item in spec.inputs:
+        if item.name not in by_name:
+            inputs.append(item)
+            continue
+        values = np.asarray(by_name[item.name])
+        if values.ndim == 1:
+            values = values.reshape(-1, 1) if len(item.shape) == 2 and item.shape[1] == 1 else values
+        first = item.shape[0] if item.shape else None
+        if (
+            not isinstance(first, str)
+            or values.ndim != len(item.shape)
+            or any(isinstance(e, int) and e != n for e, n in zip(item.shape[1:], values.shape[1:]))
+        ):
+            raise InvalidSpec(
+                f"data= for Input({item.name!r}) has shape {list(values.shape)}, which does not fit "
+                f"{item.shape}: rows go along a symbolic first axis, the other axes must match"
+            )
+        if len(values) == 0:
+            raise InvalidSpec(f"data= for Input({item.name!r}) has no rows")
+        if item.dtype == "str":
+            values = values.astype(str).astype(object)
+            if item.categories is None:
+                item = replace(item, categories=tuple(sorted(set(values.ravel().tolist()))))
+        else:
+            values = values.astype(item.dtype)
+        rows[item.name] = values
+        inputs.append(item)
+    resolved = replace(spec, inputs=tuple(inputs))
+    check_drawable(resolved, rows)
+    return resolved, rows
+
+
+def check_drawable(spec: ParitySpec, rows: Mapping[str, np.ndarray]) -> None:
+    """Raise when an input cannot be drawn: a str input needs categories or data rows."""
+    for item in spec.inputs:
+        if item.dtype == "str" and not item.categories and item.name not in rows:
+            raise InvalidSpec(
+                f"Input({item.name!r}) is a str input with no categories: give categories=[...] "
+                f"or data= with a {item.name!r} column"
+            )
+
+
+def rows_digest(rows: Mapping[str, np.ndarray]) -> str:
+    """A short digest of real rows: part of every cache key the drawn arrays depend on."""
+    h = hashlib.blake2b(digest_size=8)
+    for name in sorted(rows):
+        values = rows[name]
+        h.update(name.encode() + str(values.shape).encode())
+        h.update(repr(values.tolist()).encode() if values.dtype == object else values.tobytes())
+    return h.hexdigest()

@@ -180,7 +180,7 @@ def _named_outputs(outputs: Any) -> list[tuple[str, Any]]:
     return flatten_outputs(outputs, lambda v: isinstance(v, (tf.Tensor, np.ndarray)), sort_keys=True)
 
 
-def make_reference(model: Any, spec: ParitySpec) -> Reference:
+def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel | None = None) -> Reference:
     """The model on CPU, ``training=False`` for Keras, numpy in -> numpy out."""
     tf = _tf()
     call = _Callable(model)
@@ -194,7 +194,9 @@ def make_reference(model: Any, spec: ParitySpec) -> Reference:
     return reference
 
 
-def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = None) -> tuple[ExportedModel, Reference]:
+def export(
+    model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = None
+) -> tuple[ExportedModel, Reference]:
     tf = _tf()
     import onnx
 
@@ -208,7 +210,9 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
     arrays = arrays_for_dims(spec, export_dims(spec))
     reference = make_reference(model, spec)
     try:
-        output_names = [n for n, _ in _named_outputs(call(*[tf.constant(arrays[i.name]) for i in spec.inputs]))]
+        output_names = [
+            n for n, _ in _named_outputs(call(*[tf.constant(arrays[i.name]) for i in spec.inputs]))
+        ]
     except Exception as exc:
         shapes = ", ".join(f"{n}{list(a.shape)} {a.dtype}" for n, a in arrays.items())
         raise ExportError(
@@ -217,7 +221,10 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
         ) from exc
     signature = [
         tf.TensorSpec(
-            [None if isinstance(e, str) and spec.dims[e].values_count > 1 else _fixed(e, spec) for e in i.shape],
+            [
+                None if isinstance(e, str) and spec.dims[e].values_count > 1 else _fixed(e, spec)
+                for e in i.shape
+            ],
             tf.as_dtype(i.dtype),
             name=i.name,
         )

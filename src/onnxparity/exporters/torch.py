@@ -90,7 +90,7 @@ def _to_numpy(tensor) -> np.ndarray:
     return tensor.numpy()
 
 
-def make_reference(model: Any, spec: ParitySpec) -> Reference:
+def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel | None = None) -> Reference:
     """The module on CPU under ``torch.inference_mode()``, as numpy in -> numpy out."""
     torch = _torch()
     names = [i.name for i in spec.inputs]

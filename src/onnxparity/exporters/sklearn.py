@@ -1,0 +1,260 @@
+"""scikit-learn estimator or pipeline -> ONNX (skl2onnx), and the estimator as the reference.
+
+Inputs: one ``(batch, n_features)`` input is passed to the estimator as an array; several
+inputs are the columns of a pandas DataFrame (one ONNX input per column, named like it, shape
+``(batch, 1)``) — the form a ``ColumnTransformer`` over named numeric and string columns takes.
+Initial types follow the spec's dtypes (float32 -> FloatTensorType, float64 ->
+DoubleTensorType, int64 -> Int64TensorType, str -> StringTensorType). Classifiers convert with
+``zipmap=False`` so probabilities are a plain array (with float64 inputs the ZipMap graph is
+invalid anyway).
+
+The reference mirrors the ONNX outputs by name: ``label`` -> ``predict``, ``probabilities`` ->
+``predict_proba``, ``variable`` -> ``predict`` (regressors) or ``transform`` (transformers),
+``scores`` -> ``decision_function`` or ``transform`` (e.g. KMeans distances); each reshaped to
+the ONNX output's rank. Labels compare exactly — except on ties, see compare.excuse_ties.
+
+Float inputs reach the estimator as float64 (lossless, and how estimators are usually
+fitted: some, such as KMeans, refuse a dtype other than their fitted one); when it refuses
+float64 they arrive as declared.
+
+NaN inputs: scikit-learn raises on NaN where the ONNX model silently returns NaN, so NaN is
+drawn only for inputs declared ``allow_nan=True`` (for estimators that accept NaN).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import ExportError, FrameworkNotInstalled, InvalidSpec
+from ..spec import ParitySpec
+from . import ExportedModel, Reference, default_opset, quiet, root_cause, specialised_dims
+
+_LOGGERS = ("skl2onnx", "sklearn")
+
+
+def _sklearn():
+    try:
+        import sklearn
+    except ImportError as exc:
+        raise FrameworkNotInstalled("scikit-learn", "sklearn") from exc
+    return sklearn
+
+
+def _skl2onnx():
+    try:
+        with quiet(*_LOGGERS):
+            import skl2onnx
+            from skl2onnx.common import data_types
+    except ImportError as exc:
+        raise FrameworkNotInstalled("skl2onnx", "sklearn") from exc
+    return skl2onnx, data_types
+
+
+def fingerprint(model: Any) -> str:
+    """A digest of the fitted estimator (its pickle): same parameters and state, same key."""
+    return hashlib.blake2b(pickle.dumps(model, protocol=4), digest_size=16).hexdigest()
+
+
+def check_fit_to_export(model: Any, spec: ParitySpec | None = None) -> None:
+    """Raise when the estimator is not fitted, or the spec contradicts what it was fitted on."""
+    _sklearn()
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise ExportError(
+            f"{type(model).__name__} is not fitted: call fit() before checking its export"
+        ) from None
+    except TypeError as exc:
+        raise ExportError(f"{type(model).__name__} is not a scikit-learn estimator: {exc}") from None
+    if spec is None:
+        return
+    n_features = getattr(model, "n_features_in_", None)
+    names = getattr(model, "feature_names_in_", None)
+    if len(spec.inputs) == 1:
+        item = spec.inputs[0]
+        if len(item.shape) != 2:
+            raise InvalidSpec(f"Input({item.name!r}) must be (batch, n_features) for a scikit-learn model")
+        if n_features is not None and item.shape[1] != n_features:
+            raise InvalidSpec(
+                f"Input({item.name!r}) has {item.shape[1]} features but {type(model).__name__} "
+                f"was fitted on {n_features}: declare shape ('batch', {n_features})"
+            )
+    else:
+        for item in spec.inputs:
+            if item.shape[1:] != (1,) or len(item.shape) != 2:
+                raise InvalidSpec(
+                    f"Input({item.name!r}) has shape {item.shape}: with several inputs each is one "
+                    "DataFrame column, shaped ('batch', 1)"
+                )
+        if names is not None:
+            missing = [i.name for i in spec.inputs if i.name not in set(names)]
+            extra = [n for n in names if n not in {i.name for i in spec.inputs}]
+            if missing or extra:
+                raise InvalidSpec(
+                    f"{type(model).__name__} was fitted on columns {list(names)} but the spec declares "
+                    f"{[i.name for i in spec.inputs]}: declare one op.Input per column, named like it"
+                )
+
+
+def _frame(spec: ParitySpec, feeds: Mapping[str, np.ndarray]):
+    if len(spec.inputs) == 1:
+        return feeds[spec.inputs[0].name]
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise FrameworkNotInstalled("pandas", "sklearn", "several inputs are DataFrame columns") from exc
+    return pd.DataFrame({i.name: np.asarray(feeds[i.name]).reshape(-1) for i in spec.inputs})
+
+
+def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel | None = None) -> Reference:
+    """The estimator's own methods, one per ONNX output, shaped like the ONNX outputs."""
+    if exported is None:
+        raise ExportError("a scikit-learn reference needs the ONNX model's outputs to mirror")
+    import onnx
+
+    proto = onnx.load(exported.path, load_external_data=False)
+    ranks = {o.name: len(o.type.tensor_type.shape.dim) for o in proto.graph.output}
+    methods = [_method_for(model, name) for name in exported.output_names]
+
+    upcast = [True]  # float inputs as float64 until the estimator refuses them
+
+    def reference(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        if upcast[0]:
+            try:
+                return run(_frame(spec, _float64(feeds)))
+            except (ValueError, TypeError) as exc:
+                if "dtype" not in str(exc):
+                    raise
+                upcast[0] = False
+        return run(_frame(spec, feeds))
+
+    def run(X) -> list[np.ndarray]:
+        outputs = []
+        for name, method in zip(exported.output_names, methods):
+            value = np.asarray(method(X))
+            rank = ranks.get(name, value.ndim)
+            if value.ndim == 1 and rank == 2:
+                value = value.reshape(-1, 1)
+            outputs.append(value)
+        return outputs
+
+    return reference
+
+
+def _float64(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Float inputs as float64: how estimators are usually fitted (KMeans refuses a mismatch)."""
+    return {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in feeds.items()}
+
+
+def _method_for(model: Any, output: str):
+    from sklearn.base import is_classifier, is_regressor
+
+    lowered = output.lower()
+    if "label" in lowered:
+        return model.predict
+    if "probabilit" in lowered:
+        return model.predict_proba
+    if "score" in lowered:
+        return getattr(model, "decision_function", None) or model.transform
+    if lowered == "variable":
+        if is_regressor(model) or is_classifier(model):
+            return model.predict
+        if hasattr(model, "transform"):
+            return model.transform
+        return model.predict
+    raise ExportError(
+        f"no {type(model).__name__} method matches the ONNX output {output!r}; "
+        "pass reference= to say how to compute it"
+    )
+
+
+def label_outputs(model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple]]:
+    """For a classifier: the label output, its probability output and the classes' order."""
+    classes = getattr(model, "classes_", None)
+    names = exported.output_names
+    label = next((n for n in names if "label" in n.lower()), None)
+    probabilities = next((n for n in names if "probabilit" in n.lower()), None)
+    if classes is None or label is None or probabilities is None:
+        return {}
+    return {label: (probabilities, tuple(np.asarray(classes).tolist()))}
+
+
+def export(
+    model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = None
+) -> tuple[ExportedModel, Reference]:
+    import onnx
+
+    skl2onnx, types = _skl2onnx()
+    check_fit_to_export(model, spec)
+    tensor_types = {
+        "float32": types.FloatTensorType,
+        "float64": types.DoubleTensorType,
+        "int64": types.Int64TensorType,
+        "int32": types.Int32TensorType,
+        "str": types.StringTensorType,
+        "bool": types.BooleanTensorType,
+    }
+    initial_types = []
+    for item in spec.inputs:
+        if item.dtype not in tensor_types:
+            raise InvalidSpec(
+                f"Input({item.name!r}) dtype {item.dtype}: skl2onnx takes {', '.join(tensor_types)}"
+            )
+        shape = [None if isinstance(e, str) else e for e in item.shape]
+        initial_types.append((item.name, tensor_types[item.dtype](shape)))
+
+    key = f"sklearn-{fingerprint(model)}-{spec.input_digest()}-opset{opset}"
+    folder = os.path.join(workdir, f"export-{key[:48]}")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "model.onnx")
+    try:
+        with quiet(*_LOGGERS):
+            proto = skl2onnx.convert_sklearn(
+                model, initial_types=initial_types, options=_no_zipmap(model), target_opset=opset
+            )
+    except Exception as exc:
+        raise ExportError(
+            f"skl2onnx could not convert {_describe(model)}: {root_cause(exc)} "
+            "(see README 'scikit-learn' for estimators known not to convert)"
+        ) from exc
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        raise ExportError(
+            f"skl2onnx produced an invalid ONNX model for {_describe(model)}: {root_cause(exc)}"
+        ) from exc
+    onnx.save(proto, path)
+    exported = ExportedModel(
+        path=path,
+        input_names=tuple(i.name for i in spec.inputs),
+        output_names=tuple(o.name for o in proto.graph.output),
+        exporter="skl2onnx",
+        opset=default_opset(proto),
+        key=key,
+        notes=tuple(specialised_dims(proto, spec)),
+    )
+    return exported, make_reference(model, spec, exported)
+
+
+def _no_zipmap(model: Any) -> dict:
+    """``zipmap=False`` for every classifier in the model (skl2onnx rejects it on others)."""
+    from sklearn.base import is_classifier
+
+    found = [model] + [v for v in model.get_params(deep=True).values() if hasattr(v, "get_params")]
+    return {id(est): {"zipmap": False} for est in found if is_classifier(est)}
+
+
+def _describe(model: Any) -> str:
+    steps = getattr(model, "steps", None)
+    if steps:
+        return f"{type(model).__name__}({', '.join(type(s).__name__ for _, s in steps)})"
+    return type(model).__name__
