@@ -26,11 +26,11 @@ CONFIG_KEY = pytest.StashKey[ParityConfig]()
 SESSION_KEY = pytest.StashKey[Any]()  # the run's ParitySession, created on first use
 
 #: marker arguments, with what each declares.
-MARKER_ARGS = ("inputs", "dims", "variants", "tolerance", "opset", "examples")
+MARKER_ARGS = ("inputs", "dims", "variants", "tolerance", "opset", "examples", "data")
 
 MARKER_DOC = (
     "onnx_parity(inputs=[op.Input(...)], dims={name: op.Dim(min, max)}, variants=['ort-cpu'], "
-    "tolerance=op.Tolerance(atol, rtol) or {variant: Tolerance}, opset=None, examples=None): "
+    "tolerance=op.Tolerance(atol, rtol) or {variant: Tolerance}, opset=None, examples=None, data=None): "
     "declare an ONNX parity check run by the onnx_parity fixture; one test item per variant. "
     "Runs only under --onnx-parity."
 )
@@ -204,6 +204,11 @@ def _seed_rngs(seed: int) -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.manual_seed(seed)
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        keras.utils.set_random_seed(seed)  # also seeds tensorflow's global generator
+    elif "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].random.set_seed(seed)
 
 
 class ParityFixture:
@@ -223,15 +228,18 @@ class ParityFixture:
     ):
         """Check ``model`` (or ``onnx`` against it or ``reference``) on this item's variant.
 
-        Keyword arguments override the marker's (inputs, dims, tolerance, opset, examples).
+        Keyword arguments override the marker's (inputs, dims, tolerance, opset, examples, data).
         Fails the test with a diagnosis when parity does not hold; returns the VariantResult.
         """
         __tracebackhide__ = True
         try:
-            spec = self._spec(overrides)
+            from .strategies import resolve_data
+
+            spec, data = self._spec(overrides)
+            spec, rows = resolve_data(spec, data)
             session = _session(self._config)
             prepared = session.prepare(model, spec, onnx=onnx, reference=reference)
-            result = session.check_variant(prepared, spec, self.variant, name=_base_id(self.item))
+            result = session.check_variant(prepared, spec, self.variant, name=_base_id(self.item), rows=rows)
         except FrameworkNotInstalled as exc:
             pytest.skip(str(exc))
         except OnnxParityError as exc:
@@ -243,7 +251,7 @@ class ParityFixture:
             pytest.fail(result.message, pytrace=False)
         return result
 
-    def _spec(self, overrides: dict) -> ParitySpec:
+    def _spec(self, overrides: dict) -> tuple[ParitySpec, Any]:
         from .errors import InvalidSpec
 
         if self._marker_args:
@@ -258,7 +266,8 @@ class ParityFixture:
                 "or to onnx_parity.check()"
             )
         args.setdefault("variants", (self.variant,))
-        return ParitySpec(**args)
+        data = args.pop("data", None)
+        return ParitySpec(**args), data
 
 
 @pytest.fixture

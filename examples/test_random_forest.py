@@ -1,0 +1,23 @@
+"""A RandomForest on a dataset bundled with scikit-learn (breast cancer, 30 features)."""
+
+import pytest
+
+pytest.importorskip("skl2onnx", reason="skl2onnx is not installed: pip install 'onnxparity[sklearn]'")
+
+from sklearn.datasets import load_breast_cancer  # noqa: E402
+from sklearn.ensemble import RandomForestClassifier  # noqa: E402
+
+import onnxparity as op  # noqa: E402
+
+X, y = load_breast_cancer(return_X_y=True)
+X = X.astype("float32")  # trees split in float32: float32 inputs compare without threshold flips
+
+
+@pytest.mark.onnx_parity(
+    inputs=[op.Input("X", ("batch", 30), low=0, high=float(X.max()))],
+    dims={"batch": op.Dim(1, 128)},
+    variants=["ort-cpu"],
+    data=X,  # real rows, resampled and jittered around the split thresholds
+)
+def test_random_forest(onnx_parity):
+    onnx_parity.check(RandomForestClassifier(n_estimators=30, max_depth=8, random_state=0).fit(X, y))
