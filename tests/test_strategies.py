@@ -8,7 +8,15 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 import onnxparity as op
-from onnxparity.strategies import PATTERNS, Example, boundary_examples, examples, export_dims, materialize
+from onnxparity.strategies import (
+    PATTERNS,
+    Example,
+    boundary_examples,
+    examples,
+    export_dims,
+    materialize,
+    patterns_for,
+)
 
 SPEC = op.ParitySpec(
     inputs=[
@@ -86,3 +94,44 @@ def test_describe_names_shapes_patterns_and_seed(data):
     example = data.draw(examples(SPEC))
     text = example.describe(SPEC)
     assert f"seed {example.seed}" in text and "image[" in text
+
+
+def test_rows_patterns_resample_real_rows_and_keep_records_together():
+    from onnxparity.strategies import resolve_data
+
+    spec = op.ParitySpec(
+        inputs=[op.Input("age", ("batch", 1), low=0, high=100), op.Input("city", ("batch", 1), dtype="str")],
+        dims={"batch": op.Dim(1, 8)},
+    )
+    data = {"age": np.array([[10.0], [20.0], [30.0]]), "city": np.array([["a"], ["b"], ["c"]])}
+    resolved, rows = resolve_data(spec, data)
+    assert resolved.inputs[1].categories == ("a", "b", "c")  # learned from the data
+    example = Example((("batch", 6),), ("rows", "rows"), 7)
+    arrays = materialize(resolved, example, rows)
+    pairs = {(float(a), c) for a, c in zip(arrays["age"].ravel(), arrays["city"].ravel())}
+    assert pairs <= {(10.0, "a"), (20.0, "b"), (30.0, "c")}
+    jitter = materialize(resolved, Example((("batch", 6),), ("jitter", "rows"), 7), rows)
+    assert not np.isin(jitter["age"], [10.0, 20.0, 30.0]).any()
+    assert np.abs(jitter["age"] - arrays["age"]).max() < 2  # 1% of the spread, not a new value
+    assert patterns_for(resolved.inputs[0], rows)[:2] == ("rows", "jitter")  # real rows shrink first
+
+
+def test_data_that_does_not_fit_the_input_is_a_clear_error():
+    from onnxparity.strategies import resolve_data
+
+    spec = op.ParitySpec(inputs=[op.Input("X", ("batch", 4))], dims={"batch": op.Dim(1, 8)})
+    with pytest.raises(
+        op.InvalidSpec, match=r"data= for Input\('X'\) has shape \[10, 3\], which does not fit"
+    ):
+        resolve_data(spec, np.zeros((10, 3)))
+
+
+def test_nan_is_drawn_only_where_allowed():
+    spec = op.ParitySpec(
+        inputs=[op.Input("x", ("batch", 50), allow_nan=True), op.Input("y", ("batch", 50))],
+        dims={"batch": op.Dim(1, 4)},
+    )
+    example = Example((("batch", 4),), ("nan", "uniform"), 1)
+    arrays = materialize(spec, example)
+    assert np.isnan(arrays["x"]).any() and not np.isnan(arrays["y"]).any()
+    assert "nan" not in patterns_for(spec.inputs[1]) and "nan" in patterns_for(spec.inputs[0])

@@ -1,0 +1,193 @@
+"""scikit-learn: estimators, pipelines with string columns, label flips and ties, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import onnxparity as op
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("skl2onnx")
+
+from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
+from sklearn.cluster import KMeans  # noqa: E402
+from sklearn.compose import ColumnTransformer  # noqa: E402
+from sklearn.datasets import load_diabetes, load_iris  # noqa: E402
+from sklearn.ensemble import RandomForestClassifier  # noqa: E402
+from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
+
+X_IRIS, Y_IRIS = load_iris(return_X_y=True)
+IRIS = [op.Input("X", ("batch", 4), low=0, high=8)]
+BATCH = {"batch": op.Dim(1, 32)}
+
+
+def frame(rows: int = 120) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "age": rng.uniform(18, 80, rows),
+            "income": rng.uniform(0, 1e5, rows),
+            "city": rng.choice(["oslo", "lima", "pune"], rows),
+        }
+    )
+
+
+def pipeline(data: pd.DataFrame) -> Pipeline:
+    target = ((data.age > 40) ^ (data.city == "oslo")).astype(int)
+    features = ColumnTransformer(
+        [
+            ("num", StandardScaler(), ["age", "income"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["city"]),
+        ]
+    )
+    return Pipeline([("features", features), ("clf", LogisticRegression())]).fit(data, target)
+
+
+COLUMNS = [
+    op.Input("age", ("batch", 1), low=18, high=80),
+    op.Input("income", ("batch", 1), low=0, high=1e5),
+    op.Input("city", ("batch", 1), dtype="str"),
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "outputs"),
+    [
+        (
+            RandomForestClassifier(n_estimators=10, random_state=0).fit(X_IRIS, Y_IRIS),
+            ["label", "probabilities"],
+        ),
+        (
+            LogisticRegression(max_iter=500).fit(
+                X_IRIS, np.array(["setosa", "versicolor", "virginica"])[Y_IRIS]
+            ),
+            ["label", "probabilities"],
+        ),
+        (StandardScaler().fit(X_IRIS), ["variable"]),
+        (KMeans(3, n_init=2, random_state=0).fit(X_IRIS), ["label", "scores"]),
+    ],
+    ids=["random forest", "string labels", "transformer", "clusterer"],
+)
+def test_estimators_pass_at_default_tolerance(model, outputs, tmp_path):
+    result = op.check(model, inputs=IRIS, dims=BATCH, examples=10, reproducer_dir=tmp_path)
+    assert result.passed, result["ort-cpu"].message
+    assert result.exporter == "skl2onnx"
+    assert [o.name for o in result["ort-cpu"].outputs] == outputs
+
+
+def test_regressor_in_float64_passes(tmp_path):
+    X, y = load_diabetes(return_X_y=True)
+    model = LinearRegression().fit(X, y)
+    result = op.check(
+        model,
+        inputs=[op.Input("X", ("batch", 10), dtype="float64", low=-0.2, high=0.2)],
+        dims=BATCH,
+        examples=5,
+        reproducer_dir=tmp_path,
+    )
+    assert result.passed and result["ort-cpu"].outputs[0].max_abs_error < 1e-9
+
+
+def test_pipeline_with_string_column_learns_categories_from_data(tmp_path):
+    data = frame()
+    result = op.check(
+        pipeline(data), inputs=COLUMNS, dims=BATCH, data=data, examples=10, reproducer_dir=tmp_path
+    )
+    assert result.passed, result["ort-cpu"].message
+
+
+def test_string_input_without_categories_or_data_is_an_error():
+    with pytest.raises(
+        op.InvalidSpec,
+        match=r"Input\('city'\) is a str input with no categories: give categories=\[...\] or data=",
+    ):
+        op.check(pipeline(frame()), inputs=COLUMNS, dims=BATCH)
+
+
+def test_label_flips_are_reported_with_rows_and_labels(parity_session, tmp_path):
+    model = LogisticRegression(max_iter=500).fit(X_IRIS, Y_IRIS)
+    spec = op.ParitySpec(inputs=tuple(IRIS), dims=BATCH)
+    proto = onnx.load(parity_session.prepare(model, spec).exported.path)
+    node = next(n for n in proto.graph.node if n.op_type == "LinearClassifier")
+    classes = next(a for a in node.attribute if a.name == "classlabels_ints")
+    classes.ints[1], classes.ints[2] = classes.ints[2], classes.ints[1]  # a wrong label mapping
+    result = op.check(model, inputs=IRIS, dims=BATCH, onnx=proto, data=X_IRIS, reproducer_dir=tmp_path)
+    failed = result["ort-cpu"]
+    assert failed.status == "failed"
+    assert [o.name for o in failed.verdict.failed_outputs] == ["label"]  # probabilities still agree
+    assert "output 'label': " in failed.message and "exactly" in failed.message
+    flip = failed.verdict.failed_outputs[0].worst[0]
+    assert {flip.expected, flip.actual} == {1.0, 2.0}
+    assert "index  expected  actual  difference" in failed.message
+
+
+def test_ties_are_not_failures_but_a_flip_is():
+    from onnxparity.compare import compare_outputs
+
+    probabilities = np.array([[0.5, 0.5, 0.0], [0.2, 0.7, 0.1]])
+    expected = [np.array([0, 1]), probabilities]
+    tied = [np.array([1, 1]), probabilities.astype(np.float32)]
+    flipped = [np.array([0, 0]), probabilities.astype(np.float32)]
+    labels = {"label": ("probabilities", (0, 1, 2))}
+    tol = op.Tolerance()
+    assert compare_outputs(["label", "probabilities"], expected, tied, tol, labels).passed
+    verdict = compare_outputs(["label", "probabilities"], expected, flipped, tol, labels)
+    assert not verdict.passed and verdict.outputs[0].mismatched == 1
+
+
+def test_unfitted_and_contradicting_specs_are_clear_errors():
+    with pytest.raises(
+        op.ExportError, match=r"LogisticRegression is not fitted: call fit\(\) before checking its export"
+    ):
+        op.check(LogisticRegression(), inputs=IRIS, dims=BATCH)
+    fitted = RandomForestClassifier(n_estimators=2).fit(X_IRIS, Y_IRIS)
+    with pytest.raises(op.InvalidSpec, match=r"has 5 features but RandomForestClassifier was fitted on 4"):
+        op.check(fitted, inputs=[op.Input("X", ("batch", 5))], dims=BATCH)
+    with pytest.raises(op.InvalidSpec, match=r"was fitted on columns \['age', 'income', 'city'\]"):
+        op.check(
+            pipeline(frame()),
+            inputs=COLUMNS[:2] + [op.Input("town", ("batch", 1), dtype="str", categories=["a"])],
+            dims=BATCH,
+        )
+
+
+class Handmade(ClassifierMixin, BaseEstimator):
+    """An estimator skl2onnx has no converter for."""
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X):
+        return np.zeros(len(X), dtype=int)
+
+
+def test_converter_failure_names_the_estimator_and_the_converters_message():
+    with pytest.raises(op.ExportError) as info:
+        op.check(Handmade().fit(X_IRIS, Y_IRIS), inputs=IRIS, dims=BATCH)
+    assert str(info.value).startswith("skl2onnx could not convert Handmade: ")
+    assert "Handmade" in str(info.value).split(":", 1)[1]
+
+
+def test_missing_skl2onnx_is_a_skip_naming_the_extra(pytester: pytest.Pytester, warm_exporter):
+    pytester.makeconftest("import sys\nsys.modules['skl2onnx'] = None\n")
+    pytester.makepyfile(
+        """
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+import onnxparity as op
+
+@pytest.mark.onnx_parity(inputs=[op.Input("X", ("batch", 4))], dims={"batch": op.Dim(1, 4)})
+def test_lr(onnx_parity):
+    onnx_parity.check(LogisticRegression(max_iter=300).fit(*load_iris(return_X_y=True)))
+"""
+    )
+    result = pytester.runpytest("--onnx-parity", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*skl2onnx is not installed: pip install 'onnxparity[[]sklearn[]]'*"])

@@ -1,0 +1,153 @@
+"""TensorFlow / Keras: each accepted model kind exports and passes; errors name the problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import onnxparity as op
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("tf2onnx")
+
+BATCH = {"batch": op.Dim(1, 4)}
+
+
+def functional() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    image = keras.Input((None, None, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(image)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(image, keras.layers.Dense(3, name="logits")(x))
+
+
+class Subclassed(keras.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense = keras.layers.Dense(3)
+
+    def call(self, x, training=False):
+        return {"scores": self.dense(x), "doubled": x * 2}
+
+
+class Module(tf.Module):
+    def __init__(self) -> None:
+        self.w = tf.Variable(np.random.default_rng(0).normal(size=(4, 2)).astype("float32"))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+    def __call__(self, x):
+        return tf.nn.softmax(x @ self.w)
+
+
+@pytest.fixture(scope="module")
+def saved_model_dir(tmp_path_factory):
+    module = Module()
+    path = tmp_path_factory.mktemp("saved") / "scorer"
+    tf.saved_model.save(module, str(path), signatures=module.__call__.get_concrete_function())
+    return str(path)
+
+
+def test_functional_keras_model_passes_with_spec_names(parity_session):
+    spec = op.ParitySpec(
+        inputs=(op.Input("image", ("batch", "h", "w", 3)),),
+        dims={**BATCH, "h": op.Dim(4, 16), "w": op.Dim(4, 16)},
+    )
+    prepared = parity_session.prepare(functional(), spec)
+    result = parity_session.check_variant(prepared, spec, "ort-cpu", name="keras functional", examples=5)
+    assert result.status == "passed", result.message
+    graph = onnx.load(prepared.exported.path).graph
+    assert [i.name for i in graph.input] == ["image"]
+    assert [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [
+        "batch",
+        "h",
+        "w",
+        3,
+    ]
+    assert [o.name for o in graph.output] == ["output"]
+    assert prepared.exported.exporter == "tf2onnx from_function"
+
+
+def test_sequential_subclassed_module_and_saved_model_pass(tmp_path, saved_model_dir):
+    keras.utils.set_random_seed(0)
+    sequential = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(5, activation="tanh"), keras.layers.Dense(2)]
+    )
+    cases = [
+        (sequential, [op.Input("x", ("batch", 6))]),
+        (Subclassed(), [op.Input("x", ("batch", 5))]),
+        (Module(), [op.Input("x", ("batch", 4))]),
+        (saved_model_dir, [op.Input("x", ("batch", 4))]),
+    ]
+    for model, inputs in cases:
+        result = op.check(model, inputs=inputs, dims=BATCH, examples=4, reproducer_dir=tmp_path)
+        assert result.passed, result["ort-cpu"].message
+    named = op.check(
+        Subclassed(), inputs=[op.Input("x", ("batch", 5))], dims=BATCH, examples=2, reproducer_dir=tmp_path
+    )
+    assert [o.name for o in named["ort-cpu"].outputs] == ["doubled", "scores"]  # tf.nest: sorted keys
+    assert (
+        op.check(saved_model_dir, inputs=[op.Input("x", ("batch", 4))], dims=BATCH, examples=2).name
+        == "scorer"
+    )
+
+
+def test_invalid_node_is_reported_with_the_checkers_message():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="gelu")])
+    with pytest.raises(op.ExportError) as info:
+        op.check(model, inputs=[op.Input("x", ("batch", 4))], dims=BATCH)
+    text = str(info.value)
+    assert (
+        "tf2onnx from_function: ValidationError: No Op registered for Erfc with domain_version of 15" in text
+    )
+    assert "Keras model.export: ValidationError:" in text
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ([op.Input("x", ("batch", 8))], "Input('x') axis 1 is 8 but the model's input"),
+        ([op.Input("x", ("batch", "features"))], "is the dynamic dim 'features' but the model's input"),
+        ([op.Input("x", ("batch",))], "Input('x') has rank 1 but the model's input"),
+    ],
+)
+def test_spec_contradicting_the_model_is_an_error_before_export(inputs, message):
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
+    dims = {**BATCH, "features": op.Dim(2, 9)} if "features" in inputs[0].shape else BATCH
+    with pytest.raises(op.InvalidSpec, match=message.replace("(", r"\(").replace(")", r"\)")):
+        op.check(model, inputs=inputs, dims=dims)
+
+
+def test_broken_tensorflow_export_fails_with_a_diagnosis(parity_session, tmp_path):
+    from parity_models import perturb_weights
+
+    spec = op.ParitySpec(
+        inputs=(op.Input("image", ("batch", "h", "w", 3)),),
+        dims={**BATCH, "h": op.Dim(4, 16), "w": op.Dim(4, 16)},
+    )
+    model = functional()
+    broken = perturb_weights(onnx.load(parity_session.prepare(model, spec).exported.path), 1e-2)
+    result = op.check(model, inputs=spec.inputs, dims=spec.dims, onnx=broken, reproducer_dir=tmp_path)
+    message = result["ort-cpu"].message
+    assert message.startswith("ort-cpu differs from the reference (model from prebuilt ONNX, opset 15):")
+    assert "output 'output': " in message and "shrunk input: dims batch=1, h=4, w=4;" in message
+
+
+def test_missing_tensorflow_is_a_skip_naming_the_extra(
+    pytester: pytest.Pytester, saved_model_dir, warm_exporter
+):
+    pytester.makeconftest("import sys\nsys.modules['tensorflow'] = None\n")
+    pytester.makepyfile(
+        f"""
+import pytest
+import onnxparity as op
+
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 4))], dims={{"batch": op.Dim(1, 4)}})
+def test_saved(onnx_parity):
+    onnx_parity.check({saved_model_dir!r})
+"""
+    )
+    result = pytester.runpytest("--onnx-parity", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*tensorflow is not installed: pip install 'onnxparity[[]tensorflow[]]'*"])
