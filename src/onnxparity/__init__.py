@@ -52,7 +52,7 @@ __all__ = [
 def check(
     model: Any = None,
     *,
-    inputs: Iterable[Input],
+    inputs: Iterable[Input] | None = None,
     dims: Mapping[str, Dim] | None = None,
     variants: Sequence[str] = ("ort-cpu",),
     tolerance: Tolerance | Mapping[str, Tolerance] | None = None,
@@ -70,15 +70,21 @@ def check(
     ``onnx`` is an ONNX model you built yourself (path, bytes or ``onnx.ModelProto``): it is
     checked instead of exporting ``model``. ``reference`` is a callable taking the inputs as
     numpy arrays (in ``inputs`` order) and returning arrays, for models of other frameworks.
+    Without ``inputs``, they are read from the model where it declares them (ONNX file, Keras,
+    TF signature, fitted scikit-learn estimator), and undeclared dims range over 1..16.
     ``data`` (real rows: an array, a DataFrame or a dict of arrays by input name) is
     resampled and perturbed in addition to the declared ranges, and str inputs without
     categories learn them from it. Pass ``session`` to share exports and built variants.
     """
+    from .infer import build_spec
     from .runner import ParitySession
 
-    spec = ParitySpec(
-        inputs=tuple(inputs),
-        dims=dict(dims or {}),
+    spec = build_spec(
+        model,
+        onnx=onnx,
+        data=data,
+        inputs=inputs,
+        dims=dims,
         variants=tuple(variants),
         tolerance=tolerance if tolerance is not None else {},
         opset=opset,

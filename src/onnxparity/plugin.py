@@ -232,18 +232,24 @@ class ParityFixture:
         Fails the test with a diagnosis when parity does not hold; returns the VariantResult.
         """
         __tracebackhide__ = True
+        skip = failure = None
         try:
             from .strategies import resolve_data
 
-            spec, data = self._spec(overrides)
+            spec, data = self._spec(overrides, model, onnx)
             spec, rows = resolve_data(spec, data)
             session = _session(self._config)
             prepared = session.prepare(model, spec, onnx=onnx, reference=reference)
             result = session.check_variant(prepared, spec, self.variant, name=_base_id(self.item), rows=rows)
         except FrameworkNotInstalled as exc:
-            pytest.skip(str(exc))
+            skip = str(exc)
         except OnnxParityError as exc:
-            pytest.fail(f"{type(exc).__name__}: {exc}", pytrace=False)
+            failure = f"{type(exc).__name__}: {exc}"
+        # Outside the except blocks: no "during handling of the above exception" chain.
+        if skip is not None:
+            pytest.skip(skip)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
         self.result = result
         if result.status == "skipped":
             pytest.skip(result.message)
@@ -251,8 +257,9 @@ class ParityFixture:
             pytest.fail(result.message, pytrace=False)
         return result
 
-    def _spec(self, overrides: dict) -> tuple[ParitySpec, Any]:
+    def _spec(self, overrides: dict, model: Any, onnx: Any) -> tuple[ParitySpec, Any]:
         from .errors import InvalidSpec
+        from .infer import build_spec
 
         if self._marker_args:
             raise InvalidSpec("the onnx_parity marker takes keyword arguments only (inputs=..., dims=...)")
@@ -260,14 +267,9 @@ class ParityFixture:
         unknown = sorted(set(args) - set(MARKER_ARGS))
         if unknown:
             raise InvalidSpec(f"unknown onnx_parity argument {unknown[0]!r}; known: {', '.join(MARKER_ARGS)}")
-        if "inputs" not in args:
-            raise InvalidSpec(
-                "no inputs declared: add inputs=[op.Input(name, shape, ...)] to the onnx_parity marker "
-                "or to onnx_parity.check()"
-            )
         args.setdefault("variants", (self.variant,))
         data = args.pop("data", None)
-        return ParitySpec(**args), data
+        return build_spec(model, onnx=onnx, data=data, **args), data
 
 
 @pytest.fixture
