@@ -160,7 +160,7 @@ class ParitySession:
 
         if onnx is not None:
             exported = exporters.prebuilt_onnx(onnx, spec, self.workdir)
-            key = ("onnx", exported.key, ref_key, spec.input_digest())
+            key = ("onnx", exported.key, ref_key, spec.input_digest)
             cached = self._prepared.get(key)
             if cached is not None:
                 return cached
@@ -171,7 +171,7 @@ class ParitySession:
             )
             prepared = Prepared(exported, ref, ref_key, _labels(module, model, exported))
         else:
-            key = ("export", ref_key, spec.input_digest(), spec.opset)
+            key = ("export", ref_key, spec.input_digest, spec.opset)
             cached = self._prepared.get(key)
             if cached is not None:
                 return cached
@@ -209,7 +209,7 @@ class ParitySession:
     def reference_outputs(
         self, prepared: Prepared, spec: ParitySpec, example: Example, feeds, rows_key: str = ""
     ) -> list:
-        key = (prepared.reference_key, spec.input_digest(), rows_key, example)
+        key = (prepared.reference_key, spec.input_digest, rows_key, example)
         outputs = self._references.get(key)
         if outputs is None:
             outputs = prepared.reference(feeds)
@@ -261,8 +261,7 @@ class ParitySession:
                 variant, "passed", tolerance, search.tried, search.summaries(), search.covered()
             )
         reproducer = self._write_reproducer(name, variant, prepared, spec, failure)
-        message = _diagnosis(variant, prepared, spec, tolerance, failure, search.tried, reproducer, name)
-        failing_verdict = failure.verdict
+        message = _diagnosis(variant, prepared, spec, tolerance, failure, search.tried, reproducer)
         return VariantResult(
             variant,
             "failed",
@@ -273,7 +272,7 @@ class ParitySession:
             failing_example={**failure.example.to_dict(), "description": failure.example.describe(spec)},
             reproducer=reproducer,
             message=message,
-            verdict=failing_verdict,
+            verdict=failure.verdict,
         )
 
     def check(
@@ -455,7 +454,6 @@ def _diagnosis(
     failure: ExampleFailed,
     tried: int,
     reproducer: str,
-    name: str,
 ) -> str:
     exported = prepared.exported
     source = exported.describe()

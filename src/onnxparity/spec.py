@@ -7,6 +7,7 @@ arguments and raises :class:`InvalidSpec` naming the bad value and the fix.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
@@ -333,8 +334,10 @@ class ParitySpec:
                 seen.setdefault(name, None)
         return tuple(seen)
 
+    @functools.cached_property
     def input_digest(self) -> str:
-        """A short digest of the inputs and dims: what an export and its examples depend on."""
+        """A short digest of the inputs and dims: what an export and its examples depend on.
+        Cached: it keys the reference cache on every drawn example."""
         text = repr((self.inputs, sorted(self.dims.items())))
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
 import logging
 import os
 import re
 import shutil
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -129,6 +131,21 @@ def rename_dim_params(model_proto, renames: Mapping[str, str]) -> None:
             for dim in value.type.tensor_type.shape.dim:
                 if dim.dim_param in renames:
                     dim.dim_param = renames[dim.dim_param]
+
+
+def require(module: str, framework: str, extra: str, *loggers: str) -> Any:
+    """Import ``module`` on first use (quietly, for the given loggers); a missing one is
+    :class:`FrameworkNotInstalled` naming the extra to install. Already imported: free."""
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return loaded
+    from ..errors import FrameworkNotInstalled
+
+    try:
+        with quiet(*loggers) if loggers else contextlib.nullcontext():
+            return importlib.import_module(module)
+    except ImportError as exc:
+        raise FrameworkNotInstalled(framework, extra) from exc
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -33,27 +33,18 @@ import numpy as np
 
 from ..errors import ExportError, FrameworkNotInstalled, InvalidSpec
 from ..spec import ParitySpec
-from . import ExportedModel, Reference, default_opset, quiet, root_cause, specialised_dims
+from . import ExportedModel, Reference, default_opset, quiet, require, root_cause, specialised_dims
 
 _LOGGERS = ("skl2onnx", "sklearn")
 
 
 def _sklearn():
-    try:
-        import sklearn
-    except ImportError as exc:
-        raise FrameworkNotInstalled("scikit-learn", "sklearn") from exc
-    return sklearn
+    return require("sklearn", "scikit-learn", "sklearn")
 
 
 def _skl2onnx():
-    try:
-        with quiet(*_LOGGERS):
-            import skl2onnx
-            from skl2onnx.common import data_types
-    except ImportError as exc:
-        raise FrameworkNotInstalled("skl2onnx", "sklearn") from exc
-    return skl2onnx, data_types
+    skl2onnx = require("skl2onnx", "skl2onnx", "sklearn", *_LOGGERS)
+    return skl2onnx, require("skl2onnx.common.data_types", "skl2onnx", "sklearn", *_LOGGERS)
 
 
 def fingerprint(model: Any) -> str:
@@ -212,7 +203,7 @@ def export(
         shape = [None if isinstance(e, str) else e for e in item.shape]
         initial_types.append((item.name, tensor_types[item.dtype](shape)))
 
-    key = f"sklearn-{fingerprint(model)}-{spec.input_digest()}-opset{opset}"
+    key = f"sklearn-{fingerprint(model)}-{spec.input_digest}-opset{opset}"
     folder = os.path.join(workdir, f"export-{key[:48]}")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "model.onnx")

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, FrameworkNotInstalled, InvalidSpec
+from ..errors import ExportError, InvalidSpec
 from ..spec import ParitySpec
 from ..strategies import arrays_for_dims, export_dims
 from . import (
@@ -38,6 +39,7 @@ from . import (
     quiet,
     rename_dim_params,
     rename_values,
+    require,
     root_cause,
     specialised_dims,
 )
@@ -46,22 +48,13 @@ _LOGGERS = ("tensorflow", "tf2onnx", "absl", "keras", "h5py")
 
 
 def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        with quiet(*_LOGGERS):
-            import tensorflow as tf
-    except ImportError as exc:
-        raise FrameworkNotInstalled("tensorflow", "tensorflow") from exc
-    return tf
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return require("tensorflow", "tensorflow", "tensorflow", *_LOGGERS)
 
 
 def _tf2onnx():
-    try:
-        with quiet(*_LOGGERS):
-            import tf2onnx
-    except ImportError as exc:
-        raise FrameworkNotInstalled("tf2onnx", "tensorflow") from exc
-    return tf2onnx
+    return require("tf2onnx", "tf2onnx", "tensorflow", *_LOGGERS)
 
 
 def _is_keras(model: Any) -> bool:
@@ -202,7 +195,7 @@ def export(
 
     call = _Callable(model)
     check_spec(model, spec)
-    key = f"tf-{fingerprint(model)}-{spec.input_digest()}-opset{opset}"
+    key = f"tf-{fingerprint(model)}-{spec.input_digest}-opset{opset}"
     folder = os.path.join(workdir, f"export-{key[:48]}")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "model.onnx")

@@ -23,20 +23,25 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, FrameworkNotInstalled
+from ..errors import ExportError
 from ..spec import ParitySpec
 from ..strategies import arrays_for_dims, export_dims
-from . import ExportedModel, Reference, default_opset, flatten_outputs, quiet, root_cause, specialised_dims
+from . import (
+    ExportedModel,
+    Reference,
+    default_opset,
+    flatten_outputs,
+    quiet,
+    require,
+    root_cause,
+    specialised_dims,
+)
 
 _LOGGERS = ("torch", "onnxscript", "onnx_ir")
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise FrameworkNotInstalled("torch", "torch") from exc
-    return torch
+    return require("torch", "torch", "torch")
 
 
 def fingerprint(model: Any) -> str:
@@ -112,7 +117,7 @@ def export(
     import onnx
 
     check_fit_to_export(model)
-    key = f"torch-{fingerprint(model)}-{spec.input_digest()}-opset{opset}"
+    key = f"torch-{fingerprint(model)}-{spec.input_digest}-opset{opset}"
     path = os.path.join(workdir, f"export-{key[:48]}", "model.onnx")
     os.makedirs(os.path.dirname(path), exist_ok=True)
 
