@@ -191,3 +191,73 @@ def test_lr(onnx_parity):
     result = pytester.runpytest("--onnx-parity", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*skl2onnx is not installed: pip install 'onnxparity[[]sklearn[]]'*"])
+
+
+def swapped_labels(parity_session, model) -> onnx.ModelProto:
+    """The model's export with class labels 1 and 2 swapped: probabilities right, labels wrong."""
+    proto = onnx.load(
+        parity_session.prepare(model, op.ParitySpec(inputs=tuple(IRIS), dims=BATCH)).exported.path
+    )
+    node = next(n for n in proto.graph.node if n.op_type == "LinearClassifier")
+    classes = next(a for a in node.attribute if a.name == "classlabels_ints")
+    classes.ints[1], classes.ints[2] = classes.ints[2], classes.ints[1]
+    return proto
+
+
+def test_agreement_counts_label_flips_over_every_example(parity_session, tmp_path):
+    model = LogisticRegression(max_iter=500).fit(X_IRIS, Y_IRIS)
+    broken = swapped_labels(parity_session, model)
+    # Iris rows of classes 1 and 2 flip (two thirds): 30% agreement accepts that, 90% does not.
+    loose = op.check(
+        model,
+        inputs=IRIS,
+        dims=BATCH,
+        onnx=broken,
+        data=X_IRIS,
+        tolerance=op.Agreement(labels=0.3),
+        reproducer_dir=tmp_path,
+    )
+    assert loose.passed, loose["ort-cpu"].message
+    label = next(o for o in loose["ort-cpu"].outputs if o.name == "label")
+    assert 0.3 < label.mismatched_rate < 0.7 and label.values > 100  # the flip rate is recorded
+    strict = op.check(
+        model,
+        inputs=IRIS,
+        dims=BATCH,
+        onnx=broken,
+        data=X_IRIS,
+        tolerance=op.Agreement(labels=0.9),
+        reproducer_dir=tmp_path,
+    )
+    failed = strict["ort-cpu"]
+    assert failed.status == "failed"
+    assert failed.message.startswith("ort-cpu labels agree less often than Agreement(labels=0.9) asks")
+    assert "output 'label': " in failed.message and "at most 10% allowed)" in failed.message
+    assert "the example with the most flips: dims batch=" in failed.message
+    assert failed.reproducer and "index  expected  actual  difference" in failed.message
+
+
+def test_agreement_keeps_float_outputs_elementwise(parity_session, tmp_path):
+    model = LogisticRegression(max_iter=500).fit(X_IRIS, Y_IRIS)
+    proto = onnx.load(
+        parity_session.prepare(model, op.ParitySpec(inputs=tuple(IRIS), dims=BATCH)).exported.path
+    )
+    node = next(n for n in proto.graph.node if n.op_type == "LinearClassifier")
+    weights = next(a for a in node.attribute if a.name == "coefficients")
+    weights.floats[:] = [w * 1.01 for w in weights.floats]  # 1% off: probabilities move
+    result = op.check(
+        model,
+        inputs=IRIS,
+        dims=BATCH,
+        onnx=proto,
+        tolerance=op.Agreement(labels=0.01),
+        reproducer_dir=tmp_path,
+    )
+    failed = result["ort-cpu"]
+    assert failed.status == "failed"
+    assert failed.message.startswith("ort-cpu differs from the reference")
+    assert "output 'probabilities': " in failed.message and "beyond atol=1e-05, rtol=0.0001" in failed.message
+    with pytest.raises(
+        op.InvalidSpec, match=r"Agreement\(labels=1.5\): labels must be a fraction in \(0, 1\]"
+    ):
+        op.Agreement(labels=1.5)

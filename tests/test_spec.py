@@ -100,3 +100,18 @@ def test_tolerance_lookup_exact_then_longest_pattern_then_default():
     assert bare.tolerance_for("ort-cpu") == op.Tolerance(atol=1e-5, rtol=1e-4)
     single = op.ParitySpec(inputs=[op.Input("x", (2,))], tolerance=op.Tolerance(0.5, 0.5))
     assert single.tolerance_for("anything").atol == 0.5
+
+
+def test_agreement_sets_label_fraction_and_keeps_a_float_tolerance():
+    spec = op.ParitySpec(
+        inputs=[op.Input("x", (2,))],
+        tolerance={
+            "ort-*": op.Agreement(labels=0.999, tolerance=op.Tolerance(1e-3, 0)),
+            "other": op.Tolerance(0.5, 0),
+        },
+    )
+    assert spec.label_agreement_for("ort-cpu") == 0.999
+    assert spec.tolerance_for("ort-cpu") == op.Tolerance(1e-3, 0)
+    assert spec.label_agreement_for("other") == 1.0
+    with pytest.raises(op.InvalidSpec, match=r"Agreement\(tolerance=0.1\): give op.Tolerance"):
+        op.Agreement(tolerance=0.1)

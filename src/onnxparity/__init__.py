@@ -23,7 +23,7 @@ from .errors import (
     VariantBuildError,
     VariantUnavailable,
 )
-from .spec import Dim, Input, ParitySpec, Tolerance
+from .spec import Agreement, Dim, Input, ParitySpec, Tolerance
 
 if TYPE_CHECKING:
     from .report import CheckResult
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agreement",
     "Dim",
     "ExportError",
     "FrameworkNotInstalled",
@@ -55,7 +56,7 @@ def check(
     inputs: Iterable[Input] | None = None,
     dims: Mapping[str, Dim] | None = None,
     variants: Sequence[str] = ("ort-cpu",),
-    tolerance: Tolerance | Mapping[str, Tolerance] | None = None,
+    tolerance: Tolerance | Agreement | Mapping[str, Tolerance | Agreement] | None = None,
     onnx: Any = None,
     reference: Callable | None = None,
     opset: int | None = None,

@@ -17,12 +17,19 @@ STATUSES = ("passed", "failed", "error", "skipped")
 
 @dataclass(frozen=True)
 class OutputSummary:
-    """The worst errors one output showed over every example tried."""
+    """The worst errors one output showed over every example tried, and how many of all its
+    values checked differed (for a label output: the flip rate)."""
 
     name: str
     max_abs_error: float = 0.0
     max_rel_error: float = 0.0
     max_mismatched_fraction: float = 0.0
+    mismatched: int = 0
+    values: int = 0
+
+    @property
+    def mismatched_rate(self) -> float:
+        return self.mismatched / self.values if self.values else 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -30,6 +37,9 @@ class OutputSummary:
             "max_abs_error": _json_float(self.max_abs_error),
             "max_rel_error": _json_float(self.max_rel_error),
             "max_mismatched_fraction": self.max_mismatched_fraction,
+            "mismatched": self.mismatched,
+            "values": self.values,
+            "mismatched_rate": self.mismatched_rate,
         }
 
 

@@ -240,6 +240,32 @@ class Tolerance:
 DEFAULT_TOLERANCE = Tolerance()
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """A looser policy for exact outputs (class labels, ids): they pass when at least a
+    ``labels`` fraction of their values agree, counted over **every row of every example**
+    tried; float outputs still compare elementwise with ``tolerance``.
+
+    ``Agreement(labels=0.999)`` accepts one label flip in a thousand — e.g. float64 inputs to
+    trees whose thresholds skl2onnx stored as float32. Flips are still counted and reported.
+    """
+
+    labels: float = 1.0
+    tolerance: Tolerance = DEFAULT_TOLERANCE
+
+    def __post_init__(self) -> None:
+        if not _is_real(self.labels) or not 0 < self.labels <= 1:
+            raise InvalidSpec(f"Agreement(labels={self.labels!r}): labels must be a fraction in (0, 1]")
+        if not isinstance(self.tolerance, Tolerance):
+            raise InvalidSpec(
+                f"Agreement(tolerance={self.tolerance!r}): give op.Tolerance(atol=..., rtol=...)"
+            )
+        object.__setattr__(self, "labels", float(self.labels))
+
+    def describe(self) -> str:
+        return f"Agreement(labels={self.labels:g}) with {self.tolerance.describe()}"
+
+
 def _freeze_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
@@ -306,17 +332,17 @@ class ParitySpec:
         object.__setattr__(self, "variants", variants)
 
         tolerance = self.tolerance
-        if isinstance(tolerance, Tolerance):
+        if isinstance(tolerance, (Tolerance, Agreement)):
             tolerance = {"*": tolerance}
         if not isinstance(tolerance, Mapping):
             raise InvalidSpec(
                 f"tolerance={tolerance!r}: give op.Tolerance(...) or a dict variant -> Tolerance"
             )
         for key, value in tolerance.items():
-            if not isinstance(key, str) or not isinstance(value, Tolerance):
+            if not isinstance(key, str) or not isinstance(value, (Tolerance, Agreement)):
                 raise InvalidSpec(
                     f"tolerance[{key!r}]={value!r}: keys are variant names or patterns, "
-                    "values op.Tolerance(atol=..., rtol=...)"
+                    "values op.Tolerance(atol=..., rtol=...) or op.Agreement(labels=...)"
                 )
         object.__setattr__(self, "tolerance", _freeze_mapping(tolerance))
 
@@ -341,11 +367,21 @@ class ParitySpec:
         text = repr((self.inputs, sorted(self.dims.items())))
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
-    def tolerance_for(self, variant: str) -> Tolerance:
-        """The tolerance that applies to ``variant``: exact name, then longest matching pattern."""
+    def policy_for(self, variant: str) -> Tolerance | Agreement:
+        """What applies to ``variant``: its exact name, then the longest matching pattern."""
         if variant in self.tolerance:
             return self.tolerance[variant]
         patterns = [p for p in self.tolerance if fnmatch.fnmatchcase(variant, p)]
         if patterns:
             return self.tolerance[max(patterns, key=len)]
         return DEFAULT_TOLERANCE
+
+    def tolerance_for(self, variant: str) -> Tolerance:
+        """The elementwise tolerance of ``variant``'s float outputs."""
+        policy = self.policy_for(variant)
+        return policy.tolerance if isinstance(policy, Agreement) else policy
+
+    def label_agreement_for(self, variant: str) -> float:
+        """The fraction of exact (label) values that must agree for ``variant``: 1 unless loosened."""
+        policy = self.policy_for(variant)
+        return policy.labels if isinstance(policy, Agreement) else 1.0
