@@ -90,3 +90,14 @@ def test_output_count_mismatch_is_named():
 def test_table_is_capped():
     result = cmp(np.zeros(500), np.ones(500))
     assert result.mismatched == 500 and len(result.worst) == 10
+
+
+def test_string_outputs_compare_exactly_and_read_as_strings():
+    verdict = compare_outputs(
+        ["label"], [np.array(["cat", "dog"], dtype=object)], [np.array(["cat", "cow"], dtype=object)], TOL
+    )
+    result = verdict.outputs[0]
+    assert not result.passed and result.exact and result.mismatched == 1
+    text = verdict.explain()
+    assert "1 of 2 values differ (50%) exactly" in text
+    assert "'dog'" in text and "'cow'" in text and "max abs error" not in text

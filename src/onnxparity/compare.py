@@ -2,7 +2,7 @@
 
 One documented meaning (DESIGN.md principle 4): a float value passes when
 ``|actual - expected| <= atol + rtol * |expected|``; NaN matches only NaN; an infinity matches
-only the same infinity. Integer and bool outputs compare exactly. Shapes must be equal and
+only the same infinity. Integer, bool and string outputs compare exactly. Shapes must be equal and
 the kinds of dtype (float / integer / bool) must agree. Pure functions over numpy arrays.
 """
 
@@ -136,7 +136,7 @@ def _kind(dtype: np.dtype) -> str:
 def compare_output(
     name: str, expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance
 ) -> OutputComparison:
-    """Compare one output pair under ``tolerance`` (exactly, for integer and bool outputs)."""
+    """Compare one output pair under ``tolerance`` (exactly, for integer, bool and string outputs)."""
     expected = np.asarray(expected)
     actual = np.asarray(actual)
     base = dict(
@@ -159,16 +159,7 @@ def compare_output(
         diff = excess = np.zeros(e.shape)
         finite = np.ones(e.shape, dtype=bool)
     elif exact:
-        e = (
-            expected.astype(np.float64)
-            if expected.dtype != np.bool_
-            else expected.astype(np.int8).astype(np.float64)
-        )
-        a = (
-            actual.astype(np.float64)
-            if actual.dtype != np.bool_
-            else actual.astype(np.int8).astype(np.float64)
-        )
+        e, a = expected.astype(np.float64), actual.astype(np.float64)  # ints and bools alike
         ok = expected == actual
         diff = np.abs(a - e)
         excess = diff
@@ -191,9 +182,7 @@ def compare_output(
     finite_diff = diff[finite]
     max_abs = float(finite_diff.max()) if finite_diff.size else 0.0
     mean_abs = float(finite_diff.mean()) if finite_diff.size else 0.0
-    nonzero = finite & (diff != 0)
-    if nonzero.any():
-        nonzero &= np.asarray(e != 0, dtype=bool)
+    nonzero = finite & (diff != 0) & np.asarray(e != 0, dtype=bool)
     max_rel = float((diff[nonzero] / np.abs(e[nonzero].astype(np.float64))).max()) if nonzero.any() else 0.0
     if mismatched and not (mismatch & finite).any():
         # Only NaN/inf disagreements: the finite errors understate the failure.
