@@ -19,7 +19,7 @@ import pytest
 
 from . import config as cfg
 from .config import ParityConfig
-from .errors import FrameworkNotInstalled, OnnxParityError
+from .errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError
 from .spec import ParitySpec
 
 CONFIG_KEY = pytest.StashKey[ParityConfig]()
@@ -234,13 +234,17 @@ class ParityFixture:
         __tracebackhide__ = True
         skip = failure = None
         try:
-            from .strategies import resolve_data
-
             spec, data = self._spec(overrides, model, onnx)
-            spec, rows = resolve_data(spec, data)
-            session = _session(self._config)
-            prepared = session.prepare(model, spec, onnx=onnx, reference=reference)
-            result = session.check_variant(prepared, spec, self.variant, name=_base_id(self.item), rows=rows)
+            checked = _session(self._config).check(
+                model,
+                spec=spec,
+                onnx=onnx,
+                reference=reference,
+                name=_base_id(self.item),
+                data=data,
+                variants=[self.variant],
+            )
+            result = checked[self.variant]
         except FrameworkNotInstalled as exc:
             skip = str(exc)
         except OnnxParityError as exc:
@@ -258,7 +262,6 @@ class ParityFixture:
         return result
 
     def _spec(self, overrides: dict, model: Any, onnx: Any) -> tuple[ParitySpec, Any]:
-        from .errors import InvalidSpec
         from .infer import build_spec
 
         if self._marker_args:

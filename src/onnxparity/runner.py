@@ -295,8 +295,9 @@ class ParitySession:
         name: str | None = None,
         examples: int | None = None,
         data: Any = None,
+        variants: Sequence[str] | None = None,
     ) -> CheckResult:
-        """Every variant of ``spec`` checked against the model; one result per variant.
+        """Every variant of ``spec`` (or the ``variants`` given) checked against the model.
 
         ``data`` (real rows: array, DataFrame or dict) is resampled and perturbed in addition
         to the spec's ranges; str inputs without categories learn them from it."""
@@ -305,7 +306,7 @@ class ParitySession:
         name = name or (exporters.model_name(model) if model is not None else "model")
         results = {
             v: self.check_variant(prepared, spec, v, name=name, examples=examples, rows=rows)
-            for v in spec.variants
+            for v in (variants or spec.variants)
         }
         exported = prepared.exported
         return CheckResult(name, exported.exporter, exported.opset, exported.notes, results)
