@@ -84,7 +84,8 @@ def test_dim_values_respect_multiple_of():
     assert 64 in dim and 48 not in dim and 160 not in dim
 
 
-def test_tolerance_lookup_exact_then_longest_pattern_then_default():
+def test_policy_lookup_exact_then_pattern_then_variant_default_then_star():
+    int8_default = op.Agreement(cosine=0.99)
     spec = op.ParitySpec(
         inputs=[op.Input("x", (2,))],
         tolerance={
@@ -93,25 +94,33 @@ def test_tolerance_lookup_exact_then_longest_pattern_then_default():
             "int8-static": op.Tolerance(1, 0),
         },
     )
-    assert spec.tolerance_for("ort-cpu").atol == 1e-3
-    assert spec.tolerance_for("int8-dynamic").atol == 1e-1
-    assert spec.tolerance_for("int8-static").atol == 1
+    assert spec.policy_for("ort-cpu").atol == 1e-3
+    assert spec.policy_for("int8-dynamic", int8_default).atol == 1e-1
+    assert spec.policy_for("int8-static", int8_default).atol == 1
+    # "*" (a bare Tolerance) ranks below a variant's own default: lossy variants keep theirs
+    assert spec.policy_for("fp16", op.Agreement(cosine=0.9)) == op.Agreement(cosine=0.9)
     bare = op.ParitySpec(inputs=[op.Input("x", (2,))])
-    assert bare.tolerance_for("ort-cpu") == op.Tolerance(atol=1e-5, rtol=1e-4)
+    assert bare.policy_for("ort-cpu") == op.Tolerance(atol=1e-5, rtol=1e-4)
+    assert bare.policy_for("int8-dynamic", int8_default) is int8_default
     single = op.ParitySpec(inputs=[op.Input("x", (2,))], tolerance=op.Tolerance(0.5, 0.5))
-    assert single.tolerance_for("anything").atol == 0.5
+    assert single.policy_for("anything").atol == 0.5
+    assert single.policy_for("int8-dynamic", int8_default) is int8_default
 
 
-def test_agreement_sets_label_fraction_and_keeps_a_float_tolerance():
-    spec = op.ParitySpec(
-        inputs=[op.Input("x", (2,))],
-        tolerance={
-            "ort-*": op.Agreement(labels=0.999, tolerance=op.Tolerance(1e-3, 0)),
-            "other": op.Tolerance(0.5, 0),
-        },
-    )
-    assert spec.label_agreement_for("ort-cpu") == 0.999
-    assert spec.tolerance_for("ort-cpu") == op.Tolerance(1e-3, 0)
-    assert spec.label_agreement_for("other") == 1.0
+def test_agreement_float_tolerance_and_metrics():
+    labels_only = op.Agreement(labels=0.999)
+    assert labels_only.float_tolerance == op.Tolerance()  # float outputs stay elementwise
+    metrics = op.Agreement(cosine=0.99, sqnr_db=20)
+    assert metrics.has_metrics and metrics.float_tolerance is None  # the metrics decide
+    both = op.Agreement(cosine=0.99, tolerance=op.Tolerance(1e-2, 0))
+    assert both.float_tolerance == op.Tolerance(1e-2, 0)
+    assert metrics.describe() == "Agreement(cosine=0.99, sqnr_db=20)"
+    for bad, message in (
+        (dict(cosine=1.5), r"cosine must be in \(-1, 1\]"),
+        (dict(top1=0), r"top1 must be a fraction"),
+        (dict(sqnr_db=float("inf")), r"finite number of dB"),
+    ):
+        with pytest.raises(op.InvalidSpec, match=message):
+            op.Agreement(**bad)
     with pytest.raises(op.InvalidSpec, match=r"Agreement\(tolerance=0.1\): give op.Tolerance"):
         op.Agreement(tolerance=0.1)

@@ -65,6 +65,8 @@ def check(
     reproducer_dir: str | os.PathLike = ".onnxparity/reproducers",
     session: ParitySession | None = None,
     data: Any = None,
+    variant_options: Mapping[str, Mapping[str, Any]] | None = None,
+    calibration: Iterable[Mapping[str, Any]] | None = None,
 ) -> CheckResult:
     """Check ``model`` (or ``onnx`` against ``reference``) on every variant; return the result.
 
@@ -76,6 +78,8 @@ def check(
     ``data`` (real rows: an array, a DataFrame or a dict of arrays by input name) is
     resampled and perturbed in addition to the declared ranges, and str inputs without
     categories learn them from it. Pass ``session`` to share exports and built variants.
+    ``variant_options`` maps a variant to its builder's options; ``calibration`` (feed dicts)
+    calibrates int8-static instead of drawn inputs.
     """
     from .infer import build_spec
     from .runner import ParitySession
@@ -90,6 +94,8 @@ def check(
         tolerance=tolerance if tolerance is not None else {},
         opset=opset,
         examples=examples,
+        variant_options=variant_options or {},
+        calibration=calibration,
     )
     if session is not None:
         return session.check(model, spec=spec, onnx=onnx, reference=reference, name=name, data=data)
@@ -98,9 +104,25 @@ def check(
 
 
 def register_variant(
-    name: str, build: Callable[[BuildContext], Runnable], *, description: str = "", replace: bool = False
+    name: str,
+    build: Callable[[BuildContext], Runnable],
+    *,
+    description: str = "",
+    default_policy: Tolerance | Agreement | None = None,
+    max_examples: int | None = None,
+    requires_gpu: bool = False,
+    replace: bool = False,
 ):
-    """Make ``name`` usable in ``variants=[...]``; see :mod:`onnxparity.variants`."""
+    """Make ``name`` usable in ``variants=[...]``: ``build(context)`` returns an object with
+    ``output_names`` and ``run(feeds) -> list of arrays``. See docs/variants.md."""
     from .variants import register_variant as _register
 
-    return _register(name, build, description=description, replace=replace)
+    return _register(
+        name,
+        build,
+        description=description,
+        default_policy=default_policy,
+        max_examples=max_examples,
+        requires_gpu=requires_gpu,
+        replace=replace,
+    )

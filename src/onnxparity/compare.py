@@ -3,7 +3,12 @@
 One documented meaning (DESIGN.md principle 4): a float value passes when
 ``|actual - expected| <= atol + rtol * |expected|``; NaN matches only NaN; an infinity matches
 only the same infinity. Integer, bool and string outputs compare exactly. Shapes must be equal and
-the kinds of dtype (float / integer / bool) must agree. Pure functions over numpy arrays.
+the kinds of dtype (float / integer / bool) must agree.
+
+Under an :class:`~onnxparity.spec.Agreement` with metrics (lossy variants), float outputs are
+judged by whole-tensor cosine similarity and SQNR per example instead (or as well, when the
+Agreement carries a tolerance), and top-1 agreement is counted per row for the runner to total
+over the search. Pure functions over numpy arrays.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .spec import Tolerance
+from .spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
 
 #: rows of the worst-mismatch table kept per output.
 MAX_TABLE_ROWS = 10
@@ -53,6 +58,15 @@ class OutputComparison:
     exact: bool = False
     ties: int = 0
     worst: tuple[Mismatch, ...] = ()
+    #: agreement metrics (float outputs under an Agreement with metrics; None otherwise)
+    cosine: float | None = None
+    sqnr_db: float | None = None
+    top1_agree: int = 0
+    top1_rows: int = 0
+    #: values where one side is NaN/inf and the other is not (or a different one)
+    nonfinite: int = 0
+    #: which agreement metrics failed, e.g. ("cosine", "sqnr_db")
+    broken: tuple[str, ...] = ()
 
     @property
     def mismatched_fraction(self) -> float:
@@ -75,6 +89,10 @@ class OutputComparison:
             "max_rel_error": _json_float(self.max_rel_error),
             "exact": self.exact,
             "ties": self.ties,
+            "cosine": None if self.cosine is None else _json_float(self.cosine),
+            "sqnr_db": None if self.sqnr_db is None else _json_float(self.sqnr_db),
+            "top1_agree": self.top1_agree,
+            "top1_rows": self.top1_rows,
             "worst": [
                 {"index": list(m.index), "expected": _json_value(m.expected), "actual": _json_value(m.actual)}
                 for m in self.worst
@@ -84,9 +102,9 @@ class OutputComparison:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The comparison of all outputs of one example under one tolerance."""
+    """The comparison of all outputs of one example under one policy (Tolerance or Agreement)."""
 
-    tolerance: Tolerance
+    policy: Policy
     outputs: tuple[OutputComparison, ...] = field(default_factory=tuple)
     problem: str | None = None  # set when the outputs could not be paired at all
 
@@ -102,7 +120,7 @@ class Verdict:
         """Lines a person reads: what differs, by how much, against which tolerance."""
         if self.problem:
             return self.problem
-        return "\n".join(explain_output(o, self.tolerance) for o in self.failed_outputs)
+        return "\n".join(explain_output(o, self.policy) for o in self.failed_outputs)
 
 
 def _scalar(value) -> float | str:
@@ -255,34 +273,114 @@ def compare_outputs(
     names: Sequence[str],
     expected: Sequence[np.ndarray],
     actual: Sequence[np.ndarray],
-    tolerance: Tolerance,
+    policy: Policy,
     labels: Mapping[str, tuple[str, Sequence]] | None = None,
 ) -> Verdict:
     """Compare every output pair; outputs are paired by position and named by ``names``.
 
+    ``policy`` is a :class:`Tolerance`, or an :class:`Agreement` (see :func:`apply_agreement`).
     ``labels`` maps a label output's name to (its probability output's name, the classes in
     column order): label differences on tied rows are then excused (:func:`excuse_ties`).
     """
     if len(expected) != len(actual):
         return Verdict(
-            tolerance,
+            policy,
             problem=(
                 f"the reference returned {len(expected)} output(s) but the ONNX model "
                 f"returned {len(actual)} ({', '.join(names)}); check the model's outputs"
             ),
         )
+    tolerance = policy if isinstance(policy, Tolerance) else (policy.float_tolerance or DEFAULT_TOLERANCE)
     results = [compare_output(n, e, a, tolerance) for n, e, a in zip(names, expected, actual)]
+    if isinstance(policy, Agreement) and policy.has_metrics:
+        results = [apply_agreement(r, e, a, policy) for r, e, a in zip(results, expected, actual)]
     position = {n: i for i, n in enumerate(names)}
     for label, (probabilities, classes) in (labels or {}).items():
         if label in position and probabilities in position:
             i, p = position[label], position[probabilities]
             results[i] = excuse_ties(results[i], expected[i], actual[i], expected[p], classes, tolerance)
-    return Verdict(tolerance, tuple(results))
+    return Verdict(policy, tuple(results))
 
 
-def explain_output(result: OutputComparison, tolerance: Tolerance) -> str:
+def agreement_metrics(expected: np.ndarray, actual: np.ndarray) -> tuple[float, float, int, int, int]:
+    """(cosine, sqnr_db, top-1 rows agreeing, top-1 rows, non-finite disagreements) of a float
+    output pair of equal shape.
+
+    Cosine and SQNR are over the whole tensor's finite values (both 1/inf when the tensors are
+    equal; cosine 0 when exactly one is all zeros). Top-1 compares the argmax over the last
+    axis row by row (only for a last axis of 2 or more); a row whose reference values at both
+    argmaxes tie within the default tolerance counts as agreeing.
+    """
+    e = np.asarray(expected, dtype=np.float64)
+    a = np.asarray(actual, dtype=np.float64)
+    finite_e, finite_a = np.isfinite(e), np.isfinite(a)
+    both = finite_e & finite_a
+    nonfinite = int((~both & ~((np.isnan(e) & np.isnan(a)) | (~finite_e & (a == e)))).sum())
+    ev, av = e[both], a[both]
+    signal, noise = float(np.dot(ev, ev)), float(np.dot(av - ev, av - ev))
+    norms = np.sqrt(signal) * np.sqrt(float(np.dot(av, av)))
+    if noise == 0.0:
+        cosine, sqnr = 1.0, float("inf")
+    else:
+        cosine = float(np.dot(ev, av) / norms) if norms > 0 else 0.0
+        sqnr = 10.0 * np.log10(signal / noise) if signal > 0 else float("-inf")
+    agree = rows = 0
+    if e.ndim >= 1 and e.shape[-1] >= 2 and e.size:
+        re = np.where(finite_e, e, np.nan_to_num(e, nan=-np.inf)).reshape(-1, e.shape[-1])
+        ra = np.where(finite_a, a, np.nan_to_num(a, nan=-np.inf)).reshape(-1, e.shape[-1])
+        top_e, top_a = re.argmax(axis=1), ra.argmax(axis=1)
+        index = np.arange(len(re))
+        best, chosen = re[index, top_e], re[index, top_a]
+        with np.errstate(invalid="ignore"):
+            tied = best - chosen <= DEFAULT_TOLERANCE.atol + DEFAULT_TOLERANCE.rtol * np.abs(best)
+        rows = len(re)
+        agree = int(((top_e == top_a) | tied).sum())
+    return cosine, float(sqnr), agree, rows, nonfinite
+
+
+def apply_agreement(
+    result: OutputComparison, expected: np.ndarray, actual: np.ndarray, agreement: Agreement
+) -> OutputComparison:
+    """Judge a float output by ``agreement``'s cosine/SQNR (top-1 is only counted here: the
+    runner totals it over the search). Exact outputs and shape/dtype problems pass through."""
+    if result.exact or result.problem in ("shape", "dtype", "missing"):
+        return result
+    cosine, sqnr, agree, rows, nonfinite = agreement_metrics(expected, actual)
+    within_default = (
+        result.passed
+        if agreement.tolerance is None  # result was compared under the default tolerance
+        else compare_output(result.name, expected, actual, DEFAULT_TOLERANCE).passed
+    )
+    broken = []
+    if nonfinite:
+        broken.append("non-finite")
+    if not within_default:
+        if agreement.cosine is not None and not cosine >= agreement.cosine:
+            broken.append("cosine")
+        if agreement.sqnr_db is not None and not sqnr >= agreement.sqnr_db:
+            broken.append("sqnr_db")
+    elementwise_ok = agreement.tolerance is None or result.passed
+    passed = not broken and elementwise_ok
+    problem = None if passed else ("values" if not elementwise_ok and not broken else "agreement")
+    return replace(
+        result,
+        passed=passed,
+        problem=problem,
+        cosine=cosine,
+        sqnr_db=sqnr,
+        top1_agree=agree,
+        top1_rows=rows if agreement.top1 is not None else 0,
+        nonfinite=nonfinite,
+        broken=tuple(broken),
+    )
+
+
+def explain_output(result: OutputComparison, policy: Policy) -> str:
     """The diagnosis of one failed output."""
     head = f"output {result.name!r}"
+    if result.problem == "agreement" and isinstance(policy, Agreement):
+        return _explain_agreement(result, policy)
+    tolerance = policy if isinstance(policy, Tolerance) else (policy.float_tolerance or DEFAULT_TOLERANCE)
     if result.problem == "shape":
         return (
             f"{head}: shape {list(result.actual_shape)} but the reference has "
@@ -305,6 +403,25 @@ def explain_output(result: OutputComparison, tolerance: Tolerance) -> str:
             f"  max abs error {result.max_abs_error:.6g} · mean abs error "
             f"{result.mean_abs_error:.6g} · max rel error {result.max_rel_error:.6g}"
         )
+    if result.worst:
+        lines.append(_table(result.worst, len(result.worst) < result.mismatched))
+    return "\n".join(lines)
+
+
+def _explain_agreement(result: OutputComparison, agreement: Agreement) -> str:
+    head = f"output {result.name!r}"
+    parts = []
+    if "non-finite" in result.broken:
+        parts.append(f"{result.nonfinite} values are NaN or infinite on one side only")
+    if "cosine" in result.broken:
+        parts.append(f"cosine similarity {result.cosine:.6g} < {agreement.cosine:g}")
+    if "sqnr_db" in result.broken:
+        parts.append(f"SQNR {result.sqnr_db:.3g} dB < {agreement.sqnr_db:g} dB")
+    lines = [f"{head}: {'; '.join(parts)} ({agreement.describe()})"]
+    lines.append(
+        f"  max abs error {result.max_abs_error:.6g} · mean abs error {result.mean_abs_error:.6g} · "
+        f"cosine {result.cosine:.6g} · SQNR {result.sqnr_db:.3g} dB"
+    )
     if result.worst:
         lines.append(_table(result.worst, len(result.worst) < result.mismatched))
     return "\n".join(lines)

@@ -16,12 +16,14 @@ FLAG_EXAMPLES = "--onnx-parity-examples"
 FLAG_VARIANTS = "--onnx-parity-variants"
 FLAG_REPRODUCERS = "--onnx-parity-reproducers"
 FLAG_THREADS = "--onnx-parity-threads"
+FLAG_REQUIRE_GPU = "--onnx-parity-require-gpu"
 
 INI_ENABLE = "onnx_parity"
 INI_EXAMPLES = "onnx_parity_examples"
 INI_VARIANTS = "onnx_parity_variants"
 INI_REPRODUCERS = "onnx_parity_reproducers"
 INI_THREADS = "onnx_parity_threads"
+INI_REQUIRE_GPU = "onnx_parity_require_gpu"
 
 DEFAULT_EXAMPLES = 25
 DEFAULT_REPRODUCERS = ".onnxparity/reproducers"
@@ -39,6 +41,8 @@ class ParityConfig:
     variants: tuple[str, ...] | None = None
     reproducer_dir: str = DEFAULT_REPRODUCERS
     threads: int = DEFAULT_THREADS
+    #: a GPU variant that cannot run fails instead of skipping
+    require_gpu: bool = False
 
     @property
     def default_variants(self) -> tuple[str, ...]:

@@ -57,7 +57,19 @@ def infer_inputs(model: Any = None, onnx: Any = None, data: Any = None) -> tuple
 def build_spec(
     model: Any = None, *, onnx: Any = None, data: Any = None, inputs=None, dims=None, **rest
 ) -> ParitySpec:
-    """A ParitySpec from the declaration, inferring the inputs from the model when not given."""
+    """A ParitySpec from the declaration, inferring the inputs from the model when not given.
+
+    ``calibration=`` (feeds for int8-static) is shorthand for
+    ``variant_options={"int8-static": {"calibration": ...}}``."""
+    calibration = rest.pop("calibration", None)
+    if calibration is not None:
+        if isinstance(calibration, (str, bytes, Mapping)) or not hasattr(calibration, "__iter__"):
+            raise InvalidSpec(
+                "calibration= must be a list of feeds: dicts of input name -> array, e.g. [{'x': batch}, ...]"
+            )
+        options = {k: dict(v) for k, v in (rest.pop("variant_options", None) or {}).items()}
+        options.setdefault("int8-static", {})["calibration"] = list(calibration)
+        rest["variant_options"] = options
     if inputs is None:
         inputs = infer_inputs(model, onnx, data)
         dims = default_dims(inputs, dims or {})

@@ -26,11 +26,22 @@ CONFIG_KEY = pytest.StashKey[ParityConfig]()
 SESSION_KEY = pytest.StashKey[Any]()  # the run's ParitySession, created on first use
 
 #: marker arguments, with what each declares.
-MARKER_ARGS = ("inputs", "dims", "variants", "tolerance", "opset", "examples", "data")
+MARKER_ARGS = (
+    "inputs",
+    "dims",
+    "variants",
+    "tolerance",
+    "opset",
+    "examples",
+    "data",
+    "variant_options",
+    "calibration",
+)
 
 MARKER_DOC = (
     "onnx_parity(inputs=[op.Input(...)], dims={name: op.Dim(min, max)}, variants=['ort-cpu'], "
-    "tolerance=op.Tolerance(atol, rtol) or {variant: Tolerance}, opset=None, examples=None, data=None): "
+    "tolerance=op.Tolerance(atol, rtol) or {variant: Tolerance or Agreement}, opset=None, examples=None, "
+    "data=None, variant_options={variant: {...}}, calibration=[feeds]): "
     "declare an ONNX parity check run by the onnx_parity fixture; one test item per variant. "
     "Runs only under --onnx-parity."
 )
@@ -92,6 +103,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help=f"ONNX Runtime intra-op threads per session (default {cfg.DEFAULT_THREADS})",
     )
+    group.addoption(
+        cfg.FLAG_REQUIRE_GPU,
+        action="store_true",
+        default=None,
+        dest="onnx_parity_require_gpu",
+        help="fail (instead of skip) GPU variants such as ort-gpu when no usable GPU is found",
+    )
     parser.addini(
         cfg.INI_ENABLE, "run the ONNX parity items, as --onnx-parity does", type="bool", default=False
     )
@@ -99,6 +117,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(cfg.INI_VARIANTS, f"as {cfg.FLAG_VARIANTS}", type="args", default=[])
     parser.addini(cfg.INI_REPRODUCERS, f"as {cfg.FLAG_REPRODUCERS}", default=cfg.DEFAULT_REPRODUCERS)
     parser.addini(cfg.INI_THREADS, f"as {cfg.FLAG_THREADS}", default=str(cfg.DEFAULT_THREADS))
+    parser.addini(cfg.INI_REQUIRE_GPU, f"as {cfg.FLAG_REQUIRE_GPU}", type="bool", default=False)
 
 
 def resolve_config(config: pytest.Config) -> ParityConfig:
@@ -124,6 +143,7 @@ def resolve_config(config: pytest.Config) -> ParityConfig:
         variants=pick("onnx_parity_variants", cfg.INI_VARIANTS, cfg.parse_variants),
         reproducer_dir=os.path.join(str(config.rootpath), reproducers),
         threads=pick("onnx_parity_threads", cfg.INI_THREADS, cfg.parse_positive_int) or cfg.DEFAULT_THREADS,
+        require_gpu=bool(pick("onnx_parity_require_gpu", cfg.INI_REQUIRE_GPU, cfg.parse_bool)),
     )
 
 
@@ -183,7 +203,10 @@ def _session(config: pytest.Config):
 
         parity = config.stash[CONFIG_KEY]
         session = ParitySession(
-            reproducer_dir=parity.reproducer_dir, threads=parity.threads, examples=parity.examples
+            reproducer_dir=parity.reproducer_dir,
+            threads=parity.threads,
+            examples=parity.examples,
+            require_gpu=parity.require_gpu,
         )
         config.stash[SESSION_KEY] = session
     return session
@@ -228,7 +251,8 @@ class ParityFixture:
     ):
         """Check ``model`` (or ``onnx`` against it or ``reference``) on this item's variant.
 
-        Keyword arguments override the marker's (inputs, dims, tolerance, opset, examples, data).
+        Keyword arguments override the marker's (inputs, dims, tolerance, opset, examples, data,
+        variant_options, calibration).
         Fails the test with a diagnosis when parity does not hold; returns the VariantResult.
         """
         __tracebackhide__ = True

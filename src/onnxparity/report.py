@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .compare import Verdict, _json_float
 from .errors import ParityFailure
-from .spec import Tolerance
+from .spec import Policy
 
 STATUSES = ("passed", "failed", "error", "skipped")
 
@@ -26,10 +26,22 @@ class OutputSummary:
     max_mismatched_fraction: float = 0.0
     mismatched: int = 0
     values: int = 0
+    #: agreement metrics, where the policy computed them (lossy variants)
+    min_cosine: float | None = None
+    min_sqnr_db: float | None = None
+    top1_agree: int = 0
+    top1_rows: int = 0
+    #: ort-cpu's own max abs error vs the reference on the same inputs (other variants only):
+    #: small here and large above means the variant, not the export, loses accuracy
+    max_abs_error_vs_ort_cpu: float | None = None
 
     @property
     def mismatched_rate(self) -> float:
         return self.mismatched / self.values if self.values else 0.0
+
+    @property
+    def top1_rate(self) -> float | None:
+        return self.top1_agree / self.top1_rows if self.top1_rows else None
 
     def to_dict(self) -> dict:
         return {
@@ -40,6 +52,12 @@ class OutputSummary:
             "mismatched": self.mismatched,
             "values": self.values,
             "mismatched_rate": self.mismatched_rate,
+            "min_cosine": None if self.min_cosine is None else _json_float(self.min_cosine),
+            "min_sqnr_db": None if self.min_sqnr_db is None else _json_float(self.min_sqnr_db),
+            "top1_rate": self.top1_rate,
+            "max_abs_error_vs_ort_cpu": None
+            if self.max_abs_error_vs_ort_cpu is None
+            else _json_float(self.max_abs_error_vs_ort_cpu),
         }
 
 
@@ -49,7 +67,7 @@ class VariantResult:
 
     variant: str
     status: str
-    tolerance: Tolerance | None = None
+    policy: Policy | None = None
     examples: int = 0
     outputs: tuple[OutputSummary, ...] = ()
     dims_covered: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -66,9 +84,7 @@ class VariantResult:
         return {
             "variant": self.variant,
             "status": self.status,
-            "tolerance": None
-            if self.tolerance is None
-            else {"atol": self.tolerance.atol, "rtol": self.tolerance.rtol},
+            "policy": None if self.policy is None else self.policy.to_dict(),
             "examples": self.examples,
             "outputs": [o.to_dict() for o in self.outputs],
             "dims_covered": {k: list(v) for k, v in self.dims_covered.items()},

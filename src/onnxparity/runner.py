@@ -36,9 +36,23 @@ from .errors import (
 )
 from .exporters import ExportedModel, Reference
 from .report import CheckResult, OutputSummary, VariantResult
-from .spec import ParitySpec, Tolerance
-from .strategies import Example, boundary_examples, examples, materialize, resolve_data, rows_digest
+from .spec import DEFAULT_TOLERANCE, Agreement, ParitySpec, Policy
+from .strategies import (
+    Example,
+    boundary_examples,
+    examples,
+    materialize,
+    resolve_data,
+    rows_digest,
+    sample_examples,
+)
 from .variants import BuildContext, Runnable, VariantRunError, get_variant
+
+#: the variant every other is also measured against (export error vs variant error).
+BASELINE_VARIANT = "ort-cpu"
+
+#: seed of the inputs builders get for calibration and first runs.
+SAMPLE_SEED = 20240917
 
 #: reference outputs kept per session (least recently used dropped first).
 REFERENCE_CACHE_SIZE = 512
@@ -95,15 +109,17 @@ class ParitySession:
         reproducer_dir: str | os.PathLike = DEFAULT_REPRODUCERS,
         threads: int = 1,
         examples: int = DEFAULT_EXAMPLES,
+        require_gpu: bool = False,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="onnxparity-")
         self.reproducer_dir = os.fspath(reproducer_dir)
         self.threads = threads
         self.default_examples = examples
+        self.require_gpu = require_gpu
         self.counts: collections.Counter[str] = collections.Counter()
         self._prepared: dict[tuple, Prepared] = {}
-        self._variants: dict[tuple[str, str], Runnable | OnnxParityError] = {}
+        self._variants: dict[tuple[str, str, str], Runnable | OnnxParityError] = {}
         self._references: collections.OrderedDict[tuple, list] = collections.OrderedDict()
 
     def close(self) -> None:
@@ -182,16 +198,29 @@ class ParitySession:
         return prepared
 
     # -- variants -------------------------------------------------------------------------
-    def variant(self, prepared: Prepared, name: str) -> Runnable:
-        """The built variant ``name`` of ``prepared``: built once, its failure remembered."""
-        key = (prepared.exported.key, name)
+    def variant(
+        self,
+        prepared: Prepared,
+        name: str,
+        spec: ParitySpec | None = None,
+        rows: Mapping[str, np.ndarray] | None = None,
+    ) -> Runnable:
+        """The built variant ``name`` of ``prepared``, with the options ``spec`` declares for
+        it: built once per session, its failure remembered."""
+        options = spec.options_for(name) if spec is not None else {}
+        key = (prepared.exported.key, name, _options_digest(options))
         built = self._variants.get(key)
         if built is None:
             info = get_variant(name)
             context = BuildContext(
                 model_path=prepared.exported.path,
-                workdir=os.path.join(self.workdir, "variants", _safe(name), prepared.exported.key[:48]),
+                workdir=os.path.join(
+                    self.workdir, "variants", _safe(name), prepared.exported.key[:40] + key[2]
+                ),
                 threads=self.threads,
+                options=options,
+                sample_feeds=_sampler(spec, rows),
+                name=name,
             )
             os.makedirs(context.workdir, exist_ok=True)
             try:
@@ -206,6 +235,26 @@ class ParitySession:
             raise built
         return built
 
+    def baseline_outputs(
+        self, prepared: Prepared, example: Example, feeds, rows_key: str = ""
+    ) -> list | None:
+        """ort-cpu's outputs on ``example`` (cached like references), or None where ort-cpu
+        cannot build or run."""
+        key = (BASELINE_VARIANT, prepared.exported.key, rows_key, example)
+        outputs = self._references.get(key)
+        if outputs is None:
+            try:
+                outputs = self.variant(prepared, BASELINE_VARIANT).run(feeds)
+            except (OnnxParityError, VariantRunError):
+                return None
+            self._remember(key, outputs)
+        return outputs
+
+    def _remember(self, key: tuple, outputs: list) -> None:
+        self._references[key] = outputs
+        if len(self._references) > REFERENCE_CACHE_SIZE:
+            self._references.popitem(last=False)
+
     def reference_outputs(
         self, prepared: Prepared, spec: ParitySpec, example: Example, feeds, rows_key: str = ""
     ) -> list:
@@ -214,9 +263,7 @@ class ParitySession:
         if outputs is None:
             outputs = prepared.reference(feeds)
             self.counts["reference_runs"] += 1
-            self._references[key] = outputs
-            if len(self._references) > REFERENCE_CACHE_SIZE:
-                self._references.popitem(last=False)
+            self._remember(key, outputs)
         else:
             self._references.move_to_end(key)
         return outputs
@@ -235,20 +282,29 @@ class ParitySession:
         """Search the declared input space for an input where ``variant`` breaks parity.
 
         ``rows`` (from :func:`strategies.resolve_data`) adds real rows to what is drawn."""
-        tolerance = spec.tolerance_for(variant)
         try:
-            get_variant(variant)
+            info = get_variant(variant)
         except InvalidSpec as exc:
-            return VariantResult(variant, "error", tolerance, message=str(exc))
+            return VariantResult(variant, "error", None, message=str(exc))
+        policy = spec.policy_for(variant, info.default_policy)
         try:
-            runnable = self.variant(prepared, variant)
+            runnable = self.variant(prepared, variant, spec, rows)
         except VariantUnavailable as exc:
-            return VariantResult(variant, "skipped", tolerance, message=f"{variant} skipped: {exc}")
+            if info.requires_gpu and self.require_gpu:
+                return VariantResult(
+                    variant,
+                    "error",
+                    policy,
+                    message=f"{variant} is required (--onnx-parity-require-gpu) but unavailable: {exc}",
+                )
+            return VariantResult(variant, "skipped", policy, message=f"{variant} skipped: {exc}")
         except OnnxParityError as exc:
-            return VariantResult(variant, "error", tolerance, message=f"{variant} could not be built: {exc}")
+            return VariantResult(variant, "error", policy, message=f"{variant} could not be built: {exc}")
         n = examples or spec.examples or self.default_examples
-        agreement = spec.label_agreement_for(variant)
-        search = _Search(self, prepared, spec, runnable, tolerance, rows or {}, agreement)
+        if info.max_examples and not (examples or spec.examples):
+            n = min(n, info.max_examples)
+        baseline = variant != BASELINE_VARIANT
+        search = _Search(self, prepared, spec, runnable, policy, rows or {}, baseline)
         corners = boundary_examples(spec)
         failure = search.run(n, _stable_seed(name), corners)
         if failure is not None and failure.example in corners:
@@ -259,23 +315,24 @@ class ParitySession:
                 failure = smaller
         shortfall = []
         if failure is None:
-            shortfall = search.label_shortfall()
+            shortfall = search.rate_shortfall()
             if not shortfall:
                 return VariantResult(
-                    variant, "passed", tolerance, search.tried, search.summaries(), search.covered()
+                    variant, "passed", policy, search.tried, search.summaries(), search.covered()
                 )
-            failure = search.worst_flips  # evidence for a flip rate beyond the Agreement
+            failure = search.evidence_for(shortfall)
         reproducer = self._write_reproducer(name, variant, prepared, spec, failure)
+        extra = _explain(runnable, failure) + search.baseline_lines(failure)
         if shortfall:
             message = _agreement_diagnosis(
-                variant, prepared, spec, agreement, shortfall, failure, search.tried, reproducer
+                variant, prepared, spec, policy, shortfall, failure, search.tried, reproducer, extra
             )
         else:
-            message = _diagnosis(variant, prepared, spec, tolerance, failure, search.tried, reproducer)
+            message = _diagnosis(variant, prepared, spec, policy, failure, search.tried, reproducer, extra)
         return VariantResult(
             variant,
             "failed",
-            tolerance,
+            policy,
             search.tried,
             search.summaries(),
             search.covered(),
@@ -364,6 +421,61 @@ example.json says which test, variant, shapes, data pattern and seed produced it
 """
 
 
+@dataclass
+class _Tally:
+    """One output's worst numbers over a search."""
+
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    max_fraction: float = 0.0
+    mismatched: int = 0
+    values: int = 0
+    min_cosine: float | None = None
+    min_sqnr_db: float | None = None
+    top1_agree: int = 0
+    top1_rows: int = 0
+    vs_baseline: float | None = None
+
+    def add(self, out) -> None:
+        self.max_abs = max(self.max_abs, out.max_abs_error)
+        self.max_rel = max(self.max_rel, out.max_rel_error)
+        self.max_fraction = max(self.max_fraction, out.mismatched_fraction)
+        self.mismatched += out.mismatched
+        self.values += out.size
+        if out.cosine is not None:
+            self.min_cosine = out.cosine if self.min_cosine is None else min(self.min_cosine, out.cosine)
+        if out.sqnr_db is not None:
+            self.min_sqnr_db = out.sqnr_db if self.min_sqnr_db is None else min(self.min_sqnr_db, out.sqnr_db)
+        self.top1_agree += out.top1_agree
+        self.top1_rows += out.top1_rows
+
+    def summary(self, name: str) -> OutputSummary:
+        return OutputSummary(
+            name,
+            self.max_abs,
+            self.max_rel,
+            self.max_fraction,
+            self.mismatched,
+            self.values,
+            min_cosine=self.min_cosine,
+            min_sqnr_db=self.min_sqnr_db,
+            top1_agree=self.top1_agree,
+            top1_rows=self.top1_rows,
+            max_abs_error_vs_ort_cpu=self.vs_baseline,
+        )
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A rate rule (labels or top-1 agreement) broken over a whole search."""
+
+    rule: str  # "labels" or "top1"
+    output: str
+    differ: int
+    total: int
+    required: float
+
+
 class _Search:
     """One variant's search: evaluates examples, keeps counts and the worst errors seen."""
 
@@ -373,22 +485,27 @@ class _Search:
         prepared: Prepared,
         spec: ParitySpec,
         runnable: Runnable,
-        tolerance: Tolerance,
+        policy: Policy,
         rows: Mapping[str, np.ndarray],
-        label_agreement: float = 1.0,
+        baseline: bool = False,
     ) -> None:
         self.session = session
         self.prepared = prepared
         self.spec = spec
         self.runnable = runnable
-        self.tolerance = tolerance
-        self.label_agreement = label_agreement
-        self.worst_flips: ExampleFailed | None = None  # the example with the most label flips
+        self.policy = policy
+        agreement = policy if isinstance(policy, Agreement) else None
+        self.label_agreement = agreement.labels if agreement else 1.0
+        self.top1 = agreement.top1 if agreement else None
+        self.baseline = baseline
+        #: the example with the most label flips / top-1 disagreements: a rate rule's evidence
+        self.worst_flips: ExampleFailed | None = None
+        self.worst_top1: tuple[int, ExampleFailed] | None = None
         self.rows = rows
         self.rows_key = rows_digest(rows) if rows else ""
         self.tried = 0
         self._dims: dict[str, list[int]] = {}
-        self._worst: dict[str, list[float]] = {}
+        self._tallies: dict[str, _Tally] = {}
 
     def evaluate(self, example: Example) -> None:
         self.tried += 1
@@ -405,20 +522,63 @@ class _Search:
         except VariantRunError as exc:
             raise ExampleFailed(example, feeds, expected, runtime_error=str(exc)) from None
         names = self.runnable.output_names
-        verdict = compare_outputs(names, expected, actual, self.tolerance, self.prepared.labels)
+        verdict = compare_outputs(names, expected, actual, self.policy, self.prepared.labels)
         for out in verdict.outputs:
-            worst = self._worst.setdefault(out.name, [0.0, 0.0, 0.0, 0, 0])
-            worst[0] = max(worst[0], out.max_abs_error)
-            worst[1] = max(worst[1], out.max_rel_error)
-            worst[2] = max(worst[2], out.mismatched_fraction)
-            worst[3] += out.mismatched
-            worst[4] += out.size
+            self._tallies.setdefault(out.name, _Tally()).add(out)
+        if self.baseline:
+            self._measure_baseline(example, feeds, names, expected)
+        if self.top1 is not None:
+            misses = sum(o.top1_rows - o.top1_agree for o in verdict.outputs)
+            if misses and (self.worst_top1 is None or misses > self.worst_top1[0]):
+                self.worst_top1 = (misses, ExampleFailed(example, feeds, expected, actual, verdict))
         if self.label_agreement < 1.0:
             verdict = self._defer_label_flips(
                 verdict, ExampleFailed(example, feeds, expected, actual, verdict)
             )
         if not verdict.passed:
             raise ExampleFailed(example, feeds, expected, actual, verdict)
+
+    def _measure_baseline(self, example: Example, feeds, names, expected) -> None:
+        """How far ort-cpu itself is from the reference on this example, per output."""
+        base = self.session.baseline_outputs(self.prepared, example, feeds, self.rows_key)
+        if base is None or len(base) != len(expected):
+            return
+        for name, e, b in zip(names, expected, base):
+            e, b = np.asarray(e), np.asarray(b)
+            if e.shape != b.shape or e.dtype.kind not in "fc" or not e.size:
+                continue
+            with np.errstate(invalid="ignore", over="ignore"):
+                diff = np.abs(b.astype(np.float64) - e.astype(np.float64))
+            finite = diff[np.isfinite(diff)]
+            value = float(finite.max()) if finite.size else 0.0
+            tally = self._tallies.setdefault(name, _Tally())
+            tally.vs_baseline = value if tally.vs_baseline is None else max(tally.vs_baseline, value)
+
+    def baseline_lines(self, failure: ExampleFailed) -> list[str]:
+        """Diagnosis lines: ort-cpu's own error on the failing example, so a reader sees whether
+        the difference comes from the export or from this variant."""
+        if not self.baseline or failure.expected is None:
+            return []
+        base = self.session.baseline_outputs(self.prepared, failure.example, failure.feeds, self.rows_key)
+        if base is None or len(base) != len(failure.expected):
+            return []
+        names = self.runnable.output_names
+        parts = []
+        for name, e, b in zip(names, failure.expected, base):
+            e, b = np.asarray(e), np.asarray(b)
+            if e.shape == b.shape and e.dtype.kind in "fc" and e.size:
+                with np.errstate(invalid="ignore", over="ignore"):
+                    diff = np.abs(b.astype(np.float64) - e.astype(np.float64))
+                parts.append(f"{name!r} max abs error {float(np.nanmax(diff)):.3g}")
+        if not parts:
+            return []
+        verdict = compare_outputs(names, failure.expected, base, DEFAULT_TOLERANCE, self.prepared.labels)
+        cause = (
+            "within the default tolerance: the export is right and this variant loses the accuracy"
+            if verdict.passed
+            else "beyond the default tolerance too: the export itself differs; check ort-cpu first"
+        )
+        return [f"{BASELINE_VARIANT} on the same input: {'; '.join(parts)} ({cause})"]
 
     def run(
         self, max_examples: int, seed: int, explicit: Sequence[Example], phases=None
@@ -450,7 +610,7 @@ class _Search:
 
     def _defer_label_flips(self, verdict: Verdict, evidence: ExampleFailed) -> Verdict:
         """Under an Agreement, label flips do not fail an example: they are counted over the
-        whole search (:meth:`label_shortfall`); the example with the most is kept as evidence."""
+        whole search (:meth:`rate_shortfall`); the example with the most is kept as evidence."""
         deferred = [o for o in verdict.outputs if o.exact and o.problem == "values"]
         if not deferred:
             return verdict
@@ -466,20 +626,33 @@ class _Search:
             ),
         )
 
-    def label_shortfall(self) -> list[tuple[str, int, int]]:
-        """Exact outputs whose flip rate over every example tried breaks the agreement:
-        (name, values that differ, values checked)."""
-        if self.label_agreement >= 1.0 or self.worst_flips is None:
-            return []
-        exact = {o.name for o in self.worst_flips.verdict.outputs if o.exact}
-        return [
-            (name, int(w[3]), int(w[4]))
-            for name, w in self._worst.items()
-            if name in exact and w[4] and w[3] > (1.0 - self.label_agreement) * w[4] + 1e-9
-        ]
+    def rate_shortfall(self) -> list[Shortfall]:
+        """Rate rules broken over every example tried: exact outputs whose flip rate exceeds
+        the labels agreement, float outputs whose top-1 agreement is below ``top1``."""
+        found = []
+        if self.label_agreement < 1.0 and self.worst_flips is not None:
+            exact = {o.name for o in self.worst_flips.verdict.outputs if o.exact}
+            for name, t in self._tallies.items():
+                if (
+                    name in exact
+                    and t.values
+                    and t.mismatched > (1.0 - self.label_agreement) * t.values + 1e-9
+                ):
+                    found.append(Shortfall("labels", name, t.mismatched, t.values, self.label_agreement))
+        if self.top1 is not None:
+            for name, t in self._tallies.items():
+                if t.top1_rows and t.top1_agree < self.top1 * t.top1_rows - 1e-9:
+                    found.append(Shortfall("top1", name, t.top1_rows - t.top1_agree, t.top1_rows, self.top1))
+        return found
+
+    def evidence_for(self, shortfall: list[Shortfall]) -> ExampleFailed:
+        if any(s.rule == "labels" for s in shortfall) and self.worst_flips is not None:
+            return self.worst_flips
+        assert self.worst_top1 is not None
+        return self.worst_top1[1]
 
     def summaries(self) -> tuple[OutputSummary, ...]:
-        return tuple(OutputSummary(n, *w) for n, w in self._worst.items())
+        return tuple(t.summary(n) for n, t in self._tallies.items())
 
     def covered(self) -> dict[str, tuple[int, int]]:
         return {k: (v[0], v[1]) for k, v in self._dims.items()}
@@ -500,10 +673,11 @@ def _diagnosis(
     variant: str,
     prepared: Prepared,
     spec: ParitySpec,
-    tolerance: Tolerance,
+    policy: Policy,
     failure: ExampleFailed,
     tried: int,
     reproducer: str,
+    extra: Sequence[str] = (),
 ) -> str:
     exported = prepared.exported
     source = exported.describe()
@@ -526,16 +700,29 @@ def _diagnosis(
         )
     else:
         lines = [f"{variant} differs from the reference (model from {source}):", failure.verdict.explain()]
+        kind = "op.Agreement(...)" if isinstance(policy, Agreement) else "op.Tolerance(...)"
         advice = (
             f"inspect the reproducer; if this difference is acceptable, loosen "
-            f"tolerance={{{variant!r}: op.Tolerance(...)}} (now {tolerance.describe()})"
+            f"tolerance={{{variant!r}: {kind}}} (now {policy.describe()})"
         )
+    lines.extend(extra)
     lines.append(f"shrunk input: {failure.example.describe(spec)}")
     lines.append(f"examples tried: {tried}")
     lines.extend(f"note: {n}" for n in exported.notes)
     lines.append(f"reproducer: {reproducer}")
     lines.append(f"next: {advice}")
     return "\n".join(lines)
+
+
+def _explain(runnable: Runnable, failure: ExampleFailed) -> list[str]:
+    """A variant's own explanation of a failing input (e.g. int8 saturation), if it has one."""
+    explain = getattr(runnable, "explain", None)
+    if explain is None or failure.reference_error:
+        return []
+    try:
+        return list(explain(failure.feeds))
+    except Exception:  # an explanation must never mask the verdict
+        return []
 
 
 def _labels(module: Any, model: Any, exported: ExportedModel) -> dict:
@@ -552,27 +739,37 @@ def _agreement_diagnosis(
     variant: str,
     prepared: Prepared,
     spec: ParitySpec,
-    agreement: float,
-    shortfall: list[tuple[str, int, int]],
+    policy: Policy,
+    shortfall: list[Shortfall],
     worst: ExampleFailed,
     tried: int,
     reproducer: str,
+    extra: Sequence[str] = (),
 ) -> str:
+    rules = dict.fromkeys(f"{s.rule}={s.required:g}" for s in shortfall)
+    what = " and ".join(
+        dict.fromkeys("labels" if s.rule == "labels" else "top-1 predictions" for s in shortfall)
+    )
     lines = [
-        f"{variant} labels agree less often than Agreement(labels={agreement:g}) asks (model from {prepared.exported.describe()}):"
+        f"{variant} {what} agree less often than Agreement({', '.join(rules)}) asks "
+        f"(model from {prepared.exported.describe()}):"
     ]
-    for name, differ, values in shortfall:
+    for item in shortfall:
+        what = "values differ" if item.rule == "labels" else "rows have a different top-1 (argmax)"
         lines.append(
-            f"output {name!r}: {differ} of {values} values differ over {tried} examples "
-            f"({100.0 * differ / values:.3g}%; at most {100.0 * (1.0 - agreement):.3g}% allowed)"
+            f"output {item.output!r}: {item.differ} of {item.total} {what} over {tried} examples "
+            f"({100.0 * item.differ / item.total:.3g}%; at most {100.0 * (1.0 - item.required):.3g}% allowed)"
         )
-    lines.append(f"the example with the most flips: {worst.example.describe(spec)}")
-    lines.append(worst.verdict.explain())
+    lines.append(f"the example with the most: {worst.example.describe(spec)}")
+    explained = worst.verdict.explain()
+    if explained:
+        lines.append(explained)
+    lines.extend(extra)
     lines.extend(f"note: {n}" for n in prepared.exported.notes)
     lines.append(f"reproducer: {reproducer}")
+    loosen = ", ".join(dict.fromkeys(f"{s.rule}=..." for s in shortfall))
     lines.append(
-        "next: inspect the flipped rows in the reproducer; if this rate is acceptable, "
-        f"lower Agreement(labels=...) for {variant!r}"
+        f"next: inspect the reproducer; if this rate is acceptable, lower Agreement({loosen}) for {variant!r}"
     )
     return "\n".join(lines)
 
@@ -591,6 +788,43 @@ def _numpy_reference(reference: Callable, spec: ParitySpec, exported: ExportedMo
         return [np.asarray(out)]
 
     return call
+
+
+def _sampler(spec: ParitySpec | None, rows: Mapping[str, np.ndarray] | None):
+    """``sample_feeds(n)`` for a builder: n fixed-seed inputs from the declared space."""
+
+    def sample_feeds(count: int) -> list[dict[str, np.ndarray]]:
+        if spec is None:
+            return []
+        return [materialize(spec, e, rows or {}) for e in sample_examples(spec, count, SAMPLE_SEED, rows)]
+
+    return sample_feeds
+
+
+def _options_digest(options: Mapping[str, Any]) -> str:
+    """A digest of a variant's options (arrays by content), keying its build."""
+    if not options:
+        return ""
+    h = hashlib.blake2b(digest_size=8)
+
+    def feed(value: Any) -> None:
+        if isinstance(value, np.ndarray):
+            h.update(f"array{value.dtype}{value.shape}".encode())
+            h.update(np.ascontiguousarray(value).tobytes() if value.dtype != object else repr(value).encode())
+        elif isinstance(value, Mapping):
+            for k in sorted(value, key=str):
+                h.update(repr(k).encode())
+                feed(value[k])
+        elif isinstance(value, (list, tuple)):
+            h.update(b"[")
+            for item in value:
+                feed(item)
+            h.update(b"]")
+        else:
+            h.update(repr(value).encode())
+
+    feed(dict(options))
+    return "-" + h.hexdigest()
 
 
 def _stable_seed(name: str) -> int:

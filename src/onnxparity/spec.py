@@ -235,6 +235,9 @@ class Tolerance:
     def describe(self) -> str:
         return f"atol={self.atol:g}, rtol={self.rtol:g}"
 
+    def to_dict(self) -> dict:
+        return {"kind": "tolerance", "atol": self.atol, "rtol": self.rtol}
+
 
 #: the tolerance a lossless variant gets when the declaration names none.
 DEFAULT_TOLERANCE = Tolerance()
@@ -242,28 +245,87 @@ DEFAULT_TOLERANCE = Tolerance()
 
 @dataclass(frozen=True)
 class Agreement:
-    """A looser policy for exact outputs (class labels, ids): they pass when at least a
-    ``labels`` fraction of their values agree, counted over **every row of every example**
-    tried; float outputs still compare elementwise with ``tolerance``.
+    """A looser policy for lossy variants (int8, fp16) and for label outputs.
 
-    ``Agreement(labels=0.999)`` accepts one label flip in a thousand — e.g. float64 inputs to
-    trees whose thresholds skl2onnx stored as float32. Flips are still counted and reported.
+    Float outputs: ``cosine`` (cosine similarity of the whole output tensor, per example) and
+    ``sqnr_db`` (signal-to-quantization-noise ratio, ``10·log10(Σe² / Σ(a−e)²)``, per example)
+    must each hold on every example; ``top1`` (argmax over the last axis agrees) must hold for
+    that fraction of rows counted over **every example** of the search. When none of the three
+    is given, float outputs compare elementwise with ``tolerance`` (default :class:`Tolerance`);
+    when some are given, ``tolerance`` is checked too only if you pass it. An output that
+    matches within the default elementwise tolerance passes whatever the metrics, and NaN or
+    infinity where the reference is finite (or the reverse) always fails.
+
+    Exact outputs (class labels, ids): at least a ``labels`` fraction of their values must
+    agree, counted over every row of every example — ``Agreement(labels=0.999)`` accepts one
+    flip in a thousand (e.g. float64 inputs to trees whose thresholds skl2onnx stored as float32).
     """
 
     labels: float = 1.0
-    tolerance: Tolerance = DEFAULT_TOLERANCE
+    tolerance: Tolerance | None = None
+    top1: float | None = None
+    cosine: float | None = None
+    sqnr_db: float | None = None
 
     def __post_init__(self) -> None:
         if not _is_real(self.labels) or not 0 < self.labels <= 1:
             raise InvalidSpec(f"Agreement(labels={self.labels!r}): labels must be a fraction in (0, 1]")
-        if not isinstance(self.tolerance, Tolerance):
+        if self.tolerance is not None and not isinstance(self.tolerance, Tolerance):
             raise InvalidSpec(
                 f"Agreement(tolerance={self.tolerance!r}): give op.Tolerance(atol=..., rtol=...)"
             )
         object.__setattr__(self, "labels", float(self.labels))
+        if self.top1 is not None:
+            if not _is_real(self.top1) or not 0 < self.top1 <= 1:
+                raise InvalidSpec(f"Agreement(top1={self.top1!r}): top1 must be a fraction in (0, 1]")
+            object.__setattr__(self, "top1", float(self.top1))
+        if self.cosine is not None:
+            if not _is_real(self.cosine) or not -1 < self.cosine <= 1:
+                raise InvalidSpec(f"Agreement(cosine={self.cosine!r}): cosine must be in (-1, 1], e.g. 0.99")
+            object.__setattr__(self, "cosine", float(self.cosine))
+        if self.sqnr_db is not None:
+            if not _is_real(self.sqnr_db) or not math.isfinite(self.sqnr_db):
+                raise InvalidSpec(f"Agreement(sqnr_db={self.sqnr_db!r}): give a finite number of dB, e.g. 20")
+            object.__setattr__(self, "sqnr_db", float(self.sqnr_db))
+
+    @property
+    def has_metrics(self) -> bool:
+        """True when float outputs are judged by cosine, SQNR or top-1 agreement."""
+        return self.top1 is not None or self.cosine is not None or self.sqnr_db is not None
+
+    @property
+    def float_tolerance(self) -> Tolerance | None:
+        """The elementwise tolerance float outputs must also meet, or None when the metrics decide."""
+        if self.tolerance is not None:
+            return self.tolerance
+        return None if self.has_metrics else DEFAULT_TOLERANCE
 
     def describe(self) -> str:
-        return f"Agreement(labels={self.labels:g}) with {self.tolerance.describe()}"
+        parts = [
+            f"{k}={v:g}"
+            for k, v in (("top1", self.top1), ("cosine", self.cosine), ("sqnr_db", self.sqnr_db))
+            if v is not None
+        ]
+        if self.labels < 1:
+            parts.insert(0, f"labels={self.labels:g}")
+        text = f"Agreement({', '.join(parts)})"
+        tolerance = self.float_tolerance
+        return f"{text} with {tolerance.describe()}" if tolerance is not None else text
+
+    def to_dict(self) -> dict:
+        tolerance = self.float_tolerance
+        return {
+            "kind": "agreement",
+            "labels": self.labels,
+            "top1": self.top1,
+            "cosine": self.cosine,
+            "sqnr_db": self.sqnr_db,
+            "tolerance": None if tolerance is None else tolerance.to_dict(),
+        }
+
+
+#: what a tolerance= value may be.
+Policy = Tolerance | Agreement
 
 
 def _freeze_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -275,8 +337,15 @@ class ParitySpec:
     """Everything one parity check declares, validated as a whole.
 
     ``tolerance`` is one :class:`Tolerance` for every variant, or a mapping from a variant
-    name or glob pattern (``"int8-*"``) to its tolerance; an exact name wins over a pattern,
-    and a longer pattern over a shorter one.
+    name or glob pattern (``"int8-*"``) to its policy (:class:`Tolerance` or
+    :class:`Agreement`). Which applies to a variant: its exact name, else the longest matching
+    pattern other than ``"*"``, else the variant's own default (lossy variants default to an
+    :class:`Agreement`), else a ``"*"`` entry (a bare ``tolerance=op.Tolerance(...)`` is one),
+    else :data:`DEFAULT_TOLERANCE`. So a bare Tolerance tunes the lossless variants and leaves
+    ``int8-*``/``fp16`` on their documented defaults unless named.
+
+    ``variant_options`` maps a variant name to the options its builder takes (e.g.
+    ``{"ort-gpu": {"device_id": 1}, "int8-static": {"method": "entropy"}}``).
     """
 
     inputs: tuple[Input, ...]
@@ -285,6 +354,7 @@ class ParitySpec:
     tolerance: Mapping[str, Tolerance] = field(default_factory=dict)
     opset: int | None = None
     examples: int | None = None
+    variant_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         inputs = self.inputs
@@ -351,6 +421,19 @@ class ParitySpec:
         if self.examples is not None and (not _is_int(self.examples) or self.examples < 1):
             raise InvalidSpec(f"examples={self.examples!r}: give a positive number of examples")
 
+        options = self.variant_options or {}
+        if not isinstance(options, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, Mapping) and all(isinstance(o, str) for o in v)
+            for k, v in options.items()
+        ):
+            raise InvalidSpec(
+                f"variant_options={options!r}: give a dict variant name -> dict of options, "
+                "e.g. {'int8-static': {'method': 'entropy'}}"
+            )
+        object.__setattr__(
+            self, "variant_options", _freeze_mapping({k: _freeze_mapping(v) for k, v in options.items()})
+        )
+
     @property
     def symbolic_dims(self) -> tuple[str, ...]:
         """Dim names in order of first use across the inputs."""
@@ -367,21 +450,18 @@ class ParitySpec:
         text = repr((self.inputs, sorted(self.dims.items())))
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
-    def policy_for(self, variant: str) -> Tolerance | Agreement:
-        """What applies to ``variant``: its exact name, then the longest matching pattern."""
+    def policy_for(self, variant: str, default: Policy | None = None) -> Policy:
+        """What applies to ``variant`` (see the class docstring for the order); ``default`` is
+        the variant's own default policy, if it has one."""
         if variant in self.tolerance:
             return self.tolerance[variant]
-        patterns = [p for p in self.tolerance if fnmatch.fnmatchcase(variant, p)]
+        patterns = [p for p in self.tolerance if p != "*" and fnmatch.fnmatchcase(variant, p)]
         if patterns:
             return self.tolerance[max(patterns, key=len)]
-        return DEFAULT_TOLERANCE
+        if default is not None:
+            return default
+        return self.tolerance.get("*", DEFAULT_TOLERANCE)
 
-    def tolerance_for(self, variant: str) -> Tolerance:
-        """The elementwise tolerance of ``variant``'s float outputs."""
-        policy = self.policy_for(variant)
-        return policy.tolerance if isinstance(policy, Agreement) else policy
-
-    def label_agreement_for(self, variant: str) -> float:
-        """The fraction of exact (label) values that must agree for ``variant``: 1 unless loosened."""
-        policy = self.policy_for(variant)
-        return policy.labels if isinstance(policy, Agreement) else 1.0
+    def options_for(self, variant: str) -> Mapping[str, Any]:
+        """The builder options declared for ``variant`` (empty when none)."""
+        return self.variant_options.get(variant, MappingProxyType({}))

@@ -99,6 +99,27 @@ def boundary_examples(spec: ParitySpec) -> list[Example]:
     return corners
 
 
+def sample_examples(
+    spec: ParitySpec, count: int, seed: int = 0, rows: Mapping[str, np.ndarray] | None = None
+) -> list[Example]:
+    """``count`` examples from the same space the search draws from, without Hypothesis and
+    reproducibly: the boundary shapes first, then dims drawn uniformly from their ranges with
+    every input cycling through its (finite) data patterns. For calibration and first runs."""
+    rng = np.random.default_rng(seed)
+    chosen = boundary_examples(spec)[:count]
+    options = [[p for p in patterns_for(i, rows) if p != "nan"] for i in spec.inputs]
+    k = 0
+    while len(chosen) < count:
+        dims = tuple(
+            (name, spec.dims[name].value(int(rng.integers(spec.dims[name].values_count))))
+            for name in spec.symbolic_dims
+        )
+        patterns = tuple(o[(k + j) % len(o)] for j, o in enumerate(options))
+        chosen.append(Example(dims, patterns, int(rng.integers(SEED_MAX))))
+        k += 1
+    return chosen
+
+
 def export_dims(spec: ParitySpec) -> dict[str, int]:
     """Dims for the example an exporter traces: each >= 2 and, where the ranges allow,
     distinct from each other and from the inputs' fixed sizes, so that no exporter can

@@ -1,19 +1,59 @@
 """ONNX Runtime variants: one InferenceSession per built variant.
 
+- ``ort-cpu``: CPU execution provider, all graph optimizations (what users ship).
+- ``ort-cpu-noopt``: CPU, ``ORT_DISABLE_ALL`` — when ``ort-cpu`` fails and this passes, the
+  bug is in ONNX Runtime's graph optimizer, not in the exporter.
+- ``ort-gpu``: CUDA execution provider. ``use_tf32`` defaults to 0: with TF32 (the CUDA EP's
+  own default) matmuls and convolutions round inputs to 10 mantissa bits, and on an H100 a
+  small CNN then differed from the CPU by ~1e-4 — beyond the default tolerance, hiding real
+  bugs of that size. With ``use_tf32=0`` it measured 2e-8–7e-7, like the CPU. ONNX Runtime
+  silently falls back to the CPU when the CUDA libraries do not load: the session's providers
+  are checked, and a fallback is "unavailable" like a missing EP.
+
 ONNX Runtime writes its own coloured error lines to stderr when a node fails; sessions here log
 at FATAL only, and the exception's message goes into the diagnosis instead.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..errors import VariantBuildError
+from ..errors import VariantBuildError, VariantUnavailable
 from . import BuildContext, VariantRunError, register_variant
+from .isolate import run_isolated
 
 _QUIET = 4  # ORT severity: 0 verbose ... 3 error, 4 fatal
+
+#: graph optimization levels by the name variant options use.
+OPTIMIZATION_LEVELS = ("all", "extended", "basic", "none")
+
+GPU_FIX = (
+    "install ONNX Runtime with CUDA in place of the CPU build "
+    "(pip uninstall -y onnxruntime && pip install 'onnxparity[gpu]') on a machine with an NVIDIA GPU "
+    "and CUDA libraries"
+)
+
+
+def session_options(threads: int = 1, optimization: str = "all"):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = _QUIET
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # No busy-waiting threads next to a framework computing the reference.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    }[optimization]
+    return options
 
 
 class OrtRunnable:
@@ -29,18 +69,10 @@ class OrtRunnable:
     ) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.log_severity_level = _QUIET
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # No busy-waiting threads next to a framework computing the reference.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = {
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        }[optimization]
         try:
-            self.session = ort.InferenceSession(model_path, options, providers=list(providers))
+            self.session = ort.InferenceSession(
+                model_path, session_options(threads, optimization), providers=list(providers)
+            )
         except Exception as exc:
             raise VariantBuildError(f"ONNX Runtime could not load the model: {clean_message(exc)}") from exc
         self.run_options = ort.RunOptions()
@@ -61,8 +93,93 @@ def clean_message(exc: BaseException) -> str:
     return text.replace("[ONNXRuntimeError] : ", "").strip()
 
 
+def isolated_session(
+    context: BuildContext, model_path: str, *, optimization: str, what: str, hint: str = ""
+) -> OrtRunnable:
+    """Create the CPU session (and run it once) in a child process first; only if that
+    survives, create it here. Turn ``isolate`` off in the variant's options to skip the probe."""
+    if context.options.get("isolate", True):
+        feeds_path = os.path.join(context.workdir, "probe-inputs.npz")
+        samples = context.sample_feeds(2)
+        np.savez(feeds_path, **{f"{i}/{k}": v for i, feeds in enumerate(samples) for k, v in feeds.items()})
+        run_isolated(
+            "onnxparity.variants.ort:probe_session",
+            {
+                "model_path": model_path,
+                "optimization": optimization,
+                "threads": context.threads,
+                "feeds_path": feeds_path,
+            },
+            what=what,
+            hint=hint,
+        )
+    return OrtRunnable(
+        model_path, ["CPUExecutionProvider"], threads=context.threads, optimization=optimization
+    )
+
+
+def probe_session(payload: dict[str, Any]) -> bool:
+    """(In the child process.) Create the session and run it on the saved sample inputs."""
+    session = OrtRunnable(
+        payload["model_path"],
+        ["CPUExecutionProvider"],
+        threads=payload["threads"],
+        optimization=payload["optimization"],
+    )
+    with np.load(payload["feeds_path"], allow_pickle=False) as saved:
+        samples: dict[str, dict[str, np.ndarray]] = {}
+        for key in saved.files:
+            index, _, name = key.partition("/")
+            samples.setdefault(index, {})[name] = saved[key]
+    for feeds in samples.values():
+        try:
+            session.run(feeds)
+        except VariantRunError:
+            pass  # a run error is reported with its input by the parity search itself
+    return True
+
+
 def build_ort_cpu(context: BuildContext) -> OrtRunnable:
+    context.check_options(())
     return OrtRunnable(context.model_path, ["CPUExecutionProvider"], threads=context.threads)
+
+
+def build_ort_cpu_noopt(context: BuildContext) -> OrtRunnable:
+    context.check_options(())
+    return OrtRunnable(
+        context.model_path, ["CPUExecutionProvider"], threads=context.threads, optimization="none"
+    )
+
+
+def build_ort_gpu(context: BuildContext) -> OrtRunnable:
+    """CUDA EP. Options: ``device_id`` (0), ``use_tf32`` (0), ``optimization`` ("all"), and
+    any other CUDA provider option by its ONNX Runtime name (e.g. ``cudnn_conv_algo_search``)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise VariantUnavailable(
+            f"ONNX Runtime {ort.__version__} here has no CUDA execution provider "
+            f"(available: {', '.join(available)}); to run ort-gpu, {GPU_FIX}"
+        )
+    options = dict(context.options)
+    optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
+    options.pop("optimization", None)
+    cuda = {"device_id": 0, "use_tf32": 0, **options}
+    cuda = {k: str(int(v)) if isinstance(v, bool) else str(v) for k, v in cuda.items()}
+    runnable = OrtRunnable(
+        context.model_path,
+        [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"],
+        threads=context.threads,
+        optimization=optimization,
+    )
+    if not runnable.providers or runnable.providers[0] != "CUDAExecutionProvider":
+        raise VariantUnavailable(
+            "ONNX Runtime fell back to the CPU: the CUDA execution provider did not load (no GPU "
+            f"visible, or CUDA/cuDNN libraries missing; session providers: {', '.join(runnable.providers)}); "
+            f"to run ort-gpu, {GPU_FIX}"
+        )
+    return runnable
 
 
 # replace=True: this module may be imported again (importlib.reload, pytester's module
@@ -70,6 +187,19 @@ def build_ort_cpu(context: BuildContext) -> OrtRunnable:
 register_variant(
     "ort-cpu",
     build_ort_cpu,
-    description="ONNX Runtime, CPU execution provider, default graph optimizations",
+    description="ONNX Runtime, CPU execution provider, all graph optimizations",
+    replace=True,
+)
+register_variant(
+    "ort-cpu-noopt",
+    build_ort_cpu_noopt,
+    description="ONNX Runtime, CPU, graph optimizations disabled: separates exporter bugs from optimizer bugs",
+    replace=True,
+)
+register_variant(
+    "ort-gpu",
+    build_ort_gpu,
+    description="ONNX Runtime, CUDA execution provider (use_tf32=0 unless set); skipped without a GPU",
+    requires_gpu=True,
     replace=True,
 )

@@ -1,0 +1,405 @@
+"""Lossy variants: int8 quantization (dynamic and static QDQ) and fp16 conversion.
+
+Each converts the exported model with ONNX Runtime's own tools, then creates its session in an
+isolated child process first (:mod:`.isolate`): converted graphs are where native crashes live.
+Their default policy is an :class:`~onnxparity.spec.Agreement` on cosine and SQNR, not an
+elementwise tolerance (see the README's variant table for the numbers and why).
+
+- ``int8-dynamic``: ``quantize_dynamic`` (int8 weights, activations quantized at run time).
+  A model with nothing to quantize is reported as such, not as a meaningless pass.
+- ``int8-static``: ``quant_pre_process`` then ``quantize_static`` in QDQ format, calibrated on
+  inputs drawn from the same declared space the checker searches (or the user's
+  ``calibration=`` feeds). When an input drives a tensor beyond its calibrated range the
+  diagnosis names the saturated tensors.
+- ``fp16``: ``convert_float_to_float16(keep_io_types=True)``: float32 in and out, float16 inside.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidSpec, VariantBuildError, VariantUnavailable
+from ..exporters import quiet
+from ..spec import Agreement
+from . import BuildContext, register_variant
+from .ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message, isolated_session
+
+#: default policies (measured on the examples; README "Variants" explains the margins).
+INT8_POLICY = Agreement(cosine=0.99, sqnr_db=20.0)
+FP16_POLICY = Agreement(cosine=0.9999, sqnr_db=40.0)
+
+#: calibration inputs drawn by default for int8-static.
+CALIBRATION_SAMPLES = 32
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+#: node types that show a model was actually quantized.
+_QUANTIZED_OPS = {
+    "DynamicQuantizeLinear",
+    "MatMulInteger",
+    "ConvInteger",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+    "QGemm",
+    "QAttention",
+    "DynamicQuantizeLSTM",
+}
+
+_QUANT_LOGGERS = ("root", "onnxruntime", "onnx")
+
+_CRASH_HINT = (
+    "variant_options={{{name!r}: {{'optimization': 'basic'}}}} uses a lower graph optimization "
+    "level; or keep the crashing op in float32 ({extra})"
+)
+
+
+def _crash_hint(name: str, extra: str) -> str:
+    return _CRASH_HINT.format(name=name, extra=extra)
+
+
+def self_contained(model_path: str, workdir: str) -> str:
+    """A copy of the model with its weights inside the file (quantization tools mishandle
+    external data), in ``workdir``."""
+    import onnx
+
+    model = onnx.load(model_path)
+    target = os.path.join(workdir, "float.onnx")
+    if model.ByteSize() < 2**31 - 2**20:
+        onnx.save(model, target)
+    else:  # over protobuf's 2 GB limit: keep the weights beside it
+        onnx.save(model, target, save_as_external_data=True, location="float.onnx.data")
+    return target
+
+
+def quantized_ops(model_path: str) -> dict[str, int]:
+    """Counts of the quantization node types in a model."""
+    import onnx
+
+    counts: dict[str, int] = {}
+    for node in onnx.load(model_path, load_external_data=False).graph.node:
+        if node.op_type in _QUANTIZED_OPS or node.op_type.startswith("QLinear"):
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def _op_types(model_path: str) -> str:
+    import onnx
+
+    ops = sorted({n.op_type for n in onnx.load(model_path, load_external_data=False).graph.node})
+    return ", ".join(ops[:12]) + (", ..." if len(ops) > 12 else "")
+
+
+# -- int8-dynamic ------------------------------------------------------------------------------
+def build_int8_dynamic(context: BuildContext) -> OrtRunnable:
+    """Options: ``per_channel`` (False), ``reduce_range`` (False), ``op_types`` (all that
+    quantize_dynamic supports), ``optimization`` ("all"), ``isolate`` (True)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    context.check_options({"per_channel", "reduce_range", "op_types", "optimization", "isolate"})
+    per_channel = context.option("per_channel", False, bool)
+    reduce_range = context.option("reduce_range", False, bool)
+    op_types = context.option("op_types", None)
+    optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
+    source = self_contained(context.model_path, context.workdir)
+    target = os.path.join(context.workdir, "int8-dynamic.onnx")
+    try:
+        with quiet(*_QUANT_LOGGERS):
+            quantize_dynamic(
+                source,
+                target,
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=list(op_types) if op_types else None,
+            )
+    except Exception as exc:
+        raise VariantBuildError(f"quantize_dynamic failed: {type(exc).__name__}: {exc}") from exc
+    if not quantized_ops(target):
+        raise VariantUnavailable(
+            "nothing was quantized: quantize_dynamic found no weights it quantizes (MatMul, Gemm, "
+            f"Conv, Gather, LSTM, Attention) in this model (its ops: {_op_types(source)}); the "
+            "int8-dynamic model equals the float one, so checking it proves nothing — drop "
+            "int8-dynamic from this model's variants"
+        )
+    return isolated_session(
+        context,
+        target,
+        optimization=optimization,
+        what="creating an ONNX Runtime session for the int8-dynamic model",
+        hint=_crash_hint("int8-dynamic", "variant option op_types=[...] limits what is quantized"),
+    )
+
+
+# -- int8-static -------------------------------------------------------------------------------
+class _Feeds:
+    """A CalibrationDataReader over a list of feeds (defined lazily: ORT is imported late)."""
+
+    def __new__(cls, feeds: list[dict[str, np.ndarray]]):
+        from onnxruntime.quantization import CalibrationDataReader
+
+        class Reader(CalibrationDataReader):
+            def __init__(self) -> None:
+                self._feeds = iter(feeds)
+
+            def get_next(self):
+                return next(self._feeds, None)
+
+        return Reader()
+
+
+def _calibration_feeds(context: BuildContext, input_names: list[str]) -> tuple[list[dict], str]:
+    given = context.options.get("calibration")
+    if given is None:
+        samples = context.option("samples", CALIBRATION_SAMPLES, int)
+        if samples < 1:
+            raise InvalidSpec("variant_options['int8-static']['samples'] must be a positive integer")
+        feeds = context.sample_feeds(samples)
+        return feeds, f"{len(feeds)} inputs drawn from the declared input space (fixed seed)"
+    if isinstance(given, Mapping) or not isinstance(given, Iterable):
+        raise InvalidSpec(
+            "calibration= must be an iterable of feeds: dicts of input name -> array, e.g. [{'x': batch}, ...]"
+        )
+    feeds = []
+    for n, item in enumerate(given):
+        if not isinstance(item, Mapping) or set(item) != set(input_names):
+            keys = sorted(item) if isinstance(item, Mapping) else type(item).__name__
+            raise InvalidSpec(
+                f"calibration= item {n}: {keys} — every item must be a dict with exactly the model's "
+                f"inputs {sorted(input_names)}"
+            )
+        feeds.append({k: np.asarray(v) for k, v in item.items()})
+    if not feeds:
+        raise InvalidSpec("calibration= is empty: give at least one feed dict")
+    return feeds, f"{len(feeds)} feeds given by calibration="
+
+
+class StaticRunnable(OrtRunnable):
+    """An int8-static session that can say which calibrated ranges an input saturated."""
+
+    def setup_saturation(self, float_path: str, ranges: dict[str, tuple[float, float]], origin: str) -> None:
+        self._float_path = float_path
+        self._ranges = ranges
+        self._origin = origin
+        self._probe: OrtRunnable | None = None
+
+    def explain(self, feeds: Mapping[str, np.ndarray]) -> list[str]:
+        """Lines naming tensors that this input drives beyond their calibrated range."""
+        try:
+            values = self._tensor_values(feeds)
+        except Exception:  # the explanation is a bonus: never let it mask the verdict
+            return []
+        over = []
+        for name, (low, high) in self._ranges.items():
+            if name not in values:
+                continue
+            seen = values[name]
+            if not seen.size or not np.issubdtype(seen.dtype, np.floating):
+                continue
+            lo, hi = float(np.nanmin(seen)), float(np.nanmax(seen))
+            span = max(high - low, 1e-12)
+            excess = max(low - lo, hi - high, 0.0) / span
+            if excess > 0.01:
+                over.append((excess, name, lo, hi, low, high))
+        lines = [f"calibration: {self._origin}"]
+        if not over:
+            lines.append("no quantized tensor left its calibrated range on this input (no saturation)")
+            return lines
+        over.sort(reverse=True)
+        lines.append(
+            f"saturation: this input drives {len(over)} quantized tensor(s) beyond their calibrated "
+            "range, where int8 clips:"
+        )
+        for _, name, lo, hi, low, high in over[:5]:
+            lines.append(f"  {name!r} reached [{lo:.4g}, {hi:.4g}]; calibrated range [{low:.4g}, {high:.4g}]")
+        lines.append(
+            "  calibrate on inputs that cover this range (calibration= feeds, or a wider "
+            "declared range) or try variant_options={'int8-static': {'method': 'percentile'}}"
+        )
+        return lines
+
+    def _tensor_values(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._probe is None:
+            import onnx
+
+            model = onnx.load(self._float_path)
+            known = {o.name for o in model.graph.output}
+            produced = {out for node in model.graph.node for out in node.output} | {
+                i.name for i in model.graph.input
+            }
+            for name in self._ranges:
+                if name in produced and name not in known:
+                    model.graph.output.append(onnx.ValueInfoProto(name=name))
+            path = self._float_path.replace(".onnx", "-tensors.onnx")
+            onnx.save(model, path)
+            self._probe = OrtRunnable(path, ["CPUExecutionProvider"], optimization="none")
+        outputs = self._probe.run(feeds)
+        return dict(zip(self._probe.output_names, outputs))
+
+
+def _calibrated_ranges(qdq_path: str) -> dict[str, tuple[float, float]]:
+    """Float range each QuantizeLinear's input can take without clipping, by tensor name."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(qdq_path)
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute:
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    ranges = {}
+    for node in model.graph.node:
+        if node.op_type != "QuantizeLinear" or len(node.input) < 2 or node.input[0] in constants:
+            continue
+        scale = constants.get(node.input[1])
+        zero = constants.get(node.input[2]) if len(node.input) > 2 else np.zeros((), np.uint8)
+        if scale is None or zero is None or scale.size != 1:
+            continue
+        info = np.iinfo(zero.dtype)
+        s, z = float(scale.reshape(())), int(zero.reshape(()))
+        ranges[node.input[0]] = ((info.min - z) * s, (info.max - z) * s)
+    return ranges
+
+
+def build_int8_static(context: BuildContext) -> StaticRunnable:
+    """Options: ``calibration`` (feeds; default: drawn), ``samples`` (32), ``method``
+    ("minmax", "entropy", "percentile"), ``per_channel`` (False), ``op_types``,
+    ``optimization`` ("all"), ``isolate`` (True)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    context.check_options(
+        {"calibration", "samples", "method", "per_channel", "op_types", "optimization", "isolate"}
+    )
+    method = context.option("method", "minmax", CALIBRATION_METHODS)
+    per_channel = context.option("per_channel", False, bool)
+    op_types = context.option("op_types", None)
+    optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
+    source = self_contained(context.model_path, context.workdir)
+    input_names = [i.name for i in onnx.load(source, load_external_data=False).graph.input]
+    feeds, origin = _calibration_feeds(context, input_names)
+    if not feeds:
+        raise VariantBuildError("no calibration inputs: declare inputs= so that they can be drawn")
+    prepared = os.path.join(context.workdir, "preprocessed.onnx")
+    with quiet(*_QUANT_LOGGERS):
+        for symbolic in (True, False):  # symbolic shape inference fails on some exports
+            try:
+                quant_pre_process(source, prepared, skip_symbolic_shape=not symbolic)
+                break
+            except Exception:
+                continue
+        else:
+            prepared = source  # preprocessing is an optimization, not a requirement
+        target = os.path.join(context.workdir, "int8-static.onnx")
+        try:
+            quantize_static(
+                prepared,
+                target,
+                _Feeds(feeds),
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=list(op_types) if op_types else None,
+                calibrate_method={
+                    "minmax": CalibrationMethod.MinMax,
+                    "entropy": CalibrationMethod.Entropy,
+                    "percentile": CalibrationMethod.Percentile,
+                }[method],
+            )
+        except Exception as exc:
+            raise VariantBuildError(
+                f"quantize_static failed ({method} calibration on {origin}): {type(exc).__name__}: "
+                f"{clean_message(exc)}"
+            ) from exc
+    if not quantized_ops(target):
+        raise VariantUnavailable(
+            f"nothing was quantized: quantize_static found no op it quantizes in this model (its ops: "
+            f"{_op_types(source)}); drop int8-static from this model's variants"
+        )
+    isolated_session(
+        context,
+        target,
+        optimization=optimization,
+        what="creating an ONNX Runtime session for the int8-static model",
+        hint=_crash_hint("int8-static", "variant option op_types=[...] limits what is quantized"),
+    )
+    runnable = StaticRunnable(
+        target, ["CPUExecutionProvider"], threads=context.threads, optimization=optimization
+    )
+    runnable.setup_saturation(prepared, _calibrated_ranges(target), f"{method} on {origin}")
+    return runnable
+
+
+# -- fp16 --------------------------------------------------------------------------------------
+def build_fp16(context: BuildContext) -> OrtRunnable:
+    """Options: ``op_block_list`` (op types kept in float32, added to ONNX Runtime's default
+    list), ``optimization`` ("all"), ``isolate`` (True)."""
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    context.check_options({"op_block_list", "optimization", "isolate"})
+    blocked = context.option("op_block_list", (), (list, tuple))
+    optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
+    model = onnx.load(context.model_path)
+    try:
+        with quiet(*_QUANT_LOGGERS):
+            converted = convert_float_to_float16(
+                model, keep_io_types=True, op_block_list=sorted(set(DEFAULT_OP_BLOCK_LIST) | set(blocked))
+            )
+    except Exception as exc:
+        raise VariantBuildError(f"fp16 conversion failed: {type(exc).__name__}: {exc}") from exc
+    halves = sum(t.data_type == onnx.TensorProto.FLOAT16 for t in converted.graph.initializer) + sum(
+        v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for v in converted.graph.value_info
+    )
+    if not halves:
+        raise VariantUnavailable(
+            "nothing was converted to float16 (no float tensors outside the op block list; ops: "
+            f"{', '.join(sorted({n.op_type for n in model.graph.node})[:12])}); drop fp16 from this "
+            "model's variants"
+        )
+    target = os.path.join(context.workdir, "fp16.onnx")
+    if converted.ByteSize() < 2**31 - 2**20:
+        onnx.save(converted, target)
+    else:
+        onnx.save(converted, target, save_as_external_data=True, location="fp16.onnx.data")
+    return isolated_session(
+        context,
+        target,
+        optimization=optimization,
+        what="creating an ONNX Runtime session for the fp16 model",
+        hint=_crash_hint("fp16", "variant option op_block_list=['LSTM', ...]"),
+    )
+
+
+def _describe(policy: Any) -> str:
+    return policy.describe()
+
+
+register_variant(
+    "int8-dynamic",
+    build_int8_dynamic,
+    description=f"quantize_dynamic (int8 weights); default {_describe(INT8_POLICY)}",
+    default_policy=INT8_POLICY,
+    replace=True,
+)
+register_variant(
+    "int8-static",
+    build_int8_static,
+    description=f"quantize_static, QDQ, calibrated on drawn inputs; default {_describe(INT8_POLICY)}",
+    default_policy=INT8_POLICY,
+    replace=True,
+)
+register_variant(
+    "fp16",
+    build_fp16,
+    description=f"float16 inside, float32 inputs/outputs; default {_describe(FP16_POLICY)}",
+    default_policy=FP16_POLICY,
+    replace=True,
+)

@@ -1,0 +1,105 @@
+"""``onnx-reference``: the ONNX specification's own semantics (``onnx.reference.ReferenceEvaluator``),
+a conformance oracle independent of ONNX Runtime.
+
+When ``ort-cpu`` and ``onnx-reference`` both differ from the framework, the export is wrong;
+when only ``ort-cpu`` does, ONNX Runtime is. The evaluator is pure Python (slow on big graphs),
+so this variant draws at most :data:`MAX_EXAMPLES` examples unless the test asks for a number.
+
+Unsupported is a skip, never a parity failure: ops outside the ``ai.onnx``/``ai.onnx.ml``
+domains (``com.microsoft`` contrib ops run only on ONNX Runtime), ops the evaluator does not
+implement, and ops whose implementation is known to be wrong (measured: ``SVMClassifier``
+probabilities 0.126 off while ONNX Runtime matched scikit-learn; ``ZipMap`` fails).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..errors import VariantUnavailable
+from . import BuildContext, VariantRunError, register_variant
+
+MAX_EXAMPLES = 10
+
+#: ops the evaluator runs but gets wrong or cannot return in a comparable form.
+UNRELIABLE_OPS = {("ai.onnx.ml", "SVMClassifier"), ("ai.onnx.ml", "ZipMap")}
+
+_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+
+_NOT_SUPPORTED = "not supported by the reference evaluator"
+
+
+class ReferenceRunnable:
+    """``onnx.reference.ReferenceEvaluator`` over one model, outputs in graph order."""
+
+    def __init__(self, model_path: str) -> None:
+        import onnx
+        from onnx.reference import ReferenceEvaluator
+
+        model = onnx.load(model_path)
+        foreign = sorted({f"{n.domain}.{n.op_type}" for n in _nodes(model.graph) if n.domain not in _DOMAINS})
+        if foreign:
+            raise VariantUnavailable(
+                f"{_NOT_SUPPORTED}: ops outside the standard domains ({', '.join(foreign[:8])}); "
+                "they run only on ONNX Runtime"
+            )
+        unreliable = sorted(
+            {
+                f"{d}.{t}"
+                for n in _nodes(model.graph)
+                for d, t in UNRELIABLE_OPS
+                if (n.domain, n.op_type) == (d, t)
+            }
+        )
+        if unreliable:
+            raise VariantUnavailable(
+                f"{_NOT_SUPPORTED}: its {', '.join(unreliable)} implementation is known to disagree "
+                "with ONNX Runtime and the framework"
+            )
+        try:
+            self.evaluator = ReferenceEvaluator(model)
+        except Exception as exc:
+            raise VariantUnavailable(f"{_NOT_SUPPORTED}: {type(exc).__name__}: {exc}") from exc
+        self.output_names = tuple(o.name for o in model.graph.output)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            outputs = self.evaluator.run(None, dict(feeds))
+        except NotImplementedError as exc:
+            raise VariantRunError(f"{_NOT_SUPPORTED}: {exc}") from exc
+        except Exception as exc:
+            raise VariantRunError(f"{type(exc).__name__}: {exc}") from exc
+        return [np.asarray(o) for o in outputs]
+
+
+def _nodes(graph):
+    """Every node, including those of subgraphs (If/Loop/Scan bodies)."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            if attribute.g.node:
+                yield from _nodes(attribute.g)
+            for sub in attribute.graphs:
+                yield from _nodes(sub)
+
+
+def build_onnx_reference(context: BuildContext) -> ReferenceRunnable:
+    context.check_options(())
+    runnable = ReferenceRunnable(context.model_path)
+    for feeds in context.sample_feeds(1):  # an op that is only missing at run time: a skip
+        try:
+            runnable.run(feeds)
+        except VariantRunError as exc:
+            if _NOT_SUPPORTED in str(exc):
+                raise VariantUnavailable(str(exc)) from None
+    return runnable
+
+
+register_variant(
+    "onnx-reference",
+    build_onnx_reference,
+    description="onnx.reference.ReferenceEvaluator: the ONNX spec's semantics, independent of ONNX Runtime",
+    max_examples=MAX_EXAMPLES,
+    replace=True,
+)
