@@ -760,7 +760,8 @@ def _agreement_diagnosis(
             f"output {item.output!r}: {item.differ} of {item.total} {what} over {tried} examples "
             f"({100.0 * item.differ / item.total:.3g}%; at most {100.0 * (1.0 - item.required):.3g}% allowed)"
         )
-    lines.append(f"the example with the most: {worst.example.describe(spec)}")
+    most = "flips" if shortfall[0].rule == "labels" else "top-1 disagreements"
+    lines.append(f"the example with the most {most}: {worst.example.describe(spec)}")
     explained = worst.verdict.explain()
     if explained:
         lines.append(explained)
