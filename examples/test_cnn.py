@@ -38,7 +38,7 @@ def trained_like(model: SmallCNN) -> SmallCNN:
 @pytest.mark.onnx_parity(
     inputs=[op.Input("image", ("batch", 3, "size", "size"), dtype="float32", low=-1, high=1)],
     dims={"batch": op.Dim(1, 8), "size": op.Dim(16, 64, multiple_of=8)},
-    variants=["ort-cpu"],
+    variants=op.ALL_VARIANTS,
 )
 def test_small_cnn(onnx_parity):
     onnx_parity.check(trained_like(SmallCNN()))

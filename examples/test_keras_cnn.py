@@ -2,7 +2,9 @@
 
 import pytest
 
-keras = pytest.importorskip("keras", reason="tensorflow is not installed: pip install 'onnxparity[tensorflow]'")
+keras = pytest.importorskip(
+    "keras", reason="tensorflow is not installed: pip install 'onnxparity[tensorflow]'"
+)
 
 import onnxparity as op  # noqa: E402
 
@@ -21,7 +23,7 @@ def small_cnn() -> keras.Model:
 @pytest.mark.onnx_parity(
     inputs=[op.Input("image", ("batch", "size", "size", 3), dtype="float32", low=-1, high=1)],
     dims={"batch": op.Dim(1, 8), "size": op.Dim(16, 64, multiple_of=8)},
-    variants=["ort-cpu"],
+    variants=op.ALL_VARIANTS,
 )
 def test_keras_cnn(onnx_parity):
     onnx_parity.check(small_cnn())

@@ -16,7 +16,10 @@ X = X.astype("float32")  # trees split in float32: float32 inputs compare withou
 @pytest.mark.onnx_parity(
     inputs=[op.Input("X", ("batch", 30), low=0, high=float(X.max()))],
     dims={"batch": op.Dim(1, 128)},
-    variants=["ort-cpu"],
+    # Every variant, to show how inapplicable ones report themselves: int8-* and fp16 skip
+    # with "nothing to quantize/convert" (a tree ensemble is all ai.onnx.ml ops). A real test
+    # would list ort-cpu, ort-cpu-noopt, ort-gpu and onnx-reference.
+    variants=op.ALL_VARIANTS,
     data=X,  # real rows, resampled and jittered around the split thresholds
 )
 def test_random_forest(onnx_parity):

@@ -51,7 +51,13 @@ FRAME = customers()
         op.Input("city", ("batch", 1), dtype="str"),  # categories learned from data=
     ],
     dims={"batch": op.Dim(1, 64)},
-    variants=["ort-cpu"],
+    # Not int8-static: it quantizes the Concat that joins one-hot city columns (0/1) and
+    # scaled numbers on one int8 scale, and the probabilities move by up to 0.68 (cosine 0.37)
+    # — a real loss onnxparity reports; a linear model on 6 features gains nothing from int8.
+    # Not fp16: ONNX Runtime's float16 converter leaves a Concat with float and float16 inputs
+    # next to scikit-learn's ai.onnx.ml ops (no float16 kernels), an invalid graph.
+    # int8-dynamic runs and reports "nothing was quantized" (no weight matrices here).
+    variants=[v for v in op.ALL_VARIANTS if v not in ("int8-static", "fp16")],
     data=FRAME,
 )
 def test_churn_pipeline(onnx_parity):

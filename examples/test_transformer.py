@@ -27,7 +27,11 @@ class TinyEncoder(torch.nn.Module):
 @pytest.mark.onnx_parity(
     inputs=[op.Input("tokens", ("batch", "seq"), dtype="int64", low=0, high=VOCAB - 1)],
     dims={"batch": op.Dim(1, 4), "seq": op.Dim(1, MAX_SEQ)},
-    variants=["ort-cpu"],
+    variants=op.ALL_VARIANTS,
+    # int8 on attention is lossier than on convolutions: the 2-logit head measured 21.8 dB
+    # SQNR (static) and 27.3 dB (dynamic) here, near the 20 dB default. A glob sets one
+    # agreement for both int8 variants; a release gate would pin what it measured and accepts.
+    tolerance={"int8-*": op.Agreement(cosine=0.99, sqnr_db=15)},
 )
 def test_tiny_encoder(onnx_parity):
     onnx_parity.check(TinyEncoder().eval())

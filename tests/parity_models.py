@@ -147,3 +147,29 @@ def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
     clone = onnx.ModelProto()
     clone.CopyFrom(model)
     return clone
+
+
+class OutlierMlp(torch.nn.Module):
+    """Right in float32, hostile to int8: hidden channel 0 is 1000x the others (an activation
+    outlier, as large language models have), so a per-tensor activation scale leaves the other
+    channels a handful of int8 steps. The output is unchanged in float (channel 0 is scaled back)."""
+
+    def __init__(self, features: int = 16, hidden: int = 32, out: int = 8) -> None:
+        super().__init__()
+        self.fc1 = torch.nn.Linear(features, hidden)
+        self.fc2 = torch.nn.Linear(hidden, out)
+        with torch.no_grad():
+            self.fc1.weight[0] *= 1000.0
+            self.fc1.bias[0] = 1000.0
+            self.fc2.weight[:, 0] /= 1000.0
+            self.fc2.bias.zero_()
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class Elementwise(torch.nn.Module):
+    """No weights at all: nothing for int8 quantization to quantize."""
+
+    def forward(self, x):
+        return torch.tanh(x) * 2.0 + 1.0

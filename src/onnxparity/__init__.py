@@ -32,7 +32,21 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+#: every built-in variant, for a marker's ``variants=``: lossless ONNX Runtime CPU (with and
+#: without graph optimizations), CUDA (skipped without a GPU), int8 dynamic and static, fp16,
+#: and the ONNX reference evaluator.
+ALL_VARIANTS = (
+    "ort-cpu",
+    "ort-cpu-noopt",
+    "ort-gpu",
+    "int8-dynamic",
+    "int8-static",
+    "fp16",
+    "onnx-reference",
+)
+
 __all__ = [
+    "ALL_VARIANTS",
     "Agreement",
     "Dim",
     "ExportError",

@@ -88,6 +88,20 @@ def quantized_ops(model_path: str) -> dict[str, int]:
     return counts
 
 
+def require_standard_ops(model_path: str, variant: str) -> None:
+    """VariantUnavailable when no node is in the standard ``ai.onnx`` domain: ONNX Runtime's
+    quantizers only handle those (a tree ensemble is all ``ai.onnx.ml``)."""
+    import onnx
+
+    nodes = onnx.load(model_path, load_external_data=False).graph.node
+    if not any(n.domain in ("", "ai.onnx") for n in nodes):
+        raise VariantUnavailable(
+            f"nothing to quantize: every op of this model is outside the standard ONNX domain (its ops: "
+            f"{_op_types(model_path)}), and ONNX Runtime quantizes standard ops only; drop {variant} "
+            "from this model's variants"
+        )
+
+
 def _op_types(model_path: str) -> str:
     import onnx
 
@@ -107,6 +121,7 @@ def build_int8_dynamic(context: BuildContext) -> OrtRunnable:
     op_types = context.option("op_types", None)
     optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
     source = self_contained(context.model_path, context.workdir)
+    require_standard_ops(source, "int8-dynamic")
     target = os.path.join(context.workdir, "int8-dynamic.onnx")
     try:
         with quiet(*_QUANT_LOGGERS):
@@ -282,6 +297,7 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
     op_types = context.option("op_types", None)
     optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
     source = self_contained(context.model_path, context.workdir)
+    require_standard_ops(source, "int8-static")
     input_names = [i.name for i in onnx.load(source, load_external_data=False).graph.input]
     feeds, origin = _calibration_feeds(context, input_names)
     if not feeds:
@@ -340,7 +356,8 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
 # -- fp16 --------------------------------------------------------------------------------------
 def build_fp16(context: BuildContext) -> OrtRunnable:
     """Options: ``op_block_list`` (op types kept in float32, added to ONNX Runtime's default
-    list), ``optimization`` ("all"), ``isolate`` (True)."""
+    list and to every op outside the standard domain — ai.onnx.ml ops have no float16
+    kernels), ``optimization`` ("all"), ``isolate`` (True)."""
     import onnx
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
@@ -348,17 +365,22 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
     blocked = context.option("op_block_list", (), (list, tuple))
     optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
     model = onnx.load(context.model_path)
+    foreign = {n.op_type for n in model.graph.node if n.domain not in ("", "ai.onnx")}
     try:
         with quiet(*_QUANT_LOGGERS):
             converted = convert_float_to_float16(
-                model, keep_io_types=True, op_block_list=sorted(set(DEFAULT_OP_BLOCK_LIST) | set(blocked))
+                model,
+                keep_io_types=True,
+                op_block_list=sorted(set(DEFAULT_OP_BLOCK_LIST) | foreign | set(blocked)),
             )
     except Exception as exc:
         raise VariantBuildError(f"fp16 conversion failed: {type(exc).__name__}: {exc}") from exc
-    halves = sum(t.data_type == onnx.TensorProto.FLOAT16 for t in converted.graph.initializer) + sum(
-        v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for v in converted.graph.value_info
-    )
-    if not halves:
+    halves = {t.name for t in converted.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16} | {
+        v.name for v in converted.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    }
+    # Casts alone (around the inputs and outputs, kept float32) convert nothing.
+    computing = [n for n in converted.graph.node if n.op_type != "Cast" and halves & {*n.input, *n.output}]
+    if not computing:
         raise VariantUnavailable(
             "nothing was converted to float16 (no float tensors outside the op block list; ops: "
             f"{', '.join(sorted({n.op_type for n in model.graph.node})[:12])}); drop fp16 from this "

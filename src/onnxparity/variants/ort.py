@@ -126,7 +126,8 @@ def probe_session(payload: dict[str, Any]) -> bool:
         threads=payload["threads"],
         optimization=payload["optimization"],
     )
-    with np.load(payload["feeds_path"], allow_pickle=False) as saved:
+    # Our own file, written by the parent a moment ago; str inputs are object arrays.
+    with np.load(payload["feeds_path"], allow_pickle=True) as saved:
         samples: dict[str, dict[str, np.ndarray]] = {}
         for key in saved.files:
             index, _, name = key.partition("/")

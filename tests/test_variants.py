@@ -1,0 +1,267 @@
+"""The variants: each builds and passes on correct models at its default policy; int8 fails on
+an activation outlier with a readable diagnosis; saturation, "nothing was quantized", an
+unsupported reference op, a native crash and a missing GPU each get their own clear report."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+import onnxparity as op
+from onnxparity import config as cfg
+from onnxparity.variants import get_variant
+from onnxparity.variants.isolate import run_isolated
+from onnxparity.variants.ort import OrtRunnable
+from parity_models import Elementwise, Mlp, OutlierMlp
+
+INPUTS = [op.Input("x", ("batch", 16), low=-2, high=2)]
+DIMS = {"batch": op.Dim(1, 8)}
+CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
+
+EVERY_CPU_VARIANT = ["ort-cpu", "ort-cpu-noopt", "int8-dynamic", "int8-static", "fp16", "onnx-reference"]
+
+
+def model(cls=Mlp):
+    torch.manual_seed(0)
+    return cls().eval()
+
+
+def check(session, m, variants, **kwargs):
+    kwargs.setdefault("inputs", INPUTS)
+    kwargs.setdefault("dims", DIMS)
+    kwargs.setdefault("examples", 6)
+    return op.check(m, variants=variants, session=session, **kwargs)
+
+
+def test_every_variant_passes_a_correct_model_at_its_default_policy(parity_session):
+    result = check(parity_session, model(), EVERY_CPU_VARIANT + ["ort-gpu"])
+    for name in EVERY_CPU_VARIANT:
+        assert result[name].status == "passed", result[name].message
+    int8 = result["int8-dynamic"]
+    assert int8.policy == op.Agreement(cosine=0.99, sqnr_db=20)  # its documented default
+    out = int8.outputs[0]
+    assert out.min_cosine > 0.99 and out.min_sqnr_db > 20
+    # the distance to ort-cpu separates the export's error from the variant's
+    assert out.max_abs_error_vs_ort_cpu < 1e-5 < out.max_abs_error
+    assert result["ort-cpu"].policy == op.Tolerance()
+    assert result["ort-gpu"].status == ("passed" if CUDA else "skipped")
+
+
+def test_each_variant_is_built_once_per_session(parity_session):
+    m = model()
+    check(parity_session, m, ["int8-dynamic", "fp16"])
+    built = parity_session.counts["sessions"]
+    check(parity_session, m, ["int8-dynamic", "fp16"])
+    assert parity_session.counts["sessions"] == built
+
+
+@pytest.mark.parametrize("variant", ["int8-dynamic", "int8-static"])
+def test_activation_outlier_fails_int8_agreement_with_a_diagnosis(parity_session, variant):
+    result = check(parity_session, model(OutlierMlp), ["ort-cpu", variant, "fp16"])
+    assert result["ort-cpu"].passed and result["fp16"].passed  # the export itself is right
+    failed = result[variant]
+    assert failed.status == "failed"
+    lines = failed.message.splitlines()
+    assert lines[0].startswith(f"{variant} differs from the reference")
+    assert lines[1].startswith("output 'output': cosine similarity ")
+    assert "< 0.99; SQNR " in lines[1] and "dB < 20 dB (Agreement(cosine=0.99, sqnr_db=20))" in lines[1]
+    assert any(
+        line.startswith("ort-cpu on the same input: 'output' max abs error")
+        and "the export is right and this variant loses the accuracy" in line
+        for line in lines
+    )
+    assert "next: inspect the reproducer; if this difference is acceptable, loosen " in failed.message
+
+
+def test_static_calibration_that_misses_the_checked_range_names_the_saturation(parity_session):
+    narrow = [
+        {"x": np.random.default_rng(i).uniform(-0.05, 0.05, (4, 16)).astype(np.float32)} for i in range(4)
+    ]
+    result = check(parity_session, model(), ["int8-static"], calibration=narrow)
+    failed = result["int8-static"]
+    assert failed.status == "failed"
+    assert "calibration: minmax on 4 feeds given by calibration=" in failed.message
+    assert "saturation: this input drives " in failed.message
+    assert "beyond their calibrated range, where int8 clips:" in failed.message
+    # the default calibration, drawn from the declared inputs, covers the same search
+    assert check(parity_session, model(), ["int8-static"])["int8-static"].passed
+
+
+def test_a_model_without_weights_reports_that_nothing_was_quantized(parity_session):
+    result = check(parity_session, model(Elementwise), ["ort-cpu", "int8-dynamic"])
+    skipped = result["int8-dynamic"]
+    assert skipped.status == "skipped"
+    assert skipped.message.startswith("int8-dynamic skipped: nothing was quantized: quantize_dynamic found")
+    assert "its ops: Add, Mul, Tanh" in skipped.message
+
+
+def test_reference_evaluator_skips_contrib_ops_instead_of_failing(parity_session, tmp_path):
+    graph = helper.make_graph(
+        [helper.make_node("Gelu", ["x"], ["y"], domain="com.microsoft")],
+        "contrib",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16])],
+    )
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    gelu = torch.nn.GELU().eval()
+    result = check(parity_session, gelu, ["ort-cpu", "onnx-reference"], onnx=proto)
+    assert result["ort-cpu"].passed, result["ort-cpu"].message
+    skipped = result["onnx-reference"]
+    assert skipped.status == "skipped"
+    assert (
+        "not supported by the reference evaluator: ops outside the standard domains (com.microsoft.Gelu)"
+        in (skipped.message)
+    )
+
+
+def test_reference_evaluator_draws_fewer_examples_unless_asked(parity_session):
+    m = model()
+    spec_default = op.check(m, inputs=INPUTS, dims=DIMS, variants=["onnx-reference"], session=parity_session)
+    assert spec_default["onnx-reference"].examples <= get_variant("onnx-reference").max_examples + 2
+    asked = check(parity_session, m, ["onnx-reference"], examples=14)
+    assert asked["onnx-reference"].examples >= 14
+
+
+def test_unknown_variant_option_is_that_variants_error(parity_session):
+    result = check(
+        parity_session, model(), ["ort-cpu", "fp16"], variant_options={"fp16": {"op_blocklist": ["Gemm"]}}
+    )
+    assert result["ort-cpu"].passed
+    assert result["fp16"].status == "error"
+    assert "unknown option 'op_blocklist'; fp16 takes isolate, op_block_list, optimization" in (
+        result["fp16"].message
+    )
+
+
+def test_calibration_must_be_feed_dicts():
+    with pytest.raises(op.InvalidSpec, match=r"calibration= must be a list of feeds"):
+        op.check(model(), inputs=INPUTS, dims=DIMS, variants=["int8-static"], calibration={"x": 1})
+
+
+def crashing_builder(context):
+    run_isolated(
+        "native_crash:segfault",
+        {},
+        what="creating a session for the crash-test model",
+        hint="this is a planted crash",
+    )
+    return OrtRunnable(context.model_path, ["CPUExecutionProvider"])
+
+
+def test_a_native_crash_while_building_is_only_that_variants_error(parity_session):
+    op.register_variant("crash-test", crashing_builder, replace=True)
+    result = check(parity_session, model(), ["ort-cpu", "crash-test", "ort-cpu-noopt"])
+    assert result["ort-cpu"].passed and result["ort-cpu-noopt"].passed
+    crashed = result["crash-test"]
+    assert crashed.status == "error"
+    assert crashed.message.startswith(
+        "crash-test could not be built: the native runtime crashed with SIGSEGV while creating a "
+        "session for the crash-test model; it ran in an isolated child process, so only this variant fails"
+    )
+    assert crashed.message.endswith("hint: this is a planted crash")
+
+
+def test_a_builder_exception_is_only_that_variants_error(parity_session):
+    def broken(context):
+        raise RuntimeError("the optimizer pass rejected node 3")
+
+    op.register_variant("broken-test", broken, replace=True)
+    result = check(parity_session, model(), ["broken-test", "ort-cpu"])
+    assert result["ort-cpu"].passed
+    assert result["broken-test"].status == "error"
+    assert result["broken-test"].message == (
+        "broken-test could not be built: RuntimeError: the optimizer pass rejected node 3"
+    )
+
+
+def test_a_user_variant_with_its_own_default_policy_runs_end_to_end(parity_session):
+    class Rounded:
+        """A 'custom optimizer pass' that rounds outputs to 2 decimals."""
+
+        def __init__(self, context):
+            self.inner = OrtRunnable(context.model_path, ["CPUExecutionProvider"])
+            self.output_names = self.inner.output_names
+
+        def run(self, feeds):
+            return [np.round(o, 2) for o in self.inner.run(feeds)]
+
+    op.register_variant(
+        "rounded-test", Rounded, default_policy=op.Agreement(cosine=0.999, sqnr_db=30), replace=True
+    )
+    result = check(parity_session, model(), ["rounded-test"])
+    assert result["rounded-test"].passed, result["rounded-test"].message
+    strict = check(parity_session, model(), ["rounded-test"], tolerance={"rounded-*": op.Tolerance()})
+    assert strict["rounded-test"].status == "failed"
+    assert "differ (" in strict["rounded-test"].message and "beyond atol=1e-05, rtol=0.0001" in (
+        strict["rounded-test"].message
+    )
+
+
+def test_top1_agreement_is_counted_over_the_whole_search(parity_session):
+    m = model()
+    exported = parity_session.prepare(m, op.ParitySpec(inputs=INPUTS, dims=DIMS)).exported
+    proto = onnx.load(exported.path)
+    last = proto.graph.node[-1]
+    bias = helper.make_tensor("flip_bias", TensorProto.FLOAT, [8], [0.0] * 7 + [0.3])
+    proto.graph.initializer.append(bias)
+    proto.graph.node.append(helper.make_node("Add", [last.output[0], "flip_bias"], ["shifted"]))
+    out = proto.graph.output[0].name
+    last.output[0], proto.graph.node[-1].output[0] = "pre_shift", out
+    proto.graph.node[-1].input[0] = "pre_shift"
+    loose = op.Agreement(cosine=0.5, top1=0.5)
+    result = check(parity_session, m, ["ort-cpu"], onnx=proto, tolerance=loose, examples=10)
+    assert result["ort-cpu"].passed, result["ort-cpu"].message
+    assert 0.5 <= result["ort-cpu"].outputs[0].top1_rate < 1.0
+    strict = check(parity_session, m, ["ort-cpu"], onnx=proto, tolerance=op.Agreement(cosine=0.5, top1=0.99))
+    message = strict["ort-cpu"].message
+    assert message.startswith("ort-cpu top-1 predictions agree less often than Agreement(top1=0.99) asks")
+    assert "rows have a different top-1 (argmax) over" in message
+    assert "the example with the most top-1 disagreements: dims batch=" in message
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has the CUDA execution provider")
+def test_ort_gpu_is_unavailable_without_cuda_and_says_how_to_get_it(parity_session):
+    skipped = check(parity_session, model(), ["ort-gpu"])["ort-gpu"]
+    assert skipped.status == "skipped"
+    assert "has no CUDA execution provider" in skipped.message
+    assert "pip uninstall -y onnxruntime && pip install 'onnxparity[gpu]'" in skipped.message
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs onnxruntime-gpu and an NVIDIA GPU (scripts/gpu-check.sh)")
+def test_ort_gpu_matches_the_framework_at_the_default_tolerance(parity_session):
+    result = check(parity_session, model(), ["ort-gpu", "ort-cpu"], examples=20)
+    assert result["ort-gpu"].passed, result["ort-gpu"].message
+    assert result["ort-gpu"].outputs[0].max_abs_error < 1e-5
+
+
+GPU_TEST = """
+import pytest, torch
+import onnxparity as op
+
+class Scale(torch.nn.Module):
+    def forward(self, x):
+        return torch.tanh(x) * 3
+
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 4))], dims={"batch": op.Dim(1, 4)},
+                         variants=["ort-cpu", "ort-gpu"], examples=2)
+def test_scale(onnx_parity):
+    onnx_parity.check(Scale().eval())
+"""
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has the CUDA execution provider")
+def test_plugin_skips_gpu_items_unless_a_gpu_is_required(pytester: pytest.Pytester, warm_exporter):
+    pytester.makepyfile(test_gpu=GPU_TEST)
+    result = pytester.runpytest(cfg.FLAG_ENABLE, "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*ort-gpu skipped: ONNX Runtime * here has no CUDA execution provider*"])
+    required = pytester.runpytest(cfg.FLAG_ENABLE, cfg.FLAG_REQUIRE_GPU)
+    required.assert_outcomes(passed=1, failed=1)
+    required.stdout.fnmatch_lines(["*ort-gpu is required (--onnx-parity-require-gpu) but unavailable: *"])
