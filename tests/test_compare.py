@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import onnxparity as op
 from onnxparity import Tolerance
-from onnxparity.compare import compare_output, compare_outputs
+from onnxparity.compare import agreement_metrics, compare_output, compare_outputs, explain_output
 
 TOL = Tolerance(atol=1e-3, rtol=1e-2)
 
@@ -101,3 +102,61 @@ def test_string_outputs_compare_exactly_and_read_as_strings():
     text = verdict.explain()
     assert "1 of 2 values differ (50%) exactly" in text
     assert "'dog'" in text and "'cow'" in text and "max abs error" not in text
+
+
+# -- agreement metrics (lossy variants) ---------------------------------------------------------
+def test_cosine_and_sqnr_are_whole_tensor_per_example():
+    expected = np.array([[3.0, 4.0], [0.0, 0.0]])
+    noisy = expected + np.array([[0.3, 0.0], [0.0, 0.0]])
+    cosine, sqnr, _, _, nonfinite = agreement_metrics(expected, noisy)
+    assert sqnr == pytest.approx(10 * np.log10(25 / 0.09))
+    assert cosine == pytest.approx((3 * 3.3 + 16) / (5 * np.hypot(3.3, 4)))
+    assert nonfinite == 0
+    same = agreement_metrics(expected, expected.copy())
+    assert same[0] == 1.0 and same[1] == float("inf")
+    # the reference is all zeros but the variant is not: no signal, no agreement
+    zeros = agreement_metrics(np.zeros(4), np.full(4, 0.5))
+    assert zeros[0] == 0.0 and zeros[1] == float("-inf")
+
+
+def test_agreement_judges_floats_by_metrics_not_elementwise():
+    expected = np.linspace(-1, 1, 64).astype(np.float32).reshape(8, 8)
+    lossy = expected + 0.01  # 1e-2 off everywhere: far beyond the default tolerance
+    policy = op.Agreement(cosine=0.99, sqnr_db=20)
+    assert compare_outputs(["y"], [expected], [lossy], policy).passed
+    assert not compare_outputs(["y"], [expected], [lossy], op.Tolerance()).passed
+    broken = expected * -1.0
+    verdict = compare_outputs(["y"], [expected], [broken], policy)
+    out = verdict.outputs[0]
+    assert not verdict.passed and out.broken == ("cosine", "sqnr_db")
+    assert verdict.explain().startswith(
+        "output 'y': cosine similarity -1 < 0.99; SQNR -6.02 dB < 20 dB (Agreement(cosine=0.99, sqnr_db=20))"
+    )
+    # with a tolerance too, both must hold
+    both = op.Agreement(cosine=0.99, tolerance=op.Tolerance(atol=1e-3, rtol=0))
+    assert not compare_outputs(["y"], [expected], [lossy], both).passed
+
+
+def test_agreement_fails_nan_or_inf_on_one_side_whatever_the_metrics():
+    expected = np.ones((4, 4), dtype=np.float32)
+    actual = expected.copy()
+    actual[0, 0] = np.nan
+    policy = op.Agreement(cosine=0.5, sqnr_db=0)
+    out = compare_outputs(["y"], [expected], [actual], policy).outputs[0]
+    assert not out.passed and "non-finite" in out.broken and out.nonfinite == 1
+    assert "1 values are NaN or infinite on one side only" in explain_output(out, policy)
+
+
+def test_tiny_differences_pass_an_agreement_even_at_zero_signal():
+    expected = np.zeros((2, 3), dtype=np.float32)
+    actual = expected + 1e-7  # within the default elementwise tolerance
+    assert compare_outputs(["y"], [expected], [actual], op.Agreement(cosine=0.999)).passed
+
+
+def test_top1_rows_are_counted_and_ties_excused():
+    expected = np.array([[0.1, 0.9], [0.5, 0.5], [0.8, 0.2]])
+    actual = np.array([[0.6, 0.4], [0.49, 0.51], [0.8, 0.2]])  # row 0 flips; row 1 is a tie
+    _, _, agree, rows, _ = agreement_metrics(expected, actual)
+    assert (agree, rows) == (2, 3)
+    out = compare_outputs(["p"], [expected], [actual], op.Agreement(top1=0.9)).outputs[0]
+    assert (out.top1_agree, out.top1_rows) == (2, 3)  # judged by the runner over the whole search
