@@ -24,7 +24,7 @@ class MLP(torch.nn.Module):
 @pytest.mark.onnx_parity(
     inputs=[op.Input("x", ("batch", 32), dtype="float32", low=-3, high=3)],
     dims={"batch": op.Dim(1, 64)},
-    variants=op.ALL_VARIANTS,
+    variants=[*op.ALL_VARIANTS, "ort-offline"],  # ort-offline: registered in examples/conftest.py
     tolerance={"ort-cpu": op.Tolerance(atol=1e-4, rtol=1e-4)},
 )
 def test_mlp(onnx_parity):

@@ -4,6 +4,8 @@ unsupported reference op, a native crash and a missing GPU each get their own cl
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -75,6 +77,16 @@ def test_activation_outlier_fails_int8_agreement_with_a_diagnosis(parity_session
         for line in lines
     )
     assert "next: inspect the reproducer; if this difference is acceptable, loosen " in failed.message
+    # the reproducer holds the quantized model the variant ran, and re-running it reproduces
+    bundle = failed.reproducer
+    quantized = os.path.join(bundle, f"{variant}.onnx")
+    assert any(n.op_type in ("MatMulInteger", "QuantizeLinear") for n in onnx.load(quantized).graph.node)
+    feeds = dict(np.load(os.path.join(bundle, "inputs.npz")))
+    rerun = ort.InferenceSession(quantized, providers=["CPUExecutionProvider"]).run(None, feeds)
+    np.testing.assert_array_equal(rerun[0], np.load(os.path.join(bundle, "actual.npz"))["output"])
+    assert (
+        f'session = ort.InferenceSession("{variant}.onnx"' in open(os.path.join(bundle, "README.txt")).read()
+    )
 
 
 def test_static_calibration_that_misses_the_checked_range_names_the_saturation(parity_session):
@@ -265,3 +277,11 @@ def test_plugin_skips_gpu_items_unless_a_gpu_is_required(pytester: pytest.Pytest
     required = pytester.runpytest(cfg.FLAG_ENABLE, cfg.FLAG_REQUIRE_GPU)
     required.assert_outcomes(passed=1, failed=1)
     required.stdout.fnmatch_lines(["*ort-gpu is required (--onnx-parity-require-gpu) but unavailable: *"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs onnxruntime-gpu and an NVIDIA GPU (scripts/gpu-check.sh)")
+def test_plugin_runs_gpu_items_when_a_gpu_is_required(pytester: pytest.Pytester, warm_exporter):
+    pytester.makepyfile(test_gpu=GPU_TEST)
+    result = pytester.runpytest(cfg.FLAG_ENABLE, cfg.FLAG_REQUIRE_GPU)
+    result.assert_outcomes(passed=2)

@@ -321,7 +321,7 @@ class ParitySession:
                     variant, "passed", policy, search.tried, search.summaries(), search.covered()
                 )
             failure = search.evidence_for(shortfall)
-        reproducer = self._write_reproducer(name, variant, prepared, spec, failure)
+        reproducer = self._write_reproducer(name, variant, prepared, spec, failure, runnable)
         extra = _explain(runnable, failure) + search.baseline_lines(failure)
         if shortfall:
             message = _agreement_diagnosis(
@@ -370,7 +370,13 @@ class ParitySession:
 
     # -- reproducers ----------------------------------------------------------------------
     def _write_reproducer(
-        self, name: str, variant: str, prepared: Prepared, spec: ParitySpec, failure: ExampleFailed
+        self,
+        name: str,
+        variant: str,
+        prepared: Prepared,
+        spec: ParitySpec,
+        failure: ExampleFailed,
+        runnable: Runnable | None = None,
     ) -> str:
         """Write model, inputs and outputs of the failing example; atomically replace any old one."""
         target = os.path.abspath(os.path.join(self.reproducer_dir, _safe(name), _safe(variant)))
@@ -378,6 +384,12 @@ class ParitySession:
         shutil.rmtree(staging, ignore_errors=True)
         os.makedirs(staging)
         model_path = exporters.copy_model_files(prepared.exported, staging)
+        # A converted variant (int8, fp16) runs its own file: keep it beside the exported one.
+        variant_model = getattr(runnable, "model_path", None)
+        run_name = os.path.basename(model_path)
+        if variant_model and os.path.abspath(variant_model) != os.path.abspath(prepared.exported.path):
+            run_name = f"{_safe(variant)}.onnx"
+            shutil.copy2(variant_model, os.path.join(staging, run_name))
         np.savez(os.path.join(staging, "inputs.npz"), **failure.feeds)
         names = list(prepared.exported.output_names)
         for label, arrays in (("expected", failure.expected), ("actual", failure.actual)):
@@ -390,6 +402,7 @@ class ParitySession:
             "exporter": prepared.exported.exporter,
             "opset": prepared.exported.opset,
             "model": os.path.basename(model_path),
+            "variant_model": run_name,
             "example": failure.example.to_dict(),
             "description": failure.example.describe(spec),
             "runtime_error": failure.runtime_error,
@@ -399,7 +412,7 @@ class ParitySession:
         with open(os.path.join(staging, "example.json"), "w") as f:
             json.dump(info, f, indent=2)
         with open(os.path.join(staging, "README.txt"), "w") as f:
-            f.write(_REPRODUCER_README.format(model=os.path.basename(model_path)))
+            f.write(_REPRODUCER_README.format(model=run_name, exported=os.path.basename(model_path)))
         if os.path.exists(target):
             shutil.rmtree(target)
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -417,6 +430,7 @@ A failing parity example written by onnxparity. Re-run it without onnxparity:
     actual = session.run(None, feeds)
     expected = list(np.load("expected.npz").values())   # the framework's outputs
 
+{model} is the model the variant ran; {exported} is the exported model it was built from.
 example.json says which test, variant, shapes, data pattern and seed produced it.
 """
 

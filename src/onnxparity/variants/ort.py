@@ -75,6 +75,7 @@ class OrtRunnable:
             )
         except Exception as exc:
             raise VariantBuildError(f"ONNX Runtime could not load the model: {clean_message(exc)}") from exc
+        self.model_path = model_path
         self.run_options = ort.RunOptions()
         self.run_options.log_severity_level = _QUIET
         self.output_names = tuple(o.name for o in self.session.get_outputs())
