@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from . import ALL_VARIANTS
 from . import config as cfg
 from .config import ParityConfig
 from .errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError
@@ -86,7 +87,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="onnx_parity_variants",
         metavar="V1,V2",
         help="run only these variants (others are deselected); also the variants of a test that "
-        f"declares none (default {','.join(cfg.DEFAULT_VARIANTS)})",
+        f"declares none (default {','.join(cfg.DEFAULT_VARIANTS)}; built in: {', '.join(ALL_VARIANTS)})",
     )
     group.addoption(
         cfg.FLAG_REPRODUCERS,
