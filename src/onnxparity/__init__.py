@@ -23,7 +23,7 @@ from .errors import (
     VariantBuildError,
     VariantUnavailable,
 )
-from .spec import Agreement, Dim, Input, ParitySpec, Tolerance
+from .spec import Agreement, Dim, Input, Latency, Opset, ParitySpec, Tolerance
 
 if TYPE_CHECKING:
     from .report import CheckResult
@@ -53,6 +53,8 @@ __all__ = [
     "FrameworkNotInstalled",
     "Input",
     "InvalidSpec",
+    "Latency",
+    "Opset",
     "OnnxParityError",
     "ParityFailure",
     "ParitySpec",
@@ -73,7 +75,8 @@ def check(
     tolerance: Tolerance | Agreement | Mapping[str, Tolerance | Agreement] | None = None,
     onnx: Any = None,
     reference: Callable | None = None,
-    opset: int | None = None,
+    opset: int | Opset | None = None,
+    latency: Latency | Sequence[Latency] | None = None,
     examples: int | None = None,
     name: str | None = None,
     reproducer_dir: str | os.PathLike = ".onnxparity/reproducers",
@@ -81,6 +84,7 @@ def check(
     data: Any = None,
     variant_options: Mapping[str, Mapping[str, Any]] | None = None,
     calibration: Iterable[Mapping[str, Any]] | None = None,
+    latency_mode: str = "enforce",
 ) -> CheckResult:
     """Check ``model`` (or ``onnx`` against ``reference``) on every variant; return the result.
 
@@ -93,7 +97,9 @@ def check(
     resampled and perturbed in addition to the declared ranges, and str inputs without
     categories learn them from it. Pass ``session`` to share exports and built variants.
     ``variant_options`` maps a variant to its builder's options; ``calibration`` (feed dicts)
-    calibrates int8-static instead of drawn inputs.
+    calibrates int8-static instead of drawn inputs. ``opset=op.Opset(...)`` and
+    ``latency=op.Latency(...)`` add budget results (``result.budgets``); ``latency_mode`` is
+    ``"enforce"`` (a broken latency budget fails), ``"report"`` or ``"off"``.
     """
     from .infer import build_spec
     from .runner import ParitySession
@@ -109,11 +115,12 @@ def check(
         opset=opset,
         examples=examples,
         variant_options=variant_options or {},
+        latency=latency if latency is not None else (),
         calibration=calibration,
     )
     if session is not None:
         return session.check(model, spec=spec, onnx=onnx, reference=reference, name=name, data=data)
-    with ParitySession(reproducer_dir=reproducer_dir) as own:
+    with ParitySession(reproducer_dir=reproducer_dir, latency_mode=latency_mode) as own:
         return own.check(model, spec=spec, onnx=onnx, reference=reference, name=name, data=data)
 
 

@@ -17,6 +17,7 @@ FLAG_VARIANTS = "--onnx-parity-variants"
 FLAG_REPRODUCERS = "--onnx-parity-reproducers"
 FLAG_THREADS = "--onnx-parity-threads"
 FLAG_REQUIRE_GPU = "--onnx-parity-require-gpu"
+FLAG_LATENCY = "--onnx-parity-latency"
 
 INI_ENABLE = "onnx_parity"
 INI_EXAMPLES = "onnx_parity_examples"
@@ -24,11 +25,15 @@ INI_VARIANTS = "onnx_parity_variants"
 INI_REPRODUCERS = "onnx_parity_reproducers"
 INI_THREADS = "onnx_parity_threads"
 INI_REQUIRE_GPU = "onnx_parity_require_gpu"
+INI_LATENCY = "onnx_parity_latency"
 
 DEFAULT_EXAMPLES = 25
 DEFAULT_REPRODUCERS = ".onnxparity/reproducers"
 DEFAULT_THREADS = 1
 DEFAULT_VARIANTS = ("ort-cpu",)
+#: latency budgets are recorded, not enforced, unless asked: shared runners are noisy.
+DEFAULT_LATENCY = "report"
+LATENCY_MODES = ("enforce", "report", "off")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class ParityConfig:
     threads: int = DEFAULT_THREADS
     #: a GPU variant that cannot run fails instead of skipping
     require_gpu: bool = False
+    #: "enforce" fails broken latency budgets, "report" records them, "off" skips measuring
+    latency: str = DEFAULT_LATENCY
 
     @property
     def default_variants(self) -> tuple[str, ...]:
@@ -66,6 +73,13 @@ def parse_variants(text: str | list, what: str) -> tuple[str, ...]:
     if not names:
         raise ValueError(f"{what} must name at least one variant, e.g. ort-cpu")
     return names
+
+
+def parse_latency_mode(text: str, what: str) -> str:
+    mode = str(text).strip().lower()
+    if mode not in LATENCY_MODES:
+        raise ValueError(f"{what} must be one of {', '.join(LATENCY_MODES)}, got {text!r}")
+    return mode
 
 
 def parse_bool(text: str | bool, what: str) -> bool:

@@ -12,7 +12,9 @@ import hashlib
 import os
 import random
 import sys
+import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,7 +23,7 @@ from . import ALL_VARIANTS
 from . import config as cfg
 from .config import ParityConfig
 from .errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError
-from .spec import ParitySpec
+from .spec import Item, ParitySpec, plan_items
 
 CONFIG_KEY = pytest.StashKey[ParityConfig]()
 SESSION_KEY = pytest.StashKey[Any]()  # the run's ParitySession, created on first use
@@ -37,13 +39,16 @@ MARKER_ARGS = (
     "data",
     "variant_options",
     "calibration",
+    "latency",
 )
 
 MARKER_DOC = (
     "onnx_parity(inputs=[op.Input(...)], dims={name: op.Dim(min, max)}, variants=['ort-cpu'], "
     "tolerance=op.Tolerance(atol, rtol) or {variant: Tolerance or Agreement}, opset=None, examples=None, "
-    "data=None, variant_options={variant: {...}}, calibration=[feeds]): "
-    "declare an ONNX parity check run by the onnx_parity fixture; one test item per variant. "
+    "data=None, variant_options={variant: {...}}, calibration=[feeds], opset=op.Opset(...), "
+    "latency=op.Latency(...) or a list): declare an ONNX parity check run by the onnx_parity fixture; "
+    "one test item per variant (per variant and opset for Opset(matrix=...)), plus [opset] and "
+    "[latency-<variant>] items for the budgets. "
     "Runs only under --onnx-parity."
 )
 
@@ -111,6 +116,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="onnx_parity_require_gpu",
         help="fail (instead of skip) GPU variants such as ort-gpu when no usable GPU is found",
     )
+    group.addoption(
+        cfg.FLAG_LATENCY,
+        type=_argtype(cfg.parse_latency_mode, cfg.FLAG_LATENCY),
+        default=None,
+        dest="onnx_parity_latency",
+        metavar="MODE",
+        help="latency budgets: enforce (a broken budget fails its item), report (numbers recorded, "
+        "never fails; default) or off (not measured, items skipped)",
+    )
     parser.addini(
         cfg.INI_ENABLE, "run the ONNX parity items, as --onnx-parity does", type="bool", default=False
     )
@@ -119,6 +133,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(cfg.INI_REPRODUCERS, f"as {cfg.FLAG_REPRODUCERS}", default=cfg.DEFAULT_REPRODUCERS)
     parser.addini(cfg.INI_THREADS, f"as {cfg.FLAG_THREADS}", default=str(cfg.DEFAULT_THREADS))
     parser.addini(cfg.INI_REQUIRE_GPU, f"as {cfg.FLAG_REQUIRE_GPU}", type="bool", default=False)
+    parser.addini(cfg.INI_LATENCY, f"as {cfg.FLAG_LATENCY}", default=cfg.DEFAULT_LATENCY)
 
 
 def resolve_config(config: pytest.Config) -> ParityConfig:
@@ -145,6 +160,7 @@ def resolve_config(config: pytest.Config) -> ParityConfig:
         reproducer_dir=os.path.join(str(config.rootpath), reproducers),
         threads=pick("onnx_parity_threads", cfg.INI_THREADS, cfg.parse_positive_int) or cfg.DEFAULT_THREADS,
         require_gpu=bool(pick("onnx_parity_require_gpu", cfg.INI_REQUIRE_GPU, cfg.parse_bool)),
+        latency=pick("onnx_parity_latency", cfg.INI_LATENCY, cfg.parse_latency_mode) or cfg.DEFAULT_LATENCY,
     )
 
 
@@ -159,33 +175,44 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         session.close()
 
 
-def _marker_variants(metafunc: pytest.Metafunc, parity: ParityConfig) -> tuple[str, ...]:
+def _marker_items(metafunc: pytest.Metafunc, parity: ParityConfig) -> list[Item]:
+    """The items a marker declares: parity per variant (per opset of a matrix), budgets."""
     marker = metafunc.definition.get_closest_marker("onnx_parity")
-    declared = marker.kwargs.get("variants") if marker else None
+    kwargs = marker.kwargs if marker else {}
+    declared = kwargs.get("variants")
     if declared is None:
-        return parity.default_variants
-    if isinstance(declared, str):
-        return (declared,)
-    return tuple(declared)
+        variants: tuple = parity.default_variants
+    else:
+        variants = (declared,) if isinstance(declared, str) else tuple(declared)
+    try:
+        return plan_items(variants, kwargs.get("opset"), kwargs.get("latency"))
+    except InvalidSpec:
+        # A bad budget is reported by each item when it runs, with the spec's own message.
+        return plan_items(variants)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "onnx_parity" not in metafunc.fixturenames:
         return
-    variants = _marker_variants(metafunc, metafunc.config.stash[CONFIG_KEY])
-    metafunc.parametrize("onnx_parity", variants, indirect=True, ids=[str(v) for v in variants])
+    items = _marker_items(metafunc, metafunc.config.stash[CONFIG_KEY])
+    metafunc.parametrize("onnx_parity", items, indirect=True, ids=[i.id for i in items])
 
 
-def _variant_of(item: pytest.Item) -> str | None:
+def _item_of(item: pytest.Item) -> Item | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("onnx_parity") if callspec is not None else None
+
+
+def _selected(planned: Item | None, variants: tuple[str, ...]) -> bool:
+    """--onnx-parity-variants keeps the items of those variants, and the opset budget."""
+    return planned is not None and (planned.kind == "opset" or planned.variant in variants)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     parity = config.stash[CONFIG_KEY]
     parity_items = [i for i in items if "onnx_parity" in getattr(i, "fixturenames", ())]
     if parity.variants is not None:
-        deselected = [i for i in parity_items if _variant_of(i) not in parity.variants]
+        deselected = [i for i in parity_items if not _selected(_item_of(i), parity.variants)]
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             gone = set(map(id, deselected))
@@ -208,6 +235,7 @@ def _session(config: pytest.Config):
             threads=parity.threads,
             examples=parity.examples,
             require_gpu=parity.require_gpu,
+            latency_mode=parity.latency,
         )
         config.stash[SESSION_KEY] = session
     return session
@@ -236,11 +264,13 @@ def _seed_rngs(seed: int) -> None:
 
 
 class ParityFixture:
-    """What a test gets from the ``onnx_parity`` fixture: ``check(model)`` for its variant."""
+    """What a test gets from the ``onnx_parity`` fixture: ``check(model)`` runs this item —
+    parity on its variant (at its opset), the opset budget, or a latency budget."""
 
-    def __init__(self, item: pytest.Item, variant: str, config: pytest.Config) -> None:
+    def __init__(self, item: pytest.Item, planned: Item, config: pytest.Config) -> None:
         self.item = item
-        self.variant = variant
+        self.planned = planned
+        self.variant = planned.variant
         self._config = config
         marker = item.get_closest_marker("onnx_parity")
         self._declared = dict(marker.kwargs) if marker else {}
@@ -250,11 +280,11 @@ class ParityFixture:
     def check(
         self, model: Any = None, *, onnx: Any = None, reference: Callable | None = None, **overrides: Any
     ):
-        """Check ``model`` (or ``onnx`` against it or ``reference``) on this item's variant.
+        """Check ``model`` (or ``onnx`` against it or ``reference``) for this item.
 
         Keyword arguments override the marker's (inputs, dims, tolerance, opset, examples, data,
-        variant_options, calibration).
-        Fails the test with a diagnosis when parity does not hold; returns the VariantResult.
+        variant_options, calibration, latency). Fails the test with a diagnosis when parity or
+        the budget does not hold; returns the VariantResult (or BudgetResult).
         """
         __tracebackhide__ = True
         skip = failure = None
@@ -267,9 +297,9 @@ class ParityFixture:
                 reference=reference,
                 name=_base_id(self.item),
                 data=data,
-                variants=[self.variant],
+                items=[self._bound(spec)],
             )
-            result = checked[self.variant]
+            result = {**checked.variants, **checked.budgets}[self.planned.id]
         except FrameworkNotInstalled as exc:
             skip = str(exc)
         except OnnxParityError as exc:
@@ -284,7 +314,26 @@ class ParityFixture:
             pytest.skip(result.message)
         if result.status != "passed":
             pytest.fail(result.message, pytrace=False)
+        if self.planned.kind == "latency" and (
+            result.measured.get("broken") or not result.measured.get("reliable", True)
+        ):
+            warnings.warn(LatencyReport(result.message), stacklevel=2)
         return result
+
+    def _bound(self, spec: ParitySpec) -> Item:
+        """This item, with the budget as the spec (after overrides) declares it."""
+        planned = self.planned
+        if planned.kind == "latency":
+            same = [lat for lat in spec.latency if lat.variant == planned.variant]
+            if not same:
+                raise InvalidSpec(
+                    f"item {planned.id}: no op.Latency(variant={planned.variant!r}) is declared"
+                )
+            index = next((i for i, lat in enumerate(same) if lat == planned.latency), 0)
+            return replace(planned, latency=same[index])
+        if planned.kind == "opset" and spec.opset_budget is None:
+            raise InvalidSpec("item opset: declare opset=op.Opset(...) on the marker")
+        return planned
 
     def _spec(self, overrides: dict, model: Any, onnx: Any) -> tuple[ParitySpec, Any]:
         from .infer import build_spec
@@ -295,17 +344,22 @@ class ParityFixture:
         unknown = sorted(set(args) - set(MARKER_ARGS))
         if unknown:
             raise InvalidSpec(f"unknown onnx_parity argument {unknown[0]!r}; known: {', '.join(MARKER_ARGS)}")
-        args.setdefault("variants", (self.variant,))
+        args.setdefault("variants", (self.variant,) if self.variant else ("ort-cpu",))
+        args["latency"] = args.get("latency") or ()
         data = args.pop("data", None)
         return build_spec(model, onnx=onnx, data=data, **args), data
 
 
+class LatencyReport(UserWarning):
+    """A latency budget was broken under --onnx-parity-latency=report, or its verdict is unreliable."""
+
+
 @pytest.fixture
 def onnx_parity(request: pytest.FixtureRequest) -> ParityFixture:
-    """Checks a model's ONNX export on this item's variant: ``onnx_parity.check(model)``."""
+    """Checks a model's ONNX export for this item: ``onnx_parity.check(model)``."""
     config = request.config
     parity = config.stash[CONFIG_KEY]
-    variant = getattr(request, "param", None) or parity.default_variants[0]
+    planned = getattr(request, "param", None) or plan_items(parity.default_variants[:1])[0]
     base = _base_id(request.node)
     _seed_rngs(int.from_bytes(hashlib.blake2b(base.encode(), digest_size=4).digest(), "little"))
-    return ParityFixture(request.node, variant, config)
+    return ParityFixture(request.node, planned, config)

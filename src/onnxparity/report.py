@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .budgets import BudgetResult
 from .compare import Verdict, _json_float
 from .errors import ParityFailure
 from .spec import Policy
@@ -75,6 +76,8 @@ class VariantResult:
     reproducer: str | None = None
     message: str = ""
     verdict: Verdict | None = None
+    #: the opset of an opset-matrix item (None: the export's own)
+    opset: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -84,6 +87,7 @@ class VariantResult:
         return {
             "variant": self.variant,
             "status": self.status,
+            "opset": self.opset,
             "policy": None if self.policy is None else self.policy.to_dict(),
             "examples": self.examples,
             "outputs": [o.to_dict() for o in self.outputs],
@@ -105,12 +109,17 @@ class CheckResult:
     exporter: str = ""
     opset: int | None = None
     notes: tuple[str, ...] = ()
+    #: parity results by item id (the variant name, or ``<variant>-opset<N>`` in a matrix)
     variants: dict[str, VariantResult] = field(default_factory=dict)
+    #: budget results by item id (``opset``, ``latency-<variant>``)
+    budgets: dict[str, BudgetResult] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        """True when no variant failed or errored (skipped variants do not fail a check)."""
-        return all(v.status in ("passed", "skipped") for v in self.variants.values())
+        """True when no item failed or errored (skipped items do not fail a check)."""
+        return all(
+            v.status in ("passed", "skipped") for v in (*self.variants.values(), *self.budgets.values())
+        )
 
     def __getitem__(self, variant: str) -> VariantResult:
         return self.variants[variant]
@@ -118,7 +127,9 @@ class CheckResult:
     def raise_for_failures(self) -> None:
         """Raise :class:`ParityFailure` with every failed variant's diagnosis."""
         __tracebackhide__ = True
-        bad = [v for v in self.variants.values() if v.status in ("failed", "error")]
+        bad = [
+            v for v in (*self.variants.values(), *self.budgets.values()) if v.status in ("failed", "error")
+        ]
         if bad:
             raise ParityFailure("\n\n".join(v.message for v in bad))
 
@@ -128,9 +139,10 @@ class CheckResult:
         ]
         for v in self.variants.values():
             worst = max((o.max_abs_error for o in v.outputs), default=0.0)
-            lines.append(
-                f"  {v.variant:<16} {v.status:<8} {v.examples:>4} examples  max abs error {worst:.3g}"
-            )
+            label = v.variant + (f"@opset{v.opset}" if v.opset is not None else "")
+            lines.append(f"  {label:<16} {v.status:<8} {v.examples:>4} examples  max abs error {worst:.3g}")
+        for b in self.budgets.values():
+            lines.append(f"  {b.item:<16} {b.status:<8} {b.message.splitlines()[0] if b.message else ''}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -140,4 +152,5 @@ class CheckResult:
             "opset": self.opset,
             "notes": list(self.notes),
             "variants": {k: v.to_dict() for k, v in self.variants.items()},
+            "budgets": {k: v.to_dict() for k, v in self.budgets.items()},
         }

@@ -25,6 +25,15 @@ from hypothesis import example as explicit_example
 from hypothesis import seed as hypothesis_seed
 
 from . import exporters
+from .budgets import (
+    BudgetResult,
+    convert_opset,
+    environment,
+    latency_verdict,
+    measure_interleaved,
+    opset_message,
+    opset_problems,
+)
 from .compare import Verdict, compare_outputs
 from .config import DEFAULT_EXAMPLES, DEFAULT_REPRODUCERS
 from .errors import (
@@ -36,7 +45,7 @@ from .errors import (
 )
 from .exporters import ExportedModel, Reference
 from .report import CheckResult, OutputSummary, VariantResult
-from .spec import DEFAULT_TOLERANCE, Agreement, ParitySpec, Policy
+from .spec import DEFAULT_TOLERANCE, Agreement, Item, Latency, ParitySpec, Policy, plan_items
 from .strategies import (
     Example,
     boundary_examples,
@@ -110,6 +119,7 @@ class ParitySession:
         threads: int = 1,
         examples: int = DEFAULT_EXAMPLES,
         require_gpu: bool = False,
+        latency_mode: str = "report",
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="onnxparity-")
@@ -117,6 +127,9 @@ class ParitySession:
         self.threads = threads
         self.default_examples = examples
         self.require_gpu = require_gpu
+        if latency_mode not in ("enforce", "report", "off"):
+            raise InvalidSpec(f"latency mode {latency_mode!r}: use enforce, report or off")
+        self.latency_mode = latency_mode
         self.counts: collections.Counter[str] = collections.Counter()
         self._prepared: dict[tuple, Prepared] = {}
         self._variants: dict[tuple[str, str, str], Runnable | OnnxParityError] = {}
@@ -176,6 +189,9 @@ class ParitySession:
 
         if onnx is not None:
             exported = exporters.prebuilt_onnx(onnx, spec, self.workdir)
+            budget = spec.opset_budget
+            if budget is not None and spec.opset in budget.matrix:  # a file is checked as is, but a
+                exported = self._at_opset(exported, spec.opset)  # matrix asks for each opset
             key = ("onnx", exported.key, ref_key, spec.input_digest)
             cached = self._prepared.get(key)
             if cached is not None:
@@ -193,9 +209,31 @@ class ParitySession:
                 return cached
             exported, ref = module.export(model, spec, workdir=self.workdir, opset=spec.opset)
             self.counts["exports"] += 1
+            if spec.opset is not None:
+                exported = self._at_opset(exported, spec.opset)
             prepared = Prepared(exported, ref, ref_key, _labels(module, model, exported))
         self._prepared[key] = prepared
         return prepared
+
+    def _at_opset(self, exported: ExportedModel, opset: int) -> ExportedModel:
+        """``exported`` itself when it has ``opset``, else converted with onnx.version_converter
+        (exporters cannot target every opset: torch's dynamo exporter emits 18 at least)."""
+        if exported.opset == opset:
+            return exported
+        target_dir = os.path.join(self.workdir, "converted", f"{exported.key[:60]}-opset{opset}")
+        os.makedirs(target_dir, exist_ok=True)
+        try:
+            path = convert_opset(exported.path, opset, os.path.join(target_dir, "model.onnx"))
+        except Exception as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(
+                f"{exported.exporter} produced opset {exported.opset} when asked for {opset}, and "
+                f"onnx.version_converter could not convert it: {type(exc).__name__}: {message}"
+            ) from None
+        note = f"exported at opset {exported.opset} by {exported.exporter}, converted to {opset} with onnx.version_converter"
+        return replace(
+            exported, path=path, key=f"{exported.key}-to{opset}", opset=opset, notes=(*exported.notes, note)
+        )
 
     # -- variants -------------------------------------------------------------------------
     def variant(
@@ -204,11 +242,17 @@ class ParitySession:
         name: str,
         spec: ParitySpec | None = None,
         rows: Mapping[str, np.ndarray] | None = None,
+        threads: int | None = None,
     ) -> Runnable:
         """The built variant ``name`` of ``prepared``, with the options ``spec`` declares for
-        it: built once per session, its failure remembered."""
+        it: built once per session (and thread count), its failure remembered."""
         options = spec.options_for(name) if spec is not None else {}
-        key = (prepared.exported.key, name, _options_digest(options))
+        threads = threads or self.threads
+        key = (
+            prepared.exported.key,
+            name,
+            _options_digest(options) + ("" if threads == self.threads else f"-t{threads}"),
+        )
         built = self._variants.get(key)
         if built is None:
             info = get_variant(name)
@@ -217,7 +261,7 @@ class ParitySession:
                 workdir=os.path.join(
                     self.workdir, "variants", _safe(name), prepared.exported.key[:40] + key[2]
                 ),
-                threads=self.threads,
+                threads=threads,
                 options=options,
                 sample_feeds=_sampler(spec, rows),
                 name=name,
@@ -353,20 +397,171 @@ class ParitySession:
         examples: int | None = None,
         data: Any = None,
         variants: Sequence[str] | None = None,
+        items: Sequence[Item] | None = None,
     ) -> CheckResult:
-        """Every variant of ``spec`` (or the ``variants`` given) checked against the model.
+        """Every item of ``spec`` — parity per variant (per opset of a matrix), the opset
+        budget, each latency budget — or only ``items`` (or the parity items of ``variants``).
 
         ``data`` (real rows: array, DataFrame or dict) is resampled and perturbed in addition
         to the spec's ranges; str inputs without categories learn them from it."""
         spec, rows = resolve_data(spec, data)
-        prepared = self.prepare(model, spec, onnx=onnx, reference=reference)
+        if items is None:
+            items = plan_items(variants or spec.variants, spec.opset_budget, () if variants else spec.latency)
         name = name or (exporters.model_name(model) if model is not None else "model")
-        results = {
-            v: self.check_variant(prepared, spec, v, name=name, examples=examples, rows=rows)
-            for v in (variants or spec.variants)
+        results: dict[str, VariantResult] = {}
+        budgets: dict[str, BudgetResult] = {}
+        first: Prepared | None = None
+
+        def prepared_at(opset: int | None) -> Prepared:
+            nonlocal first
+            at = replace(spec, opset=opset) if opset is not None and opset != spec.opset else spec
+            prepared = self.prepare(model, at, onnx=onnx, reference=reference)
+            first = first or prepared
+            return prepared
+
+        for item in items:
+            if item.kind == "parity":
+                item_spec = replace(spec, opset=item.opset) if item.opset is not None else spec
+                try:
+                    prepared = prepared_at(item.opset)
+                except ExportError as exc:
+                    if item.opset is None:
+                        raise
+                    results[item.id] = VariantResult(
+                        item.variant,
+                        "error",
+                        message=f"{item.variant} at opset {item.opset}: {exc}",
+                        opset=item.opset,
+                    )
+                    continue
+                result = self.check_variant(
+                    prepared, item_spec, item.variant, name=name, examples=examples, rows=rows
+                )
+                results[item.id] = replace(result, opset=item.opset) if item.opset is not None else result
+            elif item.kind == "opset":
+                budgets[item.id] = self.check_opset(spec, prepared_at, item.id)
+            else:
+                budgets[item.id] = self.check_latency(
+                    prepared_at(spec.opset), spec, item.latency, item.id, rows
+                )
+        if first is None:
+            first = prepared_at(spec.opset)
+        exported = first.exported
+        return CheckResult(name, exported.exporter, exported.opset, exported.notes, results, budgets)
+
+    # -- budgets --------------------------------------------------------------------------
+    def check_opset(
+        self, spec: ParitySpec, prepared_at: Callable[[int | None], Prepared], item: str = "opset"
+    ):
+        """The opset budget against the export at the target opset (or at each of a matrix)."""
+        budget = spec.opset_budget
+        assert budget is not None
+        problems: dict[str, list[str]] = {}
+        measured: dict[str, Any] = {}
+        source = ""
+        for opset in budget.matrix or (spec.opset,):
+            label = "the model" if opset is None else f"the model at opset {opset}"
+            try:
+                prepared = prepared_at(opset)
+            except ExportError as exc:
+                problems[label] = [f"export failed: {exc}"]
+                continue
+            source = prepared.exported.describe()
+            problems[label], measured[str(opset or prepared.exported.opset)] = opset_problems(
+                prepared.exported.path, budget
+            )
+        failed = any(problems.values())
+        return BudgetResult(
+            item,
+            "opset",
+            "failed" if failed else "passed",
+            opset_message(budget, problems, source),
+            budget.to_dict(),
+            measured,
+        )
+
+    def check_latency(
+        self,
+        prepared: Prepared,
+        spec: ParitySpec,
+        latency: Latency,
+        item: str,
+        rows: Mapping[str, np.ndarray] | None = None,
+    ) -> BudgetResult:
+        """Time ``latency.variant`` and the framework interleaved at ``latency.at``."""
+
+        def result(status: str, message: str, measured: dict | None = None) -> BudgetResult:
+            return BudgetResult(item, "latency", status, message, latency.to_dict(), measured or {})
+
+        if self.latency_mode == "off":
+            return result("skipped", "latency measurement is off (--onnx-parity-latency=off)")
+        try:
+            info = get_variant(latency.variant)
+            runnable = self.variant(prepared, latency.variant, spec, rows, threads=latency.threads)
+        except VariantUnavailable as exc:
+            if info.requires_gpu and self.require_gpu:
+                return result(
+                    "error",
+                    f"{latency.variant} is required (--onnx-parity-require-gpu) but unavailable: {exc}",
+                )
+            return result("skipped", f"{latency.variant} skipped: {exc}")
+        except OnnxParityError as exc:
+            return result("error", f"{latency.variant} could not be built: {exc}")
+        dims = spec.latency_dims(latency)
+        example = Example(tuple(dims.items()), tuple("uniform" for _ in spec.inputs), 0)
+        feeds = materialize(spec, example, rows or {})
+        try:
+            with exporters.limit_threads(latency.threads):
+                timed_v, timed_f, wall = measure_interleaved(
+                    lambda: runnable.run(feeds), lambda: prepared.reference(feeds), latency
+                )
+        except VariantRunError as exc:
+            return result(
+                "error", f"{latency.variant} raised at {example.describe(spec)}:\n{_indent(str(exc))}"
+            )
+        broken, kept, reliable = latency_verdict(latency, timed_v, timed_f)
+        provider = next(iter(getattr(runnable, "providers", ()) or ()), None)
+        env = environment(provider, latency.threads)
+        ratio = timed_v.p50 / timed_f.p50 if timed_f.p50 > 0 else float("inf")
+        at = ", ".join(f"{k}={v}" for k, v in dims.items()) or "fixed shapes"
+        threads = f"{latency.threads} thread{'s' if latency.threads > 1 else ''}"
+        lines = [
+            f"latency of {latency.variant} at {at} ({threads}; {timed_v.samples} runs of each side "
+            f"interleaved with the framework over {wall:.2f} s):",
+            f"  {latency.variant}: {timed_v.describe()}",
+            f"  framework: {timed_f.describe()}",
+            f"  ratio {latency.variant}/framework (p50): {ratio:.3g}",
+        ]
+        lines += [f"  broken: {b}" for b in broken] + [f"  kept: {k}" for k in kept]
+        if not latency.budgets:
+            lines.append("  no budget declared: numbers recorded only")
+        if not reliable:
+            lines.append(
+                f"  unreliable: runs spread by {100 * max(timed_v.spread, timed_f.spread):.2g}% between blocks, "
+                "as much as the margin to the budget, so this verdict can flip on a rerun; keep threads=1, "
+                "raise min_time_s, or prefer max_ratio (interleaved) to absolute milliseconds"
+            )
+        status = "passed"
+        if broken:
+            if self.latency_mode == "enforce":
+                status = "failed"
+            else:
+                lines.append(
+                    "  mode report: a broken budget is recorded, not enforced (--onnx-parity-latency=enforce)"
+                )
+        lines.append("  environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if v is not None))
+        measured = {
+            "at": dims,
+            "variant": timed_v.to_dict(),
+            "framework": timed_f.to_dict(),
+            "ratio": ratio,
+            "wall_s": wall,
+            "reliable": reliable,
+            "broken": broken,
+            "mode": self.latency_mode,
+            "environment": env,
         }
-        exported = prepared.exported
-        return CheckResult(name, exported.exporter, exported.opset, exported.notes, results)
+        return result(status, "\n".join(lines), measured)
 
     # -- reproducers ----------------------------------------------------------------------
     def _write_reproducer(
