@@ -20,6 +20,8 @@ X = X.astype("float32")  # trees split in float32: float32 inputs compare withou
     # with "nothing to quantize/convert" (a tree ensemble is all ai.onnx.ml ops). A real test
     # would list ort-cpu, ort-cpu-noopt, ort-gpu and onnx-reference.
     variants=op.ALL_VARIANTS,
+    # The exported forest must not be slower than scikit-learn's own predict_proba at batch 32.
+    latency=op.Latency(variant="ort-cpu", at={"batch": 32}, max_ratio=1.0),
     data=X,  # real rows, resampled and jittered around the split thresholds
 )
 def test_random_forest(onnx_parity):

@@ -84,7 +84,7 @@ def check(
     data: Any = None,
     variant_options: Mapping[str, Mapping[str, Any]] | None = None,
     calibration: Iterable[Mapping[str, Any]] | None = None,
-    latency_mode: str = "enforce",
+    latency_mode: str | None = None,
 ) -> CheckResult:
     """Check ``model`` (or ``onnx`` against ``reference``) on every variant; return the result.
 
@@ -99,7 +99,8 @@ def check(
     ``variant_options`` maps a variant to its builder's options; ``calibration`` (feed dicts)
     calibrates int8-static instead of drawn inputs. ``opset=op.Opset(...)`` and
     ``latency=op.Latency(...)`` add budget results (``result.budgets``); ``latency_mode`` is
-    ``"enforce"`` (a broken latency budget fails), ``"report"`` or ``"off"``.
+    ``"enforce"`` (a broken latency budget fails; the default without ``session``), ``"report"``
+    or ``"off"`` (default with ``session``: the session's mode).
     """
     from .infer import build_spec
     from .runner import ParitySession
@@ -119,8 +120,10 @@ def check(
         calibration=calibration,
     )
     if session is not None:
-        return session.check(model, spec=spec, onnx=onnx, reference=reference, name=name, data=data)
-    with ParitySession(reproducer_dir=reproducer_dir, latency_mode=latency_mode) as own:
+        return session.check(
+            model, spec=spec, onnx=onnx, reference=reference, name=name, data=data, latency_mode=latency_mode
+        )
+    with ParitySession(reproducer_dir=reproducer_dir, latency_mode=latency_mode or "enforce") as own:
         return own.check(model, spec=spec, onnx=onnx, reference=reference, name=name, data=data)
 
 

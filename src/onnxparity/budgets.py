@@ -28,9 +28,6 @@ from .spec import STANDARD_DOMAIN, Latency, Opset
 #: blocks the runs are split into to measure the spread (how much the median moves).
 SPREAD_BLOCKS = 5
 
-#: a spread above this makes any latency verdict unreliable.
-UNRELIABLE_SPREAD = 0.25
-
 #: node names listed per offending op type.
 NAMES_SHOWN = 5
 
@@ -135,11 +132,11 @@ def opset_problems(model_path: str, budget: Opset) -> tuple[list[str], dict]:
     return problems, measured
 
 
-def opset_message(budget: Opset, problems_by_opset: Mapping[str, list[str]], source: str) -> str:
+def opset_message(budget: Opset, problems_by_opset: Mapping[str, list[str]]) -> str:
     lines = []
     for label, problems in problems_by_opset.items():
         if problems:
-            lines.append(f"{label} breaks {budget.describe()} (model from {source}):")
+            lines.append(f"{label} breaks {budget.describe()}:")
             lines += [f"  {p}" for p in problems]
     if not lines:
         return f"{', '.join(problems_by_opset)} within {budget.describe()}"
@@ -223,20 +220,24 @@ def measure_interleaved(
 def latency_verdict(
     latency: Latency, variant: Timing, framework: Timing
 ) -> tuple[list[str], list[str], bool]:
-    """(broken budgets, kept budgets, reliable) — each as a readable line."""
+    """(broken budgets, kept budgets, reliable), the budgets as readable lines.
+
+    A verdict is unreliable when a budget lies within the measurement's own spread of the
+    measured value (the variant's spread; for the ratio, both sides' spreads added): a rerun
+    on the same machine could then land on the other side of it."""
     ratio = variant.p50 / framework.p50 if framework.p50 > 0 else float("inf")
     measured = {"p50_ms": variant.p50, "p95_ms": variant.p95, "max_ratio": ratio}
-    spread = max(variant.spread, framework.spread if latency.max_ratio is not None else 0.0)
     broken, kept = [], []
-    reliable = spread <= UNRELIABLE_SPREAD
+    reliable = True
     for key, limit in latency.budgets.items():
         value = measured[key]
         unit = "" if key == "max_ratio" else " ms"
         what = {"p50_ms": "p50", "p95_ms": "p95", "max_ratio": "variant/framework p50 ratio"}[key]
         line = f"{what} {value:.3g}{unit} {'>' if value > limit else '<='} budget {limit:g}{unit} ({key})"
         (broken if value > limit else kept).append(line)
-        if limit > 0 and abs(value - limit) / limit < spread:
-            reliable = False  # the budget lies within the noise of the measurement
+        spread = variant.spread + (framework.spread if key == "max_ratio" else 0.0)
+        if abs(value - limit) <= spread * value:
+            reliable = False
     return broken, kept, reliable
 
 

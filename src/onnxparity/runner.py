@@ -398,6 +398,7 @@ class ParitySession:
         data: Any = None,
         variants: Sequence[str] | None = None,
         items: Sequence[Item] | None = None,
+        latency_mode: str | None = None,
     ) -> CheckResult:
         """Every item of ``spec`` — parity per variant (per opset of a matrix), the opset
         budget, each latency budget — or only ``items`` (or the parity items of ``variants``).
@@ -442,7 +443,7 @@ class ParitySession:
                 budgets[item.id] = self.check_opset(spec, prepared_at, item.id)
             else:
                 budgets[item.id] = self.check_latency(
-                    prepared_at(spec.opset), spec, item.latency, item.id, rows
+                    prepared_at(spec.opset), spec, item.latency, item.id, rows, mode=latency_mode
                 )
         if first is None:
             first = prepared_at(spec.opset)
@@ -458,7 +459,6 @@ class ParitySession:
         assert budget is not None
         problems: dict[str, list[str]] = {}
         measured: dict[str, Any] = {}
-        source = ""
         for opset in budget.matrix or (spec.opset,):
             label = "the model" if opset is None else f"the model at opset {opset}"
             try:
@@ -466,7 +466,7 @@ class ParitySession:
             except ExportError as exc:
                 problems[label] = [f"export failed: {exc}"]
                 continue
-            source = prepared.exported.describe()
+            label += f" (from {prepared.exported.describe()})"
             problems[label], measured[str(opset or prepared.exported.opset)] = opset_problems(
                 prepared.exported.path, budget
             )
@@ -475,7 +475,7 @@ class ParitySession:
             item,
             "opset",
             "failed" if failed else "passed",
-            opset_message(budget, problems, source),
+            opset_message(budget, problems),
             budget.to_dict(),
             measured,
         )
@@ -487,13 +487,18 @@ class ParitySession:
         latency: Latency,
         item: str,
         rows: Mapping[str, np.ndarray] | None = None,
+        mode: str | None = None,
     ) -> BudgetResult:
-        """Time ``latency.variant`` and the framework interleaved at ``latency.at``."""
+        """Time ``latency.variant`` and the framework interleaved at ``latency.at``; ``mode``
+        (enforce, report, off) overrides the session's."""
+        mode = mode or self.latency_mode
+        if mode not in ("enforce", "report", "off"):
+            raise InvalidSpec(f"latency mode {mode!r}: use enforce, report or off")
 
         def result(status: str, message: str, measured: dict | None = None) -> BudgetResult:
             return BudgetResult(item, "latency", status, message, latency.to_dict(), measured or {})
 
-        if self.latency_mode == "off":
+        if mode == "off":
             return result("skipped", "latency measurement is off (--onnx-parity-latency=off)")
         try:
             info = get_variant(latency.variant)
@@ -537,13 +542,14 @@ class ParitySession:
             lines.append("  no budget declared: numbers recorded only")
         if not reliable:
             lines.append(
-                f"  unreliable: runs spread by {100 * max(timed_v.spread, timed_f.spread):.2g}% between blocks, "
-                "as much as the margin to the budget, so this verdict can flip on a rerun; keep threads=1, "
-                "raise min_time_s, or prefer max_ratio (interleaved) to absolute milliseconds"
+                f"  unreliable: the runs spread by {100 * timed_v.spread:.2g}% ({latency.variant}) and "
+                f"{100 * timed_f.spread:.2g}% (framework) between blocks, more than the margin to a budget, "
+                "so this verdict can flip on a rerun; keep threads=1, raise min_time_s, or prefer max_ratio "
+                "(interleaved) to absolute milliseconds"
             )
         status = "passed"
         if broken:
-            if self.latency_mode == "enforce":
+            if mode == "enforce":
                 status = "failed"
             else:
                 lines.append(
@@ -558,7 +564,7 @@ class ParitySession:
             "wall_s": wall,
             "reliable": reliable,
             "broken": broken,
-            "mode": self.latency_mode,
+            "mode": mode,
             "environment": env,
         }
         return result(status, "\n".join(lines), measured)

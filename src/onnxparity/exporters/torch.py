@@ -137,6 +137,20 @@ def export(
     input_names = [i.name for i in spec.inputs]
 
     notes: list[str] = []
+
+    def torchscript_export() -> None:
+        with quiet(*_LOGGERS):
+            torch.onnx.export(
+                model,
+                args,
+                path,
+                dynamo=False,
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=_dynamic_axes(spec),
+                opset_version=opset,
+            )
+
     exporter = "torch.onnx dynamo exporter"
     try:
         with quiet(*_LOGGERS):
@@ -157,23 +171,26 @@ def export(
         exporter = "torch.onnx TorchScript exporter"
         notes.append(f"the dynamo exporter failed ({reason}); used the TorchScript exporter")
         try:
-            with quiet(*_LOGGERS):
-                torch.onnx.export(
-                    model,
-                    args,
-                    path,
-                    dynamo=False,
-                    input_names=input_names,
-                    output_names=output_names,
-                    dynamic_axes=_dynamic_axes(spec),
-                    opset_version=opset,
-                )
+            torchscript_export()
         except Exception as legacy_exc:
             raise ExportError(
                 f"torch.onnx could not export {type(model).__name__}:\n"
                 f"  dynamo exporter: {reason}\n"
                 f"  TorchScript exporter: {root_cause(legacy_exc)}"
             ) from legacy_exc
+
+    got = default_opset(onnx.load(path, load_external_data=False))
+    if opset is not None and got != opset and exporter == "torch.onnx dynamo exporter":
+        # The dynamo exporter cannot emit every opset (asked for 13 it silently emits 18).
+        try:
+            torchscript_export()
+            exporter = "torch.onnx TorchScript exporter"
+            notes.append(f"the dynamo exporter emits opset {got}, not {opset}; used the TorchScript exporter")
+        except Exception as exc:
+            raise ExportError(
+                f"torch.onnx's dynamo exporter emits opset {got}, not {opset}, and the TorchScript exporter "
+                f"failed at {opset}: {root_cause(exc)}"
+            ) from exc
 
     proto = onnx.load(path, load_external_data=False)
     notes.extend(specialised_dims(proto, spec))
