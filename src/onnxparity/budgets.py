@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ._machine import cpu_name
 from .spec import STANDARD_DOMAIN, Latency, Opset
 
 #: blocks the runs are split into to measure the spread (how much the median moves).
@@ -246,7 +247,7 @@ def environment(provider: str | None, threads: int) -> dict:
     import onnxruntime
 
     env = {
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "onnxruntime": onnxruntime.__version__,
@@ -255,16 +256,5 @@ def environment(provider: str | None, threads: int) -> dict:
     }
     for module in ("torch", "tensorflow", "sklearn"):
         if module in sys.modules:
-            env[module] = getattr(sys.modules[module], "__version__", "?")
+            env[module] = str(getattr(sys.modules[module], "__version__", "?"))
     return env
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()

@@ -18,6 +18,12 @@ FLAG_REPRODUCERS = "--onnx-parity-reproducers"
 FLAG_THREADS = "--onnx-parity-threads"
 FLAG_REQUIRE_GPU = "--onnx-parity-require-gpu"
 FLAG_LATENCY = "--onnx-parity-latency"
+FLAG_REPORT = "--onnx-parity-report"
+FLAG_MARKDOWN = "--onnx-parity-markdown"
+FLAG_BASELINE = "--onnx-parity-baseline"
+FLAG_UPDATE_BASELINE = "--onnx-parity-update-baseline"
+FLAG_MAX_ERROR_GROWTH = "--onnx-parity-max-error-growth"
+FLAG_MAX_LATENCY_REGRESSION = "--onnx-parity-max-latency-regression"
 
 INI_ENABLE = "onnx_parity"
 INI_EXAMPLES = "onnx_parity_examples"
@@ -26,6 +32,11 @@ INI_REPRODUCERS = "onnx_parity_reproducers"
 INI_THREADS = "onnx_parity_threads"
 INI_REQUIRE_GPU = "onnx_parity_require_gpu"
 INI_LATENCY = "onnx_parity_latency"
+INI_REPORT = "onnx_parity_report"
+INI_MARKDOWN = "onnx_parity_markdown"
+INI_BASELINE = "onnx_parity_baseline"
+INI_MAX_ERROR_GROWTH = "onnx_parity_max_error_growth"
+INI_MAX_LATENCY_REGRESSION = "onnx_parity_max_latency_regression"
 
 DEFAULT_EXAMPLES = 25
 DEFAULT_REPRODUCERS = ".onnxparity/reproducers"
@@ -50,6 +61,14 @@ class ParityConfig:
     require_gpu: bool = False
     #: "enforce" fails broken latency budgets, "report" records them, "off" skips measuring
     latency: str = DEFAULT_LATENCY
+    #: where the JSON report and the Markdown summary go (None: not written)
+    report_path: str | None = None
+    markdown_path: str | None = None
+    #: the baseline report the run is gated against; update_baseline rewrites it instead
+    baseline_path: str | None = None
+    update_baseline: bool = False
+    max_error_growth: float = 2.0
+    max_latency_regression: float = 0.2
 
     @property
     def default_variants(self) -> tuple[str, ...]:
@@ -80,6 +99,16 @@ def parse_latency_mode(text: str, what: str) -> str:
     if mode not in LATENCY_MODES:
         raise ValueError(f"{what} must be one of {', '.join(LATENCY_MODES)}, got {text!r}")
     return mode
+
+
+def parse_positive_float(text: str | float, what: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{what} must be a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{what} must be a positive number, got {text!r}")
+    return value
 
 
 def parse_bool(text: str | bool, what: str) -> bool:

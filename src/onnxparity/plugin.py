@@ -26,6 +26,7 @@ from .errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError
 from .spec import Item, ParitySpec, plan_items
 
 CONFIG_KEY = pytest.StashKey[ParityConfig]()
+ENTRY_KEY = pytest.StashKey[dict]()  # one item's report entry, set by its fixture
 SESSION_KEY = pytest.StashKey[Any]()  # the run's ParitySession, created on first use
 
 #: marker arguments, with what each declares.
@@ -125,6 +126,50 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="latency budgets: enforce (a broken budget fails its item), report (numbers recorded, "
         "never fails; default) or off (not measured, items skipped)",
     )
+    group.addoption(
+        cfg.FLAG_REPORT,
+        default=None,
+        dest="onnx_parity_report",
+        metavar="PATH",
+        help="write the run's JSON report (schema: onnxparity/report/schema.json) to PATH, atomically",
+    )
+    group.addoption(
+        cfg.FLAG_MARKDOWN,
+        default=None,
+        dest="onnx_parity_markdown",
+        metavar="PATH",
+        help="write the Markdown summary to PATH (it is also appended to $GITHUB_STEP_SUMMARY when set)",
+    )
+    group.addoption(
+        cfg.FLAG_BASELINE,
+        default=None,
+        dest="onnx_parity_baseline",
+        metavar="PATH",
+        help="gate the run against this baseline report: the session fails on a regression",
+    )
+    group.addoption(
+        cfg.FLAG_UPDATE_BASELINE,
+        action="store_true",
+        default=None,
+        dest="onnx_parity_update_baseline",
+        help="write this run's report as the new baseline (at --onnx-parity-baseline) instead of gating",
+    )
+    group.addoption(
+        cfg.FLAG_MAX_ERROR_GROWTH,
+        type=_argtype(cfg.parse_positive_float, cfg.FLAG_MAX_ERROR_GROWTH),
+        default=None,
+        dest="onnx_parity_max_error_growth",
+        metavar="X",
+        help="the gate fails when an output's max abs error grows more than X times (default 2)",
+    )
+    group.addoption(
+        cfg.FLAG_MAX_LATENCY_REGRESSION,
+        type=_argtype(cfg.parse_positive_float, cfg.FLAG_MAX_LATENCY_REGRESSION),
+        default=None,
+        dest="onnx_parity_max_latency_regression",
+        metavar="F",
+        help="the gate fails when an enforced latency grows by more than F (default 0.2: 20%%)",
+    )
     parser.addini(
         cfg.INI_ENABLE, "run the ONNX parity items, as --onnx-parity does", type="bool", default=False
     )
@@ -134,6 +179,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(cfg.INI_THREADS, f"as {cfg.FLAG_THREADS}", default=str(cfg.DEFAULT_THREADS))
     parser.addini(cfg.INI_REQUIRE_GPU, f"as {cfg.FLAG_REQUIRE_GPU}", type="bool", default=False)
     parser.addini(cfg.INI_LATENCY, f"as {cfg.FLAG_LATENCY}", default=cfg.DEFAULT_LATENCY)
+    parser.addini(cfg.INI_REPORT, f"as {cfg.FLAG_REPORT}", default="")
+    parser.addini(cfg.INI_MARKDOWN, f"as {cfg.FLAG_MARKDOWN}", default="")
+    parser.addini(cfg.INI_BASELINE, f"as {cfg.FLAG_BASELINE}", default="")
+    parser.addini(cfg.INI_MAX_ERROR_GROWTH, f"as {cfg.FLAG_MAX_ERROR_GROWTH}", default="2")
+    parser.addini(cfg.INI_MAX_LATENCY_REGRESSION, f"as {cfg.FLAG_MAX_LATENCY_REGRESSION}", default="0.2")
 
 
 def resolve_config(config: pytest.Config) -> ParityConfig:
@@ -161,12 +211,48 @@ def resolve_config(config: pytest.Config) -> ParityConfig:
         threads=pick("onnx_parity_threads", cfg.INI_THREADS, cfg.parse_positive_int) or cfg.DEFAULT_THREADS,
         require_gpu=bool(pick("onnx_parity_require_gpu", cfg.INI_REQUIRE_GPU, cfg.parse_bool)),
         latency=pick("onnx_parity_latency", cfg.INI_LATENCY, cfg.parse_latency_mode) or cfg.DEFAULT_LATENCY,
+        report_path=_path(config, pick("onnx_parity_report", cfg.INI_REPORT, None)),
+        markdown_path=_path(config, pick("onnx_parity_markdown", cfg.INI_MARKDOWN, None)),
+        baseline_path=_path(config, pick("onnx_parity_baseline", cfg.INI_BASELINE, None)),
+        update_baseline=bool(config.getoption("onnx_parity_update_baseline")),
+        max_error_growth=pick(
+            "onnx_parity_max_error_growth", cfg.INI_MAX_ERROR_GROWTH, cfg.parse_positive_float
+        )
+        or 2.0,
+        max_latency_regression=pick(
+            "onnx_parity_max_latency_regression", cfg.INI_MAX_LATENCY_REGRESSION, cfg.parse_positive_float
+        )
+        or 0.2,
     )
+
+
+def _path(config: pytest.Config, value: str | None) -> str | None:
+    """A path flag or ini value, relative to the directory pytest was invoked from."""
+    if not value:
+        return None
+    return os.path.join(str(config.invocation_params.dir), os.path.expanduser(value))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
-    config.stash[CONFIG_KEY] = resolve_config(config)
+    parity = resolve_config(config)
+    config.stash[CONFIG_KEY] = parity
+    if parity.update_baseline and not parity.baseline_path:
+        raise pytest.UsageError(
+            f"{cfg.FLAG_UPDATE_BASELINE} needs {cfg.FLAG_BASELINE}=PATH: where to write the baseline"
+        )
+    if parity.enabled and not _is_worker(config):
+        config.pluginmanager.register(ParityReporter(config), "onnx-parity-reporter")
+    if (
+        parity.enabled
+        and parity.baseline_path
+        and not parity.update_baseline
+        and not os.path.exists(parity.baseline_path)
+    ):
+        raise pytest.UsageError(
+            f"no baseline report at {parity.baseline_path}: create it from a run you trust with "
+            f"pytest --onnx-parity {cfg.FLAG_BASELINE}={parity.baseline_path} {cfg.FLAG_UPDATE_BASELINE}"
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -222,6 +308,97 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         skip = pytest.mark.skip(reason=SKIP_REASON)
         for item in parity_items:
             item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    entry = item.stash.get(ENTRY_KEY, None)
+    if entry is not None and report.when == "call":
+        # A plain attribute travels with the report from an xdist worker to the controller.
+        report.onnx_parity = {**entry, "duration_s": round(report.duration, 4)}
+    return report
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+class ParityReporter:
+    """Gathers item entries as test reports arrive (on the controller under xdist: each report
+    brings its entry, so a crashed worker loses only the item it was running, never the
+    report), then writes the report, the Markdown summary and the baseline, and gates."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.entries: list[dict] = []
+        self.document: dict | None = None
+        self.gate = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = getattr(report, "onnx_parity", None)
+        if entry is not None:
+            self.entries.append(entry)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Write the report and the Markdown summary; update or gate against the baseline. A
+        failed gate fails the session through its exit status."""
+        config = self.config
+        parity = config.stash[CONFIG_KEY]
+        from .report import document, gate, render
+
+        doc = document.build(
+            self.entries,
+            env=document.environment(parity.threads),
+            settings={
+                "examples": parity.examples,
+                "threads": parity.threads,
+                "latency": parity.latency,
+                "variants": list(parity.variants) if parity.variants else None,
+                "require_gpu": parity.require_gpu,
+            },
+        )
+        self.document = doc
+        if parity.baseline_path and not parity.update_baseline:
+            try:
+                baseline = document.load(parity.baseline_path)
+            except document.ReportError as exc:
+                self.gate = gate.GateResult(reasons=(f"baseline unusable: {exc}",))
+            else:
+                self.gate = gate.gate(
+                    doc,
+                    baseline,
+                    max_error_growth=parity.max_error_growth,
+                    max_latency_regression=parity.max_latency_regression,
+                )
+            if not self.gate.passed and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if parity.report_path:
+            document.save(doc, parity.report_path)
+        if parity.update_baseline and parity.baseline_path:
+            document.save(doc, parity.baseline_path)
+        text = render.markdown(doc, self.gate)
+        if parity.markdown_path:
+            document.write_atomic(parity.markdown_path, text)
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:
+            with open(step_summary, "a", encoding="utf-8") as f:
+                f.write(text)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        """The parity table, where the report went, and the gate's verdict."""
+        if self.document is None or not self.document["items"]:
+            return
+        from .report import render
+
+        parity = self.config.stash[CONFIG_KEY]
+        terminalreporter.section("onnx parity")
+        for line in render.terminal(self.document, self.gate):
+            terminalreporter.write_line(line, red=line.startswith("release gate: FAILED"))
+        if parity.report_path:
+            terminalreporter.write_line(f"report: {parity.report_path}")
+        if parity.update_baseline:
+            terminalreporter.write_line(f"baseline written: {parity.baseline_path}")
 
 
 def _session(config: pytest.Config):
@@ -288,6 +465,7 @@ class ParityFixture:
         """
         __tracebackhide__ = True
         skip = failure = None
+        checked = None
         try:
             spec, data = self._spec(overrides, model, onnx)
             checked = _session(self._config).check(
@@ -306,10 +484,13 @@ class ParityFixture:
             failure = f"{type(exc).__name__}: {exc}"
         # Outside the except blocks: no "during handling of the above exception" chain.
         if skip is not None:
+            self._record("skipped", {"status": "skipped", "message": skip})
             pytest.skip(skip)
         if failure is not None:
+            self._record("error", {"status": "error", "message": failure})
             pytest.fail(failure, pytrace=False)
         self.result = result
+        self._record(result.status, result.to_dict(), checked)
         if result.status == "skipped":
             pytest.skip(result.message)
         if result.status != "passed":
@@ -319,6 +500,49 @@ class ParityFixture:
         ):
             warnings.warn(LatencyReport(result.message), stacklevel=2)
         return result
+
+    def _record(self, status: str, result: dict, checked: Any = None) -> None:
+        """This item's report entry (sent to the controller with the test report) and its key
+        numbers as JUnit properties."""
+        from .report.document import jsonable
+
+        planned = self.planned
+        model = None
+        if checked is not None:
+            model = {
+                "name": checked.name,
+                "exporter": checked.exporter,
+                "opset": checked.opset,
+                "notes": list(checked.notes),
+            }
+        entry = {
+            "nodeid": self.item.nodeid,
+            "test": _base_id(self.item),
+            "item": planned.id,
+            "kind": planned.kind,
+            "variant": planned.variant,
+            "opset": planned.opset,
+            "status": status,
+            "model": model,
+            "result": jsonable(result),
+        }
+        self.item.stash[ENTRY_KEY] = entry
+        properties = [("onnx_parity_status", status)]
+        outputs = result.get("outputs") or []
+        errors = [o["max_abs_error"] for o in outputs if isinstance(o.get("max_abs_error"), (int, float))]
+        if errors:
+            properties.append(("onnx_parity_max_abs_error", max(errors)))
+        if result.get("examples"):
+            properties.append(("onnx_parity_examples", result["examples"]))
+        measured = result.get("measured") or {}
+        if "variant" in measured:
+            properties += [
+                ("onnx_parity_latency_p50_ms", measured["variant"]["p50"]),
+                ("onnx_parity_latency_ratio", measured["ratio"]),
+            ]
+        if model and model["opset"] is not None:
+            properties.append(("onnx_parity_opset", model["opset"]))
+        self.item.user_properties.extend(properties)
 
     def _bound(self, spec: ParitySpec) -> Item:
         """This item, with the budget as the spec (after overrides) declares it."""

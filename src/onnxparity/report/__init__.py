@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .budgets import BudgetResult
-from .compare import Verdict, _json_float
-from .errors import ParityFailure
-from .spec import Policy
+from ..budgets import BudgetResult
+from ..compare import Verdict, _json_float
+from ..errors import ParityFailure
+from ..spec import Policy
 
 STATUSES = ("passed", "failed", "error", "skipped")
 

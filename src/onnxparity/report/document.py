@@ -1,0 +1,236 @@
+"""The JSON report: one versioned document per run, the contract a release gate reads.
+
+Shape (``schema.json`` beside this file is the JSON Schema)::
+
+    {"schema": "onnxparity-report", "schema_version": 1, "created": "...",
+     "environment": {...versions, providers, CPU/GPU, threads...},
+     "settings": {...examples, threads, latency mode...},
+     "items": [{"nodeid", "test", "item", "kind", "variant", "opset", "status",
+                "model": {...}, "result": {...}}, ...],
+     "summary": {"passed": n, "failed": n, "error": n, "skipped": n}}
+
+Items are generic — a kind (``parity``, ``opset``, ``latency``) and a result object — so new
+variants and budgets slot in without changing the schema. Items are sorted by node id, so a
+serial run and an xdist run write the same document. Writes are atomic (temp file + rename).
+Knows nothing of pytest or frameworks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from typing import Any
+
+from .._machine import cpu_name
+
+SCHEMA = "onnxparity-report"
+SCHEMA_VERSION = 1
+
+STATUSES = ("passed", "failed", "error", "skipped")
+
+#: distributions whose versions a report records (read from metadata: nothing is imported).
+VERSIONED = (
+    "onnxparity",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "torch",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "tf2onnx",
+    "scikit-learn",
+    "skl2onnx",
+    "hypothesis",
+    "pytest",
+)
+
+
+class ReportError(ValueError):
+    """A report file is missing, unreadable or not an onnxparity report."""
+
+
+def environment(threads: int | None = None) -> dict[str, Any]:
+    """Versions, execution providers, CPU/GPU names and thread settings of this machine."""
+    versions = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    try:
+        import onnxruntime
+
+        providers = list(onnxruntime.get_available_providers())
+    except Exception:
+        providers = []
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "execution_providers": providers,
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "gpus": _gpu_names(),
+        "threads": {
+            "onnxruntime_intra_op": threads,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        },
+    }
+
+
+def environment_key(env: Mapping[str, Any]) -> dict[str, Any]:
+    """What must match for two reports' numbers to be comparable (opsets are per item)."""
+    versions = env.get("versions", {})
+    return {
+        "onnxruntime": versions.get("onnxruntime-gpu") or versions.get("onnxruntime"),
+        "execution_providers": sorted(env.get("execution_providers", [])),
+    }
+
+
+def build(
+    entries: Iterable[Mapping[str, Any]],
+    *,
+    env: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A report document from item entries (any order; sorted by node id here)."""
+    items = sorted((dict(e) for e in entries), key=lambda e: e["nodeid"])
+    summary = {status: 0 for status in STATUSES}
+    for item in items:
+        summary[item["status"]] = summary.get(item["status"], 0) + 1
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "environment": dict(env) if env is not None else environment(),
+        "settings": dict(settings or {}),
+        "items": items,
+        "summary": summary,
+    }
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same directory and a rename: a
+    crash mid-write leaves the old file (or none), never a truncated one."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(staging, path)
+    except BaseException:
+        if os.path.exists(staging):
+            os.unlink(staging)
+        raise
+
+
+def dumps(document: Mapping[str, Any]) -> str:
+    return json.dumps(jsonable(document), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with non-finite floats as the strings "inf", "-inf", "nan" (strict JSON) and
+    tuples as lists."""
+    if value is None or type(value) in (bool, int, str):
+        return value
+    if isinstance(value, str):  # a str subclass (torch's TorchVersion): xdist sends exact types only
+        return str(value)
+    if isinstance(value, float):
+        value = float(value)
+        if value != value:
+            return "nan"
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return jsonable(value.item())
+    if isinstance(value, int):
+        return int(value)
+    return str(value)
+
+
+def save(document: Mapping[str, Any], path: str | os.PathLike) -> None:
+    write_atomic(path, dumps(document))
+
+
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a report; ReportError naming the file and what is wrong with it."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such report") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path}: not a readable JSON report ({exc})") from None
+    check_document(document, path)
+    return document
+
+
+def check_document(document: Any, where: str = "report") -> None:
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        raise ReportError(f'{where}: not an onnxparity report (no "schema": "{SCHEMA}")')
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ReportError(
+            f"{where}: schema_version {version!r}, but this onnxparity reads version {SCHEMA_VERSION}; "
+            "re-create it with this version"
+        )
+    if not isinstance(document.get("items"), list):
+        raise ReportError(f'{where}: "items" must be a list')
+
+
+def merge(documents: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """One report from several (sharded CI jobs): items by node id; an item in more than one
+    keeps its last occurrence. Environment and settings come from the first; the others'
+    environments are kept under ``merged_environments`` when they differ."""
+    documents = list(documents)
+    if not documents:
+        raise ReportError("nothing to merge: give at least one report")
+    items: dict[str, Any] = {}
+    for document in documents:
+        for item in document["items"]:
+            items[item["nodeid"]] = item
+    first = documents[0]
+    merged = build(items.values(), env=first["environment"], settings=first.get("settings"))
+    others = [d["environment"] for d in documents[1:] if d["environment"] != first["environment"]]
+    if others:
+        merged["merged_environments"] = others
+    return merged
+
+
+def schema() -> dict[str, Any]:
+    """The report's JSON Schema (``schema.json``, shipped in the package)."""
+    with open(os.path.join(os.path.dirname(__file__), "schema.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _gpu_names() -> list[str]:
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]

@@ -1,0 +1,126 @@
+"""Renderings of a report document: the terminal table and the Markdown summary.
+
+Both are plain lines from the same rows (model, item, verdict, worst error vs its policy,
+examples, latency p50), so the terminal, ``$GITHUB_STEP_SUMMARY`` and ``onnxparity report show``
+agree. Pure functions; no pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .gate import GateResult
+
+HEADER = ("model", "item", "verdict", "worst error", "policy", "examples", "latency p50")
+
+
+def rows(document: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """One row of cells per item."""
+    table = []
+    for item in document["items"]:
+        result = item.get("result") or {}
+        worst = policy = examples = latency = ""
+        if item["kind"] == "parity":
+            errors = [o.get("max_abs_error") for o in result.get("outputs") or []]
+            numbers = [float(e) for e in errors if isinstance(e, (int, float)) or e in ("inf", "nan")]
+            if numbers:
+                worst = f"{max(numbers):.2g} abs"
+            cosines = [
+                o.get("min_cosine") for o in result.get("outputs") or [] if o.get("min_cosine") is not None
+            ]
+            if cosines and all(isinstance(c, (int, float)) for c in cosines):
+                worst += f", cos {min(cosines):.5g}"
+            policy = _policy(result.get("policy"))
+            examples = str(result.get("examples", "")) if result.get("examples") else ""
+        elif item["kind"] == "latency":
+            measured = result.get("measured") or {}
+            if "variant" in measured:
+                latency = f"{measured['variant']['p50']:.3g} ms"
+                worst = f"ratio {measured['ratio']:.3g}"
+            policy = ", ".join(
+                f"{k}={v:g}"
+                for k, v in (result.get("budget") or {}).items()
+                if k in ("p50_ms", "p95_ms", "max_ratio") and v
+            )
+        elif item["kind"] == "opset":
+            opsets = sorted((result.get("measured") or {}).keys())
+            worst = f"opset {', '.join(opsets)}" if opsets else ""
+            policy = "Opset budget"
+        path, _, test = item["test"].rpartition("::")
+        name = f"{path.rsplit('/', 1)[-1]}::{test}" if path else item["test"]
+        table.append((name, item["item"], item["status"], worst, policy, examples, latency))
+    return table
+
+
+def _policy(policy: Mapping[str, Any] | None) -> str:
+    if not policy:
+        return ""
+    if policy.get("kind") == "tolerance":
+        return f"atol={policy['atol']:g}, rtol={policy['rtol']:g}"
+    parts = [f"{k}={policy[k]:g}" for k in ("top1", "cosine", "sqnr_db") if policy.get(k) is not None]
+    if policy.get("labels", 1) < 1:
+        parts.insert(0, f"labels={policy['labels']:g}")
+    return f"Agreement({', '.join(parts)})"
+
+
+def terminal(document: Mapping[str, Any], gate: GateResult | None = None) -> list[str]:
+    """An aligned table, the counts, and the gate's reasons."""
+    table = [HEADER, *rows(document)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(HEADER))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(_counts(document))
+    lines += _gate_lines(gate)
+    return lines
+
+
+def markdown(document: Mapping[str, Any], gate: GateResult | None = None, title: str = "ONNX parity") -> str:
+    """The table as GitHub Markdown, then each failure's diagnosis."""
+    out = [f"## {title}", "", _counts(document), ""]
+    out.append("| " + " | ".join(HEADER) + " |")
+    out.append("|" + "---|" * len(HEADER))
+    icon = {"passed": "✅ passed", "failed": "❌ failed", "error": "💥 error", "skipped": "⏭ skipped"}
+    for r in rows(document):
+        cells = list(r)
+        cells[2] = icon.get(cells[2], cells[2])
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    gate_lines = _gate_lines(gate)
+    if gate_lines:
+        out += ["", "### Release gate", ""] + [f"- {line.strip()}" for line in gate_lines]
+    bad = [i for i in document["items"] if i["status"] in ("failed", "error")]
+    if bad:
+        out += ["", "### Failures"]
+        for item in bad:
+            message = (item.get("result") or {}).get("message") or item["status"]
+            out += [
+                "",
+                f"<details><summary><code>{item['nodeid']}</code></summary>",
+                "",
+                "```",
+                message,
+                "```",
+                "</details>",
+            ]
+    return "\n".join(out) + "\n"
+
+
+def _counts(document: Mapping[str, Any]) -> str:
+    summary = document.get("summary", {})
+    parts = [f"{summary[k]} {k}" for k in ("passed", "failed", "error", "skipped") if summary.get(k)]
+    return f"{len(document['items'])} parity items: " + (", ".join(parts) or "none")
+
+
+def _gate_lines(gate: GateResult | None) -> list[str]:
+    if gate is None:
+        return []
+    head = (
+        f"release gate: passed ({gate.compared} baseline items compared)"
+        if gate.passed
+        else f"release gate: FAILED ({len(gate.reasons)} reason(s), {gate.compared} baseline items compared)"
+    )
+    return [head] + [f"  {r}" for r in gate.reasons] + [f"  warning: {w}" for w in gate.warnings]
+
+
+def show(lines: Sequence[str]) -> str:
+    return "\n".join(lines) + "\n"
