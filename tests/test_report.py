@@ -149,6 +149,7 @@ def test_baseline_lifecycle(pytester: pytest.Pytester):
             "*test_relu.py::test_relu[[]ort-cpu[]]: output 'y' max abs error grew from 0 to *e-05 (more than 2x; floor 1e-06)",
             "*test_relu.py::test_relu[[]ort-cpu-noopt[]]: output 'y' max abs error grew from 0 to *",
             "*test_relu.py::test_second[[]ort-cpu[]]: in the baseline (passed) but did not run now (lost coverage)",
+            "to accept these changes as the new baseline: rerun with --onnx-parity-update-baseline",
         ]
     )
     updated = run(pytester, baseline, cfg.FLAG_UPDATE_BASELINE)

@@ -399,6 +399,10 @@ class ParityReporter:
             terminalreporter.write_line(f"report: {parity.report_path}")
         if parity.update_baseline:
             terminalreporter.write_line(f"baseline written: {parity.baseline_path}")
+        elif self.gate is not None and not self.gate.passed:
+            terminalreporter.write_line(
+                f"to accept these changes as the new baseline: rerun with {cfg.FLAG_UPDATE_BASELINE}"
+            )
 
 
 def _session(config: pytest.Config):
