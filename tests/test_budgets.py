@@ -219,3 +219,15 @@ def test_bad_latency_mode_is_a_usage_error(pytester: pytest.Pytester):
     pytester.makeini("[pytest]\nonnx_parity_latency = sometimes\n")
     result = pytester.runpytest()
     result.stderr.fnmatch_lines(["*ini key onnx_parity_latency must be one of enforce, report, off*"])
+
+
+def test_one_export_per_opset_and_one_session_per_variant_and_opset(tmp_path):
+    from onnxparity.runner import ParitySession
+
+    with ParitySession(reproducer_dir=tmp_path) as session:
+        result = check(session, variants=["ort-cpu", "ort-cpu-noopt"], opset=op.Opset(matrix=[17, 21]))
+        assert result.passed, result.summary()
+        assert session.counts["exports"] == 2
+        assert session.counts["sessions"] == 4
+        check(session, variants=["ort-cpu", "ort-cpu-noopt"], opset=op.Opset(matrix=[17, 21]))
+        assert session.counts["exports"] == 2 and session.counts["sessions"] == 4  # all cached

@@ -160,3 +160,32 @@ def test_top1_rows_are_counted_and_ties_excused():
     assert (agree, rows) == (2, 3)
     out = compare_outputs(["p"], [expected], [actual], op.Agreement(top1=0.9)).outputs[0]
     assert (out.top1_agree, out.top1_rows) == (2, 3)  # judged by the runner over the whole search
+
+
+def test_the_fast_path_for_passing_floats_gives_the_full_comparisons_metrics():
+    from onnxparity import compare
+
+    rng = np.random.default_rng(0)
+    tol = Tolerance(atol=1e-3, rtol=1e-2)
+    for _ in range(50):
+        expected = rng.normal(size=(4, 7)) * rng.choice([1e-3, 1.0, 1e3])
+        expected[rng.random(expected.shape) < 0.2] = 0.0
+        actual = expected + rng.uniform(-1, 1, expected.shape) * 1e-4
+        base = dict(
+            name="y",
+            expected_shape=(4, 7),
+            actual_shape=(4, 7),
+            expected_dtype="float64",
+            actual_dtype="float64",
+            size=28,
+        )
+        fast = compare._passing_floats(expected, actual, tol, base)
+        full = cmp(expected, actual, tol)  # takes the fast path too when it passes
+        if fast is None:
+            assert not full.passed
+            continue
+        assert full == fast
+        diff = np.abs(actual - expected)
+        assert fast.max_abs_error == diff.max() and fast.mean_abs_error == pytest.approx(diff.mean())
+        nonzero = expected != 0
+        assert fast.max_rel_error == pytest.approx((diff[nonzero] / np.abs(expected[nonzero])).max())

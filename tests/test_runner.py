@@ -297,3 +297,14 @@ def _doubling_onnx() -> onnx.ModelProto:
     two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
     graph = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["y"])], "double", [x], [y], [two])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_ort_cpu_outputs_are_reused_for_other_variants_distances(tmp_path):
+    spec = op.ParitySpec(inputs=MLP_INPUTS, dims=MLP_DIMS, examples=6)
+    with ParitySession(reproducer_dir=tmp_path) as session:
+        prepared = session.prepare(mlp(), spec)
+        session.check_variant(prepared, spec, "ort-cpu", name="t")
+        session.timings.clear()
+        other = session.check_variant(prepared, spec, "ort-cpu-noopt", name="t")
+        assert other.outputs[0].max_abs_error_vs_ort_cpu is not None
+        assert session.timings["baseline"] == 0  # no extra ort-cpu run: its search kept them

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -131,6 +132,9 @@ class ParitySession:
             raise InvalidSpec(f"latency mode {latency_mode!r}: use enforce, report or off")
         self.latency_mode = latency_mode
         self.counts: collections.Counter[str] = collections.Counter()
+        #: seconds spent per phase: export, build, draw, reference, variant, baseline, compare,
+        #: search (whole searches, Hypothesis included): a benchmark's breakdown
+        self.timings: collections.Counter[str] = collections.Counter()
         self._prepared: dict[tuple, Prepared] = {}
         self._variants: dict[tuple[str, str, str], Runnable | OnnxParityError] = {}
         self._references: collections.OrderedDict[tuple, list] = collections.OrderedDict()
@@ -207,7 +211,9 @@ class ParitySession:
             cached = self._prepared.get(key)
             if cached is not None:
                 return cached
+            started = time.perf_counter()
             exported, ref = module.export(model, spec, workdir=self.workdir, opset=spec.opset)
+            self.timings["export"] += time.perf_counter() - started
             self.counts["exports"] += 1
             if spec.opset is not None:
                 exported = self._at_opset(exported, spec.opset)
@@ -267,6 +273,7 @@ class ParitySession:
                 name=name,
             )
             os.makedirs(context.workdir, exist_ok=True)
+            started = time.perf_counter()
             try:
                 built = info.build(context)
                 self.counts["sessions"] += 1
@@ -274,6 +281,7 @@ class ParitySession:
                 built = exc
             except Exception as exc:  # a builder's own error is that variant's error, never a crash
                 built = VariantBuildError(f"{type(exc).__name__}: {exc}")
+            self.timings["build"] += time.perf_counter() - started
             self._variants[key] = built
         if isinstance(built, OnnxParityError):
             raise built
@@ -287,12 +295,19 @@ class ParitySession:
         key = (BASELINE_VARIANT, prepared.exported.key, rows_key, example)
         outputs = self._references.get(key)
         if outputs is None:
+            started = time.perf_counter()
             try:
                 outputs = self.variant(prepared, BASELINE_VARIANT).run(feeds)
             except (OnnxParityError, VariantRunError):
                 return None
+            finally:
+                self.timings["baseline"] += time.perf_counter() - started
             self._remember(key, outputs)
         return outputs
+
+    def remember_baseline(self, prepared: Prepared, example: Example, rows_key: str, outputs: list) -> None:
+        """ort-cpu's outputs from its own search: later variants' distances reuse them."""
+        self._remember((BASELINE_VARIANT, prepared.exported.key, rows_key, example), outputs)
 
     def _remember(self, key: tuple, outputs: list) -> None:
         self._references[key] = outputs
@@ -305,7 +320,9 @@ class ParitySession:
         key = (prepared.reference_key, spec.input_digest, rows_key, example)
         outputs = self._references.get(key)
         if outputs is None:
+            started = time.perf_counter()
             outputs = prepared.reference(feeds)
+            self.timings["reference"] += time.perf_counter() - started
             self.counts["reference_runs"] += 1
             self._remember(key, outputs)
         else:
@@ -348,7 +365,7 @@ class ParitySession:
         if info.max_examples and not (examples or spec.examples):
             n = min(n, info.max_examples)
         baseline = variant != BASELINE_VARIANT
-        search = _Search(self, prepared, spec, runnable, policy, rows or {}, baseline)
+        search = _Search(self, prepared, spec, runnable, policy, rows or {}, baseline, variant)
         corners = boundary_examples(spec)
         failure = search.run(n, _stable_seed(name), corners)
         if failure is not None and failure.example in corners:
@@ -703,8 +720,11 @@ class _Search:
         policy: Policy,
         rows: Mapping[str, np.ndarray],
         baseline: bool = False,
+        variant: str = "",
     ) -> None:
         self.session = session
+        #: ort-cpu's own outputs are what other variants are measured against: keep them
+        self.keep_outputs = variant == BASELINE_VARIANT
         self.prepared = prepared
         self.spec = spec
         self.runnable = runnable
@@ -727,17 +747,28 @@ class _Search:
         for dim, value in example.dims:
             seen = self._dims.setdefault(dim, [value, value])
             seen[0], seen[1] = min(seen[0], value), max(seen[1], value)
+        timings = self.session.timings
+        clock = time.perf_counter
+        started = clock()
         feeds = materialize(self.spec, example, self.rows)
+        timings["draw"] += clock() - started
         try:
             expected = self.session.reference_outputs(self.prepared, self.spec, example, feeds, self.rows_key)
         except Exception as exc:
             raise ExampleFailed(example, feeds, reference_error=f"{type(exc).__name__}: {exc}") from None
+        started = clock()
         try:
             actual = self.runnable.run(feeds)
         except VariantRunError as exc:
             raise ExampleFailed(example, feeds, expected, runtime_error=str(exc)) from None
+        finally:
+            timings["variant"] += clock() - started
+        if self.keep_outputs:
+            self.session.remember_baseline(self.prepared, example, self.rows_key, actual)
         names = self.runnable.output_names
+        started = clock()
         verdict = compare_outputs(names, expected, actual, self.policy, self.prepared.labels)
+        timings["compare"] += clock() - started
         for out in verdict.outputs:
             self._tallies.setdefault(out.name, _Tally()).add(out)
         if self.baseline:
@@ -814,6 +845,7 @@ class _Search:
         if phases is not None:
             options["phases"] = phases
         test = hypothesis_seed(seed)(settings(**options)(test))
+        started = time.perf_counter()
         try:
             test()
         except Exception as exc:  # ours, or wrapped by Hypothesis (Flaky, ExceptionGroup)
@@ -821,6 +853,8 @@ class _Search:
             if failure is None:
                 raise
             return failure
+        finally:
+            self.session.timings["search"] += time.perf_counter() - started
         return None
 
     def _defer_label_flips(self, verdict: Verdict, evidence: ExampleFailed) -> Verdict:
