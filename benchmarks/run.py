@@ -273,7 +273,7 @@ def bench_drawing(quick: bool) -> list[str]:
 def bench_polygraphy(quick: bool) -> list[str]:
     import onnxruntime as ort
     from polygraphy.backend.onnxrt import OnnxrtRunner
-    from polygraphy.comparator import Comparator, CompareFunc, IterationResult, RunResults
+    from polygraphy.comparator import Comparator, CompareFunc
     from polygraphy.logger import G_LOGGER
 
     from onnxparity.variants.ort import session_options
@@ -290,7 +290,7 @@ def bench_polygraphy(quick: bool) -> list[str]:
         "onnxparity: `check_variant` with a reference that looks the stored outputs up; Polygraphy: "
         "`Comparator.run` + `Comparator.compare_accuracy(CompareFunc.simple(...))`.",
         "",
-        "| tool | per input set | total |",
+        "| tool | per input set | note |",
         "|---|---|---|",
     ]
     with ParitySession() as session:
@@ -326,18 +326,7 @@ def bench_polygraphy(quick: bool) -> list[str]:
             runner = OnnxrtRunner(sess)
             started = time.perf_counter()
             results = Comparator.run([runner], data_loader=feeds_in_order)
-            reference = RunResults(
-                [
-                    (
-                        "reference",
-                        [
-                            IterationResult(dict(zip(names, stored[key(f)])), runner_name="reference")
-                            for f in feeds_in_order
-                        ],
-                    )
-                ]
-            )
-            results.update(reference)
+            results.add([dict(zip(names, stored[key(f)])) for f in feeds_in_order], runner_name="reference")
             accuracy = Comparator.compare_accuracy(
                 results, compare_func=CompareFunc.simple(atol=tolerance.atol, rtol=tolerance.rtol)
             )

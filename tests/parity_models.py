@@ -173,3 +173,12 @@ class Elementwise(torch.nn.Module):
 
     def forward(self, x):
         return torch.tanh(x) * 2.0 + 1.0
+
+
+class InPlaceInput(torch.nn.Module):
+    """Modifies its input in place: correct in both runtimes, but a checker that hands the
+    framework and ONNX Runtime the same array would compare against a mutated input."""
+
+    def forward(self, x):
+        x.mul_(2.0)
+        return x + 1.0

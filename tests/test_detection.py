@@ -16,6 +16,7 @@ from parity_models import (
     AdaptivePool,
     BakedBatch,
     DataDependentBranch,
+    InPlaceInput,
     Mlp,
     NanBoth,
     TwoInOut,
@@ -50,7 +51,7 @@ def _model(cls):
 
 MODELS = {
     cls: _model(cls)
-    for cls in (Activations, Mlp, TwoInOut, AdaptivePool, BakedBatch, DataDependentBranch, NanBoth)
+    for cls in (Activations, Mlp, TwoInOut, AdaptivePool, BakedBatch, DataDependentBranch, NanBoth, InPlaceInput)
 }
 
 
@@ -120,8 +121,8 @@ def test_branch_baked_by_the_tracing_fallback_is_caught(parity_session):
 
 @pytest.mark.parametrize(
     ("cls", "spec"),
-    [(Activations, ACT), (Mlp, MLP), (TwoInOut, TWO), (NanBoth, NAN)],
-    ids=["activations", "mlp", "two inputs, dict outputs, int argmax", "NaN in both"],
+    [(Activations, ACT), (Mlp, MLP), (TwoInOut, TWO), (NanBoth, NAN), (InPlaceInput, NAN)],
+    ids=["activations", "mlp", "two inputs, dict outputs, int argmax", "NaN in both", "in-place on its input"],
 )
 @pytest.mark.parametrize("variant", LOSSLESS)
 def test_correct_export_passes(parity_session, cls, spec, variant):

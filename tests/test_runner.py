@@ -308,3 +308,43 @@ def test_ort_cpu_outputs_are_reused_for_other_variants_distances(tmp_path):
         other = session.check_variant(prepared, spec, "ort-cpu-noopt", name="t")
         assert other.outputs[0].max_abs_error_vs_ort_cpu is not None
         assert session.timings["baseline"] == 0  # no extra ort-cpu run: its search kept them
+
+
+def test_a_passing_search_is_replayed_by_the_next_variant_without_hypothesis(tmp_path):
+    spec = op.ParitySpec(inputs=MLP_INPUTS, dims=MLP_DIMS, examples=8)
+    with ParitySession(reproducer_dir=tmp_path) as session:
+        prepared = session.prepare(mlp(), spec)
+        first = session.check_variant(prepared, spec, "ort-cpu", name="t")
+        (recorded,) = session._sequences.values()
+        second = session.check_variant(prepared, spec, "ort-cpu-noopt", name="t")
+        assert session.counts["hypothesis_searches"] == 1 and session.counts["replayed_searches"] == 1
+        assert second.examples == first.examples == len(recorded)
+        assert second.dims_covered == first.dims_covered
+    # The replay relies on Hypothesis drawing the same sequence for the same seed while every
+    # example passes: a fresh session's search on the other variant draws exactly it.
+    with ParitySession(reproducer_dir=tmp_path) as fresh:
+        again = fresh.prepare(mlp(), spec)
+        fresh.check_variant(again, spec, "ort-cpu-noopt", name="t")
+        assert list(fresh._sequences.values()) == [recorded]
+
+
+def test_a_failure_during_a_replay_is_searched_and_shrunk_by_hypothesis(tmp_path):
+    class Rounded:
+        def __init__(self, context):
+            from onnxparity.variants.ort import OrtRunnable
+
+            self.inner = OrtRunnable(context.model_path, ["CPUExecutionProvider"])
+            self.output_names = self.inner.output_names
+
+        def run(self, feeds):
+            return [np.round(o, 1) for o in self.inner.run(feeds)]
+
+    op.register_variant("rounded-replay-test", Rounded, replace=True)
+    spec = op.ParitySpec(inputs=MLP_INPUTS, dims=MLP_DIMS, examples=8)
+    with ParitySession(reproducer_dir=tmp_path) as session:
+        prepared = session.prepare(mlp(), spec)
+        assert session.check_variant(prepared, spec, "ort-cpu", name="t").passed
+        failed = session.check_variant(prepared, spec, "rounded-replay-test", name="t")
+        assert failed.status == "failed"
+        assert failed.failing_example["dims"] == {"batch": 1}  # shrunk by the real search
+        assert session.counts["replayed_searches"] == 0 and session.counts["hypothesis_searches"] >= 2

@@ -67,6 +67,9 @@ SAMPLE_SEED = 20240917
 #: reference outputs kept per session (least recently used dropped first).
 REFERENCE_CACHE_SIZE = 512
 
+#: bytes of drawn inputs kept per session, so the variants of one test draw each input once.
+FEEDS_CACHE_BYTES = 256 * 2**20
+
 #: frameworks with an exporter, by the name ``exporters.framework_of`` gives.
 EXPORTER_MODULES = {
     "torch": "onnxparity.exporters.torch",
@@ -138,6 +141,10 @@ class ParitySession:
         self._prepared: dict[tuple, Prepared] = {}
         self._variants: dict[tuple[str, str, str], Runnable | OnnxParityError] = {}
         self._references: collections.OrderedDict[tuple, list] = collections.OrderedDict()
+        self._feeds: collections.OrderedDict[tuple, dict] = collections.OrderedDict()
+        self._feeds_bytes = 0
+        #: examples of passing searches, replayed by the next variant with the same seed
+        self._sequences: dict[tuple, list[Example]] = {}
 
     def close(self) -> None:
         self._variants.clear()
@@ -304,6 +311,32 @@ class ParitySession:
                 self.timings["baseline"] += time.perf_counter() - started
             self._remember(key, outputs)
         return outputs
+
+    def feeds_for(
+        self, spec: ParitySpec, example: Example, rows: Mapping[str, np.ndarray], rows_key: str = ""
+    ) -> dict[str, np.ndarray]:
+        """The arrays of ``example``, drawn once and shared by every variant that checks it.
+
+        They are read-only: a runtime or framework that wrote into its input would change what
+        the next one sees (references that may write, such as PyTorch's, get a copy)."""
+        key = (spec.input_digest, rows_key, example)
+        feeds = self._feeds.get(key)
+        if feeds is not None:
+            self._feeds.move_to_end(key)
+            return feeds
+        started = time.perf_counter()
+        feeds = materialize(spec, example, rows)
+        self.timings["draw"] += time.perf_counter() - started
+        for array in feeds.values():
+            array.flags.writeable = False
+        size = sum(a.nbytes for a in feeds.values())
+        if size <= FEEDS_CACHE_BYTES:
+            self._feeds[key] = feeds
+            self._feeds_bytes += size
+            while self._feeds_bytes > FEEDS_CACHE_BYTES:
+                _, dropped = self._feeds.popitem(last=False)
+                self._feeds_bytes -= sum(a.nbytes for a in dropped.values())
+        return feeds
 
     def remember_baseline(self, prepared: Prepared, example: Example, rows_key: str, outputs: list) -> None:
         """ort-cpu's outputs from its own search: later variants' distances reuse them."""
@@ -749,9 +782,7 @@ class _Search:
             seen[0], seen[1] = min(seen[0], value), max(seen[1], value)
         timings = self.session.timings
         clock = time.perf_counter
-        started = clock()
-        feeds = materialize(self.spec, example, self.rows)
-        timings["draw"] += clock() - started
+        feeds = self.session.feeds_for(self.spec, example, self.rows, self.rows_key)
         try:
             expected = self.session.reference_outputs(self.prepared, self.spec, example, feeds, self.rows_key)
         except Exception as exc:
@@ -829,8 +860,33 @@ class _Search:
     def run(
         self, max_examples: int, seed: int, explicit: Sequence[Example], phases=None
     ) -> ExampleFailed | None:
-        def parity_holds(drawn: Example) -> None:
-            self.evaluate(drawn)
+        """Search for a failing example; None when every example passes.
+
+        A passing search's examples are remembered: Hypothesis draws the same sequence for
+        the same seed while every example passes, so the next variant of the same test
+        replays it without Hypothesis's per-example bookkeeping. The first failure in a replay
+        hands over to a real Hypothesis search, which finds and shrinks it."""
+        key = None
+        if phases is None:
+            key = (self.spec.input_digest, self.rows_key, seed, max_examples, tuple(explicit))
+            sequence = self.session._sequences.get(key)
+            if sequence is not None:
+                started = time.perf_counter()
+                try:
+                    for example in sequence:
+                        self.evaluate(example)
+                except ExampleFailed:
+                    self._reset()
+                else:
+                    self.session.counts["replayed_searches"] += 1
+                    return None
+                finally:
+                    self.session.timings["search"] += time.perf_counter() - started
+        drawn: list[Example] = []
+
+        def parity_holds(example: Example) -> None:
+            drawn.append(example)
+            self.evaluate(example)
 
         test = given(examples(self.spec, self.rows or None))(parity_holds)
         for corner in reversed(explicit):  # Hypothesis runs the last-applied example first
@@ -846,6 +902,7 @@ class _Search:
             options["phases"] = phases
         test = hypothesis_seed(seed)(settings(**options)(test))
         started = time.perf_counter()
+        self.session.counts["hypothesis_searches"] += 1
         try:
             test()
         except Exception as exc:  # ours, or wrapped by Hypothesis (Flaky, ExceptionGroup)
@@ -855,7 +912,17 @@ class _Search:
             return failure
         finally:
             self.session.timings["search"] += time.perf_counter() - started
+        if key is not None:
+            self.session._sequences[key] = drawn
         return None
+
+    def _reset(self) -> None:
+        """Forget a replay's counts before a real search evaluates the examples again."""
+        self.tried = 0
+        self._dims.clear()
+        self._tallies.clear()
+        self.worst_flips = None
+        self.worst_top1 = None
 
     def _defer_label_flips(self, verdict: Verdict, evidence: ExampleFailed) -> Verdict:
         """Under an Agreement, label flips do not fail an example: they are counted over the
@@ -1029,7 +1096,7 @@ def _numpy_reference(reference: Callable, spec: ParitySpec, exported: ExportedMo
     names = [i.name for i in spec.inputs]
 
     def call(feeds: Mapping[str, np.ndarray]) -> list:
-        out = reference(*[feeds[n] for n in names])
+        out = reference(*[np.array(feeds[n]) for n in names])  # a copy: the feeds are shared
         if isinstance(out, Mapping):
             keys = [k for k in exported.output_names if k in out] or list(out)
             return [np.asarray(out[k]) for k in keys]

@@ -101,7 +101,9 @@ def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel | None 
     names = [i.name for i in spec.inputs]
 
     def reference(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        args = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names]
+        # A copy: a module may write into its input (x.mul_(2)), and the inputs are shared
+        # with the ONNX runtimes checked next.
+        args = [torch.tensor(feeds[n]) for n in names]
         with torch.inference_mode():
             outputs = model(*args)
         return [_to_numpy(t) for _, t in named_outputs(outputs)]
