@@ -125,7 +125,7 @@ def overhead(model, spec, examples: int, variants, repeats: int):
         object.__setattr__(prepared, "reference", recording)
         runs, floors = [], []
         for repeat in range(repeats + 1):  # the first is a warm-up, not counted
-            session._references.clear()
+            session.clear_example_caches()
             seen.clear()
             session.timings.clear()
             started = time.perf_counter()
@@ -318,7 +318,7 @@ def bench_polygraphy(quick: bool) -> list[str]:
         ours, theirs = [], []
         names = session.variant(prepared, "ort-cpu").output_names
         for _ in range(3 if quick else 5):
-            session._references.clear()
+            session.clear_example_caches()
             started = time.perf_counter()
             result = session.check_variant(prepared, spec, "ort-cpu", name="poly", examples=n)
             ours.append((time.perf_counter() - started) / result.examples)

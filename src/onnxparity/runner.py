@@ -146,6 +146,14 @@ class ParitySession:
         #: examples of passing searches, replayed by the next variant with the same seed
         self._sequences: dict[tuple, list[Example]] = {}
 
+    def clear_example_caches(self) -> None:
+        """Forget drawn inputs, reference outputs and replayable searches (exports and built
+        variants stay): the next check pays for drawing and inference again (benchmarks)."""
+        self._references.clear()
+        self._feeds.clear()
+        self._feeds_bytes = 0
+        self._sequences.clear()
+
     def close(self) -> None:
         self._variants.clear()
         self._references.clear()
