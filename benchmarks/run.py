@@ -456,8 +456,9 @@ def bench_scaling(quick: bool) -> list[str]:
         lines += [
             "",
             f"Least squares over the 1-variant rows: {1e3 * slope:.3g} ms per example + {1e3 * intercept:.3g} ms "
-            "fixed per check: linear in examples. Across variants the ratio to the floor stays flat, so "
-            "the time grows with inference work (int8 and the reference evaluator cost more per run).",
+            "fixed per check: linear in examples. With more variants the ratio to the floor falls: the "
+            "search and the drawing are paid once per test and replayed for the other variants, so the "
+            "added time is their inference (int8 and the reference evaluator cost more per run).",
             "",
         ]
     return lines
