@@ -51,7 +51,16 @@ def _model(cls):
 
 MODELS = {
     cls: _model(cls)
-    for cls in (Activations, Mlp, TwoInOut, AdaptivePool, BakedBatch, DataDependentBranch, NanBoth, InPlaceInput)
+    for cls in (
+        Activations,
+        Mlp,
+        TwoInOut,
+        AdaptivePool,
+        BakedBatch,
+        DataDependentBranch,
+        NanBoth,
+        InPlaceInput,
+    )
 }
 
 
@@ -122,7 +131,13 @@ def test_branch_baked_by_the_tracing_fallback_is_caught(parity_session):
 @pytest.mark.parametrize(
     ("cls", "spec"),
     [(Activations, ACT), (Mlp, MLP), (TwoInOut, TWO), (NanBoth, NAN), (InPlaceInput, NAN)],
-    ids=["activations", "mlp", "two inputs, dict outputs, int argmax", "NaN in both", "in-place on its input"],
+    ids=[
+        "activations",
+        "mlp",
+        "two inputs, dict outputs, int argmax",
+        "NaN in both",
+        "in-place on its input",
+    ],
 )
 @pytest.mark.parametrize("variant", LOSSLESS)
 def test_correct_export_passes(parity_session, cls, spec, variant):
