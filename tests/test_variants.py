@@ -285,3 +285,29 @@ def test_plugin_runs_gpu_items_when_a_gpu_is_required(pytester: pytest.Pytester,
     pytester.makepyfile(test_gpu=GPU_TEST)
     result = pytester.runpytest(cfg.FLAG_ENABLE, cfg.FLAG_REQUIRE_GPU)
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(
+    ("variant", "options"),
+    [
+        ("int8-static", {"method": "entropy"}),
+        ("int8-static", {"method": "percentile", "samples": 8}),
+        ("int8-dynamic", {"per_channel": True}),
+        ("fp16", {"op_block_list": ["Relu"], "optimization": "basic"}),
+    ],
+    ids=["entropy calibration", "percentile calibration", "per-channel int8", "fp16 with a block list"],
+)
+def test_variant_options_build_and_pass(parity_session, variant, options):
+    result = check(parity_session, model(), [variant], variant_options={variant: options})
+    assert result[variant].status == "passed", result[variant].message
+
+
+def test_a_bad_option_value_names_the_option_and_what_it_takes(parity_session):
+    result = check(
+        parity_session, model(), ["int8-static"], variant_options={"int8-static": {"method": "median"}}
+    )
+    assert result["int8-static"].status == "error"
+    assert (
+        "variant_options['int8-static']['method']='median': expected one of 'minmax', 'entropy', 'percentile'"
+        in (result["int8-static"].message)
+    )

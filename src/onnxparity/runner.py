@@ -1118,10 +1118,14 @@ def _numpy_reference(reference: Callable, spec: ParitySpec, exported: ExportedMo
 def _sampler(spec: ParitySpec | None, rows: Mapping[str, np.ndarray] | None):
     """``sample_feeds(n)`` for a builder: n fixed-seed inputs from the declared space."""
 
-    def sample_feeds(count: int) -> list[dict[str, np.ndarray]]:
+    def sample_feeds(count: int, same_shape: bool = False) -> list[dict[str, np.ndarray]]:
         if spec is None:
             return []
-        return [materialize(spec, e, rows or {}) for e in sample_examples(spec, count, SAMPLE_SEED, rows)]
+        chosen = sample_examples(spec, count, SAMPLE_SEED, rows)
+        if same_shape:  # every dim at its largest value, patterns and seeds as drawn
+            widest = tuple((name, spec.dims[name].last) for name in spec.symbolic_dims)
+            chosen = [replace(e, dims=widest) for e in chosen]
+        return [materialize(spec, e, rows or {}) for e in chosen]
 
     return sample_feeds
 

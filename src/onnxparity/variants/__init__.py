@@ -37,7 +37,7 @@ class Runnable(Protocol):
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]: ...
 
 
-def _no_samples(count: int) -> list[dict[str, np.ndarray]]:
+def _no_samples(count: int, same_shape: bool = False) -> list[dict[str, np.ndarray]]:
     return []
 
 
@@ -47,13 +47,14 @@ class BuildContext:
     private directory for derived files, the options declared for this variant
     (``variant_options={name: {...}}``), and ``sample_feeds(n)``: n inputs drawn from the
     declared input space with a fixed seed (boundary shapes first, every data pattern) — for
-    calibration and first runs."""
+    calibration and first runs; ``sample_feeds(n, same_shape=True)`` puts every dim at its
+    largest value (for consumers that stack inputs)."""
 
     model_path: str
     workdir: str
     threads: int = 1
     options: Mapping[str, Any] = field(default_factory=dict)
-    sample_feeds: Callable[[int], list[dict[str, np.ndarray]]] = _no_samples
+    sample_feeds: Callable[..., list[dict[str, np.ndarray]]] = _no_samples
     name: str = ""
 
     def option(self, key: str, default: Any, allowed: Any = None) -> Any:

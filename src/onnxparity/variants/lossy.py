@@ -168,14 +168,20 @@ class _Feeds:
         return Reader()
 
 
-def _calibration_feeds(context: BuildContext, input_names: list[str]) -> tuple[list[dict], str]:
+def _calibration_feeds(
+    context: BuildContext, input_names: list[str], same_shape: bool = False
+) -> tuple[list[dict], str]:
+    """The calibration feeds and where they came from. ``same_shape``: ONNX Runtime's histogram
+    calibrators (entropy, percentile) stack every feed's tensors, so the feeds must share one
+    shape — drawn ones then take every dim at its largest value."""
     given = context.options.get("calibration")
     if given is None:
         samples = context.option("samples", CALIBRATION_SAMPLES, int)
         if samples < 1:
             raise InvalidSpec("variant_options['int8-static']['samples'] must be a positive integer")
-        feeds = context.sample_feeds(samples)
-        return feeds, f"{len(feeds)} inputs drawn from the declared input space (fixed seed)"
+        feeds = context.sample_feeds(samples, same_shape) if same_shape else context.sample_feeds(samples)
+        where = " at the largest dims" if same_shape else ""
+        return feeds, f"{len(feeds)} inputs drawn from the declared input space{where} (fixed seed)"
     if isinstance(given, Mapping) or not isinstance(given, Iterable):
         raise InvalidSpec(
             "calibration= must be an iterable of feeds: dicts of input name -> array, e.g. [{'x': batch}, ...]"
@@ -191,6 +197,12 @@ def _calibration_feeds(context: BuildContext, input_names: list[str]) -> tuple[l
         feeds.append({k: np.asarray(v) for k, v in item.items()})
     if not feeds:
         raise InvalidSpec("calibration= is empty: give at least one feed dict")
+    shapes = {tuple((k, v.shape) for k, v in sorted(f.items())) for f in feeds}
+    if same_shape and len(shapes) > 1:
+        raise InvalidSpec(
+            "calibration= feeds have different shapes, which entropy and percentile calibration cannot "
+            "stack: give feeds of one shape, or use variant_options={'int8-static': {'method': 'minmax'}}"
+        )
     return feeds, f"{len(feeds)} feeds given by calibration="
 
 
@@ -299,7 +311,7 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
     source = self_contained(context.model_path, context.workdir)
     require_standard_ops(source, "int8-static")
     input_names = [i.name for i in onnx.load(source, load_external_data=False).graph.input]
-    feeds, origin = _calibration_feeds(context, input_names)
+    feeds, origin = _calibration_feeds(context, input_names, same_shape=method != "minmax")
     if not feeds:
         raise VariantBuildError("no calibration inputs: declare inputs= so that they can be drawn")
     prepared = os.path.join(context.workdir, "preprocessed.onnx")
