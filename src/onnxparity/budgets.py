@@ -32,8 +32,6 @@ SPREAD_BLOCKS = 5
 #: node names listed per offending op type.
 NAMES_SHOWN = 5
 
-LATENCY_MODES = ("enforce", "report", "off")
-
 
 @dataclass(frozen=True)
 class BudgetResult:

@@ -29,11 +29,11 @@ from importlib import metadata
 from typing import Any
 
 from .._machine import cpu_name
+from . import STATUSES
 
 SCHEMA = "onnxparity-report"
 SCHEMA_VERSION = 1
 
-STATUSES = ("passed", "failed", "error", "skipped")
 
 #: distributions whose versions a report records (read from metadata: nothing is imported).
 VERSIONED = (

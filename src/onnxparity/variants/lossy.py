@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import numpy as np
 
@@ -412,28 +411,24 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
     )
 
 
-def _describe(policy: Any) -> str:
-    return policy.describe()
-
-
 register_variant(
     "int8-dynamic",
     build_int8_dynamic,
-    description=f"quantize_dynamic (int8 weights); default {_describe(INT8_POLICY)}",
+    description=f"quantize_dynamic (int8 weights); default {INT8_POLICY.describe()}",
     default_policy=INT8_POLICY,
     replace=True,
 )
 register_variant(
     "int8-static",
     build_int8_static,
-    description=f"quantize_static, QDQ, calibrated on drawn inputs; default {_describe(INT8_POLICY)}",
+    description=f"quantize_static, QDQ, calibrated on drawn inputs; default {INT8_POLICY.describe()}",
     default_policy=INT8_POLICY,
     replace=True,
 )
 register_variant(
     "fp16",
     build_fp16,
-    description=f"float16 inside, float32 inputs/outputs; default {_describe(FP16_POLICY)}",
+    description=f"float16 inside, float32 inputs/outputs; default {FP16_POLICY.describe()}",
     default_policy=FP16_POLICY,
     replace=True,
 )
