@@ -261,3 +261,24 @@ def test_agreement_keeps_float_outputs_elementwise(parity_session, tmp_path):
         op.InvalidSpec, match=r"Agreement\(labels=1.5\): labels must be a fraction in \(0, 1\]"
     ):
         op.Agreement(labels=1.5)
+
+
+@pytest.mark.filterwarnings("ignore:The `probability` parameter:FutureWarning")
+def test_reference_evaluator_skips_svm_probabilities_it_gets_wrong(parity_session):
+    from sklearn.svm import SVC
+
+    model = SVC(probability=True, random_state=0).fit(X_IRIS.astype(np.float32), Y_IRIS)
+    result = op.check(
+        model,
+        inputs=IRIS,
+        dims=BATCH,
+        variants=["ort-cpu", "onnx-reference"],
+        examples=5,
+        session=parity_session,
+    )
+    skipped = result["onnx-reference"]
+    assert skipped.status == "skipped"
+    assert (
+        "not supported by the reference evaluator: its ai.onnx.ml.SVMClassifier implementation is known to"
+        in (skipped.message)
+    )
