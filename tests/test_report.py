@@ -327,3 +327,13 @@ def test_environment_differences_warn(reports):
     assert verdict.passed
     assert verdict.warnings[0].startswith("environment differs: onnxruntime is ")
     assert "0.0.1 in the baseline; numbers may not be comparable" in verdict.warnings[0]
+
+
+def test_an_unwritable_report_path_is_an_error_line_not_a_traceback(pytester: pytest.Pytester):
+    pytester.makepyfile(test_relu=relu_test())
+    (pytester.path / "blocked").write_text("a file where a directory is needed")
+    result = run(pytester, f"{cfg.FLAG_REPORT}=blocked/parity.json")
+    result.assert_outcomes(passed=4)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["error: could not write the report to *blocked/parity.json: *"])
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")

@@ -310,14 +310,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
+    outcome = yield
+    report = outcome.get_result()
     entry = item.stash.get(ENTRY_KEY, None)
     if entry is not None and report.when == "call":
         # A plain attribute travels with the report from an xdist worker to the controller.
         report.onnx_parity = {**entry, "duration_s": round(report.duration, 4)}
-    return report
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -334,6 +334,7 @@ class ParityReporter:
         self.entries: list[dict] = []
         self.document: dict | None = None
         self.gate = None
+        self.problems: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         entry = getattr(report, "onnx_parity", None)
@@ -373,17 +374,27 @@ class ParityReporter:
                 )
             if not self.gate.passed and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if parity.report_path:
-            document.save(doc, parity.report_path)
-        if parity.update_baseline and parity.baseline_path:
-            document.save(doc, parity.baseline_path)
         text = render.markdown(doc, self.gate)
-        if parity.markdown_path:
-            document.write_atomic(parity.markdown_path, text)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if step_summary:
-            with open(step_summary, "a", encoding="utf-8") as f:
-                f.write(text)
+        writes = [
+            ("report", parity.report_path, lambda path: document.save(doc, path)),
+            (
+                "baseline",
+                parity.baseline_path if parity.update_baseline else None,
+                lambda path: document.save(doc, path),
+            ),
+            ("Markdown summary", parity.markdown_path, lambda path: document.write_atomic(path, text)),
+            ("$GITHUB_STEP_SUMMARY", step_summary, lambda path: _append(path, text)),
+        ]
+        for what, path, write in writes:
+            if not path:
+                continue
+            try:
+                write(path)
+            except OSError as exc:  # reported in the summary, never a traceback from a hook
+                self.problems.append(f"could not write the {what} to {path}: {exc.strerror or exc}")
+        if self.problems and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         """The parity table, where the report went, and the gate's verdict."""
@@ -395,7 +406,9 @@ class ParityReporter:
         terminalreporter.section("onnx parity")
         for line in render.terminal(self.document, self.gate):
             terminalreporter.write_line(line, red=line.startswith("release gate: FAILED"))
-        if parity.report_path:
+        for problem in self.problems:
+            terminalreporter.write_line(f"error: {problem}", red=True)
+        if parity.report_path and not any("the report" in p for p in self.problems):
             terminalreporter.write_line(f"report: {parity.report_path}")
         if parity.update_baseline:
             terminalreporter.write_line(f"baseline written: {parity.baseline_path}")
@@ -403,6 +416,11 @@ class ParityReporter:
             terminalreporter.write_line(
                 f"to accept these changes as the new baseline: rerun with {cfg.FLAG_UPDATE_BASELINE}"
             )
+
+
+def _append(path: str, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _session(config: pytest.Config):
