@@ -1,8 +1,10 @@
-"""pytest plugin: options, the ``onnx_parity`` marker, the ``onnx_parity`` fixture.
+"""pytest plugin: options, the ``onnx_parity`` marker, the ``onnx_parity`` fixture, the report.
 
-Thin by design: it resolves one :class:`ParityConfig`, turns a marker's ``variants`` into one
-item per variant (``test_x[ort-cpu]``), and hands each item's check to the runner. Loading it
-imports no framework and no ONNX Runtime.
+Thin by design: it resolves one :class:`ParityConfig`, turns a marker into items (one per
+variant — per variant and opset for an opset matrix — plus ``[opset]`` and
+``[latency-<variant>]`` for budgets), hands each item's check to the runner, and hands the
+collected entries to :mod:`onnxparity.report` for the JSON report, the summaries and the
+baseline gate. Loading it imports no framework and no ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -526,45 +528,11 @@ class ParityFixture:
     def _record(self, status: str, result: dict, checked: Any = None) -> None:
         """This item's report entry (sent to the controller with the test report) and its key
         numbers as JUnit properties."""
-        from .report.document import jsonable
+        from .report import document
 
-        planned = self.planned
-        model = None
-        if checked is not None:
-            model = {
-                "name": checked.name,
-                "exporter": checked.exporter,
-                "opset": checked.opset,
-                "notes": list(checked.notes),
-            }
-        entry = {
-            "nodeid": self.item.nodeid,
-            "test": _base_id(self.item),
-            "item": planned.id,
-            "kind": planned.kind,
-            "variant": planned.variant,
-            "opset": planned.opset,
-            "status": status,
-            "model": model,
-            "result": jsonable(result),
-        }
+        entry = document.entry(self.item.nodeid, _base_id(self.item), self.planned, status, result, checked)
         self.item.stash[ENTRY_KEY] = entry
-        properties = [("onnx_parity_status", status)]
-        outputs = result.get("outputs") or []
-        errors = [o["max_abs_error"] for o in outputs if isinstance(o.get("max_abs_error"), (int, float))]
-        if errors:
-            properties.append(("onnx_parity_max_abs_error", max(errors)))
-        if result.get("examples"):
-            properties.append(("onnx_parity_examples", result["examples"]))
-        measured = result.get("measured") or {}
-        if "variant" in measured:
-            properties += [
-                ("onnx_parity_latency_p50_ms", measured["variant"]["p50"]),
-                ("onnx_parity_latency_ratio", measured["ratio"]),
-            ]
-        if model and model["opset"] is not None:
-            properties.append(("onnx_parity_opset", model["opset"]))
-        self.item.user_properties.extend(properties)
+        self.item.user_properties.extend(document.junit_properties(entry))
 
     def _bound(self, spec: ParitySpec) -> Item:
         """This item, with the budget as the spec (after overrides) declares it."""

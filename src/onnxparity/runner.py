@@ -2,8 +2,12 @@
 
 A :class:`ParitySession` owns the caches of one pytest session (or one library call):
 exported models by (framework, model fingerprint, spec, opset), built variants by (export,
-variant), and reference outputs by (model, spec, example) — DESIGN.md principle 1: Hypothesis
-examples only pay for inference. Knows nothing of pytest.
+variant, options), reference outputs and ort-cpu outputs by (model, spec, example), the drawn
+inputs of each example (read-only, shared by a test's variants), and the examples of each
+passing search (replayed by the next variant of the same test instead of a new Hypothesis
+search) — DESIGN.md principle 1: Hypothesis examples only pay for inference. It also runs the
+budget items (opset, latency) and counts and times its work (``counts``, ``timings``) for tests
+and benchmarks. Knows nothing of pytest.
 """
 
 from __future__ import annotations

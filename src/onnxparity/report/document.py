@@ -95,6 +95,56 @@ def environment_key(env: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def entry(
+    nodeid: str, test: str, item: Any, status: str, result: Mapping[str, Any], checked: Any = None
+) -> dict:
+    """One item's entry: its ids, kind, verdict, the model's export and the result's data.
+    ``item`` is a :class:`~onnxparity.spec.Item`; ``checked`` the CheckResult, when there is one."""
+    model = None
+    if checked is not None:
+        model = {
+            "name": checked.name,
+            "exporter": checked.exporter,
+            "opset": checked.opset,
+            "notes": list(checked.notes),
+        }
+    return {
+        "nodeid": nodeid,
+        "test": test,
+        "item": item.id,
+        "kind": item.kind,
+        "variant": item.variant,
+        "opset": item.opset,
+        "status": status,
+        "model": model,
+        "result": jsonable(result),
+    }
+
+
+def junit_properties(entry: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """An entry's key numbers, as ``record_property`` pairs for JUnit XML."""
+    result = entry["result"]
+    properties: list[tuple[str, Any]] = [("onnx_parity_status", entry["status"])]
+    errors = [
+        o["max_abs_error"]
+        for o in result.get("outputs") or []
+        if isinstance(o.get("max_abs_error"), (int, float))
+    ]
+    if errors:
+        properties.append(("onnx_parity_max_abs_error", max(errors)))
+    if result.get("examples"):
+        properties.append(("onnx_parity_examples", result["examples"]))
+    measured = result.get("measured") or {}
+    if "variant" in measured:
+        properties += [
+            ("onnx_parity_latency_p50_ms", measured["variant"]["p50"]),
+            ("onnx_parity_latency_ratio", measured["ratio"]),
+        ]
+    if entry["model"] and entry["model"]["opset"] is not None:
+        properties.append(("onnx_parity_opset", entry["model"]["opset"]))
+    return properties
+
+
 def build(
     entries: Iterable[Mapping[str, Any]],
     *,
