@@ -40,7 +40,7 @@ from .budgets import (
     opset_problems,
 )
 from .compare import Verdict, compare_outputs
-from .config import DEFAULT_EXAMPLES, DEFAULT_REPRODUCERS
+from .config import DEFAULT_EXAMPLES, DEFAULT_REPRODUCERS, LATENCY_MODES
 from .errors import (
     ExportError,
     InvalidSpec,
@@ -135,9 +135,7 @@ class ParitySession:
         self.threads = threads
         self.default_examples = examples
         self.require_gpu = require_gpu
-        if latency_mode not in ("enforce", "report", "off"):
-            raise InvalidSpec(f"latency mode {latency_mode!r}: use enforce, report or off")
-        self.latency_mode = latency_mode
+        self.latency_mode = _latency_mode(latency_mode)
         self.counts: collections.Counter[str] = collections.Counter()
         #: seconds spent per phase: export, build, draw, reference, variant, baseline, compare,
         #: search (whole searches, Hypothesis included): a benchmark's breakdown
@@ -311,7 +309,7 @@ class ParitySession:
     ) -> list | None:
         """ort-cpu's outputs on ``example`` (cached like references), or None where ort-cpu
         cannot build or run."""
-        key = (BASELINE_VARIANT, prepared.exported.key, rows_key, example)
+        key = _baseline_key(prepared, example, rows_key)
         outputs = self._references.get(key)
         if outputs is None:
             started = time.perf_counter()
@@ -352,7 +350,7 @@ class ParitySession:
 
     def remember_baseline(self, prepared: Prepared, example: Example, rows_key: str, outputs: list) -> None:
         """ort-cpu's outputs from its own search: later variants' distances reuse them."""
-        self._remember((BASELINE_VARIANT, prepared.exported.key, rows_key, example), outputs)
+        self._remember(_baseline_key(prepared, example, rows_key), outputs)
 
     def _remember(self, key: tuple, outputs: list) -> None:
         self._references[key] = outputs
@@ -553,9 +551,7 @@ class ParitySession:
     ) -> BudgetResult:
         """Time ``latency.variant`` and the framework interleaved at ``latency.at``; ``mode``
         (enforce, report, off) overrides the session's."""
-        mode = mode or self.latency_mode
-        if mode not in ("enforce", "report", "off"):
-            raise InvalidSpec(f"latency mode {mode!r}: use enforce, report or off")
+        mode = _latency_mode(mode or self.latency_mode)
 
         def result(status: str, message: str, measured: dict | None = None) -> BudgetResult:
             return BudgetResult(item, "latency", status, message, latency.to_dict(), measured or {})
@@ -815,7 +811,7 @@ class _Search:
         for out in verdict.outputs:
             self._tallies.setdefault(out.name, _Tally()).add(out)
         if self.baseline:
-            self._measure_baseline(example, feeds, names, expected)
+            self._measure_baseline(example, feeds, expected)
         if self.top1 is not None:
             misses = sum(o.top1_rows - o.top1_agree for o in verdict.outputs)
             if misses and (self.worst_top1 is None or misses > self.worst_top1[0]):
@@ -827,20 +823,24 @@ class _Search:
         if not verdict.passed:
             raise ExampleFailed(example, feeds, expected, actual, verdict)
 
-    def _measure_baseline(self, example: Example, feeds, names, expected) -> None:
-        """How far ort-cpu itself is from the reference on this example, per output."""
+    def _against_baseline(self, example: Example, feeds, expected) -> Verdict | None:
+        """ort-cpu's outputs on this example compared with the reference (default tolerance),
+        or None where ort-cpu cannot run: how much of a variant's error the export explains."""
         base = self.session.baseline_outputs(self.prepared, example, feeds, self.rows_key)
         if base is None or len(base) != len(expected):
-            return
-        for name, e, b in zip(names, expected, base):
-            e, b = np.asarray(e), np.asarray(b)
-            if e.shape != b.shape or e.dtype.kind not in "fc" or not e.size:
+            return None
+        return compare_outputs(
+            self.runnable.output_names, expected, base, DEFAULT_TOLERANCE, self.prepared.labels
+        )
+
+    def _measure_baseline(self, example: Example, feeds, expected) -> None:
+        """Keep, per float output, the worst distance of ort-cpu itself from the reference."""
+        verdict = self._against_baseline(example, feeds, expected)
+        for out in verdict.outputs if verdict is not None else ():
+            if out.exact or out.problem in ("shape", "dtype"):
                 continue
-            with np.errstate(invalid="ignore", over="ignore"):
-                diff = np.abs(b.astype(np.float64) - e.astype(np.float64))
-            finite = diff[np.isfinite(diff)]
-            value = float(finite.max()) if finite.size else 0.0
-            tally = self._tallies.setdefault(name, _Tally())
+            tally = self._tallies.setdefault(out.name, _Tally())
+            value = out.max_abs_error
             tally.vs_baseline = value if tally.vs_baseline is None else max(tally.vs_baseline, value)
 
     def baseline_lines(self, failure: ExampleFailed) -> list[str]:
@@ -848,20 +848,14 @@ class _Search:
         the difference comes from the export or from this variant."""
         if not self.baseline or failure.expected is None:
             return []
-        base = self.session.baseline_outputs(self.prepared, failure.example, failure.feeds, self.rows_key)
-        if base is None or len(base) != len(failure.expected):
-            return []
-        names = self.runnable.output_names
-        parts = []
-        for name, e, b in zip(names, failure.expected, base):
-            e, b = np.asarray(e), np.asarray(b)
-            if e.shape == b.shape and e.dtype.kind in "fc" and e.size:
-                with np.errstate(invalid="ignore", over="ignore"):
-                    diff = np.abs(b.astype(np.float64) - e.astype(np.float64))
-                parts.append(f"{name!r} max abs error {float(np.nanmax(diff)):.3g}")
+        verdict = self._against_baseline(failure.example, failure.feeds, failure.expected)
+        parts = [
+            f"{o.name!r} max abs error {o.max_abs_error:.3g}"
+            for o in (verdict.outputs if verdict is not None else ())
+            if not o.exact and o.problem not in ("shape", "dtype")
+        ]
         if not parts:
             return []
-        verdict = compare_outputs(names, failure.expected, base, DEFAULT_TOLERANCE, self.prepared.labels)
         cause = (
             "within the default tolerance: the export is right and this variant loses the accuracy"
             if verdict.passed
@@ -1117,6 +1111,16 @@ def _numpy_reference(reference: Callable, spec: ParitySpec, exported: ExportedMo
         return [np.asarray(out)]
 
     return call
+
+
+def _latency_mode(mode: str) -> str:
+    if mode not in LATENCY_MODES:
+        raise InvalidSpec(f"latency mode {mode!r}: use one of {', '.join(LATENCY_MODES)}")
+    return mode
+
+
+def _baseline_key(prepared: Prepared, example: Example, rows_key: str) -> tuple:
+    return (BASELINE_VARIANT, prepared.exported.key, rows_key, example)
 
 
 def _sampler(spec: ParitySpec | None, rows: Mapping[str, np.ndarray] | None):
