@@ -124,3 +124,46 @@ def test_agreement_float_tolerance_and_metrics():
             op.Agreement(**bad)
     with pytest.raises(op.InvalidSpec, match=r"Agreement\(tolerance=0.1\): give op.Tolerance"):
         op.Agreement(tolerance=0.1)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: op.Opset(min=21, max=17), r"Opset\(min=21, max=17\): min is larger than max"),
+        (lambda: op.Opset(max=17, matrix=[13, 21]), r"opset 21 lies outside min=None, max=17"),
+        (lambda: op.Opset(target=17, matrix=[17]), r"give one; a matrix exports at each of its opsets"),
+        (lambda: op.Opset(forbidden_ops="Loop"), r"give a list of op types, e.g. \['Loop', 'If'\]"),
+        (lambda: op.Opset(allowed_ops=["If"], forbidden_ops=["If"]), r"'If' is both allowed and forbidden"),
+        (lambda: op.Latency(p95_ms=0), r"Latency\(p95_ms=0\): give a positive number"),
+        (lambda: op.Latency(at={"batch": 0}), r"give concrete dims, e.g. \{'batch': 1, 'size': 224\}"),
+        (
+            lambda: op.ParitySpec(inputs=[op.Input("x", (2,))], latency="fast"),
+            r"give op.Latency\(...\) or a list",
+        ),
+        (
+            lambda: op.ParitySpec(inputs=[op.Input("x", (2,))], variant_options={"fp16": ["LSTM"]}),
+            r"give a dict variant name -> dict of options, e.g. \{'int8-static': \{'method': 'entropy'\}\}",
+        ),
+    ],
+)
+def test_budget_declarations_name_the_bad_value(make, message):
+    with pytest.raises(op.InvalidSpec, match=message):
+        make()
+
+
+def test_items_planned_from_a_declaration():
+    items = op.spec.plan_items(
+        ["ort-cpu", "fp16"],
+        op.Opset(matrix=[17, 21]),
+        [op.Latency(), op.Latency(variant="fp16"), op.Latency(p50_ms=5)],
+    )
+    assert [i.id for i in items] == [
+        "ort-cpu-opset17",
+        "ort-cpu-opset21",
+        "fp16-opset17",
+        "fp16-opset21",
+        "opset",
+        "latency-ort-cpu",
+        "latency-fp16",
+        "latency-ort-cpu-2",
+    ]
