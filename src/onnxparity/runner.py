@@ -13,6 +13,7 @@ and benchmarks. Knows nothing of pytest.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import json
 import os
@@ -696,46 +697,42 @@ example.json says which test, variant, shapes, data pattern and seed produced it
 
 @dataclass
 class _Tally:
-    """One output's worst numbers over a search."""
+    """One output's worst numbers over a search, accumulating: the fields of OutputSummary."""
 
-    max_abs: float = 0.0
-    max_rel: float = 0.0
-    max_fraction: float = 0.0
+    max_abs_error: float = 0.0
+    max_rel_error: float = 0.0
+    max_mismatched_fraction: float = 0.0
     mismatched: int = 0
     values: int = 0
     min_cosine: float | None = None
     min_sqnr_db: float | None = None
     top1_agree: int = 0
     top1_rows: int = 0
-    vs_baseline: float | None = None
+    max_abs_error_vs_ort_cpu: float | None = None
 
     def add(self, out) -> None:
-        self.max_abs = max(self.max_abs, out.max_abs_error)
-        self.max_rel = max(self.max_rel, out.max_rel_error)
-        self.max_fraction = max(self.max_fraction, out.mismatched_fraction)
+        self.max_abs_error = max(self.max_abs_error, out.max_abs_error)
+        self.max_rel_error = max(self.max_rel_error, out.max_rel_error)
+        self.max_mismatched_fraction = max(self.max_mismatched_fraction, out.mismatched_fraction)
         self.mismatched += out.mismatched
         self.values += out.size
-        if out.cosine is not None:
-            self.min_cosine = out.cosine if self.min_cosine is None else min(self.min_cosine, out.cosine)
-        if out.sqnr_db is not None:
-            self.min_sqnr_db = out.sqnr_db if self.min_sqnr_db is None else min(self.min_sqnr_db, out.sqnr_db)
+        self.min_cosine = _least(self.min_cosine, out.cosine)
+        self.min_sqnr_db = _least(self.min_sqnr_db, out.sqnr_db)
         self.top1_agree += out.top1_agree
         self.top1_rows += out.top1_rows
 
+    def add_baseline(self, distance: float) -> None:
+        previous = self.max_abs_error_vs_ort_cpu
+        self.max_abs_error_vs_ort_cpu = distance if previous is None else max(previous, distance)
+
     def summary(self, name: str) -> OutputSummary:
-        return OutputSummary(
-            name,
-            self.max_abs,
-            self.max_rel,
-            self.max_fraction,
-            self.mismatched,
-            self.values,
-            min_cosine=self.min_cosine,
-            min_sqnr_db=self.min_sqnr_db,
-            top1_agree=self.top1_agree,
-            top1_rows=self.top1_rows,
-            max_abs_error_vs_ort_cpu=self.vs_baseline,
-        )
+        return OutputSummary(name, **dataclasses.asdict(self))
+
+
+def _least(current: float | None, value: float | None) -> float | None:
+    if value is None:
+        return current
+    return value if current is None else min(current, value)
 
 
 @dataclass(frozen=True)
@@ -839,9 +836,7 @@ class _Search:
         for out in verdict.outputs if verdict is not None else ():
             if out.exact or out.problem in ("shape", "dtype"):
                 continue
-            tally = self._tallies.setdefault(out.name, _Tally())
-            value = out.max_abs_error
-            tally.vs_baseline = value if tally.vs_baseline is None else max(tally.vs_baseline, value)
+            self._tallies.setdefault(out.name, _Tally()).add_baseline(out.max_abs_error)
 
     def baseline_lines(self, failure: ExampleFailed) -> list[str]:
         """Diagnosis lines: ort-cpu's own error on the failing example, so a reader sees whether
