@@ -151,20 +151,18 @@ def build_int8_dynamic(context: BuildContext) -> OrtRunnable:
 
 
 # -- int8-static -------------------------------------------------------------------------------
-class _Feeds:
-    """A CalibrationDataReader over a list of feeds (defined lazily: ORT is imported late)."""
+def _reader(feeds: list[dict[str, np.ndarray]]):
+    """A CalibrationDataReader over a list of feeds (ONNX Runtime is imported only here)."""
+    from onnxruntime.quantization import CalibrationDataReader
 
-    def __new__(cls, feeds: list[dict[str, np.ndarray]]):
-        from onnxruntime.quantization import CalibrationDataReader
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._feeds = iter(feeds)
 
-        class Reader(CalibrationDataReader):
-            def __init__(self) -> None:
-                self._feeds = iter(feeds)
+        def get_next(self):
+            return next(self._feeds, None)
 
-            def get_next(self):
-                return next(self._feeds, None)
-
-        return Reader()
+    return Reader()
 
 
 def _calibration_feeds(
@@ -328,7 +326,7 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
             quantize_static(
                 prepared,
                 target,
-                _Feeds(feeds),
+                _reader(feeds),
                 quant_format=QuantFormat.QDQ,
                 per_channel=per_channel,
                 activation_type=QuantType.QInt8,
