@@ -11,7 +11,7 @@ median); absolute times are context only.
 1. overhead vs the floor: a check of N examples x V variants with the export done and the
    variants built, against a plain loop doing the same inference by hand (framework forward
    once per input, one ONNX Runtime run per variant, sessions prebuilt); with the time split into
-   export, build, drawing, reference, variant, baseline (ort-cpu distance), comparison and
+   export, build, drawing, reference, variant, anchor (ort-cpu distance), comparison and
    Hypothesis bookkeeping.
 2. input drawing: one (8, 3, 224, 224) float32 and one (16, 512) int64 example, against
    ``hypothesis.extra.numpy.arrays``.
@@ -168,12 +168,12 @@ def bench_overhead(quick: bool) -> list[str]:
             one = statistics.median(floors) / max(inputs, 1)
             ratio = [r / f for r, f in zip(runs, floors)]
             total = phases.get("search", 0.0)
-            known = sum(phases.get(k, 0.0) for k in ("draw", "reference", "variant", "baseline", "compare"))
+            known = sum(phases.get(k, 0.0) for k in ("draw", "reference", "variant", "anchor", "compare"))
             share = lambda k, phases=phases, total=total: f"{100 * phases.get(k, 0.0) / total:.0f}%"  # noqa: E731
             lines.append(
                 f"| {name} | {one * 1e3:.3g} ms (floor per input) | {tried // len(variants)} x {len(variants)} | "
                 f"{fmt(runs)} | {fmt(floors)} | **{statistics.median(ratio):.2f}x** (±{100 * spread(ratio):.0f}%) | "
-                f"{share('draw')} | {share('reference')} | {share('variant')} | {share('baseline')} | "
+                f"{share('draw')} | {share('reference')} | {share('variant')} | {share('anchor')} | "
                 f"{share('compare')} | {100 * (total - known) / total:.0f}% |"
             )
     # export and build, once

@@ -222,9 +222,10 @@ def test_bad_latency_mode_is_a_usage_error(pytester: pytest.Pytester):
 
 
 def test_one_export_per_opset_and_one_session_per_variant_and_opset(tmp_path):
+    from onnxparity.config import ParityConfig
     from onnxparity.runner import ParitySession
 
-    with ParitySession(reproducer_dir=tmp_path) as session:
+    with ParitySession(ParityConfig(reproducer_dir=str(tmp_path))) as session:
         result = check(session, variants=["ort-cpu", "ort-cpu-noopt"], opset=op.Opset(matrix=[17, 21]))
         assert result.passed, result.summary()
         assert session.counts["exports"] == 2

@@ -162,30 +162,64 @@ def test_top1_rows_are_counted_and_ties_excused():
     assert (out.top1_agree, out.top1_rows) == (2, 3)  # judged by the runner over the whole search
 
 
-def test_the_fast_path_for_passing_floats_gives_the_full_comparisons_metrics():
-    from onnxparity import compare
-
+def _float_pairs():
+    """Float output pairs: passing and failing, at every scale, and the NaN/inf/-inf edge cases."""
     rng = np.random.default_rng(0)
-    tol = Tolerance(atol=1e-3, rtol=1e-2)
-    for _ in range(50):
+    for _ in range(60):
         expected = rng.normal(size=(4, 7)) * rng.choice([1e-3, 1.0, 1e3])
         expected[rng.random(expected.shape) < 0.2] = 0.0
-        actual = expected + rng.uniform(-1, 1, expected.shape) * 1e-4
-        base = dict(
-            name="y",
-            expected_shape=(4, 7),
-            actual_shape=(4, 7),
-            expected_dtype="float64",
-            actual_dtype="float64",
-            size=28,
-        )
-        fast = compare._passing_floats(expected, actual, tol, base)
-        full = cmp(expected, actual, tol)  # takes the fast path too when it passes
-        if fast is None:
-            assert not full.passed
-            continue
-        assert full == fast
-        diff = np.abs(actual - expected)
-        assert fast.max_abs_error == diff.max() and fast.mean_abs_error == pytest.approx(diff.mean())
-        nonzero = expected != 0
-        assert fast.max_rel_error == pytest.approx((diff[nonzero] / np.abs(expected[nonzero])).max())
+        actual = expected + rng.uniform(-1, 1, expected.shape) * rng.choice([1e-5, 1e-4, 1e-2])
+        yield expected, actual
+        yield expected.astype(np.float32), actual.astype(np.float32)
+    nan, inf = np.nan, np.inf
+    edges = [
+        ([nan, 1.0], [nan, 1.0]),  # NaN matches NaN: a pass only the full comparison can see
+        ([nan, 1.0], [1.0, nan]),
+        ([inf, -inf, 0.0], [inf, -inf, 0.0]),
+        ([inf], [-inf]),
+        ([-inf], [-inf]),
+        ([inf], [1e30]),
+        ([1.0], [inf]),
+        ([1.0, 2.0], [1.0, -inf]),
+        ([nan], [inf]),
+        ([1e308, -1e308], [-1e308, 1e308]),  # the difference overflows to inf
+        ([0.0, -0.0], [-0.0, 0.0]),
+        ([5e-324], [0.0]),
+        ([], []),
+        (1.5, 1.5005),  # 0-d
+    ]
+    for expected, actual in edges:
+        yield np.asarray(expected, dtype=np.float64), np.asarray(actual, dtype=np.float64)
+
+
+def test_the_fast_path_for_passing_floats_equals_the_full_comparison(monkeypatch):
+    from onnxparity import compare
+
+    answered = []
+    shortcut = compare._passing_floats
+
+    def spy(*args):
+        result = shortcut(*args)
+        answered.append(result is not None)
+        return result
+
+    monkeypatch.setattr(compare, "_passing_floats", spy)
+    tol = Tolerance(atol=1e-3, rtol=1e-2)
+    shortcuts = 0
+    for expected, actual in _float_pairs():
+        answered.clear()
+        fast = compare_output("y", expected, actual, tol)
+        full = compare_output("y", expected, actual, tol, fast=False)  # never tries the shortcut
+        assert repr(fast) == repr(full), (expected, actual)  # every field, NaN included (nan != nan)
+        # the shortcut answers exactly the passing all-finite pairs; the full comparison the rest
+        finite = bool(np.isfinite(expected).all() and np.isfinite(actual).all())
+        assert answered == [full.passed and finite], (expected, actual)
+        shortcuts += answered[0]
+        if full.passed and finite and expected.size:
+            diff = np.abs(actual.astype(np.float64) - expected)
+            assert full.max_abs_error == diff.max()
+            assert full.mean_abs_error == pytest.approx(diff.mean())
+            nonzero = expected != 0
+            if nonzero.any():
+                assert full.max_rel_error == pytest.approx((diff[nonzero] / np.abs(expected[nonzero])).max())
+    assert 20 < shortcuts < 120  # both paths were exercised

@@ -7,8 +7,14 @@ import pytest
 import torch
 
 import onnxparity as op
-from onnxparity.infer import DEFAULT_DIM, build_spec
+from onnxparity.exporters import resolve
+from onnxparity.planning import DEFAULT_DIM
+from onnxparity.planning import build_spec as _build_spec
 from parity_models import Mlp
+
+
+def build_spec(model, *, onnx=None, data=None, **declared):
+    return _build_spec(resolve(model, onnx=onnx), data=data, **declared)
 
 
 def test_prebuilt_onnx_inputs_are_read_from_the_graph(parity_session, tmp_path):

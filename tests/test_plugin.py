@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import fields
+
 import onnx
 import pytest
+from onnx import TensorProto, helper
 
+import onnxparity as op
 from onnxparity import config as cfg
 from parity_models import Activations, move_clip_max, set_softmax_axis
 
@@ -51,26 +56,47 @@ def test_passing_model_gives_one_item_per_variant(pytester: pytest.Pytester):
     result.stdout.fnmatch_lines(["*test_mlp[[]ort-cpu[]] PASSED*"])
 
 
-@pytest.mark.parametrize("xdist", [[], ["-n", "0"], ["-n", "2"]], ids=["no-xdist", "n0", "n2"])
-def test_parity_items_run_under_xdist(pytester: pytest.Pytester, xdist):
-    pytester.makeconftest(NOOPT_CONFTEST)
-    pytester.makepyfile(
-        test_inline="""
-import pytest, torch
+SCALE_TEST = """
+import os, sys
+import numpy as np
+import pytest
 import onnxparity as op
-
-class Scale(torch.nn.Module):
-    def forward(self, x):
-        return torch.tanh(x) * 3
 
 @pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 4))], dims={"batch": op.Dim(1, 4)},
                          variants=["ort-cpu", "ort-noopt-test"], examples=3)
-def test_scale(onnx_parity):
-    onnx_parity.check(Scale().eval())
+def test_scale(onnx_parity, request):
+    onnx_parity.check(onnx=os.path.join(os.path.dirname(__file__), "scale.onnx"),
+                      reference=lambda x: np.tanh(x) * 3)
+    if hasattr(request.config, "workerinput"):  # a fresh worker: a prebuilt model needs no framework
+        assert "torch" not in sys.modules
 """
+
+
+def save_scale_model(path) -> None:
+    """tanh(x) * 3 as an ONNX graph, so the inner session needs no framework."""
+    graph = helper.make_graph(
+        [helper.make_node("Tanh", ["x"], ["t"]), helper.make_node("Mul", ["t", "three"], ["y"])],
+        "scale",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor("three", TensorProto.FLOAT, [], [3.0])],
     )
-    result = pytester.runpytest(cfg.FLAG_ENABLE, *xdist)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "0"], ["-n", "2"]], ids=["no-xdist", "n0", "n2"])
+def test_parity_items_run_under_xdist(pytester: pytest.Pytester, xdist):
+    pytester.makeconftest(NOOPT_CONFTEST)
+    save_scale_model(pytester.path / "scale.onnx")
+    pytester.makepyfile(test_inline=SCALE_TEST)
+    result = pytester.runpytest(cfg.FLAG_ENABLE, "-rA", *xdist)
     result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "PASSED test_inline.py::test_scale[[]ort-cpu[]]",
+            "PASSED test_inline.py::test_scale[[]ort-noopt-test[]]",
+        ]
+    )
 
 
 def test_items_are_skipped_without_the_flag_saying_how_to_enable(pytester: pytest.Pytester):
@@ -120,8 +146,6 @@ def test_no_inputs(onnx_parity):
 
 def save_edited_activations(parity_session, pytester: pytest.Pytester, edit, filename: str) -> None:
     """Export Activations once, plant a bug with ``edit``, save it where the inner test finds it."""
-    import onnxparity as op
-
     spec = op.ParitySpec(
         inputs=(op.Input("x", ("batch", 8), low=-10, high=10),), dims={"batch": op.Dim(1, 8)}
     )
@@ -255,13 +279,72 @@ def test_mlp(onnx_parity):
     one.assert_outcomes(passed=1, deselected=1)
 
 
-def test_help_documents_every_flag_and_ini_key(pytester: pytest.Pytester):
+def test_help_documents_every_flag_and_ini_key(pytester: pytest.Pytester, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per help text: no wrapping inside names
     result = pytester.runpytest("--help")
-    flags = [cfg.FLAG_ENABLE, cfg.FLAG_EXAMPLES, cfg.FLAG_VARIANTS, cfg.FLAG_REPRODUCERS, cfg.FLAG_THREADS]
-    inis = [cfg.INI_ENABLE, cfg.INI_EXAMPLES, cfg.INI_VARIANTS, cfg.INI_REPRODUCERS, cfg.INI_THREADS]
-    result.stdout.fnmatch_lines_random([f"*{f}*" for f in flags] + [f"*{i} (*" for i in inis])
+    flags, helps, inis = [], [], []
+    for s in cfg.SETTINGS:
+        metavar = f"={re.escape(s.metavar)}" if s.metavar else ""
+        flags.append(rf"\s+{re.escape(s.flag)}{metavar}(\s|$)")
+        helps.append(rf".*\s{re.escape(s.description.replace('%%', '%'))}$")
+        if s.ini is not None:
+            inis.append(rf"\s+{re.escape(s.ini)} \({s.ini_kind}\):")
+    assert len(flags) == 13 and len(inis) == 12  # update_baseline is flag only
+    result.stdout.re_match_lines_random(flags + helps + inis)
+    result.stdout.fnmatch_lines([f"*built in: {', '.join(op.ALL_VARIANTS)})"])
     markers = pytester.runpytest("--markers")
     markers.stdout.fnmatch_lines(["@pytest.mark.onnx_parity(inputs=*one test item per variant*"])
+
+
+def test_flag_beats_ini_key_beats_default(pytester: pytest.Pytester):
+    """The resolved config, as a test sees it; paths are joined to the table's directory."""
+    pytester.makeini(
+        "[pytest]\nonnx_parity_examples = 2\nonnx_parity_latency = off\n"
+        "onnx_parity_variants = fp16 ort-cpu\nonnx_parity_report = from-ini.json\n"
+    )
+    pytester.makepyfile(
+        test_config="""
+import os
+from onnxparity.plugin import CONFIG_KEY
+
+def test_config(request):
+    parity = request.config.stash[CONFIG_KEY]
+    root = str(request.config.rootpath)
+    assert (parity.examples, parity.threads, parity.latency) == (3, 1, "off")
+    assert parity.variants == ("fp16", "ort-cpu") and parity.require_gpu
+    assert parity.report_path == os.path.join(os.getcwd(), "from-ini.json")
+    assert parity.reproducer_dir == os.path.join(root, "repro")
+    assert (parity.max_error_growth, parity.max_latency_regression) == (2.0, 0.5)
+    assert parity.spell("latency", "off") == "--onnx-parity-latency=off"
+"""
+    )
+    result = pytester.runpytest(
+        f"{cfg.FLAG_EXAMPLES}=3",
+        cfg.FLAG_REQUIRE_GPU,
+        f"{cfg.FLAG_REPRODUCERS}=repro",
+        f"{cfg.FLAG_MAX_LATENCY_REGRESSION}=0.5",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_settings_table_is_the_config_and_spell_names_its_settings():
+    assert [s.name for s in cfg.SETTINGS] + ["wording"] == [f.name for f in fields(cfg.ParityConfig)]
+    assert cfg.ParityConfig() == cfg.ParityConfig(**cfg.DEFAULTS)
+    assert (cfg.DEFAULT_MAX_ERROR_GROWTH, cfg.DEFAULT_MAX_LATENCY_REGRESSION) == (2.0, 0.2)
+    flags = cfg.ParityConfig(wording="pytest")
+    assert flags.spell("require_gpu") == cfg.FLAG_REQUIRE_GPU
+    assert flags.spell("require_gpu", False) == f"without {cfg.FLAG_REQUIRE_GPU}"
+    assert flags.spell("latency", "off") == "--onnx-parity-latency=off"
+    assert flags.spell("variants", ("ort-cpu", "fp16")) == "--onnx-parity-variants=ort-cpu,fp16"
+    assert flags.spell("report_path", "my dir/r.json") == "--onnx-parity-report='my dir/r.json'"
+    library = cfg.ParityConfig()
+    assert library.spell("require_gpu") == "require_gpu=True"
+    assert library.spell("latency", "off") == "latency='off'"
+    assert library.spell("examples") == "examples"
+    with pytest.raises(ValueError, match="unknown setting 'latencey'; known: enabled, examples"):
+        library.spell("latencey")
+    with pytest.raises(ValueError, match="wording='flags'"):
+        cfg.ParityConfig(wording="flags")
 
 
 def test_bad_flag_and_ini_values_fail_before_the_run(pytester: pytest.Pytester):
@@ -273,6 +356,10 @@ def test_bad_flag_and_ini_values_fail_before_the_run(pytester: pytest.Pytester):
     ini = pytester.runpytest()
     assert ini.ret == pytest.ExitCode.USAGE_ERROR
     ini.stderr.fnmatch_lines(["*ini key onnx_parity_threads must be a positive integer, got 'many'*"])
+    pytester.makeini("[pytest]\nonnx_parity_require_gpu = maybe\n")
+    switch = pytester.runpytest()
+    assert switch.ret == pytest.ExitCode.USAGE_ERROR
+    switch.stderr.fnmatch_lines(["*ini key onnx_parity_require_gpu: invalid truth value 'maybe'*"])
 
 
 def test_variant_items_build_the_same_randomly_initialised_model(pytester: pytest.Pytester):

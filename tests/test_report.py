@@ -14,8 +14,9 @@ import jsonschema
 import pytest
 
 from onnxparity import config as cfg
+from onnxparity._machine import environment
 from onnxparity.cli import main as cli
-from onnxparity.report import document, gate
+from onnxparity.report import document, gate, render, worst_error
 
 RELU_TEST = """
 import numpy as np, pytest
@@ -337,3 +338,38 @@ def test_an_unwritable_report_path_is_an_error_line_not_a_traceback(pytester: py
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["error: could not write the report to *blocked/parity.json: *"])
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+# -- one rule for the worst error; one environment ---------------------------------------------
+def test_the_worst_error_ranks_nan_above_inf_above_numbers_in_any_order():
+    inf, nan = float("inf"), float("nan")
+    assert worst_error([]) is None and worst_error([{"name": "y"}, {"max_abs_error": None}]) is None
+    assert worst_error([{"max_abs_error": 0.5}, {"max_abs_error": 2}]) == 2.0
+    assert worst_error([{"max_abs_error": 0.5}, {"max_abs_error": "inf"}]) == inf
+    for outputs in (
+        [{"max_abs_error": "nan"}, {"max_abs_error": 1.0}],
+        [{"max_abs_error": 1.0}, {"max_abs_error": nan}],
+    ):
+        worst = worst_error(outputs)
+        assert worst != worst  # NaN, whatever the order (max() would depend on it)
+
+
+def test_every_summary_shows_the_same_worst_error(reports):
+    doc = document.load(reports["base"])
+    item = next(i for i in doc["items"] if i["item"] == "ort-cpu")
+    item["result"]["outputs"][0]["max_abs_error"] = "inf"  # a value NaN or infinite on one side only
+    assert ("onnx_parity_max_abs_error", float("inf")) in document.junit_properties(item)
+    assert next(r for r in render.rows(doc) if r[1] == "ort-cpu")[3] == "inf abs"
+    before = document.load(reports["base"])
+    assert any(" max abs error " in line and line.endswith("-> inf") for line in gate.diff(before, doc))
+
+
+def test_one_environment_serves_reports_and_latency_results():
+    report = document.environment(2)
+    assert report["threads"]["onnxruntime_intra_op"] == 2 and report["execution_providers"]
+    assert "versions" in report and "gpus" in report and "provider" not in report
+    flat = environment(threads=1, provider="CPUExecutionProvider", flat=True)
+    assert list(flat)[:6] == ["cpu", "cpu_count", "threads", "onnxruntime", "provider", "python"]
+    assert flat["threads"] == 1 and flat["provider"] == "CPUExecutionProvider"
+    assert all(not isinstance(v, (dict, list)) for v in flat.values())  # one line in a message
+    assert (flat["cpu"], flat["python"]) == (report["cpu"], report["python"])

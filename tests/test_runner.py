@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import onnxparity as op
+from onnxparity.config import ParityConfig
 from onnxparity.runner import ParitySession
 from parity_models import Activations, BakedBatch, Mlp, TwoInOut, move_clip_max
 
@@ -39,7 +40,7 @@ def test_check_returns_a_result_per_variant(tmp_path):
 
 def test_export_once_build_once_reference_once_per_example(tmp_path):
     spec = op.ParitySpec(inputs=MLP_INPUTS, dims=MLP_DIMS, examples=6)
-    with ParitySession(reproducer_dir=tmp_path) as session:
+    with ParitySession(ParityConfig(reproducer_dir=str(tmp_path))) as session:
         first = session.prepare(mlp(), spec)
         again = session.prepare(mlp(), spec)  # a new instance with the same weights
         assert again is first and session.counts["exports"] == 1
@@ -301,31 +302,31 @@ def _doubling_onnx() -> onnx.ModelProto:
 
 def test_ort_cpu_outputs_are_reused_for_other_variants_distances(tmp_path):
     spec = op.ParitySpec(inputs=MLP_INPUTS, dims=MLP_DIMS, examples=6)
-    with ParitySession(reproducer_dir=tmp_path) as session:
+    with ParitySession(ParityConfig(reproducer_dir=str(tmp_path))) as session:
         prepared = session.prepare(mlp(), spec)
         session.check_variant(prepared, spec, "ort-cpu", name="t")
         session.timings.clear()
         other = session.check_variant(prepared, spec, "ort-cpu-noopt", name="t")
         assert other.outputs[0].max_abs_error_vs_ort_cpu is not None
-        assert session.timings["baseline"] == 0  # no extra ort-cpu run: its search kept them
+        assert session.timings["anchor"] == 0  # no extra ort-cpu run: its search kept them
 
 
 def test_a_passing_search_is_replayed_by_the_next_variant_without_hypothesis(tmp_path):
     spec = op.ParitySpec(inputs=MLP_INPUTS, dims=MLP_DIMS, examples=8)
-    with ParitySession(reproducer_dir=tmp_path) as session:
+    with ParitySession(ParityConfig(reproducer_dir=str(tmp_path))) as session:
         prepared = session.prepare(mlp(), spec)
         first = session.check_variant(prepared, spec, "ort-cpu", name="t")
-        (recorded,) = session._sequences.values()
+        (recorded,) = session.passing_searches.values()
         second = session.check_variant(prepared, spec, "ort-cpu-noopt", name="t")
         assert session.counts["hypothesis_searches"] == 1 and session.counts["replayed_searches"] == 1
         assert second.examples == first.examples == len(recorded)
         assert second.dims_covered == first.dims_covered
     # The replay relies on Hypothesis drawing the same sequence for the same seed while every
     # example passes: a fresh session's search on the other variant draws exactly it.
-    with ParitySession(reproducer_dir=tmp_path) as fresh:
+    with ParitySession(ParityConfig(reproducer_dir=str(tmp_path))) as fresh:
         again = fresh.prepare(mlp(), spec)
         fresh.check_variant(again, spec, "ort-cpu-noopt", name="t")
-        assert list(fresh._sequences.values()) == [recorded]
+        assert list(fresh.passing_searches.values()) == [recorded]
 
 
 def test_a_failure_during_a_replay_is_searched_and_shrunk_by_hypothesis(tmp_path):
@@ -341,10 +342,33 @@ def test_a_failure_during_a_replay_is_searched_and_shrunk_by_hypothesis(tmp_path
 
     op.register_variant("rounded-replay-test", Rounded, replace=True)
     spec = op.ParitySpec(inputs=MLP_INPUTS, dims=MLP_DIMS, examples=8)
-    with ParitySession(reproducer_dir=tmp_path) as session:
+    with ParitySession(ParityConfig(reproducer_dir=str(tmp_path))) as session:
         prepared = session.prepare(mlp(), spec)
         assert session.check_variant(prepared, spec, "ort-cpu", name="t").passed
         failed = session.check_variant(prepared, spec, "rounded-replay-test", name="t")
         assert failed.status == "failed"
         assert failed.failing_example["dims"] == {"batch": 1}  # shrunk by the real search
         assert session.counts["replayed_searches"] == 0 and session.counts["hypothesis_searches"] >= 2
+
+
+def test_anchor_outputs_are_keyed_by_the_declared_input_space(tmp_path):
+    """One prebuilt file checked under two input ranges: the second range's distances to
+    ort-cpu must come from ort-cpu on the second range's inputs (they once reused the first's)."""
+    model = _doubling_onnx()
+
+    def twice(x):
+        return x * 2
+
+    def spec(low, high):
+        return op.ParitySpec(
+            inputs=(op.Input("x", ("batch", 3), low=low, high=high),), dims={"batch": op.Dim(1, 4)}
+        )
+
+    narrow, wide = spec(-1, 1), spec(100, 200)
+    with ParitySession(ParityConfig(reproducer_dir=str(tmp_path))) as session:
+        first = session.prepare(onnx=model, reference=twice, spec=narrow)
+        assert session.check_variant(first, narrow, "ort-cpu", name="t", examples=5).passed
+        second = session.prepare(onnx=model, reference=twice, spec=wide)
+        result = session.check_variant(second, wide, "ort-cpu-noopt", name="t", examples=5)
+        assert result.passed
+        assert result.outputs[0].max_abs_error_vs_ort_cpu == 0.0

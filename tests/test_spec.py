@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import onnxparity as op
+from onnxparity.planning import plan_items
 
 
 @pytest.mark.parametrize(
@@ -152,7 +153,7 @@ def test_budget_declarations_name_the_bad_value(make, message):
 
 
 def test_items_planned_from_a_declaration():
-    items = op.spec.plan_items(
+    items = plan_items(
         ["ort-cpu", "fp16"],
         op.Opset(matrix=[17, 21]),
         [op.Latency(), op.Latency(variant="fp16"), op.Latency(p50_ms=5)],

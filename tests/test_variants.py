@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 
 import onnxparity as op
 from onnxparity import config as cfg
-from onnxparity.variants import get_variant
+from onnxparity.variants import get_variant, unregister_variant, variant_names
 from onnxparity.variants.isolate import run_isolated
 from onnxparity.variants.ort import OrtRunnable
 from parity_models import Elementwise, Mlp, OutlierMlp
@@ -311,3 +311,14 @@ def test_a_bad_option_value_names_the_option_and_what_it_takes(parity_session):
         "variant_options['int8-static']['method']='median': expected one of 'minmax', 'entropy', 'percentile'"
         in (result["int8-static"].message)
     )
+
+
+def test_a_registered_variant_can_be_removed_again():
+    op.register_variant("gone-test", crashing_builder)
+    assert "gone-test" in variant_names()
+    assert unregister_variant("gone-test").name == "gone-test"
+    assert "gone-test" not in variant_names()
+    with pytest.raises(op.InvalidSpec, match=r"unknown variant 'gone-test'; known variants: "):
+        get_variant("gone-test")
+    with pytest.raises(op.InvalidSpec, match=r"unregister_variant\('gone-test'\): not registered"):
+        unregister_variant("gone-test")

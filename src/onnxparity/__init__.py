@@ -23,6 +23,7 @@ from .errors import (
     VariantBuildError,
     VariantUnavailable,
 )
+from .exporters import ExportedModel, Exporter, register_exporter
 from .spec import Agreement, Dim, Input, Latency, Opset, ParitySpec, Tolerance
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ __all__ = [
     "Agreement",
     "Dim",
     "ExportError",
+    "ExportedModel",
+    "Exporter",
     "FrameworkNotInstalled",
     "Input",
     "InvalidSpec",
@@ -62,6 +65,7 @@ __all__ = [
     "VariantBuildError",
     "VariantUnavailable",
     "check",
+    "register_exporter",
     "register_variant",
 ]
 
@@ -102,12 +106,14 @@ def check(
     ``"enforce"`` (a broken latency budget fails; the default without ``session``), ``"report"``
     or ``"off"`` (default with ``session``: the session's mode).
     """
-    from .infer import build_spec
+    from .config import ParityConfig
+    from .exporters import resolve
+    from .planning import build_spec
     from .runner import ParitySession
 
+    subject = resolve(model, onnx=onnx, reference=reference)
     spec = build_spec(
-        model,
-        onnx=onnx,
+        subject,
         data=data,
         inputs=inputs,
         dims=dims,
@@ -120,11 +126,10 @@ def check(
         calibration=calibration,
     )
     if session is not None:
-        return session.check(
-            model, spec=spec, onnx=onnx, reference=reference, name=name, data=data, latency_mode=latency_mode
-        )
-    with ParitySession(reproducer_dir=reproducer_dir, latency_mode=latency_mode or "enforce") as own:
-        return own.check(model, spec=spec, onnx=onnx, reference=reference, name=name, data=data)
+        return session.check(subject, spec=spec, name=name, data=data, latency_mode=latency_mode)
+    config = ParityConfig(reproducer_dir=os.fspath(reproducer_dir), latency=latency_mode or "enforce")
+    with ParitySession(config) as own:
+        return own.check(subject, spec=spec, name=name, data=data)
 
 
 def register_variant(

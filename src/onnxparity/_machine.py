@@ -2,7 +2,86 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any
+
+#: distributions whose versions a report records (read from metadata: nothing is imported).
+VERSIONED = (
+    "onnxparity",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "torch",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "tf2onnx",
+    "scikit-learn",
+    "skl2onnx",
+    "hypothesis",
+    "pytest",
+)
+
+#: frameworks whose running version a latency result records, when imported.
+IMPORTED_FRAMEWORKS = ("torch", "tensorflow", "sklearn")
+
+
+def environment(
+    threads: int | None = None, provider: str | None = None, *, flat: bool = False
+) -> dict[str, Any]:
+    """What makes two runs' numbers comparable: versions, execution providers, CPU/GPU, threads.
+
+    The report's form (default): Python and platform, the installed versions of
+    :data:`VERSIONED`, ONNX Runtime's available providers, CPU and GPU names, and the thread
+    settings (``threads``: ONNX Runtime's intra-op threads). ``flat=True`` gives a latency
+    result's one-level form, every value a scalar so it prints on one line: CPU, thread count,
+    ONNX Runtime's version, the ``provider`` timed, Python, and the running version of each
+    framework already imported. ``provider``, when given, is recorded in either form."""
+    if flat:
+        env: dict[str, Any] = {
+            "cpu": cpu_name(),
+            "cpu_count": os.cpu_count(),
+            "threads": threads,
+            "onnxruntime": _onnxruntime_version(),
+            "provider": provider,
+            "python": platform.python_version(),
+        }
+        for module in IMPORTED_FRAMEWORKS:
+            if module in sys.modules:
+                env[module] = str(getattr(sys.modules[module], "__version__", "?"))
+        return env
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": installed_versions(),
+        "execution_providers": _available_providers(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "gpus": gpu_names(),
+        "threads": {
+            "onnxruntime_intra_op": threads,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        },
+    }
+    if provider is not None:
+        env["provider"] = provider
+    return env
+
+
+def installed_versions() -> dict[str, str]:
+    """Versions of the installed distributions among :data:`VERSIONED`."""
+    versions = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 def cpu_name() -> str:
@@ -15,3 +94,36 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def gpu_names() -> list[str]:
+    """NVIDIA GPUs by name (``nvidia-smi``); empty without one."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def _available_providers() -> list[str]:
+    try:
+        import onnxruntime
+
+        return list(onnxruntime.get_available_providers())
+    except Exception:
+        return []
+
+
+def _onnxruntime_version() -> str | None:
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime.__version__

@@ -1,8 +1,9 @@
-"""Opset and latency budgets: the checks beside numerical parity.
+"""Opset and latency budgets: the checks beside numerical parity, and running them.
 
 - :func:`check_opset`: the exported model's opset, operator domains and op types against an
-  :class:`~onnxparity.spec.Opset` budget, plus ``onnx.checker`` conformance.
-- :func:`measure_latency`: a variant and the framework timed **interleaved** in one process
+  :class:`~onnxparity.spec.Opset` budget (at each opset of a matrix), plus ``onnx.checker``
+  conformance.
+- :func:`check_latency`: a variant and the framework timed **interleaved** in one process
   (run one, then the other, alternating which goes first), after warm-up, until a minimum
   count and a minimum time are reached; p50/p95/min/max and the spread between blocks of runs.
   Interleaving makes the ratio robust to a shared machine's load changing mid-measurement.
@@ -14,17 +15,17 @@ from __future__ import annotations
 
 import collections
 import os
-import platform
-import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from ._machine import cpu_name
-from .spec import STANDARD_DOMAIN, Latency, Opset
+from ._machine import environment
+from .errors import ExportError
+from .onnxutils import canonical_domain, is_standard_domain, load_model, save_model, walk_nodes
+from .spec import Latency, Opset, ParitySpec
 
 #: blocks the runs are split into to measure the spread (how much the median moves).
 SPREAD_BLOCKS = 5
@@ -60,16 +61,6 @@ class BudgetResult:
 
 
 # -- opset ------------------------------------------------------------------------------------
-def _nodes(graph, where: str = ""):
-    """(node, where) for every node, subgraphs (If/Loop/Scan bodies) included."""
-    for node in graph.node:
-        yield node, where
-        for attribute in node.attribute:
-            subgraphs = ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs)
-            for sub in subgraphs:
-                yield from _nodes(sub, f"{where}{node.name or node.op_type}/{attribute.name}/")
-
-
 def _named(entries: list[str]) -> str:
     shown = ", ".join(repr(n) for n in entries[:NAMES_SHOWN])
     more = len(entries) - NAMES_SHOWN
@@ -80,11 +71,9 @@ def opset_problems(model_path: str, budget: Opset) -> tuple[list[str], dict]:
     """Every way the model at ``model_path`` breaks ``budget``, and what was measured."""
     import onnx
 
-    model = onnx.load(model_path, load_external_data=False)
-    versions = {
-        ("ai.onnx" if o.domain in STANDARD_DOMAIN else o.domain): o.version for o in model.opset_import
-    }
-    standard = versions.get("ai.onnx")
+    model = load_model(model_path)
+    versions = {canonical_domain(o.domain): o.version for o in model.opset_import}
+    standard = versions.get(canonical_domain(""))
     problems = []
     if standard is not None and not budget.admits(standard):
         bounds = " and ".join(
@@ -94,11 +83,11 @@ def opset_problems(model_path: str, budget: Opset) -> tuple[list[str], dict]:
 
     by_domain: dict[str, list[str]] = collections.defaultdict(list)
     by_type: dict[str, list[str]] = collections.defaultdict(list)
-    for node, where in _nodes(model.graph):
-        domain = "ai.onnx" if node.domain in STANDARD_DOMAIN else node.domain
+    for node, where in walk_nodes(model.graph):
+        domain = canonical_domain(node.domain)
         label = f"{where}{node.name or '(unnamed ' + node.op_type + ')'}"
         by_domain[domain].append(f"{label} ({node.op_type})")
-        by_type[node.op_type if domain == "ai.onnx" else f"{domain}.{node.op_type}"].append(label)
+        by_type[node.op_type if is_standard_domain(domain) else f"{domain}.{node.op_type}"].append(label)
     for domain, nodes in sorted(by_domain.items()):
         if domain not in budget.domains:
             problems.append(
@@ -152,11 +141,31 @@ def convert_opset(model_path: str, opset: int, target_path: str) -> str:
     import onnx
     from onnx import version_converter
 
-    model = onnx.load(model_path)
+    model = load_model(model_path, external_data=True)
     converted = version_converter.convert_version(model, opset)
     onnx.checker.check_model(converted)
-    onnx.save(converted, target_path)
-    return target_path
+    return save_model(converted, target_path)
+
+
+def at_opset(exported: Any, opset: int, workdir: str) -> Any:
+    """``exported`` itself when it has ``opset``, else converted with onnx.version_converter
+    (exporters cannot target every opset: torch's dynamo exporter emits 18 at least)."""
+    if exported.opset == opset:
+        return exported
+    target_dir = os.path.join(workdir, "converted", f"{exported.key[:60]}-opset{opset}")
+    os.makedirs(target_dir, exist_ok=True)
+    try:
+        path = convert_opset(exported.path, opset, os.path.join(target_dir, "model.onnx"))
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(
+            f"{exported.exporter} produced opset {exported.opset} when asked for {opset}, and "
+            f"onnx.version_converter could not convert it: {type(exc).__name__}: {message}"
+        ) from None
+    note = f"exported at opset {exported.opset} by {exported.exporter}, converted to {opset} with onnx.version_converter"
+    return replace(
+        exported, path=path, key=f"{exported.key}-to{opset}", opset=opset, notes=(*exported.notes, note)
+    )
 
 
 # -- latency ----------------------------------------------------------------------------------
@@ -216,6 +225,11 @@ def measure_interleaved(
     return Timing.of(times_v), Timing.of(times_f), clock() - start
 
 
+def latency_ratio(variant: Timing, framework: Timing) -> float:
+    """Variant p50 over framework p50 (the ``max_ratio`` budget's measure)."""
+    return variant.p50 / framework.p50 if framework.p50 > 0 else float("inf")
+
+
 def latency_verdict(
     latency: Latency, variant: Timing, framework: Timing
 ) -> tuple[list[str], list[str], bool]:
@@ -224,8 +238,7 @@ def latency_verdict(
     A verdict is unreliable when a budget lies within the measurement's own spread of the
     measured value (the variant's spread; for the ratio, both sides' spreads added): a rerun
     on the same machine could then land on the other side of it."""
-    ratio = variant.p50 / framework.p50 if framework.p50 > 0 else float("inf")
-    measured = {"p50_ms": variant.p50, "p95_ms": variant.p95, "max_ratio": ratio}
+    measured = {"p50_ms": variant.p50, "p95_ms": variant.p95, "max_ratio": latency_ratio(variant, framework)}
     broken, kept = [], []
     reliable = True
     for key, limit in latency.budgets.items():
@@ -240,19 +253,94 @@ def latency_verdict(
     return broken, kept, reliable
 
 
-def environment(provider: str | None, threads: int) -> dict:
-    """What makes two latency numbers comparable: CPU, threads, runtime and framework versions."""
-    import onnxruntime
+# -- running the budget items -----------------------------------------------------------------
+def check_opset(
+    spec: ParitySpec, exported_at: Callable[[int | None], Any], item: str = "opset"
+) -> BudgetResult:
+    """The opset budget against the export at the target opset (or at each of a matrix).
+    ``exported_at(opset)`` is the :class:`~onnxparity.exporters.ExportedModel` at that opset
+    (raising ExportError when it cannot be made)."""
+    budget = spec.opset_budget
+    assert budget is not None
+    problems: dict[str, list[str]] = {}
+    measured: dict[str, Any] = {}
+    for opset in budget.matrix or (spec.opset,):
+        label = "the model" if opset is None else f"the model at opset {opset}"
+        try:
+            exported = exported_at(opset)
+        except ExportError as exc:
+            problems[label] = [f"export failed: {exc}"]
+            continue
+        label += f" (from {exported.describe()})"
+        problems[label], measured[str(opset or exported.opset)] = opset_problems(exported.path, budget)
+    failed = any(problems.values())
+    return BudgetResult(
+        item,
+        "opset",
+        "failed" if failed else "passed",
+        opset_message(budget, problems),
+        budget.to_dict(),
+        measured,
+    )
 
-    env = {
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "threads": threads,
-        "onnxruntime": onnxruntime.__version__,
-        "provider": provider,
-        "python": platform.python_version(),
+
+def check_latency(
+    latency: Latency,
+    item: str,
+    *,
+    variant: Callable[[], Any],
+    framework: Callable[[], Any],
+    limit_threads: Callable[[int], Any],
+    dims: Mapping[str, int],
+    mode: str,
+    provider: str | None,
+    spell: Callable[..., str],
+) -> BudgetResult:
+    """Time ``variant`` and ``framework`` (one input each, at ``dims``) interleaved, with
+    ``latency.threads`` threads, and judge the budgets; ``mode`` "enforce" fails a broken
+    budget, "report" records it. ``spell(setting, value)`` names a setting in messages."""
+    with limit_threads(latency.threads):
+        timed_v, timed_f, wall = measure_interleaved(variant, framework, latency)
+    broken, kept, reliable = latency_verdict(latency, timed_v, timed_f)
+    env = environment(latency.threads, provider, flat=True)
+    ratio = latency_ratio(timed_v, timed_f)
+    at = ", ".join(f"{k}={v}" for k, v in dims.items()) or "fixed shapes"
+    threads = f"{latency.threads} thread{'s' if latency.threads > 1 else ''}"
+    lines = [
+        f"latency of {latency.variant} at {at} ({threads}; {timed_v.samples} runs of each side "
+        f"interleaved with the framework over {wall:.2f} s):",
+        f"  {latency.variant}: {timed_v.describe()}",
+        f"  framework: {timed_f.describe()}",
+        f"  ratio {latency.variant}/framework (p50): {ratio:.3g}",
+    ]
+    lines += [f"  broken: {b}" for b in broken] + [f"  kept: {k}" for k in kept]
+    if not latency.budgets:
+        lines.append("  no budget declared: numbers recorded only")
+    if not reliable:
+        lines.append(
+            f"  unreliable: the runs spread by {100 * timed_v.spread:.2g}% ({latency.variant}) and "
+            f"{100 * timed_f.spread:.2g}% (framework) between blocks, more than the margin to a budget, "
+            "so this verdict can flip on a rerun; keep threads=1, raise min_time_s, or prefer max_ratio "
+            "(interleaved) to absolute milliseconds"
+        )
+    status = "passed"
+    if broken:
+        if mode == "enforce":
+            status = "failed"
+        else:
+            lines.append(
+                f"  mode report: a broken budget is recorded, not enforced ({spell('latency', 'enforce')})"
+            )
+    lines.append("  environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if v is not None))
+    measured = {
+        "at": dict(dims),
+        "variant": timed_v.to_dict(),
+        "framework": timed_f.to_dict(),
+        "ratio": ratio,
+        "wall_s": wall,
+        "reliable": reliable,
+        "broken": broken,
+        "mode": mode,
+        "environment": env,
     }
-    for module in ("torch", "tensorflow", "sklearn"):
-        if module in sys.modules:
-            env[module] = str(getattr(sys.modules[module], "__version__", "?"))
-    return env
+    return BudgetResult(item, "latency", status, "\n".join(lines), latency.to_dict(), measured)

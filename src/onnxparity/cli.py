@@ -17,6 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .config import argparse_type, setting
 from .report import document, gate, render
 
 
@@ -38,10 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("gate", help="exit 1 when the report regresses from the baseline")
     check.add_argument("report")
     check.add_argument("--baseline", required=True)
-    check.add_argument("--max-error-growth", type=float, default=gate.DEFAULT_MAX_ERROR_GROWTH, metavar="X")
-    check.add_argument(
-        "--max-latency-regression", type=float, default=gate.DEFAULT_MAX_LATENCY_REGRESSION, metavar="F"
-    )
+    for name in ("max_error_growth", "max_latency_regression"):  # as the plugin's gate flags
+        known = setting(name)
+        option = "--" + name.replace("_", "-")
+        check.add_argument(
+            option,
+            type=argparse_type(known.parse, option),
+            default=known.default,
+            metavar=known.metavar,
+            help=known.description,
+        )
     check.add_argument("--error-floor", type=float, default=gate.DEFAULT_ERROR_FLOOR, metavar="E")
     return parser
 

@@ -34,9 +34,8 @@ class Mismatch:
 
     @property
     def difference(self) -> float | None:
-        if isinstance(self.expected, str) or isinstance(self.actual, str):
-            return None
-        return self.actual - self.expected
+        strings = isinstance(self.expected, str) or isinstance(self.actual, str)
+        return None if strings else self.actual - self.expected
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class OutputComparison:
 
     name: str
     passed: bool
-    problem: str | None = None  # None, "missing", "shape", "dtype" or "values"
+    problem: str | None = None  # None, "shape", "dtype", "values" or "agreement"
     expected_shape: tuple[int, ...] = ()
     actual_shape: tuple[int, ...] = ()
     expected_dtype: str = ""
@@ -63,10 +62,8 @@ class OutputComparison:
     sqnr_db: float | None = None
     top1_agree: int = 0
     top1_rows: int = 0
-    #: values where one side is NaN/inf and the other is not (or a different one)
-    nonfinite: int = 0
-    #: which agreement metrics failed, e.g. ("cosine", "sqnr_db")
-    broken: tuple[str, ...] = ()
+    nonfinite: int = 0  # values NaN/inf on one side only (or a different one on each)
+    broken: tuple[str, ...] = ()  # which agreement checks failed, e.g. ("cosine", "sqnr_db")
 
     @property
     def mismatched_fraction(self) -> float:
@@ -84,17 +81,17 @@ class OutputComparison:
             "size": self.size,
             "mismatched": self.mismatched,
             "mismatched_fraction": self.mismatched_fraction,
-            "max_abs_error": _json_float(self.max_abs_error),
-            "mean_abs_error": _json_float(self.mean_abs_error),
-            "max_rel_error": _json_float(self.max_rel_error),
+            "max_abs_error": json_float(self.max_abs_error),
+            "mean_abs_error": json_float(self.mean_abs_error),
+            "max_rel_error": json_float(self.max_rel_error),
             "exact": self.exact,
             "ties": self.ties,
-            "cosine": None if self.cosine is None else _json_float(self.cosine),
-            "sqnr_db": None if self.sqnr_db is None else _json_float(self.sqnr_db),
+            "cosine": json_float(self.cosine),
+            "sqnr_db": json_float(self.sqnr_db),
             "top1_agree": self.top1_agree,
             "top1_rows": self.top1_rows,
             "worst": [
-                {"index": list(m.index), "expected": _json_value(m.expected), "actual": _json_value(m.actual)}
+                {"index": list(m.index), "expected": json_float(m.expected), "actual": json_float(m.actual)}
                 for m in self.worst
             ],
         }
@@ -127,11 +124,11 @@ def _scalar(value) -> float | str:
     return value if isinstance(value, str) else float(value)
 
 
-def _json_value(value: float | str) -> float | str:
-    return value if isinstance(value, str) else _json_float(value)
-
-
-def _json_float(value: float) -> float | str:
+def json_float(value: float | str | None) -> float | str | None:
+    """``value`` for strict JSON: NaN and the infinities become "nan", "inf" and "-inf"
+    (:func:`onnxparity.report.error_value` reads them back); None and strings stay as they are."""
+    if value is None or isinstance(value, str):
+        return value
     if np.isnan(value):
         return "nan"
     if np.isinf(value):
@@ -139,22 +136,23 @@ def _json_float(value: float) -> float | str:
     return float(value)
 
 
+def _same_nonfinite(e: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Where both sides are NaN, or the same infinity: the only way a non-finite value matches."""
+    return (np.isnan(e) & np.isnan(a)) | (np.isinf(e) & (a == e))
+
+
+_KINDS = {"b": "bool", "O": "string", "U": "string", "S": "string", "i": "integer", "u": "integer"}
+
+
 def _kind(dtype: np.dtype) -> str:
-    if dtype == np.bool_:
-        return "bool"
-    if dtype.kind in "OUS":
-        return "string"
-    if dtype.kind in "iu":
-        return "integer"
-    if dtype.kind in "fc":
-        return "float"
-    return dtype.name
+    return _KINDS.get(dtype.kind, "float" if dtype.kind in "fc" else dtype.name)
 
 
 def compare_output(
-    name: str, expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance
+    name: str, expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance, *, fast: bool = True
 ) -> OutputComparison:
-    """Compare one output pair under ``tolerance`` (exactly, for integer, bool and string outputs)."""
+    """Compare one output pair under ``tolerance`` (exactly, for integer, bool and string outputs).
+    ``fast=False`` skips :func:`_passing_floats`, the shortcut for passing floats: same result."""
     expected = np.asarray(expected)
     actual = np.asarray(actual)
     base = dict(
@@ -167,35 +165,32 @@ def compare_output(
     )
     if expected.shape != actual.shape:
         return OutputComparison(passed=False, problem="shape", **base)
-    if _kind(expected.dtype) != _kind(actual.dtype):
+    kind = _kind(expected.dtype)
+    if kind != _kind(actual.dtype):
         return OutputComparison(passed=False, problem="dtype", **base)
 
-    exact = _kind(expected.dtype) != "float"
-    if not exact:
-        fast = _passing_floats(expected, actual, tolerance, base)
-        if fast is not None:
-            return fast
-    if _kind(expected.dtype) == "string":
-        e, a = expected.astype(object), actual.astype(object)
-        ok = np.asarray(e == a, dtype=bool)
-        diff = excess = np.zeros(e.shape)
-        finite = np.ones(e.shape, dtype=bool)
-    elif exact:
-        e, a = expected.astype(np.float64), actual.astype(np.float64)  # ints and bools alike
-        ok = expected == actual
-        diff = np.abs(a - e)
-        excess = diff
-        finite = np.ones(e.shape, dtype=bool)
+    exact = kind != "float"
+    if not exact and fast:
+        passing = _passing_floats(expected, actual, tolerance, base)
+        if passing is not None:
+            return passing
+    if exact:
+        finite = np.ones(expected.shape, dtype=bool)
+        if kind == "string":
+            e, a = expected.astype(object), actual.astype(object)
+            ok = np.asarray(e == a, dtype=bool)
+            diff = excess = np.zeros(e.shape)
+        else:
+            e, a = expected.astype(np.float64), actual.astype(np.float64)  # ints and bools alike
+            ok = expected == actual
+            diff = excess = np.abs(a - e)
     else:
-        e = expected.astype(np.float64, copy=False)
-        a = actual.astype(np.float64, copy=False)
+        e, a = expected.astype(np.float64, copy=False), actual.astype(np.float64, copy=False)
         finite = np.isfinite(e) & np.isfinite(a)
         with np.errstate(invalid="ignore", over="ignore"):
             diff = np.where(finite, np.abs(a - e), 0.0)
             allowed = tolerance.atol + tolerance.rtol * np.abs(np.where(finite, e, 0.0))
-            both_nan = np.isnan(e) & np.isnan(a)
-            same_inf = ~finite & (a == e)
-            ok = both_nan | same_inf | (finite & (diff <= allowed))
+            ok = _same_nonfinite(e, a) | (finite & (diff <= allowed))
             # Non-finite mismatches rank above every finite one.
             excess = np.where(finite, diff - allowed, np.inf)
 
@@ -210,15 +205,13 @@ def compare_output(
         # Only NaN/inf disagreements: the finite errors understate the failure.
         max_abs = max_rel = float("inf")
 
-    worst: tuple[Mismatch, ...] = ()
-    if mismatched:
-        flat = np.flatnonzero(mismatch.ravel())
-        order = np.argsort(-excess.ravel()[flat], kind="stable")[:MAX_TABLE_ROWS]
-        rows = []
-        for pos in flat[order]:
-            index = tuple(int(i) for i in np.unravel_index(pos, expected.shape)) if expected.ndim else ()
-            rows.append(Mismatch(index, _scalar(e.ravel()[pos]), _scalar(a.ravel()[pos])))
-        worst = tuple(rows)
+    flat = np.flatnonzero(mismatch.ravel())
+    worst = tuple(
+        Mismatch(
+            tuple(int(i) for i in np.unravel_index(pos, e.shape)), _scalar(e.flat[pos]), _scalar(a.flat[pos])
+        )
+        for pos in flat[np.argsort(-excess.ravel()[flat], kind="stable")[:MAX_TABLE_ROWS]]
+    )
     return OutputComparison(
         passed=mismatched == 0,
         problem=None if mismatched == 0 else "values",
@@ -240,8 +233,7 @@ def _passing_floats(
 
     Measured: 45 -> ~15 us for a (64, 10) output; a search calls this once per output per
     example, so on small models it was a tenth of the time."""
-    e = expected.astype(np.float64, copy=False)
-    a = actual.astype(np.float64, copy=False)
+    e, a = expected.astype(np.float64, copy=False), actual.astype(np.float64, copy=False)
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, handled below
         diff = np.abs(a - e)
     magnitude = np.abs(e)
@@ -324,7 +316,7 @@ def compare_outputs(
                 f"returned {len(actual)} ({', '.join(names)}); check the model's outputs"
             ),
         )
-    tolerance = policy if isinstance(policy, Tolerance) else (policy.float_tolerance or DEFAULT_TOLERANCE)
+    tolerance = _float_tolerance(policy)
     results = [compare_output(n, e, a, tolerance) for n, e, a in zip(names, expected, actual)]
     if isinstance(policy, Agreement) and policy.has_metrics:
         results = [apply_agreement(r, e, a, policy) for r, e, a in zip(results, expected, actual)]
@@ -345,11 +337,10 @@ def agreement_metrics(expected: np.ndarray, actual: np.ndarray) -> tuple[float, 
     axis row by row (only for a last axis of 2 or more); a row whose reference values at both
     argmaxes tie within the default tolerance counts as agreeing.
     """
-    e = np.asarray(expected, dtype=np.float64)
-    a = np.asarray(actual, dtype=np.float64)
+    e, a = np.asarray(expected, dtype=np.float64), np.asarray(actual, dtype=np.float64)
     finite_e, finite_a = np.isfinite(e), np.isfinite(a)
     both = finite_e & finite_a
-    nonfinite = int((~both & ~((np.isnan(e) & np.isnan(a)) | (~finite_e & (a == e)))).sum())
+    nonfinite = int((~both & ~_same_nonfinite(e, a)).sum())
     ev, av = e[both], a[both]
     signal, noise = float(np.dot(ev, ev)), float(np.dot(av - ev, av - ev))
     norms = np.sqrt(signal) * np.sqrt(float(np.dot(av, av)))
@@ -377,7 +368,7 @@ def apply_agreement(
 ) -> OutputComparison:
     """Judge a float output by ``agreement``'s cosine/SQNR (top-1 is only counted here: the
     runner totals it over the search). Exact outputs and shape/dtype problems pass through."""
-    if result.exact or result.problem in ("shape", "dtype", "missing"):
+    if result.exact or result.problem in ("shape", "dtype"):
         return result
     cosine, sqnr, agree, rows, nonfinite = agreement_metrics(expected, actual)
     within_default = (
@@ -385,9 +376,7 @@ def apply_agreement(
         if agreement.tolerance is None  # result was compared under the default tolerance
         else compare_output(result.name, expected, actual, DEFAULT_TOLERANCE).passed
     )
-    broken = []
-    if nonfinite:
-        broken.append("non-finite")
+    broken = ["non-finite"] if nonfinite else []
     if not within_default:
         if agreement.cosine is not None and not cosine >= agreement.cosine:
             broken.append("cosine")
@@ -412,9 +401,6 @@ def apply_agreement(
 def explain_output(result: OutputComparison, policy: Policy) -> str:
     """The diagnosis of one failed output."""
     head = f"output {result.name!r}"
-    if result.problem == "agreement" and isinstance(policy, Agreement):
-        return _explain_agreement(result, policy)
-    tolerance = policy if isinstance(policy, Tolerance) else (policy.float_tolerance or DEFAULT_TOLERANCE)
     if result.problem == "shape":
         return (
             f"{head}: shape {list(result.actual_shape)} but the reference has "
@@ -424,50 +410,48 @@ def explain_output(result: OutputComparison, policy: Policy) -> str:
         return f"{head}: dtype {result.actual_dtype} but the reference has {result.expected_dtype}"
     if result.passed:
         return f"{head}: matches"
-    rule = "exactly" if result.exact else f"beyond {tolerance.describe()}"
-    pct = 100.0 * result.mismatched_fraction
-    lines = [f"{head}: {result.mismatched} of {result.size} values differ ({pct:.3g}%) {rule}"]
-    if result.ties:
-        lines.append(
-            f"  {result.ties} more differ on ties (the reference's top probabilities are equal "
-            "within tolerance) and are not counted"
-        )
+    if result.problem == "agreement" and isinstance(policy, Agreement):
+        parts = []
+        if "non-finite" in result.broken:
+            parts.append(f"{result.nonfinite} values are NaN or infinite on one side only")
+        if "cosine" in result.broken:
+            parts.append(f"cosine similarity {result.cosine:.6g} < {policy.cosine:g}")
+        if "sqnr_db" in result.broken:
+            parts.append(f"SQNR {result.sqnr_db:.3g} dB < {policy.sqnr_db:g} dB")
+        lines = [f"{head}: {'; '.join(parts)} ({policy.describe()})"]
+        metrics = f"cosine {result.cosine:.6g} · SQNR {result.sqnr_db:.3g} dB"
+    else:
+        rule = "exactly" if result.exact else f"beyond {_float_tolerance(policy).describe()}"
+        pct = 100.0 * result.mismatched_fraction
+        lines = [f"{head}: {result.mismatched} of {result.size} values differ ({pct:.3g}%) {rule}"]
+        if result.ties:
+            lines.append(
+                f"  {result.ties} more differ on ties (the reference's top probabilities are equal "
+                "within tolerance) and are not counted"
+            )
+        metrics = f"max rel error {result.max_rel_error:.6g}"
     if _kind(np.dtype(result.expected_dtype)) != "string":
         lines.append(
-            f"  max abs error {result.max_abs_error:.6g} · mean abs error "
-            f"{result.mean_abs_error:.6g} · max rel error {result.max_rel_error:.6g}"
+            f"  max abs error {result.max_abs_error:.6g} · mean abs error {result.mean_abs_error:.6g} · {metrics}"
         )
-    if result.worst:
-        lines.append(_table(result.worst, len(result.worst) < result.mismatched))
-    return "\n".join(lines)
+    return "\n".join(lines + _table(result))
 
 
-def _explain_agreement(result: OutputComparison, agreement: Agreement) -> str:
-    head = f"output {result.name!r}"
-    parts = []
-    if "non-finite" in result.broken:
-        parts.append(f"{result.nonfinite} values are NaN or infinite on one side only")
-    if "cosine" in result.broken:
-        parts.append(f"cosine similarity {result.cosine:.6g} < {agreement.cosine:g}")
-    if "sqnr_db" in result.broken:
-        parts.append(f"SQNR {result.sqnr_db:.3g} dB < {agreement.sqnr_db:g} dB")
-    lines = [f"{head}: {'; '.join(parts)} ({agreement.describe()})"]
-    lines.append(
-        f"  max abs error {result.max_abs_error:.6g} · mean abs error {result.mean_abs_error:.6g} · "
-        f"cosine {result.cosine:.6g} · SQNR {result.sqnr_db:.3g} dB"
-    )
-    if result.worst:
-        lines.append(_table(result.worst, len(result.worst) < result.mismatched))
-    return "\n".join(lines)
+def _float_tolerance(policy: Policy) -> Tolerance:
+    """The elementwise tolerance float outputs are compared under (an Agreement's own, else the default)."""
+    return policy if isinstance(policy, Tolerance) else (policy.float_tolerance or DEFAULT_TOLERANCE)
 
 
 def _cell(value, spec: str) -> str:
-    if value is None:
-        return "≠"
-    return repr(value) if isinstance(value, str) else format(value, spec)
+    return "≠" if value is None else repr(value) if isinstance(value, str) else format(value, spec)
 
 
-def _table(rows: Sequence[Mismatch], capped: bool) -> str:
+def _table(result: OutputComparison) -> list[str]:
+    """The worst-mismatches table of a failed output (no lines when it has none)."""
+    rows = result.worst
+    if not rows:
+        return []
+    capped = len(rows) < result.mismatched
     header = ("index", "expected", "actual", "difference")
     cells = [header] + [
         (str(m.index), _cell(m.expected, ".7g"), _cell(m.actual, ".7g"), _cell(m.difference, ".4g"))
@@ -480,4 +464,4 @@ def _table(rows: Sequence[Mismatch], capped: bool) -> str:
             "    "
             + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
         )
-    return "\n".join(out)
+    return out

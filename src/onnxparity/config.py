@@ -1,16 +1,23 @@
-"""The one resolved configuration of a run, built once from flags and ini keys.
+"""The one resolved configuration of a run, and the one table of the settings it is built from.
 
-Every setting exists both ways: a ``--onnx-parity-*`` flag and an ``onnx_parity_*`` ini key;
-a flag given on the command line wins over the ini key, which wins over the default. The
-value parsers raise ``ValueError`` naming the bad value; the plugin turns that into an
-argparse or usage error. Knows nothing of pytest.
+Every setting is a :class:`Setting` in :data:`SETTINGS`: its ``--onnx-parity-*`` flag, its
+``onnx_parity_*`` ini key, how its text is parsed, its default and its help. The plugin
+registers and resolves them in a loop over the table (a flag given on the command line wins
+over the ini key, which wins over the default); ``ParityConfig``'s field defaults and the
+``DEFAULT_*`` names below come from it, so each default is written once. The value parsers
+raise ``ValueError`` naming the bad value; the plugin turns that into an argparse or usage
+error. Knows nothing of pytest.
 """
 
 from __future__ import annotations
 
+import argparse
+import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-#: (flag, ini key, argparse dest, help) for every setting; flags are importable by tests.
+#: every flag, importable by tests (the table below says what each does).
 FLAG_ENABLE = "--onnx-parity"
 FLAG_EXAMPLES = "--onnx-parity-examples"
 FLAG_VARIANTS = "--onnx-parity-variants"
@@ -25,55 +32,11 @@ FLAG_UPDATE_BASELINE = "--onnx-parity-update-baseline"
 FLAG_MAX_ERROR_GROWTH = "--onnx-parity-max-error-growth"
 FLAG_MAX_LATENCY_REGRESSION = "--onnx-parity-max-latency-regression"
 
-INI_ENABLE = "onnx_parity"
-INI_EXAMPLES = "onnx_parity_examples"
-INI_VARIANTS = "onnx_parity_variants"
-INI_REPRODUCERS = "onnx_parity_reproducers"
-INI_THREADS = "onnx_parity_threads"
-INI_REQUIRE_GPU = "onnx_parity_require_gpu"
-INI_LATENCY = "onnx_parity_latency"
-INI_REPORT = "onnx_parity_report"
-INI_MARKDOWN = "onnx_parity_markdown"
-INI_BASELINE = "onnx_parity_baseline"
-INI_MAX_ERROR_GROWTH = "onnx_parity_max_error_growth"
-INI_MAX_LATENCY_REGRESSION = "onnx_parity_max_latency_regression"
-
-DEFAULT_EXAMPLES = 25
-DEFAULT_REPRODUCERS = ".onnxparity/reproducers"
-DEFAULT_THREADS = 1
-DEFAULT_VARIANTS = ("ort-cpu",)
-#: latency budgets are recorded, not enforced, unless asked: shared runners are noisy.
-DEFAULT_LATENCY = "report"
 LATENCY_MODES = ("enforce", "report", "off")
-
-
-@dataclass(frozen=True)
-class ParityConfig:
-    """Settings of one run, resolved from flags, ini keys and defaults."""
-
-    enabled: bool = False
-    examples: int = DEFAULT_EXAMPLES
-    #: variants to run; ``None`` runs what each marker declares.
-    variants: tuple[str, ...] | None = None
-    reproducer_dir: str = DEFAULT_REPRODUCERS
-    threads: int = DEFAULT_THREADS
-    #: a GPU variant that cannot run fails instead of skipping
-    require_gpu: bool = False
-    #: "enforce" fails broken latency budgets, "report" records them, "off" skips measuring
-    latency: str = DEFAULT_LATENCY
-    #: where the JSON report and the Markdown summary go (None: not written)
-    report_path: str | None = None
-    markdown_path: str | None = None
-    #: the baseline report the run is gated against; update_baseline rewrites it instead
-    baseline_path: str | None = None
-    update_baseline: bool = False
-    max_error_growth: float = 2.0
-    max_latency_regression: float = 0.2
-
-    @property
-    def default_variants(self) -> tuple[str, ...]:
-        """Variants of a test that uses the fixture without declaring any."""
-        return self.variants or DEFAULT_VARIANTS
+#: variants of a test that declares none, unless --onnx-parity-variants names them.
+DEFAULT_VARIANTS = ("ort-cpu",)
+#: how a message names a setting: as a library argument or as a pytest flag.
+WORDINGS = ("library", "pytest")
 
 
 def parse_positive_int(text: str | int, what: str) -> int:
@@ -120,3 +83,271 @@ def parse_bool(text: str | bool, what: str) -> bool:
     if lowered in ("", "0", "false", "no", "off"):
         return False
     raise ValueError(f"{what} must be true or false, got {text!r}")
+
+
+def argparse_type(parse: Callable[[Any, str], Any], what: str) -> Callable[[str], Any]:
+    """An argparse ``type=`` from a parser: a bad value fails at parse time, naming ``what``."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text, what)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its ParityConfig field, flag, ini key, parser, default and help."""
+
+    name: str  # the ParityConfig field
+    flag: str
+    ini: str | None  # None: flag only
+    default: Any
+    #: argparse help (write "%%" for "%"); "{default}" becomes the default, "{builtin}" the
+    #: built-in variants
+    help: str
+    parse: Callable[[Any, str], Any] | None = None  # None: the text as given
+    metavar: str | None = None
+    switch: bool = False  # a store_true flag and a bool ini key
+    ini_type: str | None = None  # pytest's addini type; None: "bool" for a switch, else "string"
+    #: a path, joined to "rootdir" or "invocation_dir" (after ``~`` expansion); None: not a path
+    relative_to: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.relative_to not in (None, "rootdir", "invocation_dir"):
+            raise ValueError(
+                f"Setting({self.name!r}): relative_to={self.relative_to!r}; "
+                "use 'rootdir', 'invocation_dir' or None"
+            )
+        if self.switch and (self.parse not in (None, parse_bool) or self.metavar):
+            raise ValueError(f"Setting({self.name!r}): a switch takes no parser but parse_bool, no metavar")
+
+    @property
+    def dest(self) -> str:
+        """The flag's argparse dest: ``--onnx-parity-examples`` -> ``onnx_parity_examples``."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def description(self) -> str:
+        """The help text, with the default (and the built-in variants) written in."""
+        from . import ALL_VARIANTS  # here, not at import: the package may be importing us
+
+        text = self.help.replace("{default}", _shown(self.default))
+        return text.replace("{builtin}", ", ".join(ALL_VARIANTS))
+
+    @property
+    def ini_kind(self) -> str:
+        return self.ini_type or ("bool" if self.switch else "string")
+
+    @property
+    def ini_default(self) -> Any:
+        """What ``getini`` returns when the ini file does not set the key (the default)."""
+        if self.ini_kind == "bool":
+            return bool(self.default)
+        if self.ini_kind == "args":
+            return list(self.default or ())
+        return "" if self.default is None else str(self.default)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+#: Every setting, in ``--help`` order. ``update_baseline`` is flag only on purpose: set in an
+#: ini file it would rewrite the baseline on every run, so nothing would ever be gated.
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "enabled",
+        FLAG_ENABLE,
+        "onnx_parity",
+        False,
+        "run the ONNX parity items (tests using the onnx_parity fixture); without it they are skipped",
+        parse_bool,
+        switch=True,
+    ),
+    Setting(
+        "examples",
+        FLAG_EXAMPLES,
+        "onnx_parity_examples",
+        25,
+        "Hypothesis examples drawn per model and variant (default {default}; a marker's examples= wins)",
+        parse_positive_int,
+        "N",
+    ),
+    Setting(
+        "variants",
+        FLAG_VARIANTS,
+        "onnx_parity_variants",
+        None,  # None: each test runs the variants its marker declares
+        "run only these variants (others are deselected); also the variants of a test that "
+        f"declares none (default {_shown(DEFAULT_VARIANTS)}; built in: {{builtin}})",
+        parse_variants,
+        "V1,V2",
+        ini_type="args",
+    ),
+    Setting(
+        "reproducer_dir",
+        FLAG_REPRODUCERS,
+        "onnx_parity_reproducers",
+        ".onnxparity/reproducers",
+        "where failing examples are saved, relative to the rootdir (default {default})",
+        metavar="DIR",
+        relative_to="rootdir",
+    ),
+    Setting(
+        "threads",
+        FLAG_THREADS,
+        "onnx_parity_threads",
+        1,
+        "ONNX Runtime intra-op threads per session (default {default})",
+        parse_positive_int,
+        "N",
+    ),
+    Setting(
+        "require_gpu",
+        FLAG_REQUIRE_GPU,
+        "onnx_parity_require_gpu",
+        False,
+        "fail (instead of skip) GPU variants such as ort-gpu when no usable GPU is found",
+        parse_bool,
+        switch=True,
+    ),
+    Setting(
+        "latency",
+        FLAG_LATENCY,
+        "onnx_parity_latency",
+        # latency budgets are recorded, not enforced, unless asked: shared runners are noisy.
+        "report",
+        "latency budgets: enforce (a broken budget fails its item), report (numbers recorded, "
+        "never fails) or off (not measured, items skipped); default {default}",
+        parse_latency_mode,
+        "MODE",
+    ),
+    Setting(
+        "report_path",
+        FLAG_REPORT,
+        "onnx_parity_report",
+        None,
+        "write the run's JSON report (schema: onnxparity/report/schema.json) to PATH, atomically",
+        metavar="PATH",
+        relative_to="invocation_dir",
+    ),
+    Setting(
+        "markdown_path",
+        FLAG_MARKDOWN,
+        "onnx_parity_markdown",
+        None,
+        "write the Markdown summary to PATH (it is also appended to $GITHUB_STEP_SUMMARY when set)",
+        metavar="PATH",
+        relative_to="invocation_dir",
+    ),
+    Setting(
+        "baseline_path",
+        FLAG_BASELINE,
+        "onnx_parity_baseline",
+        None,
+        "gate the run against this baseline report: the session fails on a regression",
+        metavar="PATH",
+        relative_to="invocation_dir",
+    ),
+    Setting(
+        "update_baseline",
+        FLAG_UPDATE_BASELINE,
+        None,
+        False,
+        f"write this run's report as the new baseline (at {FLAG_BASELINE}) instead of gating",
+        switch=True,
+    ),
+    Setting(
+        "max_error_growth",
+        FLAG_MAX_ERROR_GROWTH,
+        "onnx_parity_max_error_growth",
+        2.0,
+        "the gate fails when an output's max abs error grows more than X times (default {default})",
+        parse_positive_float,
+        "X",
+    ),
+    Setting(
+        "max_latency_regression",
+        FLAG_MAX_LATENCY_REGRESSION,
+        "onnx_parity_max_latency_regression",
+        0.2,
+        "the gate fails when an enforced latency grows by more than the fraction F of the "
+        "baseline's (default {default})",
+        parse_positive_float,
+        "F",
+    ),
+)
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+DEFAULT_EXAMPLES: int = DEFAULTS["examples"]
+DEFAULT_REPRODUCERS: str = DEFAULTS["reproducer_dir"]
+DEFAULT_THREADS: int = DEFAULTS["threads"]
+DEFAULT_LATENCY: str = DEFAULTS["latency"]
+DEFAULT_MAX_ERROR_GROWTH: float = DEFAULTS["max_error_growth"]
+DEFAULT_MAX_LATENCY_REGRESSION: float = DEFAULTS["max_latency_regression"]
+
+
+def setting(name: str) -> Setting:
+    """The setting of ParityConfig field ``name``; a ValueError lists the known ones."""
+    try:
+        return SETTINGS_BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown setting {name!r}; known: {', '.join(SETTINGS_BY_NAME)}") from None
+
+
+@dataclass(frozen=True)
+class ParityConfig:
+    """Settings of one run, resolved from flags, ini keys and defaults (see :data:`SETTINGS`)."""
+
+    enabled: bool = DEFAULTS["enabled"]
+    examples: int = DEFAULTS["examples"]
+    #: variants to run; ``None`` runs what each marker declares.
+    variants: tuple[str, ...] | None = DEFAULTS["variants"]
+    reproducer_dir: str = DEFAULTS["reproducer_dir"]
+    threads: int = DEFAULTS["threads"]
+    #: a GPU variant that cannot run fails instead of skipping
+    require_gpu: bool = DEFAULTS["require_gpu"]
+    #: "enforce" fails broken latency budgets, "report" records them, "off" skips measuring
+    latency: str = DEFAULTS["latency"]
+    #: where the JSON report and the Markdown summary go (None: not written)
+    report_path: str | None = DEFAULTS["report_path"]
+    markdown_path: str | None = DEFAULTS["markdown_path"]
+    #: the baseline report the run is gated against; update_baseline rewrites it instead
+    baseline_path: str | None = DEFAULTS["baseline_path"]
+    update_baseline: bool = DEFAULTS["update_baseline"]
+    max_error_growth: float = DEFAULTS["max_error_growth"]
+    max_latency_regression: float = DEFAULTS["max_latency_regression"]
+    #: how messages name settings (:meth:`spell`): "library" arguments or "pytest" flags
+    wording: str = "library"
+
+    def __post_init__(self) -> None:
+        if self.wording not in WORDINGS:
+            raise ValueError(f"ParityConfig(wording={self.wording!r}): use one of {', '.join(WORDINGS)}")
+
+    @property
+    def default_variants(self) -> tuple[str, ...]:
+        """Variants of a test that uses the fixture without declaring any."""
+        return self.variants or DEFAULT_VARIANTS
+
+    def spell(self, name: str, value: Any = None) -> str:
+        """How a message names setting ``name`` (set to ``value``) to the user.
+
+        "pytest": ``--onnx-parity-latency=off``; a switch is its bare flag (``without FLAG``
+        for False). "library": ``latency='off'``; a switch without a value is ``name=True``;
+        other settings without a value are their bare name. Unknown names raise ValueError.
+        """
+        known = setting(name)
+        if self.wording == "pytest":
+            if known.switch:
+                return known.flag if value is None or value else f"without {known.flag}"
+            return known.flag if value is None else f"{known.flag}={shlex.quote(_shown(value))}"
+        if value is None:
+            return f"{name}=True" if known.switch else name
+        return f"{name}={value!r}"

@@ -9,8 +9,6 @@ baseline gate. Loading it imports no framework and no ONNX Runtime.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import os
 import random
 import sys
@@ -21,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from . import ALL_VARIANTS
 from . import config as cfg
 from .config import ParityConfig
 from .errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError
-from .spec import Item, ParitySpec, plan_items
+from .planning import Item, plan_items, stable_seed
+from .spec import ParitySpec
 
 CONFIG_KEY = pytest.StashKey[ParityConfig]()
 ENTRY_KEY = pytest.StashKey[dict]()  # one item's report entry, set by its fixture
@@ -60,179 +58,49 @@ SKIP_REASON = (
 )
 
 
-def _argtype(parse: Callable[[str, str], Any], what: str) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            return parse(text, what)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """A flag and an ini key per setting of :data:`onnxparity.config.SETTINGS`."""
     group = parser.getgroup("onnx-parity", "ONNX parity checks (onnxparity)")
-    group.addoption(
-        cfg.FLAG_ENABLE,
-        action="store_true",
-        default=None,
-        dest="onnx_parity",
-        help="run the ONNX parity items (tests using the onnx_parity fixture); without it they are skipped",
-    )
-    group.addoption(
-        cfg.FLAG_EXAMPLES,
-        type=_argtype(cfg.parse_positive_int, cfg.FLAG_EXAMPLES),
-        default=None,
-        dest="onnx_parity_examples",
-        metavar="N",
-        help=f"Hypothesis examples drawn per model and variant (default {cfg.DEFAULT_EXAMPLES}; "
-        "a marker's examples= wins)",
-    )
-    group.addoption(
-        cfg.FLAG_VARIANTS,
-        type=_argtype(cfg.parse_variants, cfg.FLAG_VARIANTS),
-        default=None,
-        dest="onnx_parity_variants",
-        metavar="V1,V2",
-        help="run only these variants (others are deselected); also the variants of a test that "
-        f"declares none (default {','.join(cfg.DEFAULT_VARIANTS)}; built in: {', '.join(ALL_VARIANTS)})",
-    )
-    group.addoption(
-        cfg.FLAG_REPRODUCERS,
-        default=None,
-        dest="onnx_parity_reproducers",
-        metavar="DIR",
-        help=f"where failing examples are saved, relative to the rootdir (default {cfg.DEFAULT_REPRODUCERS})",
-    )
-    group.addoption(
-        cfg.FLAG_THREADS,
-        type=_argtype(cfg.parse_positive_int, cfg.FLAG_THREADS),
-        default=None,
-        dest="onnx_parity_threads",
-        metavar="N",
-        help=f"ONNX Runtime intra-op threads per session (default {cfg.DEFAULT_THREADS})",
-    )
-    group.addoption(
-        cfg.FLAG_REQUIRE_GPU,
-        action="store_true",
-        default=None,
-        dest="onnx_parity_require_gpu",
-        help="fail (instead of skip) GPU variants such as ort-gpu when no usable GPU is found",
-    )
-    group.addoption(
-        cfg.FLAG_LATENCY,
-        type=_argtype(cfg.parse_latency_mode, cfg.FLAG_LATENCY),
-        default=None,
-        dest="onnx_parity_latency",
-        metavar="MODE",
-        help="latency budgets: enforce (a broken budget fails its item), report (numbers recorded, "
-        "never fails; default) or off (not measured, items skipped)",
-    )
-    group.addoption(
-        cfg.FLAG_REPORT,
-        default=None,
-        dest="onnx_parity_report",
-        metavar="PATH",
-        help="write the run's JSON report (schema: onnxparity/report/schema.json) to PATH, atomically",
-    )
-    group.addoption(
-        cfg.FLAG_MARKDOWN,
-        default=None,
-        dest="onnx_parity_markdown",
-        metavar="PATH",
-        help="write the Markdown summary to PATH (it is also appended to $GITHUB_STEP_SUMMARY when set)",
-    )
-    group.addoption(
-        cfg.FLAG_BASELINE,
-        default=None,
-        dest="onnx_parity_baseline",
-        metavar="PATH",
-        help="gate the run against this baseline report: the session fails on a regression",
-    )
-    group.addoption(
-        cfg.FLAG_UPDATE_BASELINE,
-        action="store_true",
-        default=None,
-        dest="onnx_parity_update_baseline",
-        help="write this run's report as the new baseline (at --onnx-parity-baseline) instead of gating",
-    )
-    group.addoption(
-        cfg.FLAG_MAX_ERROR_GROWTH,
-        type=_argtype(cfg.parse_positive_float, cfg.FLAG_MAX_ERROR_GROWTH),
-        default=None,
-        dest="onnx_parity_max_error_growth",
-        metavar="X",
-        help="the gate fails when an output's max abs error grows more than X times (default 2)",
-    )
-    group.addoption(
-        cfg.FLAG_MAX_LATENCY_REGRESSION,
-        type=_argtype(cfg.parse_positive_float, cfg.FLAG_MAX_LATENCY_REGRESSION),
-        default=None,
-        dest="onnx_parity_max_latency_regression",
-        metavar="F",
-        help="the gate fails when an enforced latency grows by more than F (default 0.2: 20%%)",
-    )
-    parser.addini(
-        cfg.INI_ENABLE, "run the ONNX parity items, as --onnx-parity does", type="bool", default=False
-    )
-    parser.addini(cfg.INI_EXAMPLES, f"as {cfg.FLAG_EXAMPLES}", default=str(cfg.DEFAULT_EXAMPLES))
-    parser.addini(cfg.INI_VARIANTS, f"as {cfg.FLAG_VARIANTS}", type="args", default=[])
-    parser.addini(cfg.INI_REPRODUCERS, f"as {cfg.FLAG_REPRODUCERS}", default=cfg.DEFAULT_REPRODUCERS)
-    parser.addini(cfg.INI_THREADS, f"as {cfg.FLAG_THREADS}", default=str(cfg.DEFAULT_THREADS))
-    parser.addini(cfg.INI_REQUIRE_GPU, f"as {cfg.FLAG_REQUIRE_GPU}", type="bool", default=False)
-    parser.addini(cfg.INI_LATENCY, f"as {cfg.FLAG_LATENCY}", default=cfg.DEFAULT_LATENCY)
-    parser.addini(cfg.INI_REPORT, f"as {cfg.FLAG_REPORT}", default="")
-    parser.addini(cfg.INI_MARKDOWN, f"as {cfg.FLAG_MARKDOWN}", default="")
-    parser.addini(cfg.INI_BASELINE, f"as {cfg.FLAG_BASELINE}", default="")
-    parser.addini(cfg.INI_MAX_ERROR_GROWTH, f"as {cfg.FLAG_MAX_ERROR_GROWTH}", default="2")
-    parser.addini(cfg.INI_MAX_LATENCY_REGRESSION, f"as {cfg.FLAG_MAX_LATENCY_REGRESSION}", default="0.2")
+    for s in cfg.SETTINGS:
+        # default=None on every flag: resolve_config tells "not given" from a given value.
+        kwargs: dict[str, Any] = {"dest": s.dest, "default": None, "help": s.description}
+        if s.switch:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["metavar"] = s.metavar
+            if s.parse is not None:
+                kwargs["type"] = cfg.argparse_type(s.parse, s.flag)
+        group.addoption(s.flag, **kwargs)
+    for s in cfg.SETTINGS:
+        if s.ini is not None:
+            parser.addini(s.ini, f"as {s.flag}", type=s.ini_kind, default=s.ini_default)
 
 
 def resolve_config(config: pytest.Config) -> ParityConfig:
     """Flags over ini keys over defaults; a bad ini value is a usage error naming the key."""
+    values = {s.name: _resolve(config, s) for s in cfg.SETTINGS}
+    return ParityConfig(**values, wording="pytest")
 
-    def pick(dest: str, ini: str, parse: Callable[[Any, str], Any] | None):
-        value = config.getoption(dest)
-        if value is not None:
-            return value
-        raw = config.getini(ini)
-        if parse is None:
-            return raw
+
+def _resolve(config: pytest.Config, setting: cfg.Setting) -> Any:
+    """One setting's value: its flag if given, else its ini key if set, else its default;
+    a path is joined to the directory the table names."""
+    value = config.getoption(setting.dest)
+    if value is None and setting.ini is not None:
+        what = f"ini key {setting.ini}"
         try:
-            return parse(raw, f"ini key {ini}") if raw not in ("", []) else None
-        except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
-
-    reproducers = pick("onnx_parity_reproducers", cfg.INI_REPRODUCERS, None) or cfg.DEFAULT_REPRODUCERS
-    return ParityConfig(
-        enabled=bool(pick("onnx_parity", cfg.INI_ENABLE, cfg.parse_bool)),
-        examples=pick("onnx_parity_examples", cfg.INI_EXAMPLES, cfg.parse_positive_int)
-        or cfg.DEFAULT_EXAMPLES,
-        variants=pick("onnx_parity_variants", cfg.INI_VARIANTS, cfg.parse_variants),
-        reproducer_dir=os.path.join(str(config.rootpath), reproducers),
-        threads=pick("onnx_parity_threads", cfg.INI_THREADS, cfg.parse_positive_int) or cfg.DEFAULT_THREADS,
-        require_gpu=bool(pick("onnx_parity_require_gpu", cfg.INI_REQUIRE_GPU, cfg.parse_bool)),
-        latency=pick("onnx_parity_latency", cfg.INI_LATENCY, cfg.parse_latency_mode) or cfg.DEFAULT_LATENCY,
-        report_path=_path(config, pick("onnx_parity_report", cfg.INI_REPORT, None)),
-        markdown_path=_path(config, pick("onnx_parity_markdown", cfg.INI_MARKDOWN, None)),
-        baseline_path=_path(config, pick("onnx_parity_baseline", cfg.INI_BASELINE, None)),
-        update_baseline=bool(config.getoption("onnx_parity_update_baseline")),
-        max_error_growth=pick(
-            "onnx_parity_max_error_growth", cfg.INI_MAX_ERROR_GROWTH, cfg.parse_positive_float
-        )
-        or 2.0,
-        max_latency_regression=pick(
-            "onnx_parity_max_latency_regression", cfg.INI_MAX_LATENCY_REGRESSION, cfg.parse_positive_float
-        )
-        or 0.2,
-    )
-
-
-def _path(config: pytest.Config, value: str | None) -> str | None:
-    """A path flag or ini value, relative to the directory pytest was invoked from."""
-    if not value:
-        return None
-    return os.path.join(str(config.invocation_params.dir), os.path.expanduser(value))
+            raw = config.getini(setting.ini)
+            if raw not in ("", []):
+                value = setting.parse(raw, what) if setting.parse is not None else raw
+        except (ValueError, pytest.UsageError) as exc:  # pytest's own bool check raises UsageError
+            message = str(exc) if str(exc).startswith(what) else f"{what}: {exc}"
+            raise pytest.UsageError(message) from None
+    if value in (None, "", []):
+        value = setting.default
+    if setting.relative_to is not None and value:
+        base = config.rootpath if setting.relative_to == "rootdir" else config.invocation_params.dir
+        value = os.path.join(str(base), os.path.expanduser(value))
+    return value
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -426,18 +294,12 @@ def _append(path: str, text: str) -> None:
 
 
 def _session(config: pytest.Config):
+    """The run's ParitySession, made from the resolved config on first use."""
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         from .runner import ParitySession
 
-        parity = config.stash[CONFIG_KEY]
-        session = ParitySession(
-            reproducer_dir=parity.reproducer_dir,
-            threads=parity.threads,
-            examples=parity.examples,
-            require_gpu=parity.require_gpu,
-            latency_mode=parity.latency,
-        )
+        session = ParitySession(config.stash[CONFIG_KEY])
         config.stash[SESSION_KEY] = session
     return session
 
@@ -488,15 +350,16 @@ class ParityFixture:
         the budget does not hold; returns the VariantResult (or BudgetResult).
         """
         __tracebackhide__ = True
+        from .exporters import resolve
+
         skip = failure = None
         checked = None
         try:
-            spec, data = self._spec(overrides, model, onnx)
+            subject = resolve(model, onnx=onnx, reference=reference)
+            spec, data = self._spec(overrides, subject)
             checked = _session(self._config).check(
-                model,
+                subject,
                 spec=spec,
-                onnx=onnx,
-                reference=reference,
                 name=_base_id(self.item),
                 data=data,
                 items=[self._bound(spec)],
@@ -549,8 +412,8 @@ class ParityFixture:
             raise InvalidSpec("item opset: declare opset=op.Opset(...) on the marker")
         return planned
 
-    def _spec(self, overrides: dict, model: Any, onnx: Any) -> tuple[ParitySpec, Any]:
-        from .infer import build_spec
+    def _spec(self, overrides: dict, subject: Any) -> tuple[ParitySpec, Any]:
+        from .planning import build_spec
 
         if self._marker_args:
             raise InvalidSpec("the onnx_parity marker takes keyword arguments only (inputs=..., dims=...)")
@@ -561,7 +424,7 @@ class ParityFixture:
         args.setdefault("variants", (self.variant,) if self.variant else ("ort-cpu",))
         args["latency"] = args.get("latency") or ()
         data = args.pop("data", None)
-        return build_spec(model, onnx=onnx, data=data, **args), data
+        return build_spec(subject, data=data, **args), data
 
 
 class LatencyReport(UserWarning):
@@ -575,5 +438,5 @@ def onnx_parity(request: pytest.FixtureRequest) -> ParityFixture:
     parity = config.stash[CONFIG_KEY]
     planned = getattr(request, "param", None) or plan_items(parity.default_variants[:1])[0]
     base = _base_id(request.node)
-    _seed_rngs(int.from_bytes(hashlib.blake2b(base.encode(), digest_size=4).digest(), "little"))
+    _seed_rngs(stable_seed(base))
     return ParityFixture(request.node, planned, config)

@@ -86,14 +86,19 @@ def examples(spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = None) -> 
     )
 
 
+def uniform_example(spec: ParitySpec, dims: Mapping[str, int], seed: int = 0) -> Example:
+    """Uniform data at the given dims: the export example, boundary shapes, latency inputs."""
+    return Example(
+        tuple((n, dims[n]) for n in spec.symbolic_dims), tuple("uniform" for _ in spec.inputs), seed
+    )
+
+
 def boundary_examples(spec: ParitySpec) -> list[Example]:
     """Examples at the corners of the input space, tried before any drawn one: all dims at
     their minimum, then all at their maximum (uniform data, seed 0)."""
-    patterns = tuple("uniform" for _ in spec.inputs)
     corners = []
     for pick in ("first", "last"):
-        dims = tuple((name, getattr(spec.dims[name], pick)) for name in spec.symbolic_dims)
-        example = Example(dims, patterns, 0)
+        example = uniform_example(spec, {name: getattr(spec.dims[name], pick) for name in spec.symbolic_dims})
         if example not in corners:
             corners.append(example)
     return corners
@@ -175,10 +180,7 @@ def _numpy_dtype(item: Input) -> np.dtype:
 
 def arrays_for_dims(spec: ParitySpec, dims: Mapping[str, int], seed: int = 0) -> dict[str, np.ndarray]:
     """Uniform arrays at the given dims (used for the export example)."""
-    example = Example(
-        tuple((n, dims[n]) for n in spec.symbolic_dims), tuple("uniform" for _ in spec.inputs), seed
-    )
-    return materialize(spec, example)
+    return materialize(spec, uniform_example(spec, dims, seed))
 
 
 def fill(item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator) -> np.ndarray:
@@ -355,3 +357,19 @@ def rows_digest(rows: Mapping[str, np.ndarray]) -> str:
         h.update(name.encode() + str(values.shape).encode())
         h.update(repr(values.tolist()).encode() if values.dtype == object else values.tobytes())
     return h.hexdigest()
+
+
+def sampler(spec: ParitySpec | None, rows: Mapping[str, np.ndarray] | None, seed: int):
+    """``sample_feeds(n)`` for a variant builder: n inputs from the declared space with a fixed
+    seed (:func:`sample_examples`); ``same_shape=True`` puts every dim at its largest value."""
+
+    def sample_feeds(count: int, same_shape: bool = False) -> list[dict[str, np.ndarray]]:
+        if spec is None:
+            return []
+        chosen = sample_examples(spec, count, seed, rows)
+        if same_shape:  # every dim at its largest value, patterns and seeds as drawn
+            widest = tuple((name, spec.dims[name].last) for name in spec.symbolic_dims)
+            chosen = [replace(e, dims=widest) for e in chosen]
+        return [materialize(spec, e, rows or {}) for e in chosen]
+
+    return sample_feeds

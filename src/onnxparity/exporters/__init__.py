@@ -1,31 +1,33 @@
-"""Framework model -> ONNX file + a reference callable.
+"""Model sources: a framework model (or a prebuilt ONNX file) -> an ONNX file + a reference.
 
-Each framework lives in its own module, imported only when a model of that framework is
-checked: ``import onnxparity`` imports no framework. An exporter returns an
-:class:`ExportedModel` (where the ONNX file is, how it was made, what it noticed) and a
-:data:`Reference` (numpy feeds -> list of numpy outputs in the ONNX output order).
+Every model source is one :class:`Exporter` in one module, registered by name, as variants
+are: torch, tensorflow (Keras, ``tf.function``, SavedModel), sklearn, and prebuilt ONNX with a
+callable reference. An exporter owns everything its framework knows — detecting its models,
+the inputs they declare, a fingerprint of their weights, whether they are fit to export, the
+export itself, the reference callable, seeding, thread pinning, label outputs — and nothing
+else does. :func:`resolve` detects a model's source once per check and returns a
+:class:`Subject`; the runner only talks to that.
+
+Each framework is imported only when a model of that framework is checked: ``import
+onnxparity`` imports no framework. Detection reads the model's class without importing.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
-import io
-import logging
-import os
+import random
 import re
-import shutil
 import sys
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidSpec
-from ..spec import ParitySpec
+from ..errors import ExportError, FrameworkNotInstalled, InvalidSpec
+from ..onnxutils import quiet
+from ..spec import Input, ParitySpec
 
 #: numpy feeds by input name -> outputs in ONNX output order.
 Reference = Callable[[Mapping[str, np.ndarray]], list]
@@ -48,6 +50,187 @@ class ExportedModel:
         return f"{self.exporter}{opset}"
 
 
+class Exporter:
+    """One model source. Subclass it, override what your source knows, and register an
+    instance with :func:`register_exporter` (see docs/variants.md, "Model sources").
+
+    Required: :attr:`name`, :meth:`detects`, :meth:`fingerprint`, :meth:`export` and
+    :meth:`reference`. The rest have defaults that do nothing."""
+
+    #: the name reports and errors use ("torch", "sklearn", ...)
+    name: str = ""
+    #: the ``onnxparity[extra]`` that installs what this source needs (for skip messages)
+    extra: str = ""
+
+    def detects(self, model: Any) -> bool:
+        """Whether ``model`` is one of this source's models; must not import the framework."""
+        raise NotImplementedError
+
+    def declared_inputs(self, model: Any, data: Any = None) -> tuple[Input, ...] | None:
+        """The inputs the model declares itself (None: it declares none; the user must)."""
+        return None
+
+    def fingerprint(self, model: Any) -> str:
+        """A digest of everything the export depends on (class, weights): it keys caches."""
+        raise NotImplementedError
+
+    def check_fit(self, model: Any, spec: ParitySpec) -> None:
+        """Raise (ExportError, InvalidSpec) when the model cannot give a deterministic
+        reference or contradicts ``spec`` — before any export."""
+
+    def export(self, model: Any, spec: ParitySpec, *, workdir: str, opset: int | None) -> ExportedModel:
+        """Write the model's ONNX file under ``workdir`` at ``spec``'s dims (and ``opset``)."""
+        raise NotImplementedError
+
+    def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
+        """The model itself as numpy feeds -> outputs in ``exported``'s output order. The feeds
+        are read-only and shared with the runtimes: copy them if the model may write into them."""
+        raise NotImplementedError
+
+    def label_outputs(self, model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple]]:
+        """For a classifier: label output -> (its probability output, classes in column order)."""
+        return {}
+
+    def seed(self, seed: int) -> None:
+        """Seed the framework's RNGs, if it is imported (model initialisation is then the same
+        for every item of a test)."""
+
+    def limit_threads(self, threads: int) -> contextlib.AbstractContextManager:
+        """Run the reference with ``threads`` intra-op threads while timing it."""
+        return contextlib.nullcontext()
+
+    def model_name(self, model: Any) -> str:
+        """What a report calls the model."""
+        return type(model).__name__
+
+
+@dataclass(frozen=True, eq=False)
+class Subject:
+    """What one check is about: a model and its source, detected once, and optionally the
+    prebuilt ONNX file the user hands over to be checked against the model."""
+
+    exporter: Exporter
+    model: Any
+    #: a prebuilt ONNX model (path, bytes or ModelProto) checked instead of exporting
+    onnx: Any = None
+    #: ``<source>-<fingerprint>``: the same model gives the same key
+    key: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.exporter.model_name(self.model)
+
+    def declared_inputs(self, data: Any = None) -> tuple[Input, ...] | None:
+        """Inputs the ONNX file declares, else those the model declares (None: neither)."""
+        if self.onnx is not None:
+            from .prebuilt import graph_inputs
+
+            return graph_inputs(self.onnx)
+        return self.exporter.declared_inputs(self.model, data)
+
+
+_REGISTRY: dict[str, Exporter] = {}
+_BUILTINS = ("torch", "tensorflow", "sklearn", "prebuilt")
+
+
+def register_exporter(exporter: Exporter, *, replace: bool = False) -> Exporter:
+    """Make ``exporter`` a model source: models it :meth:`~Exporter.detects` are checked
+    through it. Later registrations are asked first, so a user's exporter can take over a
+    model type a built-in one also detects."""
+    _ensure_builtins()
+    name = getattr(exporter, "name", None)
+    if not isinstance(name, str) or not name:
+        raise InvalidSpec(f"register_exporter({exporter!r}): give the exporter a name, e.g. name = 'numpy'")
+    missing = [
+        m
+        for m in ("detects", "fingerprint", "export", "reference")
+        if not callable(getattr(exporter, m, None))
+    ]
+    if missing:
+        raise InvalidSpec(f"register_exporter({name!r}): the exporter has no {', '.join(missing)}()")
+    if name in _REGISTRY and not replace:
+        raise InvalidSpec(f"register_exporter({name!r}): already registered; pass replace=True to override")
+    _REGISTRY.pop(name, None)
+    _REGISTRY[name] = exporter
+    return exporter
+
+
+def unregister_exporter(name: str) -> None:
+    """Remove a registered model source (built-ins included); unknown names are ignored."""
+    _ensure_builtins()
+    _REGISTRY.pop(name, None)
+
+
+def exporter_names() -> list[str]:
+    _ensure_builtins()
+    return list(_REGISTRY)
+
+
+def get_exporter(name: str) -> Exporter:
+    _ensure_builtins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InvalidSpec(f"unknown model source {name!r}; known: {', '.join(_REGISTRY)}") from None
+
+
+def exporter_for(model: Any) -> Exporter:
+    """The source that detects ``model`` (the latest registered first)."""
+    _ensure_builtins()
+    for exporter in reversed(list(_REGISTRY.values())):
+        if exporter.detects(model):
+            return exporter
+    supported = ", ".join(n for n in _REGISTRY if n != "callable")
+    raise ExportError(
+        f"no exporter for {type(model).__module__}.{type(model).__qualname__} (model sources: {supported}); "
+        "pass onnx= and reference= to check it anyway, or register one with op.register_exporter"
+    )
+
+
+def resolve(model: Any = None, *, onnx: Any = None, reference: Callable | None = None) -> Subject:
+    """Detect what a check is about, once: the model's source (or the user's callable
+    reference for a prebuilt ONNX file), and its fingerprint."""
+    if model is None and reference is None:
+        if onnx is not None:
+            raise InvalidSpec(
+                "nothing to compare against: pass the framework model, or reference= (a callable "
+                "taking and returning numpy arrays) with onnx="
+            )
+        raise InvalidSpec("nothing to check: pass the model (or onnx= with reference=)")
+    if reference is not None:
+        if onnx is None:
+            raise InvalidSpec("reference= needs onnx= (the ONNX model to check against it)")
+        if not callable(reference):
+            raise InvalidSpec(f"reference={reference!r}: give a callable taking and returning numpy arrays")
+        source, model = get_exporter("callable"), reference
+    else:
+        source = exporter_for(model)
+    return Subject(source, model, onnx, f"{source.name}-{source.fingerprint(model)}")
+
+
+def seed_frameworks(seed: int) -> None:
+    """Seed Python's and numpy's global RNGs and every imported framework's."""
+    random.seed(seed)
+    np.random.seed(seed)
+    for exporter in exporter_names():
+        _REGISTRY[exporter].seed(seed)
+
+
+_builtins_loaded = False
+
+
+def _ensure_builtins() -> None:
+    # Each built-in module registers its exporter on import (with replace=True: pytester may
+    # import it again).
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    for module in _BUILTINS:
+        importlib.import_module(f"{__name__}.{module}")
+
+
+# -- helpers the source modules share ------------------------------------------------------------
 def flatten_outputs(
     outputs: Any, is_leaf: Callable[[Any], bool], *, sort_keys: bool = False, prefix: str = ""
 ) -> list[tuple[str, Any]]:
@@ -74,63 +257,10 @@ def flatten_outputs(
             for k in keys
             for pair in flatten_outputs(outputs[k], is_leaf, sort_keys=sort_keys, prefix=f"{base}{k}")
         ]
-    from ..errors import ExportError
-
     raise ExportError(
         f"the model returned a {type(outputs).__name__} at {prefix or 'the top level'}; "
         "parity compares tensors: return tensors, or tuples/lists/dicts of them"
     )
-
-
-@contextlib.contextmanager
-def quiet(*logger_prefixes: str) -> Iterator[None]:
-    """Keep a framework's warnings, log records and prints out of the user's output while
-    it exports; its errors still arrive as exceptions."""
-    manager = logging.Logger.manager
-    names = list(logger_prefixes) + [n for n in list(manager.loggerDict) if n.startswith(logger_prefixes)]
-    loggers = [logging.getLogger(n) for n in dict.fromkeys(names)]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with (
-            warnings.catch_warnings(),
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
-        ):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-def rename_values(model_proto, renames: Mapping[str, str]) -> None:
-    """Rename graph inputs/outputs (and every reference to them) in place."""
-    renames = {old: new for old, new in renames.items() if old != new}
-    if not renames:
-        return
-    graph = model_proto.graph
-    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
-        if value.name in renames:
-            value.name = renames[value.name]
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name in renames:
-                node.input[i] = renames[name]
-        for i, name in enumerate(node.output):
-            if name in renames:
-                node.output[i] = renames[name]
-
-
-def rename_dim_params(model_proto, renames: Mapping[str, str]) -> None:
-    """Rename symbolic dims (``unk__3`` -> ``batch``) throughout the graph's declared shapes."""
-    graph = model_proto.graph
-    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
-        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
-            for dim in value.type.tensor_type.shape.dim:
-                if dim.dim_param in renames:
-                    dim.dim_param = renames[dim.dim_param]
 
 
 def require(module: str, framework: str, extra: str, *loggers: str) -> Any:
@@ -139,13 +269,17 @@ def require(module: str, framework: str, extra: str, *loggers: str) -> Any:
     loaded = sys.modules.get(module)
     if loaded is not None:
         return loaded
-    from ..errors import FrameworkNotInstalled
-
     try:
         with quiet(*loggers) if loggers else contextlib.nullcontext():
             return importlib.import_module(module)
     except ImportError as exc:
         raise FrameworkNotInstalled(framework, extra) from exc
+
+
+def class_root(model: Any) -> Iterator[str]:
+    """The top-level package of every class in ``model``'s MRO (detection without importing)."""
+    for cls in type(model).__mro__:
+        yield (cls.__module__ or "").split(".")[0]
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -159,34 +293,15 @@ def root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
-def framework_of(model: Any) -> str | None:
-    """'torch', 'tensorflow' or 'sklearn', judged from the model's class without importing;
-    a directory holding ``saved_model.pb`` is a TensorFlow SavedModel."""
-    if isinstance(model, (str, os.PathLike)):
-        return "tensorflow" if os.path.isfile(os.path.join(os.fspath(model), "saved_model.pb")) else None
-    for cls in type(model).__mro__:
-        root = (cls.__module__ or "").split(".")[0]
-        if root == "torch":
-            return "torch"
-        if root in ("keras", "tensorflow", "tf_keras"):
-            return "tensorflow"
-        if root == "sklearn":
-            return "sklearn"
-    return None
-
-
-def model_name(model: Any) -> str:
-    """What a report calls the model: its class, or a SavedModel directory's name."""
-    if isinstance(model, (str, os.PathLike)):
-        return os.path.basename(os.path.normpath(os.fspath(model)))
-    return type(model).__name__
-
-
-def default_opset(model_proto) -> int | None:
-    for entry in model_proto.opset_import:
-        if entry.domain in ("", "ai.onnx"):
-            return int(entry.version)
-    return None
+def axis_name(input_name: str, axis: int, hint: str | None) -> str:
+    """The dim name of an input's dynamic axis the model declares: ``batch`` for the first,
+    else the graph's own name when it is an identifier, else ``<input>_<axis>``."""
+    if axis == 0:
+        return "batch"
+    if hint and hint.isidentifier() and not hint.startswith("unk__"):
+        return hint
+    base = "".join(c if c.isalnum() or c == "_" else "_" for c in input_name).strip("_") or "input"
+    return f"{base}_{axis}" if base[0].isalpha() else f"x_{base}_{axis}"
 
 
 def specialised_dims(model_proto, spec: ParitySpec) -> list[str]:
@@ -219,123 +334,17 @@ def specialised_dims(model_proto, spec: ParitySpec) -> list[str]:
     return notes
 
 
-def check_input_names(model_proto, spec: ParitySpec) -> None:
-    """Raise when the spec's inputs and the ONNX graph's inputs do not correspond."""
-    initializers = {t.name for t in model_proto.graph.initializer}
-    graph_names = [i.name for i in model_proto.graph.input if i.name not in initializers]
-    declared = [i.name for i in spec.inputs]
-    missing = [n for n in declared if n not in graph_names]
-    extra = [n for n in graph_names if n not in declared]
-    if missing or extra:
-        raise InvalidSpec(
-            f"the ONNX model's inputs are {graph_names} but the spec declares {declared}; "
-            "name each op.Input after an ONNX graph input"
-        )
+def exported_model(path: str, proto, spec: ParitySpec, *, exporter: str, key: str, notes=()) -> ExportedModel:
+    """The :class:`ExportedModel` of an ONNX file an exporter wrote: names from the graph,
+    and a note for every dim it specialised."""
+    from ..onnxutils import default_opset
 
-
-def file_digest(path: str) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def prebuilt_onnx(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
-    """An ONNX model the user built themselves (path, bytes or ``onnx.ModelProto``), on disk."""
-    import onnx
-
-    if isinstance(onnx_model, (str, os.PathLike)):
-        path = os.fspath(onnx_model)
-        if not os.path.isfile(path):
-            raise InvalidSpec(f"onnx={path!r}: no such file; give the path of an .onnx file")
-        try:
-            proto = onnx.load(path, load_external_data=False)
-        except Exception as exc:  # onnx raises DecodeError and others
-            raise InvalidSpec(f"onnx={path!r} is not a readable ONNX model: {exc}") from exc
-        key = "file-" + file_digest(path)
-    elif isinstance(onnx_model, (bytes, bytearray)):
-        key = "bytes-" + hashlib.blake2b(bytes(onnx_model), digest_size=16).hexdigest()
-        try:
-            proto = onnx.load_from_string(bytes(onnx_model))
-        except Exception as exc:
-            raise InvalidSpec(f"onnx=<{len(onnx_model)} bytes> is not an ONNX model: {exc}") from exc
-        path = os.path.join(workdir, key, "model.onnx")
-        if not os.path.exists(path):
-            _write_atomic(path, bytes(onnx_model))
-    elif isinstance(onnx_model, onnx.ModelProto):
-        data = onnx_model.SerializeToString()
-        key = "proto-" + hashlib.blake2b(data, digest_size=16).hexdigest()
-        proto = onnx_model
-        path = os.path.join(workdir, key, "model.onnx")
-        if not os.path.exists(path):
-            _write_atomic(path, data)
-    else:
-        raise InvalidSpec(
-            f"onnx={type(onnx_model).__name__}: give a path, the model's bytes or an onnx.ModelProto"
-        )
-    check_input_names(proto, spec)
     return ExportedModel(
         path=path,
         input_names=tuple(i.name for i in spec.inputs),
         output_names=tuple(o.name for o in proto.graph.output),
-        exporter="prebuilt ONNX",
+        exporter=exporter,
         opset=default_opset(proto),
         key=key,
-        notes=tuple(specialised_dims(proto, spec)),
+        notes=(*notes, *specialised_dims(proto, spec)),
     )
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def external_data_files(path: str) -> list[str]:
-    """Relative paths of the external data files an ONNX file refers to."""
-    import onnx
-
-    proto = onnx.load(path, load_external_data=False)
-    locations: dict[str, None] = {}
-    for tensor in proto.graph.initializer:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            for entry in tensor.external_data:
-                if entry.key == "location":
-                    locations.setdefault(entry.value, None)
-    return list(locations)
-
-
-def copy_model_files(model: ExportedModel, target_dir: str) -> str:
-    """Copy the ONNX file and its external data into ``target_dir``; return the copy's path."""
-    source_dir = os.path.dirname(os.path.abspath(model.path))
-    os.makedirs(target_dir, exist_ok=True)
-    target = os.path.join(target_dir, os.path.basename(model.path))
-    shutil.copy2(model.path, target)
-    for location in external_data_files(model.path):
-        src = os.path.join(source_dir, location)
-        if os.path.isfile(src):
-            dst = os.path.join(target_dir, location)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            shutil.copy2(src, dst)
-    return target
-
-
-@contextlib.contextmanager
-def limit_threads(threads: int) -> Iterator[None]:
-    """Run the frameworks already imported with ``threads`` intra-op threads (PyTorch; TensorFlow
-    fixes its pools at start-up, so set ``TF_NUM_INTRAOP_THREADS`` for it), restoring them after.
-
-    Measured on 2 cores: torch eager slowed from ~0.3 ms to ~52 ms when its thread pool competed
-    with ONNX Runtime's; timing both sides with the same small thread count avoids it."""
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else None
-    if torch is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if torch is not None and before is not None:
-            torch.set_num_threads(before)

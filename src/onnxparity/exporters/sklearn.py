@@ -32,8 +32,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError, FrameworkNotInstalled, InvalidSpec
-from ..spec import ParitySpec
-from . import ExportedModel, Reference, default_opset, quiet, require, root_cause, specialised_dims
+from ..onnxutils import load_model, quiet, save_model
+from ..spec import Input, ParitySpec
+from . import (
+    ExportedModel,
+    Exporter,
+    Reference,
+    class_root,
+    exported_model,
+    register_exporter,
+    require,
+    root_cause,
+)
 
 _LOGGERS = ("skl2onnx", "sklearn")
 
@@ -52,7 +62,7 @@ def fingerprint(model: Any) -> str:
     return hashlib.blake2b(pickle.dumps(model, protocol=4), digest_size=16).hexdigest()
 
 
-def check_fit_to_export(model: Any, spec: ParitySpec | None = None) -> None:
+def check_fit(model: Any, spec: ParitySpec | None = None) -> None:
     """Raise when the estimator is not fitted, or the spec contradicts what it was fitted on."""
     _sklearn()
     from sklearn.exceptions import NotFittedError
@@ -106,13 +116,10 @@ def _frame(spec: ParitySpec, feeds: Mapping[str, np.ndarray]):
     return pd.DataFrame({i.name: np.asarray(feeds[i.name]).reshape(-1) for i in spec.inputs})
 
 
-def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel | None = None) -> Reference:
+def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
     """The estimator's own methods, one per ONNX output, shaped like the ONNX outputs."""
-    if exported is None:
-        raise ExportError("a scikit-learn reference needs the ONNX model's outputs to mirror")
-    import onnx
 
-    proto = onnx.load(exported.path, load_external_data=False)
+    proto = load_model(exported.path)
     ranks = {o.name: len(o.type.tensor_type.shape.dim) for o in proto.graph.output}
     methods = [_method_for(model, name) for name in exported.output_names]
 
@@ -179,13 +186,11 @@ def label_outputs(model: Any, exported: ExportedModel) -> dict[str, tuple[str, t
     return {label: (probabilities, tuple(np.asarray(classes).tolist()))}
 
 
-def export(
-    model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = None
-) -> tuple[ExportedModel, Reference]:
+def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = None) -> ExportedModel:
     import onnx
 
     skl2onnx, types = _skl2onnx()
-    check_fit_to_export(model, spec)
+    check_fit(model, spec)
     tensor_types = {
         "float32": types.FloatTensorType,
         "float64": types.DoubleTensorType,
@@ -223,17 +228,8 @@ def export(
         raise ExportError(
             f"skl2onnx produced an invalid ONNX model for {_describe(model)}: {root_cause(exc)}"
         ) from exc
-    onnx.save(proto, path)
-    exported = ExportedModel(
-        path=path,
-        input_names=tuple(i.name for i in spec.inputs),
-        output_names=tuple(o.name for o in proto.graph.output),
-        exporter="skl2onnx",
-        opset=default_opset(proto),
-        key=key,
-        notes=tuple(specialised_dims(proto, spec)),
-    )
-    return exported, make_reference(model, spec, exported)
+    save_model(proto, path)
+    return exported_model(path, proto, spec, exporter="skl2onnx", key=key)
 
 
 def _no_zipmap(model: Any) -> dict:
@@ -249,3 +245,60 @@ def _describe(model: Any) -> str:
     if steps:
         return f"{type(model).__name__}({', '.join(type(s).__name__ for _, s in steps)})"
     return type(model).__name__
+
+
+def _column(name: str, column: Any) -> Input:
+    """One DataFrame column as an input: strings by category, numbers over their observed range."""
+    if column.dtype == object or str(column.dtype) in ("string", "str", "category"):
+        return Input(name, ("batch", 1), dtype="str")
+    low, high = float(column.min()), float(column.max())
+    return Input(name, ("batch", 1), dtype="float32", low=low, high=high if high > low else low + 1.0)
+
+
+def declared_inputs(model: Any, data: Any = None) -> tuple[Input, ...]:
+    """A fitted estimator's inputs: one ``(batch, n_features)`` input, or one per named column
+    (their dtypes from ``data=``)."""
+    check_fit(model)
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        if data is None or not hasattr(data, "dtypes"):
+            raise InvalidSpec(
+                f"{type(model).__name__} was fitted on named columns {list(names)}: give data= "
+                "(a DataFrame of real rows) to infer their dtypes, or inputs=[op.Input(...)] per column"
+            )
+        return tuple(_column(str(n), data[n]) for n in names)
+    n_features = getattr(model, "n_features_in_", None)
+    if n_features is None:
+        raise InvalidSpec(f"{type(model).__name__} does not say how many features it takes: give inputs=")
+    return (Input("X", ("batch", int(n_features))),)
+
+
+class SklearnExporter(Exporter):
+    """A fitted scikit-learn estimator or pipeline, through skl2onnx."""
+
+    name = "sklearn"
+    extra = "sklearn"
+
+    def detects(self, model: Any) -> bool:
+        return "sklearn" in class_root(model)
+
+    def declared_inputs(self, model: Any, data: Any = None) -> tuple[Input, ...]:
+        return declared_inputs(model, data)
+
+    def fingerprint(self, model: Any) -> str:
+        return fingerprint(model)
+
+    def check_fit(self, model: Any, spec: ParitySpec) -> None:
+        check_fit(model, spec)
+
+    def export(self, model: Any, spec: ParitySpec, *, workdir: str, opset: int | None) -> ExportedModel:
+        return export(model, spec, workdir=workdir, opset=opset)
+
+    def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
+        return make_reference(model, spec, exported)
+
+    def label_outputs(self, model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple]]:
+        return label_outputs(model, exported)
+
+
+register_exporter(SklearnExporter(), replace=True)

@@ -28,20 +28,20 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError, InvalidSpec
-from ..spec import ParitySpec
+from ..onnxutils import file_digest, load_model, quiet, rename_dim_params, rename_values, save_model
+from ..spec import Input, ParitySpec
 from ..strategies import arrays_for_dims, export_dims
 from . import (
     ExportedModel,
+    Exporter,
     Reference,
-    default_opset,
-    file_digest,
+    axis_name,
+    class_root,
+    exported_model,
     flatten_outputs,
-    quiet,
-    rename_dim_params,
-    rename_values,
+    register_exporter,
     require,
     root_cause,
-    specialised_dims,
 )
 
 _LOGGERS = ("tensorflow", "tf2onnx", "absl", "keras", "h5py")
@@ -125,7 +125,7 @@ def fingerprint(model: Any) -> str:
     return h.hexdigest()
 
 
-def check_fit_to_export(model: Any, spec: ParitySpec | None = None) -> None:
+def check_fit(model: Any, spec: ParitySpec | None = None) -> None:
     """Raise when the model is not a TF model we can call, or contradicts ``spec``."""
     _Callable(model)
     if spec is not None:
@@ -173,7 +173,7 @@ def _named_outputs(outputs: Any) -> list[tuple[str, Any]]:
     return flatten_outputs(outputs, lambda v: isinstance(v, (tf.Tensor, np.ndarray)), sort_keys=True)
 
 
-def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel | None = None) -> Reference:
+def make_reference(model: Any, spec: ParitySpec) -> Reference:
     """The model on CPU, ``training=False`` for Keras, numpy in -> numpy out."""
     tf = _tf()
     call = _Callable(model)
@@ -187,9 +187,7 @@ def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel | None 
     return reference
 
 
-def export(
-    model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = None
-) -> tuple[ExportedModel, Reference]:
+def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = None) -> ExportedModel:
     tf = _tf()
     import onnx
 
@@ -201,7 +199,6 @@ def export(
     path = os.path.join(folder, "model.onnx")
 
     arrays = arrays_for_dims(spec, export_dims(spec))
-    reference = make_reference(model, spec)
     try:
         output_names = [
             n for n, _ in _named_outputs(call(*[tf.constant(arrays[i.name]) for i in spec.inputs]))
@@ -234,25 +231,15 @@ def export(
         try:
             with quiet(*_LOGGERS):
                 run()
-            proto = onnx.load(path)
+            proto = load_model(path, external_data=True)
             _rename(proto, spec, output_names)
             onnx.checker.check_model(proto, full_check=True)
         except Exception as exc:
             attempts.append(f"{exporter}: {root_cause(exc)}")
             continue
-        onnx.save(proto, path)
+        save_model(proto, path)
         notes = [f"{a}; used {exporter}" for a in attempts]
-        notes.extend(specialised_dims(proto, spec))
-        exported = ExportedModel(
-            path=path,
-            input_names=tuple(i.name for i in spec.inputs),
-            output_names=tuple(o.name for o in proto.graph.output),
-            exporter=exporter,
-            opset=default_opset(proto),
-            key=key,
-            notes=tuple(notes),
-        )
-        return exported, reference
+        return exported_model(path, proto, spec, exporter=exporter, key=key, notes=notes)
     raise ExportError(
         f"could not export {type(model).__name__} to a valid ONNX model:\n  "
         + "\n  ".join(attempts)
@@ -291,3 +278,71 @@ def _rename(proto, spec: ParitySpec, output_names: list[str]) -> None:
         renames.update({o.name: n for o, n in zip(proto.graph.output, output_names)})
     rename_values(proto, renames)
     rename_dim_params(proto, dims)
+
+
+def declared_inputs(model: Any, data: Any = None) -> tuple[Input, ...] | None:
+    """The inputs a Keras model, ``tf.function`` signature or SavedModel declares (None for a
+    subclassed Keras model, which declares none)."""
+    call = _Callable(model)
+    if call.declared is None:
+        return None
+    if call.input_names is not None:
+        specs = call.fn.structured_input_signature[1]
+        dtypes = [np.dtype(specs[n].dtype.as_numpy_dtype).name for n in call.input_names]
+    elif call.keras:
+        dtypes = [np.dtype(str(getattr(t, "dtype", "float32"))).name for t in model.inputs]
+    else:
+        dtypes = [np.dtype(s.dtype.as_numpy_dtype).name for s in call.fn.input_signature]
+    inputs = []
+    for index, ((name, shape), dtype) in enumerate(zip(call.declared, dtypes)):
+        name = name or f"input_{index}"
+        shape = tuple(axis_name(name, a, None) if d is None else int(d) for a, d in enumerate(shape))
+        inputs.append(Input(name, shape, dtype=dtype))
+    return tuple(inputs)
+
+
+def _is_saved_model(model: Any) -> bool:
+    return isinstance(model, (str, os.PathLike)) and os.path.isfile(
+        os.path.join(os.fspath(model), "saved_model.pb")
+    )
+
+
+class TensorFlowExporter(Exporter):
+    r"""Keras 3 models, ``tf.function``\ s / ``tf.Module``\ s with an input signature, and
+    SavedModel directories."""
+
+    name = "tensorflow"
+    extra = "tensorflow"
+
+    def detects(self, model: Any) -> bool:
+        return _is_saved_model(model) or bool({"keras", "tensorflow", "tf_keras"} & set(class_root(model)))
+
+    def declared_inputs(self, model: Any, data: Any = None) -> tuple[Input, ...] | None:
+        return declared_inputs(model, data)
+
+    def fingerprint(self, model: Any) -> str:
+        return fingerprint(model)
+
+    def check_fit(self, model: Any, spec: ParitySpec) -> None:
+        check_fit(model, spec)
+
+    def export(self, model: Any, spec: ParitySpec, *, workdir: str, opset: int | None) -> ExportedModel:
+        return export(model, spec, workdir=workdir, opset=opset)
+
+    def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
+        return make_reference(model, spec)
+
+    def seed(self, seed: int) -> None:
+        keras = sys.modules.get("keras")
+        if keras is not None:
+            keras.utils.set_random_seed(seed)  # also seeds tensorflow's global generator
+        elif "tensorflow" in sys.modules:
+            sys.modules["tensorflow"].random.set_seed(seed)
+
+    def model_name(self, model: Any) -> str:
+        if isinstance(model, (str, os.PathLike)):
+            return os.path.basename(os.path.normpath(os.fspath(model)))
+        return type(model).__name__
+
+
+register_exporter(TensorFlowExporter(), replace=True)

@@ -6,14 +6,41 @@ JSON-able form that reports are built from. Knows nothing of frameworks.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..budgets import BudgetResult
-from ..compare import Verdict, _json_float
+from ..compare import Verdict, json_float
 from ..errors import ParityFailure
 from ..spec import Policy
 
 STATUSES = ("passed", "failed", "error", "skipped")
+
+
+def error_value(value: Any) -> float | None:
+    """A stored error as a float: a number as it is, and the strings "nan", "inf" and "-inf"
+    that strict JSON stores non-finite floats as (:func:`~onnxparity.compare.json_float`) as
+    the floats they stand for; anything else (None, a missing error) is None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if value in ("nan", "inf", "-inf"):
+        return float(value)
+    return None
+
+
+def worst_error(outputs: Iterable[Mapping[str, Any]]) -> float | None:
+    """The largest ``max_abs_error`` over output dicts (a report's, or ``to_dict()``'s); None when
+    no output has one.
+
+    One rule for non-finite errors, wherever a worst error is shown: infinity (a value NaN or
+    infinite on one side only) ranks above every finite error, and NaN (an error that could not
+    be measured) above everything — a non-finite error is never hidden, and the answer does not
+    depend on the outputs' order as ``max()`` over NaN does."""
+    errors = [e for e in (error_value(o.get("max_abs_error")) for o in outputs) if e is not None]
+    if any(e != e for e in errors):
+        return float("nan")
+    return max(errors, default=None)
 
 
 @dataclass(frozen=True)
@@ -47,18 +74,16 @@ class OutputSummary:
     def to_dict(self) -> dict:
         return {
             "name": self.name,
-            "max_abs_error": _json_float(self.max_abs_error),
-            "max_rel_error": _json_float(self.max_rel_error),
+            "max_abs_error": json_float(self.max_abs_error),
+            "max_rel_error": json_float(self.max_rel_error),
             "max_mismatched_fraction": self.max_mismatched_fraction,
             "mismatched": self.mismatched,
             "values": self.values,
             "mismatched_rate": self.mismatched_rate,
-            "min_cosine": None if self.min_cosine is None else _json_float(self.min_cosine),
-            "min_sqnr_db": None if self.min_sqnr_db is None else _json_float(self.min_sqnr_db),
+            "min_cosine": json_float(self.min_cosine),
+            "min_sqnr_db": json_float(self.min_sqnr_db),
             "top1_rate": self.top1_rate,
-            "max_abs_error_vs_ort_cpu": None
-            if self.max_abs_error_vs_ort_cpu is None
-            else _json_float(self.max_abs_error_vs_ort_cpu),
+            "max_abs_error_vs_ort_cpu": json_float(self.max_abs_error_vs_ort_cpu),
         }
 
 
@@ -138,7 +163,8 @@ class CheckResult:
             f"{self.name}: exported with {self.exporter}" + (f", opset {self.opset}" if self.opset else "")
         ]
         for v in self.variants.values():
-            worst = max((o.max_abs_error for o in v.outputs), default=0.0)
+            worst = worst_error(o.to_dict() for o in v.outputs)
+            worst = 0.0 if worst is None else worst
             label = v.variant + (f"@opset{v.opset}" if v.opset is not None else "")
             lines.append(f"  {label:<16} {v.status:<8} {v.examples:>4} examples  max abs error {worst:.3g}")
         for b in self.budgets.values():

@@ -20,70 +20,20 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from typing import Any
 
-from .._machine import cpu_name
-from . import STATUSES
+from .. import onnxutils
+from .._machine import environment  # the report's form; ``document.environment`` stays importable
+from ..compare import json_float
+from . import STATUSES, worst_error
 
 SCHEMA = "onnxparity-report"
 SCHEMA_VERSION = 1
 
 
-#: distributions whose versions a report records (read from metadata: nothing is imported).
-VERSIONED = (
-    "onnxparity",
-    "onnx",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "torch",
-    "tensorflow",
-    "tensorflow-cpu",
-    "keras",
-    "tf2onnx",
-    "scikit-learn",
-    "skl2onnx",
-    "hypothesis",
-    "pytest",
-)
-
-
 class ReportError(ValueError):
     """A report file is missing, unreadable or not an onnxparity report."""
-
-
-def environment(threads: int | None = None) -> dict[str, Any]:
-    """Versions, execution providers, CPU/GPU names and thread settings of this machine."""
-    versions = {}
-    for name in VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    try:
-        import onnxruntime
-
-        providers = list(onnxruntime.get_available_providers())
-    except Exception:
-        providers = []
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-        "execution_providers": providers,
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "gpus": _gpu_names(),
-        "threads": {
-            "onnxruntime_intra_op": threads,
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        },
-    }
 
 
 def environment_key(env: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,13 +75,9 @@ def junit_properties(entry: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """An entry's key numbers, as ``record_property`` pairs for JUnit XML."""
     result = entry["result"]
     properties: list[tuple[str, Any]] = [("onnx_parity_status", entry["status"])]
-    errors = [
-        o["max_abs_error"]
-        for o in result.get("outputs") or []
-        if isinstance(o.get("max_abs_error"), (int, float))
-    ]
-    if errors:
-        properties.append(("onnx_parity_max_abs_error", max(errors)))
+    worst = worst_error(result.get("outputs") or [])
+    if worst is not None:
+        properties.append(("onnx_parity_max_abs_error", worst))
     if result.get("examples"):
         properties.append(("onnx_parity_examples", result["examples"]))
     measured = result.get("measured") or {}
@@ -168,22 +114,8 @@ def build(
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same directory and a rename: a
-    crash mid-write leaves the old file (or none), never a truncated one."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(staging, path)
-    except BaseException:
-        if os.path.exists(staging):
-            os.unlink(staging)
-        raise
+    """Write ``text`` to ``path`` atomically (temp file in the same directory, then a rename)."""
+    onnxutils.write_atomic(path, text)
 
 
 def dumps(document: Mapping[str, Any]) -> str:
@@ -198,12 +130,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, str):  # a str subclass (torch's TorchVersion): xdist sends exact types only
         return str(value)
     if isinstance(value, float):
-        value = float(value)
-        if value != value:
-            return "nan"
-        if value in (float("inf"), float("-inf")):
-            return "inf" if value > 0 else "-inf"
-        return value
+        return json_float(float(value))
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -269,18 +196,3 @@ def schema() -> dict[str, Any]:
     """The report's JSON Schema (``schema.json``, shipped in the package)."""
     with open(os.path.join(os.path.dirname(__file__), "schema.json"), encoding="utf-8") as f:
         return json.load(f)
-
-
-def _gpu_names() -> list[str]:
-    if shutil.which("nvidia-smi") is None:
-        return []
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [line.strip() for line in out.stdout.splitlines() if line.strip()]

@@ -17,14 +17,15 @@ documents; the pytest plugin and the ``onnxparity gate`` command both call :func
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from ..config import DEFAULT_MAX_ERROR_GROWTH, DEFAULT_MAX_LATENCY_REGRESSION
+from . import error_value
 from .document import environment_key
 
-DEFAULT_MAX_ERROR_GROWTH = 2.0
+#: errors below this never trip the growth check (noise near zero).
 DEFAULT_ERROR_FLOOR = 1e-6
-DEFAULT_MAX_LATENCY_REGRESSION = 0.2
 
 _BAD = ("failed", "error")
 
@@ -36,7 +37,6 @@ class GateResult:
     reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     compared: int = 0
-    details: list = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -48,15 +48,12 @@ def _by_id(document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 
 def _errors(item: Mapping[str, Any]) -> dict[str, float]:
-    """Max abs error per output of a parity item (numbers only)."""
-    outputs = (item.get("result") or {}).get("outputs") or []
+    """Max abs error per output of a parity item (those that have one; see :func:`error_value`)."""
     found = {}
-    for out in outputs:
-        value = out.get("max_abs_error")
-        if isinstance(value, (int, float)):
-            found[out["name"]] = float(value)
-        elif value in ("inf", "nan"):
-            found[out["name"]] = float(value)
+    for out in (item.get("result") or {}).get("outputs") or []:
+        value = error_value(out.get("max_abs_error"))
+        if value is not None:
+            found[out["name"]] = value
     return found
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import worst_error
 from .gate import GateResult
 
 HEADER = ("model", "item", "verdict", "worst error", "policy", "examples", "latency p50")
@@ -22,10 +23,9 @@ def rows(document: Mapping[str, Any]) -> list[tuple[str, ...]]:
         result = item.get("result") or {}
         worst = policy = examples = latency = ""
         if item["kind"] == "parity":
-            errors = [o.get("max_abs_error") for o in result.get("outputs") or []]
-            numbers = [float(e) for e in errors if isinstance(e, (int, float)) or e in ("inf", "nan")]
-            if numbers:
-                worst = f"{max(numbers):.2g} abs"
+            error = worst_error(result.get("outputs") or [])
+            if error is not None:
+                worst = f"{error:.2g} abs"
             cosines = [
                 o.get("min_cosine") for o in result.get("outputs") or [] if o.get("min_cosine") is not None
             ]

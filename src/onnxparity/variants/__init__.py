@@ -3,7 +3,8 @@ optimizations, CUDA), int8 dynamic/static quantization, fp16 conversion, and the
 reference evaluator.
 
 A variant is a name bound to a *builder*: ``build(context) -> Runnable``. Adding a variant is
-registering a builder (:func:`register_variant`); the runner asks for variants by name only.
+registering a builder (:func:`register_variant`; :func:`unregister_variant` removes it); the
+runner asks for variants by name only.
 A builder raises :class:`~onnxparity.errors.VariantUnavailable` when the variant cannot run
 here (reported as a skip with its message) and :class:`~onnxparity.errors.VariantBuildError`
 when it cannot be built (that variant's error; other variants are unaffected). Builders whose
@@ -136,6 +137,19 @@ def register_variant(
     info = VariantInfo(name, build, description, default_policy, max_examples, requires_gpu, family)
     _REGISTRY[name] = info
     return info
+
+
+def unregister_variant(name: str) -> VariantInfo:
+    """Forget the variant ``name`` (a test's own, once the test is done); return what was
+    registered. A removed built-in stays removed for the process: remove only your own."""
+    _ensure_builtins()
+    try:
+        return _REGISTRY.pop(name)
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise InvalidSpec(
+            f"unregister_variant({name!r}): not registered; registered variants: {known}"
+        ) from None
 
 
 def get_variant(name: str) -> VariantInfo:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from ..errors import InvalidSpec, VariantBuildError, VariantUnavailable
-from ..exporters import quiet
+from ..onnxutils import is_standard_domain, load_model, quiet, save_model
 from ..spec import Agreement
 from . import BuildContext, register_variant
 from .ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message, isolated_session
@@ -65,23 +65,13 @@ def _crash_hint(name: str, extra: str) -> str:
 def self_contained(model_path: str, workdir: str) -> str:
     """A copy of the model with its weights inside the file (quantization tools mishandle
     external data), in ``workdir``."""
-    import onnx
-
-    model = onnx.load(model_path)
-    target = os.path.join(workdir, "float.onnx")
-    if model.ByteSize() < 2**31 - 2**20:
-        onnx.save(model, target)
-    else:  # over protobuf's 2 GB limit: keep the weights beside it
-        onnx.save(model, target, save_as_external_data=True, location="float.onnx.data")
-    return target
+    return save_model(load_model(model_path, external_data=True), os.path.join(workdir, "float.onnx"))
 
 
 def quantized_ops(model_path: str) -> dict[str, int]:
     """Counts of the quantization node types in a model."""
-    import onnx
-
     counts: dict[str, int] = {}
-    for node in onnx.load(model_path, load_external_data=False).graph.node:
+    for node in load_model(model_path).graph.node:
         if node.op_type in _QUANTIZED_OPS or node.op_type.startswith("QLinear"):
             counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return counts
@@ -90,10 +80,8 @@ def quantized_ops(model_path: str) -> dict[str, int]:
 def require_standard_ops(model_path: str, variant: str) -> None:
     """VariantUnavailable when no node is in the standard ``ai.onnx`` domain: ONNX Runtime's
     quantizers only handle those (a tree ensemble is all ``ai.onnx.ml``)."""
-    import onnx
-
-    nodes = onnx.load(model_path, load_external_data=False).graph.node
-    if not any(n.domain in ("", "ai.onnx") for n in nodes):
+    nodes = load_model(model_path).graph.node
+    if not any(is_standard_domain(n.domain) for n in nodes):
         raise VariantUnavailable(
             f"nothing to quantize: every op of this model is outside the standard ONNX domain (its ops: "
             f"{_op_types(model_path)}), and ONNX Runtime quantizes standard ops only; drop {variant} "
@@ -102,9 +90,7 @@ def require_standard_ops(model_path: str, variant: str) -> None:
 
 
 def _op_types(model_path: str) -> str:
-    import onnx
-
-    ops = sorted({n.op_type for n in onnx.load(model_path, load_external_data=False).graph.node})
+    ops = sorted({n.op_type for n in load_model(model_path).graph.node})
     return ", ".join(ops[:12]) + (", ..." if len(ops) > 12 else "")
 
 
@@ -251,7 +237,7 @@ class StaticRunnable(OrtRunnable):
         if self._probe is None:
             import onnx
 
-            model = onnx.load(self._float_path)
+            model = load_model(self._float_path, external_data=True)
             known = {o.name for o in model.graph.output}
             produced = {out for node in model.graph.node for out in node.output} | {
                 i.name for i in model.graph.input
@@ -259,8 +245,7 @@ class StaticRunnable(OrtRunnable):
             for name in self._ranges:
                 if name in produced and name not in known:
                     model.graph.output.append(onnx.ValueInfoProto(name=name))
-            path = self._float_path.replace(".onnx", "-tensors.onnx")
-            onnx.save(model, path)
+            path = save_model(model, self._float_path.replace(".onnx", "-tensors.onnx"))
             self._probe = OrtRunnable(path, ["CPUExecutionProvider"], optimization="none")
         outputs = self._probe.run(feeds)
         return dict(zip(self._probe.output_names, outputs))
@@ -268,10 +253,9 @@ class StaticRunnable(OrtRunnable):
 
 def _calibrated_ranges(qdq_path: str) -> dict[str, tuple[float, float]]:
     """Float range each QuantizeLinear's input can take without clipping, by tensor name."""
-    import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(qdq_path)
+    model = load_model(qdq_path, external_data=True)
     constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute:
@@ -294,7 +278,6 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
     """Options: ``calibration`` (feeds; default: drawn), ``samples`` (32), ``method``
     ("minmax", "entropy", "percentile"), ``per_channel`` (False), ``op_types``,
     ``optimization`` ("all"), ``isolate`` (True)."""
-    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -307,7 +290,7 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
     optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
     source = self_contained(context.model_path, context.workdir)
     require_standard_ops(source, "int8-static")
-    input_names = [i.name for i in onnx.load(source, load_external_data=False).graph.input]
+    input_names = [i.name for i in load_model(source).graph.input]
     feeds, origin = _calibration_feeds(context, input_names, same_shape=method != "minmax")
     if not feeds:
         raise VariantBuildError("no calibration inputs: declare inputs= so that they can be drawn")
@@ -373,8 +356,8 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
     context.check_options({"op_block_list", "optimization", "isolate"})
     blocked = context.option("op_block_list", (), (list, tuple))
     optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
-    model = onnx.load(context.model_path)
-    foreign = {n.op_type for n in model.graph.node if n.domain not in ("", "ai.onnx")}
+    model = load_model(context.model_path, external_data=True)
+    foreign = {n.op_type for n in model.graph.node if not is_standard_domain(n.domain)}
     try:
         with quiet(*_QUANT_LOGGERS):
             converted = convert_float_to_float16(
@@ -395,11 +378,7 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
             f"{', '.join(sorted({n.op_type for n in model.graph.node})[:12])}); drop fp16 from this "
             "model's variants"
         )
-    target = os.path.join(context.workdir, "fp16.onnx")
-    if converted.ByteSize() < 2**31 - 2**20:
-        onnx.save(converted, target)
-    else:
-        onnx.save(converted, target, save_as_external_data=True, location="fp16.onnx.data")
+    target = save_model(converted, os.path.join(context.workdir, "fp16.onnx"))
     return isolated_session(
         context,
         target,

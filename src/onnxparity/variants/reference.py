@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..errors import VariantUnavailable
+from ..onnxutils import is_standard_domain, load_model, walk_nodes
 from . import BuildContext, VariantRunError, register_variant
 
 MAX_EXAMPLES = 10
@@ -26,7 +27,8 @@ MAX_EXAMPLES = 10
 #: ops the evaluator runs but gets wrong or cannot return in a comparable form.
 UNRELIABLE_OPS = {("ai.onnx.ml", "SVMClassifier"), ("ai.onnx.ml", "ZipMap")}
 
-_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+#: the domains the evaluator implements besides the standard one.
+_OTHER_DOMAINS = ("ai.onnx.ml",)
 
 _NOT_SUPPORTED = "not supported by the reference evaluator"
 
@@ -35,23 +37,24 @@ class ReferenceRunnable:
     """``onnx.reference.ReferenceEvaluator`` over one model, outputs in graph order."""
 
     def __init__(self, model_path: str) -> None:
-        import onnx
         from onnx.reference import ReferenceEvaluator
 
-        model = onnx.load(model_path)
-        foreign = sorted({f"{n.domain}.{n.op_type}" for n in _nodes(model.graph) if n.domain not in _DOMAINS})
+        model = load_model(model_path, external_data=True)
+        nodes = [node for node, _ in walk_nodes(model.graph)]
+        foreign = sorted(
+            {
+                f"{n.domain}.{n.op_type}"
+                for n in nodes
+                if not is_standard_domain(n.domain) and n.domain not in _OTHER_DOMAINS
+            }
+        )
         if foreign:
             raise VariantUnavailable(
                 f"{_NOT_SUPPORTED}: ops outside the standard domains ({', '.join(foreign[:8])}); "
                 "they run only on ONNX Runtime"
             )
         unreliable = sorted(
-            {
-                f"{d}.{t}"
-                for n in _nodes(model.graph)
-                for d, t in UNRELIABLE_OPS
-                if (n.domain, n.op_type) == (d, t)
-            }
+            {f"{n.domain}.{n.op_type}" for n in nodes if (n.domain, n.op_type) in UNRELIABLE_OPS}
         )
         if unreliable:
             raise VariantUnavailable(
@@ -75,17 +78,6 @@ class ReferenceRunnable:
         except Exception as exc:
             raise VariantRunError(f"{type(exc).__name__}: {exc}") from exc
         return [np.asarray(o) for o in outputs]
-
-
-def _nodes(graph):
-    """Every node, including those of subgraphs (If/Loop/Scan bodies)."""
-    for node in graph.node:
-        yield node
-        for attribute in node.attribute:
-            if attribute.g.node:
-                yield from _nodes(attribute.g)
-            for sub in attribute.graphs:
-                yield from _nodes(sub)
 
 
 def build_onnx_reference(context: BuildContext) -> ReferenceRunnable:

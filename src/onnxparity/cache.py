@@ -1,0 +1,108 @@
+"""The in-memory caches of one session: one typed key for everything drawn or computed per
+example, and a least-recently-used store bounded in bytes.
+
+An example's arrays depend on the spec's inputs and dims (``ParitySpec.input_digest``), the real
+rows (``data=``) and the drawn :class:`~onnxparity.strategies.Example`: :class:`ExampleKey`
+holds all three, and every cache entry computed from those arrays — the drawn feeds, the
+reference's outputs, the anchor variant's outputs — is keyed by it. (Leaving the digest out
+once made one prebuilt ONNX file checked under two input ranges reuse the other range's
+anchor outputs.)
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .strategies import Example
+
+
+@dataclass(frozen=True)
+class ExampleKey:
+    """What the arrays of one example depend on."""
+
+    input_digest: str
+    rows_digest: str
+    example: Example
+
+
+@dataclass(frozen=True)
+class OutputKey:
+    """Whose outputs, on which example: ``producer`` is ``reference:<model key>`` or
+    ``<variant>:<exported model key>``."""
+
+    producer: str
+    example: ExampleKey
+
+
+def nbytes(value: Any) -> int:
+    """Bytes held by a list or dict of arrays."""
+    arrays = value.values() if isinstance(value, Mapping) else value
+    return sum(getattr(a, "nbytes", 0) for a in arrays)
+
+
+class ArrayCache:
+    """Least recently used lists or dicts of arrays, at most ``max_bytes`` in all; a value
+    larger than that is not kept."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        size = nbytes(value)
+        if size > self.max_bytes:
+            return
+        previous = self._entries.pop(key, None)
+        if previous is not None:
+            self.bytes -= nbytes(previous)
+        self._entries[key] = value
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, dropped = self._entries.popitem(last=False)
+            self.bytes -= nbytes(dropped)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def options_digest(options: Mapping[str, Any]) -> str:
+    """A digest of a variant's options (arrays by content), keying its build."""
+    if not options:
+        return ""
+    h = hashlib.blake2b(digest_size=8)
+
+    def feed(value: Any) -> None:
+        if isinstance(value, np.ndarray):
+            h.update(f"array{value.dtype}{value.shape}".encode())
+            h.update(np.ascontiguousarray(value).tobytes() if value.dtype != object else repr(value).encode())
+        elif isinstance(value, Mapping):
+            for k in sorted(value, key=str):
+                h.update(repr(k).encode())
+                feed(value[k])
+        elif isinstance(value, (list, tuple)):
+            h.update(b"[")
+            for item in value:
+                feed(item)
+            h.update(b"]")
+        else:
+            h.update(repr(value).encode())
+
+    feed(dict(options))
+    return "-" + h.hexdigest()

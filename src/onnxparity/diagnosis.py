@@ -1,0 +1,114 @@
+"""A failing item's diagnosis: what differs, by how much, on which shrunk input, what the
+anchor says about it, where the reproducer is, and a ``next:`` line saying what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .spec import Agreement, ParitySpec, Policy
+from .tally import Evidence, Shortfall
+from .variants import Runnable
+
+if TYPE_CHECKING:
+    from .runner import ModelPair
+
+
+def diagnosis(
+    variant: str,
+    pair: ModelPair,
+    spec: ParitySpec,
+    policy: Policy,
+    failure: Evidence,
+    tried: int,
+    reproducer: str,
+    extra: Sequence[str] = (),
+) -> str:
+    exported = pair.exported
+    source = exported.describe()
+    if failure.reference_error:
+        lines = [
+            f"the reference model raised on an input the spec declares valid ({variant} not compared):",
+            indent(failure.reference_error),
+        ]
+        advice = (
+            "the spec declares shapes or values the model does not accept: narrow dims= or the Input ranges"
+        )
+    elif failure.runtime_error:
+        lines = [
+            f"{variant} raised on an input the spec declares valid (model from {source}):",
+            indent(failure.runtime_error),
+        ]
+        advice = (
+            "the ONNX model rejects an input the framework model accepts: look for a dim the "
+            "exporter baked in (see the notes), or narrow dims= if these shapes are unsupported"
+        )
+    else:
+        lines = [f"{variant} differs from the reference (model from {source}):", failure.verdict.explain()]
+        kind = "op.Agreement(...)" if isinstance(policy, Agreement) else "op.Tolerance(...)"
+        advice = (
+            f"inspect the reproducer; if this difference is acceptable, loosen "
+            f"tolerance={{{variant!r}: {kind}}} (now {policy.describe()})"
+        )
+    lines.extend(extra)
+    lines.append(f"shrunk input: {failure.example.describe(spec)}")
+    lines.append(f"examples tried: {tried}")
+    lines.extend(f"note: {n}" for n in exported.notes)
+    lines.append(f"reproducer: {reproducer}")
+    lines.append(f"next: {advice}")
+    return "\n".join(lines)
+
+
+def variant_explanation(runnable: Runnable, failure: Evidence) -> list[str]:
+    """A variant's own explanation of a failing input (e.g. int8 saturation), if it has one."""
+    explain = getattr(runnable, "explain", None)
+    if explain is None or failure.reference_error:
+        return []
+    try:
+        return list(explain(failure.feeds))
+    except Exception:  # an explanation must never mask the verdict
+        return []
+
+
+def indent(text: str) -> str:
+    return "\n".join("  " + line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+def agreement_diagnosis(
+    variant: str,
+    pair: ModelPair,
+    spec: ParitySpec,
+    policy: Policy,
+    shortfall: list[Shortfall],
+    worst: Evidence,
+    tried: int,
+    reproducer: str,
+    extra: Sequence[str] = (),
+) -> str:
+    rules = dict.fromkeys(f"{s.rule}={s.required:g}" for s in shortfall)
+    what = " and ".join(
+        dict.fromkeys("labels" if s.rule == "labels" else "top-1 predictions" for s in shortfall)
+    )
+    lines = [
+        f"{variant} {what} agree less often than Agreement({', '.join(rules)}) asks "
+        f"(model from {pair.exported.describe()}):"
+    ]
+    for item in shortfall:
+        what = "values differ" if item.rule == "labels" else "rows have a different top-1 (argmax)"
+        lines.append(
+            f"output {item.output!r}: {item.differ} of {item.total} {what} over {tried} examples "
+            f"({100.0 * item.differ / item.total:.3g}%; at most {100.0 * (1.0 - item.required):.3g}% allowed)"
+        )
+    most = "flips" if shortfall[0].rule == "labels" else "top-1 disagreements"
+    lines.append(f"the example with the most {most}: {worst.example.describe(spec)}")
+    explained = worst.verdict.explain()
+    if explained:
+        lines.append(explained)
+    lines.extend(extra)
+    lines.extend(f"note: {n}" for n in pair.exported.notes)
+    lines.append(f"reproducer: {reproducer}")
+    loosen = ", ".join(dict.fromkeys(f"{s.rule}=..." for s in shortfall))
+    lines.append(
+        f"next: inspect the reproducer; if this rate is acceptable, lower Agreement({loosen}) for {variant!r}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,164 @@
+"""A prebuilt ONNX model (``onnx=``: a path, bytes or ``onnx.ModelProto``) and a callable
+reference for it (``reference=``: numpy arrays in, arrays out), for models of any framework.
+
+The ONNX file is checked as it is: its graph inputs are what the spec declares (read from the
+graph when ``inputs=`` is not given), and the file is written into the session's work
+directory when it came as bytes or a proto. Given with a framework model instead of
+``reference=``, that model's own exporter supplies the reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidSpec
+from ..onnxutils import default_opset, file_digest, load_model, write_atomic
+from ..spec import Input, ParitySpec
+from . import ExportedModel, Exporter, Reference, axis_name, register_exporter, specialised_dims
+
+#: ONNX element types an inferred input may have, by their TensorProto number.
+_ONNX_DTYPES = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    6: "int32",
+    7: "int64",
+    8: "str",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+}
+
+
+def read_proto(onnx_model: Any):
+    """The ModelProto of a path, bytes or proto (without external data)."""
+    import onnx
+
+    if isinstance(onnx_model, (str, os.PathLike)):
+        path = os.fspath(onnx_model)
+        if not os.path.isfile(path):
+            raise InvalidSpec(f"onnx={path!r}: no such file; give the path of an .onnx file")
+        try:
+            return load_model(path)
+        except Exception as exc:  # onnx raises DecodeError and others
+            raise InvalidSpec(f"onnx={path!r} is not a readable ONNX model: {exc}") from exc
+    if isinstance(onnx_model, (bytes, bytearray)):
+        try:
+            return onnx.load_from_string(bytes(onnx_model))
+        except Exception as exc:
+            raise InvalidSpec(f"onnx=<{len(onnx_model)} bytes> is not an ONNX model: {exc}") from exc
+    if isinstance(onnx_model, onnx.ModelProto):
+        return onnx_model
+    raise InvalidSpec(
+        f"onnx={type(onnx_model).__name__}: give a path, the model's bytes or an onnx.ModelProto"
+    )
+
+
+def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
+    """The inputs an ONNX graph declares (initializers excluded): names, dtypes, and shapes
+    with a dim name for every dynamic axis."""
+    proto = read_proto(onnx_model)
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = []
+    for value in proto.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dtype = _ONNX_DTYPES.get(tensor.elem_type)
+        if dtype is None:
+            raise InvalidSpec(
+                f"ONNX input {value.name!r} has element type {tensor.elem_type}: declare inputs= yourself"
+            )
+        shape = tuple(
+            d.dim_value
+            if d.HasField("dim_value") and d.dim_value > 0
+            else axis_name(value.name, axis, d.dim_param)
+            for axis, d in enumerate(tensor.shape.dim)
+        )
+        inputs.append(Input(value.name, shape, dtype=dtype))
+    return tuple(inputs)
+
+
+def check_input_names(model_proto, spec: ParitySpec) -> None:
+    """Raise when the spec's inputs and the ONNX graph's inputs do not correspond."""
+    initializers = {t.name for t in model_proto.graph.initializer}
+    graph_names = [i.name for i in model_proto.graph.input if i.name not in initializers]
+    declared = [i.name for i in spec.inputs]
+    missing = [n for n in declared if n not in graph_names]
+    extra = [n for n in graph_names if n not in declared]
+    if missing or extra:
+        raise InvalidSpec(
+            f"the ONNX model's inputs are {graph_names} but the spec declares {declared}; "
+            "name each op.Input after an ONNX graph input"
+        )
+
+
+def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
+    """The user's ONNX model on disk (written under ``workdir`` unless it is a path)."""
+    proto = read_proto(onnx_model)
+    if isinstance(onnx_model, (str, os.PathLike)):
+        path = os.fspath(onnx_model)
+        key = "file-" + file_digest(path)
+    else:
+        data = (
+            bytes(onnx_model)
+            if isinstance(onnx_model, (bytes, bytearray))
+            else onnx_model.SerializeToString()
+        )
+        kind = "bytes" if isinstance(onnx_model, (bytes, bytearray)) else "proto"
+        key = f"{kind}-" + hashlib.blake2b(data, digest_size=16).hexdigest()
+        path = os.path.join(workdir, key, "model.onnx")
+        if not os.path.exists(path):
+            write_atomic(path, data)
+    check_input_names(proto, spec)
+    return ExportedModel(
+        path=path,
+        input_names=tuple(i.name for i in spec.inputs),
+        output_names=tuple(o.name for o in proto.graph.output),
+        exporter="prebuilt ONNX",
+        opset=default_opset(proto),
+        key=key,
+        notes=tuple(specialised_dims(proto, spec)),
+    )
+
+
+class CallableExporter(Exporter):
+    """A user's callable as the reference of a prebuilt ONNX model: numpy arrays in spec order
+    in; an array, a sequence of arrays or a dict by output name out. It never exports."""
+
+    name = "callable"
+
+    def detects(self, model: Any) -> bool:
+        return False  # chosen by reference=, never detected
+
+    def fingerprint(self, model: Any) -> str:
+        # Unique while the session lives: its cached model pair keeps the callable alive.
+        return str(id(model))
+
+    def export(self, model: Any, spec: ParitySpec, *, workdir: str, opset: int | None) -> ExportedModel:
+        raise InvalidSpec("reference= needs onnx= (the ONNX model to check against it)")
+
+    def reference(self, model: Callable, spec: ParitySpec, exported: ExportedModel) -> Reference:
+        names = [i.name for i in spec.inputs]
+
+        def call(feeds: Mapping[str, np.ndarray]) -> list:
+            out = model(*[np.array(feeds[n]) for n in names])  # a copy: the feeds are shared
+            if isinstance(out, Mapping):
+                keys = [k for k in exported.output_names if k in out] or list(out)
+                return [np.asarray(out[k]) for k in keys]
+            if isinstance(out, (list, tuple)):
+                return [np.asarray(o) for o in out]
+            return [np.asarray(out)]
+
+        return call
+
+    def model_name(self, model: Any) -> str:
+        return "model"
+
+
+register_exporter(CallableExporter(), replace=True)

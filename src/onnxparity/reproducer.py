@@ -1,0 +1,98 @@
+"""Reproducer bundles: a failing example's model, inputs, expected and actual outputs, and a
+README that re-runs it without onnxparity — written atomically (a staging folder renamed into
+place), kept out of version control."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .onnxutils import copy_model_files
+from .spec import ParitySpec
+from .tally import Evidence
+
+if TYPE_CHECKING:
+    from .runner import ModelPair
+
+README = """\
+A failing parity example written by onnxparity. Re-run it without onnxparity:
+
+    import numpy as np, onnxruntime as ort
+    feeds = dict(np.load("inputs.npz"))
+    session = ort.InferenceSession("{model}", providers=["CPUExecutionProvider"])
+    actual = session.run(None, feeds)
+    expected = list(np.load("expected.npz").values())   # the framework's outputs
+
+{model} is the model the variant ran; {exported} is the exported model it was built from.
+example.json says which test, variant, shapes, data pattern and seed produced it.
+"""
+
+
+def safe_name(text: str) -> str:
+    """``text`` as one file name: letters, digits, ``_.-`` only."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "item"
+
+
+def write_reproducer(
+    directory: str,
+    name: str,
+    variant: str,
+    pair: ModelPair,
+    spec: ParitySpec,
+    failure: Evidence,
+    variant_model: str | None = None,
+) -> str:
+    """Write model, inputs and outputs of the failing example under ``directory``; atomically
+    replace any older bundle of the same test and variant. ``variant_model`` is the file a
+    converted variant (int8, fp16) ran, kept beside the exported one."""
+    target = os.path.abspath(os.path.join(directory, safe_name(name), safe_name(variant)))
+    staging = f"{target}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    model_path = copy_model_files(pair.exported.path, staging)
+    run_name = os.path.basename(model_path)
+    if variant_model and os.path.abspath(variant_model) != os.path.abspath(pair.exported.path):
+        run_name = f"{safe_name(variant)}.onnx"
+        shutil.copy2(variant_model, os.path.join(staging, run_name))
+    np.savez(os.path.join(staging, "inputs.npz"), **failure.feeds)
+    names = list(pair.exported.output_names)
+    for label, arrays in (("expected", failure.expected), ("actual", failure.actual)):
+        if arrays is not None:
+            keys = names if len(names) == len(arrays) else [f"output_{i}" for i in range(len(arrays))]
+            np.savez(os.path.join(staging, f"{label}.npz"), **{safe_name(k): a for k, a in zip(keys, arrays)})
+    info = {
+        "test": name,
+        "variant": variant,
+        "exporter": pair.exported.exporter,
+        "opset": pair.exported.opset,
+        "model": os.path.basename(model_path),
+        "variant_model": run_name,
+        "example": failure.example.to_dict(),
+        "description": failure.example.describe(spec),
+        "runtime_error": failure.runtime_error,
+        "reference_error": failure.reference_error,
+        "notes": list(pair.exported.notes),
+    }
+    with open(os.path.join(staging, "example.json"), "w") as f:
+        json.dump(info, f, indent=2)
+    with open(os.path.join(staging, "README.txt"), "w") as f:
+        f.write(README.format(model=run_name, exported=os.path.basename(model_path)))
+    if os.path.exists(target):
+        shutil.rmtree(target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.replace(staging, target)
+    _ignore_in_git(directory)
+    return target
+
+
+def _ignore_in_git(directory: str) -> None:
+    """Keep reproducer bundles out of version control, as pytest does for its cache."""
+    marker = os.path.join(directory, ".gitignore")
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write("# created by onnxparity\n*\n")

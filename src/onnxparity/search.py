@@ -1,0 +1,183 @@
+"""One variant's search of the declared input space: drive Hypothesis, replay passing
+searches, and re-shrink failures found at explicit examples.
+
+Each example is drawn once per session and its reference computed once (the session's
+caches); the variant runs on it and the comparison decides. A passing search's examples are
+remembered: Hypothesis draws the same sequence for the same seed while every example passes,
+so the next variant of the same test replays it without Hypothesis's per-example bookkeeping.
+The first failure in a replay hands over to a real Hypothesis search, which finds and shrinks
+it. Knows nothing of pytest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import example as explicit_example
+from hypothesis import seed as hypothesis_seed
+
+from .anchor import Anchor
+from .cache import ExampleKey
+from .compare import compare_outputs
+from .spec import ParitySpec, Policy
+from .strategies import Example, examples, rows_digest
+from .tally import Evidence, SearchTally
+from .variants import Runnable, VariantRunError
+
+if TYPE_CHECKING:
+    from .runner import ModelPair, ParitySession
+
+
+class ExampleFailed(Exception):
+    """Raised inside the Hypothesis test when one example fails; carries its evidence."""
+
+    def __init__(self, evidence: Evidence) -> None:
+        super().__init__(evidence.runtime_error or evidence.reference_error or "parity mismatch")
+        self.evidence = evidence
+
+
+class Search:
+    """Evaluates examples of one (model pair, spec, variant) and keeps the tally."""
+
+    def __init__(
+        self,
+        session: ParitySession,
+        pair: ModelPair,
+        spec: ParitySpec,
+        runnable: Runnable,
+        policy: Policy,
+        rows: Mapping[str, np.ndarray],
+        *,
+        anchor: Anchor | None = None,
+        keeps_anchor_outputs: bool = False,
+    ) -> None:
+        self.session = session
+        self.pair = pair
+        self.spec = spec
+        self.runnable = runnable
+        self.policy = policy
+        self.rows = rows
+        self.rows_key = rows_digest(rows) if rows else ""
+        #: how far the anchor variant is from the reference (None for the anchor itself)
+        self.anchor = anchor
+        #: the anchor's own search keeps its outputs for the other variants' distances
+        self.keeps_anchor_outputs = keeps_anchor_outputs
+        self.tally = SearchTally(policy)
+
+    def key(self, example: Example) -> ExampleKey:
+        return ExampleKey(self.spec.input_digest, self.rows_key, example)
+
+    def evaluate(self, example: Example) -> None:
+        """Run the variant on ``example``; raise :class:`ExampleFailed` when it breaks parity."""
+        self.tally.count_example(example)
+        session = self.session
+        clock = time.perf_counter
+        key = self.key(example)
+        feeds = session.feeds_for(self.spec, key, self.rows)
+        try:
+            expected = session.reference_outputs(self.pair, key, feeds)
+        except Exception as exc:
+            raise ExampleFailed(
+                Evidence(example, feeds, reference_error=f"{type(exc).__name__}: {exc}")
+            ) from None
+        started = clock()
+        try:
+            actual = self.runnable.run(feeds)
+        except VariantRunError as exc:
+            raise ExampleFailed(Evidence(example, feeds, expected, runtime_error=str(exc))) from None
+        finally:
+            session.timings["variant"] += clock() - started
+        if self.keeps_anchor_outputs:
+            session.remember_anchor_outputs(self.pair, key, actual)
+        started = clock()
+        verdict = compare_outputs(self.runnable.output_names, expected, actual, self.policy, self.pair.labels)
+        session.timings["compare"] += clock() - started
+        anchored = self.anchor.compare(key, feeds, expected) if self.anchor is not None else None
+        self.tally.add_anchor_distances(anchored)
+        verdict = self.tally.add(
+            verdict, lambda: Evidence(example, feeds, expected, actual, verdict, anchor_verdict=anchored)
+        )
+        if not verdict.passed:
+            raise ExampleFailed(Evidence(example, feeds, expected, actual, verdict, anchor_verdict=anchored))
+
+    def run(self, max_examples: int, seed: int, explicit: Sequence[Example], phases=None) -> Evidence | None:
+        """Search for a failing example; None when every example passes."""
+        store = self.session.passing_searches
+        replay_key = None
+        if phases is None:
+            replay_key = (self.spec.input_digest, self.rows_key, seed, max_examples, tuple(explicit))
+            sequence = store.get(replay_key)
+            if sequence is not None and self._replay(sequence):
+                return None
+        drawn: list[Example] = []
+
+        def parity_holds(example: Example) -> None:
+            drawn.append(example)
+            self.evaluate(example)
+
+        test = given(examples(self.spec, self.rows or None))(parity_holds)
+        for corner in reversed(explicit):  # Hypothesis runs the last-applied example first
+            test = explicit_example(corner)(test)
+        options: dict[str, Any] = dict(
+            max_examples=max_examples,
+            deadline=None,
+            database=None,
+            report_multiple_bugs=False,
+            suppress_health_check=list(HealthCheck),
+        )
+        if phases is not None:
+            options["phases"] = phases
+        test = hypothesis_seed(seed)(settings(**options)(test))
+        started = time.perf_counter()
+        self.session.counts["hypothesis_searches"] += 1
+        try:
+            test()
+        except Exception as exc:  # ours, or wrapped by Hypothesis (Flaky, ExceptionGroup)
+            failure = _find_failure(exc)
+            if failure is None:
+                raise
+            return failure.evidence
+        finally:
+            self.session.timings["search"] += time.perf_counter() - started
+        if replay_key is not None:
+            store[replay_key] = drawn
+        return None
+
+    def run_shrunk(self, max_examples: int, seed: int, explicit: Sequence[Example]) -> Evidence | None:
+        """Search, and when the failure is one of the explicit examples (which Hypothesis does
+        not shrink), search again from the simplest inputs so the reported example is shrunk."""
+        failure = self.run(max_examples, seed, explicit)
+        if failure is not None and failure.example in explicit:
+            smaller = self.run(max_examples, seed, [], phases=(Phase.generate, Phase.shrink))
+            if smaller is not None:
+                failure = smaller
+        return failure
+
+    def _replay(self, sequence: list[Example]) -> bool:
+        """Evaluate a remembered passing sequence; False (counts reset) at its first failure."""
+        started = time.perf_counter()
+        try:
+            for example in sequence:
+                self.evaluate(example)
+        except ExampleFailed:
+            self.tally.reset()
+            return False
+        finally:
+            self.session.timings["search"] += time.perf_counter() - started
+        self.session.counts["replayed_searches"] += 1
+        return True
+
+
+def _find_failure(exc: BaseException) -> ExampleFailed | None:
+    if isinstance(exc, ExampleFailed):
+        return exc
+    for inner in getattr(exc, "exceptions", ()) or ():
+        found = _find_failure(inner)
+        if found is not None:
+            return found
+    cause = exc.__cause__ or exc.__context__
+    return _find_failure(cause) if cause is not None else None

@@ -1,0 +1,27 @@
+"""Declarations of what a model accepts and what parity means: validated, immutable values.
+
+Knows nothing of frameworks, ONNX Runtime or pytest. Every constructor validates its
+arguments and raises :class:`~onnxparity.errors.InvalidSpec` naming the bad value and the fix.
+``inputs`` (Dim, Input), ``policy`` (Tolerance, Agreement), ``budgets`` (Opset, Latency) and
+``parity`` (ParitySpec, the whole declaration of one check).
+"""
+
+from .budgets import DEFAULT_DOMAINS, Latency, Opset
+from .inputs import DEFAULT_RANGES, SUPPORTED_DTYPES, Dim, Input
+from .parity import ParitySpec
+from .policy import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
+
+__all__ = [
+    "DEFAULT_DOMAINS",
+    "DEFAULT_RANGES",
+    "DEFAULT_TOLERANCE",
+    "SUPPORTED_DTYPES",
+    "Agreement",
+    "Dim",
+    "Input",
+    "Latency",
+    "Opset",
+    "ParitySpec",
+    "Policy",
+    "Tolerance",
+]

@@ -1,0 +1,178 @@
+"""What a search counts, and the rules that judge counts over a whole search (pure).
+
+Per output: the worst errors seen, mismatches over all values, the agreement metrics' minimum,
+top-1 agreement over all rows, and the anchor variant's own distance from the reference. Rate
+rules (``Agreement(labels=...)``, ``Agreement(top1=...)``) are judged over every example, not
+one: label flips do not fail an example; the search's total does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .compare import Verdict
+from .report import OutputSummary
+from .spec import Agreement, Policy
+from .strategies import Example
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One example's inputs and outputs, kept for a diagnosis and a reproducer."""
+
+    example: Example
+    feeds: Any  # Mapping[str, np.ndarray]
+    expected: list | None = None
+    actual: list | None = None
+    verdict: Verdict | None = None
+    runtime_error: str | None = None
+    reference_error: str | None = None
+    #: the anchor variant's outputs compared with the reference on this example (None: not run)
+    anchor_verdict: Verdict | None = None
+
+
+@dataclass
+class OutputTally:
+    """One output's worst numbers over a search, accumulating: the fields of OutputSummary."""
+
+    max_abs_error: float = 0.0
+    max_rel_error: float = 0.0
+    max_mismatched_fraction: float = 0.0
+    mismatched: int = 0
+    values: int = 0
+    min_cosine: float | None = None
+    min_sqnr_db: float | None = None
+    top1_agree: int = 0
+    top1_rows: int = 0
+    max_abs_error_vs_ort_cpu: float | None = None
+
+    def add(self, out) -> None:
+        self.max_abs_error = max(self.max_abs_error, out.max_abs_error)
+        self.max_rel_error = max(self.max_rel_error, out.max_rel_error)
+        self.max_mismatched_fraction = max(self.max_mismatched_fraction, out.mismatched_fraction)
+        self.mismatched += out.mismatched
+        self.values += out.size
+        self.min_cosine = _least(self.min_cosine, out.cosine)
+        self.min_sqnr_db = _least(self.min_sqnr_db, out.sqnr_db)
+        self.top1_agree += out.top1_agree
+        self.top1_rows += out.top1_rows
+
+    def add_anchor_distance(self, distance: float) -> None:
+        previous = self.max_abs_error_vs_ort_cpu
+        self.max_abs_error_vs_ort_cpu = distance if previous is None else max(previous, distance)
+
+    def summary(self, name: str) -> OutputSummary:
+        return OutputSummary(name, **dataclasses.asdict(self))
+
+
+def _least(current: float | None, value: float | None) -> float | None:
+    if value is None:
+        return current
+    return value if current is None else min(current, value)
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A rate rule (labels or top-1 agreement) broken over a whole search."""
+
+    rule: str  # "labels" or "top1"
+    output: str
+    differ: int
+    total: int
+    required: float
+
+
+class SearchTally:
+    """The counts of one variant's search under one policy."""
+
+    def __init__(self, policy: Policy) -> None:
+        agreement = policy if isinstance(policy, Agreement) else None
+        self.label_agreement = agreement.labels if agreement else 1.0
+        self.top1 = agreement.top1 if agreement else None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (a replay's counts, before a real search evaluates again)."""
+        self.tried = 0
+        self.dims: dict[str, list[int]] = {}
+        self.outputs: dict[str, OutputTally] = {}
+        #: the example with the most label flips / top-1 disagreements: a rate rule's evidence
+        self.worst_flips: Evidence | None = None
+        self.worst_top1: tuple[int, Evidence] | None = None
+
+    def count_example(self, example: Example) -> None:
+        self.tried += 1
+        for dim, value in example.dims:
+            seen = self.dims.setdefault(dim, [value, value])
+            seen[0], seen[1] = min(seen[0], value), max(seen[1], value)
+
+    def add(self, verdict: Verdict, evidence: Callable[[], Evidence]) -> Verdict:
+        """Count ``verdict``'s outputs; return the verdict that decides this example (label
+        flips under an Agreement deferred to the search's total). ``evidence`` is called only
+        when this example may become a rate rule's evidence."""
+        for out in verdict.outputs:
+            self.outputs.setdefault(out.name, OutputTally()).add(out)
+        if self.top1 is not None:
+            misses = sum(o.top1_rows - o.top1_agree for o in verdict.outputs)
+            if misses and (self.worst_top1 is None or misses > self.worst_top1[0]):
+                self.worst_top1 = (misses, evidence())
+        if self.label_agreement < 1.0:
+            return self._defer_label_flips(verdict, evidence)
+        return verdict
+
+    def add_anchor_distances(self, verdict: Verdict | None) -> None:
+        """Keep, per float output, the worst distance of the anchor variant from the reference."""
+        for out in verdict.outputs if verdict is not None else ():
+            if out.exact or out.problem in ("shape", "dtype"):
+                continue
+            self.outputs.setdefault(out.name, OutputTally()).add_anchor_distance(out.max_abs_error)
+
+    def _defer_label_flips(self, verdict: Verdict, evidence: Callable[[], Evidence]) -> Verdict:
+        deferred = [o for o in verdict.outputs if o.exact and o.problem == "values"]
+        if not deferred:
+            return verdict
+        worst = self.worst_flips
+        if worst is None or max(o.mismatched_fraction for o in deferred) > max(
+            o.mismatched_fraction for o in worst.verdict.outputs if o.exact
+        ):
+            self.worst_flips = evidence()
+        return replace(
+            verdict,
+            outputs=tuple(
+                replace(o, passed=True, problem=None) if o in deferred else o for o in verdict.outputs
+            ),
+        )
+
+    def shortfall(self) -> list[Shortfall]:
+        """Rate rules broken over every example tried: exact outputs whose flip rate exceeds
+        the labels agreement, float outputs whose top-1 agreement is below ``top1``."""
+        found = []
+        if self.label_agreement < 1.0 and self.worst_flips is not None:
+            exact = {o.name for o in self.worst_flips.verdict.outputs if o.exact}
+            for name, t in self.outputs.items():
+                if (
+                    name in exact
+                    and t.values
+                    and t.mismatched > (1.0 - self.label_agreement) * t.values + 1e-9
+                ):
+                    found.append(Shortfall("labels", name, t.mismatched, t.values, self.label_agreement))
+        if self.top1 is not None:
+            for name, t in self.outputs.items():
+                if t.top1_rows and t.top1_agree < self.top1 * t.top1_rows - 1e-9:
+                    found.append(Shortfall("top1", name, t.top1_rows - t.top1_agree, t.top1_rows, self.top1))
+        return found
+
+    def evidence_for(self, shortfall: list[Shortfall]) -> Evidence:
+        if any(s.rule == "labels" for s in shortfall) and self.worst_flips is not None:
+            return self.worst_flips
+        assert self.worst_top1 is not None
+        return self.worst_top1[1]
+
+    def summaries(self) -> tuple[OutputSummary, ...]:
+        return tuple(t.summary(n) for n, t in self.outputs.items())
+
+    def covered(self) -> dict[str, tuple[int, int]]:
+        return {k: (v[0], v[1]) for k, v in self.dims.items()}
