@@ -22,6 +22,7 @@ from .errors import (
     ParityFailure,
     VariantBuildError,
     VariantUnavailable,
+    WeakCheck,
 )
 from .exporters import ExportedModel, Exporter, register_exporter
 from .spec import Agreement, Dim, Input, Latency, Opset, ParitySpec, Tolerance
@@ -64,6 +65,7 @@ __all__ = [
     "Tolerance",
     "VariantBuildError",
     "VariantUnavailable",
+    "WeakCheck",
     "check",
     "register_exporter",
     "register_variant",

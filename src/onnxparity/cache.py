@@ -14,25 +14,23 @@ from __future__ import annotations
 import collections
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .strategies import Example
 
 
-@dataclass(frozen=True)
-class ExampleKey:
-    """What the arrays of one example depend on."""
+class ExampleKey(NamedTuple):
+    """What the arrays of one example depend on (a named tuple: hashed on every lookup, and
+    a tuple hashes in C)."""
 
     input_digest: str
     rows_digest: str
     example: Example
 
 
-@dataclass(frozen=True)
-class OutputKey:
+class OutputKey(NamedTuple):
     """Whose outputs, on which example: ``producer`` is ``reference:<model key>`` or
     ``<variant>:<exported model key>``."""
 

@@ -37,3 +37,9 @@ class VariantBuildError(OnnxParityError):
 
 class ParityFailure(OnnxParityError, AssertionError):
     """A variant's outputs differ from the reference beyond tolerance; the message is the diagnosis."""
+
+
+class WeakCheck(UserWarning):
+    """A passing check that could not have failed (outputs far inside the tolerance band, or not
+    depending on the inputs): the pass proves little. Make it an error with
+    ``-W error::onnxparity.WeakCheck``."""

@@ -88,6 +88,45 @@ class OutputSummary:
 
 
 @dataclass(frozen=True)
+class OutputPower:
+    """How much one output's check could have caught, measured over the search's examples."""
+
+    name: str
+    #: the largest |expected| value seen
+    scale: float
+    #: how far the expected values moved across all inputs (max - min)
+    spread: float
+    #: the tolerance band at ``scale`` (atol + rtol * scale; 0 for exact outputs)
+    band: float
+    #: the smallest relative change of the whole output the check would catch (inf: none)
+    detectable_change: float
+    #: the output moved beyond the band across the inputs drawn
+    input_dependent: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "scale": json_float(self.scale),
+            "spread": json_float(self.spread),
+            "band": json_float(self.band),
+            "detectable_change": json_float(self.detectable_change),
+            "input_dependent": self.input_dependent,
+        }
+
+
+@dataclass(frozen=True)
+class Power:
+    """Whether a passing check could have failed: ``weak`` with the reasons when not."""
+
+    weak: bool
+    reasons: tuple[str, ...] = ()
+    outputs: tuple[OutputPower, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"weak": self.weak, "reasons": list(self.reasons), "outputs": [o.to_dict() for o in self.outputs]}
+
+
+@dataclass(frozen=True)
 class VariantResult:
     """One variant's verdict over the drawn inputs."""
 
@@ -103,6 +142,8 @@ class VariantResult:
     verdict: Verdict | None = None
     #: the opset of an opset-matrix item (None: the export's own)
     opset: int | None = None
+    #: how much the check could have caught (None: not measured, e.g. nothing ran)
+    power: Power | None = None
 
     @property
     def passed(self) -> bool:
@@ -123,6 +164,7 @@ class VariantResult:
             else [o.to_dict() for o in self.verdict.failed_outputs],
             "reproducer": self.reproducer,
             "message": self.message,
+            "power": None if self.power is None else self.power.to_dict(),
         }
 
 
