@@ -128,10 +128,24 @@ def check(
         calibration=calibration,
     )
     if session is not None:
-        return session.check(subject, spec=spec, name=name, data=data, latency_mode=latency_mode)
-    config = ParityConfig(reproducer_dir=os.fspath(reproducer_dir), latency=latency_mode or "enforce")
-    with ParitySession(config) as own:
-        return own.check(subject, spec=spec, name=name, data=data)
+        result = session.check(subject, spec=spec, name=name, data=data, latency_mode=latency_mode)
+    else:
+        config = ParityConfig(reproducer_dir=os.fspath(reproducer_dir), latency=latency_mode or "enforce")
+        with ParitySession(config) as own:
+            result = own.check(subject, spec=spec, name=name, data=data)
+    _warn_weak(result)
+    return result
+
+
+def _warn_weak(result: CheckResult) -> None:
+    """A :class:`WeakCheck` warning for every passing variant that could not have failed."""
+    import warnings
+
+    from .power import weak_message
+
+    for item, outcome in result.variants.items():
+        if outcome.passed and outcome.power is not None and outcome.power.weak:
+            warnings.warn(WeakCheck(weak_message(f"{result.name} [{item}]", outcome.power)), stacklevel=3)
 
 
 def register_variant(

@@ -106,3 +106,22 @@ def default_dims(inputs: tuple[Input, ...], declared: Mapping[str, Dim]) -> dict
         for name in item.dim_names:
             dims.setdefault(name, DEFAULT_DIM)
     return dims
+
+
+def test_name(nodeid: str, item_id: str) -> str:
+    """A parity item's test without its item: ``t.py::test[ort-cpu-small]`` with item
+    ``ort-cpu`` is ``t.py::test[small]``. One name for all the items of one parameter set: it
+    seeds their searches (so they share examples) and names their reproducers and report rows,
+    which stay apart per parameter set."""
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return nodeid
+    base, _, params = nodeid[:-1].partition("[")
+    for rest in (
+        "" if params == item_id else None,
+        params[len(item_id) + 1 :] if params.startswith(f"{item_id}-") else None,
+        params[: -len(item_id) - 1] if params.endswith(f"-{item_id}") else None,
+        params.replace(f"-{item_id}-", "-", 1) if f"-{item_id}-" in params else None,
+    ):
+        if rest is not None:
+            return f"{base}[{rest}]" if rest else base
+    return nodeid

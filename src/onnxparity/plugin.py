@@ -21,8 +21,8 @@ import pytest
 
 from . import config as cfg
 from .config import ParityConfig
-from .errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError
-from .planning import Item, plan_items, stable_seed
+from .errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError, WeakCheck
+from .planning import Item, plan_items, stable_seed, test_name
 from .spec import ParitySpec
 
 CONFIG_KEY = pytest.StashKey[ParityConfig]()
@@ -305,9 +305,10 @@ def _session(config: pytest.Config):
 
 
 def _base_id(item: pytest.Item) -> str:
-    """The item's node id without its variant parameter: one name for all its variants."""
-    nodeid = item.nodeid
-    return nodeid[: nodeid.index("[")] if "[" in nodeid else nodeid
+    """The item's node id without its parity item (its other parameters kept): one name for
+    all the items of one parameter set."""
+    planned = _item_of(item)
+    return test_name(item.nodeid, planned.id) if planned is not None else item.nodeid
 
 
 def _seed_rngs(seed: int) -> None:
@@ -386,6 +387,11 @@ class ParityFixture:
             result.measured.get("broken") or not result.measured.get("reliable", True)
         ):
             warnings.warn(LatencyReport(result.message), stacklevel=2)
+        power = getattr(result, "power", None)
+        if power is not None and power.weak:
+            from .power import weak_message
+
+            warnings.warn(WeakCheck(weak_message(self.item.nodeid, power)), stacklevel=2)
         return result
 
     def _record(self, status: str, result: dict, checked: Any = None) -> None:

@@ -303,7 +303,13 @@ class ParitySession:
             shortfall = tally.shortfall()
             if not shortfall:
                 return VariantResult(
-                    variant, "passed", policy, tally.tried, tally.summaries(), tally.covered()
+                    variant,
+                    "passed",
+                    policy,
+                    tally.tried,
+                    tally.summaries(),
+                    tally.covered(),
+                    power=tally.power(policy),
                 )
             failure = tally.evidence_for(shortfall)
         reproducer = write_reproducer(

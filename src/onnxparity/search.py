@@ -93,6 +93,7 @@ class Search:
             session.timings["variant"] += clock() - started
         if self.keeps_anchor_outputs:
             session.remember_anchor_outputs(self.pair, key, actual)
+        self.tally.add_expected(self.runnable.output_names, expected)
         started = clock()
         verdict = compare_outputs(self.runnable.output_names, expected, actual, self.policy, self.pair.labels)
         session.timings["compare"] += clock() - started

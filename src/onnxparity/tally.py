@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .compare import Verdict
-from .report import OutputSummary
+from .power import OutputRange, measure
+from .report import OutputSummary, Power
 from .spec import Agreement, Policy
 from .strategies import Example
 
@@ -99,6 +100,8 @@ class SearchTally:
         self.tried = 0
         self.dims: dict[str, list[int]] = {}
         self.outputs: dict[str, OutputTally] = {}
+        #: the reference's values per output: what the check could have caught (power)
+        self.ranges: dict[str, OutputRange] = {}
         #: the example with the most label flips / top-1 disagreements: a rate rule's evidence
         self.worst_flips: Evidence | None = None
         self.worst_top1: tuple[int, Evidence] | None = None
@@ -108,6 +111,18 @@ class SearchTally:
         for dim, value in example.dims:
             seen = self.dims.setdefault(dim, [value, value])
             seen[0], seen[1] = min(seen[0], value), max(seen[1], value)
+
+    def add_expected(self, names: tuple[str, ...], expected: list) -> None:
+        """Record the reference's outputs of one example (their scale and range)."""
+        for name, values in zip(names, expected):
+            found = self.ranges.get(name)
+            if found is None:
+                found = self.ranges[name] = OutputRange()
+            found.add(values)
+
+    def power(self, policy: Policy) -> Power:
+        """How much this (passing) search could have caught: see :mod:`onnxparity.power`."""
+        return measure(self.ranges, policy, self.tried)
 
     def add(self, verdict: Verdict, evidence: Callable[[], Evidence]) -> Verdict:
         """Count ``verdict``'s outputs; return the verdict that decides this example (label

@@ -49,8 +49,26 @@ def rows(document: Mapping[str, Any]) -> list[tuple[str, ...]]:
             policy = "Opset budget"
         path, _, test = item["test"].rpartition("::")
         name = f"{path.rsplit('/', 1)[-1]}::{test}" if path else item["test"]
-        table.append((name, item["item"], item["status"], worst, policy, examples, latency))
+        verdict = item["status"] + (" (weak)" if weak_reasons(item) else "")
+        table.append((name, item["item"], verdict, worst, policy, examples, latency))
     return table
+
+
+def weak_reasons(item: Mapping[str, Any]) -> list[str]:
+    """Why a passing item could not have failed (empty: it could, or it did not pass)."""
+    power = (item.get("result") or {}).get("power") or {}
+    return list(power.get("reasons") or []) if item.get("status") == "passed" and power.get("weak") else []
+
+
+def _weak_lines(document: Mapping[str, Any]) -> list[str]:
+    weak = [(i["nodeid"], weak_reasons(i)) for i in document["items"] if weak_reasons(i)]
+    if not weak:
+        return []
+    lines = [f"weak: {len(weak)} passing item(s) could not have failed (onnxparity.WeakCheck):"]
+    for nodeid, reasons in weak:
+        lines.append(f"  {nodeid}")
+        lines += [f"    {r}" for r in reasons]
+    return lines
 
 
 def _policy(policy: Mapping[str, Any] | None) -> str:
@@ -71,6 +89,7 @@ def terminal(document: Mapping[str, Any], gate: GateResult | None = None) -> lis
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append(_counts(document))
+    lines += _weak_lines(document)
     lines += _gate_lines(gate)
     return lines
 
@@ -80,11 +99,20 @@ def markdown(document: Mapping[str, Any], gate: GateResult | None = None, title:
     out = [f"## {title}", "", _counts(document), ""]
     out.append("| " + " | ".join(HEADER) + " |")
     out.append("|" + "---|" * len(HEADER))
-    icon = {"passed": "✅ passed", "failed": "❌ failed", "error": "💥 error", "skipped": "⏭ skipped"}
+    icon = {
+        "passed": "✅ passed",
+        "passed (weak)": "⚠️ passed (weak)",
+        "failed": "❌ failed",
+        "error": "💥 error",
+        "skipped": "⏭ skipped",
+    }
     for r in rows(document):
         cells = list(r)
         cells[2] = icon.get(cells[2], cells[2])
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    weak = _weak_lines(document)
+    if weak:
+        out += ["", "### Weak checks", "", weak[0], ""] + [f"- {line.strip()}" for line in weak[1:]]
     gate_lines = _gate_lines(gate)
     if gate_lines:
         out += ["", "### Release gate", ""] + [f"- {line.strip()}" for line in gate_lines]
@@ -108,6 +136,9 @@ def markdown(document: Mapping[str, Any], gate: GateResult | None = None, title:
 def _counts(document: Mapping[str, Any]) -> str:
     summary = document.get("summary", {})
     parts = [f"{summary[k]} {k}" for k in ("passed", "failed", "error", "skipped") if summary.get(k)]
+    weak = sum(1 for i in document["items"] if weak_reasons(i))
+    if weak:
+        parts.insert(1, f"{weak} weak")
     return f"{len(document['items'])} parity items: " + (", ".join(parts) or "none")
 
 
