@@ -128,3 +128,38 @@ def test_a_bad_exporter_is_refused_by_name():
         op.InvalidSpec, match=r"register_exporter\('torch'\): already registered; pass replace=True"
     ):
         op.register_exporter(type("T", (NumpyAffineExporter,), {"name": "torch"})())
+
+
+def test_an_exported_graph_with_undeclared_inputs_is_a_clear_export_error(tmp_path):
+    """An exporter that leaves a constant as a graph input (Keras EfficientNet's Normalization
+    did) is named as such, not left to a runtime error blamed on baked dims."""
+    from onnxparity.exporters import exported_model
+
+    class LeavesConstantAsInput(NumpyAffineExporter):
+        name = "leaky-affine"
+
+        def export(self, model, spec, *, workdir, opset):
+            n_in, n_out = model.weight.shape
+            graph = helper.make_graph(
+                [helper.make_node("MatMul", ["x", "w"], ["y"])],
+                "leaky",
+                [
+                    helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", n_in]),
+                    helper.make_tensor_value_info("normalization/Sub/y:0", TensorProto.FLOAT, [n_in, n_out]),
+                ],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n_out])],
+            )
+            graph.node[0].input[1] = "normalization/Sub/y:0"
+            proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+            path = os.path.join(workdir, "leaky", "model.onnx")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            onnx.save(proto, path)
+            return exported_model(path, proto, spec, exporter="leaky exporter", key="leaky")
+
+    op.register_exporter(LeavesConstantAsInput())
+    with pytest.raises(
+        op.ExportError,
+        match=r"the graph leaky exporter exported has inputs the spec does not "
+        r"declare: 'normalization/Sub/y:0' \(declared: x\); these look like constants",
+    ):
+        op.check(square_model(), dims={"batch": op.Dim(1, 4)}, examples=2, reproducer_dir=tmp_path)

@@ -372,3 +372,37 @@ def test_anchor_outputs_are_keyed_by_the_declared_input_space(tmp_path):
         result = session.check_variant(second, wide, "ort-cpu-noopt", name="t", examples=5)
         assert result.passed
         assert result.outputs[0].max_abs_error_vs_ort_cpu == 0.0
+
+
+def test_a_variant_that_cannot_run_a_right_export_is_not_blamed_on_the_export(tmp_path):
+    """A variant raising where ort-cpu runs the same input and matches: the diagnosis says the
+    export is right and this variant cannot run it (it once blamed a baked dim, and the
+    anchor line said the variant "loses the accuracy")."""
+    from onnxparity.variants import VariantRunError
+    from onnxparity.variants.ort import OrtRunnable
+
+    class BatchOfOneOnly:
+        def __init__(self, context):
+            self.inner = OrtRunnable(context.model_path, ["CPUExecutionProvider"])
+            self.output_names = self.inner.output_names
+
+        def run(self, feeds):
+            if next(iter(feeds.values())).shape[0] > 1:
+                raise VariantRunError("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code (batch > 1)")
+            return self.inner.run(feeds)
+
+    op.register_variant("batch-one-test", BatchOfOneOnly, replace=True)
+    result = op.check(
+        mlp(),
+        inputs=MLP_INPUTS,
+        dims=MLP_DIMS,
+        variants=["ort-cpu", "batch-one-test"],
+        examples=4,
+        reproducer_dir=tmp_path,
+    )
+    message = result["batch-one-test"].message
+    assert result["ort-cpu"].passed and result["batch-one-test"].status == "failed"
+    assert message.startswith("batch-one-test cannot run this model on an input the spec declares valid")
+    assert "ort-cpu runs the same input and matches the reference: the export is right" in message
+    assert "next: the export is right and batch-one-test cannot run it" in message
+    assert "baked" not in message and "loses the accuracy" not in message

@@ -322,3 +322,18 @@ def test_a_registered_variant_can_be_removed_again():
         get_variant("gone-test")
     with pytest.raises(op.InvalidSpec, match=r"unregister_variant\('gone-test'\): not registered"):
         unregister_variant("gone-test")
+
+
+def test_fp16_skips_models_with_machine_learning_operators(tmp_path):
+    """A gradient-boosted classifier's graph is TreeEnsemble plus standard ops around it: fp16
+    once errored on it (an invalid mixed-precision graph) instead of skipping."""
+    pytest.importorskip("skl2onnx")
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    X, y = load_iris(return_X_y=True)
+    model = GradientBoostingClassifier(n_estimators=5, max_depth=2, random_state=0).fit(X, y)
+    result = op.check(model, data=X, variants=["ort-cpu", "fp16"], examples=3, reproducer_dir=tmp_path)
+    assert result["ort-cpu"].passed
+    assert result["fp16"].status == "skipped"
+    assert "fp16 does not apply to models with ai.onnx.ml operators (TreeEnsemble" in result["fp16"].message

@@ -42,12 +42,22 @@ class Anchor:
             return None
         return compare_outputs(self.output_names, expected, outputs, DEFAULT_TOLERANCE, self.pair.labels)
 
-    def lines(self, evidence: Evidence, key: ExampleKey) -> list[str]:
-        """Diagnosis lines: the anchor's own error on the failing example and what it means
-        (compared during the search, or now where the variant raised before)."""
+    def verdict(self, evidence: Evidence, key: ExampleKey) -> Verdict | None:
+        """The anchor against the reference on a failing example (compared during the search,
+        or now where the variant raised first); None where it cannot be compared."""
         if evidence.expected is None:
-            return []
-        verdict = evidence.anchor_verdict or self.compare(key, evidence.feeds, evidence.expected)
+            return None
+        return evidence.anchor_verdict or self.compare(key, evidence.feeds, evidence.expected)
+
+    def lines(self, evidence: Evidence, key: ExampleKey) -> list[str]:
+        """Diagnosis lines: the anchor's own error on the failing example and what it means."""
+        verdict = self.verdict(evidence, key)
+        if verdict is not None and evidence.runtime_error:
+            if verdict.passed:
+                return [f"{self.variant} runs the same input and matches the reference: the export is right"]
+            return [
+                f"{self.variant} on the same input differs from the reference too: check {self.variant} first"
+            ]
         parts = [
             f"{o.name!r} max abs error {o.max_abs_error:.3g}"
             for o in (verdict.outputs if verdict is not None else ())

@@ -23,7 +23,9 @@ def diagnosis(
     tried: int,
     reproducer: str,
     extra: Sequence[str] = (),
+    export_right: bool = False,
 ) -> str:
+    """``export_right``: the anchor variant ran the failing input and matched the reference."""
     exported = pair.exported
     source = exported.describe()
     if failure.reference_error:
@@ -33,6 +35,15 @@ def diagnosis(
         ]
         advice = (
             "the spec declares shapes or values the model does not accept: narrow dims= or the Input ranges"
+        )
+    elif failure.runtime_error and export_right:
+        lines = [
+            f"{variant} cannot run this model on an input the spec declares valid (model from {source}):",
+            indent(failure.runtime_error),
+        ]
+        advice = (
+            f"the export is right and {variant} cannot run it: drop {variant} from this model's variants, "
+            "or report the error to the runtime's authors with the reproducer"
         )
     elif failure.runtime_error:
         lines = [

@@ -322,14 +322,20 @@ class ParitySession:
             getattr(runnable, "model_path", None),
         )
         extra = variant_explanation(runnable, failure)
+        export_right = False
         if measured_against is not None:
-            extra += measured_against.lines(failure, search.key(failure.example))
+            key = search.key(failure.example)
+            extra += measured_against.lines(failure, key)
+            anchored = measured_against.verdict(failure, key)
+            export_right = anchored is not None and anchored.passed
         if shortfall:
             message = agreement_diagnosis(
                 variant, pair, spec, policy, shortfall, failure, tally.tried, reproducer, extra
             )
         else:
-            message = diagnosis(variant, pair, spec, policy, failure, tally.tried, reproducer, extra)
+            message = diagnosis(
+                variant, pair, spec, policy, failure, tally.tried, reproducer, extra, export_right
+            )
         return VariantResult(
             variant,
             "failed",

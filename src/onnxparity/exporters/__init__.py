@@ -130,7 +130,7 @@ class Subject:
 
 
 _REGISTRY: dict[str, Exporter] = {}
-_BUILTINS = ("torch", "tensorflow", "sklearn", "prebuilt")
+_BUILTINS = ("torch", "tensorflow", "sklearn", "gbdt", "prebuilt")
 
 
 def register_exporter(exporter: Exporter, *, replace: bool = False) -> Exporter:
@@ -334,11 +334,29 @@ def specialised_dims(model_proto, spec: ParitySpec) -> list[str]:
     return notes
 
 
+def check_no_extra_inputs(proto, spec: ParitySpec, exporter: str) -> None:
+    """ExportError naming graph inputs the spec does not declare (initializers aside): an
+    exporter that leaves constants as inputs makes a graph no runtime can feed."""
+    initializers = {t.name for t in proto.graph.initializer}
+    declared = {i.name for i in spec.inputs}
+    extra = [v.name for v in proto.graph.input if v.name not in initializers and v.name not in declared]
+    if extra:
+        shown = ", ".join(repr(n) for n in extra[:5]) + (
+            f" and {len(extra) - 5} more" if len(extra) > 5 else ""
+        )
+        raise ExportError(
+            f"the graph {exporter} exported has inputs the spec does not declare: {shown} "
+            f"(declared: {', '.join(sorted(declared))}); these look like constants the exporter left as "
+            "graph inputs, which no caller feeds — the export is broken, not the spec's dims"
+        )
+
+
 def exported_model(path: str, proto, spec: ParitySpec, *, exporter: str, key: str, notes=()) -> ExportedModel:
     """The :class:`ExportedModel` of an ONNX file an exporter wrote: names from the graph,
     and a note for every dim it specialised."""
     from ..onnxutils import default_opset
 
+    check_no_extra_inputs(proto, spec, exporter)
     return ExportedModel(
         path=path,
         input_names=tuple(i.name for i in spec.inputs),

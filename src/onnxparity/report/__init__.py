@@ -123,7 +123,11 @@ class Power:
     outputs: tuple[OutputPower, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"weak": self.weak, "reasons": list(self.reasons), "outputs": [o.to_dict() for o in self.outputs]}
+        return {
+            "weak": self.weak,
+            "reasons": list(self.reasons),
+            "outputs": [o.to_dict() for o in self.outputs],
+        }
 
 
 @dataclass(frozen=True)

@@ -357,6 +357,13 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
     blocked = context.option("op_block_list", (), (list, tuple))
     optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
     model = load_model(context.model_path, external_data=True)
+    machine_learning = sorted({n.op_type for n in model.graph.node if n.domain == "ai.onnx.ml"})
+    if machine_learning:
+        raise VariantUnavailable(
+            f"fp16 does not apply to models with ai.onnx.ml operators ({', '.join(machine_learning[:6])}): "
+            "they have no float16 kernels, and converting the standard operators around them (as the "
+            "converter does) tests nothing a float16 deployment runs; drop fp16 from this model's variants"
+        )
     foreign = {n.op_type for n in model.graph.node if not is_standard_domain(n.domain)}
     try:
         with quiet(*_QUANT_LOGGERS):
