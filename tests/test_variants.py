@@ -337,3 +337,56 @@ def test_fp16_skips_models_with_machine_learning_operators(tmp_path):
     assert result["ort-cpu"].passed
     assert result["fp16"].status == "skipped"
     assert "fp16 does not apply to models with ai.onnx.ml operators (TreeEnsemble" in result["fp16"].message
+
+
+TREE_TEST = """
+import pytest, torch
+import onnxparity as op
+
+class Net(torch.nn.Module):
+    # The position slice defeats ONNX Runtime's symbolic shape inference (int8-static's
+    # quant_pre_process), which then saves a temporary model in the current directory.
+    def __init__(self):
+        super().__init__()
+        self.position = torch.nn.Parameter(torch.randn(1, 16, 8) * 0.02)
+        self.head = torch.nn.Linear(8, 3)
+    def forward(self, x):
+        return self.head(torch.relu(x + self.position[:, : x.shape[1]]))
+
+@pytest.mark.onnx_parity(
+    inputs=[op.Input("x", ("batch", "seq", 8))],
+    dims={"batch": op.Dim(1, 2), "seq": op.Dim(1, 16)},
+    variants=op.ALL_VARIANTS, examples=2,
+)
+def test_net(onnx_parity):
+    torch.manual_seed(0)
+    onnx_parity.check(Net().eval())
+"""
+
+
+def test_a_run_of_every_variant_leaves_the_working_directory_as_it_was(tmp_path):
+    """quant_pre_process (int8-static) once left sym_shape_infer_temp.onnx and <uuid>.data in the
+    current directory, and Hypothesis its .hypothesis/ constants cache."""
+    import subprocess
+    import sys
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_tree.py").write_text(TREE_TEST)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            cfg.FLAG_ENABLE,
+            "-p",
+            "no:cacheprovider",
+            "-q", "test_tree.py",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert "6 passed, 1 skipped" in done.stdout, done.stdout + done.stderr  # ort-gpu skips without a GPU
+    assert sorted(p.name for p in project.iterdir()) == ["test_tree.py"]

@@ -239,3 +239,18 @@ def quiet(*logger_prefixes: str) -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def working_directory(path: str | os.PathLike) -> Iterator[None]:
+    """Run a third-party step with ``path`` as the current directory, then come back: tools
+    that drop temporary files in the current directory (ONNX Runtime's ``quant_pre_process``
+    leaves ``sym_shape_infer_temp.onnx`` and ``<uuid>.data`` there) drop them in ours.
+    Give the step absolute paths."""
+    previous = os.getcwd()
+    os.makedirs(path, exist_ok=True)
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)

@@ -73,7 +73,7 @@ class ParitySession:
         if self.config.latency not in LATENCY_MODES:
             raise InvalidSpec(f"latency mode {self.config.latency!r}: use one of {', '.join(LATENCY_MODES)}")
         self._own_workdir = workdir is None
-        self.workdir = workdir or tempfile.mkdtemp(prefix="onnxparity-")
+        self.workdir = os.path.abspath(workdir or tempfile.mkdtemp(prefix="onnxparity-"))
         self.counts: collections.Counter[str] = collections.Counter()
         #: seconds spent per phase: export, build, draw, reference, variant, anchor, compare,
         #: search (whole searches, Hypothesis included): a benchmark's breakdown

@@ -11,8 +11,10 @@ it. Knows nothing of pytest.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -136,7 +138,8 @@ class Search:
         started = time.perf_counter()
         self.session.counts["hypothesis_searches"] += 1
         try:
-            test()
+            with hypothesis_storage(os.path.join(self.session.workdir, "hypothesis")):
+                test()
         except Exception as exc:  # ours, or wrapped by Hypothesis (Flaky, ExceptionGroup)
             failure = _find_failure(exc)
             if failure is None:
@@ -171,6 +174,24 @@ class Search:
             self.session.timings["search"] += time.perf_counter() - started
         self.session.counts["replayed_searches"] += 1
         return True
+
+
+@contextlib.contextmanager
+def hypothesis_storage(directory: str) -> Iterator[None]:
+    """Point Hypothesis's storage (it caches constants it reads from local modules, in
+    ``.hypothesis/`` of the current directory) at ``directory`` while a search runs, then give
+    the user's own setting back: a run leaves nothing in the user's tree."""
+    from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
+
+    try:
+        previous = storage_directory(intent_to_write=False).path
+    except TypeError:  # Hypothesis before intent_to_write
+        previous = storage_directory().path
+    set_hypothesis_home_dir(directory)
+    try:
+        yield
+    finally:
+        set_hypothesis_home_dir(previous)
 
 
 def _find_failure(exc: BaseException) -> ExampleFailed | None:

@@ -102,7 +102,7 @@ def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
     """The user's ONNX model on disk (written under ``workdir`` unless it is a path)."""
     proto = read_proto(onnx_model)
     if isinstance(onnx_model, (str, os.PathLike)):
-        path = os.fspath(onnx_model)
+        path = os.path.abspath(os.fspath(onnx_model))
         key = "file-" + file_digest(path)
     else:
         data = (

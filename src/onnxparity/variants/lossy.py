@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from ..errors import InvalidSpec, VariantBuildError, VariantUnavailable
-from ..onnxutils import is_standard_domain, load_model, quiet, save_model
+from ..onnxutils import is_standard_domain, load_model, quiet, save_model, working_directory
 from ..spec import Agreement
 from . import BuildContext, register_variant
 from .ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message, isolated_session
@@ -65,7 +65,8 @@ def _crash_hint(name: str, extra: str) -> str:
 def self_contained(model_path: str, workdir: str) -> str:
     """A copy of the model with its weights inside the file (quantization tools mishandle
     external data), in ``workdir``."""
-    return save_model(load_model(model_path, external_data=True), os.path.join(workdir, "float.onnx"))
+    target = os.path.join(os.path.abspath(workdir), "float.onnx")
+    return save_model(load_model(model_path, external_data=True), target)
 
 
 def quantized_ops(model_path: str) -> dict[str, int]:
@@ -109,7 +110,7 @@ def build_int8_dynamic(context: BuildContext) -> OrtRunnable:
     require_standard_ops(source, "int8-dynamic")
     target = os.path.join(context.workdir, "int8-dynamic.onnx")
     try:
-        with quiet(*_QUANT_LOGGERS):
+        with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
             quantize_dynamic(
                 source,
                 target,
@@ -295,7 +296,7 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
     if not feeds:
         raise VariantBuildError("no calibration inputs: declare inputs= so that they can be drawn")
     prepared = os.path.join(context.workdir, "preprocessed.onnx")
-    with quiet(*_QUANT_LOGGERS):
+    with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
         for symbolic in (True, False):  # symbolic shape inference fails on some exports
             try:
                 quant_pre_process(source, prepared, skip_symbolic_shape=not symbolic)
@@ -366,7 +367,7 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
         )
     foreign = {n.op_type for n in model.graph.node if not is_standard_domain(n.domain)}
     try:
-        with quiet(*_QUANT_LOGGERS):
+        with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
             converted = convert_float_to_float16(
                 model,
                 keep_io_types=True,
