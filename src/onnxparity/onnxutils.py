@@ -172,14 +172,37 @@ def external_data_files(path: str | os.PathLike) -> list[str]:
     return list(locations)
 
 
+class UnsafeLocation(ValueError):
+    """An ONNX file's external data location points outside the file's directory."""
+
+
+def check_external_data(model_path: str | os.PathLike) -> list[str]:
+    """The external data locations of the ONNX file at ``model_path``, each checked to stay
+    inside the file's directory: an absolute path, ``..`` or a symbolic link that leads out is
+    :class:`UnsafeLocation` naming it (a model file is untrusted input; nothing is read)."""
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(os.fspath(model_path))))
+    locations = external_data_files(model_path)
+    for location in locations:
+        resolved = os.path.realpath(os.path.join(folder, location))
+        if os.path.isabs(location) or os.path.commonpath([folder, resolved]) != folder:
+            raise UnsafeLocation(
+                f"{os.fspath(model_path)}: external data location {location!r} leads outside the model's "
+                "directory; refusing to read or copy it (keep external data files beside the .onnx file)"
+            )
+    return locations
+
+
 def copy_model_files(model_path: str | os.PathLike, target_dir: str | os.PathLike) -> str:
-    """Copy the ONNX file and its external data files into ``target_dir``; return the copy's path."""
+    """Copy the ONNX file and its external data files into ``target_dir``; return the copy's path.
+    Locations that lead outside the model's directory are :class:`UnsafeLocation`, and nothing
+    is copied."""
     model_path, target_dir = os.fspath(model_path), os.fspath(target_dir)
     source_dir = os.path.dirname(os.path.abspath(model_path))
+    locations = check_external_data(model_path)
     os.makedirs(target_dir, exist_ok=True)
     target = os.path.join(target_dir, os.path.basename(model_path))
     shutil.copy2(model_path, target)
-    for location in external_data_files(model_path):
+    for location in locations:
         src = os.path.join(source_dir, location)
         if os.path.isfile(src):
             dst = os.path.join(target_dir, location)

@@ -4,6 +4,7 @@ place), kept out of version control."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -33,9 +34,19 @@ example.json says which test, variant, shapes, data pattern and seed produced it
 """
 
 
+#: characters a bundle's folder name keeps before a digest makes it unique.
+NAME_LIMIT = 80
+
+
 def safe_name(text: str) -> str:
-    """``text`` as one file name: letters, digits, ``_.-`` only."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "item"
+    """``text`` as one file name inside its parent: letters, digits and ``_.-`` only, never
+    ``.`` or ``..``, at most about :data:`NAME_LIMIT` characters. A name that had to change
+    ends in a digest of the original, so two test ids never share a bundle."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.")
+    if cleaned == text and 0 < len(cleaned) <= NAME_LIMIT:
+        return cleaned
+    digest = hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+    return f"{cleaned[:NAME_LIMIT]}-{digest}" if cleaned else digest
 
 
 def write_reproducer(
@@ -50,7 +61,9 @@ def write_reproducer(
     """Write model, inputs and outputs of the failing example under ``directory``; atomically
     replace any older bundle of the same test and variant. ``variant_model`` is the file a
     converted variant (int8, fp16) ran, kept beside the exported one."""
-    target = os.path.abspath(os.path.join(directory, safe_name(name), safe_name(variant)))
+    root = os.path.abspath(directory)
+    target = os.path.join(root, safe_name(name), safe_name(variant))
+    assert os.path.commonpath([root, target]) == root  # safe_name never leaves the directory
     staging = f"{target}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)

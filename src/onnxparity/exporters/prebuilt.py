@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidSpec
-from ..onnxutils import default_opset, file_digest, load_model, write_atomic
+from ..onnxutils import (
+    UnsafeLocation,
+    check_external_data,
+    default_opset,
+    file_digest,
+    load_model,
+    write_atomic,
+)
 from ..spec import Input, ParitySpec
 from . import ExportedModel, Exporter, Reference, axis_name, register_exporter, specialised_dims
 
@@ -103,6 +110,10 @@ def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
     proto = read_proto(onnx_model)
     if isinstance(onnx_model, (str, os.PathLike)):
         path = os.path.abspath(os.fspath(onnx_model))
+        try:
+            check_external_data(path)
+        except UnsafeLocation as exc:
+            raise InvalidSpec(f"onnx={os.fspath(onnx_model)!r}: {str(exc).split(': ', 1)[1]}") from None
         key = "file-" + file_digest(path)
     else:
         data = (
