@@ -82,3 +82,74 @@ def test_a_name_cannot_leave_the_reproducer_directory(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inside"]
     assert sorted(p.name for p in (tmp_path / "inside").iterdir()) == ["reproducers"]
     assert len([p for p in reproducers.iterdir() if p.is_dir()]) == 5  # one bundle per name: none shared
+
+
+def square(shape, elem=TensorProto.FLOAT) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", elem, shape)],
+        [helper.make_tensor_value_info("y", elem, shape)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(
+    ("model", "inputs", "message"),
+    [
+        (
+            square(["batch", 4]),
+            [op.Input("x", ("batch", 4, 1))],
+            r"Input\('x'\) has shape \('batch', 4, 1\) \(rank 3\) but the ONNX graph's input is \(batch, 4\) \(rank 2\)",
+        ),
+        (
+            square(["batch", 4]),
+            [op.Input("x", ("batch", 4), dtype="float64")],
+            r"Input\('x'\) is declared float64 but the ONNX graph's input is float32: declare dtype='float32'",
+        ),
+        (
+            square(["batch", 4]),
+            [op.Input("x", ("batch", 5))],
+            r"Input\('x'\) axis 1 is 5 but the ONNX graph's input is \(batch, 4\): declare 4",
+        ),
+    ],
+)
+def test_a_spec_that_contradicts_a_prebuilt_graph_is_invalid_up_front(tmp_path, model, inputs, message):
+    """These once surfaced as an ONNX Runtime error with a misleading "baked dim" hint."""
+    with pytest.raises(op.InvalidSpec, match=message):
+        op.check(
+            onnx=model,
+            reference=lambda x: x * x,
+            inputs=inputs,
+            dims={"batch": op.Dim(1, 3)},
+            reproducer_dir=tmp_path,
+        )
+
+
+def test_empty_and_output_less_models_are_named(tmp_path):
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    spec = dict(inputs=[op.Input("x", ("batch", 4))], dims={"batch": op.Dim(1, 3)}, reproducer_dir=tmp_path)
+    with pytest.raises(
+        op.InvalidSpec, match=r"empty.onnx' is empty \(0 bytes\): was the export interrupted\?"
+    ):
+        op.check(onnx=str(empty), reference=abs, **spec)
+    no_outputs = square(["batch", 4])
+    del no_outputs.graph.output[:]
+    with pytest.raises(
+        op.InvalidSpec, match=r"onnx=<ModelProto> has no graph outputs, so there is nothing to compare"
+    ):
+        op.check(onnx=no_outputs, reference=abs, **spec)
+
+
+def test_a_dim_declared_dynamic_that_the_graph_fixes_is_a_finding_not_a_refusal(tmp_path):
+    result = op.check(
+        onnx=square([2, 4]),
+        reference=lambda x: x * x,
+        inputs=[op.Input("x", ("batch", 4))],
+        dims={"batch": op.Dim(1, 3)},
+        examples=3,
+        reproducer_dir=tmp_path,
+    )
+    assert result["ort-cpu"].status == "failed"  # batch 1 and 3 are rejected by the graph
+    assert "is fixed at size 2 in the ONNX graph" in result["ort-cpu"].message

@@ -80,6 +80,12 @@ def build_spec(subject: Any = None, *, data: Any = None, inputs=None, dims=None,
             raise InvalidSpec(
                 "calibration= must be a list of feeds: dicts of input name -> array, e.g. [{'x': batch}, ...]"
             )
+        variants = declared.get("variants", ("ort-cpu",))
+        if "int8-static" not in ((variants,) if isinstance(variants, str) else tuple(variants)):
+            raise InvalidSpec(
+                "calibration= calibrates int8-static, which this check does not run; add it to variants= "
+                "or drop calibration="
+            )
         options = {k: dict(v) for k, v in (declared.pop("variant_options", None) or {}).items()}
         options.setdefault("int8-static", {})["calibration"] = list(calibration)
         declared["variant_options"] = options

@@ -43,27 +43,40 @@ _ONNX_DTYPES = {
 
 
 def read_proto(onnx_model: Any):
-    """The ModelProto of a path, bytes or proto (without external data)."""
+    """The ModelProto of a path, bytes or proto (without external data); InvalidSpec for an
+    empty, unreadable or output-less model."""
     import onnx
 
     if isinstance(onnx_model, (str, os.PathLike)):
         path = os.fspath(onnx_model)
+        what = f"onnx={path!r}"
         if not os.path.isfile(path):
-            raise InvalidSpec(f"onnx={path!r}: no such file; give the path of an .onnx file")
+            raise InvalidSpec(f"{what}: no such file; give the path of an .onnx file")
+        if os.path.getsize(path) == 0:
+            raise InvalidSpec(f"{what} is empty (0 bytes): was the export interrupted?")
         try:
-            return load_model(path)
+            proto = load_model(path)
         except Exception as exc:  # onnx raises DecodeError and others
-            raise InvalidSpec(f"onnx={path!r} is not a readable ONNX model: {exc}") from exc
-    if isinstance(onnx_model, (bytes, bytearray)):
+            raise InvalidSpec(f"{what} is not a readable ONNX model: {exc}") from exc
+    elif isinstance(onnx_model, (bytes, bytearray)):
+        what = f"onnx=<{len(onnx_model)} bytes>"
+        if not onnx_model:
+            raise InvalidSpec(f"{what} is empty: give the bytes of an ONNX model")
         try:
-            return onnx.load_from_string(bytes(onnx_model))
+            proto = onnx.load_from_string(bytes(onnx_model))
         except Exception as exc:
-            raise InvalidSpec(f"onnx=<{len(onnx_model)} bytes> is not an ONNX model: {exc}") from exc
-    if isinstance(onnx_model, onnx.ModelProto):
-        return onnx_model
-    raise InvalidSpec(
-        f"onnx={type(onnx_model).__name__}: give a path, the model's bytes or an onnx.ModelProto"
-    )
+            raise InvalidSpec(f"{what} is not an ONNX model: {exc}") from exc
+    elif isinstance(onnx_model, onnx.ModelProto):
+        what, proto = "onnx=<ModelProto>", onnx_model
+    else:
+        raise InvalidSpec(
+            f"onnx={type(onnx_model).__name__}: give a path, the model's bytes or an onnx.ModelProto"
+        )
+    if not proto.graph.output:
+        raise InvalidSpec(
+            f"{what} has no graph outputs, so there is nothing to compare; is it an ONNX model?"
+        )
+    return proto
 
 
 def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
@@ -105,6 +118,40 @@ def check_input_names(model_proto, spec: ParitySpec) -> None:
         )
 
 
+def check_input_types(model_proto, spec: ParitySpec) -> None:
+    """InvalidSpec where a declared input contradicts the graph's: its rank, its element type,
+    or a size both fix differently. A dim declared dynamic that the graph fixes is not refused:
+    that is a baked shape, what the check is for (it becomes a note and shows in the search)."""
+    graph_inputs = {v.name: v for v in model_proto.graph.input}
+    for item in spec.inputs:
+        tensor = graph_inputs[item.name].type.tensor_type
+        elem = _ONNX_DTYPES.get(tensor.elem_type)
+        if elem is not None and elem != item.dtype:
+            raise InvalidSpec(
+                f"Input({item.name!r}) is declared {item.dtype} but the ONNX graph's input is {elem}: "
+                f"declare dtype={elem!r}"
+            )
+        if not tensor.HasField("shape"):
+            continue
+        dims = tensor.shape.dim
+        shown = (
+            "("
+            + ", ".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
+            + ")"
+        )
+        if len(dims) != len(item.shape):
+            raise InvalidSpec(
+                f"Input({item.name!r}) has shape {item.shape} (rank {len(item.shape)}) but the ONNX graph's "
+                f"input is {shown} (rank {len(dims)}): declare a shape of rank {len(dims)}"
+            )
+        for axis, (entry, dim) in enumerate(zip(item.shape, dims)):
+            if isinstance(entry, int) and dim.HasField("dim_value") and dim.dim_value != entry:
+                raise InvalidSpec(
+                    f"Input({item.name!r}) axis {axis} is {entry} but the ONNX graph's input is {shown}: "
+                    f"declare {dim.dim_value}"
+                )
+
+
 def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
     """The user's ONNX model on disk (written under ``workdir`` unless it is a path)."""
     proto = read_proto(onnx_model)
@@ -127,6 +174,7 @@ def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
         if not os.path.exists(path):
             write_atomic(path, data)
     check_input_names(proto, spec)
+    check_input_types(proto, spec)
     return ExportedModel(
         path=path,
         input_names=tuple(i.name for i in spec.inputs),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import functools
 import hashlib
@@ -139,6 +140,8 @@ class ParitySpec:
         object.__setattr__(
             self, "variant_options", _freeze_mapping({k: _freeze_mapping(v) for k, v in options.items()})
         )
+        _check_variant_keys("tolerance", self.tolerance, variants, globs=True)
+        _check_variant_keys("variant_options", self.variant_options, variants, globs=False)
 
     @property
     def symbolic_dims(self) -> tuple[str, ...]:
@@ -175,3 +178,22 @@ class ParitySpec:
     def options_for(self, variant: str) -> Mapping[str, Any]:
         """The builder options declared for ``variant`` (empty when none)."""
         return self.variant_options.get(variant, MappingProxyType({}))
+
+
+def _check_variant_keys(
+    what: str, mapping: Mapping[str, Any], variants: tuple[str, ...], *, globs: bool
+) -> None:
+    """InvalidSpec for a key that names no variant of the check (a typo would be ignored
+    silently), or a pattern that matches none; ``"*"`` is every variant."""
+    for key in mapping:
+        if key == "*" and globs:
+            continue
+        pattern = globs and any(c in key for c in "*?[")
+        if key in variants or (pattern and any(fnmatch.fnmatchcase(v, key) for v in variants)):
+            continue
+        close = difflib.get_close_matches(key, variants, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InvalidSpec(
+            f"{what}[{key!r}] {'matches' if pattern else 'names'} no variant of this check "
+            f"(its variants: {', '.join(variants)}){hint}"
+        )
