@@ -1,7 +1,8 @@
 """The module boundaries of docs/architecture.md, checked: what each part must not import.
 
 Imports anywhere in a file count (module level and inside functions), so a lazy import of a
-framework outside its exporter is caught too."""
+framework outside its exporter is caught too; imports under ``if TYPE_CHECKING:`` name types
+only and do not count."""
 
 from __future__ import annotations
 
@@ -49,6 +50,10 @@ RULES: dict[str, set[str]] = {
     "compare.py": FRAMEWORKS | {"onnx", "onnxruntime", "pytest", ".exporters", ".variants", ".runner"},
     "cache.py": FRAMEWORKS | {"onnxruntime", "pytest", ".exporters", ".variants", ".runner"},
     "tally.py": FRAMEWORKS | {"onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
+    "resources.py": FRAMEWORKS
+    | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
+    "power.py": FRAMEWORKS
+    | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
     "search.py": FRAMEWORKS | {"onnxruntime", "pytest", ".exporters", ".plugin"},
     "anchor.py": FRAMEWORKS | {"onnxruntime", "pytest", ".exporters", ".plugin"},
     "diagnosis.py": FRAMEWORKS | {"onnxruntime", "pytest", ".exporters", ".plugin"},
@@ -74,7 +79,16 @@ def imports_of(path: pathlib.Path) -> set[str]:
     """Top-level packages and onnxparity modules (".name") a file imports, anywhere in it."""
     package = path.relative_to(SRC).parent.parts
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+        for inner in ast.walk(node)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:  # type names only: no dependency when the code runs
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

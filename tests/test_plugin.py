@@ -179,7 +179,7 @@ def test_activations(onnx_parity):
             "    index*expected*actual*difference",
             "shrunk input: dims batch=*; x[[]*, 8[]] *; seed *",
             "examples tried: *",
-            "reproducer: */.onnxparity/reproducers/test_broken.py_test_activations/ort-cpu",
+            "reproducer: */.onnxparity/reproducers/test_broken.py_test_activations-*/ort-cpu",
             "next: inspect the reproducer; if this difference is acceptable, loosen tolerance=*",
         ]
     )

@@ -406,3 +406,54 @@ def test_a_variant_that_cannot_run_a_right_export_is_not_blamed_on_the_export(tm
     assert "ort-cpu runs the same input and matches the reference: the export is right" in message
     assert "next: the export is right and batch-one-test cannot run it" in message
     assert "baked" not in message and "loses the accuracy" not in message
+
+
+def test_a_time_budget_ends_a_long_item_with_what_it_reached(tmp_path):
+    """A model taking 10 s per call once ran 51 s behind one dot; with a budget the item fails
+    naming how far it got, and a long search reports progress."""
+    import time
+
+    def slow(x):
+        time.sleep(0.15)
+        return x * 2
+
+    reports = []
+    with ParitySession(ParityConfig(reproducer_dir=str(tmp_path), item_timeout_s=0.5)) as session:
+        session.progress = lambda *report: reports.append(report)
+        result = op.check(
+            onnx=_doubling_onnx(),
+            reference=slow,
+            inputs=[op.Input("x", ("batch", 3))],
+            dims={"batch": op.Dim(1, 64)},
+            examples=40,
+            session=session,
+        )
+    outcome = result["ort-cpu"]
+    assert outcome.status == "failed" and 1 <= outcome.examples < 40
+    lines = outcome.message.splitlines()
+    assert lines[0] == (
+        f"ort-cpu: the time budget of 0.5 s ran out after {outcome.examples} of 40 examples "
+        "(every example checked so far passed)"
+    )
+    assert lines[1].startswith("largest input reached: dims batch=64")
+    assert lines[2] == "next: raise the budget (item_timeout_s=2.0), or lower examples= or narrow dims="
+
+
+def test_progress_is_reported_during_a_long_search(tmp_path, monkeypatch):
+    from onnxparity import search
+
+    monkeypatch.setattr(search, "PROGRESS_EVERY", 0.0)
+    reports = []
+    with ParitySession(ParityConfig(reproducer_dir=str(tmp_path))) as session:
+        session.progress = lambda *report: reports.append(report)
+        op.check(
+            onnx=_doubling_onnx(),
+            reference=lambda x: x * 2,
+            inputs=[op.Input("x", ("batch", 3))],
+            dims={"batch": op.Dim(1, 4)},
+            examples=3,
+            session=session,
+            name="slow",
+        )
+    assert reports and reports[0][:2] == ("slow", "ort-cpu") and reports[-1][3] == 3
+    assert reports[-1][4].startswith("dims batch=")

@@ -282,3 +282,122 @@ def test_reference_evaluator_skips_svm_probabilities_it_gets_wrong(parity_sessio
         "not supported by the reference evaluator: its ai.onnx.ml.SVMClassifier implementation is known to"
         in (skipped.message)
     )
+
+
+# -- inputs inferred from what the fitted estimator knows ----------------------------------------
+def inferred(model, data=None) -> op.Input:
+    from onnxparity.exporters import exporter_for
+
+    (item,) = exporter_for(model).declared_inputs(model, data)
+    return item
+
+
+def drawn_rows(model, count: int = 30) -> np.ndarray:
+    """The rows a check at default settings draws for the model's inferred input."""
+    from onnxparity.planning import DEFAULT_DIM
+    from onnxparity.strategies import materialize, sample_examples
+
+    spec = op.ParitySpec(inputs=(inferred(model),), dims={"batch": DEFAULT_DIM})
+    rows = np.concatenate([materialize(spec, e)["X"] for e in sample_examples(spec, count)])
+    return rows.astype(np.float64)  # as the reference passes them (KMeans refuses float32)
+
+
+def test_inferred_ranges_come_from_scalers_trees_and_centres():
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import MinMaxScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    scaler = StandardScaler().fit(X_IRIS)
+    low, high = scaler.mean_ - 3 * scaler.scale_, scaler.mean_ + 3 * scaler.scale_
+    item = inferred(
+        Pipeline([("scale", scaler), ("lr", LogisticRegression(max_iter=500))]).fit(X_IRIS, Y_IRIS)
+    )
+    assert (item.low, item.high) == pytest.approx((low.min(), high.max()))
+    item = inferred(MinMaxScaler().fit(X_IRIS))
+    assert (item.low, item.high) == pytest.approx((X_IRIS.min(), X_IRIS.max()))
+
+    tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X_IRIS, Y_IRIS)
+    splits = tree.tree_.threshold[tree.tree_.feature >= 0]
+    item = inferred(tree)
+    assert item.low < splits.min() and item.high > splits.max()  # both sides of every split
+    assert item.high - item.low < 2 * (splits.max() - splits.min())  # widened a little, not a lot
+    # through steps that keep feature values: an imputer, then the tree
+    assert inferred(Pipeline([("impute", SimpleImputer()), ("tree", tree)]).fit(X_IRIS, Y_IRIS)) == item
+
+    kmeans = KMeans(3, n_init=2, random_state=0).fit(X_IRIS)
+    item = inferred(kmeans)
+    assert item.low < kmeans.cluster_centers_.min() and item.high > kmeans.cluster_centers_.max()
+
+
+def test_inferred_ranges_reach_every_label():
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    for model in (
+        GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X_IRIS, Y_IRIS),
+        KMeans(3, n_init=2, random_state=0).fit(X_IRIS),
+    ):
+        # [-1, 1] gave both of these a single label: a pass that could not have failed
+        assert len(np.unique(model.predict(drawn_rows(model)))) == 3, type(model).__name__
+
+
+def test_data_rows_set_the_range_and_nothing_known_falls_back_with_a_note(tmp_path):
+    from sklearn.decomposition import PCA
+
+    model = LinearRegression().fit(X_IRIS, Y_IRIS)
+    assert (inferred(model, X_IRIS).low, inferred(model, X_IRIS).high) == (X_IRIS.min(), X_IRIS.max())
+    for unknown in (model, Pipeline([("pca", PCA(2)), ("lr", LinearRegression())]).fit(X_IRIS, Y_IRIS)):
+        assert (inferred(unknown).low, inferred(unknown).high) == (-1.0, 1.0)
+    result = op.check(model, examples=2, reproducer_dir=tmp_path)
+    assert result.passed
+    assert result.notes == (
+        "input 'X' is drawn from [-1, 1] (the default): LinearRegression keeps no training range "
+        "(no scaler statistics, split thresholds or cluster centres); give data= (real rows) or "
+        "op.Input(low=, high=)",
+    )
+
+
+def test_a_declared_range_that_misses_the_model_gets_a_note(tmp_path):
+    model = RandomForestClassifier(n_estimators=3, random_state=0).fit(X_IRIS, Y_IRIS)
+    narrow = [op.Input("X", ("batch", 4))]  # [-1, 1]: below most of iris' splits
+    result = op.check(model, inputs=narrow, dims=BATCH, examples=2, reproducer_dir=tmp_path)
+    (note,) = result.notes
+    assert note.startswith("input 'X' is drawn from [-1, 1] but RandomForestClassifier's split thresholds")
+    assert note.endswith("give data= (real rows) or a low=/high= covering that")
+
+
+def test_isolation_forest_converts_at_ml_opset_3_and_passes(tmp_path):
+    from sklearn.ensemble import IsolationForest
+
+    model = IsolationForest(n_estimators=10, random_state=0).fit(X_IRIS)
+    result = op.check(model, examples=10, data=X_IRIS, reproducer_dir=tmp_path)
+    assert result.passed, result["ort-cpu"].message
+    assert [o.name for o in result["ort-cpu"].outputs] == ["label", "scores"]
+
+
+def test_hist_gradient_boosting_converts_or_names_the_protobuf_fix(tmp_path):
+    import google.protobuf
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    model = HistGradientBoostingRegressor(max_iter=10).fit(X, y)
+    if int(google.protobuf.__version__.split(".")[0]) < 7:
+        assert op.check(model, examples=5, reproducer_dir=tmp_path).passed
+        return
+    with pytest.raises(op.ExportError) as info:
+        op.check(model, examples=5, reproducer_dir=tmp_path)
+    assert str(info.value).startswith("skl2onnx could not convert HistGradientBoostingRegressor: TypeError: ")
+    assert "install 'protobuf<7' until skl2onnx fixes it" in str(info.value)
+
+
+def test_unfitted_estimator_without_inputs_says_not_fitted():
+    from sklearn.preprocessing import Normalizer
+
+    for model in (
+        LogisticRegression(),
+        Pipeline([("scale", StandardScaler()), ("lr", LogisticRegression())]),
+    ):
+        with pytest.raises(op.ExportError, match=rf"^{type(model).__name__} is not fitted: call fit\(\)"):
+            op.check(model)
+    # stateless: nothing to fit, so nothing records the number of features either
+    with pytest.raises(op.InvalidSpec, match=r"^Normalizer does not know how many features it takes"):
+        op.check(Normalizer())

@@ -28,6 +28,50 @@ from onnxparity.planning import plan_items
         (lambda: op.Input("x", (0, 3)), "axis 0 has size 0"),
         (lambda: op.Input("x", (2.0, 3)), "axis 0 is 2.0"),
         (lambda: op.Input("", (2,)), "name must be a non-empty string"),
+        (lambda: op.Input("m", ("b", "s"), kind="masks"), "Input('m'): kind='masks' is unknown; use one of"),
+        (
+            lambda: op.Input("m", ("b", "s"), kind="mask", high=2),
+            "Input('m'): high=2, but a mask holds 0 and 1",
+        ),
+        (
+            lambda: op.Input("m", ("b", "s"), kind="mask", padding="top"),
+            "padding='top' is unknown; use 'right'",
+        ),
+        (lambda: op.Input("m", ("b", "s"), padding="left"), "padding='left' is for kind='mask' inputs only"),
+        (lambda: op.Input("m", (), kind="mask"), "a mask needs a sequence axis (its last); shape is ()"),
+        (lambda: op.Input("m", ("b", "s"), kind="mask", dtype="str"), "a mask holds 0/1; give dtype='int64'"),
+        (lambda: op.Input("n", ("b",), kind="lengths"), "kind='lengths' needs within=: the dim the lengths"),
+        (
+            lambda: op.Input("n", ("b",), kind="lengths", within=0),
+            "within=0 must be a dim name or a size >= 1",
+        ),
+        (
+            lambda: op.Input("n", ("b",), kind="lengths", within="s", dtype="float32"),
+            "lengths are integers; give dtype='int64' (or int32), not float32",
+        ),
+        (lambda: op.Input("n", ("b",), kind="lengths", within=8, low=0), "low=0, but lengths lie in [1, 8]"),
+        (lambda: op.Input("x", ("b",), within="s"), "within='s' is for kind='lengths' inputs only"),
+        (
+            lambda: op.Input("ids", ("b",), dtype="int64", high=99, special_ids=(0, 101)),
+            "Input('ids'): special_ids has 101, outside [0, 99]; special ids lie in the vocabulary: "
+            "give high=vocab_size - 1 (or drop 101)",
+        ),
+        (
+            lambda: op.Input("x", ("b",), special_ids=(0,)),
+            "special_ids= is for integer token ids, not dtype float32",
+        ),
+        (
+            lambda: op.Input("i", ("b",), dtype="int64", special_ids=()),
+            "special_ids=(): give a non-empty tuple",
+        ),
+        (
+            lambda: op.Input("i", ("b",), dtype="int64", special_ids=(1.5,)),
+            "special_ids has 1.5; token ids are",
+        ),
+        (
+            lambda: op.Input("m", ("b", "s"), kind="mask", special_ids=(1,)),
+            "special_ids= is for token-id inputs (kind='values'), not kind='mask'",
+        ),
         (lambda: op.Tolerance(atol=-1), "Tolerance(atol=-1): atol must be a finite number >= 0"),
         (lambda: op.Tolerance(rtol=float("nan")), "rtol must be a finite number >= 0"),
     ],
@@ -89,6 +133,7 @@ def test_policy_lookup_exact_then_pattern_then_variant_default_then_star():
     int8_default = op.Agreement(cosine=0.99)
     spec = op.ParitySpec(
         inputs=[op.Input("x", (2,))],
+        variants=["ort-cpu", "int8-dynamic", "int8-static", "fp16"],
         tolerance={
             "*": op.Tolerance(1e-3, 0),
             "int8-*": op.Tolerance(1e-1, 0),
@@ -168,3 +213,72 @@ def test_items_planned_from_a_declaration():
         "latency-fp16",
         "latency-ort-cpu-2",
     ]
+
+
+def test_input_domains_resolve_defaults_and_survive_replace():
+    import dataclasses
+
+    mask = op.Input("attention_mask", ("batch", "seq"), kind="mask")
+    assert (mask.dtype, mask.low, mask.high, mask.padding) == ("int64", 0, 1, "right")
+    left = op.Input("m", ("batch", "seq"), dtype=bool, kind="mask", padding="left")
+    assert left.dtype == "bool" and left.padding == "left"
+    lengths = op.Input("lengths", ("batch",), kind="lengths", within="seq")
+    assert (lengths.dtype, lengths.low, lengths.high) == ("int64", 1, None)
+    assert op.Input("n", ("batch",), kind="lengths", within=8).high == 8
+    ids = op.Input("ids", ("batch", "seq"), dtype="int64", low=0, high=99, special_ids=[0, 2, 0, 1])
+    assert ids.special_ids == (0, 2, 1) and ids.kind == "values"
+    # dataclasses.replace re-validates with the resolved values: no "take no low/high" error
+    for item in (mask, left, lengths, ids):
+        assert dataclasses.replace(item, name="renamed").name == "renamed"
+    # the old positional constructor still works
+    assert op.Input("x", (2,), "int32", 0, 9).high == 9 and op.Input("x", (2,)).dtype == "float32"
+
+
+def test_a_lengths_input_must_name_a_declared_dim():
+    from onnxparity.strategies import resolve_data
+
+    spec = op.ParitySpec(
+        inputs=[
+            op.Input("x", ("batch", "seq")),
+            op.Input("n", ("batch",), kind="lengths", within="sequence"),
+        ],
+        dims={"batch": op.Dim(1, 4), "seq": op.Dim(1, 8)},
+    )
+    with pytest.raises(
+        op.InvalidSpec, match=r"Input\('n'\): within='sequence' is not a declared dim \(known: batch, seq\)"
+    ):
+        resolve_data(spec, None)
+
+
+@pytest.mark.parametrize(
+    ("declared", "message"),
+    [
+        (
+            dict(tolerance={"ort-cpuu": op.Tolerance()}),
+            "tolerance['ort-cpuu'] names no variant of this check (its variants: ort-cpu, fp16); did you mean 'ort-cpu'?",
+        ),
+        (
+            dict(tolerance={"int8-*": op.Agreement(cosine=0.9)}),
+            "tolerance['int8-*'] matches no variant of this check (its variants: ort-cpu, fp16)",
+        ),
+        (
+            dict(variant_options={"fp61": {"isolate": False}}),
+            "variant_options['fp61'] names no variant of this check (its variants: ort-cpu, fp16); did you mean 'fp16'?",
+        ),
+    ],
+)
+def test_keys_that_name_no_variant_of_the_check_are_errors(declared, message):
+    """A misspelt variant in tolerance= or variant_options= was once silently ignored."""
+    with pytest.raises(op.InvalidSpec) as raised:
+        op.ParitySpec(inputs=[op.Input("x", (2,))], variants=["ort-cpu", "fp16"], **declared)
+    assert str(raised.value) == message
+    assert op.ParitySpec(
+        inputs=[op.Input("x", (2,))], variants=["ort-cpu", "fp16"], tolerance={"*": op.Tolerance()}
+    )
+
+
+def test_calibration_without_int8_static_is_an_error():
+    with pytest.raises(
+        op.InvalidSpec, match=r"calibration= calibrates int8-static, which this check does not run"
+    ):
+        op.check(onnx=b"unused", reference=abs, inputs=[op.Input("x", (2,))], calibration=[{"x": [1.0, 2.0]}])

@@ -1,14 +1,19 @@
-"""Strategies: boundary shapes first, dims and dtype ranges respected, shrinking reaches minimal."""
+"""Strategies: boundary shapes first, dims and dtype ranges respected, shrinking reaches minimal;
+masks and lengths never hold a row without a real token, drawn or shrunk."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
 
 import onnxparity as op
 from onnxparity.strategies import (
+    MASK_PATTERNS,
     PATTERNS,
     Example,
     boundary_examples,
@@ -16,6 +21,7 @@ from onnxparity.strategies import (
     export_dims,
     materialize,
     patterns_for,
+    sample_examples,
 )
 
 SPEC = op.ParitySpec(
@@ -135,3 +141,126 @@ def test_nan_is_drawn_only_where_allowed():
     arrays = materialize(spec, example)
     assert np.isnan(arrays["x"]).any() and not np.isnan(arrays["y"]).any()
     assert "nan" not in patterns_for(spec.inputs[1]) and "nan" in patterns_for(spec.inputs[0])
+
+
+# -- input domains: masks, lengths, token ids with special ids ----------------------------------
+MASKED = op.ParitySpec(
+    inputs=[
+        op.Input("input_ids", ("batch", "seq"), dtype="int64", low=0, high=99, special_ids=(0, 1, 2)),
+        op.Input("attention_mask", ("batch", "seq"), kind="mask"),
+        op.Input("left_mask", ("batch", "seq"), kind="mask", padding="left", dtype="bool"),
+        op.Input("lengths", ("batch",), kind="lengths", within="seq"),
+    ],
+    dims={"batch": op.Dim(1, 6), "seq": op.Dim(1, 12)},
+)
+
+
+def assert_in_mask_domain(arrays: dict, seq: int) -> None:
+    positions = np.arange(seq)
+    right = arrays["attention_mask"]
+    real = right.sum(-1)
+    assert right.dtype == np.int64 and (real >= 1).all(), right  # a real token in every row
+    assert (right == (positions < real[:, None])).all(), right  # ones, then zeros
+    left = arrays["left_mask"]
+    real = left.sum(-1)
+    assert left.dtype == np.bool_ and (real >= 1).all(), left
+    assert (left == (positions >= seq - real[:, None])).all(), left  # zeros, then ones
+    lengths = arrays["lengths"]
+    assert lengths.dtype == np.int64 and (1 <= lengths).all() and (lengths <= seq).all(), lengths
+
+
+@settings(max_examples=100, deadline=None)
+@given(examples(MASKED))
+def test_drawn_masks_and_lengths_have_a_real_token_in_every_row(example):
+    assert_in_mask_domain(materialize(MASKED, example), example.dim_values["seq"])
+
+
+def test_no_search_finds_a_row_without_a_real_token():
+    """Hypothesis, searching for it (and shrinking toward zeros), finds no empty row."""
+
+    def empty_row(example):
+        arrays = materialize(MASKED, example)
+        return bool(
+            (arrays["attention_mask"].sum(-1) == 0).any()
+            or (arrays["left_mask"].sum(-1) == 0).any()
+            or (arrays["lengths"] == 0).any()
+        )
+
+    with pytest.raises(NoSuchExample):
+        find(examples(MASKED), empty_row, settings=settings(max_examples=300, database=None))
+
+
+@pytest.mark.parametrize(
+    ("name", "padded", "pattern"),
+    [
+        ("attention_mask", lambda a, seq: (a[:, -1] == 0).any(), "shortest"),
+        ("left_mask", lambda a, seq: (~a[:, 0]).any(), "shortest"),
+        ("lengths", lambda a, seq: (a < seq).any(), "shortest"),
+    ],
+)
+def test_shrinking_a_padding_failure_stays_in_the_domain_and_is_minimal(name, padded, pattern):
+    def fails(example):
+        return bool(padded(materialize(MASKED, example)[name], example.dim_values["seq"]))
+
+    found = find(examples(MASKED), fails, settings=settings(database=None))
+    # The smallest shape with padding (seq 2), the simplest patterns elsewhere, seed 0.
+    assert found.dim_values == {"batch": 1, "seq": 2} and found.seed == 0
+    assert dict(zip((i.name for i in MASKED.inputs), found.patterns)) == {
+        "input_ids": "zeros",
+        "attention_mask": "full",
+        "left_mask": "full",
+        "lengths": "full",
+    } | {name: pattern}
+    assert_in_mask_domain(materialize(MASKED, found), 2)
+
+
+def test_mask_patterns_draw_the_lengths_they_name():
+    seq = 8
+    for pattern, check in {
+        "full": lambda n: (n == seq).all(),
+        "shortest": lambda n: (n == 1).all(),
+        # one row full, the others shorter and all different
+        "ragged": lambda n: (n == seq).sum() == 1 and len(set(n.tolist())) == len(n),
+        "uniform": lambda n: ((1 <= n) & (n <= seq)).all(),
+        "extremes": lambda n: set(n.tolist()) <= {1, seq},
+    }.items():
+        example = Example((("batch", 5), ("seq", seq)), ("uniform", pattern, pattern, pattern), 11)
+        arrays = materialize(MASKED, example)
+        assert_in_mask_domain(arrays, seq)
+        for lengths in (arrays["attention_mask"].sum(-1), arrays["left_mask"].sum(-1), arrays["lengths"]):
+            assert check(lengths), (pattern, lengths)
+    many_rows = materialize(
+        MASKED, Example((("batch", 6), ("seq", 3)), ("zeros", "ragged", "ragged", "ragged"), 1)
+    )
+    assert_in_mask_domain(many_rows, 3)  # more rows than lengths: they repeat, none is empty
+    assert (many_rows["attention_mask"].sum(-1) == 3).any()
+
+
+def test_lengths_within_a_fixed_size_and_mask_defaults():
+    spec = op.ParitySpec(
+        inputs=[op.Input("n", ("batch", 2), kind="lengths", within=5, dtype="int32")],
+        dims={"batch": op.Dim(1, 3)},
+    )
+    values = materialize(spec, Example((("batch", 3),), ("extremes",), 4))["n"]
+    assert values.dtype == np.int32 and values.shape == (3, 2) and set(values.ravel().tolist()) <= {1, 5}
+    assert patterns_for(MASKED.inputs[1]) == MASK_PATTERNS
+    low, high = boundary_examples(MASKED)  # a padded row and a full one at both corners
+    assert low.patterns == high.patterns == ("uniform", "ragged", "ragged", "ragged")
+    assert "left_mask[1, 1] ragged (left padding)" in low.describe(MASKED)
+
+
+def test_calibration_samples_stay_in_the_mask_domain():
+    for example in sample_examples(MASKED, 32, seed=3):
+        assert_in_mask_domain(materialize(MASKED, example), example.dim_values["seq"])
+
+
+def test_special_ids_and_vocabulary_edges_are_drawn():
+    ids = MASKED.inputs[0]
+    assert patterns_for(ids)[-1] == "special" and "special" not in patterns_for(SPEC.inputs[1])
+    example = Example((("batch", 6), ("seq", 12)), ("special", "full", "full", "full"), 5)
+    values = materialize(MASKED, example)["input_ids"]
+    assert {0, 1, 2, 99} <= set(values.ravel().tolist())  # special ids and both edges
+    assert ((0 <= values) & (values <= 99)).all()
+    assert len(set(values.ravel().tolist())) > 10  # ordinary ids too
+    extremes = materialize(MASKED, replace(example, patterns=("extremes", "full", "full", "full")))
+    assert set(extremes["input_ids"].ravel().tolist()) == {0, 1, 2, 99}

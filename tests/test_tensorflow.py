@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -91,6 +93,114 @@ def test_sequential_subclassed_module_and_saved_model_pass(tmp_path, saved_model
         op.check(saved_model_dir, inputs=[op.Input("x", ("batch", 4))], dims=BATCH, examples=2).name
         == "scorer"
     )
+
+
+def two_inputs() -> keras.Model:
+    """Functional, two inputs as a list (a dynamic time axis on one), called as model([a, b])."""
+    keras.utils.set_random_seed(0)
+    numeric = keras.Input((5,), name="numeric")
+    tokens = keras.Input((None, 3), name="tokens")
+    pooled = keras.layers.GlobalAveragePooling1D()(tokens)
+    return keras.Model(
+        [numeric, tokens], keras.layers.Dense(2)(keras.layers.Concatenate()([numeric, pooled]))
+    )
+
+
+def dict_inputs() -> keras.Model:
+    """Functional, inputs and outputs as dicts, called as model({"numeric": ..., "tokens": ...})."""
+    keras.utils.set_random_seed(0)
+    numeric = keras.Input((5,), name="numeric")
+    tokens = keras.Input((None, 3), name="tokens")
+    joined = keras.layers.Concatenate()([numeric, keras.layers.GlobalMaxPooling1D()(tokens)])
+    return keras.Model(
+        {"tokens": tokens, "numeric": numeric}, {"score": keras.layers.Dense(2)(joined), "joined": joined}
+    )
+
+
+TOKENS = {**BATCH, "tokens_1": op.Dim(1, 5)}
+
+
+def test_multi_input_models_pass_with_the_inputs_they_declare(parity_session):
+    for model, outputs in ((two_inputs(), ["output"]), (dict_inputs(), ["joined", "score"])):
+        result = op.check(model, dims=TOKENS, examples=6, session=parity_session)
+        assert result.passed, result["ort-cpu"].message
+        assert [o.name for o in result["ort-cpu"].outputs] == outputs
+        spec = op.ParitySpec(inputs=op.exporters.resolve(model).declared_inputs(), dims=TOKENS)
+        assert [(i.name, i.shape) for i in spec.inputs] == [
+            ("numeric", ("batch", 5)),
+            ("tokens", ("batch", "tokens_1", 3)),
+        ]
+        graph = onnx.load(parity_session.prepare(model, spec).exported.path).graph
+        assert [i.name for i in graph.input] == ["numeric", "tokens"]
+
+
+def test_dict_model_inputs_are_matched_by_name_not_position(tmp_path):
+    inputs = [op.Input("tokens", ("batch", "t", 3)), op.Input("numeric", ("batch", 5))]
+    result = op.check(
+        dict_inputs(), inputs=inputs, dims={**BATCH, "t": op.Dim(1, 4)}, examples=4, reproducer_dir=tmp_path
+    )
+    assert result.passed, result["ort-cpu"].message
+
+
+def test_keras_export_fallback_takes_a_multi_input_signature_as_one_structure(monkeypatch, tmp_path):
+    from onnxparity.exporters import tensorflow as tf_exporter
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("tf2onnx unavailable")
+
+    monkeypatch.setattr(tf_exporter, "_via_tf2onnx", unavailable)
+    for model in (two_inputs(), dict_inputs()):
+        result = op.check(model, dims=TOKENS, examples=4, reproducer_dir=tmp_path)
+        assert result.passed, result["ort-cpu"].message
+
+
+def test_recurrent_model_with_a_dynamic_time_axis_passes(tmp_path):
+    keras.utils.set_random_seed(0)
+    steps = keras.Input((None, 4), name="steps")
+    hidden = keras.layers.LSTM(8, return_sequences=True)(steps)
+    model = keras.Model(steps, keras.layers.Dense(2)(keras.layers.GRU(6)(hidden)))
+    dims = {**BATCH, "steps_1": op.Dim(1, 6)}
+    result = op.check(model, dims=dims, examples=8, reproducer_dir=tmp_path)
+    outcome = result["ort-cpu"]
+    assert outcome.passed, outcome.message
+    assert outcome.dims_covered["steps_1"][0] < outcome.dims_covered["steps_1"][1]
+
+
+def normalized() -> keras.Model:
+    """A Normalization layer without given mean/variance keeps them as eager tensors, which a
+    traced function captures (as EfficientNet's does)."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((4,), name="x")
+    return keras.Model(x, keras.layers.Dense(2)(keras.layers.Normalization()(x)))
+
+
+def test_captured_constants_are_frozen_not_left_as_graph_inputs(parity_session):
+    spec = op.ParitySpec(inputs=(op.Input("x", ("batch", 4)),), dims=BATCH)
+    prepared = parity_session.prepare(normalized(), spec)
+    assert prepared.exported.exporter == "tf2onnx from_function"
+    assert [i.name for i in onnx.load(prepared.exported.path).graph.input] == ["x"]
+    result = parity_session.check_variant(prepared, spec, "ort-cpu", name="normalized", examples=4)
+    assert result.status == "passed", result.message
+
+
+def test_graph_inputs_the_spec_does_not_declare_are_an_export_error_naming_them(monkeypatch):
+    import tf2onnx
+
+    from onnxparity.exporters import tensorflow as tf_exporter
+
+    def tf2onnx_from_function(call, signature, opset, path):  # the conversion before the fix
+        function = tf.function(lambda *args: call(*args), input_signature=signature)
+        tf2onnx.convert.from_function(function, input_signature=signature, opset=opset, output_path=path)
+
+    monkeypatch.setattr(tf_exporter, "_via_tf2onnx", tf2onnx_from_function)
+    with pytest.raises(op.ExportError) as info:
+        op.check(normalized(), dims=BATCH, examples=2)
+    text = str(info.value)
+    for exporter in ("tf2onnx from_function", "Keras model.export"):
+        assert f"{exporter}: ExportError: graph inputs the spec does not declare: [" in text
+    assert re.search(r"\['[\w/]*normalization\w*/Sub/y:0', '[\w/]*/Sqrt/x:0'\] \(declared: \['x'\]\)", text)
+    assert "is a value the exporter did not freeze into a constant" in text
+    assert "baked in" not in text and "ValidationError" not in text
 
 
 def test_invalid_node_is_reported_with_the_checkers_message():

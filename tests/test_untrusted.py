@@ -153,3 +153,23 @@ def test_a_dim_declared_dynamic_that_the_graph_fixes_is_a_finding_not_a_refusal(
     )
     assert result["ort-cpu"].status == "failed"  # batch 1 and 3 are rejected by the graph
     assert "is fixed at size 2 in the ONNX graph" in result["ort-cpu"].message
+
+
+def test_an_example_over_the_memory_budget_is_refused_with_the_input_named(tmp_path):
+    """Dim(1, 100000) on (batch, 4096) once tried to allocate gigabytes and died with a raw
+    _ArrayMemoryError."""
+    model = square(["batch", 4096])
+    result = op.check(
+        onnx=model,
+        reference=lambda x: x * x,
+        inputs=[op.Input("x", ("batch", 4096))],
+        dims={"batch": op.Dim(1, 100000)},
+        reproducer_dir=tmp_path,
+    )
+    message = result["ort-cpu"].message
+    assert result["ort-cpu"].status == "error"
+    assert message.startswith(
+        "the largest example the spec declares (batch=100000) needs 1562 MiB of inputs "
+        "(x 1562 MiB), over the budget of 1024 MiB"
+    )
+    assert message.endswith("(max_example_mb=4096)")

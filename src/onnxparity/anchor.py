@@ -12,7 +12,8 @@ from .spec import DEFAULT_TOLERANCE
 from .tally import Evidence
 
 if TYPE_CHECKING:
-    from .runner import ModelPair, ParitySession
+    from .exporters import ModelPair
+    from .runner import ParitySession
 
 #: the variant every other is measured against by default.
 ANCHOR_VARIANT = "ort-cpu"

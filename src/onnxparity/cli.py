@@ -5,10 +5,12 @@
     onnxparity report merge A.json B.json ... -o ALL.json
     onnxparity gate R.json --baseline B.json [--max-error-growth X] [--max-latency-regression F]
 
-Exit status: 0 fine, 1 the gate failed (or ``report show`` of a report with failures), 2 bad
-usage or an unreadable report (the message says which file and why). ``gate`` prints the
-Markdown summary on stdout, ready for ``$GITHUB_STEP_SUMMARY``. Shares every rule with the
-pytest plugin (:mod:`onnxparity.report`). Imports no framework and no ONNX Runtime.
+Exit status: 0 fine; 1 the gate found a regression (or ``report show`` of a report with
+failures, or of an interrupted run); 2 bad usage, or a report that is unreadable, malformed
+(the message names the file and the field) or — for ``gate``, on either side — from an
+interrupted run, or an output path that cannot be written. ``gate`` prints the Markdown summary
+on stdout, ready for ``$GITHUB_STEP_SUMMARY``. Shares every rule with the pytest plugin
+(:mod:`onnxparity.report`). Imports no framework and no ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 
 from .config import argparse_type, setting
 from .report import document, gate, render
+from .report.run import write_problem
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "gate":
             current, baseline = document.load(args.report), document.load(args.baseline)
+            document.check_complete(current, args.report)
+            document.check_complete(baseline, args.baseline)
             verdict = gate.gate(
                 current,
                 baseline,
@@ -72,13 +77,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "show":
             current = document.load(args.report)
             sys.stdout.write(render.show(render.terminal(current)))
-            return 0 if not (current["summary"].get("failed") or current["summary"].get("error")) else 1
+            bad = current["summary"].get("failed") or current["summary"].get("error")
+            return 1 if bad or current.get("interrupted") else 0
         if args.action == "diff":
-            lines = gate.diff(document.load(args.a), document.load(args.b))
-            sys.stdout.write(render.show(lines or ["no differences"]))
+            before, after = document.load(args.a), document.load(args.b)
+            lines = gate.diff(before, after) or ["no differences"]
+            for path, report in ((args.a, before), (args.b, after)):
+                if report.get("interrupted"):
+                    lines.append(f"note: {path}: {document.completeness(report)}")
+            sys.stdout.write(render.show(lines))
             return 0
         merged = document.merge(document.load(path) for path in args.reports)
-        document.save(merged, args.output)
+        try:
+            document.save(merged, args.output)
+        except OSError as exc:
+            sys.stderr.write(
+                f"onnxparity: cannot write the merged report to {args.output}: {write_problem(args.output, exc)}\n"
+            )
+            return 2
         sys.stdout.write(
             f"merged {len(args.reports)} reports, {len(merged['items'])} items -> {args.output}\n"
         )

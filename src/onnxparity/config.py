@@ -31,6 +31,8 @@ FLAG_BASELINE = "--onnx-parity-baseline"
 FLAG_UPDATE_BASELINE = "--onnx-parity-update-baseline"
 FLAG_MAX_ERROR_GROWTH = "--onnx-parity-max-error-growth"
 FLAG_MAX_LATENCY_REGRESSION = "--onnx-parity-max-latency-regression"
+FLAG_MAX_EXAMPLE_MB = "--onnx-parity-max-example-mb"
+FLAG_ITEM_TIMEOUT = "--onnx-parity-item-timeout"
 
 LATENCY_MODES = ("enforce", "report", "off")
 #: variants of a test that declares none, unless --onnx-parity-variants names them.
@@ -228,6 +230,26 @@ SETTINGS: tuple[Setting, ...] = (
         "MODE",
     ),
     Setting(
+        "max_example_mb",
+        FLAG_MAX_EXAMPLE_MB,
+        "onnx_parity_max_example_mb",
+        1024,
+        "memory budget of one example's inputs in MiB: a declaration whose largest example (every dim "
+        "at its maximum) needs more is refused with the inputs that make it so (default {default})",
+        parse_positive_int,
+        "MB",
+    ),
+    Setting(
+        "item_timeout_s",
+        FLAG_ITEM_TIMEOUT,
+        "onnx_parity_item_timeout",
+        None,
+        "seconds one parity item's search may take: past it the item fails with the examples it "
+        "reached (default: no limit)",
+        parse_positive_float,
+        "S",
+    ),
+    Setting(
         "report_path",
         FLAG_REPORT,
         "onnx_parity_report",
@@ -324,6 +346,8 @@ class ParityConfig:
     update_baseline: bool = DEFAULTS["update_baseline"]
     max_error_growth: float = DEFAULTS["max_error_growth"]
     max_latency_regression: float = DEFAULTS["max_latency_regression"]
+    max_example_mb: int = DEFAULTS["max_example_mb"]
+    item_timeout_s: float | None = DEFAULTS["item_timeout_s"]
     #: how messages name settings (:meth:`spell`): "library" arguments or "pytest" flags
     wording: str = "library"
 

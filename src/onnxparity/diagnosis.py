@@ -4,14 +4,14 @@ anchor says about it, where the reproducer is, and a ``next:`` line saying what 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .spec import Agreement, ParitySpec, Policy
 from .tally import Evidence, Shortfall
 from .variants import Runnable
 
 if TYPE_CHECKING:
-    from .runner import ModelPair
+    from .exporters import ModelPair
 
 
 def diagnosis(
@@ -123,3 +123,16 @@ def agreement_diagnosis(
         f"next: inspect the reproducer; if this rate is acceptable, lower Agreement({loosen}) for {variant!r}"
     )
     return "\n".join(lines)
+
+
+def timeout_diagnosis(variant: str, spec: ParitySpec, search: Any, total: int, budget: float, spell) -> str:
+    """An item whose time budget ran out: how far it got, the largest input it reached."""
+    largest = search.largest.describe(spec) if search.largest is not None else "none"
+    return "\n".join(
+        [
+            f"{variant}: the time budget of {budget:g} s ran out after {search.tally.tried} of {total} examples "
+            "(every example checked so far passed)",
+            f"largest input reached: {largest}",
+            f"next: raise the budget ({spell('item_timeout_s', budget * 4)}), or lower examples= or narrow dims=",
+        ]
+    )

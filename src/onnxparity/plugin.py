@@ -28,19 +28,12 @@ from .spec import ParitySpec
 CONFIG_KEY = pytest.StashKey[ParityConfig]()
 ENTRY_KEY = pytest.StashKey[dict]()  # one item's report entry, set by its fixture
 SESSION_KEY = pytest.StashKey[Any]()  # the run's ParitySession, created on first use
+PLAN_KEY = pytest.StashKey[list]()  # this process's collected parity items, as planned entries
+PLAN_SENT_KEY = pytest.StashKey[bool]()  # the plan went out with this process's first test report
 
 #: marker arguments, with what each declares.
-MARKER_ARGS = (
-    "inputs",
-    "dims",
-    "variants",
-    "tolerance",
-    "opset",
-    "examples",
-    "data",
-    "variant_options",
-    "calibration",
-    "latency",
+MARKER_ARGS = tuple(
+    "inputs dims variants tolerance opset examples data variant_options calibration latency".split()
 )
 
 MARKER_DOC = (
@@ -112,17 +105,13 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{cfg.FLAG_UPDATE_BASELINE} needs {cfg.FLAG_BASELINE}=PATH: where to write the baseline"
         )
     if parity.enabled and not _is_worker(config):
-        config.pluginmanager.register(ParityReporter(config), "onnx-parity-reporter")
-    if (
-        parity.enabled
-        and parity.baseline_path
-        and not parity.update_baseline
-        and not os.path.exists(parity.baseline_path)
-    ):
-        raise pytest.UsageError(
-            f"no baseline report at {parity.baseline_path}: create it from a run you trust with "
-            f"pytest --onnx-parity {cfg.FLAG_BASELINE}={parity.baseline_path} {cfg.FLAG_UPDATE_BASELINE}"
-        )
+        from .report import document, run
+
+        try:  # fail before the run: an output path that cannot be written, an unusable baseline
+            baseline = run.check_outputs(parity)
+        except document.ReportError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.pluginmanager.register(ParityReporter(config, baseline), "onnx-parity-reporter")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -154,6 +143,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("onnx_parity", items, indirect=True, ids=[i.id for i in items])
 
 
+def _is_parity(item: pytest.Item) -> bool:
+    return "onnx_parity" in getattr(item, "fixturenames", ())
+
+
 def _item_of(item: pytest.Item) -> Item | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("onnx_parity") if callspec is not None else None
@@ -166,7 +159,7 @@ def _selected(planned: Item | None, variants: tuple[str, ...]) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     parity = config.stash[CONFIG_KEY]
-    parity_items = [i for i in items if "onnx_parity" in getattr(i, "fixturenames", ())]
+    parity_items = [i for i in items if _is_parity(i)]
     if parity.variants is not None:
         deselected = [i for i in parity_items if not _selected(_item_of(i), parity.variants)]
         if deselected:
@@ -180,13 +173,66 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def _planned(item: pytest.Item) -> dict:
+    from .report import document
+
+    parity = item.config.stash[CONFIG_KEY]
+    planned = _item_of(item) or plan_items(parity.default_variants[:1])[0]
+    return document.planned_entry(item.nodeid, _base_id(item), planned)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.stash[CONFIG_KEY].enabled:
+        session.config.stash[PLAN_KEY] = [_planned(i) for i in session.items if _is_parity(i)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under --onnx-parity, the marker without the fixture is an error: nothing would be checked."""
+    if (
+        item.config.stash[CONFIG_KEY].enabled
+        and item.get_closest_marker("onnx_parity")
+        and not _is_parity(item)
+    ):
+        pytest.fail(
+            f"{item.nodeid} has the onnx_parity marker but does not request the onnx_parity fixture, so "
+            f"nothing is checked: add it, def {getattr(item, 'originalname', item.name)}(onnx_parity): ... "
+            "onnx_parity.check(model)",
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """After the test body returned: a parity item that never called check() fails."""
+    fixture = getattr(item, "funcargs", {}).get("onnx_parity")
+    if isinstance(fixture, ParityFixture) and fixture.checks == 0:
+        pytest.fail(
+            f"{item.nodeid} requests the onnx_parity fixture but never calls onnx_parity.check(model), "
+            "so nothing was checked: call it once with the model (or drop the fixture)",
+            pytrace=False,
+        )
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Plain attributes travel with a report from an xdist worker to the controller: the first
+    report carries the plan; each parity item's concluding report carries its entry (one made
+    from the outcome when the item ended before its check recorded one)."""
     outcome = yield
     report = outcome.get_result()
-    entry = item.stash.get(ENTRY_KEY, None)
-    if entry is not None and report.when == "call":
-        # A plain attribute travels with the report from an xdist worker to the controller.
+    plan = item.config.stash.get(PLAN_KEY, None)
+    if plan is None:
+        return
+    if not item.config.stash.get(PLAN_SENT_KEY, False):
+        report.onnx_parity_plan = plan
+        item.config.stash[PLAN_SENT_KEY] = True
+    if _is_parity(item) and (report.when == "call" or (report.when == "setup" and not report.passed)):
+        entry = item.stash.get(ENTRY_KEY, None)
+        if entry is None:
+            from .report.run import ended_entry
+
+            entry = ended_entry(_planned(item), report)
         report.onnx_parity = {**entry, "duration_s": round(report.duration, 4)}
 
 
@@ -195,102 +241,64 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 class ParityReporter:
-    """Gathers item entries as test reports arrive (on the controller under xdist: each report
-    brings its entry, so a crashed worker loses only the item it was running, never the
-    report), then writes the report, the Markdown summary and the baseline, and gates."""
+    """Gathers entries as test reports arrive (under xdist on the controller; a crashed worker's
+    item becomes an error entry), then writes the outputs and gates (:mod:`.report.run`)."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, baseline: dict | None = None) -> None:
+        from .report.run import Run
+
         self.config = config
-        self.entries: list[dict] = []
+        self.baseline = baseline
+        self.run = Run()
         self.document: dict | None = None
-        self.gate = None
-        self.problems: list[str] = []
+        self.finished = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        entry = getattr(report, "onnx_parity", None)
-        if entry is not None:
-            self.entries.append(entry)
+        crashed = report.failed and report.when not in ("setup", "call", "teardown")  # xdist's crash report
+        self.run.record(
+            report.nodeid,
+            plan=getattr(report, "onnx_parity_plan", None),
+            entry=getattr(report, "onnx_parity", None),
+            crash=report.longreprtext.strip() if crashed else None,
+        )
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        self.run.collection_errors += bool(report.failed)
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
+        """Ctrl-C, or pytest.exit()."""
+        message = getattr(excinfo.value, "msg", None)
+        self.run.stopped_by = f"pytest.exit: {message}" if message is not None else excinfo.typename
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write the report and the Markdown summary; update or gate against the baseline. A
-        failed gate fails the session through its exit status."""
-        config = self.config
-        parity = config.stash[CONFIG_KEY]
-        from .report import document, gate, render
+        failed gate, or an output not written, fails the session through its exit status."""
+        if self.config.option.collectonly:
+            return
+        from .report import run
 
-        doc = document.build(
-            self.entries,
-            env=document.environment(parity.threads),
-            settings={
-                "examples": parity.examples,
-                "threads": parity.threads,
-                "latency": parity.latency,
-                "variants": list(parity.variants) if parity.variants else None,
-                "require_gpu": parity.require_gpu,
-            },
+        parity = self.config.stash[CONFIG_KEY]
+        self.run.record("", plan=self.config.stash.get(PLAN_KEY, None))  # serial: the plan is here
+        stopped = session.shouldfail or session.shouldstop
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        self.document = self.run.document(parity, interrupted=interrupted, stopped=str(stopped or "") or None)
+        self.finished = run.finish(
+            self.document, parity, self.baseline, os.environ.get("GITHUB_STEP_SUMMARY")
         )
-        self.document = doc
-        if parity.baseline_path and not parity.update_baseline:
-            try:
-                baseline = document.load(parity.baseline_path)
-            except document.ReportError as exc:
-                self.gate = gate.GateResult(reasons=(f"baseline unusable: {exc}",))
-            else:
-                self.gate = gate.gate(
-                    doc,
-                    baseline,
-                    max_error_growth=parity.max_error_growth,
-                    max_latency_regression=parity.max_latency_regression,
-                )
-            if not self.gate.passed and session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        text = render.markdown(doc, self.gate)
-        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        writes = [
-            ("report", parity.report_path, lambda path: document.save(doc, path)),
-            (
-                "baseline",
-                parity.baseline_path if parity.update_baseline else None,
-                lambda path: document.save(doc, path),
-            ),
-            ("Markdown summary", parity.markdown_path, lambda path: document.write_atomic(path, text)),
-            ("$GITHUB_STEP_SUMMARY", step_summary, lambda path: _append(path, text)),
-        ]
-        for what, path, write in writes:
-            if not path:
-                continue
-            try:
-                write(path)
-            except OSError as exc:  # reported in the summary, never a traceback from a hook
-                self.problems.append(f"could not write the {what} to {path}: {exc.strerror or exc}")
-        if self.problems and session.exitstatus == pytest.ExitCode.OK:
+        if not self.finished.ok and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        """The parity table, where the report went, and the gate's verdict."""
-        if self.document is None or not self.document["items"]:
+        """The parity table, whether the run was complete, where the outputs went, the gate."""
+        if self.document is None:
             return
-        from .report import render
+        from .report.run import summary_lines
 
-        parity = self.config.stash[CONFIG_KEY]
-        terminalreporter.section("onnx parity")
-        for line in render.terminal(self.document, self.gate):
-            terminalreporter.write_line(line, red=line.startswith("release gate: FAILED"))
-        for problem in self.problems:
-            terminalreporter.write_line(f"error: {problem}", red=True)
-        if parity.report_path and not any("the report" in p for p in self.problems):
-            terminalreporter.write_line(f"report: {parity.report_path}")
-        if parity.update_baseline:
-            terminalreporter.write_line(f"baseline written: {parity.baseline_path}")
-        elif self.gate is not None and not self.gate.passed:
-            terminalreporter.write_line(
-                f"to accept these changes as the new baseline: rerun with {cfg.FLAG_UPDATE_BASELINE}"
-            )
-
-
-def _append(path: str, text: str) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(text)
+        lines = summary_lines(self.document, self.finished, self.config.stash[CONFIG_KEY])
+        if lines:
+            terminalreporter.section("onnx parity")
+        for line, red in lines:
+            terminalreporter.write_line(line, red=red)
 
 
 def _session(config: pytest.Config):
@@ -340,6 +348,8 @@ class ParityFixture:
         self._declared = dict(marker.kwargs) if marker else {}
         self._marker_args = tuple(marker.args) if marker else ()
         self.result = None
+        #: calls of check(): one item checks one model, so a second call fails
+        self.checks = 0
 
     def check(
         self, model: Any = None, *, onnx: Any = None, reference: Callable | None = None, **overrides: Any
@@ -353,6 +363,14 @@ class ParityFixture:
         __tracebackhide__ = True
         from .exporters import resolve
 
+        self.checks += 1
+        if self.checks > 1:
+            twice = (
+                f"{self.item.nodeid} calls onnx_parity.check a second time, but one item checks one model: "
+                "give each model its own test (or parametrize this one), or use op.check(...) for a second"
+            )
+            self._record("error", {"status": "error", "message": twice})
+            pytest.fail(twice, pytrace=False)
         skip = failure = None
         checked = None
         try:

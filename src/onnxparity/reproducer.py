@@ -18,7 +18,7 @@ from .spec import ParitySpec
 from .tally import Evidence
 
 if TYPE_CHECKING:
-    from .runner import ModelPair
+    from .exporters import ModelPair
 
 README = """\
 A failing parity example written by onnxparity. Re-run it without onnxparity:

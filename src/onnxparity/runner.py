@@ -20,8 +20,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,16 +30,23 @@ from . import budgets
 from .anchor import ANCHOR_VARIANT, Anchor
 from .cache import ArrayCache, ExampleKey, OutputKey, options_digest
 from .config import LATENCY_MODES, ParityConfig
-from .diagnosis import agreement_diagnosis, diagnosis, indent, variant_explanation
+from .diagnosis import agreement_diagnosis, diagnosis, indent, timeout_diagnosis, variant_explanation
 from .errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
-from .exporters import ExportedModel, Reference, Subject, resolve
+from .exporters import ModelPair, Subject, resolve
 from .exporters.prebuilt import load as load_prebuilt
 from .planning import Item, plan_items, stable_seed
 from .report import CheckResult, VariantResult
 from .reproducer import safe_name, write_reproducer
-from .search import Search
+from .resources import over_memory_budget
+from .search import Search, TimeBudgetReached
 from .spec import ParitySpec
-from .strategies import boundary_examples, materialize, resolve_data, sampler, uniform_example
+from .strategies import (
+    boundary_examples,
+    materialize,
+    resolve_data,
+    sampler,
+    uniform_example,
+)
 from .variants import BuildContext, Runnable, VariantRunError, get_variant
 
 #: seed of the inputs builders get for calibration and first runs.
@@ -50,19 +57,6 @@ OUTPUTS_CACHE_BYTES = 256 * 2**20
 
 #: bytes of drawn inputs kept per session, so the variants of one test draw each input once.
 FEEDS_CACHE_BYTES = 256 * 2**20
-
-
-@dataclass(frozen=True)
-class ModelPair:
-    """An ONNX model (exported or supplied) and the reference it must match."""
-
-    exported: ExportedModel
-    reference: Reference
-    #: the subject's key: the reference's identity in cache keys
-    reference_key: str
-    #: label output -> (its probability output, classes in column order), for classifiers
-    labels: Mapping[str, tuple[str, tuple]] = field(default_factory=dict)
-    subject: Subject | None = None
 
 
 class ParitySession:
@@ -84,6 +78,9 @@ class ParitySession:
         self._feeds = ArrayCache(FEEDS_CACHE_BYTES)
         #: examples of passing searches, replayed by the next variant with the same seed
         self.passing_searches: dict[tuple, list] = {}
+        #: ``progress(test, variant, done, total, example)``, called every few seconds of a long
+        #: search (the plugin shows it; None: silent)
+        self.progress: Callable[[str, str, int, int, str], None] | None = None
 
     def clear_example_caches(self) -> None:
         """Forget drawn inputs, outputs and replayable searches (exports and built variants
@@ -279,6 +276,10 @@ class ParitySession:
         except InvalidSpec as exc:
             return VariantResult(variant, "error", None, message=str(exc))
         policy = spec.policy_for(variant, info.default_policy)
+        too_large = over_memory_budget(spec, self.config.max_example_mb)
+        if too_large:
+            fix = self.config.spell("max_example_mb", self.config.max_example_mb * 4)
+            return VariantResult(variant, "error", policy, message=f"{too_large} ({fix})")
         runnable = self._variant_or_verdict(pair, variant, spec, rows)
         if isinstance(runnable, tuple):
             return VariantResult(variant, runnable[0], policy, message=runnable[1])
@@ -286,6 +287,8 @@ class ParitySession:
         if info.max_examples and not (examples or spec.examples):
             n = min(n, info.max_examples)
         measured_against = None if variant == anchor else Anchor(self, pair, runnable.output_names, anchor)
+        budget = self.config.item_timeout_s
+        progress = self.progress
         search = Search(
             self,
             pair,
@@ -295,8 +298,23 @@ class ParitySession:
             rows or {},
             anchor=measured_against,
             keeps_anchor_outputs=variant == anchor,
+            deadline=time.perf_counter() + budget if budget else None,
+            progress=None
+            if progress is None
+            else lambda done, e: progress(name, variant, done, n, e.describe(spec)),
         )
-        failure = search.run_shrunk(n, stable_seed(name), boundary_examples(spec))
+        try:
+            failure = search.run_shrunk(n, stable_seed(name), boundary_examples(spec))
+        except TimeBudgetReached:
+            return VariantResult(
+                variant,
+                "failed",
+                policy,
+                search.tally.tried,
+                search.tally.summaries(),
+                search.tally.covered(),
+                message=timeout_diagnosis(variant, spec, search, n, budget, self.config.spell),
+            )
         tally = search.tally
         shortfall = []
         if failure is None:
@@ -417,17 +435,13 @@ class ParitySession:
         mode = mode or self.config.latency
         if mode not in LATENCY_MODES:
             raise InvalidSpec(f"latency mode {mode!r}: use one of {', '.join(LATENCY_MODES)}")
-
-        def verdict(status: str, message: str) -> budgets.BudgetResult:
-            return budgets.BudgetResult(item, "latency", status, message, latency.to_dict(), {})
-
         if mode == "off":
-            return verdict("skipped", f"latency measurement is off ({self.config.spell('latency', 'off')})")
-        runnable = self._variant_or_verdict(pair, latency.variant, spec, rows, threads=latency.threads)
+            runnable = ("skipped", f"latency measurement is off ({self.config.spell('latency', 'off')})")
+        else:
+            runnable = self._variant_or_verdict(pair, latency.variant, spec, rows, threads=latency.threads)
         if isinstance(runnable, tuple):
-            return verdict(*runnable)
-        dims = spec.latency_dims(latency)
-        example = uniform_example(spec, dims)
+            return budgets.BudgetResult(item, "latency", *runnable, latency.to_dict(), {})
+        example = uniform_example(spec, spec.latency_dims(latency))
         feeds = materialize(spec, example, rows or {})
         source = pair.subject.exporter if pair.subject is not None else None
         try:
@@ -439,12 +453,11 @@ class ParitySession:
                 limit_threads=source.limit_threads
                 if source is not None
                 else lambda _: contextlib.nullcontext(),
-                dims=dims,
+                dims=example.dim_values,
                 mode=mode,
                 provider=next(iter(getattr(runnable, "providers", ()) or ()), None),
                 spell=self.config.spell,
             )
         except VariantRunError as exc:
-            return verdict(
-                "error", f"{latency.variant} raised at {example.describe(spec)}:\n{indent(str(exc))}"
-            )
+            message = f"{latency.variant} raised at {example.describe(spec)}:\n{indent(str(exc))}"
+            return budgets.BudgetResult(item, "latency", "error", message, latency.to_dict(), {})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,7 +31,8 @@ from .tally import Evidence, SearchTally
 from .variants import Runnable, VariantRunError
 
 if TYPE_CHECKING:
-    from .runner import ModelPair, ParitySession
+    from .exporters import ModelPair
+    from .runner import ParitySession
 
 
 class ExampleFailed(Exception):
@@ -42,8 +43,20 @@ class ExampleFailed(Exception):
         self.evidence = evidence
 
 
+class TimeBudgetReached(BaseException):
+    """An item's time budget ran out (a BaseException: Hypothesis must not shrink it)."""
+
+
+#: seconds between progress reports of a long search (none for a search shorter than this).
+PROGRESS_EVERY = 5.0
+
+
 class Search:
-    """Evaluates examples of one (model pair, spec, variant) and keeps the tally."""
+    """Evaluates examples of one (model pair, spec, variant) and keeps the tally.
+
+    ``deadline`` (a ``time.perf_counter()`` value) ends the search with
+    :class:`TimeBudgetReached` before the next example; ``progress(done, example)`` is called
+    every :data:`PROGRESS_EVERY` seconds of a long search."""
 
     def __init__(
         self,
@@ -56,6 +69,8 @@ class Search:
         *,
         anchor: Anchor | None = None,
         keeps_anchor_outputs: bool = False,
+        deadline: float | None = None,
+        progress: Callable[[int, Example], None] | None = None,
     ) -> None:
         self.session = session
         self.pair = pair
@@ -69,15 +84,28 @@ class Search:
         #: the anchor's own search keeps its outputs for the other variants' distances
         self.keeps_anchor_outputs = keeps_anchor_outputs
         self.tally = SearchTally(policy)
+        self.deadline = deadline
+        self.progress = progress
+        self._next_report = time.perf_counter() + PROGRESS_EVERY
+        #: the largest example tried (by input elements): what a time budget reached
+        self.largest: Example | None = None
 
     def key(self, example: Example) -> ExampleKey:
         return ExampleKey(self.spec.input_digest, self.rows_key, example)
 
     def evaluate(self, example: Example) -> None:
         """Run the variant on ``example``; raise :class:`ExampleFailed` when it breaks parity."""
-        self.tally.count_example(example)
-        session = self.session
         clock = time.perf_counter
+        now = clock()
+        if self.deadline is not None and now > self.deadline:
+            raise TimeBudgetReached()
+        if self.progress is not None and now >= self._next_report:
+            self.progress(self.tally.tried, example)
+            self._next_report = now + PROGRESS_EVERY
+        self.tally.count_example(example)
+        if self.largest is None or sum(example.dim_values.values()) > sum(self.largest.dim_values.values()):
+            self.largest = example
+        session = self.session
         key = self.key(example)
         feeds = session.feeds_for(self.spec, key, self.rows)
         try:

@@ -4,6 +4,10 @@ Hypothesis chooses, numpy fills: Hypothesis draws the symbolic dims, one data *p
 input and a seed; numpy fills the arrays from that seed. Drawing stays cheap whatever the
 tensor size, and shrinking still reaches small shapes (dims shrink to their minimum), simple
 patterns (``zeros`` first) and seed 0. Knows nothing of frameworks, ONNX Runtime or pytest.
+
+Masks and lengths (``Input(kind="mask" | "lengths")``) have patterns of their own
+(:data:`MASK_PATTERNS`): each draws the real length of every row, and a length is never 0, so
+no example — drawn, shrunk or sampled for calibration — has a row without a real token.
 """
 
 from __future__ import annotations
@@ -25,6 +29,18 @@ PATTERNS = ("zeros", "constant", "uniform", "normal", "extremes", "sparse")
 #: patterns over real rows (``data=``), tried before the synthetic ones: resampled rows, and
 #: resampled rows with small noise (1% of each column's spread) to probe split thresholds.
 ROW_PATTERNS = ("rows", "jitter")
+
+#: patterns of masks and lengths, in shrink order: how long each row's real part is. ``full``:
+#: no padding; ``shortest``: one real token per row; ``ragged``: one row full, the others
+#: shorter and different lengths where the row count allows (a batch padded to its longest
+#: row); ``uniform``: each row 1..seq; ``extremes``: each row 1 or seq.
+MASK_PATTERNS = ("full", "shortest", "ragged", "uniform", "extremes")
+
+#: token ids with ``special_ids``: ordinary ids with special ids and the vocabulary's edges mixed in.
+SPECIAL_PATTERN = "special"
+
+#: fraction of positions the ``special`` pattern gives a special id or a vocabulary edge.
+SPECIAL_DENSITY = 0.3
 
 #: fraction of NaN values in the ``nan`` pattern (inputs with ``allow_nan=True``).
 NAN_DENSITY = 0.1
@@ -55,6 +71,7 @@ class Example:
         values = self.dim_values
         parts = [
             f"{i.name}{list(i.concrete_shape(values))} {pattern}"
+            + (f" ({i.padding} padding)" if i.kind == "mask" else "")
             for i, pattern in zip(spec.inputs, self.patterns)
         ]
         dims = ", ".join(f"{k}={v}" for k, v in self.dims)
@@ -66,7 +83,12 @@ class Example:
 
 def patterns_for(item: Input, rows: Mapping[str, np.ndarray] | None = None) -> tuple[str, ...]:
     """The data patterns an input can be drawn with, simplest first."""
-    patterns = PATTERNS + (("nan",) if item.allow_nan else ())
+    if item.kind in ("mask", "lengths"):
+        patterns = MASK_PATTERNS
+    else:
+        patterns = (
+            PATTERNS + (("nan",) if item.allow_nan else ()) + ((SPECIAL_PATTERN,) if item.special_ids else ())
+        )
     if rows is not None and item.name in rows:
         patterns = ROW_PATTERNS + patterns
     return patterns
@@ -86,10 +108,17 @@ def examples(spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = None) -> 
     )
 
 
+def default_pattern(item: Input) -> str:
+    """The pattern of the export example, boundary shapes and latency inputs: ``uniform``, or
+    ``ragged`` for masks and lengths (a padded row and a full one, so a tracing exporter sees
+    padding)."""
+    return "ragged" if item.kind in ("mask", "lengths") else "uniform"
+
+
 def uniform_example(spec: ParitySpec, dims: Mapping[str, int], seed: int = 0) -> Example:
     """Uniform data at the given dims: the export example, boundary shapes, latency inputs."""
     return Example(
-        tuple((n, dims[n]) for n in spec.symbolic_dims), tuple("uniform" for _ in spec.inputs), seed
+        tuple((n, dims[n]) for n in spec.symbolic_dims), tuple(default_pattern(i) for i in spec.inputs), seed
     )
 
 
@@ -159,7 +188,8 @@ def materialize(
         if pattern in ROW_PATTERNS:
             arrays[item.name] = _from_rows(item, shape, pattern, rows[item.name], example.seed)
         else:
-            arrays[item.name] = fill(item, shape, pattern, rng)
+            within = dims.get(item.within, item.within) if item.kind == "lengths" else None
+            arrays[item.name] = fill(item, shape, pattern, rng, within=within)
     return arrays
 
 
@@ -183,8 +213,16 @@ def arrays_for_dims(spec: ParitySpec, dims: Mapping[str, int], seed: int = 0) ->
     return materialize(spec, uniform_example(spec, dims, seed))
 
 
-def fill(item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator) -> np.ndarray:
-    """An array of ``shape`` for ``item`` filled by ``pattern``, within ``[low, high]``."""
+def fill(
+    item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator, *, within: int | None = None
+) -> np.ndarray:
+    """An array of ``shape`` for ``item`` filled by ``pattern``, within its domain (``within``:
+    the sequence length a ``lengths`` input's values lie within)."""
+    if item.kind == "mask":
+        return _fill_mask(item, shape, pattern, rng)
+    if item.kind == "lengths":
+        rows = int(np.prod(shape, dtype=np.int64))
+        return row_lengths(pattern, rows, int(within), rng).reshape(shape).astype(item.dtype)
     if item.dtype == "str":
         return _fill_str(item, shape, pattern, rng)
     if pattern == "nan":
@@ -238,14 +276,50 @@ def _fill_int(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.
     if pattern == "normal":
         values = rng.normal((low + high) / 2, (high - low) / 6, size=shape)
         return np.clip(np.rint(values), low, high).astype(np.int64)
-    if pattern == "extremes":
-        return np.where(rng.random(shape) < 0.5, low, high)
+    if pattern == "extremes":  # the vocabulary's edges, and its special ids where declared
+        edges = np.asarray((low, high, *(item.special_ids or ())), dtype=np.int64)
+        return edges[rng.integers(0, len(edges), size=shape)]
+    if pattern == SPECIAL_PATTERN:
+        values = rng.integers(low, high, size=shape, endpoint=True)
+        pool = np.asarray((*item.special_ids, low, high), dtype=np.int64)
+        picked = rng.random(shape) < SPECIAL_DENSITY
+        values[picked] = pool[rng.integers(0, len(pool), size=int(picked.sum()))]
+        return values
     if pattern == "sparse":
         values = np.full(shape, rest, dtype=np.int64)
         mask = rng.random(shape) < SPARSE_DENSITY
         values[mask] = rng.integers(low, high, size=int(mask.sum()), endpoint=True)
         return values
     raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
+
+
+def row_lengths(pattern: str, rows: int, seq: int, rng: np.random.Generator) -> np.ndarray:
+    """The real length of each of ``rows`` rows of length ``seq`` under a mask pattern: each in
+    ``[1, seq]``, never 0."""
+    if pattern == "full":
+        return np.full(rows, seq, dtype=np.int64)
+    if pattern == "shortest":
+        return np.ones(rows, dtype=np.int64)
+    if pattern == "uniform":
+        return rng.integers(1, seq, size=rows, endpoint=True)
+    if pattern == "extremes":
+        return np.where(rng.random(rows) < 0.5, 1, seq).astype(np.int64)
+    if pattern == "ragged":
+        lengths = np.full(rows, seq, dtype=np.int64)
+        if rows > 1 and seq > 1:  # one row stays full; the others differ where seq - 1 allows
+            others = np.delete(np.arange(rows), rng.integers(rows))
+            lengths[others] = rng.choice(np.arange(1, seq), size=rows - 1, replace=rows - 1 > seq - 1)
+        return lengths
+    raise ValueError(f"unknown mask pattern {pattern!r}; known: {', '.join(MASK_PATTERNS)}")
+
+
+def _fill_mask(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+    seq = shape[-1]
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    lengths = row_lengths(pattern, rows, seq, rng)[:, None]
+    positions = np.arange(seq)[None, :]
+    real = positions < lengths if item.padding == "right" else positions >= seq - lengths
+    return real.reshape(shape).astype(item.dtype)
 
 
 def _fill_str(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
@@ -340,8 +414,15 @@ def resolve_data(spec: ParitySpec, data: Any) -> tuple[ParitySpec, dict[str, np.
 
 
 def check_drawable(spec: ParitySpec, rows: Mapping[str, np.ndarray]) -> None:
-    """Raise when an input cannot be drawn: a str input needs categories or data rows."""
+    """Raise when an input cannot be drawn: a str input needs categories or data rows; the
+    lengths' ``within`` must name a declared dim."""
     for item in spec.inputs:
+        if item.kind == "lengths" and isinstance(item.within, str) and item.within not in spec.dims:
+            known = ", ".join(sorted(spec.dims)) or "none declared"
+            raise InvalidSpec(
+                f"Input({item.name!r}): within={item.within!r} is not a declared dim (known: {known}); "
+                f"name the sequence dim of the inputs these lengths belong to"
+            )
         if item.dtype == "str" and not item.categories and item.name not in rows:
             raise InvalidSpec(
                 f"Input({item.name!r}) is a str input with no categories: give categories=[...] "

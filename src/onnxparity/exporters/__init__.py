@@ -50,6 +50,19 @@ class ExportedModel:
         return f"{self.exporter}{opset}"
 
 
+@dataclass(frozen=True)
+class ModelPair:
+    """An ONNX model (exported or supplied) and the reference it must match."""
+
+    exported: ExportedModel
+    reference: Reference
+    #: the subject's key: the reference's identity in cache keys
+    reference_key: str
+    #: label output -> (its probability output, classes in column order), for classifiers
+    labels: Mapping[str, tuple[str, tuple]] = field(default_factory=dict)
+    subject: Subject | None = None
+
+
 class Exporter:
     """One model source. Subclass it, override what your source knows, and register an
     instance with :func:`register_exporter` (see docs/variants.md, "Model sources").
@@ -130,7 +143,7 @@ class Subject:
 
 
 _REGISTRY: dict[str, Exporter] = {}
-_BUILTINS = ("torch", "tensorflow", "sklearn", "gbdt", "prebuilt")
+_BUILTINS = ("torch", "transformers", "tensorflow", "sklearn", "gbdt", "prebuilt")
 
 
 def register_exporter(exporter: Exporter, *, replace: bool = False) -> Exporter:

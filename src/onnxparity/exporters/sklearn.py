@@ -17,6 +17,11 @@ Float inputs reach the estimator as float64 (lossless, and how estimators are us
 fitted: some, such as KMeans, refuse a dtype other than their fitted one); when it refuses
 float64 they arrive as declared.
 
+Inferred inputs (no ``inputs=``) draw over what the fitted estimator knows of its features —
+scaler statistics, tree split thresholds, cluster centres, kept training rows — or over the
+rows of ``data=`` (see ``tabular``); a note says when nothing is known and [-1, 1] stands in.
+IsolationForest converts with ``ai.onnx.ml`` opset 3, the newest its converter can build.
+
 NaN inputs: scikit-learn raises on NaN where the ONNX model silently returns NaN, so NaN is
 drawn only for inputs declared ``allow_nan=True`` (for estimators that accept NaN).
 """
@@ -44,6 +49,7 @@ from . import (
     require,
     root_cause,
 )
+from .tabular import feature_ranges, features_input, range_notes, rounding_notes
 
 _LOGGERS = ("skl2onnx", "sklearn")
 
@@ -215,12 +221,14 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
     try:
         with quiet(*_LOGGERS):
             proto = skl2onnx.convert_sklearn(
-                model, initial_types=initial_types, options=_no_zipmap(model), target_opset=opset
+                model,
+                initial_types=initial_types,
+                options=_no_zipmap(model),
+                target_opset=_target_opset(skl2onnx, model, opset),
             )
     except Exception as exc:
         raise ExportError(
-            f"skl2onnx could not convert {_describe(model)}: {root_cause(exc)} "
-            "(see README 'scikit-learn' for estimators known not to convert)"
+            f"skl2onnx could not convert {_describe(model)}: {root_cause(exc)} ({_advice(exc)})"
         ) from exc
     try:
         onnx.checker.check_model(proto, full_check=True)
@@ -229,7 +237,36 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
             f"skl2onnx produced an invalid ONNX model for {_describe(model)}: {root_cause(exc)}"
         ) from exc
     save_model(proto, path)
-    return exported_model(path, proto, spec, exporter="skl2onnx", key=key)
+    name = _describe(model)
+    notes = [*range_notes(name, feature_ranges(model), spec), *rounding_notes(name, proto)]
+    return exported_model(path, proto, spec, exporter="skl2onnx", key=key, notes=notes)
+
+
+#: estimators whose skl2onnx converter builds ``ai.onnx.ml`` nodes only up to opset 3 (it raises
+#: "version 4 of domain 'ai.onnx.ml' not supported" at the default, the newest).
+_ML_OPSET_3 = ("IsolationForest",)
+
+
+def _target_opset(skl2onnx: Any, model: Any, opset: int | None) -> int | dict | None:
+    """``opset``, or with ``ai.onnx.ml`` pinned to 3 when the model holds an estimator that needs it."""
+    nested = [model, *model.get_params(deep=True).values()] if hasattr(model, "get_params") else [model]
+    if not any(type(est).__name__ in _ML_OPSET_3 for est in nested):
+        return opset
+    return {"": opset or skl2onnx.get_latest_tested_opset_version(), "ai.onnx.ml": 3}
+
+
+def _advice(exc: BaseException) -> str:
+    """What to do about a converter failure: one known incompatibility, else the README."""
+    if "Expected an int, got a boolean" in root_cause(exc):
+        # skl2onnx's tree_ensemble.py writes a Python bool into nodes_missing_value_tracks_true
+        # for HistGradientBoosting leaves; protobuf 7 rejects bools in an ints field (6 took them).
+        import google.protobuf
+
+        return (
+            f"skl2onnx writes a bool into an ints attribute, which protobuf {google.protobuf.__version__} "
+            "rejects; install 'protobuf<7' until skl2onnx fixes it"
+        )
+    return "see README 'scikit-learn' for estimators known not to convert"
 
 
 def _no_zipmap(model: Any) -> dict:
@@ -269,8 +306,11 @@ def declared_inputs(model: Any, data: Any = None) -> tuple[Input, ...]:
         return tuple(_column(str(n), data[n]) for n in names)
     n_features = getattr(model, "n_features_in_", None)
     if n_features is None:
-        raise InvalidSpec(f"{type(model).__name__} does not say how many features it takes: give inputs=")
-    return (Input("X", ("batch", int(n_features))),)
+        raise InvalidSpec(
+            f"{type(model).__name__} does not know how many features it takes (fit() records "
+            "n_features_in_): fit it, or give inputs=[op.Input('X', ('batch', n_features))]"
+        )
+    return (features_input("X", n_features, feature_ranges(model), data),)
 
 
 class SklearnExporter(Exporter):

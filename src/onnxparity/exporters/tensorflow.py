@@ -2,16 +2,18 @@
 
 Accepted models: a Keras 3 model (Sequential, functional, subclassed), a ``tf.function`` (or a
 ``tf.Module`` whose ``__call__`` is one) with an input signature, and a SavedModel directory
-path (its ``serving_default`` signature). Export path: ``tf2onnx.convert.from_function`` over a
-``tf.function`` whose input signature has ``None`` for every symbolic dim — it keeps the dims
-dynamic; Keras' own ``model.export(format="onnx")`` is the fallback for Keras models
+path (its ``serving_default`` signature). Export path: tf2onnx over a ``tf.function`` whose
+input signature has ``None`` for every symbolic dim — it keeps the dims dynamic — frozen with
+its captured tensors as constants (see :func:`_via_tf2onnx`); Keras' own ``model.export(format="onnx")`` is the fallback for Keras models
 (``tf2onnx.convert.from_keras`` fails on Keras 3). Every export runs ``onnx.checker`` with
 ``full_check``: tf2onnx can emit nodes invalid at its opset (a ``gelu`` becomes ``Erfc``,
 registered from opset 20 only) and only the checker says so.
 
 tf2onnx names dims ``unk__N`` and outputs ``Identity:0``: they are renamed to the spec's dim
 and input names and to the model's output names. Outputs are flattened as ``tf.nest`` does:
-a tensor is ``output``, a list/tuple ``output_0``..., a dict by **sorted** key.
+a tensor is ``output``, a list/tuple ``output_0``..., a dict by **sorted** key. A functional
+model's inputs keep its names (a dict model's: its keys) and are passed as the list or dict it
+was built with. A graph input the spec does not declare is an export error naming it.
 
 TensorFlow is imported only when a TF model is checked; ``TF_CPP_MIN_LOG_LEVEL`` is set to 2
 before that import (unless you set it) to keep its C++ log lines out of your output.
@@ -57,6 +59,10 @@ def _tf2onnx():
     return require("tf2onnx", "tf2onnx", "tensorflow", *_LOGGERS)
 
 
+def _keras_tree():
+    return require("keras", "keras", "tensorflow", *_LOGGERS).tree
+
+
 def _is_keras(model: Any) -> bool:
     return any((c.__module__ or "").split(".")[0] == "keras" for c in type(model).__mro__)
 
@@ -70,6 +76,7 @@ class _Callable:
         self.keras = _is_keras(model)
         self.input_names: list[str] | None = None  # keyword inputs (SavedModel signatures)
         self.declared: list[tuple[str | None, tuple]] | None = None  # (name, shape) the model fixes
+        self.structure: Any = None  # a functional Keras model's input structure
         if isinstance(model, (str, os.PathLike)):
             loaded = tf.saved_model.load(os.fspath(model))
             if "serving_default" not in loaded.signatures:
@@ -82,9 +89,18 @@ class _Callable:
         elif self.keras:
             self.fn = model
             try:
-                self.declared = [(getattr(t, "name", None), tuple(t.shape)) for t in model.inputs]
+                names = [getattr(t, "name", None) for t in model.inputs]
+                self.declared = [(n, tuple(t.shape)) for n, t in zip(names, model.inputs)]
             except (AttributeError, ValueError):
                 self.declared = None  # a subclassed model: no declared inputs
+            try:  # a functional model's inputs: a tensor, list or dict (Sequential: positional)
+                self.structure = model.input if self.declared is not None else None
+            except (AttributeError, ValueError):
+                self.structure = None
+            if isinstance(self.structure, Mapping):
+                # the model is called with a dict: its keys (in model.inputs order) name the inputs
+                keys = _keras_tree().flatten({k: k for k in self.structure})
+                self.declared = [(k, shape) for k, (_, shape) in zip(keys, self.declared)]
         else:
             fn = model if hasattr(model, "input_signature") else model.__call__
             signature = getattr(fn, "input_signature", None)
@@ -97,11 +113,25 @@ class _Callable:
             self.declared = [(s.name, tuple(s.shape)) for s in signature]
 
     def __call__(self, *tensors):
+        """Call the model with ``tensors`` in its declared input order."""
         if self.input_names is not None:
             return self.fn(**dict(zip(self.input_names, tensors)))
+        if self.structure is not None:
+            # Keras takes several inputs as one list or dict, never as positional arguments
+            # (``model(a, b, training=False)`` is "multiple values for argument 'training'")
+            return self.fn(_keras_tree().pack_sequence_as(self.structure, list(tensors)), training=False)
         if self.keras:
             return self.fn(*tensors, training=False)
         return self.fn(*tensors)
+
+    def order(self, spec: ParitySpec) -> list[Input]:
+        """The spec's inputs in the model's order: by name when they name the model's inputs,
+        else as declared."""
+        names = [n for n, _ in self.declared or ()]
+        by_name = {i.name: i for i in spec.inputs}
+        if len(names) == len(by_name) and set(names) == set(by_name):
+            return [by_name[n] for n in names]
+        return list(spec.inputs)
 
 
 def fingerprint(model: Any) -> str:
@@ -134,7 +164,8 @@ def check_fit(model: Any, spec: ParitySpec | None = None) -> None:
 
 def check_spec(model: Any, spec: ParitySpec) -> None:
     """Raise when the spec contradicts the inputs the model declares, before any export."""
-    declared = _Callable(model).declared
+    call = _Callable(model)
+    declared = call.declared
     if declared is None:
         return
     if len(declared) != len(spec.inputs):
@@ -142,7 +173,7 @@ def check_spec(model: Any, spec: ParitySpec) -> None:
             f"the model takes {len(declared)} input(s) {[n for n, _ in declared]} "
             f"but the spec declares {len(spec.inputs)} {[i.name for i in spec.inputs]}"
         )
-    for item, (name, shape) in zip(spec.inputs, declared):
+    for item, (name, shape) in zip(call.order(spec), declared):
         if len(shape) != len(item.shape):
             raise InvalidSpec(
                 f"Input({item.name!r}) has rank {len(item.shape)} but the model's input "
@@ -177,7 +208,7 @@ def make_reference(model: Any, spec: ParitySpec) -> Reference:
     """The model on CPU, ``training=False`` for Keras, numpy in -> numpy out."""
     tf = _tf()
     call = _Callable(model)
-    names = [i.name for i in spec.inputs]
+    names = [i.name for i in call.order(spec)]
 
     def reference(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         with tf.device("/CPU:0"):
@@ -193,6 +224,7 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
 
     call = _Callable(model)
     check_spec(model, spec)
+    ordered = call.order(spec)
     key = f"tf-{fingerprint(model)}-{spec.input_digest}-opset{opset}"
     folder = os.path.join(workdir, f"export-{key[:48]}")
     os.makedirs(folder, exist_ok=True)
@@ -200,9 +232,7 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
 
     arrays = arrays_for_dims(spec, export_dims(spec))
     try:
-        output_names = [
-            n for n, _ in _named_outputs(call(*[tf.constant(arrays[i.name]) for i in spec.inputs]))
-        ]
+        output_names = [n for n, _ in _named_outputs(call(*[tf.constant(arrays[i.name]) for i in ordered]))]
     except Exception as exc:
         shapes = ", ".join(f"{n}{list(a.shape)} {a.dtype}" for n, a in arrays.items())
         raise ExportError(
@@ -218,13 +248,13 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
             tf.as_dtype(i.dtype),
             name=i.name,
         )
-        for i in spec.inputs
+        for i in ordered
     ]
 
     attempts: list[str] = []
     for exporter, run in (
         ("tf2onnx from_function", lambda: _via_tf2onnx(call, signature, opset, path)),
-        ("Keras model.export", lambda: _via_keras(model, signature, opset, path)),
+        ("Keras model.export", lambda: _via_keras(call, signature, opset, path)),
     ):
         if exporter.startswith("Keras") and not call.keras:
             continue
@@ -232,7 +262,7 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
             with quiet(*_LOGGERS):
                 run()
             proto = load_model(path, external_data=True)
-            _rename(proto, spec, output_names)
+            _rename(proto, ordered, output_names)
             onnx.checker.check_model(proto, full_check=True)
         except Exception as exc:
             attempts.append(f"{exporter}: {root_cause(exc)}")
@@ -240,11 +270,17 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
         save_model(proto, path)
         notes = [f"{a}; used {exporter}" for a in attempts]
         return exported_model(path, proto, spec, exporter=exporter, key=key, notes=notes)
+    hints = {
+        "ValidationError": "a ValidationError is onnx.checker rejecting a node tf2onnx emitted: tf2onnx "
+        "targets opsets up to 18, and some layers, such as gelu, have no valid conversion there",
+        "graph inputs the spec": "a graph input the spec does not declare is a value the exporter did "
+        "not freeze into a constant, such as a tensor the model captures outside its variables: no feed of "
+        "the model's own inputs can run that ONNX model",
+    }
     raise ExportError(
         f"could not export {type(model).__name__} to a valid ONNX model:\n  "
         + "\n  ".join(attempts)
-        + "\n  (a ValidationError is onnx.checker rejecting a node tf2onnx emitted: tf2onnx targets "
-        "opsets up to 18, and some layers, such as gelu, have no valid conversion there)"
+        + "".join(f"\n  ({h})" for k, h in hints.items() if any(k in a for a in attempts))
     )
 
 
@@ -253,23 +289,56 @@ def _fixed(entry, spec: ParitySpec) -> int:
 
 
 def _via_tf2onnx(call: _Callable, signature, opset, path: str) -> None:
+    """Freeze the traced function with only the signature's tensors as inputs.
+
+    ``tf2onnx.convert.from_function`` makes every non-variable tensor the function captures a
+    graph input: an eager constant a layer computed outside ``call`` (Keras' ``Normalization``
+    keeps ``mean``/``variance`` as such tensors, so EfficientNet's ONNX graph asked for
+    ``normalization/Sub/y:0`` and ``Sqrt/x:0`` as inputs). Freezing itself turns those captures
+    into constants; only the input list was wrong, so pass the real one to ``from_graph_def``.
+    """
     tf = _tf()
     tf2onnx = _tf2onnx()
+    from tf2onnx import tf_loader
+
     function = tf.function(lambda *args: call(*args), input_signature=signature)
-    tf2onnx.convert.from_function(function, input_signature=signature, opset=opset, output_path=path)
+    concrete = function.get_concrete_function()
+    captured = {t.ref() for t in concrete.graph.internal_captures}
+    inputs = [t.name for t in concrete.inputs if t.dtype != tf.resource and t.ref() not in captured]
+    outputs = [t.name for t in concrete.outputs if t.dtype != tf.resource]
+    frozen = tf_loader.from_function(concrete, inputs, outputs)
+    tf2onnx.convert.from_graph_def(
+        frozen, name=concrete.name, input_names=inputs, output_names=outputs, opset=opset, output_path=path
+    )
 
 
-def _via_keras(model, signature, opset, path: str) -> None:
+def _via_keras(call: _Callable, signature, opset, path: str) -> None:
     kwargs = {"opset_version": opset} if opset is not None else {}
-    model.export(path, format="onnx", verbose=False, input_signature=signature, **kwargs)
+    if call.structure is not None:
+        signature = [_keras_tree().pack_sequence_as(call.structure, signature)]
+    call.model.export(path, format="onnx", verbose=False, input_signature=signature, **kwargs)
 
 
-def _rename(proto, spec: ParitySpec, output_names: list[str]) -> None:
-    """Spec names for inputs and dims, the model's names for outputs."""
-    graph_inputs = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
+def _rename(proto, inputs: list[Input], output_names: list[str]) -> None:
+    """Spec names for inputs (matched by name, ``x:0`` being ``x``, else by position) and
+    dims, the model's names for outputs; raise on graph inputs the spec does not declare."""
+    initializers = {t.name for t in proto.graph.initializer}
+    graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
+    by_name = {i.name.removesuffix(":0"): i for i in graph_inputs}
+    pairs = [(by_name.pop(item.name, None), item) for item in inputs]
+    rest = iter(value for value in graph_inputs if value.name.removesuffix(":0") in by_name)
+    pairs = [(next(rest, None) if value is None else value, item) for value, item in pairs]
+    extra = list(rest)
+    if extra:
+        raise ExportError(
+            f"graph inputs the spec does not declare: {[v.name for v in extra]} "
+            f"(declared: {[i.name for i in inputs]})"
+        )
     renames = {}
     dims = {}
-    for value, item in zip(graph_inputs, spec.inputs):
+    for value, item in pairs:
+        if value is None:
+            continue
         renames[value.name] = item.name
         for entry, dim in zip(item.shape, value.type.tensor_type.shape.dim):
             if isinstance(entry, str) and dim.dim_param:

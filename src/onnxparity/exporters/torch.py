@@ -8,24 +8,36 @@ silently specialise a dim (``int(x.shape[0])``, adaptive pooling): the example t
 dims >= 2, distinct from each other, and the exported graph's inputs are checked afterwards
 (:func:`specialised_dims`); the parity loop then shows where the model breaks.
 
-Inputs are passed to ``forward`` positionally, in the order the spec declares them. Outputs
-are flattened depth-first: a tensor is ``output``; a tuple or list gives ``output_0``,
-``output_1``...; a dict gives its keys in insertion order; nesting joins names with ``.``
-(``output_1.logits``). ``None`` outputs are dropped, as the exporters drop them.
+How inputs reach ``forward`` (:func:`plan_call`): when every declared input name is a
+parameter of ``forward`` that can be passed by keyword, they are passed by keyword — in the
+export (``kwargs=``, ``dynamic_shapes`` keyed by name) and in the reference alike — so
+``op.Input("attention_mask", ...)`` lands in ``attention_mask`` whatever its position (GPT-2
+takes ``cache`` second). Otherwise they are passed positionally, in the order the spec declares
+them; an input named after one ``forward`` parameter but landing on another is an error, not a
+silent mix-up. A ``forward`` that takes ``use_cache`` (undeclared) gets ``use_cache=False``:
+a key/value cache is no tensor, and the ONNX graph has no place for it.
+
+Outputs are flattened depth-first: a tensor is ``output``; a tuple or list gives ``output_0``,
+``output_1``...; a dict (a Hugging Face ``ModelOutput`` too) gives its keys in insertion order
+(``last_hidden_state``, ``logits``); nesting joins names with ``.`` (``output_1.logits``).
+``None`` outputs are dropped, as the exporters drop them. A cache object among the outputs is
+an error that says to pass ``use_cache=False``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import os
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError
+from ..errors import ExportError, InvalidSpec
 from ..onnxutils import default_opset, load_model, quiet
 from ..spec import ParitySpec
 from ..strategies import arrays_for_dims, export_dims
@@ -88,7 +100,91 @@ def check_fit(model: Any, spec: ParitySpec | None = None) -> None:
 def named_outputs(outputs: Any) -> list[tuple[str, Any]]:
     """A forward's outputs, named and flattened in the documented order."""
     torch = _torch()
-    return flatten_outputs(outputs, lambda v: isinstance(v, torch.Tensor))
+    try:
+        return flatten_outputs(outputs, lambda v: isinstance(v, torch.Tensor))
+    except ExportError:
+        found = _find_cache(outputs, "")
+        if found is None:
+            raise
+        where, cache = found
+        raise ExportError(
+            f"the model returned a {type(cache).__name__} at {where or 'the top level'}: a key/value "
+            "cache, not a tensor, and an ONNX graph has no place for it; call the model with "
+            "use_cache=False: set model.config.use_cache = False (Hugging Face), or give forward a "
+            "use_cache parameter (onnxparity passes use_cache=False to a forward that takes one)"
+        ) from None
+
+
+def _find_cache(value: Any, where: str) -> tuple[str, Any] | None:
+    """The first key/value cache object (DynamicCache, EncoderDecoderCache...) in outputs."""
+    if type(value).__name__.endswith("Cache") or callable(getattr(value, "get_seq_length", None)):
+        return where, value
+    if isinstance(value, Mapping):
+        items = [(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]
+    elif isinstance(value, (tuple, list)):
+        items = [(f"{where}.{i}" if where else f"output_{i}", v) for i, v in enumerate(value)]
+    else:
+        return None
+    return next((found for k, v in items if (found := _find_cache(v, k)) is not None), None)
+
+
+@dataclass(frozen=True)
+class Call:
+    """How the declared inputs reach ``forward``: by keyword or by position, plus constant
+    keyword arguments (``use_cache=False``). The export and the reference both call through it."""
+
+    names: tuple[str, ...]
+    keyword: bool
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self, model: Any, tensors) -> Any:
+        if self.keyword:
+            return model(**dict(zip(self.names, tensors)), **self.fixed)
+        return model(*tensors, **self.fixed)
+
+    def describe(self) -> str:
+        how = "by keyword" if self.keyword else "positionally"
+        fixed = ", ".join(f"{k}={v!r}" for k, v in self.fixed.items())
+        return how + (f", with {fixed}" if fixed else "")
+
+
+def forward_parameters(model: Any) -> dict[str, inspect.Parameter] | None:
+    """``forward``'s parameters (``self`` excluded), or None when they cannot be read."""
+    try:
+        return dict(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def plan_call(model: Any, spec: ParitySpec, fixed: Mapping[str, Any] | None = None) -> Call:
+    """By keyword when every declared name is a keyword-capable ``forward`` parameter, else by
+    position (see the module docstring). ``fixed``: constant keyword arguments to pass where
+    ``forward`` takes them and the spec does not declare them; default ``use_cache=False``."""
+    names = tuple(i.name for i in spec.inputs)
+    params = forward_parameters(model)
+    if params is None:
+        return Call(names, keyword=False)
+    by_name = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    named = [n for n, p in params.items() if p.kind in by_name]
+    keyword = all(n in named for n in names)
+    filled = set(names)
+    if not keyword:
+        positional = [
+            n for n, p in params.items() if p.kind in (inspect.Parameter.POSITIONAL_ONLY, by_name[0])
+        ]
+        for position, name in enumerate(names):
+            if name in named and position < len(positional) and positional[position] != name:
+                unknown = [n for n in names if n not in named]
+                raise InvalidSpec(
+                    f"Input({name!r}) would be passed by position to {type(model).__name__}.forward's "
+                    f"parameter {positional[position]!r}: inputs are passed by keyword only when every "
+                    f"declared name is a forward parameter, and {', '.join(map(repr, unknown))} is not "
+                    f"(forward takes {', '.join(named)}); rename it, or declare the inputs in forward's order"
+                )
+        filled = set(positional[: len(names)])
+    wanted = {"use_cache": False} if fixed is None else dict(fixed)
+    constants = {k: v for k, v in wanted.items() if k in named and k not in filled}
+    return Call(names, keyword, constants)
 
 
 def _to_numpy(tensor) -> np.ndarray:
@@ -99,28 +195,54 @@ def _to_numpy(tensor) -> np.ndarray:
     return tensor.numpy()
 
 
-def make_reference(model: Any, spec: ParitySpec) -> Reference:
+def make_reference(model: Any, spec: ParitySpec, call: Call | None = None) -> Reference:
     """The module on CPU under ``torch.inference_mode()``, as numpy in -> numpy out."""
     torch = _torch()
-    names = [i.name for i in spec.inputs]
+    call = call or plan_call(model, spec)
 
     def reference(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         # A copy: a module may write into its input (x.mul_(2)), and the inputs are shared
         # with the ONNX runtimes checked next.
-        args = [torch.tensor(feeds[n]) for n in names]
+        args = [torch.tensor(feeds[n]) for n in call.names]
         with torch.inference_mode():
-            outputs = model(*args)
+            outputs = call(model, args)
         return [_to_numpy(t) for _, t in named_outputs(outputs)]
 
     return reference
 
 
-def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = None) -> ExportedModel:
-    """Export ``model`` at ``spec``'s dims into ``workdir``."""
+def _positional(torch, model: Any, call: Call):
+    """``model`` behind a forward taking the declared inputs positionally (the TorchScript
+    exporter's way), in eval mode: that exporter restores the wrapper's mode on every submodule."""
+
+    class PositionalCall(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args):
+            return call(self.model, args)
+
+    return PositionalCall().eval()
+
+
+def export(
+    model: Any,
+    spec: ParitySpec,
+    *,
+    workdir: str,
+    opset: int | None = None,
+    call: Call | None = None,
+    key_prefix: str = "torch",
+    key_salt: str = "",
+) -> ExportedModel:
+    """Export ``model`` at ``spec``'s dims into ``workdir``, calling it as ``call`` says."""
     torch = _torch()
 
     check_fit(model)
-    key = f"torch-{fingerprint(model)}-{spec.input_digest}-opset{opset}"
+    call = call or plan_call(model, spec)
+    digest = hashlib.blake2b(f"{fingerprint(model)}{key_salt}{call}".encode(), digest_size=16).hexdigest()
+    key = f"{key_prefix}-{digest}-{spec.input_digest}-opset{opset}"
     path = os.path.join(workdir, f"export-{key[:48]}", "model.onnx")
     os.makedirs(os.path.dirname(path), exist_ok=True)
 
@@ -129,12 +251,13 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
     args = tuple(torch.from_numpy(arrays[i.name]) for i in spec.inputs)
     with torch.inference_mode():
         try:
-            example_outputs = model(*args)
+            example_outputs = call(model, args)
         except Exception as exc:
             shapes = ", ".join(f"{n}{list(a.shape)} {a.dtype}" for n, a in arrays.items())
             raise ExportError(
                 f"{type(model).__name__} raised on the export example ({shapes}): "
-                f"{type(exc).__name__}: {exc}; check that op.Input shapes and dtypes match forward()"
+                f"{type(exc).__name__}: {exc}; check that op.Input shapes and dtypes match forward() "
+                f"(the inputs were passed {call.describe()})"
             ) from exc
     output_names = [name for name, _ in named_outputs(example_outputs)]
     input_names = [i.name for i in spec.inputs]
@@ -142,9 +265,10 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
     notes: list[str] = []
 
     def torchscript_export() -> None:
+        traced = _positional(torch, model, call) if call.keyword or call.fixed else model
         with quiet(*_LOGGERS):
             torch.onnx.export(
-                model,
+                traced,
                 args,
                 path,
                 dynamo=False,
@@ -154,20 +278,27 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
                 opset_version=opset,
             )
 
+    if call.keyword:  # graph inputs take forward's parameter names, which are the declared ones
+        how = dict(args=(), kwargs={**dict(zip(call.names, args)), **call.fixed})
+        shapes = _dynamic_shapes(torch, spec)
+        how["dynamic_shapes"] = {**dict(zip(call.names, shapes)), **dict.fromkeys(call.fixed)}
+    else:
+        how = dict(args=args, kwargs=dict(call.fixed) or None, input_names=input_names)
+        how["dynamic_shapes"] = _dynamic_shapes(torch, spec)
+        if call.fixed:
+            how["dynamic_shapes"] = (*how["dynamic_shapes"], *([None] * len(call.fixed)))
     exporter = "torch.onnx dynamo exporter"
     try:
         with quiet(*_LOGGERS):
             torch.onnx.export(
                 model,
-                args,
-                path,
+                f=path,
                 dynamo=True,
-                dynamic_shapes=_dynamic_shapes(torch, spec),
-                input_names=input_names,
                 output_names=output_names,
                 opset_version=opset,
                 external_data=True,
                 verbose=False,
+                **how,
             )
     except Exception as dynamo_exc:
         reason = root_cause(dynamo_exc)
@@ -252,12 +383,17 @@ class TorchExporter(Exporter):
 
     def check_fit(self, model: Any, spec: ParitySpec) -> None:
         check_fit(model, spec)
+        self.plan_call(model, spec)  # an input that would land on another parameter: before export
 
     def export(self, model: Any, spec: ParitySpec, *, workdir: str, opset: int | None) -> ExportedModel:
-        return export(model, spec, workdir=workdir, opset=opset)
+        return export(model, spec, workdir=workdir, opset=opset, call=self.plan_call(model, spec))
 
     def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
-        return make_reference(model, spec)
+        return make_reference(model, spec, self.plan_call(model, spec))
+
+    def plan_call(self, model: Any, spec: ParitySpec) -> Call:
+        """How the declared inputs reach ``forward`` (see the module docstring)."""
+        return plan_call(model, spec)
 
     def seed(self, seed: int) -> None:
         torch = sys.modules.get("torch")

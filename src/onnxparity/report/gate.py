@@ -10,8 +10,11 @@ The gate fails on (each reason names the item and both numbers):
   enforced in this run (the ratio where the budget is a ratio, else the variant's p50).
 
 Comparing reports whose environment keys differ (ONNX Runtime version, execution providers)
-or whose items ran at different opsets warns, naming what differs. Pure functions over report
-documents; the pytest plugin and the ``onnxparity gate`` command both call :func:`gate`.
+or whose items ran at different opsets warns, naming what differs. A report from an interrupted
+or incomplete run is refused on either side: it is no release result. Pure functions over
+report documents (checked against the schema; the free-form parts — ``measured``, ``budget`` —
+are read defensively); the pytest plugin and the ``onnxparity gate`` command both call
+:func:`gate`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from ..config import DEFAULT_MAX_ERROR_GROWTH, DEFAULT_MAX_LATENCY_REGRESSION
 from . import error_value
-from .document import environment_key
+from .document import completeness, environment_key
 
 #: errors below this never trip the growth check (noise near zero).
 DEFAULT_ERROR_FLOOR = 1e-6
@@ -37,10 +40,28 @@ class GateResult:
     reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     compared: int = 0
+    #: why the gate could not judge at all (an interrupted run on either side); "" when it could
+    refused: str = ""
 
     @property
     def passed(self) -> bool:
-        return not self.reasons
+        return not self.reasons and not self.refused
+
+
+def number(value: Any) -> float | None:
+    """A stored number as a float (see :func:`error_value`); None for anything else, including
+    an integer too large for a float."""
+    try:
+        return error_value(value)
+    except OverflowError:
+        return None
+
+
+def dig(value: Any, *keys: str) -> Any:
+    """``value[k1][k2]...``, or None where a level is missing or not an object."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
 
 
 def _by_id(document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -50,21 +71,20 @@ def _by_id(document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 def _errors(item: Mapping[str, Any]) -> dict[str, float]:
     """Max abs error per output of a parity item (those that have one; see :func:`error_value`)."""
     found = {}
-    for out in (item.get("result") or {}).get("outputs") or []:
-        value = error_value(out.get("max_abs_error"))
+    for out in dig(item, "result", "outputs") or []:
+        value = number(out.get("max_abs_error"))
         if value is not None:
             found[out["name"]] = value
     return found
 
 
 def _latency(item: Mapping[str, Any]) -> tuple[str, float] | None:
-    result = item.get("result") or {}
-    measured = result.get("measured") or {}
-    if "variant" not in measured:
-        return None
-    if (result.get("budget") or {}).get("max_ratio") is not None:
-        return "ratio", float(measured["ratio"])
-    return "p50 ms", float(measured["variant"]["p50"])
+    """The latency item's measure (what, value), when it has a number for it."""
+    if dig(item, "result", "budget", "max_ratio") is not None:
+        what, value = "ratio", number(dig(item, "result", "measured", "ratio"))
+    else:
+        what, value = "p50 ms", number(dig(item, "result", "measured", "variant", "p50"))
+    return None if value is None or dig(item, "result", "measured", "variant") is None else (what, value)
 
 
 def _first_line(item: Mapping[str, Any]) -> str:
@@ -80,9 +100,17 @@ def gate(
     error_floor: float = DEFAULT_ERROR_FLOOR,
     max_latency_regression: float = DEFAULT_MAX_LATENCY_REGRESSION,
 ) -> GateResult:
+    for document, side in ((current, "this report"), (baseline, "the baseline")):
+        incomplete = completeness(document)
+        if incomplete is not None:
+            return GateResult(refused=f"{side}: {incomplete}; an incomplete report is no release result")
     now, before = _by_id(current), _by_id(baseline)
     reasons: list[str] = []
-    warnings: list[str] = []
+    warnings: list[str] = [
+        f"{side} is a schema_version 1 report: it cannot say whether its run was complete"
+        for document, side in ((current, "this report"), (baseline, "the baseline"))
+        if document.get("schema_version") == 1
+    ]
     key_now, key_before = environment_key(current["environment"]), environment_key(baseline["environment"])
     for name in key_now:
         if key_now[name] != key_before[name]:
@@ -115,7 +143,7 @@ def gate(
                     f"(more than {max_error_growth:g}x; floor {error_floor:g})"
                 )
         latency_new, latency_old = _latency(new), _latency(old)
-        enforced = ((new.get("result") or {}).get("measured") or {}).get("mode") == "enforce"
+        enforced = dig(new, "result", "measured", "mode") == "enforce"
         if latency_new and latency_old and enforced and latency_new[0] == latency_old[0]:
             (what, value), (_, was) = latency_new, latency_old
             if was > 0 and value > was * (1 + max_latency_regression):

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import worst_error
-from .gate import GateResult
+from .document import completeness
+from .gate import GateResult, dig, number
 
 HEADER = ("model", "item", "verdict", "worst error", "policy", "examples", "latency p50")
 
@@ -34,14 +35,16 @@ def rows(document: Mapping[str, Any]) -> list[tuple[str, ...]]:
             policy = _policy(result.get("policy"))
             examples = str(result.get("examples", "")) if result.get("examples") else ""
         elif item["kind"] == "latency":
-            measured = result.get("measured") or {}
-            if "variant" in measured:
-                latency = f"{measured['variant']['p50']:.3g} ms"
-                worst = f"ratio {measured['ratio']:.3g}"
+            p50, ratio = (
+                number(dig(result, "measured", "variant", "p50")),
+                number(dig(result, "measured", "ratio")),
+            )
+            latency = f"{p50:.3g} ms" if p50 is not None else ""
+            worst = f"ratio {ratio:.3g}" if ratio is not None else ""
             policy = ", ".join(
-                f"{k}={v:g}"
-                for k, v in (result.get("budget") or {}).items()
-                if k in ("p50_ms", "p95_ms", "max_ratio") and v
+                f"{k}={number(dig(result, 'budget', k)):g}"
+                for k in ("p50_ms", "p95_ms", "max_ratio")
+                if number(dig(result, "budget", k))
             )
         elif item["kind"] == "opset":
             opsets = sorted((result.get("measured") or {}).keys())
@@ -56,8 +59,9 @@ def rows(document: Mapping[str, Any]) -> list[tuple[str, ...]]:
 
 def weak_reasons(item: Mapping[str, Any]) -> list[str]:
     """Why a passing item could not have failed (empty: it could, or it did not pass)."""
-    power = (item.get("result") or {}).get("power") or {}
-    return list(power.get("reasons") or []) if item.get("status") == "passed" and power.get("weak") else []
+    reasons = dig(item, "result", "power", "reasons")
+    weak = item.get("status") == "passed" and dig(item, "result", "power", "weak")
+    return [str(r) for r in reasons] if weak and isinstance(reasons, list) else []
 
 
 def _weak_lines(document: Mapping[str, Any]) -> list[str]:
@@ -74,11 +78,12 @@ def _weak_lines(document: Mapping[str, Any]) -> list[str]:
 def _policy(policy: Mapping[str, Any] | None) -> str:
     if not policy:
         return ""
+    values = {k: number(policy.get(k)) for k in ("atol", "rtol", "labels", "top1", "cosine", "sqnr_db")}
     if policy.get("kind") == "tolerance":
-        return f"atol={policy['atol']:g}, rtol={policy['rtol']:g}"
-    parts = [f"{k}={policy[k]:g}" for k in ("top1", "cosine", "sqnr_db") if policy.get(k) is not None]
-    if policy.get("labels", 1) < 1:
-        parts.insert(0, f"labels={policy['labels']:g}")
+        return ", ".join(f"{k}={values[k]:g}" for k in ("atol", "rtol") if values[k] is not None)
+    parts = [f"{k}={values[k]:g}" for k in ("top1", "cosine", "sqnr_db") if values[k] is not None]
+    if values["labels"] is not None and values["labels"] < 1:
+        parts.insert(0, f"labels={values['labels']:g}")
     return f"Agreement({', '.join(parts)})"
 
 
@@ -89,6 +94,7 @@ def terminal(document: Mapping[str, Any], gate: GateResult | None = None) -> lis
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append(_counts(document))
+    lines += _incomplete_lines(document)
     lines += _weak_lines(document)
     lines += _gate_lines(gate)
     return lines
@@ -97,6 +103,9 @@ def terminal(document: Mapping[str, Any], gate: GateResult | None = None) -> lis
 def markdown(document: Mapping[str, Any], gate: GateResult | None = None, title: str = "ONNX parity") -> str:
     """The table as GitHub Markdown, then each failure's diagnosis."""
     out = [f"## {title}", "", _counts(document), ""]
+    incomplete = _incomplete_lines(document)
+    if incomplete:
+        out += [f"**{line}**" for line in incomplete] + [""]
     out.append("| " + " | ".join(HEADER) + " |")
     out.append("|" + "---|" * len(HEADER))
     icon = {
@@ -142,9 +151,16 @@ def _counts(document: Mapping[str, Any]) -> str:
     return f"{len(document['items'])} parity items: " + (", ".join(parts) or "none")
 
 
+def _incomplete_lines(document: Mapping[str, Any]) -> list[str]:
+    incomplete = completeness(document)
+    return [f"INCOMPLETE: {incomplete}; this is no release result"] if incomplete else []
+
+
 def _gate_lines(gate: GateResult | None) -> list[str]:
     if gate is None:
         return []
+    if gate.refused:
+        return [f"release gate: REFUSED: {gate.refused}"]
     head = (
         f"release gate: passed ({gate.compared} baseline items compared)"
         if gate.passed

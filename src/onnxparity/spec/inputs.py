@@ -1,5 +1,6 @@
 """Input declarations: :class:`Dim` (a symbolic dimension's range) and :class:`Input` (a
-named tensor with a shape over dims, a dtype and a value range)."""
+named tensor with a shape over dims, a dtype and a value domain: a range, token ids with
+special ids, an attention mask, per-row lengths)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ DEFAULT_RANGES: dict[str, tuple[float, float]] = {
 }
 
 _INT_LIMITS = {name: np.iinfo(name) for name in ("int8", "uint8", "int32", "int64")}
+
+#: what an :class:`Input`'s values are: plain values in a range, a 0/1 mask of real tokens,
+#: or per-row lengths.
+KINDS = ("values", "mask", "lengths")
+
+#: which end of a mask row the padding (the zeros) goes to.
+PADDINGS = ("right", "left")
 
 
 def _is_int(value: Any) -> bool:
@@ -102,22 +110,52 @@ DimLike = int | str
 
 @dataclass(frozen=True)
 class Input:
-    """One model input: name, shape (ints and symbolic dim names), dtype and value range.
+    """One model input: name, shape (ints and symbolic dim names), dtype and value domain.
 
     ``low`` and ``high`` are inclusive bounds of the values drawn; for integer inputs (token
     ids, indices) both are integers. Booleans take no range. String inputs (``dtype="str"``,
     tabular categories) draw from ``categories`` (given here, or learned from ``data=``).
     ``allow_nan=True`` lets float inputs contain NaN (a ``nan`` data pattern); by default no
     NaN is drawn, since frameworks and ONNX models often disagree on NaN by design.
+
+    Token ids: ``special_ids=(0, 101, 102)`` (integer inputs, each within ``[low, high]``)
+    adds a ``special`` pattern that mixes those ids and the vocabulary's edges into ordinary
+    ids, and the ``extremes`` pattern draws from the edges and the special ids. For a
+    vocabulary of ``vocab_size``: ``low=0, high=vocab_size - 1``.
+
+    ``kind`` says what the values mean (default ``"values"``: anything in ``[low, high]``):
+
+    - ``kind="mask"``: an attention mask, 1 for a real token and 0 for padding, along the last
+      axis; every leading axis is rows (``("batch", "seq")``). Every row holds at least one
+      real token, in one block: ones then zeros (``padding="right"``, the default) or zeros
+      then ones (``padding="left"``, as decoder-only generation pads). Its patterns draw the
+      real lengths per row: ``full`` (no padding), ``shortest`` (one real token per row),
+      ``ragged`` (one row full, the others shorter and different from each other: a batch
+      padded to its longest row), ``uniform`` and ``extremes`` (each row 1 or full). No
+      pattern, drawn or shrunk, has a row without a real token: no caller sends one.
+      dtype defaults to int64 (Hugging Face's); bool and float masks hold False/True, 0./1.
+    - ``kind="lengths"``: each value is a row's real length along the dim ``within`` names
+      (a dim name, or a fixed size): ``op.Input("lengths", ("batch",), kind="lengths",
+      within="seq")`` draws values in ``[1, seq]`` with the mask's patterns. Integer dtypes
+      only (default int64).
+
+    Masks and lengths take no ``low``/``high``: their domain is set by the sequence length.
     """
 
     name: str
     shape: tuple[DimLike, ...]
-    dtype: str = "float32"
+    #: default: float32, or int64 for masks and lengths
+    dtype: str | None = None
     low: float | None = None
     high: float | None = None
     categories: tuple[str, ...] | None = None
     allow_nan: bool = False
+    kind: str = "values"
+    #: masks only: "right" (ones then zeros, the default) or "left" (zeros then ones)
+    padding: str | None = None
+    special_ids: tuple[int, ...] | None = None
+    #: lengths only: the dim (name or fixed size) the lengths lie within
+    within: DimLike | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -140,10 +178,18 @@ class Input:
                 )
         object.__setattr__(self, "shape", tuple(e if isinstance(e, str) else int(e) for e in shape))
 
-        dtype = _canonical_dtype(self.dtype, where)
+        if self.kind not in KINDS:
+            raise InvalidSpec(
+                f"{where}: kind={self.kind!r} is unknown; use one of {', '.join(map(repr, KINDS))}"
+            )
+        default_dtype = "float32" if self.kind == "values" else "int64"
+        dtype = _canonical_dtype(default_dtype if self.dtype is None else self.dtype, where)
         object.__setattr__(self, "dtype", dtype)
         if self.allow_nan and dtype not in ("float16", "float32", "float64"):
             raise InvalidSpec(f"{where}: allow_nan=True needs a float dtype, not {dtype}")
+        self._check_domain(where, dtype)
+        if self.kind != "values":
+            return
 
         if dtype == "str":
             if self.low is not None or self.high is not None:
@@ -187,6 +233,86 @@ class Input:
             raise InvalidSpec(f"{where}: low={low} must be smaller than high={high} (both are inclusive)")
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
+        self._check_special_ids(where)
+
+    def _check_domain(self, where: str, dtype: str) -> None:
+        """Validate (and normalise) ``kind``, ``padding`` and ``within``."""
+        kind = self.kind
+        if self.padding is not None and kind != "mask":
+            raise InvalidSpec(f"{where}: padding={self.padding!r} is for kind='mask' inputs only")
+        if self.within is not None and kind != "lengths":
+            raise InvalidSpec(f"{where}: within={self.within!r} is for kind='lengths' inputs only")
+        if kind == "values":
+            if self.special_ids is not None and dtype not in _INT_LIMITS:
+                raise InvalidSpec(f"{where}: special_ids= is for integer token ids, not dtype {dtype}")
+            return
+        if self.special_ids is not None:
+            raise InvalidSpec(
+                f"{where}: special_ids= is for token-id inputs (kind='values'), not kind={kind!r}"
+            )
+        if self.categories is not None or self.allow_nan:
+            raise InvalidSpec(f"{where}: kind={kind!r} takes no categories= or allow_nan=")
+        if kind == "mask":
+            if dtype == "str":
+                raise InvalidSpec(f"{where}: a mask holds 0/1; give dtype='int64' (or bool, float32)")
+            if not self.shape:
+                raise InvalidSpec(f"{where}: a mask needs a sequence axis (its last); shape is ()")
+            padding = "right" if self.padding is None else self.padding
+            if padding not in PADDINGS:
+                raise InvalidSpec(
+                    f"{where}: padding={self.padding!r} is unknown; use 'right' (ones then zeros) "
+                    "or 'left' (zeros then ones)"
+                )
+            object.__setattr__(self, "padding", padding)
+            bounds = (0, 1)
+        else:
+            if dtype not in _INT_LIMITS:
+                raise InvalidSpec(
+                    f"{where}: lengths are integers; give dtype='int64' (or int32), not {dtype}"
+                )
+            within = self.within
+            if within is None:
+                raise InvalidSpec(
+                    f"{where}: kind='lengths' needs within=: the dim the lengths lie within, e.g. within='seq'"
+                )
+            if not (isinstance(within, str) and within.isidentifier()) and not (
+                _is_int(within) and within >= 1
+            ):
+                raise InvalidSpec(f"{where}: within={within!r} must be a dim name or a size >= 1")
+            if _is_int(within):
+                within = int(within)
+                if within > _INT_LIMITS[dtype].max:
+                    raise InvalidSpec(f"{where}: within={within} does not fit dtype {dtype}")
+                object.__setattr__(self, "within", within)
+            bounds = (1, within if isinstance(within, int) else None)
+        # low/high are set by the domain; dataclasses.replace() passes the set ones back in.
+        for fname, value in zip(("low", "high"), bounds):
+            given = getattr(self, fname)
+            if given is not None and given != value:
+                domain = "a mask holds 0 and 1" if kind == "mask" else f"lengths lie in [1, {self.within}]"
+                raise InvalidSpec(f"{where}: {fname}={given!r}, but {domain}; drop {fname}=")
+            object.__setattr__(self, fname, value)
+
+    def _check_special_ids(self, where: str) -> None:
+        ids = self.special_ids
+        if ids is None:
+            return
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            ids = (ids,) if _is_int(ids) else None
+        ids = tuple(ids) if ids is not None else ()
+        if not ids:
+            raise InvalidSpec(
+                f"{where}: special_ids={self.special_ids!r}: give a non-empty tuple of token ids"
+            )
+        for value in ids:
+            if not _is_int(value):
+                raise InvalidSpec(f"{where}: special_ids has {value!r}; token ids are integers")
+            if not self.low <= value <= self.high:
+                raise InvalidSpec(
+                    f"{where}: special_ids has {value}, outside [{self.low}, {self.high}]; special ids "
+                    f"lie in the vocabulary: give high=vocab_size - 1 (or drop {value})"
+                )
+        object.__setattr__(self, "special_ids", tuple(dict.fromkeys(int(v) for v in ids)))
 
     @property
     def dim_names(self) -> tuple[str, ...]:
