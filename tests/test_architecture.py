@@ -25,6 +25,11 @@ FRAMEWORKS = {
     "tf2onnx",
     "onnxscript",
     "pandas",
+    "transformers",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "onnxmltools",
 }
 
 #: module (path relative to src/onnxparity, a folder meaning every file in it) -> what it must
@@ -72,6 +77,9 @@ OWN_FRAMEWORK = {
     "exporters/torch.py": {"torch", "onnxscript"},
     "exporters/tensorflow.py": {"tensorflow", "keras", "tf_keras", "tf2onnx"},
     "exporters/sklearn.py": {"sklearn", "skl2onnx", "pandas"},
+    "exporters/tabular.py": {"sklearn"},
+    "exporters/transformers.py": {"torch", "transformers"},
+    "exporters/gbdt.py": {"xgboost", "lightgbm", "catboost", "onnxmltools", "pandas", "sklearn"},
 }
 
 

@@ -289,7 +289,9 @@ def test_help_documents_every_flag_and_ini_key(pytester: pytest.Pytester, monkey
         helps.append(rf".*\s{re.escape(s.description.replace('%%', '%'))}$")
         if s.ini is not None:
             inis.append(rf"\s+{re.escape(s.ini)} \({s.ini_kind}\):")
-    assert len(flags) == 13 and len(inis) == 12  # update_baseline is flag only
+    assert (
+        len(flags) == len(cfg.SETTINGS) and len(inis) == len(cfg.SETTINGS) - 1
+    )  # update_baseline is flag only
     result.stdout.re_match_lines_random(flags + helps + inis)
     result.stdout.fnmatch_lines([f"*built in: {', '.join(op.ALL_VARIANTS)})"])
     markers = pytester.runpytest("--markers")
@@ -377,3 +379,31 @@ def test_mlp(onnx_parity, request):
 """
     )
     pytester.runpytest(cfg.FLAG_ENABLE).assert_outcomes(passed=2)
+
+
+def test_a_long_search_shows_its_progress(pytester: pytest.Pytester):
+    """A model taking seconds per call once ran behind one silent dot."""
+    pytester.makeconftest("import onnxparity.search\nonnxparity.search.PROGRESS_EVERY = 0.0\n")
+    pytester.makepyfile(
+        test_slow="""
+import numpy as np, pytest
+from onnx import TensorProto, helper
+import onnxparity as op
+
+def model():
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 3))], dims={"batch": op.Dim(1, 4)}, examples=3)
+def test_slow(onnx_parity):
+    onnx_parity.check(onnx=model(), reference=lambda x: x * x)
+"""
+    )
+    result = pytester.runpytest(cfg.FLAG_ENABLE, "-p", "no:cacheprovider", "-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["onnx parity: test_slow.py::test_slow [[]ort-cpu[]]: */3 examples, now dims batch=*"]
+    )

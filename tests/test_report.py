@@ -69,7 +69,13 @@ def test_a_real_report_validates_against_the_published_schema(pytester: pytest.P
     result.assert_outcomes(passed=2, failed=2)  # [opset] and test_second pass
     doc = json.loads((pytester.path / "parity.json").read_text())
     jsonschema.validate(doc, document.schema())
-    assert doc["schema"] == "onnxparity-report" and doc["schema_version"] == 1
+    assert doc["schema"] == "onnxparity-report" and doc["schema_version"] == 2
+    assert (doc["interrupted"], doc["interruption"], doc["items_planned"], doc["items_reported"]) == (
+        False,
+        None,
+        4,
+        4,
+    )
     assert doc["summary"] == {"passed": 2, "failed": 2, "error": 0, "skipped": 0}
     assert doc["environment"]["versions"]["onnxruntime"] and doc["environment"]["execution_providers"]
     failed = next(i for i in doc["items"] if i["nodeid"].endswith("test_relu[ort-cpu]"))
@@ -330,13 +336,31 @@ def test_environment_differences_warn(reports):
     assert "0.0.1 in the baseline; numbers may not be comparable" in verdict.warnings[0]
 
 
-def test_an_unwritable_report_path_is_an_error_line_not_a_traceback(pytester: pytest.Pytester):
+def test_an_unwritable_report_path_is_a_usage_error_before_the_run(pytester: pytest.Pytester):
     pytester.makepyfile(test_relu=relu_test())
     (pytester.path / "blocked").write_text("a file where a directory is needed")
     result = run(pytester, f"{cfg.FLAG_REPORT}=blocked/parity.json")
-    result.assert_outcomes(passed=4)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: cannot write the report to *blocked/parity.json: *blocked is a file, not a directory"]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_a_write_that_fails_after_the_run_is_an_error_line_not_a_traceback(pytester: pytest.Pytester):
+    """A path that goes bad during the run: the tests still run, the session fails, one line says why."""
+    pytester.makepyfile(
+        test_relu=relu_test(),
+        test_zz_block='def test_block():\n    open("blocked", "w").write("now a file")\n',
+    )
+    result = run(pytester, f"{cfg.FLAG_MARKDOWN}=blocked/summary.md")
+    result.assert_outcomes(passed=5)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["error: could not write the report to *blocked/parity.json: *"])
+    result.stdout.fnmatch_lines(
+        [
+            "error: cannot write the Markdown summary to *blocked/summary.md: *blocked is a file, not a directory"
+        ]
+    )
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
 

@@ -82,8 +82,8 @@ def test_an_input_named_after_another_parameter_is_an_error_not_a_mix_up():
     assert str(info.value) == (
         "Input('attention_mask') would be passed by position to CachedLM.forward's parameter "
         "'past_key_values': inputs are passed by keyword only when every declared name is a forward "
-        "parameter, and 'tokens' is not (forward takes input_ids, past_key_values, attention_mask, "
-        "use_cache); rename it, or declare the inputs in forward's order"
+        "parameter, and 'tokens': it is not (forward takes input_ids, past_key_values, attention_mask, "
+        "use_cache); rename, or declare the inputs in forward's order"
     )
     positional = plan_call(torch.nn.Sequential(torch.nn.Identity()), spec)
     assert not positional.keyword and not positional.fixed  # forward(input): positional, as before

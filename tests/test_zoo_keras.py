@@ -1,18 +1,25 @@
-"""Zoo: real Keras architectures export and pass, and a planted change is caught.
+"""Zoo: real Keras architectures export and pass, and a planted change is caught or reported.
 
 For each model the correct export passes at the default settings (``ort-cpu``, default examples
 and tolerance; only the batch is kept small), and the same ONNX file with its first layer's
-kernel scaled by 1.01 either fails or passes reported weak (``power.weak``: it could not have
-failed). Applications are ``weights=None`` at 32x32 with ten logits. Random-initialised
-MobileNetV2 and EfficientNetB0 output ~1e-12 and ~1e-8 logits (a constant 0.1 after softmax):
-checks of them prove nothing, so besides MobileNetV2 as built (the weak case, kept), the
-applications are checked with their BatchNormalization statistics set from one batch, as a
-trained model's are (:func:`as_trained`). Each model is exported once (module fixtures).
+kernel scaled by 1.01 fails, or passes reported weak (``power.weak``: it could not have failed).
+
+Applications are ``weights=None`` at 32x32 with ten classes. As built, MobileNetV2 and
+EfficientNetB0 give a softmax of 0.1 for every input (logits ~1e-12 and ~1e-8: activations
+vanish layer by layer), so their checks are weak and the planted change passes; ResNet50's
+outputs move with the input and the change fails. MobileNetV2 is also checked as trained
+(BatchNormalization statistics from one batch, :func:`as_trained`): logits O(1), and a tolerance
+scaled to them, since ONNX Runtime and TensorFlow differ by ~3e-5 of the output's scale there
+(as far as each is from a float64 run), beyond the default atol on logits near zero.
+EfficientNetB0 as trained is left out: at inputs of all +-1 its fp32 logits are ~5% off a
+float64 run in TensorFlow and ONNX Runtime alike. Each model is exported once.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -32,6 +39,7 @@ pytest.importorskip("tf2onnx")
 pytestmark = [pytest.mark.zoo, pytest.mark.filterwarnings("ignore::onnxparity.WeakCheck")]
 
 BATCH = {"batch": op.Dim(1, 4)}
+IMAGES = {"batch": op.Dim(1, 2)}  # applications: the reference runs eagerly, a second per few images
 SIZE = 32
 #: node types whose second input is a layer's kernel, in the order tf2onnx emits them
 KERNEL_OPS = ("Conv", "MatMul", "Gemm", "LSTM", "GRU", "ConvTranspose")
@@ -39,8 +47,10 @@ KERNEL_OPS = ("Conv", "MatMul", "Gemm", "LSTM", "GRU", "ConvTranspose")
 
 def as_trained(model: keras.Model, seed: int = 0) -> keras.Model:
     """Set every BatchNormalization's moving mean and variance to one batch's statistics (one
-    training-mode call at momentum 0): activations stay O(1) through the network, as in a
-    trained model, instead of vanishing layer by layer."""
+    training-mode call at momentum 0, dropout off): activations stay O(1) through the network,
+    as in a trained model, instead of vanishing layer by layer. 32 images: the last stages are
+    1x1 at 32x32, and with 8 a few channels got variances near zero (EfficientNet's logits
+    reached 5e4)."""
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     saved = [layer.momentum for layer in norms], [layer.rate for layer in drops]
@@ -57,9 +67,11 @@ def as_trained(model: keras.Model, seed: int = 0) -> keras.Model:
     return model
 
 
-def application(name: str, *, trained: bool, **kwargs) -> keras.Model:
+def application(name: str, *, trained: bool = False) -> keras.Model:
+    """weights=None, ten classes at 32x32 (logits when ``trained``: softmax hides the scale)."""
     keras.utils.set_random_seed(0)
     build = getattr(keras.applications, name)
+    kwargs = {"classifier_activation": None} if trained else {}
     model = build(weights=None, input_shape=(SIZE, SIZE, 3), include_top=True, classes=10, **kwargs)
     return as_trained(model) if trained else model
 
@@ -83,19 +95,27 @@ def recurrent() -> keras.Model:
     return keras.Model(steps, keras.layers.Dense(4)(keras.layers.LSTM(8)(hidden)))
 
 
+@dataclass(frozen=True)
+class Case:
+    build: Callable[[], keras.Model]
+    dims: dict
+    #: None: the default; else atol as this fraction of the output's scale (as-trained models)
+    atol_per_scale: float | None = None
+    #: the correct check is weak: random-initialised outputs that hardly depend on the input
+    weak: bool = False
+
+
+TIME = {**BATCH, "steps_1": op.Dim(1, 8)}
 MODELS = {
-    "mobilenetv2-as-built": (lambda: application("MobileNetV2", trained=False), BATCH),
-    "mobilenetv2": (lambda: application("MobileNetV2", trained=True, classifier_activation=None), BATCH),
-    "efficientnetb0": (
-        lambda: application("EfficientNetB0", trained=True, classifier_activation=None),
-        BATCH,
-    ),
-    "resnet50": (lambda: application("ResNet50", trained=True, classifier_activation=None), BATCH),
-    "two-inputs": (two_branches, {**BATCH, "tokens_1": op.Dim(1, 8)}),
-    "lstm": (recurrent, {**BATCH, "steps_1": op.Dim(1, 8)}),
+    # weights=None as built, default settings
+    "mobilenetv2": Case(lambda: application("MobileNetV2"), IMAGES, weak=True),
+    "efficientnetb0": Case(lambda: application("EfficientNetB0"), IMAGES, weak=True),
+    "resnet50": Case(lambda: application("ResNet50"), IMAGES),
+    "two-inputs": Case(two_branches, {**BATCH, "tokens_1": op.Dim(1, 8)}),
+    "lstm": Case(recurrent, TIME),
+    # BatchNormalization statistics set as trained: outputs O(1..100), logits compared
+    "mobilenetv2-as-trained": Case(lambda: application("MobileNetV2", trained=True), IMAGES, 3e-4),
 }
-#: models whose correct check must be strong (power not weak), and the one that must be weak
-WEAK = {"mobilenetv2-as-built"}
 
 
 @pytest.fixture(scope="module")
@@ -106,13 +126,22 @@ def session(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=list(MODELS))
 def exported(request, session):
-    """(name, model, dims, path of its ONNX file): built and exported once per model."""
-    build, dims = MODELS[request.param]
+    """(name, model, its check's arguments, its ONNX file): built and exported once per model."""
+    case = MODELS[request.param]
     started = time.perf_counter()
-    model = build()
-    path = session.prepare(model, build_spec(resolve(model), dims=dims)).exported.path
+    model = case.build()
+    path = session.prepare(model, build_spec(resolve(model), dims=case.dims)).exported.path
     print(f"\n{request.param}: built and exported in {time.perf_counter() - started:.1f}s")
-    return request.param, model, dims, path
+    arguments = {"dims": case.dims, "session": session}
+    if case.atol_per_scale is not None:
+        arguments["tolerance"] = op.Tolerance(atol=case.atol_per_scale * output_scale(model), rtol=1e-4)
+    return request.param, model, arguments, path
+
+
+def output_scale(model: keras.Model) -> float:
+    """max |output| on a batch of the inputs the check draws (uniform in [-1, 1])."""
+    x = np.random.default_rng(1).uniform(-1, 1, (8, *model.inputs[0].shape[1:])).astype("float32")
+    return float(np.abs(model(x, training=False)).max())
 
 
 def planted(path: str) -> tuple[onnx.ModelProto, str]:
@@ -133,26 +162,27 @@ def planted(path: str) -> tuple[onnx.ModelProto, str]:
 def scale(outcome) -> str:
     if outcome.power is None:
         return "n/a (power not measured)"
-    return ", ".join(f"{o.name} {o.scale:.3g} (spread {o.spread:.3g})" for o in outcome.power.outputs)
+    return ", ".join(f"{o.name} {o.scale:.3g}" for o in outcome.power.outputs)
 
 
-def test_correct_export_passes(exported, session):
-    name, model, dims, _ = exported
+def test_correct_export_passes(exported):
+    name, model, arguments, _ = exported
     started = time.perf_counter()
-    outcome = op.check(model, dims=dims, session=session)["ort-cpu"]
-    print(f"{name}: correct check {time.perf_counter() - started:.1f}s, output scale {scale(outcome)}")
+    outcome = op.check(model, **arguments)["ort-cpu"]
+    seconds = time.perf_counter() - started
+    print(f"{name}: correct check {seconds:.1f}s, {outcome.examples} examples, output scale {scale(outcome)}")
     assert outcome.status == "passed", outcome.message
     if outcome.power is not None:
-        assert outcome.power.weak == (name in WEAK), outcome.power.reasons
+        assert outcome.power.weak == MODELS[name].weak, outcome.power.reasons
 
 
-def test_planted_kernel_change_fails_or_is_weak(exported, session):
-    name, model, dims, path = exported
+def test_planted_kernel_change_fails_or_is_weak(exported):
+    name, model, arguments, path = exported
     edited, kernel = planted(path)
     started = time.perf_counter()
-    r = op.check(model, onnx=edited, dims=dims, session=session)["ort-cpu"]
+    r = op.check(model, onnx=edited, **arguments)["ort-cpu"]
     caught = "failed" if r.status == "failed" else f"{r.status}, weak={r.power.weak if r.power else None}"
     print(f"{name}: planted {kernel} x1.01 -> {caught} in {time.perf_counter() - started:.1f}s")
     assert r.status == "failed" or (r.power is not None and r.power.weak), r.message
-    if name not in WEAK:
-        assert r.status == "failed", f"{name}: the planted change passed a check reported strong"
+    if not MODELS[name].weak:
+        assert r.status == "failed", f"{name}: a planted change passed a check that could have failed"

@@ -161,18 +161,7 @@ def test_exporter_fixes_the_image_size(session, models, name):
 #: bias (scale 0.058) carries it and the input moves it by at most 6.8e-5, so x1.01 on the first
 #: conv moves the output by 1.4e-6, inside atol. Power measures the output's scale and spread across
 #: its values (bias included), calls the check strong and misses it.
-POWER_MISSES = {"shufflenet_v2": "power.weak is False on an output that no input can move beyond atol"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=POWER_MISSES[n]))
-        if n in POWER_MISSES
-        else n
-        for n in MODELS
-    ],
-)
+@pytest.mark.parametrize("name", MODELS)
 def test_first_conv_x1_01_fails_or_is_weak(planted, name):
     r = planted(name)
     assert r.status == "failed" or (r.power is not None and r.power.weak), r

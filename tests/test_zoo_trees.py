@@ -40,16 +40,30 @@ def _xgboost(kind: str):
     xgb = pytest.importorskip("xgboost")
     pytest.importorskip("onnxmltools")
     if kind == "classifier":
-        return xgb.XGBClassifier(n_estimators=20, max_depth=3).fit(*load_breast_cancer(return_X_y=True))
-    return xgb.XGBRegressor(n_estimators=20, max_depth=3).fit(*load_diabetes(return_X_y=True))
+        return xgb.XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1).fit(
+            *load_breast_cancer(return_X_y=True)
+        )
+    return xgb.XGBRegressor(n_estimators=20, max_depth=3, n_jobs=1).fit(*load_diabetes(return_X_y=True))
 
 
 def _lightgbm(kind: str):
     lgb = pytest.importorskip("lightgbm")
     pytest.importorskip("onnxmltools")
     if kind == "classifier":
-        return lgb.LGBMClassifier(n_estimators=20, max_depth=3, verbose=-1).fit(*load_wine(return_X_y=True))
-    return lgb.LGBMRegressor(n_estimators=20, max_depth=3, verbose=-1).fit(*load_diabetes(return_X_y=True))
+        return lgb.LGBMClassifier(n_estimators=20, max_depth=3, verbose=-1, n_jobs=1).fit(
+            *load_wine(return_X_y=True)
+        )
+    return lgb.LGBMRegressor(n_estimators=20, max_depth=3, verbose=-1, n_jobs=1).fit(
+        *load_diabetes(return_X_y=True)
+    )
+
+
+def _catboost(kind: str):
+    cb = pytest.importorskip("catboost")
+    small = {"iterations": 20, "depth": 3, "verbose": False, "thread_count": 1, "allow_writing_files": False}
+    if kind == "classifier":
+        return cb.CatBoostClassifier(**small).fit(*load_iris(return_X_y=True))
+    return cb.CatBoostRegressor(**small).fit(*load_diabetes(return_X_y=True))
 
 
 def _hist_gradient_boosting():
@@ -110,6 +124,8 @@ ZOO = {
     "xgboost regressor (diabetes)": (lambda: _xgboost("regressor"), scale_first_tree),
     "lightgbm classifier (wine)": (lambda: _lightgbm("classifier"), scale_first_tree),
     "lightgbm regressor (diabetes)": (lambda: _lightgbm("regressor"), scale_first_tree),
+    "catboost classifier (iris)": (lambda: _catboost("classifier"), scale_first_tree),
+    "catboost regressor (diabetes)": (lambda: _catboost("regressor"), scale_first_tree),
     "isolation forest (iris)": (
         lambda: IsolationForest(n_estimators=20, random_state=0).fit(load_iris(return_X_y=True)[0]),
         scale_first_path_lengths,

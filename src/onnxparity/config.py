@@ -230,26 +230,6 @@ SETTINGS: tuple[Setting, ...] = (
         "MODE",
     ),
     Setting(
-        "max_example_mb",
-        FLAG_MAX_EXAMPLE_MB,
-        "onnx_parity_max_example_mb",
-        1024,
-        "memory budget of one example's inputs in MiB: a declaration whose largest example (every dim "
-        "at its maximum) needs more is refused with the inputs that make it so (default {default})",
-        parse_positive_int,
-        "MB",
-    ),
-    Setting(
-        "item_timeout_s",
-        FLAG_ITEM_TIMEOUT,
-        "onnx_parity_item_timeout",
-        None,
-        "seconds one parity item's search may take: past it the item fails with the examples it "
-        "reached (default: no limit)",
-        parse_positive_float,
-        "S",
-    ),
-    Setting(
         "report_path",
         FLAG_REPORT,
         "onnx_parity_report",
@@ -302,6 +282,26 @@ SETTINGS: tuple[Setting, ...] = (
         "baseline's (default {default})",
         parse_positive_float,
         "F",
+    ),
+    Setting(
+        "max_example_mb",
+        FLAG_MAX_EXAMPLE_MB,
+        "onnx_parity_max_example_mb",
+        1024,
+        "memory budget of one example's inputs in MiB: a declaration whose largest example (every dim "
+        "at its maximum) needs more is refused with the inputs that make it so (default {default})",
+        parse_positive_int,
+        "MB",
+    ),
+    Setting(
+        "item_timeout_s",
+        FLAG_ITEM_TIMEOUT,
+        "onnx_parity_item_timeout",
+        None,
+        "seconds one parity item's search may take: past it the item fails with the examples it "
+        "reached (default: no limit)",
+        parse_positive_float,
+        "S",
     ),
 )
 

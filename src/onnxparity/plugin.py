@@ -189,11 +189,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Under --onnx-parity, the marker without the fixture is an error: nothing would be checked."""
-    if (
-        item.config.stash[CONFIG_KEY].enabled
-        and item.get_closest_marker("onnx_parity")
-        and not _is_parity(item)
-    ):
+    enabled = item.config.stash[CONFIG_KEY].enabled
+    if enabled and item.get_closest_marker("onnx_parity") and not _is_parity(item):
         pytest.fail(
             f"{item.nodeid} has the onnx_parity marker but does not request the onnx_parity fixture, so "
             f"nothing is checked: add it, def {getattr(item, 'originalname', item.name)}(onnx_parity): ... "
@@ -254,25 +251,20 @@ class ParityReporter:
         self.finished = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        crashed = report.failed and report.when not in ("setup", "call", "teardown")  # xdist's crash report
-        self.run.record(
-            report.nodeid,
-            plan=getattr(report, "onnx_parity_plan", None),
-            entry=getattr(report, "onnx_parity", None),
-            crash=report.longreprtext.strip() if crashed else None,
-        )
+        self.run.record_report(report)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         self.run.collection_errors += bool(report.failed)
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
-        """Ctrl-C, or pytest.exit()."""
-        message = getattr(excinfo.value, "msg", None)
-        self.run.stopped_by = f"pytest.exit: {message}" if message is not None else excinfo.typename
+        """Ctrl-C or pytest.exit(); pytest's own stops (-x, collection errors) show on the session."""
+        if isinstance(excinfo.value, pytest.exit.Exception):
+            self.run.stopped_by = f"pytest.exit: {excinfo.value.msg}"
+        elif excinfo.type is KeyboardInterrupt:
+            self.run.stopped_by = "KeyboardInterrupt"
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Write the report and the Markdown summary; update or gate against the baseline. A
-        failed gate, or an output not written, fails the session through its exit status."""
+        """Write the outputs, update or gate; a failed gate or write fails the session's exit status."""
         if self.config.option.collectonly:
             return
         from .report import run
@@ -287,6 +279,8 @@ class ParityReporter:
         )
         if not self.finished.ok and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.finished.refused and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED  # an incomplete run, not gated or kept
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         """The parity table, whether the run was complete, where the outputs went, the gate."""
@@ -308,6 +302,12 @@ def _session(config: pytest.Config):
         from .runner import ParitySession
 
         session = ParitySession(config.stash[CONFIG_KEY])
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None and not _is_worker(config):
+            # A search longer than a few seconds says how far it got (else: one silent dot).
+            session.progress = lambda test, variant, done, total, example: terminal.write_line(
+                f"onnx parity: {test} [{variant}]: {done}/{total} examples, now {example}"
+            )
         config.stash[SESSION_KEY] = session
     return session
 

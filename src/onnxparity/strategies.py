@@ -30,15 +30,11 @@ PATTERNS = ("zeros", "constant", "uniform", "normal", "extremes", "sparse")
 #: resampled rows with small noise (1% of each column's spread) to probe split thresholds.
 ROW_PATTERNS = ("rows", "jitter")
 
-#: patterns of masks and lengths, in shrink order: how long each row's real part is. ``full``:
-#: no padding; ``shortest``: one real token per row; ``ragged``: one row full, the others
-#: shorter and different lengths where the row count allows (a batch padded to its longest
-#: row); ``uniform``: each row 1..seq; ``extremes``: each row 1 or seq.
+#: patterns of masks and lengths (each row's real length), in shrink order: see ``op.Input``.
 MASK_PATTERNS = ("full", "shortest", "ragged", "uniform", "extremes")
 
 #: token ids with ``special_ids``: ordinary ids with special ids and the vocabulary's edges mixed in.
 SPECIAL_PATTERN = "special"
-
 #: fraction of positions the ``special`` pattern gives a special id or a vocabulary edge.
 SPECIAL_DENSITY = 0.3
 
@@ -83,12 +79,11 @@ class Example:
 
 def patterns_for(item: Input, rows: Mapping[str, np.ndarray] | None = None) -> tuple[str, ...]:
     """The data patterns an input can be drawn with, simplest first."""
+    patterns = (
+        PATTERNS + (("nan",) if item.allow_nan else ()) + ((SPECIAL_PATTERN,) if item.special_ids else ())
+    )
     if item.kind in ("mask", "lengths"):
         patterns = MASK_PATTERNS
-    else:
-        patterns = (
-            PATTERNS + (("nan",) if item.allow_nan else ()) + ((SPECIAL_PATTERN,) if item.special_ids else ())
-        )
     if rows is not None and item.name in rows:
         patterns = ROW_PATTERNS + patterns
     return patterns
@@ -276,9 +271,11 @@ def _fill_int(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.
     if pattern == "normal":
         values = rng.normal((low + high) / 2, (high - low) / 6, size=shape)
         return np.clip(np.rint(values), low, high).astype(np.int64)
-    if pattern == "extremes":  # the vocabulary's edges, and its special ids where declared
-        edges = np.asarray((low, high, *(item.special_ids or ())), dtype=np.int64)
+    if pattern == "extremes" and item.special_ids:  # the vocabulary's edges and its special ids
+        edges = np.asarray((low, high, *item.special_ids), dtype=np.int64)
         return edges[rng.integers(0, len(edges), size=shape)]
+    if pattern == "extremes":
+        return np.where(rng.random(shape) < 0.5, low, high)
     if pattern == SPECIAL_PATTERN:
         values = rng.integers(low, high, size=shape, endpoint=True)
         pool = np.asarray((*item.special_ids, low, high), dtype=np.int64)

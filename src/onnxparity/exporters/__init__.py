@@ -44,6 +44,9 @@ class ExportedModel:
     opset: int | None
     key: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: the tolerance lossless variants get when the declaration names none (None: the global
+    #: default); an exporter sets it from what it knows, e.g. float32 summation of many trees
+    default_tolerance: Any = None
 
     def describe(self) -> str:
         opset = f", opset {self.opset}" if self.opset is not None else ""
@@ -364,7 +367,9 @@ def check_no_extra_inputs(proto, spec: ParitySpec, exporter: str) -> None:
         )
 
 
-def exported_model(path: str, proto, spec: ParitySpec, *, exporter: str, key: str, notes=()) -> ExportedModel:
+def exported_model(
+    path: str, proto, spec: ParitySpec, *, exporter: str, key: str, notes=(), default_tolerance=None
+) -> ExportedModel:
     """The :class:`ExportedModel` of an ONNX file an exporter wrote: names from the graph,
     and a note for every dim it specialised."""
     from ..onnxutils import default_opset
@@ -378,4 +383,5 @@ def exported_model(path: str, proto, spec: ParitySpec, *, exporter: str, key: st
         opset=default_opset(proto),
         key=key,
         notes=(*notes, *specialised_dims(proto, spec)),
+        default_tolerance=default_tolerance,
     )

@@ -1,8 +1,12 @@
-"""Gradient-boosted trees -> ONNX (onnxmltools): XGBoost and LightGBM models, through their
-scikit-learn API (``XGBClassifier``, ``XGBRegressor``, ``LGBMClassifier``, ``LGBMRegressor``).
+"""Gradient-boosted trees -> ONNX: XGBoost and LightGBM models through onnxmltools, CatBoost
+models through CatBoost's own export; each through its scikit-learn API (``XGBClassifier``,
+``XGBRegressor``, ``LGBMClassifier``, ``LGBMRegressor``, ``CatBoostClassifier``,
+``CatBoostRegressor``).
 
 skl2onnx has no converter for them (``MissingShapeCalculator``); onnxmltools' ``convert_xgboost``
-and ``convert_lightgbm`` write one ``TreeEnsembleClassifier``/``TreeEnsembleRegressor``. The
+and ``convert_lightgbm`` write one ``TreeEnsembleClassifier``/``TreeEnsembleRegressor``, and so
+does CatBoost's ``save_model(format="onnx")`` (its input is renamed like the spec's, and its
+ZipMap dropped: the check reads the probability tensor under it). The
 input is one float32 ``(batch, n_features)`` tensor — the TreeEnsemble compares float32
 thresholds — drawn, when inferred, over the booster's own split thresholds (see ``tabular``).
 Classifier outputs are ``label`` and ``probabilities`` (``zipmap=False``), a regressor's is
@@ -17,7 +21,7 @@ differ by at most 2.9e-6 (9% of the default Tolerance, atol=1e-5 + rtol=1e-4), r
 standardised target by 1.7e-6 (3%), and no label flipped. A regressor whose outputs are large
 and cross zero is the exception: a target in the hundred thousands gave 0.5 absolute at 500
 trees, 19x the default tolerance where an output was near zero — float32 summation, not a bug;
-``tabular.rounding_notes`` then says which atol to declare. Every planted 1% change to a first
+``tabular.rounding_tolerance`` then raises the model's default atol to that bound. Every planted 1% change to a first
 tree's leaves failed at the default tolerance (tests/test_zoo_trees.py), so the default stands.
 Rows exactly on a float32-rounded LightGBM threshold could still go the other way; none did.
 """
@@ -28,13 +32,14 @@ import copy
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, InvalidSpec
-from ..onnxutils import load_model, quiet, save_model
+from ..errors import ExportError, FrameworkNotInstalled, InvalidSpec
+from ..onnxutils import load_model, quiet, rename_dim_params, rename_values, save_model
 from ..spec import Input, ParitySpec
 from . import (
     ExportedModel,
@@ -46,57 +51,61 @@ from . import (
     require,
     root_cause,
 )
-from .tabular import FeatureRanges, features_input, range_notes, rounding_notes, split_ranges
+from .tabular import FeatureRanges, features_input, range_notes, rounding_tolerance, split_ranges
 
 _LOGGERS = ("onnxmltools", "skl2onnx")
 
 
 class BoostedTreesExporter(Exporter):
-    """What XGBoost and LightGBM share: one float32 input, onnxmltools, predict/predict_proba."""
+    """What the boosted-tree sources share: one float32 input, predict/predict_proba."""
 
     extra = "gbdt"
     #: the framework's top-level package, as class modules name it
     framework = ""
-    #: onnxmltools' converter function for it
-    converter = ""
-
     #: the scikit-learn-API classes it converts, for errors
     wrappers = ""
+    #: what writes the ONNX file, for reports
+    converter = ""
 
     def detects(self, model: Any) -> bool:
         return self.framework in class_root(model)
+
+    def fitted(self, model: Any) -> bool:
+        is_fitted = getattr(model, "__sklearn_is_fitted__", None)
+        return bool(is_fitted()) if callable(is_fitted) else False
 
     def booster_text(self, model: Any) -> bytes:
         """The fitted model, serialised: what the fingerprint digests."""
         raise NotImplementedError
 
     def splits(self, model: Any) -> tuple[np.ndarray, np.ndarray, int]:
-        """(feature index, threshold) of every numeric split node, and the number of trees."""
+        """(feature index, threshold) of every numeric split, and the number of trees."""
         raise NotImplementedError
 
-    def convertible(self, model: Any) -> Any:
-        """The model as the converter takes it (a copy where it must change)."""
-        return model
+    def convert(self, model: Any, item: Input, opset: int | None, folder: str):
+        """The model as an ONNX ModelProto with one float32 input named like ``item``."""
+        raise NotImplementedError
 
-    def convert_options(self) -> dict:
-        return {}
+    def repair(self, proto, item: Input) -> list[str]:
+        """Fix what the converter declares wrongly, in place; a note for each fix."""
+        return _free_batch_dims(proto, item.shape[0], self.converter)
 
     # -- the Exporter protocol ---------------------------------------------------------------
     def fingerprint(self, model: Any) -> str:
         digest = hashlib.blake2b(digest_size=16)
         digest.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
-        if _fitted(model):
+        if self.fitted(model):
             digest.update(self.booster_text(model))
         return digest.hexdigest()
 
     def check_fit(self, model: Any, spec: ParitySpec | None = None) -> None:
         name = type(model).__name__
-        if not hasattr(model, "__sklearn_is_fitted__"):
+        if not (callable(getattr(model, "fit", None)) and callable(getattr(model, "predict", None))):
             raise ExportError(
                 f"{type(model).__module__}.{name} is not a scikit-learn-API {self.framework} model: "
                 f"check a fitted {self.wrappers}"
             )
-        if not _fitted(model):
+        if not self.fitted(model):
             raise ExportError(f"{name} is not fitted: call fit() before checking its export")
         if spec is None:
             return
@@ -134,38 +143,37 @@ class BoostedTreesExporter(Exporter):
         import onnx
 
         self.check_fit(model, spec)
-        onnxmltools = require("onnxmltools", "onnxmltools", self.extra, *_LOGGERS)
-        types = require("onnxmltools.convert.common.data_types", "onnxmltools", self.extra, *_LOGGERS)
-        item = spec.inputs[0]
-        initial_types = [(item.name, types.FloatTensorType([None, int(model.n_features_in_)]))]
+        item, name = spec.inputs[0], type(model).__name__
         key = f"{self.name}-{self.fingerprint(model)}-{spec.input_digest}-opset{opset}"
         folder = os.path.join(workdir, f"export-{key[:48]}")
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, "model.onnx")
-        convert = getattr(onnxmltools, self.converter)
         try:
             with quiet(*_LOGGERS):
-                proto = convert(
-                    self.convertible(model),
-                    initial_types=initial_types,
-                    target_opset=opset,
-                    **self.convert_options(),
-                )
+                proto = self.convert(model, item, opset, folder)
+        except (ExportError, FrameworkNotInstalled):
+            raise
         except Exception as exc:
-            raise ExportError(
-                f"onnxmltools could not convert {type(model).__name__}: {root_cause(exc)}"
-            ) from exc
-        notes = _free_batch_dims(proto, item.shape[0])
+            raise ExportError(f"{self.converter} could not convert {name}: {root_cause(exc)}") from exc
+        notes = self.repair(proto, item)
         try:
             onnx.checker.check_model(proto, full_check=True)
         except Exception as exc:
             raise ExportError(
-                f"onnxmltools produced an invalid ONNX model for {type(model).__name__}: {root_cause(exc)}"
+                f"{self.converter} produced an invalid ONNX model for {name}: {root_cause(exc)}"
             ) from exc
         save_model(proto, path)
-        notes += range_notes(type(model).__name__, self.feature_ranges(model), spec)
-        notes += rounding_notes(type(model).__name__, proto)
-        return exported_model(path, proto, spec, exporter="onnxmltools", key=key, notes=notes)
+        notes += range_notes(name, self.feature_ranges(model), spec)
+        tolerance, rounding = rounding_tolerance(name, proto)
+        return exported_model(
+            path,
+            proto,
+            spec,
+            exporter=self.converter,
+            key=key,
+            notes=[*notes, *rounding],
+            default_tolerance=tolerance,
+        )
 
     def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
         proto = load_model(exported.path)
@@ -183,8 +191,11 @@ class BoostedTreesExporter(Exporter):
             outputs = []
             for output, method in zip(exported.output_names, methods):
                 value = np.asarray(method(X))
-                if value.ndim == 1 and ranks.get(output, 1) == 2:
+                rank = ranks.get(output, value.ndim)
+                if value.ndim == 1 and rank == 2:
                     value = value.reshape(-1, 1)
+                elif value.ndim == 2 and rank == 1 and value.shape[1] == 1:  # CatBoost's labels
+                    value = value.reshape(-1)
                 outputs.append(value)
             return outputs
 
@@ -200,12 +211,35 @@ class BoostedTreesExporter(Exporter):
         return {label: (probabilities, tuple(np.asarray(classes).tolist()))}
 
 
-class XGBoostExporter(BoostedTreesExporter):
+class OnnxmltoolsExporter(BoostedTreesExporter):
+    """A source converted by one of onnxmltools' functions."""
+
+    converter = "onnxmltools"
+    #: onnxmltools' function for it
+    function = ""
+
+    def convertible(self, model: Any) -> Any:
+        """The model as the converter takes it (a copy where it must change)."""
+        return model
+
+    def convert_options(self) -> dict:
+        return {}
+
+    def convert(self, model: Any, item: Input, opset: int | None, folder: str):
+        onnxmltools = require("onnxmltools", "onnxmltools", self.extra, *_LOGGERS)
+        types = require("onnxmltools.convert.common.data_types", "onnxmltools", self.extra, *_LOGGERS)
+        initial_types = [(item.name, types.FloatTensorType([None, int(model.n_features_in_)]))]
+        return getattr(onnxmltools, self.function)(
+            self.convertible(model), initial_types=initial_types, target_opset=opset, **self.convert_options()
+        )
+
+
+class XGBoostExporter(OnnxmltoolsExporter):
     """An ``XGBClassifier`` or ``XGBRegressor``, through ``onnxmltools.convert_xgboost``."""
 
     name = "xgboost"
     framework = "xgboost"
-    converter = "convert_xgboost"
+    function = "convert_xgboost"
     wrappers = "XGBClassifier or XGBRegressor (load_model loads a saved booster into one)"
 
     def booster_text(self, model: Any) -> bytes:
@@ -237,12 +271,12 @@ class XGBoostExporter(BoostedTreesExporter):
         return np.asarray(features, dtype=np.int64), np.asarray(thresholds, dtype=np.float64), len(trees)
 
 
-class LightGBMExporter(BoostedTreesExporter):
+class LightGBMExporter(OnnxmltoolsExporter):
     """An ``LGBMClassifier`` or ``LGBMRegressor``, through ``onnxmltools.convert_lightgbm``."""
 
     name = "lightgbm"
     framework = "lightgbm"
-    converter = "convert_lightgbm"
+    function = "convert_lightgbm"
     wrappers = "LGBMClassifier or LGBMRegressor"
 
     def booster_text(self, model: Any) -> bytes:
@@ -262,9 +296,74 @@ class LightGBMExporter(BoostedTreesExporter):
         return np.asarray(features, dtype=np.int64), np.asarray(thresholds, dtype=np.float64), len(trees)
 
 
-def _fitted(model: Any) -> bool:
-    is_fitted = getattr(model, "__sklearn_is_fitted__", None)
-    return bool(is_fitted()) if callable(is_fitted) else False
+class CatBoostExporter(BoostedTreesExporter):
+    """A ``CatBoostClassifier`` or ``CatBoostRegressor``, through CatBoost's own ONNX export
+    (``save_model(format="onnx")``; numeric features only: it refuses categorical ones)."""
+
+    name = "catboost"
+    framework = "catboost"
+    converter = "catboost"
+    wrappers = "CatBoostClassifier or CatBoostRegressor"
+
+    def fitted(self, model: Any) -> bool:
+        return bool(getattr(model, "is_fitted", lambda: False)())
+
+    def booster_text(self, model: Any) -> bytes:
+        with tempfile.TemporaryDirectory() as folder:
+            model.save_model(os.path.join(folder, "model.cbm"))
+            with open(os.path.join(folder, "model.cbm"), "rb") as handle:
+                return handle.read()
+
+    def splits(self, model: Any) -> tuple[np.ndarray, np.ndarray, int]:
+        with tempfile.TemporaryDirectory() as folder:
+            model.save_model(os.path.join(folder, "model.json"), format="json")
+            with open(os.path.join(folder, "model.json")) as handle:
+                dumped = json.load(handle)
+        features, thresholds = [], []
+        for feature in dumped["features_info"].get("float_features", []):
+            borders = feature.get("borders") or []
+            features += [int(feature["flat_feature_index"])] * len(borders)
+            thresholds += [float(b) for b in borders]
+        trees = len(dumped.get("oblivious_trees") or dumped.get("trees") or [])
+        return np.asarray(features, dtype=np.int64), np.asarray(thresholds, dtype=np.float64), trees
+
+    def convert(self, model: Any, item: Input, opset: int | None, folder: str):
+        import onnx
+
+        if opset is not None:
+            raise ExportError(
+                f"CatBoost's ONNX export has no opset choice (it writes ai.onnx.ml 2 only): leave "
+                f"opset={opset} unset for {type(model).__name__}"
+            )
+        path = os.path.join(folder, "catboost.onnx")
+        model.save_model(path, format="onnx")
+        return onnx.load(path)
+
+    def repair(self, proto, item: Input) -> list[str]:
+        from onnx import TensorProto, helper
+
+        (graph_input,) = proto.graph.input
+        batch = str(item.shape[0])
+        dims = graph_input.type.tensor_type.shape.dim
+        rename_dim_params(proto, {dims[0].dim_param: batch} if dims and dims[0].dim_param else {})
+        rename_values(proto, {graph_input.name: item.name})
+        notes = []
+        zipmap = next((n for n in proto.graph.node if n.op_type == "ZipMap"), None)
+        if zipmap is not None:  # probabilities as one {class: p} per row: keep the tensor under it
+            (output,) = zipmap.output
+            proto.graph.node.remove(zipmap)
+            proto.graph.output.remove(next(o for o in proto.graph.output if o.name == output))
+            rename_values(proto, {zipmap.input[0]: output})
+            proto.graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, [batch, None]))
+            notes.append(
+                f"CatBoost's export ends in a ZipMap (one {{class: probability}} per row); the check "
+                f"reads the tensor under it as {output!r}"
+            )
+        for output in proto.graph.output:  # the regressor's (batch, targets) is declared (batch,)
+            shape = output.type.tensor_type.shape
+            if output.type.tensor_type.elem_type == TensorProto.FLOAT and len(shape.dim) == 1:
+                shape.dim.add().dim_value = 1
+        return notes + _free_batch_dims(proto, batch, self.converter)
 
 
 def _nodes(root: dict, *child_keys: str) -> Iterator[dict]:
@@ -287,7 +386,7 @@ def _method_for(model: Any, output: str):
         return model.predict
     if "probabilit" in lowered:
         return model.predict_proba
-    if lowered == "variable":
+    if lowered in ("variable", "predictions"):  # onnxmltools', CatBoost's regressor output
         return model.predict
     raise ExportError(
         f"no {type(model).__name__} method matches the ONNX output {output!r}; "
@@ -295,7 +394,7 @@ def _method_for(model: Any, output: str):
     )
 
 
-def _free_batch_dims(proto, batch: Any) -> list[str]:
+def _free_batch_dims(proto, batch: Any, converter: str) -> list[str]:
     """Make each output's first axis the batch dim where the converter fixed it to 1 (onnxmltools
     declares LightGBM's ``label`` as shape [1]; ONNX Runtime warns on every run of a batch)."""
     notes = []
@@ -304,7 +403,7 @@ def _free_batch_dims(proto, batch: Any) -> list[str]:
         if dims and dims[0].HasField("dim_value") and dims[0].dim_value == 1:
             dims[0].dim_param = str(batch)
             notes.append(
-                f"onnxmltools declared output {output.name!r} with a first axis fixed at 1; "
+                f"{converter} declared output {output.name!r} with a first axis fixed at 1; "
                 f"it holds one row per input row, so it is declared {batch!r} here"
             )
     return notes
@@ -312,3 +411,4 @@ def _free_batch_dims(proto, batch: Any) -> list[str]:
 
 register_exporter(XGBoostExporter(), replace=True)
 register_exporter(LightGBMExporter(), replace=True)
+register_exporter(CatBoostExporter(), replace=True)

@@ -49,7 +49,7 @@ from . import (
     require,
     root_cause,
 )
-from .tabular import feature_ranges, features_input, range_notes, rounding_notes
+from .tabular import feature_ranges, features_input, range_notes, rounding_tolerance
 
 _LOGGERS = ("skl2onnx", "sklearn")
 
@@ -238,8 +238,11 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
         ) from exc
     save_model(proto, path)
     name = _describe(model)
-    notes = [*range_notes(name, feature_ranges(model), spec), *rounding_notes(name, proto)]
-    return exported_model(path, proto, spec, exporter="skl2onnx", key=key, notes=notes)
+    tolerance, rounding = rounding_tolerance(name, proto)
+    notes = [*range_notes(name, feature_ranges(model), spec), *rounding]
+    return exported_model(
+        path, proto, spec, exporter="skl2onnx", key=key, notes=notes, default_tolerance=tolerance
+    )
 
 
 #: estimators whose skl2onnx converter builds ``ai.onnx.ml`` nodes only up to opset 3 (it raises

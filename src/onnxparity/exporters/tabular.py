@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..spec import DEFAULT_RANGES, DEFAULT_TOLERANCE, Input, ParitySpec
+from ..spec import DEFAULT_RANGES, DEFAULT_TOLERANCE, Input, ParitySpec, Tolerance
 
 #: how far past a feature's outermost split thresholds the inferred range reaches, as a fraction
 #: of their spread (or of the threshold itself when a feature has one): rows land on both sides.
@@ -234,8 +234,9 @@ def _observed_span(data: Any) -> tuple[float, float] | None:
     return (low, high) if high > low else (low, low + 1.0)
 
 
-def rounding_notes(model_name: str, proto) -> list[str]:
-    """A note when float32 summation of a tree regressor's leaves can exceed the default tolerance.
+def rounding_tolerance(model_name: str, proto) -> tuple[Tolerance | None, list[str]]:
+    """The default tolerance of a tree regressor whose float32 summation of leaves can exceed
+    the default one (None when it cannot), with the note that says so.
 
     A TreeEnsembleRegressor adds one leaf per tree in float32, in another order than the
     framework (XGBoost: float32 tree by tree; LightGBM and scikit-learn: float64). Measured on
@@ -243,16 +244,17 @@ def rounding_notes(model_name: str, proto) -> list[str]:
     S = |base| + the sum over trees of their largest |leaf|; ``sqrt(trees) x eps32 x S`` bounds
     it with room. Far from zero rtol covers it; near zero only atol does: a target in the
     hundred thousands crossing zero was 0.5 off at 500 trees, 19x the default tolerance. The
-    note comes when the outputs the leaves can add up to reach that zone."""
+    default atol rises to the bound only when the outputs the leaves can add up to reach that
+    zone: a correct export is then never a false alarm, and a 1% change of a leaf still fails."""
     nodes = [n for n in proto.graph.node if n.op_type == "TreeEnsembleRegressor"]
     attrs = {a.name: a for a in nodes[0].attribute} if len(nodes) == 1 else {}
     if "target_weights" not in attrs or "target_treeids" not in attrs:
-        return []
+        return None, []
     trees = np.asarray(attrs["target_treeids"].ints, dtype=np.int64)
     weights = np.asarray(attrs["target_weights"].floats, dtype=np.float64)
     targets = np.asarray(attrs["target_ids"].ints, dtype=np.int64) if "target_ids" in attrs else None
     if not len(trees) or len(trees) != len(weights) or (targets is not None and targets.any()):
-        return []  # one target only: several would need the sums per target
+        return None, []  # one target only: several would need the sums per target
     count = int(trees.max()) + 1
     lowest, highest, largest = np.full(count, np.inf), np.full(count, -np.inf), np.zeros(count)
     np.minimum.at(lowest, trees, weights)
@@ -266,10 +268,10 @@ def rounding_notes(model_name: str, proto) -> list[str]:
     zone = (bound - tol.atol) / tol.rtol if tol.rtol else np.inf  # |output| below it can fail
     low, high = base + lowest[used].sum(), base + highest[used].sum()
     if bound <= tol.atol or low > zone or high < -zone:
-        return []
-    return [
+        return None, []
+    return Tolerance(atol=float(f"{bound:.2g}"), rtol=tol.rtol), [
         f"{model_name} adds {int(used.sum())} trees' leaves (up to {total:.3g} in all) in float32: "
         f"rounding alone can move an output by ~{bound:.2g}, more than the default tolerance allows "
-        f"for outputs within ±{zone:.2g} of zero, which these trees can give; if a failure is no "
-        f"larger, declare tolerance=op.Tolerance(atol={bound:.2g})"
+        f"for outputs within ±{zone:.2g} of zero, which these trees can give: this model's default "
+        f"tolerance is atol={bound:.2g}, rtol={tol.rtol:g} (a tolerance you declare wins)"
     ]

@@ -4,7 +4,8 @@ Accepted models: a Keras 3 model (Sequential, functional, subclassed), a ``tf.fu
 ``tf.Module`` whose ``__call__`` is one) with an input signature, and a SavedModel directory
 path (its ``serving_default`` signature). Export path: tf2onnx over a ``tf.function`` whose
 input signature has ``None`` for every symbolic dim — it keeps the dims dynamic — frozen with
-its captured tensors as constants (see :func:`_via_tf2onnx`); Keras' own ``model.export(format="onnx")`` is the fallback for Keras models
+its captured tensors as constants (see :func:`_via_tf2onnx`); Keras' own
+``model.export(format="onnx")`` is the fallback for Keras models
 (``tf2onnx.convert.from_keras`` fails on Keras 3). Every export runs ``onnx.checker`` with
 ``full_check``: tf2onnx can emit nodes invalid at its opset (a ``gelu`` becomes ``Erfc``,
 registered from opset 20 only) and only the checker says so.

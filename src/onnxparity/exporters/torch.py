@@ -175,11 +175,12 @@ def plan_call(model: Any, spec: ParitySpec, fixed: Mapping[str, Any] | None = No
         for position, name in enumerate(names):
             if name in named and position < len(positional) and positional[position] != name:
                 unknown = [n for n in names if n not in named]
+                them = "it is" if len(unknown) == 1 else "they are"
                 raise InvalidSpec(
                     f"Input({name!r}) would be passed by position to {type(model).__name__}.forward's "
                     f"parameter {positional[position]!r}: inputs are passed by keyword only when every "
-                    f"declared name is a forward parameter, and {', '.join(map(repr, unknown))} is not "
-                    f"(forward takes {', '.join(named)}); rename it, or declare the inputs in forward's order"
+                    f"declared name is a forward parameter, and {', '.join(map(repr, unknown))}: {them} not "
+                    f"(forward takes {', '.join(named)}); rename, or declare the inputs in forward's order"
                 )
         filled = set(positional[: len(names)])
     wanted = {"use_cache": False} if fixed is None else dict(fixed)

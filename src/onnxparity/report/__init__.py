@@ -94,8 +94,8 @@ class OutputPower:
     name: str
     #: the largest |expected| value seen
     scale: float
-    #: how far the expected values moved across all inputs (max - min)
-    spread: float
+    #: how much the expected values moved with the input (across a batch's rows, else overall)
+    variation: float
     #: the tolerance band at ``scale`` (atol + rtol * scale; 0 for exact outputs)
     band: float
     #: the smallest relative change of the whole output the check would catch (inf: none)
@@ -107,7 +107,7 @@ class OutputPower:
         return {
             "name": self.name,
             "scale": json_float(self.scale),
-            "spread": json_float(self.spread),
+            "variation": json_float(self.variation),
             "band": json_float(self.band),
             "detectable_change": json_float(self.detectable_change),
             "input_dependent": self.input_dependent,

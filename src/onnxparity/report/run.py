@@ -44,21 +44,31 @@ class Run:
         elif crash is not None:
             self.crashed.append((nodeid, crash))
 
+    def record_report(self, report: Any) -> None:
+        """What a pytest test report carries: the plan (a process's first report), an item's
+        entry, or — a failed report of no phase, without an entry — xdist's crashed worker."""
+        crashed = report.failed and report.when not in ("setup", "call", "teardown")
+        self.record(
+            report.nodeid,
+            plan=getattr(report, "onnx_parity_plan", None),
+            entry=getattr(report, "onnx_parity", None),
+            crash=str(report.longrepr).strip() if crashed else None,
+        )
+
     def interruption(self, *, interrupted: bool, stopped: str | None) -> str | None:
         """Why the run did not finish every planned item (``interrupted``: the session ended
         with pytest's INTERRUPTED status; ``stopped``: its stop reason, e.g. -x's); None when
-        it did."""
+        it did. The counts are the report's own fields."""
         reasons = [self.stopped_by] if self.stopped_by else []
         if self.collection_errors:
             reasons.append(f"{self.collection_errors} collection error(s)")
+        missing = self.plan is not None and any(p["nodeid"] not in self.entries for p in self.plan)
+        if (interrupted or missing) and stopped and stopped not in reasons:
+            reasons.append(stopped)
         if interrupted and not reasons:
-            reasons.append(stopped or "the session was interrupted")
-        missing = None if self.plan is None else sum(p["nodeid"] not in self.entries for p in self.plan)
-        if missing:
-            reasons += [stopped] if stopped and stopped not in reasons else []
-            reasons.append(f"{missing} of {len(self.plan)} planned items did not run")
-        elif self.plan is None and reasons:
-            reasons.append("stopped before collection finished")
+            reasons.append("the session was interrupted")
+        if missing and not reasons:
+            reasons.append("planned items did not run")
         return "; ".join(reasons) or None
 
     def document(self, parity: ParityConfig, *, interrupted: bool, stopped: str | None) -> dict[str, Any]:
@@ -89,16 +99,19 @@ def ended_entry(planned: dict, report: Any) -> dict:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longreprtext
         return document.placeholder(planned, "skipped", str(reason).removeprefix("Skipped: "))
     crash = getattr(report.longrepr, "reprcrash", None)
-    return document.placeholder(planned, "error", crash.message if crash else report.longreprtext.strip())
+    message = crash.message if crash else report.longreprtext.strip()
+    return document.placeholder(planned, "error", message.removeprefix("Failed: "))
 
 
 @dataclass(frozen=True)
 class Finished:
-    """What :func:`finish` did: the gate's verdict, what went wrong, whether a baseline was written."""
+    """What :func:`finish` did: the gate's verdict, what went wrong, whether a baseline was
+    written, and whether the gate or the baseline update refused an incomplete run."""
 
     gate: gate.GateResult | None = None
     problems: tuple[str, ...] = ()
     baseline_written: bool = False
+    refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -172,7 +185,8 @@ def finish(
             written.append(what)
         except OSError as exc:  # a message in the summary, never a traceback from a hook
             problems.append(f"cannot write the {what} to {path}: {write_problem(path, exc)}")
-    return Finished(verdict, tuple(problems), "baseline" in written)
+    refused = bool(incomplete) and (verdict is not None or parity.update_baseline)
+    return Finished(verdict, tuple(problems), "baseline" in written, refused)
 
 
 def summary_lines(doc: Mapping[str, Any], finished: Finished, parity: ParityConfig) -> list[tuple[str, bool]]:

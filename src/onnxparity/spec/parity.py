@@ -159,9 +159,12 @@ class ParitySpec:
         text = repr((self.inputs, sorted(self.dims.items())))
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
-    def policy_for(self, variant: str, default: Policy | None = None) -> Policy:
+    def policy_for(
+        self, variant: str, default: Policy | None = None, fallback: Policy | None = None
+    ) -> Policy:
         """What applies to ``variant`` (see the class docstring for the order); ``default`` is
-        the variant's own default policy, if it has one."""
+        the variant's own default policy, if it has one; ``fallback`` replaces the global default
+        tolerance where the exported model knows better (its ``default_tolerance``)."""
         if variant in self.tolerance:
             return self.tolerance[variant]
         patterns = [p for p in self.tolerance if p != "*" and fnmatch.fnmatchcase(variant, p)]
@@ -169,7 +172,7 @@ class ParitySpec:
             return self.tolerance[max(patterns, key=len)]
         if default is not None:
             return default
-        return self.tolerance.get("*", DEFAULT_TOLERANCE)
+        return self.tolerance.get("*", fallback or DEFAULT_TOLERANCE)
 
     def latency_dims(self, latency: Latency) -> dict[str, int]:
         """The concrete dims a latency budget is measured at (undeclared ones at their minimum)."""
