@@ -95,7 +95,9 @@ def test_detectable_change_follows_the_policy():
     # SQNR 20 dB catches a 10% change; below the default tolerance an Agreement passes anyway.
     assert detectable_change(op.Agreement(cosine=0.99, sqnr_db=20), 1.0) == pytest.approx(0.1)
     assert detectable_change(op.Agreement(cosine=0.99, sqnr_db=20), 1e-6) == pytest.approx(10.0001)
-    assert detectable_change(op.Agreement(cosine=0.99), 1.0) == math.inf  # cosine ignores scale
+    # cosine notices a change at right angles of sqrt(1/c² - 1) (0.142 for 0.99); top-1 alone: nothing
+    assert detectable_change(op.Agreement(cosine=0.99), 1.0) == pytest.approx(0.1425, rel=1e-3)
+    assert detectable_change(op.Agreement(top1=0.9), 1.0) == math.inf
     assert weak_change(op.Tolerance()) == WEAK_CHANGE
     assert weak_change(op.Agreement(cosine=0.99, sqnr_db=20)) == pytest.approx(1.0)
 

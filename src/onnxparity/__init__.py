@@ -24,10 +24,10 @@ from .errors import (
     VariantUnavailable,
     WeakCheck,
 )
-from .exporters import ExportedModel, Exporter, register_exporter
 from .spec import Agreement, Dim, Input, Latency, Opset, ParitySpec, Tolerance
 
 if TYPE_CHECKING:
+    from .exporters import ExportedModel, Exporter, register_exporter
     from .report import CheckResult
     from .runner import ParitySession
     from .variants import BuildContext, Runnable
@@ -171,3 +171,16 @@ def register_variant(
         requires_gpu=requires_gpu,
         replace=replace,
     )
+
+
+#: names served from :mod:`onnxparity.exporters` on first use: importing the model-source
+#: registry (and its ONNX helpers) is not paid by a run that never names them.
+_LAZY = {"Exporter", "ExportedModel", "register_exporter"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import exporters
+
+        return getattr(exporters, name)
+    raise AttributeError(f"module 'onnxparity' has no attribute {name!r}")

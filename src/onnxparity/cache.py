@@ -13,12 +13,27 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import time
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from .strategies import Example
+from .power import summarize
+from .spec import ParitySpec
+from .strategies import Example, materialize
+
+if TYPE_CHECKING:
+    from .exporters import ModelPair
+
+#: bytes of outputs (references' and the anchor's) kept per session.
+OUTPUTS_CACHE_BYTES = 256 * 2**20
+
+#: bytes of drawn inputs kept per session, so the variants of one test draw each input once.
+FEEDS_CACHE_BYTES = 256 * 2**20
+
+#: per-example output summaries kept for power (a few numbers each).
+SUMMARIES_KEPT = 65536
 
 
 class ExampleKey(NamedTuple):
@@ -104,3 +119,61 @@ def options_digest(options: Mapping[str, Any]) -> str:
 
     feed(dict(options))
     return "-" + h.hexdigest()
+
+
+class ExampleData:
+    """What a session computes per example, once: the drawn feeds (read-only, shared by every
+    variant), the reference's outputs and their power summaries, and the anchor's outputs
+    (``outputs``, stored by the runner, which builds the anchor)."""
+
+    def __init__(self, counts: collections.Counter, timings: collections.Counter) -> None:
+        self.counts = counts
+        self.timings = timings
+        self.outputs = ArrayCache(OUTPUTS_CACHE_BYTES)
+        self.feeds = ArrayCache(FEEDS_CACHE_BYTES)
+        self.summaries: dict[OutputKey, list] = {}
+
+    def clear(self) -> None:
+        self.outputs.clear()
+        self.feeds.clear()
+        self.summaries.clear()
+
+    def feeds_for(
+        self, spec: ParitySpec, key: ExampleKey, rows: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The arrays of an example, drawn once and shared by every variant that checks it.
+
+        They are read-only: a runtime or framework that wrote into its input would change what
+        the next one sees (references that may write, such as PyTorch's, get a copy)."""
+        feeds = self.feeds.get(key)
+        if feeds is not None:
+            return feeds
+        started = time.perf_counter()
+        feeds = materialize(spec, key.example, rows)
+        self.timings["draw"] += time.perf_counter() - started
+        for array in feeds.values():
+            array.flags.writeable = False
+        self.feeds.put(key, feeds)
+        return feeds
+
+    def reference_outputs(self, pair: ModelPair, key: ExampleKey, feeds) -> list:
+        cache_key = OutputKey(f"reference:{pair.reference_key}", key)
+        outputs = self.outputs.get(cache_key)
+        if outputs is None:
+            started = time.perf_counter()
+            outputs = pair.reference(feeds)
+            self.timings["reference"] += time.perf_counter() - started
+            self.counts["reference_runs"] += 1
+            self.outputs.put(cache_key, outputs)
+        return outputs
+
+    def reference_summaries(self, pair: ModelPair, key: ExampleKey, expected: list) -> list:
+        """What power needs of the reference's outputs on an example, computed once for every
+        variant that checks it."""
+        cache_key = OutputKey(f"reference:{pair.reference_key}", key)
+        found = self.summaries.get(cache_key)
+        if found is None:
+            found = self.summaries[cache_key] = [summarize(e) for e in expected]
+            if len(self.summaries) > SUMMARIES_KEPT:
+                self.summaries.pop(next(iter(self.summaries)))
+        return found

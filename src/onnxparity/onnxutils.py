@@ -10,11 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import logging
 import os
-import shutil
-import tempfile
-import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -103,6 +99,9 @@ def save_model(proto: Any, path: str | os.PathLike) -> str:
         write_atomic(path, proto.SerializeToString())
         return path
     location = f"{name}.data"
+    import shutil
+    import tempfile
+
     staging = tempfile.mkdtemp(prefix=f".{name}.", dir=directory)
     try:
         onnx.save(
@@ -136,6 +135,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     # Not mkstemp: its files are private (0600); these get the usual permissions.
+    import uuid
+
     staging = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(staging, "xb") as f:
@@ -199,6 +200,8 @@ def copy_model_files(model_path: str | os.PathLike, target_dir: str | os.PathLik
     model_path, target_dir = os.fspath(model_path), os.fspath(target_dir)
     source_dir = os.path.dirname(os.path.abspath(model_path))
     locations = check_external_data(model_path)
+    import shutil
+
     os.makedirs(target_dir, exist_ok=True)
     target = os.path.join(target_dir, os.path.basename(model_path))
     shutil.copy2(model_path, target)
@@ -245,6 +248,8 @@ def quiet(*logger_prefixes: str) -> Iterator[None]:
     """Keep a third-party library's warnings, log records (loggers named by or under the
     prefixes) and prints out of the user's output while it works; its errors still arrive
     as exceptions."""
+    import logging
+
     manager = logging.Logger.manager
     names = list(logger_prefixes) + [n for n in list(manager.loggerDict) if n.startswith(logger_prefixes)]
     loggers = [logging.getLogger(n) for n in dict.fromkeys(names)]

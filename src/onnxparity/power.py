@@ -6,8 +6,9 @@ Measured over a search's reference outputs, per output, with no extra inference:
 - **variation** — how much the output moves with the input: the largest spread of one output
   position across the rows of a batch (rows are different inputs), or, where every example had
   one row, across all values seen;
-- **band** — the tolerance at that scale (``atol + rtol · scale``; for an Agreement with SQNR,
-  the noise amplitude it allows, ``10^(−sqnr_db / 20) · scale``, but never below the default
+- **band** — the tolerance at that scale (``atol + rtol · scale``; for an Agreement, the
+  smallest change its metrics notice: SQNR ``10^(−sqnr_db / 20) · scale``, cosine
+  ``sqrt(1/cosine² − 1) · scale`` for a change at right angles — but never below the default
   tolerance it passes anyway);
 - **detectable change** — ``band / variation``: the smallest relative change of the
   input-dependent part of the output the check would catch. An output of 1e-10 under
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,6 +41,46 @@ from .spec import DEFAULT_TOLERANCE, Policy, Tolerance
 
 #: an output that would pass a relative change larger than this is weak (lossless policies).
 WEAK_CHANGE = 0.01
+
+
+class Summary(NamedTuple):
+    """What power needs of one expected output array, computed once per example and shared by
+    every variant that checks it: an exact output's first value and whether it varies; a float
+    output's finite range and the largest spread of one position across a batch's rows."""
+
+    exact: bool
+    first: Any = None
+    varies: bool = False
+    low: float = math.inf
+    high: float = -math.inf
+    rows: float | None = None
+
+
+def summarize(expected: np.ndarray) -> Summary | None:
+    """The :class:`Summary` of one output array (None when it is empty or all non-finite)."""
+    e = np.asarray(expected)
+    if not e.size:
+        return None
+    if e.dtype.kind not in "fc":
+        first = e.flat[0]
+        return Summary(True, first, bool(np.any(e != first)))
+    batched = e.ndim >= 1 and e.shape[0] >= 2
+    low, high = float(e.min()), float(e.max())
+    if math.isfinite(low) and math.isfinite(high):  # the common case: no NaN, no infinity
+        rows = float((e.max(axis=0) - e.min(axis=0)).max()) if batched else None
+        return Summary(False, low=low, high=high, rows=rows)
+    finite = np.isfinite(e)
+    if not finite.any():
+        return None
+    e = np.where(finite, e, np.nan)
+    low, high = float(np.nanmin(e)), float(np.nanmax(e))
+    rows = None
+    if batched:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN positions
+            spread = float(np.nanmax(np.nanmax(e, axis=0) - np.nanmin(e, axis=0)))
+        rows = spread if math.isfinite(spread) else None
+    return Summary(False, low=low, high=high, rows=rows)
 
 
 class OutputRange:
@@ -57,32 +99,23 @@ class OutputRange:
         self.varies = False
 
     def add(self, expected: np.ndarray) -> None:
-        e = np.asarray(expected)
-        if not e.size:
+        self.merge(summarize(expected))
+
+    def merge(self, summary: Summary | None) -> None:
+        if summary is None:
             return
-        if e.dtype.kind not in "fc":
+        if summary.exact:
             self.exact = True
             if self.first is None:
-                self.first = e.flat[0]
-            if not self.varies:
-                self.varies = bool(np.any(e != self.first))
+                self.first = summary.first
+            self.varies = self.varies or summary.varies or bool(summary.first != self.first)
             return
-        finite = np.isfinite(e)
-        if not finite.all():
-            if not finite.any():
-                return
-            e = np.where(finite, e, np.nan)
-            low, high = float(np.nanmin(e)), float(np.nanmax(e))
-        else:
-            low, high = float(e.min()), float(e.max())
-        self.low, self.high = min(self.low, low), max(self.high, high)
-        self.scale = max(self.scale, abs(low), abs(high))
-        if e.ndim >= 1 and e.shape[0] >= 2:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN positions
-                rows = float(np.nanmax(np.nanmax(e, axis=0) - np.nanmin(e, axis=0)))
-            if math.isfinite(rows):
-                self.across_rows = rows if self.across_rows is None else max(self.across_rows, rows)
+        self.low, self.high = min(self.low, summary.low), max(self.high, summary.high)
+        self.scale = max(self.scale, abs(summary.low), abs(summary.high))
+        if summary.rows is not None:
+            self.across_rows = (
+                summary.rows if self.across_rows is None else max(self.across_rows, summary.rows)
+            )
 
     @property
     def variation(self) -> float:
@@ -102,6 +135,10 @@ def band(policy: Policy, scale: float) -> float:
         return tolerance.atol + tolerance.rtol * scale
     # An Agreement passes an output within the default tolerance whatever its metrics.
     allowed = [10 ** (-policy.sqnr_db / 20) * scale] if policy.sqnr_db is not None else []
+    if policy.cosine is not None:  # a change at right angles of relative size d: cosine 1/sqrt(1+d²)
+        allowed.append(
+            math.sqrt(max(0.0, 1 / policy.cosine**2 - 1)) * scale if policy.cosine > 0 else math.inf
+        )
     if policy.tolerance is not None:
         allowed.append(policy.tolerance.atol + policy.tolerance.rtol * scale)
     return max(default, min(allowed, default=math.inf))

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import budgets
 from .anchor import ANCHOR_VARIANT, Anchor
-from .cache import ArrayCache, ExampleKey, OutputKey, options_digest
+from .cache import ExampleData, ExampleKey, OutputKey, options_digest
 from .config import LATENCY_MODES, ParityConfig
 from .diagnosis import agreement_diagnosis, diagnosis, indent, timeout_diagnosis, variant_explanation
 from .errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
@@ -52,12 +52,6 @@ from .variants import BuildContext, Runnable, VariantRunError, get_variant
 #: seed of the inputs builders get for calibration and first runs.
 SAMPLE_SEED = 20240917
 
-#: bytes of outputs (references' and the anchor's) kept per session.
-OUTPUTS_CACHE_BYTES = 256 * 2**20
-
-#: bytes of drawn inputs kept per session, so the variants of one test draw each input once.
-FEEDS_CACHE_BYTES = 256 * 2**20
-
 
 class ParitySession:
     """Caches and settings shared by every check in one run; close it to remove its files."""
@@ -74,8 +68,8 @@ class ParitySession:
         self.timings: collections.Counter[str] = collections.Counter()
         self._pairs: dict[tuple, ModelPair] = {}
         self._variants: dict[tuple[str, str, str], Runnable | OnnxParityError] = {}
-        self._outputs = ArrayCache(OUTPUTS_CACHE_BYTES)
-        self._feeds = ArrayCache(FEEDS_CACHE_BYTES)
+        #: drawn feeds, reference outputs (and their summaries) and anchor outputs per example
+        self.examples = ExampleData(self.counts, self.timings)
         #: examples of passing searches, replayed by the next variant with the same seed
         self.passing_searches: dict[tuple, list] = {}
         #: ``progress(test, variant, done, total, example)``, called every few seconds of a long
@@ -85,13 +79,12 @@ class ParitySession:
     def clear_example_caches(self) -> None:
         """Forget drawn inputs, outputs and replayable searches (exports and built variants
         stay): the next check pays for drawing and inference again (benchmarks)."""
-        self._outputs.clear()
-        self._feeds.clear()
+        self.examples.clear()
         self.passing_searches.clear()
 
     def close(self) -> None:
         self._variants.clear()
-        self._outputs.clear()
+        self.examples.clear()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -202,42 +195,13 @@ class ParitySession:
             return "error", f"{name} could not be built: {exc}"
 
     # -- per-example data -----------------------------------------------------------------
-    def feeds_for(
-        self, spec: ParitySpec, key: ExampleKey, rows: Mapping[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        """The arrays of an example, drawn once and shared by every variant that checks it.
-
-        They are read-only: a runtime or framework that wrote into its input would change what
-        the next one sees (references that may write, such as PyTorch's, get a copy)."""
-        feeds = self._feeds.get(key)
-        if feeds is not None:
-            return feeds
-        started = time.perf_counter()
-        feeds = materialize(spec, key.example, rows)
-        self.timings["draw"] += time.perf_counter() - started
-        for array in feeds.values():
-            array.flags.writeable = False
-        self._feeds.put(key, feeds)
-        return feeds
-
-    def reference_outputs(self, pair: ModelPair, key: ExampleKey, feeds) -> list:
-        cache_key = OutputKey(f"reference:{pair.reference_key}", key)
-        outputs = self._outputs.get(cache_key)
-        if outputs is None:
-            started = time.perf_counter()
-            outputs = pair.reference(feeds)
-            self.timings["reference"] += time.perf_counter() - started
-            self.counts["reference_runs"] += 1
-            self._outputs.put(cache_key, outputs)
-        return outputs
-
     def anchor_outputs(
         self, pair: ModelPair, key: ExampleKey, feeds, variant: str = ANCHOR_VARIANT
     ) -> list | None:
         """The anchor variant's outputs on an example (cached like references), or None where
         it cannot build or run."""
         cache_key = OutputKey(f"{variant}:{pair.exported.key}", key)
-        outputs = self._outputs.get(cache_key)
+        outputs = self.examples.outputs.get(cache_key)
         if outputs is None:
             started = time.perf_counter()
             try:
@@ -246,14 +210,14 @@ class ParitySession:
                 return None
             finally:
                 self.timings["anchor"] += time.perf_counter() - started
-            self._outputs.put(cache_key, outputs)
+            self.examples.outputs.put(cache_key, outputs)
         return outputs
 
     def remember_anchor_outputs(
         self, pair: ModelPair, key: ExampleKey, outputs: list, variant: str = ANCHOR_VARIANT
     ) -> None:
         """The anchor's outputs from its own search: later variants' distances reuse them."""
-        self._outputs.put(OutputKey(f"{variant}:{pair.exported.key}", key), outputs)
+        self.examples.outputs.put(OutputKey(f"{variant}:{pair.exported.key}", key), outputs)
 
     # -- checks ---------------------------------------------------------------------------
     def check_variant(

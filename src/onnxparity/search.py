@@ -96,20 +96,15 @@ class Search:
     def evaluate(self, example: Example) -> None:
         """Run the variant on ``example``; raise :class:`ExampleFailed` when it breaks parity."""
         clock = time.perf_counter
-        now = clock()
-        if self.deadline is not None and now > self.deadline:
-            raise TimeBudgetReached()
-        if self.progress is not None and now >= self._next_report:
-            self.progress(self.tally.tried, example)
-            self._next_report = now + PROGRESS_EVERY
+        if self.deadline is not None or self.progress is not None:
+            self._watch(example, clock())
         self.tally.count_example(example)
-        if self.largest is None or sum(example.dim_values.values()) > sum(self.largest.dim_values.values()):
-            self.largest = example
         session = self.session
         key = self.key(example)
-        feeds = session.feeds_for(self.spec, key, self.rows)
+        data = session.examples
+        feeds = data.feeds_for(self.spec, key, self.rows)
         try:
-            expected = session.reference_outputs(self.pair, key, feeds)
+            expected = data.reference_outputs(self.pair, key, feeds)
         except Exception as exc:
             raise ExampleFailed(
                 Evidence(example, feeds, reference_error=f"{type(exc).__name__}: {exc}")
@@ -123,7 +118,9 @@ class Search:
             session.timings["variant"] += clock() - started
         if self.keeps_anchor_outputs:
             session.remember_anchor_outputs(self.pair, key, actual)
-        self.tally.add_expected(self.runnable.output_names, expected)
+        self.tally.add_expected(
+            self.runnable.output_names, data.reference_summaries(self.pair, key, expected)
+        )
         started = clock()
         verdict = compare_outputs(self.runnable.output_names, expected, actual, self.policy, self.pair.labels)
         session.timings["compare"] += clock() - started
@@ -134,6 +131,16 @@ class Search:
         )
         if not verdict.passed:
             raise ExampleFailed(Evidence(example, feeds, expected, actual, verdict, anchor_verdict=anchored))
+
+    def _watch(self, example: Example, now: float) -> None:
+        """The time budget and progress reports, before ``example`` runs."""
+        if self.deadline is not None and now > self.deadline:
+            raise TimeBudgetReached()
+        if self.progress is not None and now >= self._next_report:
+            self.progress(self.tally.tried, example)
+            self._next_report = now + PROGRESS_EVERY
+        if self.largest is None or sum(v for _, v in example.dims) > sum(v for _, v in self.largest.dims):
+            self.largest = example
 
     def run(self, max_examples: int, seed: int, explicit: Sequence[Example], phases=None) -> Evidence | None:
         """Search for a failing example; None when every example passes."""

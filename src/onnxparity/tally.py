@@ -112,13 +112,13 @@ class SearchTally:
             seen = self.dims.setdefault(dim, [value, value])
             seen[0], seen[1] = min(seen[0], value), max(seen[1], value)
 
-    def add_expected(self, names: tuple[str, ...], expected: list) -> None:
-        """Record the reference's outputs of one example (their scale and range)."""
-        for name, values in zip(names, expected):
+    def add_expected(self, names: tuple[str, ...], summaries: list) -> None:
+        """Record the reference's outputs of one example (their :func:`~onnxparity.power.summarize`)."""
+        for name, summary in zip(names, summaries):
             found = self.ranges.get(name)
             if found is None:
                 found = self.ranges[name] = OutputRange()
-            found.add(values)
+            found.merge(summary)
 
     def power(self, policy: Policy) -> Power:
         """How much this (passing) search could have caught: see :mod:`onnxparity.power`."""

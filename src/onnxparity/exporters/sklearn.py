@@ -325,23 +325,15 @@ class SklearnExporter(Exporter):
     def detects(self, model: Any) -> bool:
         return "sklearn" in class_root(model)
 
-    def declared_inputs(self, model: Any, data: Any = None) -> tuple[Input, ...]:
-        return declared_inputs(model, data)
-
-    def fingerprint(self, model: Any) -> str:
-        return fingerprint(model)
-
-    def check_fit(self, model: Any, spec: ParitySpec) -> None:
-        check_fit(model, spec)
-
-    def export(self, model: Any, spec: ParitySpec, *, workdir: str, opset: int | None) -> ExportedModel:
-        return export(model, spec, workdir=workdir, opset=opset)
+    declared_inputs = staticmethod(declared_inputs)
+    fingerprint = staticmethod(fingerprint)
+    check_fit = staticmethod(check_fit)
+    export = staticmethod(export)
 
     def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
         return make_reference(model, spec, exported)
 
-    def label_outputs(self, model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple]]:
-        return label_outputs(model, exported)
+    label_outputs = staticmethod(label_outputs)
 
 
 register_exporter(SklearnExporter(), replace=True)

@@ -387,17 +387,10 @@ class TensorFlowExporter(Exporter):
     def detects(self, model: Any) -> bool:
         return _is_saved_model(model) or bool({"keras", "tensorflow", "tf_keras"} & set(class_root(model)))
 
-    def declared_inputs(self, model: Any, data: Any = None) -> tuple[Input, ...] | None:
-        return declared_inputs(model, data)
-
-    def fingerprint(self, model: Any) -> str:
-        return fingerprint(model)
-
-    def check_fit(self, model: Any, spec: ParitySpec) -> None:
-        check_fit(model, spec)
-
-    def export(self, model: Any, spec: ParitySpec, *, workdir: str, opset: int | None) -> ExportedModel:
-        return export(model, spec, workdir=workdir, opset=opset)
+    declared_inputs = staticmethod(declared_inputs)
+    fingerprint = staticmethod(fingerprint)
+    check_fit = staticmethod(check_fit)
+    export = staticmethod(export)
 
     def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
         return make_reference(model, spec)

@@ -379,8 +379,7 @@ class TorchExporter(Exporter):
     def detects(self, model: Any) -> bool:
         return "torch" in class_root(model)
 
-    def fingerprint(self, model: Any) -> str:
-        return fingerprint(model)
+    fingerprint = staticmethod(fingerprint)
 
     def check_fit(self, model: Any, spec: ParitySpec) -> None:
         check_fit(model, spec)
