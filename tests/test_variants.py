@@ -391,3 +391,62 @@ def test_a_run_of_every_variant_leaves_the_working_directory_as_it_was(tmp_path)
     )
     assert "6 passed, 1 skipped" in done.stdout, done.stdout + done.stderr  # ort-gpu skips without a GPU
     assert sorted(p.name for p in project.iterdir()) == ["test_tree.py"]
+
+
+def test_int8_static_names_an_infinite_calibrated_range_and_the_fix(tmp_path):
+    """T5's int8-static model failed on every long input: its relative-position Log sees log(0)
+    = -inf, which a later Where discards, and minmax calibration made that scale infinite. The
+    quantizer's limitation is now a build error that says so (it was a bare SQNR failure)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 3)).astype(np.float32)
+    constants = [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(np.zeros((), np.float32), "zero"),
+        numpy_helper.from_array(np.full((), 0.5, np.float32), "half"),
+    ]
+    nodes = [
+        helper.make_node("Abs", ["x"], ["a"]),
+        helper.make_node("Log", ["a"], ["log"], name="relative_position_log"),
+        helper.make_node("Mul", ["log", "half"], ["scaled"]),
+        helper.make_node("Greater", ["a", "zero"], ["positive"]),
+        helper.make_node("Where", ["positive", "scaled", "zero"], ["safe"]),
+        helper.make_node("MatMul", ["safe", "w"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "log_of_zero",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+        constants,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    def reference(x):
+        a = np.abs(x)
+        with np.errstate(divide="ignore"):
+            return np.where(a > 0, np.log(a) * 0.5, 0).astype(np.float32) @ w
+
+    spec = dict(
+        inputs=[op.Input("x", ("batch", 4))],
+        dims={"batch": op.Dim(1, 4)},
+        examples=5,
+        reproducer_dir=tmp_path,
+    )
+    result = op.check(onnx=model, reference=reference, variants=["ort-cpu", "int8-static"], **spec)
+    message = result["int8-static"].message
+    assert result["ort-cpu"].passed and result["int8-static"].status == "error"
+    assert (
+        "quantize_static calibrated an infinite range for 'log' (Log 'relative_position_log'), 'scaled' (Mul)"
+        in message
+    )
+    assert "variant_options={'int8-static': {'op_types': ['MatMul', 'Conv', 'Gather']}}" in message
+    fixed = op.check(
+        onnx=model,
+        reference=reference,
+        variants=["int8-static"],
+        variant_options={"int8-static": {"op_types": ["MatMul"]}},
+        **spec,
+    )
+    assert fixed["int8-static"].passed

@@ -78,6 +78,31 @@ def quantized_ops(model_path: str) -> dict[str, int]:
     return counts
 
 
+def infinite_scales(quantized_path: str, float_path: str) -> list[str]:
+    """The tensors whose QDQ scale is not finite in a quantized model, each with the op that
+    computes it in the float model (``'l' (Log '/log')``)."""
+    from onnx import numpy_helper
+
+    producers = {out: n for n in load_model(float_path).graph.node for out in n.output}
+    found = []
+    for tensor in load_model(quantized_path, external_data=True).graph.initializer:
+        if not tensor.name.endswith("_scale"):
+            continue
+        values = numpy_helper.to_array(tensor)
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            name = tensor.name[: -len("_scale")]
+            node = producers.get(name)
+            where = (
+                ""
+                if node is None
+                else f" ({node.op_type} {node.name!r})"
+                if node.name
+                else f" ({node.op_type})"
+            )
+            found.append(f"{name!r}{where}")
+    return found
+
+
 def require_standard_ops(model_path: str, variant: str) -> None:
     """VariantUnavailable when no node is in the standard ``ai.onnx`` domain: ONNX Runtime's
     quantizers only handle those (a tree ensemble is all ``ai.onnx.ml``)."""
@@ -331,6 +356,16 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
         raise VariantUnavailable(
             f"nothing was quantized: quantize_static found no op it quantizes in this model (its ops: "
             f"{_op_types(source)}); drop int8-static from this model's variants"
+        )
+    infinite = infinite_scales(target, prepared)
+    if infinite:
+        raise VariantBuildError(
+            f"quantize_static calibrated an infinite range for {', '.join(infinite[:5])}"
+            f"{' and more' if len(infinite) > 5 else ''} ({method} on {origin}): the float model computes "
+            "±inf there on real inputs (a Log of 0, a division by 0) that a later op discards, and an "
+            "int8 scale cannot hold it — ONNX Runtime's quantizer, not the export or the calibration data "
+            "(T5's relative-position Log does this); quantize fewer op types, e.g. "
+            "variant_options={'int8-static': {'op_types': ['MatMul', 'Conv', 'Gather']}}"
         )
     isolated_session(
         context,
