@@ -159,13 +159,14 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def external_data_files(path: str | os.PathLike) -> list[str]:
+def external_data_files(path: str | os.PathLike, proto: Any = None) -> list[str]:
     """Relative paths of the external data files the ONNX file at ``path`` refers to (in order
-    of first use; initializers and tensor attributes of subgraphs included)."""
+    of first use; initializers and tensor attributes of subgraphs included). ``proto``: the
+    file, already loaded without its external data."""
     import onnx
 
     locations: dict[str, None] = {}
-    for tensor in _tensors(load_model(path)):
+    for tensor in _tensors(proto if proto is not None else load_model(path)):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             location = _location(tensor)
             if location is not None:
@@ -177,18 +178,19 @@ class UnsafeLocation(ValueError):
     """An ONNX file's external data location points outside the file's directory."""
 
 
-def check_external_data(model_path: str | os.PathLike) -> list[str]:
-    """The external data locations of the ONNX file at ``model_path``, each checked to stay
-    inside the file's directory: an absolute path, ``..`` or a symbolic link that leads out is
-    :class:`UnsafeLocation` naming it (a model file is untrusted input; nothing is read)."""
+def check_external_data(model_path: str | os.PathLike, proto: Any = None) -> list[str]:
+    """The external data locations of the ONNX file at ``model_path`` (``proto``: the file,
+    already loaded), each checked to stay inside the file's directory: an absolute path, ``..``
+    or a symbolic link that leads out is :class:`UnsafeLocation` naming it (a model file is
+    untrusted input; nothing is read)."""
     folder = os.path.realpath(os.path.dirname(os.path.abspath(os.fspath(model_path))))
-    locations = external_data_files(model_path)
+    locations = external_data_files(model_path, proto)
     for location in locations:
         resolved = os.path.realpath(os.path.join(folder, location))
         if os.path.isabs(location) or os.path.commonpath([folder, resolved]) != folder:
             raise UnsafeLocation(
-                f"{os.fspath(model_path)}: external data location {location!r} leads outside the model's "
-                "directory; refusing to read or copy it (keep external data files beside the .onnx file)"
+                f"external data location {location!r} leads outside the model's directory; refusing "
+                "to read or copy it (keep external data files beside the .onnx file)"
             )
     return locations
 

@@ -10,8 +10,6 @@ baseline gate. Loading it imports no framework and no ONNX Runtime.
 from __future__ import annotations
 
 import os
-import random
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import replace
@@ -319,22 +317,6 @@ def _base_id(item: pytest.Item) -> str:
     return test_name(item.nodeid, planned.id) if planned is not None else item.nodeid
 
 
-def _seed_rngs(seed: int) -> None:
-    """Seed the RNGs a model's initialisation uses, so every variant item builds the same model."""
-    random.seed(seed)
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed(seed)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.manual_seed(seed)
-    keras = sys.modules.get("keras")
-    if keras is not None:
-        keras.utils.set_random_seed(seed)  # also seeds tensorflow's global generator
-    elif "tensorflow" in sys.modules:
-        sys.modules["tensorflow"].random.set_seed(seed)
-
-
 class ParityFixture:
     """What a test gets from the ``onnx_parity`` fixture: ``check(model)`` runs this item —
     parity on its variant (at its opset), the opset budget, or a latency budget."""
@@ -461,6 +443,8 @@ def onnx_parity(request: pytest.FixtureRequest) -> ParityFixture:
     config = request.config
     parity = config.stash[CONFIG_KEY]
     planned = getattr(request, "param", None) or plan_items(parity.default_variants[:1])[0]
-    base = _base_id(request.node)
-    _seed_rngs(stable_seed(base))
+    from .exporters import seed_frameworks
+
+    # Every item of a test builds the same randomly initialised model: one export per session.
+    seed_frameworks(stable_seed(_base_id(request.node)))
     return ParityFixture(request.node, planned, config)

@@ -42,10 +42,10 @@ from .search import Search, TimeBudgetReached
 from .spec import ParitySpec
 from .strategies import (
     boundary_examples,
+    default_example,
     materialize,
     resolve_data,
     sampler,
-    uniform_example,
 )
 from .variants import BuildContext, Runnable, VariantRunError, get_variant
 
@@ -405,7 +405,7 @@ class ParitySession:
             runnable = self._variant_or_verdict(pair, latency.variant, spec, rows, threads=latency.threads)
         if isinstance(runnable, tuple):
             return budgets.BudgetResult(item, "latency", *runnable, latency.to_dict(), {})
-        example = uniform_example(spec, spec.latency_dims(latency))
+        example = default_example(spec, spec.latency_dims(latency))
         feeds = materialize(spec, example, rows or {})
         source = pair.subject.exporter if pair.subject is not None else None
         try:

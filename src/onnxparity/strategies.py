@@ -110,8 +110,9 @@ def default_pattern(item: Input) -> str:
     return "ragged" if item.kind in ("mask", "lengths") else "uniform"
 
 
-def uniform_example(spec: ParitySpec, dims: Mapping[str, int], seed: int = 0) -> Example:
-    """Uniform data at the given dims: the export example, boundary shapes, latency inputs."""
+def default_example(spec: ParitySpec, dims: Mapping[str, int], seed: int = 0) -> Example:
+    """The default pattern of every input (:func:`default_pattern`) at the given dims: the
+    export example, the boundary shapes, latency inputs."""
     return Example(
         tuple((n, dims[n]) for n in spec.symbolic_dims), tuple(default_pattern(i) for i in spec.inputs), seed
     )
@@ -119,10 +120,10 @@ def uniform_example(spec: ParitySpec, dims: Mapping[str, int], seed: int = 0) ->
 
 def boundary_examples(spec: ParitySpec) -> list[Example]:
     """Examples at the corners of the input space, tried before any drawn one: all dims at
-    their minimum, then all at their maximum (uniform data, seed 0)."""
+    their minimum, then all at their maximum (default patterns, seed 0)."""
     corners = []
     for pick in ("first", "last"):
-        example = uniform_example(spec, {name: getattr(spec.dims[name], pick) for name in spec.symbolic_dims})
+        example = default_example(spec, {name: getattr(spec.dims[name], pick) for name in spec.symbolic_dims})
         if example not in corners:
             corners.append(example)
     return corners
@@ -205,7 +206,7 @@ def _numpy_dtype(item: Input) -> np.dtype:
 
 def arrays_for_dims(spec: ParitySpec, dims: Mapping[str, int], seed: int = 0) -> dict[str, np.ndarray]:
     """Uniform arrays at the given dims (used for the export example)."""
-    return materialize(spec, uniform_example(spec, dims, seed))
+    return materialize(spec, default_example(spec, dims, seed))
 
 
 def fill(

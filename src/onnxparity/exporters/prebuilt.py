@@ -158,9 +158,9 @@ def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
     if isinstance(onnx_model, (str, os.PathLike)):
         path = os.path.abspath(os.fspath(onnx_model))
         try:
-            check_external_data(path)
+            check_external_data(path, proto)
         except UnsafeLocation as exc:
-            raise InvalidSpec(f"onnx={os.fspath(onnx_model)!r}: {str(exc).split(': ', 1)[1]}") from None
+            raise InvalidSpec(f"onnx={os.fspath(onnx_model)!r}: {exc}") from None
         key = "file-" + file_digest(path)
     else:
         data = (

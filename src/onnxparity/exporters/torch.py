@@ -234,16 +234,17 @@ def export(
     workdir: str,
     opset: int | None = None,
     call: Call | None = None,
-    key_prefix: str = "torch",
-    key_salt: str = "",
+    source: str = "torch",
+    identity: str | None = None,
 ) -> ExportedModel:
-    """Export ``model`` at ``spec``'s dims into ``workdir``, calling it as ``call`` says."""
+    """Export ``model`` at ``spec``'s dims into ``workdir``, calling it as ``call`` says;
+    ``source`` and ``identity`` (the source's fingerprint of the model) key the export."""
     torch = _torch()
 
     check_fit(model)
     call = call or plan_call(model, spec)
-    digest = hashlib.blake2b(f"{fingerprint(model)}{key_salt}{call}".encode(), digest_size=16).hexdigest()
-    key = f"{key_prefix}-{digest}-{spec.input_digest}-opset{opset}"
+    digest = hashlib.blake2b(f"{identity or fingerprint(model)}{call}".encode(), digest_size=16).hexdigest()
+    key = f"{source}-{digest}-{spec.input_digest}-opset{opset}"
     path = os.path.join(workdir, f"export-{key[:48]}", "model.onnx")
     os.makedirs(os.path.dirname(path), exist_ok=True)
 
@@ -386,7 +387,16 @@ class TorchExporter(Exporter):
         self.plan_call(model, spec)  # an input that would land on another parameter: before export
 
     def export(self, model: Any, spec: ParitySpec, *, workdir: str, opset: int | None) -> ExportedModel:
-        return export(model, spec, workdir=workdir, opset=opset, call=self.plan_call(model, spec))
+        call = self.plan_call(model, spec)
+        return export(
+            model,
+            spec,
+            workdir=workdir,
+            opset=opset,
+            call=call,
+            source=self.name,
+            identity=self.fingerprint(model),
+        )
 
     def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
         return make_reference(model, spec, self.plan_call(model, spec))

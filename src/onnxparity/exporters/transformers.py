@@ -31,8 +31,8 @@ import hashlib
 from typing import Any
 
 from ..spec import Input, ParitySpec
-from . import ExportedModel, class_root, register_exporter
-from .torch import Call, TorchExporter, export, forward_parameters, plan_call
+from . import class_root, register_exporter
+from .torch import Call, TorchExporter, forward_parameters, plan_call
 
 #: config attributes holding special token ids, in the order they are declared.
 SPECIAL_ID_FIELDS = (
@@ -117,17 +117,6 @@ class TransformersExporter(TorchExporter):
 
     def plan_call(self, model: Any, spec: ParitySpec) -> Call:
         return plan_call(model, spec, FIXED_KWARGS)
-
-    def export(self, model: Any, spec: ParitySpec, *, workdir: str, opset: int | None) -> ExportedModel:
-        return export(
-            model,
-            spec,
-            workdir=workdir,
-            opset=opset,
-            call=self.plan_call(model, spec),
-            key_prefix="transformers",
-            key_salt=config_digest(model),
-        )
 
 
 register_exporter(TransformersExporter(), replace=True)
