@@ -156,10 +156,13 @@ def register_variant(
     default_policy: Tolerance | Agreement | None = None,
     max_examples: int | None = None,
     requires_gpu: bool = False,
+    crash_hint: str = "",
     replace: bool = False,
 ):
     """Make ``name`` usable in ``variants=[...]``: ``build(context)`` returns an object with
-    ``output_names`` and ``run(feeds) -> list of arrays``. See docs/variants.md."""
+    ``output_names`` and ``run(feeds) -> list of arrays``. A builder importable by name (a
+    module-level function) is built and run in a worker process of its own, so a native crash
+    fails only the item that hit it. See docs/variants.md."""
     from .variants import register_variant as _register
 
     return _register(
@@ -169,6 +172,7 @@ def register_variant(
         default_policy=default_policy,
         max_examples=max_examples,
         requires_gpu=requires_gpu,
+        crash_hint=crash_hint,
         replace=replace,
     )
 

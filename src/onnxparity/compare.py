@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .explanation import explain_output, float_tolerance
 from .spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
 
 #: rows of the worst-mismatch table kept per output.
@@ -174,55 +175,93 @@ def compare_output(
         passing = _passing_floats(expected, actual, tolerance, base)
         if passing is not None:
             return passing
-    if exact:
-        finite = np.ones(expected.shape, dtype=bool)
-        if kind == "string":
-            e, a = expected.astype(object), actual.astype(object)
-            ok = np.asarray(e == a, dtype=bool)
-            diff = excess = np.zeros(e.shape)
-        else:
-            e, a = expected.astype(np.float64), actual.astype(np.float64)  # ints and bools alike
-            ok = expected == actual
-            diff = excess = np.abs(a - e)
+    if kind == "string":
+        e, a = expected.astype(object).ravel(), actual.astype(object).ravel()
+        mismatch = ~np.asarray(e == a, dtype=bool)
+        flat = np.flatnonzero(mismatch)[:MAX_TABLE_ROWS]
+        numbers = _Numbers(mismatched=int(mismatch.sum()))
+        numbers.candidates = [(0.0, int(p), e[p], a[p]) for p in flat]
     else:
-        e, a = expected.astype(np.float64, copy=False), actual.astype(np.float64, copy=False)
-        finite = np.isfinite(e) & np.isfinite(a)
-        with np.errstate(invalid="ignore", over="ignore"):
-            diff = np.where(finite, np.abs(a - e), 0.0)
-            allowed = tolerance.atol + tolerance.rtol * np.abs(np.where(finite, e, 0.0))
-            ok = _same_nonfinite(e, a) | (finite & (diff <= allowed))
-            # Non-finite mismatches rank above every finite one.
-            excess = np.where(finite, diff - allowed, np.inf)
-
-    mismatch = ~ok
-    mismatched = int(mismatch.sum())
-    finite_diff = diff[finite]
-    max_abs = float(finite_diff.max()) if finite_diff.size else 0.0
-    mean_abs = float(finite_diff.mean()) if finite_diff.size else 0.0
-    nonzero = finite & (diff != 0) & np.asarray(e != 0, dtype=bool)
-    max_rel = float((diff[nonzero] / np.abs(e[nonzero].astype(np.float64))).max()) if nonzero.any() else 0.0
-    if mismatched and not (mismatch & finite).any():
+        numbers = _Numbers()
+        for start, e_native, a_native in _blocks(expected, actual):
+            numbers.add(start, e_native, a_native, None if exact else tolerance)
+    max_abs, max_rel = numbers.max_abs, numbers.max_rel
+    if numbers.mismatched and not numbers.finite_mismatch and not exact and kind != "string":
         # Only NaN/inf disagreements: the finite errors understate the failure.
         max_abs = max_rel = float("inf")
-
-    flat = np.flatnonzero(mismatch.ravel())
     worst = tuple(
-        Mismatch(
-            tuple(int(i) for i in np.unravel_index(pos, e.shape)), _scalar(e.flat[pos]), _scalar(a.flat[pos])
-        )
-        for pos in flat[np.argsort(-excess.ravel()[flat], kind="stable")[:MAX_TABLE_ROWS]]
+        Mismatch(tuple(int(i) for i in np.unravel_index(pos, expected.shape)), _scalar(ev), _scalar(av))
+        for _, pos, ev, av in sorted(numbers.candidates, key=lambda c: (-c[0], c[1]))[:MAX_TABLE_ROWS]
     )
     return OutputComparison(
-        passed=mismatched == 0,
-        problem=None if mismatched == 0 else "values",
-        mismatched=mismatched,
+        passed=numbers.mismatched == 0,
+        problem=None if numbers.mismatched == 0 else "values",
+        mismatched=numbers.mismatched,
         max_abs_error=max_abs,
-        mean_abs_error=mean_abs,
+        mean_abs_error=numbers.sum_abs / numbers.finite if numbers.finite else 0.0,
         max_rel_error=max_rel,
         exact=exact,
         worst=worst,
         **base,
     )
+
+
+#: elements compared at a time: float64 working copies stay at a few blocks of 8 MB, whatever
+#: the output's size (a (100000, 4096) output once needed 3 GiB of float64 copies at once).
+BLOCK = 1 << 20
+
+
+def _blocks(expected: np.ndarray, actual: np.ndarray):
+    """(offset, expected block, actual block) over the flattened pair, in their own dtypes."""
+    e, a = expected.reshape(-1), actual.reshape(-1)
+    for start in range(0, e.size, BLOCK):
+        yield start, e[start : start + BLOCK], a[start : start + BLOCK]
+
+
+@dataclass
+class _Numbers:
+    """A comparison's numbers, accumulated block by block."""
+
+    mismatched: int = 0
+    finite: int = 0
+    sum_abs: float = 0.0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    finite_mismatch: bool = False
+    #: (excess, flat position, expected, actual) of the worst mismatches seen so far
+    candidates: list = field(default_factory=list)
+
+    def add(
+        self, start: int, e_native: np.ndarray, a_native: np.ndarray, tolerance: Tolerance | None
+    ) -> None:
+        """One block; ``tolerance`` None compares exactly (integers and bools)."""
+        e, a = e_native.astype(np.float64), a_native.astype(np.float64)
+        if tolerance is None:
+            finite = np.ones(e.shape, dtype=bool)
+            ok = np.asarray(e_native == a_native, dtype=bool)
+            diff = excess = np.abs(a - e)
+        else:
+            finite = np.isfinite(e) & np.isfinite(a)
+            with np.errstate(invalid="ignore", over="ignore"):
+                diff = np.where(finite, np.abs(a - e), 0.0)
+                allowed = tolerance.atol + tolerance.rtol * np.abs(np.where(finite, e, 0.0))
+                ok = _same_nonfinite(e, a) | (finite & (diff <= allowed))
+                # Non-finite mismatches rank above every finite one.
+                excess = np.where(finite, diff - allowed, np.inf)
+        mismatch = ~ok
+        self.mismatched += int(mismatch.sum())
+        self.finite_mismatch = self.finite_mismatch or bool((mismatch & finite).any())
+        finite_diff = diff[finite]
+        if finite_diff.size:
+            self.finite += finite_diff.size
+            self.sum_abs += float(finite_diff.sum())
+            self.max_abs = max(self.max_abs, float(finite_diff.max()))
+        nonzero = finite & (diff != 0) & (e != 0)
+        if nonzero.any():
+            self.max_rel = max(self.max_rel, float((diff[nonzero] / np.abs(e[nonzero])).max()))
+        flat = np.flatnonzero(mismatch)
+        for pos in flat[np.argsort(-excess[flat], kind="stable")[:MAX_TABLE_ROWS]]:
+            self.candidates.append((float(excess[pos]), start + int(pos), e_native[pos], a_native[pos]))
 
 
 def _passing_floats(
@@ -233,23 +272,27 @@ def _passing_floats(
 
     Measured: 45 -> ~15 us for a (64, 10) output; a search calls this once per output per
     example, so on small models it was a tenth of the time."""
-    e, a = expected.astype(np.float64, copy=False), actual.astype(np.float64, copy=False)
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, handled below
-        diff = np.abs(a - e)
-    magnitude = np.abs(e)
-    if not diff.size:
+    if not expected.size:
         return OutputComparison(passed=True, **base)
-    top = diff.max()
-    if not np.isfinite(top):  # NaN or an infinity on either side: the full comparison decides
-        return None
-    if not np.all(diff <= tolerance.atol + tolerance.rtol * magnitude):  # the same rule, exactly
-        return None
-    relative = np.divide(diff, magnitude, out=np.zeros_like(diff), where=magnitude > 0)
+    top = total = relative = 0.0
+    for _, e_native, a_native in _blocks(expected, actual):
+        e, a = e_native.astype(np.float64, copy=False), a_native.astype(np.float64, copy=False)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, handled below
+            diff = np.abs(a - e)
+        magnitude = np.abs(e)
+        block_top = diff.max()
+        if not np.isfinite(block_top):  # NaN or an infinity on either side: the full comparison decides
+            return None
+        if not np.all(diff <= tolerance.atol + tolerance.rtol * magnitude):  # the same rule, exactly
+            return None
+        top, total = max(top, float(block_top)), total + float(diff.sum())
+        ratio = np.divide(diff, magnitude, out=np.zeros_like(diff), where=magnitude > 0)
+        relative = max(relative, float(ratio.max()))
     return OutputComparison(
         passed=True,
-        max_abs_error=float(top),
-        mean_abs_error=float(diff.mean()),
-        max_rel_error=float(relative.max()),
+        max_abs_error=top,
+        mean_abs_error=total / expected.size,
+        max_rel_error=relative,
         **base,
     )
 
@@ -316,7 +359,7 @@ def compare_outputs(
                 f"returned {len(actual)} ({', '.join(names)}); check the model's outputs"
             ),
         )
-    tolerance = _float_tolerance(policy)
+    tolerance = float_tolerance(policy)
     results = [compare_output(n, e, a, tolerance) for n, e, a in zip(names, expected, actual)]
     if isinstance(policy, Agreement) and policy.has_metrics:
         results = [apply_agreement(r, e, a, policy) for r, e, a in zip(results, expected, actual)]
@@ -337,29 +380,40 @@ def agreement_metrics(expected: np.ndarray, actual: np.ndarray) -> tuple[float, 
     axis row by row (only for a last axis of 2 or more); a row whose reference values at both
     argmaxes tie within the default tolerance counts as agreeing.
     """
-    e, a = np.asarray(expected, dtype=np.float64), np.asarray(actual, dtype=np.float64)
-    finite_e, finite_a = np.isfinite(e), np.isfinite(a)
-    both = finite_e & finite_a
-    nonfinite = int((~both & ~_same_nonfinite(e, a)).sum())
-    ev, av = e[both], a[both]
-    signal, noise = float(np.dot(ev, ev)), float(np.dot(av - ev, av - ev))
-    norms = np.sqrt(signal) * np.sqrt(float(np.dot(av, av)))
+    expected, actual = np.asarray(expected), np.asarray(actual)
+    ranked = expected.ndim >= 1 and expected.shape[-1] >= 2 and expected.size > 0
+    width = expected.shape[-1] if ranked else 1
+    signal = noise = cross = power = 0.0
+    agree = rows = nonfinite = 0
+    step = max(1, BLOCK // width)  # whole rows per block: top-1 is per row
+    e_rows, a_rows = expected.reshape(-1, width), actual.reshape(-1, width)
+    for start in range(0, len(e_rows), step):
+        e = e_rows[start : start + step].astype(np.float64)
+        a = a_rows[start : start + step].astype(np.float64)
+        finite_e, finite_a = np.isfinite(e), np.isfinite(a)
+        both = finite_e & finite_a
+        nonfinite += int((~both & ~_same_nonfinite(e, a)).sum())
+        ev, av = e[both], a[both]
+        signal += float(np.dot(ev, ev))
+        noise += float(np.dot(av - ev, av - ev))
+        cross += float(np.dot(ev, av))
+        power += float(np.dot(av, av))
+        if ranked:
+            re = np.where(finite_e, e, np.nan_to_num(e, nan=-np.inf))
+            ra = np.where(finite_a, a, np.nan_to_num(a, nan=-np.inf))
+            top_e, top_a = re.argmax(axis=1), ra.argmax(axis=1)
+            index = np.arange(len(re))
+            best, chosen = re[index, top_e], re[index, top_a]
+            with np.errstate(invalid="ignore"):
+                tied = best - chosen <= DEFAULT_TOLERANCE.atol + DEFAULT_TOLERANCE.rtol * np.abs(best)
+            rows += len(re)
+            agree += int(((top_e == top_a) | tied).sum())
     if noise == 0.0:
         cosine, sqnr = 1.0, float("inf")
     else:
-        cosine = float(np.dot(ev, av) / norms) if norms > 0 else 0.0
+        norms = np.sqrt(signal) * np.sqrt(power)
+        cosine = float(cross / norms) if norms > 0 else 0.0
         sqnr = 10.0 * np.log10(signal / noise) if signal > 0 else float("-inf")
-    agree = rows = 0
-    if e.ndim >= 1 and e.shape[-1] >= 2 and e.size:
-        re = np.where(finite_e, e, np.nan_to_num(e, nan=-np.inf)).reshape(-1, e.shape[-1])
-        ra = np.where(finite_a, a, np.nan_to_num(a, nan=-np.inf)).reshape(-1, e.shape[-1])
-        top_e, top_a = re.argmax(axis=1), ra.argmax(axis=1)
-        index = np.arange(len(re))
-        best, chosen = re[index, top_e], re[index, top_a]
-        with np.errstate(invalid="ignore"):
-            tied = best - chosen <= DEFAULT_TOLERANCE.atol + DEFAULT_TOLERANCE.rtol * np.abs(best)
-        rows = len(re)
-        agree = int(((top_e == top_a) | tied).sum())
     return cosine, float(sqnr), agree, rows, nonfinite
 
 
@@ -396,72 +450,3 @@ def apply_agreement(
         nonfinite=nonfinite,
         broken=tuple(broken),
     )
-
-
-def explain_output(result: OutputComparison, policy: Policy) -> str:
-    """The diagnosis of one failed output."""
-    head = f"output {result.name!r}"
-    if result.problem == "shape":
-        return (
-            f"{head}: shape {list(result.actual_shape)} but the reference has "
-            f"{list(result.expected_shape)} (a baked or wrongly computed dimension)"
-        )
-    if result.problem == "dtype":
-        return f"{head}: dtype {result.actual_dtype} but the reference has {result.expected_dtype}"
-    if result.passed:
-        return f"{head}: matches"
-    if result.problem == "agreement" and isinstance(policy, Agreement):
-        parts = []
-        if "non-finite" in result.broken:
-            parts.append(f"{result.nonfinite} values are NaN or infinite on one side only")
-        if "cosine" in result.broken:
-            parts.append(f"cosine similarity {result.cosine:.6g} < {policy.cosine:g}")
-        if "sqnr_db" in result.broken:
-            parts.append(f"SQNR {result.sqnr_db:.3g} dB < {policy.sqnr_db:g} dB")
-        lines = [f"{head}: {'; '.join(parts)} ({policy.describe()})"]
-        metrics = f"cosine {result.cosine:.6g} · SQNR {result.sqnr_db:.3g} dB"
-    else:
-        rule = "exactly" if result.exact else f"beyond {_float_tolerance(policy).describe()}"
-        pct = 100.0 * result.mismatched_fraction
-        lines = [f"{head}: {result.mismatched} of {result.size} values differ ({pct:.3g}%) {rule}"]
-        if result.ties:
-            lines.append(
-                f"  {result.ties} more differ on ties (the reference's top probabilities are equal "
-                "within tolerance) and are not counted"
-            )
-        metrics = f"max rel error {result.max_rel_error:.6g}"
-    if _kind(np.dtype(result.expected_dtype)) != "string":
-        lines.append(
-            f"  max abs error {result.max_abs_error:.6g} · mean abs error {result.mean_abs_error:.6g} · {metrics}"
-        )
-    return "\n".join(lines + _table(result))
-
-
-def _float_tolerance(policy: Policy) -> Tolerance:
-    """The elementwise tolerance float outputs are compared under (an Agreement's own, else the default)."""
-    return policy if isinstance(policy, Tolerance) else (policy.float_tolerance or DEFAULT_TOLERANCE)
-
-
-def _cell(value, spec: str) -> str:
-    return "≠" if value is None else repr(value) if isinstance(value, str) else format(value, spec)
-
-
-def _table(result: OutputComparison) -> list[str]:
-    """The worst-mismatches table of a failed output (no lines when it has none)."""
-    rows = result.worst
-    if not rows:
-        return []
-    capped = len(rows) < result.mismatched
-    header = ("index", "expected", "actual", "difference")
-    cells = [header] + [
-        (str(m.index), _cell(m.expected, ".7g"), _cell(m.actual, ".7g"), _cell(m.difference, ".4g"))
-        for m in rows
-    ]
-    widths = [max(len(r[i]) for r in cells) for i in range(4)]
-    out = ["  worst mismatches:" if not capped else f"  worst {len(rows)} mismatches:"]
-    for r in cells:
-        out.append(
-            "    "
-            + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-        )
-    return out

@@ -33,8 +33,11 @@ FLAG_MAX_ERROR_GROWTH = "--onnx-parity-max-error-growth"
 FLAG_MAX_LATENCY_REGRESSION = "--onnx-parity-max-latency-regression"
 FLAG_MAX_EXAMPLE_MB = "--onnx-parity-max-example-mb"
 FLAG_ITEM_TIMEOUT = "--onnx-parity-item-timeout"
+FLAG_ISOLATE = "--onnx-parity-isolate"
 
 LATENCY_MODES = ("enforce", "report", "off")
+#: which variants run in a worker process of their own (see the isolate setting).
+ISOLATE_MODES = ("auto", "all", "off")
 #: variants of a test that declares none, unless --onnx-parity-variants names them.
 DEFAULT_VARIANTS = ("ort-cpu",)
 #: how a message names a setting: as a library argument or as a pytest flag.
@@ -63,6 +66,13 @@ def parse_latency_mode(text: str, what: str) -> str:
     mode = str(text).strip().lower()
     if mode not in LATENCY_MODES:
         raise ValueError(f"{what} must be one of {', '.join(LATENCY_MODES)}, got {text!r}")
+    return mode
+
+
+def parse_isolate_mode(text: str, what: str) -> str:
+    mode = str(text).strip().lower()
+    if mode not in ISOLATE_MODES:
+        raise ValueError(f"{what} must be one of {', '.join(ISOLATE_MODES)}, got {text!r}")
     return mode
 
 
@@ -303,6 +313,18 @@ SETTINGS: tuple[Setting, ...] = (
         parse_positive_float,
         "S",
     ),
+    Setting(
+        "isolate",
+        FLAG_ISOLATE,
+        "onnx_parity_isolate",
+        "auto",
+        "which variants are built and run in a worker process of their own, so that a native crash "
+        "fails only the item that hit it: auto (lossy and user-registered variants, and every "
+        "variant of a prebuilt ONNX file), all, or off; variant_options={V: {'isolate': ...}} "
+        "decides for one variant (default {default})",
+        parse_isolate_mode,
+        "MODE",
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -348,10 +370,14 @@ class ParityConfig:
     max_latency_regression: float = DEFAULTS["max_latency_regression"]
     max_example_mb: int = DEFAULTS["max_example_mb"]
     item_timeout_s: float | None = DEFAULTS["item_timeout_s"]
+    #: "auto", "all" or "off": which variants run in a worker process (:mod:`.variants.worker`)
+    isolate: str = DEFAULTS["isolate"]
     #: how messages name settings (:meth:`spell`): "library" arguments or "pytest" flags
     wording: str = "library"
 
     def __post_init__(self) -> None:
+        if self.isolate not in ISOLATE_MODES:
+            raise ValueError(f"ParityConfig(isolate={self.isolate!r}): use one of {', '.join(ISOLATE_MODES)}")
         if self.wording not in WORDINGS:
             raise ValueError(f"ParityConfig(wording={self.wording!r}): use one of {', '.join(WORDINGS)}")
 

@@ -36,6 +36,16 @@ def diagnosis(
         advice = (
             "the spec declares shapes or values the model does not accept: narrow dims= or the Input ranges"
         )
+    elif failure.crashed:
+        lines = [
+            f"{variant} crashed on an input the spec declares valid (model from {source}):",
+            indent(failure.runtime_error or ""),
+        ]
+        advice = (
+            f"the runtime's native code crashes on this input (its feeds are in the reproducer; replaying "
+            f"them crashes the process that runs them): report it to the runtime's authors, and drop "
+            f"{variant} from this model's variants or narrow the declared inputs until it is fixed"
+        )
     elif failure.runtime_error and export_right:
         lines = [
             f"{variant} cannot run this model on an input the spec declares valid (model from {source}):",
@@ -62,7 +72,8 @@ def diagnosis(
             f"tolerance={{{variant!r}: {kind}}} (now {policy.describe()})"
         )
     lines.extend(extra)
-    lines.append(f"shrunk input: {failure.example.describe(spec)}")
+    shrunk = "input (not shrunk: each try would crash again)" if failure.crashed else "shrunk input"
+    lines.append(f"{shrunk}: {failure.example.describe(spec)}")
     lines.append(f"examples tried: {tried}")
     lines.extend(f"note: {n}" for n in exported.notes)
     lines.append(f"reproducer: {reproducer}")
@@ -73,7 +84,7 @@ def diagnosis(
 def variant_explanation(runnable: Runnable, failure: Evidence) -> list[str]:
     """A variant's own explanation of a failing input (e.g. int8 saturation), if it has one."""
     explain = getattr(runnable, "explain", None)
-    if explain is None or failure.reference_error:
+    if explain is None or failure.reference_error or failure.crashed:
         return []
     try:
         return list(explain(failure.feeds))

@@ -38,7 +38,7 @@ from .planning import Item, plan_items, stable_seed
 from .report import CheckResult, VariantResult
 from .reproducer import safe_name, write_reproducer
 from .resources import over_memory_budget
-from .search import Search, TimeBudgetReached
+from .search import ExampleCrashed, Search, TimeBudgetReached
 from .spec import ParitySpec
 from .strategies import (
     boundary_examples,
@@ -47,7 +47,8 @@ from .strategies import (
     resolve_data,
     sampler,
 )
-from .variants import BuildContext, Runnable, VariantRunError, get_variant
+from .variants import BuildContext, Runnable, VariantInfo, VariantRunError, get_variant
+from .variants.worker import IsolatedVariant, NotImportable
 
 #: seed of the inputs builders get for calibration and first runs.
 SAMPLE_SEED = 20240917
@@ -83,6 +84,9 @@ class ParitySession:
         self.passing_searches.clear()
 
     def close(self) -> None:
+        for built in self._variants.values():
+            if isinstance(built, IsolatedVariant):
+                built.close()
         self._variants.clear()
         self.examples.clear()
         if self._own_workdir:
@@ -142,21 +146,25 @@ class ParitySession:
         spec: ParitySpec | None = None,
         rows: Mapping[str, np.ndarray] | None = None,
         threads: int | None = None,
+        *,
+        here: bool = False,
     ) -> Runnable:
         """The built variant ``name`` of ``pair``, with the options ``spec`` declares for it:
-        built once per session (and thread count), its failure remembered."""
-        options = spec.options_for(name) if spec is not None else {}
+        built once per session (and thread count), its failure remembered. ``here``: in this
+        process even where the isolate setting would use a worker (latency is timed here)."""
+        info = get_variant(name)
+        options = dict(spec.options_for(name)) if spec is not None else {}
+        isolated = self._isolates(info, options.pop("isolate", None), pair) and not here
         default_threads = self.config.threads
         threads = threads or default_threads
         build_key = options_digest(options) + ("" if threads == default_threads else f"-t{threads}")
-        key = (pair.exported.key, name, build_key)
+        key = (pair.exported.key, name, build_key + ("-w" if isolated else ""))
         built = self._variants.get(key)
         if built is None:
-            info = get_variant(name)
             context = BuildContext(
                 model_path=pair.exported.path,
                 workdir=os.path.join(
-                    self.workdir, "variants", safe_name(name), pair.exported.key[:40] + build_key
+                    self.workdir, "variants", safe_name(name), pair.exported.key[:40] + key[2]
                 ),
                 threads=threads,
                 options=options,
@@ -166,7 +174,7 @@ class ParitySession:
             os.makedirs(context.workdir, exist_ok=True)
             started = time.perf_counter()
             try:
-                built = info.build(context)
+                built = self._build(info, context, isolated)
                 self.counts["sessions"] += 1
             except OnnxParityError as exc:
                 built = exc
@@ -178,12 +186,41 @@ class ParitySession:
             raise built
         return built
 
-    def _variant_or_verdict(self, pair: ModelPair, name: str, spec: ParitySpec, rows, threads=None):
+    def _isolates(self, info: VariantInfo, option: Any, pair: ModelPair) -> bool:
+        """Whether variant ``info`` of ``pair`` runs in a worker: its ``isolate`` option, else
+        the isolate setting (auto: lossy and user-registered variants, any variant of a
+        prebuilt ONNX file)."""
+        if option is not None:
+            if not isinstance(option, bool):
+                raise InvalidSpec(
+                    f"variant_options[{info.name!r}]['isolate']={option!r}: expected True or False"
+                )
+            return option
+        mode = self.config.isolate
+        if mode != "auto":
+            return mode == "all"
+        builtin = getattr(info.build, "__module__", "").startswith("onnxparity.")
+        prebuilt = pair.subject is not None and pair.subject.onnx is not None
+        return info.family == "lossy" or not builtin or prebuilt
+
+    def _build(self, info: VariantInfo, context: BuildContext, isolated: bool) -> Runnable:
+        if isolated:
+            try:
+                runnable = IsolatedVariant(info.build, context, what=info.name, hint=info.crash_hint)
+                self.counts["workers"] += 1
+                return runnable
+            except NotImportable:
+                pass  # a lambda or a local function: it can only run here
+        return info.build(context)
+
+    def _variant_or_verdict(
+        self, pair: ModelPair, name: str, spec: ParitySpec, rows, threads=None, here=False
+    ):
         """The built variant, or the (status, message) it gets when it cannot be built: a skip
         when unavailable here (an error where a GPU is required), an error when it breaks."""
         try:
             info = get_variant(name)
-            return self.variant(pair, name, spec, rows, threads=threads)
+            return self.variant(pair, name, spec, rows, threads=threads, here=here)
         except VariantUnavailable as exc:
             if info.requires_gpu and self.config.require_gpu:
                 return (
@@ -269,6 +306,8 @@ class ParitySession:
         )
         try:
             failure = search.run_shrunk(n, stable_seed(name), boundary_examples(spec))
+        except ExampleCrashed as crash:
+            failure = crash.evidence
         except TimeBudgetReached:
             return VariantResult(
                 variant,
@@ -281,7 +320,7 @@ class ParitySession:
             )
         tally = search.tally
         shortfall = []
-        if failure is None:
+        if failure is None:  # (a crash is a failure too: ExampleCrashed above)
             shortfall = tally.shortfall()
             if not shortfall:
                 return VariantResult(
@@ -402,7 +441,9 @@ class ParitySession:
         if mode == "off":
             runnable = ("skipped", f"latency measurement is off ({self.config.spell('latency', 'off')})")
         else:
-            runnable = self._variant_or_verdict(pair, latency.variant, spec, rows, threads=latency.threads)
+            runnable = self._variant_or_verdict(
+                pair, latency.variant, spec, rows, threads=latency.threads, here=True
+            )
         if isinstance(runnable, tuple):
             return budgets.BudgetResult(item, "latency", *runnable, latency.to_dict(), {})
         example = default_example(spec, spec.latency_dims(latency))

@@ -29,6 +29,7 @@ from .spec import ParitySpec, Policy
 from .strategies import Example, examples, rows_digest
 from .tally import Evidence, SearchTally
 from .variants import Runnable, VariantRunError
+from .variants.worker import VariantRunCrashed
 
 if TYPE_CHECKING:
     from .exporters import ModelPair
@@ -40,6 +41,15 @@ class ExampleFailed(Exception):
 
     def __init__(self, evidence: Evidence) -> None:
         super().__init__(evidence.runtime_error or evidence.reference_error or "parity mismatch")
+        self.evidence = evidence
+
+
+class ExampleCrashed(BaseException):
+    """The variant's worker crashed on one example (a BaseException: Hypothesis must not shrink
+    it, each try would crash a worker again); carries the evidence."""
+
+    def __init__(self, evidence: Evidence) -> None:
+        super().__init__(evidence.runtime_error)
         self.evidence = evidence
 
 
@@ -112,6 +122,10 @@ class Search:
         started = clock()
         try:
             actual = self.runnable.run(feeds)
+        except VariantRunCrashed as exc:
+            raise ExampleCrashed(
+                Evidence(example, feeds, expected, runtime_error=str(exc), crashed=True)
+            ) from None
         except VariantRunError as exc:
             raise ExampleFailed(Evidence(example, feeds, expected, runtime_error=str(exc))) from None
         finally:

@@ -33,6 +33,8 @@ class Evidence:
     reference_error: str | None = None
     #: the anchor variant's outputs compared with the reference on this example (None: not run)
     anchor_verdict: Verdict | None = None
+    #: the variant's native code crashed on this example (``runtime_error`` says how); not shrunk
+    crashed: bool = False
 
 
 @dataclass

@@ -7,8 +7,8 @@ registering a builder (:func:`register_variant`; :func:`unregister_variant` remo
 runner asks for variants by name only.
 A builder raises :class:`~onnxparity.errors.VariantUnavailable` when the variant cannot run
 here (reported as a skip with its message) and :class:`~onnxparity.errors.VariantBuildError`
-when it cannot be built (that variant's error; other variants are unaffected). Builders whose
-native code may crash create their first session in a child process (:mod:`.isolate`).
+when it cannot be built (that variant's error; other variants are unaffected). Variants whose
+native code may crash are built and run in a worker process of their own (:mod:`.worker`).
 Knows nothing of frameworks or pytest.
 """
 
@@ -57,6 +57,8 @@ class BuildContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     sample_feeds: Callable[..., list[dict[str, np.ndarray]]] = _no_samples
     name: str = ""
+    #: the builder runs in a worker process of its own (:mod:`.worker`)
+    isolated: bool = False
 
     def option(self, key: str, default: Any, allowed: Any = None) -> Any:
         """An option's value, checked against ``allowed`` (a collection of values, or a type)."""
@@ -77,8 +79,8 @@ class BuildContext:
     def check_options(self, known: Any) -> None:
         """InvalidSpec naming an option this variant does not take."""
         unknown = sorted(set(self.options) - set(known))
-        if unknown:
-            takes = ", ".join(sorted(known)) or "no options"
+        if unknown:  # isolate: every variant's, handled by the runner
+            takes = ", ".join(sorted({*known, "isolate"}))
             raise InvalidSpec(
                 f"variant_options[{self.name!r}]: unknown option {unknown[0]!r}; {self.name} takes {takes}"
             )
@@ -99,6 +101,8 @@ class VariantInfo:
     requires_gpu: bool = False
     #: what it checks, for the docs and `pytest --help`
     family: str = "lossless"
+    #: appended to the message of a native crash while building or running it
+    crash_hint: str = ""
 
 
 _REGISTRY: dict[str, VariantInfo] = {}
@@ -112,6 +116,7 @@ def register_variant(
     default_policy: Any = None,
     max_examples: int | None = None,
     requires_gpu: bool = False,
+    crash_hint: str = "",
     replace: bool = False,
 ) -> VariantInfo:
     """Make ``name`` usable in ``variants=[...]``: ``build(context)`` returns a Runnable.
@@ -119,7 +124,8 @@ def register_variant(
     ``default_policy`` (an ``op.Tolerance`` or ``op.Agreement``) applies when a test names
     none for this variant; ``max_examples`` caps the default number of examples (slow
     variants); ``requires_gpu`` makes it fail rather than skip under
-    ``--onnx-parity-require-gpu`` when unavailable.
+    ``--onnx-parity-require-gpu`` when unavailable; ``crash_hint`` is added to the message
+    when its native code crashes (what to change so it does not).
     """
     from ..spec import Agreement, Tolerance
 
@@ -134,7 +140,9 @@ def register_variant(
     if name in _REGISTRY and not replace:
         raise InvalidSpec(f"register_variant({name!r}): already registered; pass replace=True to override")
     family = "lossy" if isinstance(default_policy, Agreement) and default_policy.has_metrics else "lossless"
-    info = VariantInfo(name, build, description, default_policy, max_examples, requires_gpu, family)
+    info = VariantInfo(
+        name, build, description, default_policy, max_examples, requires_gpu, family, crash_hint
+    )
     _REGISTRY[name] = info
     return info
 

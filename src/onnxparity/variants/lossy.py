@@ -1,7 +1,8 @@
 """Lossy variants: int8 quantization (dynamic and static QDQ) and fp16 conversion.
 
-Each converts the exported model with ONNX Runtime's own tools, then creates its session in an
-isolated child process first (:mod:`.isolate`): converted graphs are where native crashes live.
+Each converts the exported model with ONNX Runtime's own tools. Converted graphs are where
+native crashes live: by default the runner builds and runs these variants in a worker process
+of their own (:mod:`.worker`), and a crash names the fix in ``crash_hint``.
 Their default policy is an :class:`~onnxparity.spec.Agreement` on cosine and SQNR, not an
 elementwise tolerance (see the README's variant table for the numbers and why).
 
@@ -25,7 +26,16 @@ from ..errors import InvalidSpec, VariantBuildError, VariantUnavailable
 from ..onnxutils import is_standard_domain, load_model, quiet, save_model, working_directory
 from ..spec import Agreement
 from . import BuildContext, register_variant
-from .ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message, isolated_session
+from .ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message
+
+#: what a worker process of these variants imports before it is forked (variants/zygote.py):
+#: ONNX Runtime's conversion tools, and sympy through symbolic shape inference (0.44 s alone).
+WORKER_PRELOAD = (
+    "onnxruntime.quantization",
+    "onnxruntime.quantization.shape_inference",
+    "onnxruntime.tools.symbolic_shape_infer",
+    "onnxruntime.transformers.float16",
+)
 
 #: default policies (measured on the examples; README "Variants" explains the margins).
 INT8_POLICY = Agreement(cosine=0.99, sqnr_db=20.0)
@@ -123,10 +133,10 @@ def _op_types(model_path: str) -> str:
 # -- int8-dynamic ------------------------------------------------------------------------------
 def build_int8_dynamic(context: BuildContext) -> OrtRunnable:
     """Options: ``per_channel`` (False), ``reduce_range`` (False), ``op_types`` (all that
-    quantize_dynamic supports), ``optimization`` ("all"), ``isolate`` (True)."""
+    quantize_dynamic supports), ``optimization`` ("all")."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    context.check_options({"per_channel", "reduce_range", "op_types", "optimization", "isolate"})
+    context.check_options({"per_channel", "reduce_range", "op_types", "optimization"})
     per_channel = context.option("per_channel", False, bool)
     reduce_range = context.option("reduce_range", False, bool)
     op_types = context.option("op_types", None)
@@ -153,13 +163,7 @@ def build_int8_dynamic(context: BuildContext) -> OrtRunnable:
             "int8-dynamic model equals the float one, so checking it proves nothing — drop "
             "int8-dynamic from this model's variants"
         )
-    return isolated_session(
-        context,
-        target,
-        optimization=optimization,
-        what="creating an ONNX Runtime session for the int8-dynamic model",
-        hint=_crash_hint("int8-dynamic", "variant option op_types=[...] limits what is quantized"),
-    )
+    return OrtRunnable(target, ["CPUExecutionProvider"], threads=context.threads, optimization=optimization)
 
 
 # -- int8-static -------------------------------------------------------------------------------
@@ -303,13 +307,11 @@ def _calibrated_ranges(qdq_path: str) -> dict[str, tuple[float, float]]:
 def build_int8_static(context: BuildContext) -> StaticRunnable:
     """Options: ``calibration`` (feeds; default: drawn), ``samples`` (32), ``method``
     ("minmax", "entropy", "percentile"), ``per_channel`` (False), ``op_types``,
-    ``optimization`` ("all"), ``isolate`` (True)."""
+    ``optimization`` ("all")."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    context.check_options(
-        {"calibration", "samples", "method", "per_channel", "op_types", "optimization", "isolate"}
-    )
+    context.check_options({"calibration", "samples", "method", "per_channel", "op_types", "optimization"})
     method = context.option("method", "minmax", CALIBRATION_METHODS)
     per_channel = context.option("per_channel", False, bool)
     op_types = context.option("op_types", None)
@@ -367,13 +369,6 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
             "(T5's relative-position Log does this); quantize fewer op types, e.g. "
             "variant_options={'int8-static': {'op_types': ['MatMul', 'Conv', 'Gather']}}"
         )
-    isolated_session(
-        context,
-        target,
-        optimization=optimization,
-        what="creating an ONNX Runtime session for the int8-static model",
-        hint=_crash_hint("int8-static", "variant option op_types=[...] limits what is quantized"),
-    )
     runnable = StaticRunnable(
         target, ["CPUExecutionProvider"], threads=context.threads, optimization=optimization
     )
@@ -385,11 +380,11 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
 def build_fp16(context: BuildContext) -> OrtRunnable:
     """Options: ``op_block_list`` (op types kept in float32, added to ONNX Runtime's default
     list and to every op outside the standard domain — ai.onnx.ml ops have no float16
-    kernels), ``optimization`` ("all"), ``isolate`` (True)."""
+    kernels), ``optimization`` ("all")."""
     import onnx
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
-    context.check_options({"op_block_list", "optimization", "isolate"})
+    context.check_options({"op_block_list", "optimization"})
     blocked = context.option("op_block_list", (), (list, tuple))
     optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
     model = load_model(context.model_path, external_data=True)
@@ -422,13 +417,7 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
             "model's variants"
         )
     target = save_model(converted, os.path.join(context.workdir, "fp16.onnx"))
-    return isolated_session(
-        context,
-        target,
-        optimization=optimization,
-        what="creating an ONNX Runtime session for the fp16 model",
-        hint=_crash_hint("fp16", "variant option op_block_list=['LSTM', ...]"),
-    )
+    return OrtRunnable(target, ["CPUExecutionProvider"], threads=context.threads, optimization=optimization)
 
 
 register_variant(
@@ -436,6 +425,7 @@ register_variant(
     build_int8_dynamic,
     description=f"quantize_dynamic (int8 weights); default {INT8_POLICY.describe()}",
     default_policy=INT8_POLICY,
+    crash_hint=_crash_hint("int8-dynamic", "variant option op_types=[...] limits what is quantized"),
     replace=True,
 )
 register_variant(
@@ -443,6 +433,7 @@ register_variant(
     build_int8_static,
     description=f"quantize_static, QDQ, calibrated on drawn inputs; default {INT8_POLICY.describe()}",
     default_policy=INT8_POLICY,
+    crash_hint=_crash_hint("int8-static", "variant option op_types=[...] limits what is quantized"),
     replace=True,
 )
 register_variant(
@@ -450,5 +441,6 @@ register_variant(
     build_fp16,
     description=f"float16 inside, float32 inputs/outputs; default {FP16_POLICY.describe()}",
     default_policy=FP16_POLICY,
+    crash_hint=_crash_hint("fp16", "variant option op_block_list=['LSTM', ...]"),
     replace=True,
 )

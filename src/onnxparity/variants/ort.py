@@ -16,15 +16,12 @@ at FATAL only, and the exception's message goes into the diagnosis instead.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
 from ..errors import VariantBuildError, VariantUnavailable
 from . import BuildContext, VariantRunError, register_variant
-from .isolate import run_isolated
 
 _QUIET = 4  # ORT severity: 0 verbose ... 3 error, 4 fatal
 
@@ -92,53 +89,6 @@ def clean_message(exc: BaseException) -> str:
     """ONNX Runtime's message without its bracketed prefix noise, on one line per cause."""
     text = str(exc).strip()
     return text.replace("[ONNXRuntimeError] : ", "").strip()
-
-
-def isolated_session(
-    context: BuildContext, model_path: str, *, optimization: str, what: str, hint: str = ""
-) -> OrtRunnable:
-    """Create the CPU session (and run it once) in a child process first; only if that
-    survives, create it here. Turn ``isolate`` off in the variant's options to skip the probe."""
-    if context.options.get("isolate", True):
-        feeds_path = os.path.join(context.workdir, "probe-inputs.npz")
-        samples = context.sample_feeds(2)
-        np.savez(feeds_path, **{f"{i}/{k}": v for i, feeds in enumerate(samples) for k, v in feeds.items()})
-        run_isolated(
-            "onnxparity.variants.ort:probe_session",
-            {
-                "model_path": model_path,
-                "optimization": optimization,
-                "threads": context.threads,
-                "feeds_path": feeds_path,
-            },
-            what=what,
-            hint=hint,
-        )
-    return OrtRunnable(
-        model_path, ["CPUExecutionProvider"], threads=context.threads, optimization=optimization
-    )
-
-
-def probe_session(payload: dict[str, Any]) -> bool:
-    """(In the child process.) Create the session and run it on the saved sample inputs."""
-    session = OrtRunnable(
-        payload["model_path"],
-        ["CPUExecutionProvider"],
-        threads=payload["threads"],
-        optimization=payload["optimization"],
-    )
-    # Our own file, written by the parent a moment ago; str inputs are object arrays.
-    with np.load(payload["feeds_path"], allow_pickle=True) as saved:
-        samples: dict[str, dict[str, np.ndarray]] = {}
-        for key in saved.files:
-            index, _, name = key.partition("/")
-            samples.setdefault(index, {})[name] = saved[key]
-    for feeds in samples.values():
-        try:
-            session.run(feeds)
-        except VariantRunError:
-            pass  # a run error is reported with its input by the parity search itself
-    return True
 
 
 def build_ort_cpu(context: BuildContext) -> OrtRunnable:

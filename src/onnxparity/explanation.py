@@ -1,0 +1,82 @@
+"""A failed output comparison in words: what differs, by how much under which rule, and the
+table of its worst mismatches."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
+
+if TYPE_CHECKING:
+    from .compare import OutputComparison
+
+
+def explain_output(result: OutputComparison, policy: Policy) -> str:
+    """The diagnosis of one failed output."""
+    head = f"output {result.name!r}"
+    if result.problem == "shape":
+        return (
+            f"{head}: shape {list(result.actual_shape)} but the reference has "
+            f"{list(result.expected_shape)} (a baked or wrongly computed dimension)"
+        )
+    if result.problem == "dtype":
+        return f"{head}: dtype {result.actual_dtype} but the reference has {result.expected_dtype}"
+    if result.passed:
+        return f"{head}: matches"
+    if result.problem == "agreement" and isinstance(policy, Agreement):
+        parts = []
+        if "non-finite" in result.broken:
+            parts.append(f"{result.nonfinite} values are NaN or infinite on one side only")
+        if "cosine" in result.broken:
+            parts.append(f"cosine similarity {result.cosine:.6g} < {policy.cosine:g}")
+        if "sqnr_db" in result.broken:
+            parts.append(f"SQNR {result.sqnr_db:.3g} dB < {policy.sqnr_db:g} dB")
+        lines = [f"{head}: {'; '.join(parts)} ({policy.describe()})"]
+        metrics = f"cosine {result.cosine:.6g} · SQNR {result.sqnr_db:.3g} dB"
+    else:
+        rule = "exactly" if result.exact else f"beyond {float_tolerance(policy).describe()}"
+        pct = 100.0 * result.mismatched_fraction
+        lines = [f"{head}: {result.mismatched} of {result.size} values differ ({pct:.3g}%) {rule}"]
+        if result.ties:
+            lines.append(
+                f"  {result.ties} more differ on ties (the reference's top probabilities are equal "
+                "within tolerance) and are not counted"
+            )
+        metrics = f"max rel error {result.max_rel_error:.6g}"
+    if np.dtype(result.expected_dtype).kind not in "OUS":  # strings have no error to measure
+        lines.append(
+            f"  max abs error {result.max_abs_error:.6g} · mean abs error {result.mean_abs_error:.6g} · {metrics}"
+        )
+    return "\n".join(lines + _table(result))
+
+
+def float_tolerance(policy: Policy) -> Tolerance:
+    """The elementwise tolerance float outputs are compared under (an Agreement's own, else the default)."""
+    return policy if isinstance(policy, Tolerance) else (policy.float_tolerance or DEFAULT_TOLERANCE)
+
+
+def _cell(value, spec: str) -> str:
+    return "≠" if value is None else repr(value) if isinstance(value, str) else format(value, spec)
+
+
+def _table(result: OutputComparison) -> list[str]:
+    """The worst-mismatches table of a failed output (no lines when it has none)."""
+    rows = result.worst
+    if not rows:
+        return []
+    capped = len(rows) < result.mismatched
+    header = ("index", "expected", "actual", "difference")
+    cells = [header] + [
+        (str(m.index), _cell(m.expected, ".7g"), _cell(m.actual, ".7g"), _cell(m.difference, ".4g"))
+        for m in rows
+    ]
+    widths = [max(len(r[i]) for r in cells) for i in range(4)]
+    out = ["  worst mismatches:" if not capped else f"  worst {len(rows)} mismatches:"]
+    for r in cells:
+        out.append(
+            "    "
+            + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+        )
+    return out
