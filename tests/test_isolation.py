@@ -10,6 +10,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import torch
 from onnx import TensorProto, helper
 
@@ -182,8 +183,12 @@ def relu_file(directory) -> str:
     return path
 
 
-def test_workers_beyond_the_limit_stop_and_start_again_when_needed(tmp_path, monkeypatch):
+@pytest.mark.parametrize("started", ["forked", "fresh interpreter"])
+def test_workers_beyond_the_limit_stop_and_start_again_when_needed(tmp_path, monkeypatch, started):
+    """Also where no fork server can run (not Linux): each worker is then a fresh interpreter."""
     monkeypatch.setattr(worker_module, "MAX_LIVE", 1)
+    if started == "fresh interpreter":
+        monkeypatch.setattr(worker_module, "zygote", lambda: None)
     path = relu_file(tmp_path)
     made = []
     for name in ("a", "b"):
