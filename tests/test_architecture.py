@@ -53,6 +53,8 @@ RULES: dict[str, set[str]] = {
     },
     "variants": FRAMEWORKS | {"pytest", ".exporters", ".runner", ".search", ".plugin"},
     "compare.py": FRAMEWORKS | {"onnx", "onnxruntime", "pytest", ".exporters", ".variants", ".runner"},
+    "agreement.py": FRAMEWORKS
+    | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner", ".compare"},
     "explanation.py": FRAMEWORKS
     | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
     "cache.py": FRAMEWORKS | {"onnxruntime", "pytest", ".exporters", ".variants", ".runner"},

@@ -59,6 +59,12 @@ def test_functional_keras_model_passes_with_spec_names(parity_session):
     prepared = parity_session.prepare(functional(), spec)
     result = parity_session.check_variant(prepared, spec, "ort-cpu", name="keras functional", examples=5)
     assert result.status == "passed", result.message
+    # TensorFlow's kernels sum in another order than ONNX Runtime's: its default adds a term
+    # scaled to the output (exporters/tensorflow.py measures it), also for a file checked against it
+    assert result.policy == op.Tolerance(atol=1e-5, rtol=1e-4, scaled=2e-4)
+    prebuilt = parity_session.prepare(functional(), spec, onnx=prepared.exported.path)
+    again = parity_session.check_variant(prebuilt, spec, "ort-cpu", name="keras functional file", examples=2)
+    assert again.policy == result.policy
     graph = onnx.load(prepared.exported.path).graph
     assert [i.name for i in graph.input] == ["image"]
     assert [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [

@@ -8,10 +8,11 @@ Applications are ``weights=None`` at 32x32 with ten classes. As built, MobileNet
 EfficientNetB0 give a softmax of 0.1 for every input (logits ~1e-12 and ~1e-8: activations
 vanish layer by layer), so their checks are weak and the planted change passes; ResNet50's
 outputs move with the input and the change fails. MobileNetV2 is also checked as trained
-(BatchNormalization statistics from one batch, :func:`as_trained`): logits O(1), and a tolerance
-scaled to them, since ONNX Runtime and TensorFlow differ by ~3e-5 of the output's scale there
-(as far as each is from a float64 run), beyond the default atol on logits near zero.
-EfficientNetB0 as trained is left out: at inputs of all +-1 its fp32 logits are ~5% off a
+(BatchNormalization statistics from one batch, :func:`as_trained`): logits O(1), where ONNX
+Runtime and TensorFlow differ by up to ~6e-5 of the output's scale (as far as each is from a
+float64 run), beyond ``atol=1e-5`` on logits near zero; the TensorFlow source's default
+tolerance (``scaled=2e-4``, ``exporters/tensorflow.py``) passes it, and the planted change
+still fails. EfficientNetB0 as trained is left out: at inputs of all +-1 its fp32 logits are ~5% off a
 float64 run in TensorFlow and ONNX Runtime alike. Each model is exported once.
 """
 
@@ -99,8 +100,6 @@ def recurrent() -> keras.Model:
 class Case:
     build: Callable[[], keras.Model]
     dims: dict
-    #: None: the default; else atol as this fraction of the output's scale (as-trained models)
-    atol_per_scale: float | None = None
     #: the correct check is weak: random-initialised outputs that hardly depend on the input
     weak: bool = False
 
@@ -114,7 +113,7 @@ MODELS = {
     "two-inputs": Case(two_branches, {**BATCH, "tokens_1": op.Dim(1, 8)}),
     "lstm": Case(recurrent, TIME),
     # BatchNormalization statistics set as trained: outputs O(1..100), logits compared
-    "mobilenetv2-as-trained": Case(lambda: application("MobileNetV2", trained=True), IMAGES, 3e-4),
+    "mobilenetv2-as-trained": Case(lambda: application("MobileNetV2", trained=True), IMAGES),
 }
 
 
@@ -133,8 +132,6 @@ def exported(request, session):
     path = session.prepare(model, build_spec(resolve(model), dims=case.dims)).exported.path
     print(f"\n{request.param}: built and exported in {time.perf_counter() - started:.1f}s")
     arguments = {"dims": case.dims, "session": session}
-    if case.atol_per_scale is not None:
-        arguments["tolerance"] = op.Tolerance(atol=case.atol_per_scale * output_scale(model), rtol=1e-4)
     return request.param, model, arguments, path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .explanation import mismatch_table
 from .spec import Agreement, ParitySpec, Policy
 from .tally import Evidence, Shortfall
 from .variants import Runnable
@@ -96,6 +97,15 @@ def indent(text: str) -> str:
     return "\n".join("  " + line.strip() for line in text.strip().splitlines() if line.strip())
 
 
+#: how a shortfall's rule is named: what it counts, and the worst example's title
+_RULES = {
+    "labels": ("labels", "most flips"),
+    "top1": ("top-1 predictions", "most top-1 disagreements"),
+    "cosine": ("outputs", "lowest SQNR"),
+    "sqnr_db": ("outputs", "lowest SQNR"),
+}
+
+
 def agreement_diagnosis(
     variant: str,
     pair: ModelPair,
@@ -108,30 +118,43 @@ def agreement_diagnosis(
     extra: Sequence[str] = (),
 ) -> str:
     rules = dict.fromkeys(f"{s.rule}={s.required:g}" for s in shortfall)
-    what = " and ".join(
-        dict.fromkeys("labels" if s.rule == "labels" else "top-1 predictions" for s in shortfall)
-    )
+    what = " and ".join(dict.fromkeys(_RULES[s.rule][0] for s in shortfall))
+    rates = all(s.rule in ("labels", "top1") for s in shortfall)
+    over = "" if rates else f" over {tried} examples"
     lines = [
-        f"{variant} {what} agree less often than Agreement({', '.join(rules)}) asks "
-        f"(model from {pair.exported.describe()}):"
+        f"{variant} {what} agree less {'often ' if rates else ''}than Agreement({', '.join(rules)}) "
+        f"asks{over} (model from {pair.exported.describe()}):"
     ]
     for item in shortfall:
-        what = "values differ" if item.rule == "labels" else "rows have a different top-1 (argmax)"
-        lines.append(
-            f"output {item.output!r}: {item.differ} of {item.total} {what} over {tried} examples "
-            f"({100.0 * item.differ / item.total:.3g}%; at most {100.0 * (1.0 - item.required):.3g}% allowed)"
-        )
-    most = "flips" if shortfall[0].rule == "labels" else "top-1 disagreements"
-    lines.append(f"the example with the most {most}: {worst.example.describe(spec)}")
+        if item.rule == "cosine":
+            lines.append(f"output {item.output!r}: cosine similarity {item.value:.6g} < {item.required:g}")
+        elif item.rule == "sqnr_db":
+            lines.append(f"output {item.output!r}: SQNR {item.value:.3g} dB < {item.required:g} dB")
+        else:
+            what = "values differ" if item.rule == "labels" else "rows have a different top-1 (argmax)"
+            lines.append(
+                f"output {item.output!r}: {item.differ} of {item.total} {what} over {tried} examples "
+                f"({100.0 * item.differ / item.total:.3g}%; at most {100.0 * (1.0 - item.required):.3g}% allowed)"
+            )
+    lines.append(f"the example with the {_RULES[shortfall[0].rule][1]}: {worst.example.describe(spec)}")
     explained = worst.verdict.explain()
     if explained:
         lines.append(explained)
+    if not rates:
+        for o in worst.verdict.outputs:
+            if o.cosine is not None and o.sqnr_db is not None and any(s.output == o.name for s in shortfall):
+                lines.append(
+                    f"on that example, output {o.name!r}: cosine {o.cosine:.6g} · SQNR {o.sqnr_db:.3g} dB · "
+                    f"max abs error {o.max_abs_error:.6g} · mean abs error {o.mean_abs_error:.6g}"
+                )
+                lines.extend(mismatch_table(o))
     lines.extend(extra)
     lines.extend(f"note: {n}" for n in pair.exported.notes)
     lines.append(f"reproducer: {reproducer}")
     loosen = ", ".join(dict.fromkeys(f"{s.rule}=..." for s in shortfall))
     lines.append(
-        f"next: inspect the reproducer; if this rate is acceptable, lower Agreement({loosen}) for {variant!r}"
+        f"next: inspect the reproducer; if this {'rate' if rates else 'loss'} is acceptable, lower "
+        f"Agreement({loosen}) for {variant!r}"
     )
     return "\n".join(lines)
 

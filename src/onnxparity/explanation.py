@@ -49,7 +49,7 @@ def explain_output(result: OutputComparison, policy: Policy) -> str:
         lines.append(
             f"  max abs error {result.max_abs_error:.6g} · mean abs error {result.mean_abs_error:.6g} · {metrics}"
         )
-    return "\n".join(lines + _table(result))
+    return "\n".join(lines + mismatch_table(result))
 
 
 def float_tolerance(policy: Policy) -> Tolerance:
@@ -61,7 +61,7 @@ def _cell(value, spec: str) -> str:
     return "≠" if value is None else repr(value) if isinstance(value, str) else format(value, spec)
 
 
-def _table(result: OutputComparison) -> list[str]:
+def mismatch_table(result: OutputComparison) -> list[str]:
     """The worst-mismatches table of a failed output (no lines when it has none)."""
     rows = result.worst
     if not rows:

@@ -6,7 +6,7 @@ Measured over a search's reference outputs, per output, with no extra inference:
 - **variation** — how much the output moves with the input: the largest spread of one output
   position across the rows of a batch (rows are different inputs), or, where every example had
   one row, across all values seen;
-- **band** — the tolerance at that scale (``atol + rtol · scale``; for an Agreement, the
+- **band** — the tolerance at that scale (``atol + (rtol + scaled) · scale``; for an Agreement, the
   smallest change its metrics notice: SQNR ``10^(−sqnr_db / 20) · scale``, cosine
   ``sqrt(1/cosine² − 1) · scale`` for a change at right angles — but never below the default
   tolerance it passes anyway);
@@ -129,10 +129,10 @@ def band(policy: Policy, scale: float) -> float:
     """The largest difference ``policy`` lets through at an output of ``scale``."""
     default = DEFAULT_TOLERANCE.atol + DEFAULT_TOLERANCE.rtol * scale
     if isinstance(policy, Tolerance):
-        return policy.atol + policy.rtol * scale
+        return policy.atol + (policy.rtol + policy.scaled) * scale
     if not policy.has_metrics:
         tolerance = policy.float_tolerance
-        return tolerance.atol + tolerance.rtol * scale
+        return tolerance.atol + (tolerance.rtol + tolerance.scaled) * scale
     # An Agreement passes an output within the default tolerance whatever its metrics.
     allowed = [10 ** (-policy.sqnr_db / 20) * scale] if policy.sqnr_db is not None else []
     if policy.cosine is not None:  # a change at right angles of relative size d: cosine 1/sqrt(1+d²)
@@ -140,7 +140,7 @@ def band(policy: Policy, scale: float) -> float:
             math.sqrt(max(0.0, 1 / policy.cosine**2 - 1)) * scale if policy.cosine > 0 else math.inf
         )
     if policy.tolerance is not None:
-        allowed.append(policy.tolerance.atol + policy.tolerance.rtol * scale)
+        allowed.append(policy.tolerance.atol + (policy.tolerance.rtol + policy.tolerance.scaled) * scale)
     return max(default, min(allowed, default=math.inf))
 
 

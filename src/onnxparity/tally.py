@@ -1,9 +1,10 @@
 """What a search counts, and the rules that judge counts over a whole search (pure).
 
-Per output: the worst errors seen, mismatches over all values, the agreement metrics' minimum,
-top-1 agreement over all rows, and the anchor variant's own distance from the reference. Rate
-rules (``Agreement(labels=...)``, ``Agreement(top1=...)``) are judged over every example, not
-one: label flips do not fail an example; the search's total does.
+Per output: the worst errors seen, mismatches over all values, the agreement metrics (each
+example's minimum, and the search's pooled value), top-1 agreement over all rows, and the
+anchor variant's own distance from the reference. An Agreement's rules (``labels``, ``top1``,
+``cosine``, ``sqnr_db``) are judged over every example, not one: a label flip or a noisy
+example does not fail by itself; the search's total does.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .agreement import Energies
 from .compare import Verdict
 from .power import OutputRange, measure
 from .report import OutputSummary, Power
@@ -51,6 +53,9 @@ class OutputTally:
     top1_agree: int = 0
     top1_rows: int = 0
     max_abs_error_vs_ort_cpu: float | None = None
+    #: cosine/SQNR sums over every example, and whether any differed beyond the default tolerance
+    energies: Energies | None = None
+    beyond_default: bool = False
 
     def add(self, out) -> None:
         self.max_abs_error = max(self.max_abs_error, out.max_abs_error)
@@ -62,13 +67,23 @@ class OutputTally:
         self.min_sqnr_db = _least(self.min_sqnr_db, out.sqnr_db)
         self.top1_agree += out.top1_agree
         self.top1_rows += out.top1_rows
+        if out.energies is not None:
+            self.energies = out.energies if self.energies is None else self.energies.plus(out.energies)
+            self.beyond_default = self.beyond_default or out.beyond_default
 
     def add_anchor_distance(self, distance: float) -> None:
         previous = self.max_abs_error_vs_ort_cpu
         self.max_abs_error_vs_ort_cpu = distance if previous is None else max(previous, distance)
 
+    def pooled(self) -> tuple[float | None, float | None]:
+        """(cosine, SQNR dB) over every example; None where no example measured them."""
+        return self.energies.metrics() if self.energies is not None else (None, None)
+
     def summary(self, name: str) -> OutputSummary:
-        return OutputSummary(name, **dataclasses.asdict(self))
+        fields = dataclasses.asdict(self)
+        del fields["energies"], fields["beyond_default"]
+        cosine, sqnr = self.pooled()
+        return OutputSummary(name, **fields, cosine=cosine, sqnr_db=sqnr)
 
 
 def _least(current: float | None, value: float | None) -> float | None:
@@ -79,13 +94,15 @@ def _least(current: float | None, value: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class Shortfall:
-    """A rate rule (labels or top-1 agreement) broken over a whole search."""
+    """An Agreement rule broken over a whole search: a rate (labels, top-1: ``differ`` of
+    ``total``) or a pooled metric (cosine, SQNR: ``value``)."""
 
-    rule: str  # "labels" or "top1"
+    rule: str  # "labels", "top1", "cosine" or "sqnr_db"
     output: str
-    differ: int
-    total: int
-    required: float
+    differ: int = 0
+    total: int = 0
+    required: float = 0.0
+    value: float | None = None
 
 
 class SearchTally:
@@ -95,6 +112,8 @@ class SearchTally:
         agreement = policy if isinstance(policy, Agreement) else None
         self.label_agreement = agreement.labels if agreement else 1.0
         self.top1 = agreement.top1 if agreement else None
+        self.cosine = agreement.cosine if agreement else None
+        self.sqnr_db = agreement.sqnr_db if agreement else None
         self.reset()
 
     def reset(self) -> None:
@@ -107,6 +126,8 @@ class SearchTally:
         #: the example with the most label flips / top-1 disagreements: a rate rule's evidence
         self.worst_flips: Evidence | None = None
         self.worst_top1: tuple[int, Evidence] | None = None
+        #: the example with the lowest SQNR beyond the default tolerance: a pooled metric's evidence
+        self.worst_metric: tuple[float, Evidence] | None = None
 
     def count_example(self, example: Example) -> None:
         self.tried += 1
@@ -136,6 +157,10 @@ class SearchTally:
             misses = sum(o.top1_rows - o.top1_agree for o in verdict.outputs)
             if misses and (self.worst_top1 is None or misses > self.worst_top1[0]):
                 self.worst_top1 = (misses, evidence())
+        if self.cosine is not None or self.sqnr_db is not None:
+            measured = [o.sqnr_db for o in verdict.outputs if o.beyond_default and o.sqnr_db is not None]
+            if measured and (self.worst_metric is None or min(measured) < self.worst_metric[0]):
+                self.worst_metric = (min(measured), evidence())
         if self.label_agreement < 1.0:
             return self._defer_label_flips(verdict, evidence)
         return verdict
@@ -180,13 +205,24 @@ class SearchTally:
             for name, t in self.outputs.items():
                 if t.top1_rows and t.top1_agree < self.top1 * t.top1_rows - 1e-9:
                     found.append(Shortfall("top1", name, t.top1_rows - t.top1_agree, t.top1_rows, self.top1))
+        for name, t in self.outputs.items():
+            if not t.beyond_default:  # every value within the default tolerance: nothing lost
+                continue
+            cosine, sqnr = t.pooled()
+            if self.cosine is not None and cosine is not None and not cosine >= self.cosine:
+                found.append(Shortfall("cosine", name, required=self.cosine, value=cosine))
+            if self.sqnr_db is not None and sqnr is not None and not sqnr >= self.sqnr_db:
+                found.append(Shortfall("sqnr_db", name, required=self.sqnr_db, value=sqnr))
         return found
 
     def evidence_for(self, shortfall: list[Shortfall]) -> Evidence:
-        if any(s.rule == "labels" for s in shortfall) and self.worst_flips is not None:
+        rules = {s.rule for s in shortfall}
+        if "labels" in rules and self.worst_flips is not None:
             return self.worst_flips
-        assert self.worst_top1 is not None
-        return self.worst_top1[1]
+        if "top1" in rules and self.worst_top1 is not None:
+            return self.worst_top1[1]
+        assert self.worst_metric is not None
+        return self.worst_metric[1]
 
     def summaries(self) -> tuple[OutputSummary, ...]:
         return tuple(t.summary(n) for n, t in self.outputs.items())

@@ -77,6 +77,10 @@ class Exporter:
     name: str = ""
     #: the ``onnxparity[extra]`` that installs what this source needs (for skip messages)
     extra: str = ""
+    #: lossless variants' tolerance when a test declares none, where this source's reference
+    #: computes differently from ONNX Runtime (None: the global default); an export may still
+    #: set its own (``ExportedModel.default_tolerance``)
+    default_tolerance: Any = None
 
     def detects(self, model: Any) -> bool:
         """Whether ``model`` is one of this source's models; must not import the framework."""

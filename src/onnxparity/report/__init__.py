@@ -62,6 +62,9 @@ class OutputSummary:
     #: ort-cpu's own max abs error vs the reference on the same inputs (other variants only):
     #: small here and large above means the variant, not the export, loses accuracy
     max_abs_error_vs_ort_cpu: float | None = None
+    #: cosine and SQNR pooled over every example (what an Agreement judges)
+    cosine: float | None = None
+    sqnr_db: float | None = None
 
     @property
     def mismatched_rate(self) -> float:
@@ -84,6 +87,8 @@ class OutputSummary:
             "min_sqnr_db": json_float(self.min_sqnr_db),
             "top1_rate": self.top1_rate,
             "max_abs_error_vs_ort_cpu": json_float(self.max_abs_error_vs_ort_cpu),
+            "cosine": json_float(self.cosine),
+            "sqnr_db": json_float(self.sqnr_db),
         }
 
 

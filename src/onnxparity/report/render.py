@@ -27,11 +27,7 @@ def rows(document: Mapping[str, Any]) -> list[tuple[str, ...]]:
             error = worst_error(result.get("outputs") or [])
             if error is not None:
                 worst = f"{error:.2g} abs"
-            cosines = [
-                o.get("min_cosine") for o in result.get("outputs") or [] if o.get("min_cosine") is not None
-            ]
-            if cosines and all(isinstance(c, (int, float)) for c in cosines):
-                worst += f", cos {min(cosines):.5g}"
+            worst += _agreement(result.get("outputs") or [])
             policy = _policy(result.get("policy"))
             examples = str(result.get("examples", "")) if result.get("examples") else ""
         elif item["kind"] == "latency":
@@ -75,12 +71,30 @@ def _weak_lines(document: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _agreement(outputs: list) -> str:
+    """The pooled cosine and SQNR an Agreement judged (the worst output's); a report written
+    before they were pooled has only each example's minimum cosine."""
+    pooled = [o for o in outputs if isinstance(o.get("sqnr_db"), (int, float))]
+    if pooled:
+        worst = min(pooled, key=lambda o: o["sqnr_db"])
+        cosine = worst.get("cosine")
+        text = f", cos {cosine:.5g}" if isinstance(cosine, (int, float)) else ""
+        return text + f", SQNR {worst['sqnr_db']:.3g} dB"
+    cosines = [o.get("min_cosine") for o in outputs if isinstance(o.get("min_cosine"), (int, float))]
+    return f", cos {min(cosines):.5g}" if cosines else ""
+
+
 def _policy(policy: Mapping[str, Any] | None) -> str:
     if not policy:
         return ""
-    values = {k: number(policy.get(k)) for k in ("atol", "rtol", "labels", "top1", "cosine", "sqnr_db")}
+    values = {
+        k: number(policy.get(k)) for k in ("atol", "rtol", "scaled", "labels", "top1", "cosine", "sqnr_db")
+    }
     if policy.get("kind") == "tolerance":
-        return ", ".join(f"{k}={values[k]:g}" for k in ("atol", "rtol") if values[k] is not None)
+        shown = [
+            k for k in ("atol", "rtol", "scaled") if values[k] is not None and (k != "scaled" or values[k])
+        ]
+        return ", ".join(f"{k}={values[k]:g}" for k in shown)
     parts = [f"{k}={values[k]:g}" for k in ("top1", "cosine", "sqnr_db") if values[k] is not None]
     if values["labels"] is not None and values["labels"] < 1:
         parts.insert(0, f"labels={values['labels']:g}")

@@ -12,27 +12,39 @@ from .inputs import _is_real
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Elementwise closeness: ``|actual - expected| <= atol + rtol * |expected|``.
+    """Elementwise closeness: ``|actual - expected| <= atol + rtol * |expected| + scaled * peak``,
+    where ``peak`` is the output's largest finite ``|expected|`` in that example.
 
+    ``scaled`` (default 0) lets a deep network's float32 rounding, which grows with the output's
+    magnitude, pass on values near zero: logits of 5 with an error of 1e-4 on a logit of 0.001.
     NaN matches only NaN; an infinity matches only the same infinity; integer and bool
     outputs compare exactly whatever the tolerance.
     """
 
     atol: float = 1e-5
     rtol: float = 1e-4
+    scaled: float = 0.0
 
     def __post_init__(self) -> None:
-        for fname in ("atol", "rtol"):
+        for fname in ("atol", "rtol", "scaled"):
             value = getattr(self, fname)
             if not _is_real(value) or not math.isfinite(value) or value < 0:
                 raise InvalidSpec(f"Tolerance({fname}={value!r}): {fname} must be a finite number >= 0")
             object.__setattr__(self, fname, float(value))
 
     def describe(self) -> str:
-        return f"atol={self.atol:g}, rtol={self.rtol:g}"
+        scaled = f", scaled={self.scaled:g}" if self.scaled else ""
+        return f"atol={self.atol:g}, rtol={self.rtol:g}{scaled}"
 
     def to_dict(self) -> dict:
-        return {"kind": "tolerance", "atol": self.atol, "rtol": self.rtol}
+        scaled = {"scaled": self.scaled} if self.scaled else {}
+        return {"kind": "tolerance", "atol": self.atol, "rtol": self.rtol, **scaled}
+
+    def at_peak(self, peak: float) -> Tolerance:
+        """The plain atol/rtol tolerance this one is on an output whose largest |value| is ``peak``."""
+        if not self.scaled:
+            return self
+        return Tolerance(self.atol + self.scaled * peak, self.rtol)
 
 
 #: the tolerance a lossless variant gets when the declaration names none.
@@ -43,10 +55,11 @@ DEFAULT_TOLERANCE = Tolerance()
 class Agreement:
     """A looser policy for lossy variants (int8, fp16) and for label outputs.
 
-    Float outputs: ``cosine`` (cosine similarity of the whole output tensor, per example) and
-    ``sqnr_db`` (signal-to-quantization-noise ratio, ``10·log10(Σe² / Σ(a−e)²)``, per example)
-    must each hold on every example; ``top1`` (argmax over the last axis agrees) must hold for
-    that fraction of rows counted over **every example** of the search. When none of the three
+    Float outputs: ``cosine`` (cosine similarity) and ``sqnr_db`` (signal-to-quantization-noise
+    ratio, ``10·log10(Σe² / Σ(a−e)²)``) must hold over the search, their sums taken over every
+    value of **every example** (an output with little signal of its own, such as a constant
+    image's, weighs by its energy instead of failing alone); ``top1`` (argmax over the last
+    axis agrees) must hold for that fraction of rows counted over every example. When none of the three
     is given, float outputs compare elementwise with ``tolerance`` (default :class:`Tolerance`);
     when some are given, ``tolerance`` is checked too only if you pass it. An output that
     matches within the default elementwise tolerance passes whatever the metrics, and NaN or
