@@ -182,3 +182,35 @@ class InPlaceInput(torch.nn.Module):
     def forward(self, x):
         x.mul_(2.0)
         return x + 1.0
+
+
+class PixelScaleBranch(torch.nn.Module):
+    """``if x.max() > 1: x = x / 255`` — pixels given as 0-255 or as 0-1. The TorchScript
+    fallback traces it on a 0-255 example, so the ONNX graph always divides: only a batch whose
+    values all lie in [0, 1] (inside the declared 0-255) is wrong."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        if x.max() > 1:
+            x = x / 255
+        return self.linear(x)
+
+
+def round_thresholds_to_nearest(proto, thresholds) -> object:
+    """A tree converter that casts float64 split thresholds to the nearest float32 (skl2onnx
+    rounds down, so that ``x <= t`` holds on the same side in float32): an input exactly on a
+    threshold rounded up takes the other branch. ``thresholds``: the tree's own (float64)."""
+    import numpy as np
+    from onnx import helper
+
+    for node in proto.graph.node:
+        if node.op_type.startswith("TreeEnsemble"):
+            attributes = {a.name: a for a in node.attribute}
+            modes = [m.decode() for m in attributes["nodes_modes"].strings]
+            split = iter(t for t in thresholds if t != -2)  # sklearn marks leaves with -2
+            values = [float(np.float32(next(split))) if m != "LEAF" else 0.0 for m in modes]
+            attributes["nodes_values"].CopyFrom(helper.make_attribute("nodes_values", values))
+    return proto

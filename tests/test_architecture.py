@@ -38,6 +38,10 @@ RULES: dict[str, set[str]] = {
     "spec": FRAMEWORKS
     | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
     "planning.py": FRAMEWORKS | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants"},
+    "boundaries.py": FRAMEWORKS
+    | {"onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
+    "fills.py": FRAMEWORKS
+    | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
     "strategies.py": FRAMEWORKS | {"onnxruntime", "pytest", ".exporters", ".variants", ".runner"},
     "onnxutils.py": FRAMEWORKS
     | {"onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},

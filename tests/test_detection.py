@@ -19,10 +19,12 @@ from parity_models import (
     InPlaceInput,
     Mlp,
     NanBoth,
+    PixelScaleBranch,
     TwoInOut,
     drop_relu,
     move_clip_max,
     perturb_weights,
+    round_thresholds_to_nearest,
     set_softmax_axis,
     weights_to_fp16,
 )
@@ -60,6 +62,7 @@ MODELS = {
         DataDependentBranch,
         NanBoth,
         InPlaceInput,
+        PixelScaleBranch,
     )
 }
 
@@ -128,6 +131,54 @@ def test_branch_baked_by_the_tracing_fallback_is_caught(parity_session):
     assert "note: the dynamo exporter failed (GuardOnDataDependentSymNode: " in result.message
 
 
+PIXELS = op.ParitySpec(inputs=(op.Input("x", ("batch", 4), low=0, high=255),), dims={"batch": op.Dim(1, 8)})
+
+
+def test_a_branch_only_a_sub_range_reaches_is_caught(parity_session):
+    """Traced on 0-255 pixels, the graph always divides by 255: only batches confined to [0, 1]
+    show it. Uniform, normal, extremes and sparse fills of 0-255 essentially never are one;
+    the unit-band example is tried first."""
+    prepared = parity_session.prepare(MODELS[PixelScaleBranch], PIXELS)
+    assert prepared.exported.exporter == "torch.onnx TorchScript exporter"
+    result = parity_session.check_variant(prepared, PIXELS, "ort-cpu", name="export PixelScaleBranch")
+    assert result.status == "failed", result
+    assert result.failing_example["patterns"] in (["unit"], ["band"])
+    half = parity_session.check_variant(
+        prepared, PIXELS, "ort-cpu", name="export PixelScaleBranch", examples=12
+    )
+    assert half.status == "failed"
+
+
+def epoch_tree():
+    """A depth-2 regression tree on one feature of epoch seconds (float32 spacing there: 128)."""
+    import numpy as np
+    from sklearn.tree import DecisionTreeRegressor
+
+    rng = np.random.default_rng(0)
+    seconds = rng.uniform(1.6e9, 1.8e9, (400, 1))
+    return DecisionTreeRegressor(max_depth=2, random_state=0).fit(seconds, np.sin(seconds[:, 0] / 3e7))
+
+
+EPOCHS = op.ParitySpec(
+    inputs=(op.Input("X", ("batch", 1), low=1.6e9, high=1.8e9),),
+    dims={"batch": op.Dim(1, 16)},
+)
+
+
+def test_tree_thresholds_rounded_the_wrong_way_are_caught(parity_session):
+    """Only inputs exactly on a threshold's float32 value flip (0.13% of uniform rows at this
+    magnitude): the boundary pattern draws at and next to the graph's split values, per feature."""
+    tree = epoch_tree()
+    correct = parity_session.prepare(tree, EPOCHS)
+    passed = parity_session.check_variant(correct, EPOCHS, "ort-cpu", name="tree correct")
+    assert passed.status == "passed", passed.message
+    broken = round_thresholds_to_nearest(exported_proto(parity_session, tree, EPOCHS), tree.tree_.threshold)
+    prepared = parity_session.prepare(tree, EPOCHS, onnx=broken)
+    result = parity_session.check_variant(prepared, EPOCHS, "ort-cpu", name="tree rounded to nearest")
+    assert result.status == "failed", result
+    assert result.failing_example["patterns"] == ["boundary"]
+
+
 @pytest.mark.parametrize(
     ("cls", "spec"),
     [(Activations, ACT), (Mlp, MLP), (TwoInOut, TWO), (NanBoth, NAN), (InPlaceInput, NAN)],
@@ -145,3 +196,36 @@ def test_correct_export_passes(parity_session, cls, spec, variant):
     result = parity_session.check_variant(prepared, spec, variant, name=f"correct {cls.__name__}")
     assert result.status == "passed", result.message
     assert result.examples >= (25 if variant != "onnx-reference" else 10)
+
+
+def test_lightgbm_thresholds_onnxmltools_rounds_up_are_caught(parity_session):
+    """onnxmltools stores LightGBM's float64 split thresholds as the nearest float32: rows exactly
+    on one rounded up go the other way. onnxparity's own LightGBM export rounds them down (and
+    says so); a file converted by onnxmltools directly is caught at the boundary pattern."""
+    lightgbm = pytest.importorskip("lightgbm")
+    onnxmltools = pytest.importorskip("onnxmltools")
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True)
+    model = lightgbm.LGBMRegressor(n_estimators=20, num_leaves=8, verbose=-1, random_state=0).fit(x, y)
+    spec = op.ParitySpec(
+        inputs=(op.Input("X", ("batch", 10), low=-0.2, high=0.2),), dims={"batch": op.Dim(1, 16)}
+    )
+    ours = parity_session.prepare(model, spec)
+    assert any("rounded down here (as skl2onnx does)" in n for n in ours.exported.notes)
+    assert parity_session.check_variant(ours, spec, "ort-cpu", name="lightgbm ours").status == "passed"
+    direct = onnxmltools.convert_lightgbm(
+        model, initial_types=[("X", FloatTensorType([None, 10]))], zipmap=False
+    )
+    prepared = parity_session.prepare(model, spec, onnx=direct)
+    result = parity_session.check_variant(prepared, spec, "ort-cpu", name="lightgbm via onnxmltools")
+    assert result.status == "failed", result
+    assert result.failing_example["patterns"] == ["boundary"]
+
+
+def test_a_failure_on_a_boundary_or_band_example_says_what_that_points_at(parity_session):
+    prepared = parity_session.prepare(MODELS[PixelScaleBranch], PIXELS)
+    result = parity_session.check_variant(prepared, PIXELS, "ort-cpu", name="export PixelScaleBranch")
+    assert "hint: this input's values all lie in" in result.message
+    assert "look for a branch on the values' range that the export baked in" in result.message

@@ -36,9 +36,37 @@ SPEC = op.ParitySpec(
 
 
 def test_boundary_examples_are_all_min_then_all_max():
-    low, high = boundary_examples(SPEC)
+    low, high, band = boundary_examples(SPEC)
     assert low.dim_values == {"batch": 1, "size": 32, "seq": 2}
     assert high.dim_values == {"batch": 4, "size": 128, "seq": 9}
+    # then the image (range -2..3, wider than 2) confined to [0, 1] at the smallest dims
+    assert band.dim_values == low.dim_values and band.patterns == ("unit", "uniform", "uniform", "uniform")
+    image = materialize(SPEC, band)["image"]
+    assert image.min() >= 0 and image.max() <= 1
+
+
+def test_band_and_boundary_patterns_stay_in_range_and_hit_the_boundaries():
+    """A traced branch on the range (``if x.max() > 1: x = x / 255``) is only reached by a
+    batch confined to a sub-range; a threshold bug only at (or next to) the threshold."""
+    pixels = op.Input("x", ("batch", 4), low=0, high=255)
+    ticks = op.Input("t", ("batch", 3), low=0, high=2e9, dtype="float64", boundaries=(1e9, (2, 1.7e9)))
+    spec = op.ParitySpec(inputs=[pixels, ticks], dims={"batch": op.Dim(1, 64)})
+    assert patterns_for(pixels) == (*PATTERNS, "band")
+    assert patterns_for(ticks) == (*PATTERNS, "band", "boundary")
+    unit = hits = 0
+    for seed in range(40):
+        band = materialize(spec, Example((("batch", 16),), ("band", "boundary"), seed))
+        assert band["x"].min() >= 0 and band["x"].max() <= 255 and band["x"].max() - band["x"].min() < 255
+        unit += bool(band["x"].max() <= 1)
+        values = band["t"]
+        assert values.min() >= 0 and values.max() <= 2e9
+        hits += bool((values[:, :2] == 1e9).any() and (values[:, 2] == 1.7e9).any())
+        assert not (values[:, :2] == 1.7e9).any()  # a column's boundary stays in its column
+        assert not (values[:, 2] == 1e9).any()  # where it has its own, they replace the shared ones
+    assert 10 <= unit <= 30  # the unit band half of the time
+    assert hits >= 36  # 16 rows: the exact boundaries nearly always
+    last = boundary_examples(spec)[-1]
+    assert last.patterns == ("uniform", "boundary") and last.dim_values == {"batch": 64}
 
 
 @settings(max_examples=30, deadline=None)

@@ -7,7 +7,8 @@ kernel scaled by 1.01 fails, or passes reported weak (``power.weak``: it could n
 Applications are ``weights=None`` at 32x32 with ten classes. As built, MobileNetV2 and
 EfficientNetB0 give a softmax of 0.1 for every input (logits ~1e-12 and ~1e-8: activations
 vanish layer by layer), so their checks are weak and the planted change passes; ResNet50's
-outputs move with the input and the change fails. MobileNetV2 is also checked as trained
+softmax moves a little with the input (0.11 +- 0.004): its check is reported weak at the
+TensorFlow tolerance (a 1.03% change of that part would pass), and the planted change fails. MobileNetV2 is also checked as trained
 (BatchNormalization statistics from one batch, :func:`as_trained`): logits O(1), where ONNX
 Runtime and TensorFlow differ by up to ~6e-5 of the output's scale (as far as each is from a
 float64 run), beyond ``atol=1e-5`` on logits near zero; the TensorFlow source's default
@@ -109,7 +110,9 @@ MODELS = {
     # weights=None as built, default settings
     "mobilenetv2": Case(lambda: application("MobileNetV2"), IMAGES, weak=True),
     "efficientnetb0": Case(lambda: application("EfficientNetB0"), IMAGES, weak=True),
-    "resnet50": Case(lambda: application("ResNet50"), IMAGES),
+    # a near-uniform softmax (0.11 +- 0.004): a 1.03% change of that part would pass, so weak
+    # (at the global default tolerance it measured 0.4%); the planted x1.01 still fails
+    "resnet50": Case(lambda: application("ResNet50"), IMAGES, weak=True),
     "two-inputs": Case(two_branches, {**BATCH, "tokens_1": op.Dim(1, 8)}),
     "lstm": Case(recurrent, TIME),
     # BatchNormalization statistics set as trained: outputs O(1..100), logits compared
@@ -181,5 +184,5 @@ def test_planted_kernel_change_fails_or_is_weak(exported):
     caught = "failed" if r.status == "failed" else f"{r.status}, weak={r.power.weak if r.power else None}"
     print(f"{name}: planted {kernel} x1.01 -> {caught} in {time.perf_counter() - started:.1f}s")
     assert r.status == "failed" or (r.power is not None and r.power.weak), r.message
-    if not MODELS[name].weak:
+    if not MODELS[name].weak or name == "resnet50":  # weak by a hair: the plant still fails
         assert r.status == "failed", f"{name}: a planted change passed a check that could have failed"

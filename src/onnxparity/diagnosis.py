@@ -73,6 +73,7 @@ def diagnosis(
             f"tolerance={{{variant!r}: {kind}}} (now {policy.describe()})"
         )
     lines.extend(extra)
+    lines.extend(pattern_hints(failure.example.patterns) if failure.verdict is not None else [])
     shrunk = "input (not shrunk: each try would crash again)" if failure.crashed else "shrunk input"
     lines.append(f"{shrunk}: {failure.example.describe(spec)}")
     lines.append(f"examples tried: {tried}")
@@ -80,6 +81,23 @@ def diagnosis(
     lines.append(f"reproducer: {reproducer}")
     lines.append(f"next: {advice}")
     return "\n".join(lines)
+
+
+#: what a failing example's data pattern says about the bug
+_PATTERN_HINTS = {
+    "boundary": "this input holds values at (or one float32/float64 step from) the boundaries the "
+    "graph branches on — split thresholds, clip bounds, comparison constants: a converter that stored "
+    "one rounded the other way than the framework decides differently exactly there",
+    "unit": "this input's values all lie in [0, 1] (or [-1, 1]) inside a wider declared range: look for "
+    "a branch on the values' range that the export baked in (a traced `if x.max() > 1`)",
+    "band": "this input's values all lie in one narrow part of the declared range: look for a branch "
+    "on the values' range that the export baked in (a traced `if x.max() > 1`)",
+}
+
+
+def pattern_hints(patterns) -> list[str]:
+    """A line for each data pattern of a failing example that points at a kind of bug."""
+    return [f"hint: {_PATTERN_HINTS[p]}" for p in dict.fromkeys(patterns) if p in _PATTERN_HINTS]
 
 
 def variant_explanation(runnable: Runnable, failure: Evidence) -> list[str]:

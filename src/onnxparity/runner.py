@@ -28,12 +28,14 @@ import numpy as np
 
 from . import budgets
 from .anchor import ANCHOR_VARIANT, Anchor
+from .boundaries import with_graph_boundaries
 from .cache import ExampleData, ExampleKey, OutputKey, options_digest
 from .config import LATENCY_MODES, ParityConfig
 from .diagnosis import agreement_diagnosis, diagnosis, indent, timeout_diagnosis, variant_explanation
 from .errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
 from .exporters import ModelPair, Subject, resolve
 from .exporters.prebuilt import load as load_prebuilt
+from .onnxutils import load_model
 from .planning import Item, plan_items, stable_seed
 from .report import CheckResult, VariantResult
 from .reproducer import safe_name, write_reproducer
@@ -48,7 +50,7 @@ from .strategies import (
     sampler,
 )
 from .variants import BuildContext, Runnable, VariantInfo, VariantRunError, get_variant
-from .variants.worker import IsolatedVariant, NotImportable
+from .variants.worker import IsolatedVariant, NotImportable, isolates
 
 #: seed of the inputs builders get for calibration and first runs.
 SAMPLE_SEED = 20240917
@@ -68,6 +70,7 @@ class ParitySession:
         #: search (whole searches, Hypothesis included): a benchmark's breakdown
         self.timings: collections.Counter[str] = collections.Counter()
         self._pairs: dict[tuple, ModelPair] = {}
+        self._searched: dict[tuple, tuple] = {}
         self._variants: dict[tuple[str, str, str], Runnable | OnnxParityError] = {}
         #: drawn feeds, reference outputs (and their summaries) and anchor outputs per example
         self.examples = ExampleData(self.counts, self.timings)
@@ -154,7 +157,8 @@ class ParitySession:
         process even where the isolate setting would use a worker (latency is timed here)."""
         info = get_variant(name)
         options = dict(spec.options_for(name)) if spec is not None else {}
-        isolated = self._isolates(info, options.pop("isolate", None), pair) and not here
+        prebuilt = pair.subject is not None and pair.subject.onnx is not None
+        isolated = isolates(info, options.pop("isolate", None), self.config.isolate, prebuilt) and not here
         default_threads = self.config.threads
         threads = threads or default_threads
         build_key = options_digest(options) + ("" if threads == default_threads else f"-t{threads}")
@@ -185,23 +189,6 @@ class ParitySession:
         if isinstance(built, OnnxParityError):
             raise built
         return built
-
-    def _isolates(self, info: VariantInfo, option: Any, pair: ModelPair) -> bool:
-        """Whether variant ``info`` of ``pair`` runs in a worker: its ``isolate`` option, else
-        the isolate setting (auto: lossy and user-registered variants, any variant of a
-        prebuilt ONNX file)."""
-        if option is not None:
-            if not isinstance(option, bool):
-                raise InvalidSpec(
-                    f"variant_options[{info.name!r}]['isolate']={option!r}: expected True or False"
-                )
-            return option
-        mode = self.config.isolate
-        if mode != "auto":
-            return mode == "all"
-        builtin = getattr(info.build, "__module__", "").startswith("onnxparity.")
-        prebuilt = pair.subject is not None and pair.subject.onnx is not None
-        return info.family == "lossy" or not builtin or prebuilt
 
     def _build(self, info: VariantInfo, context: BuildContext, isolated: bool) -> Runnable:
         if isolated:
@@ -256,6 +243,14 @@ class ParitySession:
         """The anchor's outputs from its own search: later variants' distances reuse them."""
         self.examples.outputs.put(OutputKey(f"{variant}:{pair.exported.key}", key), outputs)
 
+    def searched_spec(self, pair: ModelPair, spec: ParitySpec) -> ParitySpec:
+        """``spec`` with the graph's boundaries added to its inputs, once per model and spec."""
+        key = (pair.exported.key, spec.input_digest)  # the inputs only: tolerances and options vary
+        if key not in self._searched:
+            self._searched[key] = with_graph_boundaries(spec, load_model(pair.exported.path)).inputs
+        inputs = self._searched[key]
+        return spec if inputs == spec.inputs else replace(spec, inputs=inputs)
+
     # -- checks ---------------------------------------------------------------------------
     def check_variant(
         self,
@@ -271,11 +266,13 @@ class ParitySession:
         """Search the declared input space for an input where ``variant`` breaks parity.
 
         ``rows`` (from :func:`strategies.resolve_data`) adds real rows to what is drawn;
-        ``anchor`` is the variant every other is also measured against."""
+        ``anchor`` is the variant every other is also measured against. The inputs' boundaries
+        gain the constants the graph branches on (:mod:`.boundaries`)."""
         try:
             info = get_variant(variant)
         except InvalidSpec as exc:
             return VariantResult(variant, "error", None, message=str(exc))
+        spec = self.searched_spec(pair, spec)
         source = pair.subject.exporter if pair.subject is not None else None
         fallback = pair.exported.default_tolerance or getattr(source, "default_tolerance", None)
         policy = spec.policy_for(variant, info.default_policy, fallback)

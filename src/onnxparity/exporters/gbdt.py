@@ -23,7 +23,9 @@ and cross zero is the exception: a target in the hundred thousands gave 0.5 abso
 trees, 19x the default tolerance where an output was near zero — float32 summation, not a bug;
 ``tabular.rounding_tolerance`` then raises the model's default atol to that bound. Every planted 1% change to a first
 tree's leaves failed at the default tolerance (tests/test_zoo_trees.py), so the default stands.
-Rows exactly on a float32-rounded LightGBM threshold could still go the other way; none did.
+Rows exactly on a LightGBM threshold that onnxmltools rounded *up* to float32 do go the other
+way: the boundary pattern found it on every LightGBM zoo model (drawn rows never had), so the
+LightGBM export rounds those thresholds down (:meth:`LightGBMExporter.round_thresholds`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,10 @@ class BoostedTreesExporter(Exporter):
         """Fix what the converter declares wrongly, in place; a note for each fix."""
         return _free_batch_dims(proto, item.shape[0], self.converter)
 
+    def round_thresholds(self, proto, model: Any) -> list[str]:
+        """Fix split thresholds the converter rounded to the wrong side, in place; a note."""
+        return []
+
     # -- the Exporter protocol ---------------------------------------------------------------
     def fingerprint(self, model: Any) -> str:
         digest = hashlib.blake2b(digest_size=16)
@@ -155,7 +161,7 @@ class BoostedTreesExporter(Exporter):
             raise
         except Exception as exc:
             raise ExportError(f"{self.converter} could not convert {name}: {root_cause(exc)}") from exc
-        notes = self.repair(proto, item)
+        notes = self.repair(proto, item) + self.round_thresholds(proto, model)
         try:
             onnx.checker.check_model(proto, full_check=True)
         except Exception as exc:
@@ -284,6 +290,39 @@ class LightGBMExporter(OnnxmltoolsExporter):
 
     def convert_options(self) -> dict:
         return {"zipmap": False}
+
+    def round_thresholds(self, proto, model: Any) -> list[str]:
+        """LightGBM sends a row left when ``x <= t`` with ``t`` a float64; onnxmltools stores
+        ``t`` as the *nearest* float32, so a float32 input exactly on a threshold rounded up goes
+        right in LightGBM and left in the ONNX model (found by the boundary pattern: 3 of 3
+        LightGBM zoo models). The float32 that decides like LightGBM is the largest one <= t,
+        as skl2onnx stores sklearn's; thresholds rounded up are moved down one float32 step."""
+        from onnx import helper
+
+        _, thresholds, _ = self.splits(model)
+        rounded_up = {float(np.float32(t)) for t in thresholds if float(np.float32(t)) > t} - {
+            float(np.float32(t)) for t in thresholds if float(np.float32(t)) <= t
+        }
+        moved = 0
+        for node in proto.graph.node:
+            if not node.op_type.startswith("TreeEnsemble"):
+                continue
+            attributes = {a.name: a for a in node.attribute}
+            modes = [m.decode() for m in attributes["nodes_modes"].strings]
+            values = list(attributes["nodes_values"].floats)
+            for i, (mode, value) in enumerate(zip(modes, values)):
+                if mode == "BRANCH_LEQ" and float(np.float32(value)) in rounded_up:
+                    values[i] = float(np.nextafter(np.float32(value), np.float32(-np.inf)))
+                    moved += 1
+            attributes["nodes_values"].CopyFrom(helper.make_attribute("nodes_values", values))
+        if not moved:
+            return []
+        return [
+            f"onnxmltools stored {moved} of LightGBM's float64 split thresholds as the nearest float32, "
+            "above the threshold: an input exactly there would go the other way than in LightGBM. They "
+            "are rounded down here (as skl2onnx does); an ONNX file converted by onnxmltools directly "
+            "still has them (check it with onnx=...)"
+        ]
 
     def splits(self, model: Any) -> tuple[np.ndarray, np.ndarray, int]:
         trees = model.booster_.dump_model()["tree_info"]

@@ -140,6 +140,12 @@ class Input:
       only (default int64).
 
     Masks and lengths take no ``low``/``high``: their domain is set by the sequence length.
+
+    ``boundaries=(0.5, 1.0)``: values where the model changes behaviour (a threshold, a clip
+    bound) for numeric inputs; a ``boundary`` pattern draws at them and at the next representable
+    float32/float64 values either side, mixed with ordinary values. A ``(column, value)`` pair
+    applies to one position of the last axis (a tabular feature's split). The runner adds the
+    constants the ONNX graph branches on (:mod:`onnxparity.boundaries`).
     """
 
     name: str
@@ -156,6 +162,8 @@ class Input:
     special_ids: tuple[int, ...] | None = None
     #: lengths only: the dim (name or fixed size) the lengths lie within
     within: DimLike | None = None
+    #: (column or None, value) pairs, sorted: see the class docstring
+    boundaries: tuple = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -188,6 +196,9 @@ class Input:
         if self.allow_nan and dtype not in ("float16", "float32", "float64"):
             raise InvalidSpec(f"{where}: allow_nan=True needs a float dtype, not {dtype}")
         self._check_domain(where, dtype)
+        object.__setattr__(self, "boundaries", _boundaries(self.boundaries, where))
+        if self.boundaries and (self.kind != "values" or dtype in ("str", "bool")):
+            raise InvalidSpec(f"{where}: boundaries= is for numeric inputs (kind='values'), not {dtype}")
         if self.kind != "values":
             return
 
@@ -293,6 +304,15 @@ class Input:
                 raise InvalidSpec(f"{where}: {fname}={given!r}, but {domain}; drop {fname}=")
             object.__setattr__(self, fname, value)
 
+    def boundary_values(self, column: int | None = None) -> tuple[float, ...]:
+        """The boundaries inside ``[low, high]`` that apply everywhere (``column`` None) or to
+        one last-axis position."""
+        return tuple(
+            v
+            for c, v in self.boundaries
+            if c == column and self.low <= v <= self.high  # type: ignore[operator]
+        )
+
     def _check_special_ids(self, where: str) -> None:
         ids = self.special_ids
         if ids is None:
@@ -336,3 +356,28 @@ def _canonical_dtype(dtype: Any, where: str) -> str:
 
 def _freeze_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
+
+
+def _boundaries(given: Any, where: str) -> tuple[tuple[int | None, float], ...]:
+    """``boundaries=`` as sorted (column or None, value) pairs."""
+    if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
+        raise InvalidSpec(f"{where}: boundaries={given!r}: give a tuple of values or (column, value) pairs")
+    pairs = set()
+    for entry in given:
+        column, value = (
+            (None, entry)
+            if _is_real(entry)
+            else tuple(entry)
+            if isinstance(entry, (tuple, list))
+            else (None, None)
+        )
+        if (
+            not _is_real(value)
+            or not math.isfinite(value)
+            or not (column is None or (_is_int(column) and column >= 0))
+        ):
+            raise InvalidSpec(
+                f"{where}: boundaries has {entry!r}; give finite values, or (column, value) pairs with a column >= 0"
+            )
+        pairs.add((None if column is None else int(column), float(value)))
+    return tuple(sorted(pairs, key=lambda p: (-1 if p[0] is None else p[0], p[1])))

@@ -70,6 +70,19 @@ def builder_reference(build: Callable) -> str:
     return f"{module}:{qualname}"
 
 
+def isolates(info: Any, option: Any, mode: str, prebuilt: bool) -> bool:
+    """Whether a variant runs in a worker: its ``isolate`` option, else the isolate setting
+    (``auto``: lossy and user-registered variants, and any variant of a prebuilt ONNX file)."""
+    if option is not None:
+        if not isinstance(option, bool):
+            raise InvalidSpec(f"variant_options[{info.name!r}]['isolate']={option!r}: expected True or False")
+        return option
+    if mode != "auto":
+        return mode == "all"
+    builtin = getattr(info.build, "__module__", "").startswith("onnxparity.")
+    return info.family == "lossy" or not builtin or prebuilt
+
+
 _LIVE: collections.OrderedDict[int, IsolatedVariant] = collections.OrderedDict()
 
 

@@ -1,0 +1,174 @@
+"""The values an ONNX graph branches on, as boundaries of the inputs that reach them: what the
+``boundary`` pattern draws at and next to (:mod:`.fills`).
+
+Harvested: the constant operands of ``Clip`` and of comparisons, ``Where``, ``Max`` and
+``Min``; activation kinks (``Relu`` and kin at 0, ``HardSigmoid``/``HardSwish`` where they
+saturate); and tree ensembles' split thresholds, per feature (``ai.onnx.ml`` trees). A value
+belongs to an input when the node sees that input directly or through shape-only and scalar
+affine ops (``Cast``, ``Reshape``, ``Add``/``Sub``/``Mul``/``Div`` by a constant, ...): the
+threshold is then mapped back to the input's scale (``x * 255 > 128`` makes ``128 / 255`` a
+boundary of ``x``). A tree's feature ``j`` is column ``j`` of a 2-D input. Reads the graph
+only; knows nothing of frameworks or runtimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from .spec import ParitySpec
+
+#: at most this many boundaries per input and per column (the smallest in magnitude first).
+MAX_BOUNDARIES = 64
+
+_BRANCHING = {"Clip", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Equal", "Where", "Max", "Min"}
+_KINKS = {"Relu": (0.0,), "LeakyRelu": (0.0,), "PRelu": (0.0,), "Elu": (0.0,), "Celu": (0.0,)}
+_KINKS |= {"Selu": (0.0,), "ThresholdedRelu": (1.0,), "HardSwish": (-3.0, 3.0), "Shrink": (-0.5, 0.5)}
+#: ops whose output holds the same values as their first input (in another shape or type)
+_SAME_VALUES = {"Cast", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand"}
+_SAME_VALUES |= {"Slice", "Gather", "Concat", "Tile", "CastLike"}
+_TREES = {"TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble"}
+
+
+def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    found = {}
+    for tensor in graph.initializer:
+        if _small(tensor.dims):
+            try:
+                found[tensor.name] = numpy_helper.to_array(tensor)
+            except Exception:  # external data not loaded, an odd type: not a boundary we can read
+                continue
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output:
+            for attribute in node.attribute:
+                if attribute.name == "value" and _small(attribute.t.dims):
+                    found[node.output[0]] = numpy_helper.to_array(attribute.t)
+                elif attribute.name in ("value_float", "value_int"):
+                    found[node.output[0]] = np.asarray(onnx.helper.get_attribute_value(attribute))
+    return found
+
+
+def _small(dims) -> bool:
+    return int(np.prod(dims, dtype=np.int64)) <= MAX_BOUNDARIES
+
+
+def _values(array: np.ndarray) -> list[float]:
+    if array.dtype.kind not in "iuf":
+        return []
+    flat = array.astype(np.float64).ravel()
+    return [float(v) for v in flat[np.isfinite(flat)]]
+
+
+def _affine_step(node: onnx.NodeProto, source: str, constants) -> tuple[float, float] | None:
+    """(scale, shift) of ``node``'s output as a function of its input ``source``, for the ops
+    that keep values (1, 0) or apply a scalar affine map; None for any other."""
+    if node.op_type in _SAME_VALUES and node.input and node.input[0] == source:
+        return 1.0, 0.0
+    if node.op_type not in ("Add", "Sub", "Mul", "Div") or len(node.input) != 2:
+        return None
+    first, second = node.input
+    other = second if first == source else first if second == source else None
+    if other is None or other not in constants or constants[other].size != 1:
+        return None
+    k = float(constants[other].ravel()[0])
+    if node.op_type == "Add":
+        return 1.0, k
+    if node.op_type == "Mul":
+        return (k, 0.0) if k != 0 else None
+    if node.op_type == "Sub":
+        return (1.0, -k) if first == source else (-1.0, k)
+    return (1.0 / k, 0.0) if first == source and k != 0 else None
+
+
+def _tree_thresholds(node: onnx.NodeProto) -> dict[int, list[float]]:
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    features = attributes.get("nodes_featureids", [])
+    values = attributes.get("nodes_values") or attributes.get("nodes_values_as_tensor") or []
+    if isinstance(values, onnx.TensorProto):
+        values = numpy_helper.to_array(values).tolist()
+    modes = attributes.get("nodes_modes", [])
+    if node.op_type == "TreeEnsemble":  # ai.onnx.ml opset 5
+        features = attributes.get("nodes_featureids", [])
+        splits = attributes.get("nodes_splits")
+        values = numpy_helper.to_array(splits).tolist() if splits is not None else []
+        modes = []
+    found: dict[int, list[float]] = {}
+    for i, (feature, value) in enumerate(zip(features, values)):
+        mode = modes[i] if i < len(modes) else b""
+        if (mode.decode() if isinstance(mode, bytes) else str(mode)) == "LEAF":
+            continue
+        found.setdefault(int(feature), []).append(float(value))
+    return found
+
+
+def _walk(graph: onnx.GraphProto, name: str) -> Iterator[tuple[onnx.NodeProto, float, float]]:
+    """The nodes that read ``name``'s values, directly or through value-keeping and scalar
+    affine ops, each with the (scale, shift) that maps the input to what the node sees."""
+    constants = _constants(graph)
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for value in node.input:
+            readers.setdefault(value, []).append(node)
+    stack, seen = [(name, 1.0, 0.0)], set()
+    while stack:
+        value, scale, shift = stack.pop()
+        if value in seen:
+            continue
+        seen.add(value)
+        for node in readers.get(value, ()):
+            yield node, scale, shift
+            step = _affine_step(node, value, constants)
+            if step is not None and node.output:
+                stack.append((node.output[0], step[0] * scale, step[0] * shift + step[1]))
+
+
+def harvest(proto: onnx.ModelProto) -> dict[str, tuple]:
+    """Per graph input: the (column or None, value) boundaries the graph branches on there."""
+    graph = proto.graph
+    constants = _constants(graph)
+    found: dict[str, tuple] = {}
+    for graph_input in graph.input:
+        if graph_input.name in constants:
+            continue
+        pairs: set[tuple[int | None, float]] = set()
+        for node, scale, shift in _walk(graph, graph_input.name):
+            seen: list[tuple[int | None, float]] = []
+            if node.op_type in _BRANCHING:
+                seen += [
+                    (None, v) for name in node.input if name in constants for v in _values(constants[name])
+                ]
+            elif node.op_type in _KINKS:
+                seen += [(None, v) for v in _KINKS[node.op_type]]
+            elif node.op_type in _TREES:
+                seen += [(c, v) for c, values in _tree_thresholds(node).items() for v in values]
+            for column, value in seen:  # what the node sees is scale * x + shift
+                if scale != 0:
+                    pairs.add((column, (value - shift) / scale))
+        if pairs:
+            found[graph_input.name] = _capped(pairs)
+    return found
+
+
+def _capped(pairs: set[tuple[int | None, float]]) -> tuple:
+    by_column: dict[int | None, list[float]] = {}
+    for column, value in pairs:
+        by_column.setdefault(column, []).append(value)
+    kept = [(c, v) for c, values in by_column.items() for v in sorted(values, key=abs)[:MAX_BOUNDARIES]]
+    return tuple(sorted(kept, key=lambda p: (-1 if p[0] is None else p[0], p[1])))
+
+
+def with_graph_boundaries(spec: ParitySpec, proto: onnx.ModelProto) -> ParitySpec:
+    """``spec`` with each numeric input's boundaries extended by the graph's (unchanged when
+    the graph has none for it)."""
+    harvested = harvest(proto)
+    inputs = []
+    for item in spec.inputs:
+        extra = harvested.get(item.name, ())
+        if extra and item.kind == "values" and item.dtype not in ("str", "bool"):
+            item = replace(item, boundaries=tuple(item.boundaries) + tuple(extra))
+        inputs.append(item)
+    return spec if inputs == list(spec.inputs) else replace(spec, inputs=tuple(inputs))

@@ -1,0 +1,268 @@
+"""Numpy fills of one input by data pattern, within its declared domain (no Hypothesis here:
+:mod:`.strategies` draws the pattern and the seed, this module fills the array from them).
+
+Numeric inputs: ``zeros``, ``constant``, ``uniform``, ``normal``, ``extremes``, ``sparse``;
+``band`` (values in a sub-interval of the range, the unit band half of the time) and
+``boundary`` (values at and next to the input's boundaries); ``nan`` and ``special`` where
+the input allows them. Masks and lengths: :data:`MASK_PATTERNS`, a row never empty.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .spec import Input
+
+#: data patterns in shrink order: the simplest first.
+PATTERNS = ("zeros", "constant", "uniform", "normal", "extremes", "sparse")
+
+#: numeric inputs also draw values confined to a sub-interval of [low, high] (``band``: a
+#: traced branch on the range, e.g. ``if x.max() > 1: x = x / 255``, is only reached there)
+#: and, where they have boundaries (their own, or constants the graph branches on), values at
+#: and next to them (``boundary``).
+BAND_PATTERN = "band"
+BOUNDARY_PATTERN = "boundary"
+#: the explicit example's band: values in the unit band (:func:`unit_band`); not drawn.
+UNIT_PATTERN = "unit"
+#: fraction of positions the ``boundary`` pattern puts at or next to a boundary.
+BOUNDARY_DENSITY = 0.5
+
+#: patterns over real rows (``data=``), tried before the synthetic ones: resampled rows, and
+#: resampled rows with small noise (1% of each column's spread) to probe split thresholds.
+ROW_PATTERNS = ("rows", "jitter")
+
+#: patterns of masks and lengths (each row's real length), in shrink order: see ``op.Input``.
+MASK_PATTERNS = ("full", "shortest", "ragged", "uniform", "extremes")
+
+#: token ids with ``special_ids``: ordinary ids with special ids and the vocabulary's edges mixed in.
+SPECIAL_PATTERN = "special"
+#: fraction of positions the ``special`` pattern gives a special id or a vocabulary edge.
+SPECIAL_DENSITY = 0.3
+
+#: fraction of NaN values in the ``nan`` pattern (inputs with ``allow_nan=True``).
+NAN_DENSITY = 0.1
+
+#: relative size of the ``jitter`` pattern's noise, per column spread.
+JITTER_SCALE = 0.01
+
+SEED_MAX = 2**32 - 1
+
+#: fraction of non-zero values in the ``sparse`` pattern (about: positions are drawn with replacement).
+SPARSE_DENSITY = 0.1
+
+
+def has_boundaries(item: Input) -> bool:
+    return item.kind == "values" and any(item.low <= v <= item.high for _, v in item.boundaries)
+
+
+def unit_band(item: Input) -> tuple[float, float] | None:
+    """[0, 1], else [-1, 1], where it lies inside a declared range wider than 2 (pixels of
+    0-255, epoch seconds): the band of the explicit band example, drawn half of the time."""
+    if not item.dtype.startswith("float") or item.high - item.low <= 2:  # [-1, 1] and narrower: none
+        return None
+    for low, high in ((0.0, 1.0), (-1.0, 1.0)):
+        if item.low <= low and high <= item.high:
+            return low, high
+    return None
+
+
+def _band(item: Input, rng: np.random.Generator) -> tuple[float, float]:
+    """The ``band`` pattern's sub-interval: the unit band half of the time (where it applies),
+    else a log-uniform width (1/1000 of the range to all of it) at a uniform position."""
+    low, high = float(item.low), float(item.high)
+    unit = unit_band(item)
+    if unit is not None and rng.random() < 0.5:
+        return unit
+    width = (high - low) * 10.0 ** (-3.0 * rng.random())
+    start = low + (high - low - width) * rng.random()
+    return start, start + width
+
+
+def _near(value: float, dtype: np.dtype) -> list[float]:
+    """A boundary (three times: the value itself is where a rounding bug flips) and its
+    neighbours: the next float32 and float64 values either side (ints: one either side)."""
+    if dtype.kind in "iu":
+        return [math.floor(value), math.ceil(value), math.floor(value) - 1, math.ceil(value) + 1]
+    single = np.float32(value)
+    return [
+        value,
+        value,
+        value,
+        float(single),
+        float(np.nextafter(single, np.float32(-np.inf))),
+        float(np.nextafter(single, np.float32(np.inf))),
+        float(np.nextafter(value, -np.inf)),
+        float(np.nextafter(value, np.inf)),
+    ]
+
+
+def _boundary(item: Input, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``values`` with a :data:`BOUNDARY_DENSITY` share of positions at or next to a boundary:
+    per last-axis column its own (``(column, value)`` pairs) and the ones for every position."""
+    low, high = item.low, item.high
+    everywhere = [c for v in item.boundary_values() for c in _near(v, values.dtype)]
+    columns = values.shape[-1] if values.ndim else 1
+    flat = values.reshape(-1, columns)
+    for column in range(columns):  # a column's own boundaries (a feature's splits), else the shared ones
+        pool = [c for v in item.boundary_values(column) for c in _near(v, values.dtype)] or everywhere
+        pool = [c for c in pool if low <= c <= high]
+        if not pool:
+            continue
+        picked = rng.random(len(flat)) < BOUNDARY_DENSITY
+        flat[picked, column] = np.asarray(pool)[rng.integers(0, len(pool), int(picked.sum()))]
+    return values
+
+
+def _numpy_dtype(item: Input) -> np.dtype:
+    return np.dtype(object) if item.dtype == "str" else np.dtype(item.dtype)
+
+
+def fill(
+    item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator, *, within: int | None = None
+) -> np.ndarray:
+    """An array of ``shape`` for ``item`` filled by ``pattern``, within its domain (``within``:
+    the sequence length a ``lengths`` input's values lie within)."""
+    if item.kind == "mask":
+        return _fill_mask(item, shape, pattern, rng)
+    if item.kind == "lengths":
+        rows = int(np.prod(shape, dtype=np.int64))
+        return row_lengths(pattern, rows, int(within), rng).reshape(shape).astype(item.dtype)
+    if item.dtype == "str":
+        return _fill_str(item, shape, pattern, rng)
+    if pattern == "nan":
+        values = _fill_float(item, shape, "uniform", rng).astype(item.dtype)
+        values[rng.random(shape) < NAN_DENSITY] = np.nan
+        return values
+    dtype = np.dtype(item.dtype)
+    if dtype == np.bool_:
+        return _fill_bool(shape, pattern, rng)
+    if dtype.kind in "iu":
+        return _fill_int(item, shape, pattern, rng).astype(dtype, copy=False)
+    return _fill_float(item, shape, pattern, rng).astype(dtype, copy=False)
+
+
+def _fill_float(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+    low, high = float(item.low), float(item.high)
+    span = high - low
+    rest = min(max(0.0, low), high)  # zero where the range allows it, else the nearest bound
+    if pattern == "zeros":
+        return np.full(shape, rest, dtype=np.float32 if item.dtype != "float64" else np.float64)
+    if pattern == "constant":
+        return np.full(shape, low + span * rng.random(), dtype=np.float64)
+    if pattern == "uniform":
+        return low + span * rng.random(shape, dtype=np.float64 if item.dtype == "float64" else np.float32)
+    if pattern == "normal":  # in place: one array, not four
+        values = rng.standard_normal(shape, dtype=np.float32)
+        values *= np.float32(span / 6)
+        values += np.float32(low + span / 2)
+        return np.clip(values, low, high, out=values)
+    if pattern == "extremes":  # random bits, float32 bounds: 7.6 -> 2 ms at 8x3x224x224
+        return np.where(rng.integers(0, 2, shape, dtype=np.bool_), np.float32(low), np.float32(high))
+    if pattern in (BAND_PATTERN, UNIT_PATTERN):
+        start, end = _band(item, rng) if pattern == BAND_PATTERN else (unit_band(item) or (low, high))
+        kind = np.float64 if item.dtype == "float64" else np.float32
+        return start + (end - start) * rng.random(shape, dtype=kind)
+    if pattern == BOUNDARY_PATTERN:
+        kind = np.float64 if item.dtype == "float64" else np.float32
+        return _boundary(item, low + span * rng.random(shape, dtype=kind), rng)
+    if pattern == "sparse":  # scatter to drawn positions: 5.5 -> 1 ms at 8x3x224x224
+        values = np.full(shape, rest, dtype=np.float32)
+        size = values.size
+        count = int(rng.binomial(size, SPARSE_DENSITY)) if size else 0
+        flat = values.reshape(-1)
+        flat[rng.integers(0, size, count)] = low + span * rng.random(count, dtype=np.float32)
+        return values
+    raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
+
+
+def _fill_int(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+    low, high = int(item.low), int(item.high)
+    rest = min(max(0, low), high)
+    if pattern == "zeros":
+        return np.full(shape, rest, dtype=np.int64)
+    if pattern == "constant":
+        return np.full(shape, rng.integers(low, high, endpoint=True), dtype=np.int64)
+    if pattern == "uniform":
+        return rng.integers(low, high, size=shape, endpoint=True)
+    if pattern == "normal":
+        values = rng.normal((low + high) / 2, (high - low) / 6, size=shape)
+        return np.clip(np.rint(values), low, high).astype(np.int64)
+    if pattern == "extremes" and item.special_ids:  # the vocabulary's edges and its special ids
+        edges = np.asarray((low, high, *item.special_ids), dtype=np.int64)
+        return edges[rng.integers(0, len(edges), size=shape)]
+    if pattern == "extremes":
+        return np.where(rng.random(shape) < 0.5, low, high)
+    if pattern == SPECIAL_PATTERN:
+        values = rng.integers(low, high, size=shape, endpoint=True)
+        pool = np.asarray((*item.special_ids, low, high), dtype=np.int64)
+        picked = rng.random(shape) < SPECIAL_DENSITY
+        values[picked] = pool[rng.integers(0, len(pool), size=int(picked.sum()))]
+        return values
+    if pattern == BAND_PATTERN:
+        start, end = _band(item, rng)
+        return rng.integers(
+            math.ceil(start), max(math.ceil(start), math.floor(end)), size=shape, endpoint=True
+        )
+    if pattern == BOUNDARY_PATTERN:
+        return _boundary(item, rng.integers(low, high, size=shape, endpoint=True), rng)
+    if pattern == "sparse":
+        values = np.full(shape, rest, dtype=np.int64)
+        mask = rng.random(shape) < SPARSE_DENSITY
+        values[mask] = rng.integers(low, high, size=int(mask.sum()), endpoint=True)
+        return values
+    raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
+
+
+def row_lengths(pattern: str, rows: int, seq: int, rng: np.random.Generator) -> np.ndarray:
+    """The real length of each of ``rows`` rows of length ``seq`` under a mask pattern: each in
+    ``[1, seq]``, never 0."""
+    if pattern == "full":
+        return np.full(rows, seq, dtype=np.int64)
+    if pattern == "shortest":
+        return np.ones(rows, dtype=np.int64)
+    if pattern == "uniform":
+        return rng.integers(1, seq, size=rows, endpoint=True)
+    if pattern == "extremes":
+        return np.where(rng.random(rows) < 0.5, 1, seq).astype(np.int64)
+    if pattern == "ragged":
+        lengths = np.full(rows, seq, dtype=np.int64)
+        if rows > 1 and seq > 1:  # one row stays full; the others differ where seq - 1 allows
+            others = np.delete(np.arange(rows), rng.integers(rows))
+            lengths[others] = rng.choice(np.arange(1, seq), size=rows - 1, replace=rows - 1 > seq - 1)
+        return lengths
+    raise ValueError(f"unknown mask pattern {pattern!r}; known: {', '.join(MASK_PATTERNS)}")
+
+
+def _fill_mask(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+    seq = shape[-1]
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    lengths = row_lengths(pattern, rows, seq, rng)[:, None]
+    positions = np.arange(seq)[None, :]
+    real = positions < lengths if item.padding == "right" else positions >= seq - lengths
+    return real.reshape(shape).astype(item.dtype)
+
+
+def _fill_str(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+    if not item.categories:
+        raise ValueError(f"Input({item.name!r}) is a str input without categories")
+    categories = np.asarray(item.categories, dtype=object)
+    if pattern == "zeros":
+        return np.full(shape, categories[0], dtype=object)
+    if pattern == "constant":
+        return np.full(shape, categories[rng.integers(0, len(categories))], dtype=object)
+    if pattern == "extremes":
+        return np.where(rng.random(shape) < 0.5, categories[0], categories[-1]).astype(object)
+    return categories[rng.integers(0, len(categories), size=shape)]
+
+
+def _fill_bool(shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+    if pattern == "zeros":
+        return np.zeros(shape, dtype=np.bool_)
+    if pattern == "constant":
+        return np.full(shape, bool(rng.integers(0, 2)), dtype=np.bool_)
+    if pattern == "extremes":
+        return np.ones(shape, dtype=np.bool_)
+    density = SPARSE_DENSITY if pattern == "sparse" else 0.5
+    return rng.random(shape) < density
