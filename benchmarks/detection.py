@@ -39,17 +39,32 @@ def cases(session):
     branch = corpus.op.ParitySpec(
         inputs=(corpus.op.Input("x", ("batch", 4)),), dims={"batch": corpus.op.Dim(1, 8)}
     )
-    yield "traced branch on the sum", session.prepare(corpus.MODELS[corpus.DataDependentBranch], branch), branch
+    yield (
+        "traced branch on the sum",
+        session.prepare(corpus.MODELS[corpus.DataDependentBranch], branch),
+        branch,
+    )
     yield (
         "traced branch on the range (x / 255)",
         session.prepare(corpus.MODELS[corpus.PixelScaleBranch], corpus.PIXELS),
         corpus.PIXELS,
     )
+    mean = corpus.op.ParitySpec(
+        inputs=(corpus.op.Input("x", ("batch", 6)),), dims={"batch": corpus.op.Dim(1, 8)}
+    )
+    yield "traced branch on the mean", session.prepare(corpus.MODELS[corpus.MeanBranch], mean), mean
+    two = corpus.MODELS[corpus.TwoInOut]
+    short = corpus.truncate_embedding(corpus.exported_proto(session, two, corpus.TWO))
+    yield "embedding one row short (last token id)", session.prepare(two, corpus.TWO, onnx=short), corpus.TWO
     tree = corpus.epoch_tree()
     rounded = corpus.round_thresholds_to_nearest(
         corpus.exported_proto(session, tree, corpus.EPOCHS), tree.tree_.threshold
     )
-    yield "tree thresholds rounded to nearest", session.prepare(tree, corpus.EPOCHS, onnx=rounded), corpus.EPOCHS
+    yield (
+        "tree thresholds rounded to nearest",
+        session.prepare(tree, corpus.EPOCHS, onnx=rounded),
+        corpus.EPOCHS,
+    )
 
 
 def passing_cost(session, repeats: int = 5) -> float:
@@ -70,7 +85,10 @@ def passing_cost(session, repeats: int = 5) -> float:
 
 def main() -> None:
     print(f"onnxparity from {os.path.dirname(onnxparity.__file__)}")
-    rows = ["| bug | " + " | ".join(f"{n} examples" for n in EXAMPLES) + " |", "|---" * (len(EXAMPLES) + 1) + "|"]
+    rows = [
+        "| bug | " + " | ".join(f"{n} examples" for n in EXAMPLES) + " |",
+        "|---" * (len(EXAMPLES) + 1) + "|",
+    ]
     caught = dict.fromkeys(EXAMPLES, 0)
     total = 0
     with ParitySession() as session:

@@ -214,3 +214,40 @@ def round_thresholds_to_nearest(proto, thresholds) -> object:
             values = [float(np.float32(next(split))) if m != "LEAF" else 0.0 for m in modes]
             attributes["nodes_values"].CopyFrom(helper.make_attribute("nodes_values", values))
     return proto
+
+
+class MeanBranch(torch.nn.Module):
+    """``if x.mean() > 0: x = x * 2`` — a branch on a statistic of the input: the TorchScript
+    fallback keeps the side the export example's mean fell on, for every input."""
+
+    def forward(self, x):
+        if x.mean() > 0:
+            x = x * 2
+        return x + 1
+
+
+class Piecewise(torch.nn.Module):
+    """A correct export full of branches on constants (clamp, where, comparisons, max, relu,
+    hardswish): the boundary pattern draws exactly at them, and it must still pass."""
+
+    def forward(self, x):
+        gated = torch.where(x * 255 > 128, x, -x)
+        steps = (x > 0.25).to(x.dtype) + (x <= -0.75).to(x.dtype)
+        return (
+            torch.clamp(x, -0.5, 0.5)
+            + gated
+            + steps
+            + torch.maximum(x, torch.tensor(0.1))
+            + (torch.nn.functional.hardswish(x * 4) + torch.relu(x - 0.3))
+        )
+
+
+def truncate_embedding(model: onnx.ModelProto) -> onnx.ModelProto:
+    """An embedding table exported one row short: the last token id of the vocabulary (the edge
+    a tokenizer emits for its last special token) is out of range in the ONNX graph."""
+    model = _copy(model)
+    gather = _node(model, "Gather")
+    table = _initializer(model, gather.input[0])
+    rows = numpy_helper.to_array(table)[:-1]
+    table.CopyFrom(numpy_helper.from_array(rows, table.name))
+    return model

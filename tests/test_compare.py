@@ -344,3 +344,19 @@ def test_scaled_tolerance_is_a_fraction_of_the_outputs_largest_value():
     assert Tolerance().describe() == "atol=1e-05, rtol=0.0001"
     with pytest.raises(op.InvalidSpec, match=r"Tolerance\(scaled=-1\): scaled must be a finite number >= 0"):
         Tolerance(scaled=-1)
+
+
+def test_closeness_is_the_log_of_the_largest_relative_error_of_float_outputs():
+    """What each passing example reports to Hypothesis's target(): label outputs do not count."""
+    from onnxparity.search import closeness
+
+    verdict = compare_outputs(
+        ["y", "label"],
+        [np.array([1.0, 2.0], dtype=np.float32), np.array([1, 2])],
+        [np.array([1.0, 2.0002], dtype=np.float32), np.array([1, 2])],
+        op.Tolerance(),
+    )
+    assert verdict.passed
+    assert closeness(verdict) == pytest.approx(np.log10(1e-4), abs=0.01)
+    exact = compare_outputs(["y"], [np.ones(3, np.float32)], [np.ones(3, np.float32)], op.Tolerance())
+    assert closeness(exact) == pytest.approx(-30)

@@ -6,6 +6,8 @@ export (tests/parity_models.py); export bugs are models the exporters really get
 
 from __future__ import annotations
 
+import json
+
 import onnx
 import pytest
 import torch
@@ -17,8 +19,10 @@ from parity_models import (
     BakedBatch,
     DataDependentBranch,
     InPlaceInput,
+    MeanBranch,
     Mlp,
     NanBoth,
+    Piecewise,
     PixelScaleBranch,
     TwoInOut,
     drop_relu,
@@ -26,6 +30,7 @@ from parity_models import (
     perturb_weights,
     round_thresholds_to_nearest,
     set_softmax_axis,
+    truncate_embedding,
     weights_to_fp16,
 )
 
@@ -63,6 +68,8 @@ MODELS = {
         NanBoth,
         InPlaceInput,
         PixelScaleBranch,
+        MeanBranch,
+        Piecewise,
     )
 }
 
@@ -131,6 +138,31 @@ def test_branch_baked_by_the_tracing_fallback_is_caught(parity_session):
     assert "note: the dynamo exporter failed (GuardOnDataDependentSymNode: " in result.message
 
 
+@pytest.mark.parametrize("variant", LOSSLESS)
+def test_an_embedding_one_row_short_is_caught_at_the_vocabularys_last_id(parity_session, variant):
+    """The last token id (a tokenizer's last special token) is out of the ONNX table's range:
+    the ``extremes`` pattern draws the vocabulary's edges."""
+    model = MODELS[TwoInOut]
+    broken = truncate_embedding(exported_proto(parity_session, model, TWO))
+    prepared = parity_session.prepare(model, TWO, onnx=broken)
+    result = parity_session.check_variant(prepared, TWO, variant, name="planted short embedding")
+    assert result.status == "failed", result
+    assert "raised on an input the spec declares valid" in result.message
+    assert "next: an index input reached a value outside the graph's table" in result.message
+
+
+def test_a_branch_on_a_statistic_of_the_input_is_caught(parity_session):
+    """``if x.mean() > 0`` traced: inputs whose mean is on the other side show it."""
+    spec = op.ParitySpec(inputs=(op.Input("x", ("batch", 6)),), dims={"batch": op.Dim(1, 8)})
+    prepared = parity_session.prepare(MODELS[MeanBranch], spec)
+    assert prepared.exported.exporter == "torch.onnx TorchScript exporter"
+    for examples in (None, 12):
+        result = parity_session.check_variant(
+            prepared, spec, "ort-cpu", name="export MeanBranch", examples=examples
+        )
+        assert result.status == "failed", result
+
+
 PIXELS = op.ParitySpec(inputs=(op.Input("x", ("batch", 4), low=0, high=255),), dims={"batch": op.Dim(1, 8)})
 
 
@@ -181,13 +213,21 @@ def test_tree_thresholds_rounded_the_wrong_way_are_caught(parity_session):
 
 @pytest.mark.parametrize(
     ("cls", "spec"),
-    [(Activations, ACT), (Mlp, MLP), (TwoInOut, TWO), (NanBoth, NAN), (InPlaceInput, NAN)],
+    [
+        (Activations, ACT),
+        (Mlp, MLP),
+        (TwoInOut, TWO),
+        (NanBoth, NAN),
+        (InPlaceInput, NAN),
+        (Piecewise, NAN),
+    ],
     ids=[
         "activations",
         "mlp",
         "two inputs, dict outputs, int argmax",
         "NaN in both",
         "in-place on its input",
+        "heavy branching on constants (drawn at them)",
     ],
 )
 @pytest.mark.parametrize("variant", LOSSLESS)
@@ -196,6 +236,10 @@ def test_correct_export_passes(parity_session, cls, spec, variant):
     result = parity_session.check_variant(prepared, spec, variant, name=f"correct {cls.__name__}")
     assert result.status == "passed", result.message
     assert result.examples >= (25 if variant != "onnx-reference" else 10)
+    if cls is Piecewise:  # the graph's constants became boundaries of x, mapped back through x * 255
+        searched = parity_session.searched_spec(prepared, spec).inputs[0].boundary_values()
+        for value in (0.25, -0.75, -0.5, 0.5, 0.1, 0.3, 128 / 255, 0.75):  # 0.3 from relu(x - 0.3)
+            assert any(abs(v - value) < 1e-7 for v in searched), (value, searched)
 
 
 def test_lightgbm_thresholds_onnxmltools_rounds_up_are_caught(parity_session):
@@ -229,3 +273,53 @@ def test_a_failure_on_a_boundary_or_band_example_says_what_that_points_at(parity
     result = parity_session.check_variant(prepared, PIXELS, "ort-cpu", name="export PixelScaleBranch")
     assert "hint: this input's values all lie in" in result.message
     assert "look for a branch on the values' range that the export baked in" in result.message
+
+
+CLIP6 = """
+import numpy as np, pytest
+from onnx import TensorProto, helper
+import onnxparity as op
+
+
+def clip6():
+    graph = helper.make_graph(
+        [helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="act/Clip")], "relu6",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor("lo", TensorProto.FLOAT, [], [0.0]), helper.make_tensor("hi", TensorProto.FLOAT, [], [6.0])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 4), low={low}, high={high})],
+                         dims={{"batch": op.Dim(1, 2)}}, examples=5)
+def test_relu6(onnx_parity):
+    onnx_parity.check(onnx=clip6(), reference=lambda x: np.clip(x, 0, 6))
+"""
+
+
+@pytest.mark.parametrize(("low", "high", "unreached"), [(-1, 1, True), (-10, 10, False)])
+def test_a_boundary_side_no_input_reached_is_reported(pytester, low, high, unreached):
+    """A Clip at 6 on inputs declared in [-1, 1]: the check never saw the clipped side, and the
+    summary and the report say so; declared in [-10, 10], every side is reached."""
+    pytester.makepyfile(test_clip=CLIP6.format(low=low, high=high))
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_inprocess(
+        "--onnx-parity", f"--onnx-parity-report={report}", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1)
+    (item,) = json.loads(report.read_text())["items"]
+    coverage = item["result"]["coverage"]
+    assert coverage["sides"] == 4
+    if unreached:
+        assert coverage["unreached"] == ["Clip 'act/Clip' at x = 6: no value above it in 8 examples"]
+        result.stdout.fnmatch_lines(
+            [
+                "coverage: 1 item(s) never reached a side of a boundary the graph branches on:",
+                "  test_clip.py::test_relu6[[]ort-cpu[]] (1 of 4 sides unreached)",
+                "    Clip 'act/Clip' at x = 6: no value above it in 8 examples",
+            ]
+        )
+    else:
+        assert coverage["unreached"] == []
+        assert "coverage:" not in result.stdout.str()

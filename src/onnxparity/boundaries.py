@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -126,15 +127,29 @@ def _walk(graph: onnx.GraphProto, name: str) -> Iterator[tuple[onnx.NodeProto, f
                 stack.append((node.output[0], step[0] * scale, step[0] * shift + step[1]))
 
 
-def harvest(proto: onnx.ModelProto) -> dict[str, tuple]:
-    """Per graph input: the (column or None, value) boundaries the graph branches on there."""
+class Site(NamedTuple):
+    """One boundary of one input: the node that branches on it, and where (in the input's
+    values; ``column``: a last-axis position, for a tree's feature)."""
+
+    node: str
+    op_type: str
+    column: int | None
+    value: float
+
+    def describe(self, input_name: str) -> str:
+        where = f"{input_name}[..., {self.column}]" if self.column is not None else input_name
+        return f"{self.op_type} {self.node!r} at {where} = {self.value:.6g}"
+
+
+def harvest_sites(proto: onnx.ModelProto) -> dict[str, list[Site]]:
+    """Per graph input: every boundary the graph branches on there, with its node."""
     graph = proto.graph
     constants = _constants(graph)
-    found: dict[str, tuple] = {}
+    found: dict[str, list[Site]] = {}
     for graph_input in graph.input:
         if graph_input.name in constants:
             continue
-        pairs: set[tuple[int | None, float]] = set()
+        sites: dict[tuple, Site] = {}
         for node, scale, shift in _walk(graph, graph_input.name):
             seen: list[tuple[int | None, float]] = []
             if node.op_type in _BRANCHING:
@@ -147,10 +162,18 @@ def harvest(proto: onnx.ModelProto) -> dict[str, tuple]:
                 seen += [(c, v) for c, values in _tree_thresholds(node).items() for v in values]
             for column, value in seen:  # what the node sees is scale * x + shift
                 if scale != 0:
-                    pairs.add((column, (value - shift) / scale))
-        if pairs:
-            found[graph_input.name] = _capped(pairs)
+                    site = Site(node.name or node.op_type, node.op_type, column, (value - shift) / scale)
+                    sites.setdefault((site.column, site.value), site)
+        if sites:
+            found[graph_input.name] = list(sites.values())
     return found
+
+
+def harvest(proto: onnx.ModelProto) -> dict[str, tuple]:
+    """Per graph input: the (column or None, value) boundaries the graph branches on there."""
+    return {
+        name: _capped({(s.column, s.value) for s in sites}) for name, sites in harvest_sites(proto).items()
+    }
 
 
 def _capped(pairs: set[tuple[int | None, float]]) -> tuple:
@@ -159,6 +182,50 @@ def _capped(pairs: set[tuple[int | None, float]]) -> tuple:
         by_column.setdefault(column, []).append(value)
     kept = [(c, v) for c, values in by_column.items() for v in sorted(values, key=abs)[:MAX_BOUNDARIES]]
     return tuple(sorted(kept, key=lambda p: (-1 if p[0] is None else p[0], p[1])))
+
+
+class Coverage:
+    """Which side of each boundary a search's inputs reached: a value below it, above it.
+    Per example one min/max pass per input (per column where a site has one)."""
+
+    def __init__(self, sites: dict[str, list[Site]]) -> None:
+        self.sites = {name: list(s)[: 4 * MAX_BOUNDARIES] for name, s in sites.items()}
+        self.below = {(n, i): False for n, s in self.sites.items() for i in range(len(s))}
+        self.above = dict(self.below)
+
+    def add(self, feeds) -> None:
+        for name, sites in self.sites.items():
+            values = np.asarray(feeds.get(name))
+            if values.dtype.kind not in "iuf" or not values.size:
+                continue
+            flat = values.reshape(-1, values.shape[-1]) if values.ndim else values.reshape(1, 1)
+            with np.errstate(invalid="ignore"):
+                lowest, highest = np.nanmin(flat, axis=0), np.nanmax(flat, axis=0)
+            for i, site in enumerate(sites):
+                if site.column is None:
+                    low, high = lowest.min(), highest.max()
+                elif site.column < len(lowest):
+                    low, high = lowest[site.column], highest[site.column]
+                else:
+                    continue
+                self.below[(name, i)] |= bool(low < site.value)
+                self.above[(name, i)] |= bool(high > site.value)
+
+    def unreached(self, examples: int) -> tuple[str, ...]:
+        """A line for every side of a boundary no example reached."""
+        lines = []
+        for (name, i), below in self.below.items():
+            above, site = self.above[(name, i)], self.sites[name][i]
+            missing = [side for side, seen in (("below", below), ("above", above)) if not seen]
+            if missing:
+                lines.append(
+                    f"{site.describe(name)}: no value {' or '.join(missing)} it in {examples} examples"
+                )
+        return tuple(lines)
+
+    @property
+    def total(self) -> int:
+        return 2 * len(self.below)
 
 
 def with_graph_boundaries(spec: ParitySpec, proto: onnx.ModelProto) -> ParitySpec:
@@ -172,3 +239,20 @@ def with_graph_boundaries(spec: ParitySpec, proto: onnx.ModelProto) -> ParitySpe
             item = replace(item, boundaries=tuple(item.boundaries) + tuple(extra))
         inputs.append(item)
     return spec if inputs == list(spec.inputs) else replace(spec, inputs=tuple(inputs))
+
+
+class BoundaryCache:
+    """Per exported model and declared inputs: the spec with the graph's boundaries, and the
+    sites coverage is measured on; read from the graph once."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple, tuple] = {}
+
+    def searched(self, key: str, path: str, spec: ParitySpec) -> tuple[ParitySpec, dict[str, list[Site]]]:
+        """(``spec`` with the boundaries added to its inputs, the sites per input name)."""
+        cache_key = (key, spec.input_digest)  # the inputs only: tolerances and options vary
+        if cache_key not in self._found:
+            proto = onnx.load(path, load_external_data=False)
+            self._found[cache_key] = (with_graph_boundaries(spec, proto).inputs, harvest_sites(proto))
+        inputs, sites = self._found[cache_key]
+        return (spec if inputs == spec.inputs else replace(spec, inputs=inputs)), sites

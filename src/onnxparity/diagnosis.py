@@ -3,6 +3,7 @@ anchor says about it, where the reproducer is, and a ``next:`` line saying what 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,12 @@ def diagnosis(
             "the ONNX model rejects an input the framework model accepts: look for a dim the "
             "exporter baked in (see the notes), or narrow dims= if these shapes are unsupported"
         )
+        if _OUT_OF_BOUNDS.search(failure.runtime_error):
+            advice = (
+                "an index input reached a value outside the graph's table (an embedding or gather "
+                "table shorter than the model's): compare the table's rows with the declared id range "
+                "(high=), e.g. the vocabulary's last id"
+            )
     else:
         lines = [f"{variant} differs from the reference (model from {source}):", failure.verdict.explain()]
         kind = "op.Agreement(...)" if isinstance(policy, Agreement) else "op.Tolerance(...)"
@@ -82,6 +89,8 @@ def diagnosis(
     lines.append(f"next: {advice}")
     return "\n".join(lines)
 
+
+_OUT_OF_BOUNDS = re.compile(r"out of (data )?bounds|out of range|index \d+ is out of bounds", re.IGNORECASE)
 
 #: what a failing example's data pattern says about the bug
 _PATTERN_HINTS = {

@@ -28,14 +28,13 @@ import numpy as np
 
 from . import budgets
 from .anchor import ANCHOR_VARIANT, Anchor
-from .boundaries import with_graph_boundaries
+from .boundaries import BoundaryCache, Coverage
 from .cache import ExampleData, ExampleKey, OutputKey, options_digest
 from .config import LATENCY_MODES, ParityConfig
 from .diagnosis import agreement_diagnosis, diagnosis, indent, timeout_diagnosis, variant_explanation
 from .errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
 from .exporters import ModelPair, Subject, resolve
 from .exporters.prebuilt import load as load_prebuilt
-from .onnxutils import load_model
 from .planning import Item, plan_items, stable_seed
 from .report import CheckResult, VariantResult
 from .reproducer import safe_name, write_reproducer
@@ -70,7 +69,8 @@ class ParitySession:
         #: search (whole searches, Hypothesis included): a benchmark's breakdown
         self.timings: collections.Counter[str] = collections.Counter()
         self._pairs: dict[tuple, ModelPair] = {}
-        self._searched: dict[tuple, tuple] = {}
+        #: the graph's boundaries and their sites, per exported model and inputs
+        self.boundaries = BoundaryCache()
         self._variants: dict[tuple[str, str, str], Runnable | OnnxParityError] = {}
         #: drawn feeds, reference outputs (and their summaries) and anchor outputs per example
         self.examples = ExampleData(self.counts, self.timings)
@@ -244,12 +244,8 @@ class ParitySession:
         self.examples.outputs.put(OutputKey(f"{variant}:{pair.exported.key}", key), outputs)
 
     def searched_spec(self, pair: ModelPair, spec: ParitySpec) -> ParitySpec:
-        """``spec`` with the graph's boundaries added to its inputs, once per model and spec."""
-        key = (pair.exported.key, spec.input_digest)  # the inputs only: tolerances and options vary
-        if key not in self._searched:
-            self._searched[key] = with_graph_boundaries(spec, load_model(pair.exported.path)).inputs
-        inputs = self._searched[key]
-        return spec if inputs == spec.inputs else replace(spec, inputs=inputs)
+        """``spec`` with the graph's boundaries added to its inputs (:mod:`.boundaries`)."""
+        return self.boundaries.searched(pair.exported.key, pair.exported.path, spec)[0]
 
     # -- checks ---------------------------------------------------------------------------
     def check_variant(
@@ -272,7 +268,7 @@ class ParitySession:
             info = get_variant(variant)
         except InvalidSpec as exc:
             return VariantResult(variant, "error", None, message=str(exc))
-        spec = self.searched_spec(pair, spec)
+        spec, sites = self.boundaries.searched(pair.exported.key, pair.exported.path, spec)
         source = pair.subject.exporter if pair.subject is not None else None
         fallback = pair.exported.default_tolerance or getattr(source, "default_tolerance", None)
         policy = spec.policy_for(variant, info.default_policy, fallback)
@@ -298,6 +294,7 @@ class ParitySession:
             rows or {},
             anchor=measured_against,
             keeps_anchor_outputs=variant == anchor,
+            coverage=Coverage(sites),
             deadline=time.perf_counter() + budget if budget else None,
             progress=None
             if progress is None
@@ -330,6 +327,7 @@ class ParitySession:
                     tally.summaries(),
                     tally.covered(),
                     power=tally.power(policy),
+                    coverage=search.coverage_report(),
                 )
             failure = tally.evidence_for(shortfall)
         reproducer = write_reproducer(

@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, settings, target
 from hypothesis import example as explicit_example
 from hypothesis import seed as hypothesis_seed
 
 from .anchor import Anchor
+from .boundaries import Coverage
 from .cache import ExampleKey
 from .compare import compare_outputs
 from .spec import ParitySpec, Policy
@@ -81,6 +82,7 @@ class Search:
         keeps_anchor_outputs: bool = False,
         deadline: float | None = None,
         progress: Callable[[int, Example], None] | None = None,
+        coverage: Coverage | None = None,
     ) -> None:
         self.session = session
         self.pair = pair
@@ -99,12 +101,15 @@ class Search:
         self._next_report = time.perf_counter() + PROGRESS_EVERY
         #: the largest example tried (by input elements): what a time budget reached
         self.largest: Example | None = None
+        #: which side of each graph boundary the inputs reached (None: not measured)
+        self.coverage = coverage
 
     def key(self, example: Example) -> ExampleKey:
         return ExampleKey(self.spec.input_digest, self.rows_key, example)
 
-    def evaluate(self, example: Example) -> None:
-        """Run the variant on ``example``; raise :class:`ExampleFailed` when it breaks parity."""
+    def evaluate(self, example: Example) -> float:
+        """Run the variant on ``example``; raise :class:`ExampleFailed` when it breaks parity.
+        Returns how close it came (:func:`closeness`)."""
         clock = time.perf_counter
         if self.deadline is not None or self.progress is not None:
             self._watch(example, clock())
@@ -113,6 +118,8 @@ class Search:
         key = self.key(example)
         data = session.examples
         feeds = data.feeds_for(self.spec, key, self.rows)
+        if self.coverage is not None:
+            self.coverage.add(feeds)
         try:
             expected = data.reference_outputs(self.pair, key, feeds)
         except Exception as exc:
@@ -145,6 +152,13 @@ class Search:
         )
         if not verdict.passed:
             raise ExampleFailed(Evidence(example, feeds, expected, actual, verdict, anchor_verdict=anchored))
+        return closeness(verdict)
+
+    def coverage_report(self) -> dict | None:
+        """How many boundary sides the inputs could reach, and a line for each never reached."""
+        if self.coverage is None or not self.coverage.total:
+            return None
+        return {"sides": self.coverage.total, "unreached": list(self.coverage.unreached(self.tally.tried))}
 
     def _watch(self, example: Example, now: float) -> None:
         """The time budget and progress reports, before ``example`` runs."""
@@ -169,7 +183,7 @@ class Search:
 
         def parity_holds(example: Example) -> None:
             drawn.append(example)
-            self.evaluate(example)
+            target(self.evaluate(example), label="closeness to the tolerance")
 
         test = given(examples(self.spec, self.rows or None))(parity_holds)
         for corner in reversed(explicit):  # Hypothesis runs the last-applied example first
@@ -223,6 +237,14 @@ class Search:
             self.session.timings["search"] += time.perf_counter() - started
         self.session.counts["replayed_searches"] += 1
         return True
+
+
+def closeness(verdict) -> float:
+    """How close a passing example came to failing, for Hypothesis's ``target()``: the largest
+    relative error over its float outputs, on a log scale (Hypothesis then mutates toward the
+    inputs where the variant drifts most: a gradual bug grows there before it breaks)."""
+    worst = max((o.max_rel_error for o in verdict.outputs if not o.exact), default=0.0)
+    return float(np.log10(worst + 1e-30)) if np.isfinite(worst) else 30.0
 
 
 @contextlib.contextmanager

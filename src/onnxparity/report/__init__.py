@@ -153,6 +153,8 @@ class VariantResult:
     opset: int | None = None
     #: how much the check could have caught (None: not measured, e.g. nothing ran)
     power: Power | None = None
+    #: boundaries the graph branches on: ``{"sides": n, "unreached": [lines]}`` (None: none)
+    coverage: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -174,6 +176,7 @@ class VariantResult:
             "reproducer": self.reproducer,
             "message": self.message,
             "power": None if self.power is None else self.power.to_dict(),
+            "coverage": self.coverage,
         }
 
 

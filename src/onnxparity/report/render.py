@@ -71,6 +71,25 @@ def _weak_lines(document: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _coverage_lines(document: Mapping[str, Any], shown: int = 3) -> list[str]:
+    """Items whose inputs never reached one side of a boundary the graph branches on."""
+    found = []
+    for item in document["items"]:
+        coverage = (item.get("result") or {}).get("coverage")
+        unreached = coverage.get("unreached") if isinstance(coverage, Mapping) else None
+        if unreached:
+            found.append((item["nodeid"], unreached, coverage.get("sides")))
+    if not found:
+        return []
+    lines = [f"coverage: {len(found)} item(s) never reached a side of a boundary the graph branches on:"]
+    for nodeid, unreached, sides in found:
+        lines.append(f"  {nodeid} ({len(unreached)} of {sides} sides unreached)")
+        lines += [f"    {u}" for u in unreached[:shown]]
+        if len(unreached) > shown:
+            lines.append(f"    ... and {len(unreached) - shown} more (the JSON report has them all)")
+    return lines
+
+
 def _agreement(outputs: list) -> str:
     """The pooled cosine and SQNR an Agreement judged (the worst output's); a report written
     before they were pooled has only each example's minimum cosine."""
@@ -110,6 +129,7 @@ def terminal(document: Mapping[str, Any], gate: GateResult | None = None) -> lis
     lines.append(_counts(document))
     lines += _incomplete_lines(document)
     lines += _weak_lines(document)
+    lines += _coverage_lines(document)
     lines += _gate_lines(gate)
     return lines
 
