@@ -251,3 +251,21 @@ def truncate_embedding(model: onnx.ModelProto) -> onnx.ModelProto:
     rows = numpy_helper.to_array(table)[:-1]
     table.CopyFrom(numpy_helper.from_array(rows, table.name))
     return model
+
+
+class HalfOverflow(torch.nn.Module):
+    """An intermediate past float16's 65504 (a product of large activations, as in an
+    unnormalised attention score) that later layers scale back down: fine in float32, infinite
+    in float16 from that node on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = torch.nn.Linear(4, 8)
+        self.down = torch.nn.Linear(8, 2)
+        with torch.no_grad():
+            self.up.weight.copy_(300.0 * torch.ones(8, 4) / 4)  # activations up to 300
+
+    def forward(self, x):
+        h = self.up(x)
+        squared = h * h  # up to 9e4: past 65504
+        return self.down(torch.sqrt(squared + 1.0) / 300.0)

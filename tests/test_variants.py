@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 
 import onnxparity as op
 from onnxparity import config as cfg
-from onnxparity.variants import get_variant, unregister_variant, variant_names
+from onnxparity.variants import BuildContext, get_variant, unregister_variant, variant_names
 from onnxparity.variants.isolate import run_isolated
 from onnxparity.variants.ort import OrtRunnable
 from parity_models import Elementwise, Mlp, OutlierMlp
@@ -460,3 +460,29 @@ def test_int8_static_names_an_infinite_calibrated_range_and_the_fix(tmp_path):
         **spec,
     )
     assert fixed["int8-static"].passed
+
+
+def test_an_fp16_overflow_is_localized_to_its_node_with_a_verified_fix(tmp_path):
+    """fp16's explanation of a failing input names the first node whose float16 output is
+    infinite while its inputs agree, and suggests the op_block_list that keeps it in float32
+    only after re-checking it on that input. (On ONNX Runtime's CPU this model passes as a
+    whole: without float16 kernels for Mul it computes there in float32; the intermediate
+    tensors, stored as float16, show the overflow.)"""
+    from parity_models import HalfOverflow
+
+    torch.manual_seed(0)
+    path = str(tmp_path / "model.onnx")
+    torch.onnx.export(HalfOverflow().eval(), (torch.ones(2, 4),), path, input_names=["x"], dynamo=False)
+    context = BuildContext(model_path=path, workdir=str(tmp_path), name="fp16")
+    runnable = get_variant("fp16").build(context)
+    lines = runnable.explain({"x": np.full((2, 4), 0.9, np.float32)})
+    assert lines[0].startswith("first divergence: Mul '/Mul' — inputs agree (max abs ")
+    assert lines[0].endswith(
+        "output '/Mul_output_0' 16 values NaN or infinite in float16 (finite in float32: past float16's 65504)"
+    )
+    assert lines[1] == (
+        "verified: with variant_options={'fp16': {'op_block_list': ['Mul']}} fp16 meets its default policy on this input"
+    )
+    # an input that stays below 65504 everywhere: nothing to name
+    quiet = runnable.explain({"x": np.full((2, 4), 0.1, np.float32)})
+    assert quiet == ["first divergence: none found between the float32 and float16 graphs' shared tensors"]

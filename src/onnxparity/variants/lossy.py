@@ -26,6 +26,7 @@ from ..errors import InvalidSpec, VariantBuildError, VariantUnavailable
 from ..onnxutils import is_standard_domain, load_model, quiet, save_model, working_directory
 from ..spec import Agreement
 from . import BuildContext, register_variant
+from .localize import HalfRunnable, convert_fp16
 from .ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message
 
 #: what a worker process of these variants imports before it is forked (variants/zygote.py):
@@ -382,7 +383,6 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
     list and to every op outside the standard domain — ai.onnx.ml ops have no float16
     kernels), ``optimization`` ("all")."""
     import onnx
-    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     context.check_options({"op_block_list", "optimization"})
     blocked = context.option("op_block_list", (), (list, tuple))
@@ -395,14 +395,9 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
             "they have no float16 kernels, and converting the standard operators around them (as the "
             "converter does) tests nothing a float16 deployment runs; drop fp16 from this model's variants"
         )
-    foreign = {n.op_type for n in model.graph.node if not is_standard_domain(n.domain)}
     try:
         with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
-            converted = convert_float_to_float16(
-                model,
-                keep_io_types=True,
-                op_block_list=sorted(set(DEFAULT_OP_BLOCK_LIST) | foreign | set(blocked)),
-            )
+            converted = convert_fp16(model, blocked)
     except Exception as exc:
         raise VariantBuildError(f"fp16 conversion failed: {type(exc).__name__}: {exc}") from exc
     halves = {t.name for t in converted.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16} | {
@@ -417,7 +412,11 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
             "model's variants"
         )
     target = save_model(converted, os.path.join(context.workdir, "fp16.onnx"))
-    return OrtRunnable(target, ["CPUExecutionProvider"], threads=context.threads, optimization=optimization)
+    runnable = HalfRunnable(
+        target, ["CPUExecutionProvider"], threads=context.threads, optimization=optimization
+    )
+    runnable.float_path, runnable.blocked = context.model_path, list(blocked)
+    return runnable
 
 
 register_variant(
