@@ -125,7 +125,7 @@ def test_a_variant_that_crashes_while_building_is_only_that_variants_error(parit
     lines = crashed.message.splitlines()
     assert lines[0] == (
         "crash-test could not be built: the native runtime crashed with SIGSEGV while building "
-        "crash-test; it ran in a worker process of its own, so only this variant fails"
+        "crash-test; crash-test ran in a worker process of its own, so only this variant fails"
     )
     assert lines[1] == "where the worker was (innermost first):"
     frames = [line for line in lines if line.startswith('  File "')]

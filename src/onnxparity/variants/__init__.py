@@ -57,8 +57,6 @@ class BuildContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     sample_feeds: Callable[..., list[dict[str, np.ndarray]]] = _no_samples
     name: str = ""
-    #: the builder runs in a worker process of its own (:mod:`.worker`)
-    isolated: bool = False
 
     def option(self, key: str, default: Any, allowed: Any = None) -> Any:
         """An option's value, checked against ``allowed`` (a collection of values, or a type)."""

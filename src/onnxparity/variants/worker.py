@@ -42,6 +42,9 @@ MAX_LIVE = 4
 #: 1.5 MB input took 1-2.6 ms through a pipe; see benchmarks/isolation.py).
 SHARED_FROM = 64 * 1024
 
+#: what reading from or writing to a worker that died raises
+_BROKEN = (EOFError, OSError, pickle.UnpicklingError)
+
 _ERRORS: dict[str, type[Exception]] = {
     "VariantUnavailable": VariantUnavailable,
     "InvalidSpec": InvalidSpec,
@@ -170,12 +173,9 @@ class IsolatedVariant:
         try:
             _send(connection.to_worker, message)
             return _receive(connection.from_worker)
-        except (EOFError, OSError, pickle.UnpicklingError):
-            name = self._reap()
-            raise VariantRunCrashed(
-                f"the native runtime crashed with {name} while {doing}; {self.what} ran in a worker "
-                "process of its own, so only this item fails and the session goes on" + self._details(),
-                name,
+        except _BROKEN:
+            raise self._crashed(
+                VariantRunCrashed, doing, "only this item fails and the session goes on"
             ) from None
 
     def _spawn(self) -> _Connection:
@@ -238,13 +238,8 @@ class IsolatedVariant:
                 if reply[0] != "samples":
                     break
                 _send(connection.to_worker, ("samples", context.sample_feeds(reply[1], same_shape=reply[2])))
-        except (EOFError, OSError, pickle.UnpicklingError):
-            name = self._reap()
-            raise VariantCrashed(
-                f"the native runtime crashed with {name} while building {self.what}; it ran in a "
-                "worker process of its own, so only this variant fails" + self._details(),
-                name,
-            ) from None
+        except _BROKEN:
+            raise self._crashed(VariantCrashed, f"building {self.what}", "only this variant fails") from None
         if reply[0] == "not-importable":
             self.close()
             raise NotImportable(reply[1])
@@ -252,6 +247,16 @@ class IsolatedVariant:
             self.close()
             raise _ERRORS.get(reply[1], VariantBuildError)(reply[2])
         _, self.output_names, self.providers, self.model_path, self._explains = reply
+
+    def _crashed(self, error: type, doing: str, outcome: str) -> Exception:
+        """The error of a worker whose pipe broke while ``doing``: the signal that ended it, the
+        Python frames it was in, the hint."""
+        name = self._reap()
+        message = (
+            f"the native runtime crashed with {name} while {doing}; {self.what} ran in a worker process "
+            f"of its own, so {outcome}"
+        )
+        return error(message + self._details(), name)
 
     def _details(self) -> str:
         """The Python stack faulthandler wrote at the crash (innermost frames), and the hint."""
@@ -372,7 +377,7 @@ def serve_fds(requests_fd: int, replies_fd: int, shared_fd: int) -> int:
         _send(replies, ("samples", count, same_shape))
         return _receive(requests)[1]
 
-    context = BuildContext(sample_feeds=sample_feeds, isolated=True, **fields)
+    context = BuildContext(sample_feeds=sample_feeds, **fields)
     try:
         runnable = build(context)
     except OnnxParityError as exc:
