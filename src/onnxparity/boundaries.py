@@ -106,14 +106,9 @@ def _tree_thresholds(node: onnx.NodeProto) -> dict[int, list[float]]:
     return found
 
 
-def _walk(graph: onnx.GraphProto, name: str) -> Iterator[tuple[onnx.NodeProto, float, float]]:
+def _walk(name: str, constants, readers) -> Iterator[tuple[onnx.NodeProto, float, float]]:
     """The nodes that read ``name``'s values, directly or through value-keeping and scalar
     affine ops, each with the (scale, shift) that maps the input to what the node sees."""
-    constants = _constants(graph)
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for value in node.input:
-            readers.setdefault(value, []).append(node)
     stack, seen = [(name, 1.0, 0.0)], set()
     while stack:
         value, scale, shift = stack.pop()
@@ -145,12 +140,16 @@ def harvest_sites(proto: onnx.ModelProto) -> dict[str, list[Site]]:
     """Per graph input: every boundary the graph branches on there, with its node."""
     graph = proto.graph
     constants = _constants(graph)
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for value in node.input:
+            readers.setdefault(value, []).append(node)
     found: dict[str, list[Site]] = {}
     for graph_input in graph.input:
         if graph_input.name in constants:
             continue
         sites: dict[tuple, Site] = {}
-        for node, scale, shift in _walk(graph, graph_input.name):
+        for node, scale, shift in _walk(graph_input.name, constants, readers):
             seen: list[tuple[int | None, float]] = []
             if node.op_type in _BRANCHING:
                 seen += [
@@ -171,9 +170,12 @@ def harvest_sites(proto: onnx.ModelProto) -> dict[str, list[Site]]:
 
 def harvest(proto: onnx.ModelProto) -> dict[str, tuple]:
     """Per graph input: the (column or None, value) boundaries the graph branches on there."""
-    return {
-        name: _capped({(s.column, s.value) for s in sites}) for name, sites in harvest_sites(proto).items()
-    }
+    return boundaries_of(harvest_sites(proto))
+
+
+def boundaries_of(sites: dict[str, list[Site]]) -> dict[str, tuple]:
+    """The (column or None, value) boundaries of each input's sites, capped."""
+    return {name: _capped({(s.column, s.value) for s in found}) for name, found in sites.items()}
 
 
 def _capped(pairs: set[tuple[int | None, float]]) -> tuple:
@@ -228,10 +230,9 @@ class Coverage:
         return 2 * len(self.below)
 
 
-def with_graph_boundaries(spec: ParitySpec, proto: onnx.ModelProto) -> ParitySpec:
-    """``spec`` with each numeric input's boundaries extended by the graph's (unchanged when
-    the graph has none for it)."""
-    harvested = harvest(proto)
+def with_graph_boundaries(spec: ParitySpec, harvested: dict[str, tuple]) -> ParitySpec:
+    """``spec`` with each numeric input's boundaries extended by ``harvested`` (:func:`harvest`;
+    unchanged where it has none for an input)."""
     inputs = []
     for item in spec.inputs:
         extra = harvested.get(item.name, ())
@@ -252,7 +253,7 @@ class BoundaryCache:
         """(``spec`` with the boundaries added to its inputs, the sites per input name)."""
         cache_key = (key, spec.input_digest)  # the inputs only: tolerances and options vary
         if cache_key not in self._found:
-            proto = onnx.load(path, load_external_data=False)
-            self._found[cache_key] = (with_graph_boundaries(spec, proto).inputs, harvest_sites(proto))
+            sites = harvest_sites(onnx.load(path, load_external_data=False))
+            self._found[cache_key] = (with_graph_boundaries(spec, boundaries_of(sites)).inputs, sites)
         inputs, sites = self._found[cache_key]
         return (spec if inputs == spec.inputs else replace(spec, inputs=inputs)), sites
