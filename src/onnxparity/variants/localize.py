@@ -45,7 +45,7 @@ class Divergence:
         )
 
 
-def _with_all_outputs(model, names: set[str]):
+def with_outputs(model, names: set[str]):
     """A copy of ``model`` whose graph outputs also list ``names`` (untyped: ORT infers them)."""
     import onnx
 
@@ -57,7 +57,8 @@ def _with_all_outputs(model, names: set[str]):
     return copy
 
 
-def _values(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def tensor_values(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every output of ``model`` on ``feeds`` by name (ONNX Runtime, CPU, no graph optimization)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -82,14 +83,17 @@ def _off(reference: np.ndarray, value: np.ndarray) -> tuple[float, int, bool]:
     return error, nonfinite, bool(nonfinite or error > RELATIVE * max(scale, 1e-30))
 
 
-def first_divergence(float_model, half_model, feeds: Mapping[str, np.ndarray]) -> Divergence | None:
+def first_divergence(
+    float_model, half_model, feeds: Mapping[str, np.ndarray]
+) -> tuple[Divergence | None, dict[str, np.ndarray]]:
     """The first node of ``float_model`` whose output ``half_model`` gets wrong while getting its
-    float inputs right; None when no paired tensor diverges."""
+    float inputs right (None when no paired tensor diverges), and every value of the float run
+    (its outputs included)."""
     produced = {out for node in float_model.graph.node for out in node.output if out}
     half_produced = {out for node in half_model.graph.node for out in node.output if out}
     shared = produced & half_produced
-    floats = _values(_with_all_outputs(float_model, shared), feeds)
-    halves = _values(_with_all_outputs(half_model, shared), feeds)
+    floats = tensor_values(with_outputs(float_model, shared), feeds)
+    halves = tensor_values(with_outputs(half_model, shared), feeds)
     for node in float_model.graph.node:
         outputs = [o for o in node.output if o in shared and o in floats and o in halves]
         if not outputs:
@@ -103,7 +107,7 @@ def first_divergence(float_model, half_model, feeds: Mapping[str, np.ndarray]) -
         input_errors = [_off(floats[i], halves[i]) for i in inputs]
         if any(off[2] for off in input_errors):
             continue  # an input already diverged: an earlier node is the first
-        return Divergence(
+        found = Divergence(
             node.name or node.op_type,
             node.op_type,
             outputs[0],
@@ -111,7 +115,8 @@ def first_divergence(float_model, half_model, feeds: Mapping[str, np.ndarray]) -
             max((off[0] for off in input_errors), default=0.0),
             nonfinite,
         )
-    return None
+        return found, floats
+    return None, floats
 
 
 def explain_fp16(
@@ -120,21 +125,20 @@ def explain_fp16(
     feeds: Mapping[str, np.ndarray],
     rebuild: Callable[[list[str]], object],
     blocked: list[str],
+    policy,
 ) -> list[str]:
     """The divergence line, and the ``op_block_list`` that fixes it when the model rebuilt with
-    it (``rebuild(block_list) -> fp16 model``) meets fp16's default policy on this input."""
-    found = first_divergence(float_model, half_model, feeds)
+    it (``rebuild(block_list) -> fp16 model``) meets ``policy`` (an Agreement) on this input."""
+    found, floats = first_divergence(float_model, half_model, feeds)
     if found is None:
         return ["first divergence: none found between the float32 and float16 graphs' shared tensors"]
     lines = [found.line()]
     proposal = sorted({*blocked, found.op_type})
     option = f"variant_options={{'fp16': {{'op_block_list': {proposal!r}}}}}"
     try:
-        fixed = rebuild(proposal)
+        actual = tensor_values(rebuild(proposal), feeds)
         names = [o.name for o in float_model.graph.output]
-        expected = _values(float_model, feeds)
-        actual = _values(fixed, feeds)
-        verified = all(_meets_fp16_policy(expected[n], actual[n]) for n in names)
+        verified = all(_meets(policy, floats[n], actual[n]) for n in names)
     except Exception as exc:  # a suggestion that cannot be re-checked is not printed as verified
         lines.append(f"keep {found.op_type} in float32: {option} (not verified: {type(exc).__name__})")
         return lines
@@ -145,15 +149,14 @@ def explain_fp16(
     return lines
 
 
-def _meets_fp16_policy(expected: np.ndarray, actual: np.ndarray) -> bool:
-    """This input's output within fp16's default Agreement (cosine 0.9999, SQNR 40 dB), no
-    NaN or infinity of its own."""
+def _meets(policy, expected: np.ndarray, actual: np.ndarray) -> bool:
+    """One input's output within ``policy``'s cosine and SQNR, with no NaN or infinity of its own."""
     from ..agreement import agreement_metrics
 
     if np.asarray(expected).dtype.kind != "f":
         return bool(np.array_equal(expected, actual))
     cosine, sqnr, _, _, nonfinite = agreement_metrics(expected, actual)
-    return not nonfinite and cosine >= 0.9999 and sqnr >= 40.0
+    return not nonfinite and cosine >= (policy.cosine or -1.0) and sqnr >= (policy.sqnr_db or -np.inf)
 
 
 def convert_fp16(model, blocked):
@@ -174,10 +177,12 @@ def convert_fp16(model, blocked):
 
 
 class HalfRunnable(OrtRunnable):
-    """An fp16 session that can say where the conversion first goes wrong on an input."""
+    """An fp16 session that can say where the conversion of ``float_path`` (with ``blocked``
+    kept in float32) first goes wrong on an input, judged by ``policy``."""
 
-    float_path: str = ""
-    blocked: list = []
+    def __init__(self, path: str, *, float_path: str, blocked, policy, **options) -> None:
+        super().__init__(path, ["CPUExecutionProvider"], **options)
+        self.float_path, self.blocked, self.policy = float_path, list(blocked), policy
 
     def explain(self, feeds: Mapping[str, np.ndarray]) -> list[str]:
         from ..onnxutils import load_model
@@ -185,12 +190,7 @@ class HalfRunnable(OrtRunnable):
         try:
             float_model = load_model(self.float_path, external_data=True)
             half_model = load_model(self.model_path, external_data=True)
-            return explain_fp16(
-                float_model,
-                half_model,
-                feeds,
-                lambda blocked: convert_fp16(float_model, blocked),
-                self.blocked,
-            )
+            rebuild = lambda blocked: convert_fp16(float_model, blocked)  # noqa: E731
+            return explain_fp16(float_model, half_model, feeds, rebuild, self.blocked, self.policy)
         except Exception:  # the explanation is a bonus: never let it mask the verdict
             return []

@@ -26,7 +26,7 @@ from ..errors import InvalidSpec, VariantBuildError, VariantUnavailable
 from ..onnxutils import is_standard_domain, load_model, quiet, save_model, working_directory
 from ..spec import Agreement
 from . import BuildContext, register_variant
-from .localize import HalfRunnable, convert_fp16
+from .localize import HalfRunnable, convert_fp16, tensor_values, with_outputs
 from .ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message
 
 #: what a worker process of these variants imports before it is forked (variants/zygote.py):
@@ -227,7 +227,7 @@ class StaticRunnable(OrtRunnable):
         self._float_path = float_path
         self._ranges = ranges
         self._origin = origin
-        self._probe: OrtRunnable | None = None
+        self._probe = None  # the float model with the calibrated tensors as outputs
 
     def explain(self, feeds: Mapping[str, np.ndarray]) -> list[str]:
         """Lines naming tensors that this input drives beyond their calibrated range."""
@@ -266,20 +266,11 @@ class StaticRunnable(OrtRunnable):
 
     def _tensor_values(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._probe is None:
-            import onnx
-
             model = load_model(self._float_path, external_data=True)
-            known = {o.name for o in model.graph.output}
-            produced = {out for node in model.graph.node for out in node.output} | {
-                i.name for i in model.graph.input
-            }
-            for name in self._ranges:
-                if name in produced and name not in known:
-                    model.graph.output.append(onnx.ValueInfoProto(name=name))
-            path = save_model(model, self._float_path.replace(".onnx", "-tensors.onnx"))
-            self._probe = OrtRunnable(path, ["CPUExecutionProvider"], optimization="none")
-        outputs = self._probe.run(feeds)
-        return dict(zip(self._probe.output_names, outputs))
+            produced = {out for node in model.graph.node for out in node.output}
+            produced |= {i.name for i in model.graph.input}
+            self._probe = with_outputs(model, set(self._ranges) & produced)
+        return tensor_values(self._probe, feeds)
 
 
 def _calibrated_ranges(qdq_path: str) -> dict[str, tuple[float, float]]:
@@ -412,11 +403,14 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
             "model's variants"
         )
     target = save_model(converted, os.path.join(context.workdir, "fp16.onnx"))
-    runnable = HalfRunnable(
-        target, ["CPUExecutionProvider"], threads=context.threads, optimization=optimization
+    return HalfRunnable(
+        target,
+        float_path=context.model_path,
+        blocked=blocked,
+        policy=FP16_POLICY,
+        threads=context.threads,
+        optimization=optimization,
     )
-    runnable.float_path, runnable.blocked = context.model_path, list(blocked)
-    return runnable
 
 
 register_variant(
