@@ -292,3 +292,27 @@ def test_special_ids_and_vocabulary_edges_are_drawn():
     assert len(set(values.ravel().tolist())) > 10  # ordinary ids too
     extremes = materialize(MASKED, replace(example, patterns=("extremes", "full", "full", "full")))
     assert set(extremes["input_ids"].ravel().tolist()) == {0, 1, 2, 99}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            dict(boundaries=("half",)),
+            r"Input\('x'\): boundaries has 'half'; give finite values, or \(column, value\)",
+        ),
+        (
+            dict(boundaries=((-1, 0.5),)),
+            r"boundaries has \(-1, 0.5\); give finite values, or \(column, value\) pairs with a column >= 0",
+        ),
+        (dict(boundaries=(float("nan"),)), r"boundaries has nan"),
+        (dict(boundaries=0.5), r"boundaries=0.5: give a tuple of values or \(column, value\) pairs"),
+        (
+            dict(dtype="bool", boundaries=(0.5,)),
+            r"boundaries= is for numeric inputs \(kind='values'\), not bool",
+        ),
+    ],
+)
+def test_bad_boundaries_name_the_entry_and_the_fix(kwargs, message):
+    with pytest.raises(op.InvalidSpec, match=message):
+        op.Input("x", ("batch", 3), **kwargs)
