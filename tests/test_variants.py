@@ -462,6 +462,7 @@ def test_int8_static_names_an_infinite_calibrated_range_and_the_fix(tmp_path):
     assert fixed["int8-static"].passed
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript export, on purpose: '/Mul'
 def test_an_fp16_overflow_is_localized_to_its_node_with_a_verified_fix(tmp_path):
     """fp16's explanation of a failing input names the first node whose float16 output is
     infinite while its inputs agree, and suggests the op_block_list that keeps it in float32
