@@ -247,6 +247,32 @@ def test_top1_agreement_is_counted_over_the_whole_search(parity_session):
     assert "the example with the most top-1 disagreements: dims batch=" in message
 
 
+#: what ONNX Runtime 1.31.1 said on an H200 with libcudnn.so hidden: the CUDA session was created,
+#: and the first Conv failed (docs/gpu.md, 2026-11-30).
+CUDNN_MISSING = (
+    "9 : NOT_IMPLEMENTED : Non-zero status code returned while running Conv node. Name:'' Status Message: "
+    "/onnxruntime_src/onnxruntime/core/providers/cuda/cuda_kernel.h:296 static cudnnContext* "
+    "onnxruntime::cuda::CudaKernel::RequireCudnnHandle(cudnnHandle_t) 9 : NOT_IMPLEMENTED : cuDNN is "
+    "unavailable or disabled for CUDA Execution Provider: dlopen failed for libcudnn.so: libcudnn.so: "
+    "cannot open shared object file: No such file or directory"
+)
+
+
+def test_a_cuda_library_that_fails_at_the_first_run_is_recognised_not_blamed_on_the_model():
+    from onnxparity.variants.ort import cuda_library_error
+
+    assert cuda_library_error(CUDNN_MISSING) == (
+        "cuDNN is unavailable or disabled for CUDA Execution Provider: dlopen failed for libcudnn.so: "
+        "libcudnn.so: cannot open shared object file: No such file or directory"
+    )
+    for model_error in (
+        "2 : INVALID_ARGUMENT : Got invalid dimensions for input: x for the following indices index: 1 Got: 3 Expected: 16",
+        "6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Reshape node. Name:'/Reshape' "
+        "Status Message: The input tensor cannot be reshaped to the requested shape.",
+    ):
+        assert cuda_library_error(model_error) is None
+
+
 @pytest.mark.skipif(CUDA, reason="this machine has the CUDA execution provider")
 def test_ort_gpu_is_unavailable_without_cuda_and_says_how_to_get_it(parity_session):
     skipped = check(parity_session, model(), ["ort-gpu"])["ort-gpu"]

@@ -8,7 +8,8 @@
   small CNN then differed from the CPU by ~1e-4 — beyond the default tolerance, hiding real
   bugs of that size. With ``use_tf32=0`` it measured 2e-8–7e-7, like the CPU. ONNX Runtime
   silently falls back to the CPU when the CUDA libraries do not load: the session's providers
-  are checked, and a fallback is "unavailable" like a missing EP.
+  are checked, and a fallback is "unavailable" like a missing EP. So is a CUDA session whose
+  first run fails because a library (cuDNN) did not load: one sample input runs at build.
 
 ONNX Runtime writes its own coloured error lines to stderr when a node fails; sessions here log
 at FATAL only, and the exception's message goes into the diagnosis instead.
@@ -103,6 +104,28 @@ def build_ort_cpu_noopt(context: BuildContext) -> OrtRunnable:
     )
 
 
+#: run errors that mean the CUDA libraries did not load, not that the model is wrong. ONNX
+#: Runtime creates a CUDA session without cuDNN and fails only at the first node that needs it
+#: (seen on an H200 with onnxruntime-gpu 1.31.1 and libcudnn.so hidden: "cuDNN is unavailable or
+#: disabled for CUDA Execution Provider: dlopen failed for libcudnn.so ...").
+CUDA_LIBRARY_ERRORS = (
+    "is unavailable or disabled for CUDA Execution Provider",
+    "dlopen failed for",
+    "cannot open shared object file",
+    "CUDNN_STATUS_NOT_INITIALIZED",
+    "CUBLAS_STATUS_NOT_INITIALIZED",
+    "no kernel image is available for execution on the device",
+)
+
+
+def cuda_library_error(message: str) -> str | None:
+    """The line of an ONNX Runtime run error that says a CUDA library did not load, or None."""
+    for line in message.splitlines():
+        if any(signature in line for signature in CUDA_LIBRARY_ERRORS):
+            return line.rsplit(" : ", 1)[-1].strip()[:300]  # after ONNX Runtime's "9 : NOT_IMPLEMENTED : "
+    return None
+
+
 def build_ort_gpu(context: BuildContext) -> OrtRunnable:
     """CUDA EP. Options: ``device_id`` (0), ``use_tf32`` (0), ``optimization`` ("all"), and
     any other CUDA provider option by its ONNX Runtime name (e.g. ``cudnn_conv_algo_search``)."""
@@ -119,6 +142,7 @@ def build_ort_gpu(context: BuildContext) -> OrtRunnable:
     options.pop("optimization", None)
     cuda = {"device_id": 0, "use_tf32": 0, **options}
     cuda = {k: str(int(v)) if isinstance(v, bool) else str(v) for k, v in cuda.items()}
+
     runnable = OrtRunnable(
         context.model_path,
         [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"],
@@ -131,6 +155,18 @@ def build_ort_gpu(context: BuildContext) -> OrtRunnable:
             f"visible, or CUDA/cuDNN libraries missing; session providers: {', '.join(runnable.providers)}); "
             f"to run ort-gpu, {GPU_FIX}"
         )
+    for feeds in context.sample_feeds(1):  # a library that loads only at the first run
+        try:
+            runnable.run(feeds)
+        except VariantRunError as exc:
+            missing = cuda_library_error(str(exc))
+            if missing:
+                raise VariantUnavailable(
+                    f"ONNX Runtime {ort.__version__} runs on CUDA here, but a CUDA library it needs did not "
+                    f"load ({missing}); to run ort-gpu, install the CUDA and cuDNN versions this ONNX Runtime "
+                    "was built for where the loader finds them (the system's CUDA, or the nvidia-* pip "
+                    "packages with their lib folders on LD_LIBRARY_PATH)"
+                ) from None
     return runnable
 
 
