@@ -40,6 +40,7 @@ RULES: dict[str, set[str]] = {
     "planning.py": FRAMEWORKS | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants"},
     "boundaries.py": FRAMEWORKS
     | {"onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
+    "coverage.py": FRAMEWORKS | {"pytest", "hypothesis", ".exporters", ".variants", ".runner"},
     "fills.py": FRAMEWORKS
     | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
     "strategies.py": FRAMEWORKS | {"onnxruntime", "pytest", ".exporters", ".variants", ".runner"},

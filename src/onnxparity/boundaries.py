@@ -186,50 +186,6 @@ def _capped(pairs: set[tuple[int | None, float]]) -> tuple:
     return tuple(sorted(kept, key=lambda p: (-1 if p[0] is None else p[0], p[1])))
 
 
-class Coverage:
-    """Which side of each boundary a search's inputs reached: a value below it, above it.
-    Per example one min/max pass per input (per column where a site has one)."""
-
-    def __init__(self, sites: dict[str, list[Site]]) -> None:
-        self.sites = {name: list(s)[: 4 * MAX_BOUNDARIES] for name, s in sites.items()}
-        self.below = {(n, i): False for n, s in self.sites.items() for i in range(len(s))}
-        self.above = dict(self.below)
-
-    def add(self, feeds) -> None:
-        for name, sites in self.sites.items():
-            values = np.asarray(feeds.get(name))
-            if values.dtype.kind not in "iuf" or not values.size:
-                continue
-            flat = values.reshape(-1, values.shape[-1]) if values.ndim else values.reshape(1, 1)
-            with np.errstate(invalid="ignore"):
-                lowest, highest = np.nanmin(flat, axis=0), np.nanmax(flat, axis=0)
-            for i, site in enumerate(sites):
-                if site.column is None:
-                    low, high = lowest.min(), highest.max()
-                elif site.column < len(lowest):
-                    low, high = lowest[site.column], highest[site.column]
-                else:
-                    continue
-                self.below[(name, i)] |= bool(low < site.value)
-                self.above[(name, i)] |= bool(high > site.value)
-
-    def unreached(self, examples: int) -> tuple[str, ...]:
-        """A line for every side of a boundary no example reached."""
-        lines = []
-        for (name, i), below in self.below.items():
-            above, site = self.above[(name, i)], self.sites[name][i]
-            missing = [side for side, seen in (("below", below), ("above", above)) if not seen]
-            if missing:
-                lines.append(
-                    f"{site.describe(name)}: no value {' or '.join(missing)} it in {examples} examples"
-                )
-        return tuple(lines)
-
-    @property
-    def total(self) -> int:
-        return 2 * len(self.below)
-
-
 def with_graph_boundaries(spec: ParitySpec, harvested: dict[str, tuple]) -> ParitySpec:
     """``spec`` with each numeric input's boundaries extended by ``harvested`` (:func:`harvest`;
     unchanged where it has none for an input)."""

@@ -34,10 +34,13 @@ FLAG_MAX_LATENCY_REGRESSION = "--onnx-parity-max-latency-regression"
 FLAG_MAX_EXAMPLE_MB = "--onnx-parity-max-example-mb"
 FLAG_ITEM_TIMEOUT = "--onnx-parity-item-timeout"
 FLAG_ISOLATE = "--onnx-parity-isolate"
+FLAG_COVERAGE = "--onnx-parity-coverage"
 
 LATENCY_MODES = ("enforce", "report", "off")
 #: which variants run in a worker process of their own (see the isolate setting).
 ISOLATE_MODES = ("auto", "all", "off")
+#: which boundaries branch coverage measures (:mod:`.coverage`)
+COVERAGE_MODES = ("inner", "inputs")
 #: variants of a test that declares none, unless --onnx-parity-variants names them.
 DEFAULT_VARIANTS = ("ort-cpu",)
 #: how a message names a setting: as a library argument or as a pytest flag.
@@ -73,6 +76,13 @@ def parse_isolate_mode(text: str, what: str) -> str:
     mode = str(text).strip().lower()
     if mode not in ISOLATE_MODES:
         raise ValueError(f"{what} must be one of {', '.join(ISOLATE_MODES)}, got {text!r}")
+    return mode
+
+
+def parse_coverage_mode(text: str, what: str) -> str:
+    mode = str(text).strip().lower()
+    if mode not in COVERAGE_MODES:
+        raise ValueError(f"{what} must be one of {', '.join(COVERAGE_MODES)}, got {text!r}")
     return mode
 
 
@@ -325,6 +335,17 @@ SETTINGS: tuple[Setting, ...] = (
         parse_isolate_mode,
         "MODE",
     ),
+    Setting(
+        "coverage",
+        FLAG_COVERAGE,
+        "onnx_parity_coverage",
+        "inner",
+        "branch coverage: inner (the boundaries of the graph's inputs, and the branching nodes inside "
+        "the network, measured on each model's first searched variant by a second ONNX Runtime run per "
+        "example) or inputs (the inputs' boundaries only) (default {default})",
+        parse_coverage_mode,
+        "MODE",
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -372,12 +393,18 @@ class ParityConfig:
     item_timeout_s: float | None = DEFAULTS["item_timeout_s"]
     #: "auto", "all" or "off": which variants run in a worker process (:mod:`.variants.worker`)
     isolate: str = DEFAULTS["isolate"]
+    #: "inner" or "inputs": which branches coverage measures (:mod:`.coverage`)
+    coverage: str = DEFAULTS["coverage"]
     #: how messages name settings (:meth:`spell`): "library" arguments or "pytest" flags
     wording: str = "library"
 
     def __post_init__(self) -> None:
         if self.isolate not in ISOLATE_MODES:
             raise ValueError(f"ParityConfig(isolate={self.isolate!r}): use one of {', '.join(ISOLATE_MODES)}")
+        if self.coverage not in COVERAGE_MODES:
+            raise ValueError(
+                f"ParityConfig(coverage={self.coverage!r}): use one of {', '.join(COVERAGE_MODES)}"
+            )
         if self.wording not in WORDINGS:
             raise ValueError(f"ParityConfig(wording={self.wording!r}): use one of {', '.join(WORDINGS)}")
 

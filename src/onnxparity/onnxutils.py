@@ -174,6 +174,41 @@ def external_data_files(path: str | os.PathLike, proto: Any = None) -> list[str]
     return list(locations)
 
 
+def with_outputs(model: Any, names: set[str]) -> Any:
+    """A copy of ``model`` whose graph outputs also list ``names`` (untyped: ORT infers them)."""
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    known = {o.name for o in copy.graph.output}
+    for name in sorted(names - known):
+        copy.graph.output.append(onnx.ValueInfoProto(name=name))
+    return copy
+
+
+def node_source(node: Any) -> str | None:
+    """The framework-side module or layer ``node`` came from, where the exporter recorded it;
+    None otherwise (never guessed from an op's own name).
+
+    - PyTorch's dynamo exporter: metadata ``pkg.torch.onnx.name_scopes`` (``['', 'encoder',
+      'layers.0', 'linear1', 'linear']`` → ``encoder.layers.0.linear1``; the last entry is the
+      op itself, the first the root module).
+    - PyTorch's TorchScript exporter: the node name's scope (``/encoder/layers.0/linear1/MatMul``
+      → ``encoder.layers.0.linear1``).
+    - tf2onnx: the node name's scope (``sequential/dense/MatMul`` → ``sequential/dense``).
+    """
+    for entry in getattr(node, "metadata_props", ()):
+        if entry.key == "pkg.torch.onnx.name_scopes":
+            scopes = [s.strip(" '\"") for s in entry.value.strip("[]").split(",")]
+            modules = [s for s in scopes[1:-1] if s]
+            return ".".join(modules) or None
+    name = getattr(node, "name", "") or ""
+    if "/" not in name.strip("/"):
+        return None
+    scope = name.rsplit("/", 1)[0]
+    return scope.strip("/").replace("/", ".") if name.startswith("/") else scope
+
+
 class UnsafeLocation(ValueError):
     """An ONNX file's external data location points outside the file's directory."""
 

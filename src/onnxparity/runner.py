@@ -28,9 +28,10 @@ import numpy as np
 
 from . import budgets
 from .anchor import ANCHOR_VARIANT, Anchor
-from .boundaries import BoundaryCache, Coverage
+from .boundaries import BoundaryCache
 from .cache import ExampleData, ExampleKey, OutputKey, options_digest
 from .config import LATENCY_MODES, ParityConfig
+from .coverage import Coverage, InnerCache
 from .diagnosis import agreement_diagnosis, diagnosis, indent, timeout_diagnosis, variant_explanation
 from .errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
 from .exporters import ModelPair, Subject, resolve
@@ -66,11 +67,11 @@ class ParitySession:
         self.workdir = os.path.abspath(workdir or tempfile.mkdtemp(prefix="onnxparity-"))
         self.counts: collections.Counter[str] = collections.Counter()
         #: seconds spent per phase: export, build, draw, reference, variant, anchor, compare,
-        #: search (whole searches, Hypothesis included): a benchmark's breakdown
+        #: coverage, search (whole searches, Hypothesis included): a benchmark's breakdown
         self.timings: collections.Counter[str] = collections.Counter()
         self._pairs: dict[tuple, ModelPair] = {}
-        #: the graph's boundaries and their sites, per exported model and inputs
-        self.boundaries = BoundaryCache()
+        #: the graph's boundaries and their sites, and its inner branches, per exported model
+        self.boundaries, self.inner_coverage = BoundaryCache(), InnerCache(self.timings)
         self._variants: dict[tuple[str, str, str], Runnable | OnnxParityError] = {}
         #: drawn feeds, reference outputs (and their summaries) and anchor outputs per example
         self.examples = ExampleData(self.counts, self.timings)
@@ -294,7 +295,9 @@ class ParitySession:
             rows or {},
             anchor=measured_against,
             keeps_anchor_outputs=variant == anchor,
-            coverage=Coverage(sites),
+            coverage=Coverage(
+                sites, self.inner_coverage.claim(pair.exported, sites, spec, self.config.coverage)
+            ),
             deadline=time.perf_counter() + budget if budget else None,
             progress=None
             if progress is None

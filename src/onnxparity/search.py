@@ -23,9 +23,9 @@ from hypothesis import example as explicit_example
 from hypothesis import seed as hypothesis_seed
 
 from .anchor import Anchor
-from .boundaries import Coverage
 from .cache import ExampleKey
 from .compare import compare_outputs
+from .coverage import Coverage
 from .spec import ParitySpec, Policy
 from .strategies import Example, examples, rows_digest
 from .tally import Evidence, SearchTally
@@ -119,7 +119,9 @@ class Search:
         data = session.examples
         feeds = data.feeds_for(self.spec, key, self.rows)
         if self.coverage is not None:
-            self.coverage.add(feeds)
+            started = clock()
+            self.coverage.add(feeds, key)
+            session.timings["coverage"] += clock() - started
         try:
             expected = data.reference_outputs(self.pair, key, feeds)
         except Exception as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..onnxutils import with_outputs
 from .ort import OrtRunnable
 
 #: a tensor is off when its error exceeds this fraction of its largest fp32 value
@@ -43,18 +44,6 @@ class Divergence:
             f"first divergence: {self.op_type} {self.node!r} — inputs agree (max abs "
             f"{self.input_max_abs_error:.2g}), output {self.tensor!r} {what}"
         )
-
-
-def with_outputs(model, names: set[str]):
-    """A copy of ``model`` whose graph outputs also list ``names`` (untyped: ORT infers them)."""
-    import onnx
-
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    known = {o.name for o in copy.graph.output}
-    for name in sorted(names - known):
-        copy.graph.output.append(onnx.ValueInfoProto(name=name))
-    return copy
 
 
 def tensor_values(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -23,10 +23,10 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from ..errors import InvalidSpec, VariantBuildError, VariantUnavailable
-from ..onnxutils import is_standard_domain, load_model, quiet, save_model, working_directory
+from ..onnxutils import is_standard_domain, load_model, quiet, save_model, with_outputs, working_directory
 from ..spec import Agreement
 from . import BuildContext, register_variant
-from .localize import HalfRunnable, convert_fp16, tensor_values, with_outputs
+from .localize import HalfRunnable, convert_fp16, tensor_values
 from .ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message
 
 #: what a worker process of these variants imports before it is forked (variants/zygote.py):

@@ -1,0 +1,309 @@
+"""Branch coverage: which side of each boundary the graph branches on a search reached.
+
+Two kinds of site. A boundary that maps back to a graph input (:mod:`.boundaries`) is checked on
+the input values themselves: one min/max pass per input. A branching node deeper in the network
+(a ``Clip`` after a convolution, a ``Relu`` in a hidden layer, a ``Where`` on a computed mask) is
+checked on the value it actually sees: a second ONNX Runtime session of the exported model that
+also outputs those tensors runs each example once (cached across the variants of a model), and
+keeps only each tensor's minimum and maximum. Reported per item (``coverage``): how many sides
+there are, and a line for each side no example reached, e.g.
+``Clip '/act/Clip': upper bound 6 never reached in 25 examples``.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import NamedTuple
+
+import numpy as np
+import onnx
+
+from .boundaries import _KINKS, MAX_BOUNDARIES, Site, _constants, _values
+from .onnxutils import check_external_data, node_source, with_outputs
+
+#: at most this many inner branching nodes are watched per model (in graph order)
+MAX_BRANCHES = 256
+#: larger models (with their external data) are not watched: the copy is held in memory
+MAX_MODEL_BYTES = 1 << 30
+#: examples whose inner statistics are kept (the variants of a model search much the same ones)
+MAX_CACHED = 4096
+_COMPARISONS = {"Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Equal"}
+
+
+class Side(NamedTuple):
+    """One side of an inner branch: ``test`` is "below", "above" or "equal" (``value``), or
+    "true"/"false" (a condition); ``label`` is how a line names it when it was never reached."""
+
+    test: str
+    value: float
+    label: str
+
+
+class Branch(NamedTuple):
+    """An inner node that branches on the values of ``tensor`` (``source``: the framework's
+    module or layer it came from, where the exporter recorded it)."""
+
+    node: str
+    op_type: str
+    tensor: str
+    sides: tuple[Side, ...]
+    source: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.op_type} {self.node!r}" + (f" ({self.source})" if self.source else "")
+
+
+def _bounds(values: list[float], labels: tuple[str, str] | None = None) -> tuple[Side, ...]:
+    sides = []
+    for v in values[:4]:
+        below, above = labels or (f"no value below {v:.6g}", f"no value above {v:.6g}")
+        sides += [Side("below", v, below), Side("above", v, above)]
+    return tuple(sides)
+
+
+def _clip_bounds(node: onnx.NodeProto, constants) -> tuple[Side, ...]:
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    low, high = attributes.get("min"), attributes.get("max")  # opset < 11
+    if len(node.input) > 1 and node.input[1] in constants and constants[node.input[1]].size == 1:
+        low = float(constants[node.input[1]].ravel()[0])
+    if len(node.input) > 2 and node.input[2] in constants and constants[node.input[2]].size == 1:
+        high = float(constants[node.input[2]].ravel()[0])
+    sides = []
+    if low is not None and np.isfinite(low):
+        sides.append(Side("below", float(low), f"lower bound {float(low):.6g} never reached"))
+    if high is not None and np.isfinite(high):
+        sides.append(Side("above", float(high), f"upper bound {float(high):.6g} never reached"))
+    return tuple(sides)
+
+
+def _branch(node: onnx.NodeProto, constants) -> tuple[str, tuple[Side, ...]] | None:
+    """(the tensor ``node`` branches on, its sides), or None where it does not branch on one
+    non-constant tensor against constants."""
+    op = node.op_type
+    if op in _KINKS and node.input:
+        return node.input[0], _bounds(list(_KINKS[op]))
+    if op == "Clip" and node.input:
+        return node.input[0], _clip_bounds(node, constants)
+    if op in ("Where", "If") and node.input:
+        return node.input[0], (
+            Side("true", 1, "condition never true"),
+            Side("false", 0, "condition never false"),
+        )
+    if op in _COMPARISONS | {"Max", "Min"} and len(node.input) == 2:
+        first, second = node.input
+        tensor, constant = (first, second) if second in constants else (second, first)
+        if constant not in constants or tensor in constants:
+            return None
+        values = _values(constants[constant])
+        sides = _bounds(sorted(set(values), key=abs))
+        if op == "Equal":
+            sides += tuple(Side("equal", v, f"no value equal to {v:.6g}") for v in values[:4])
+        return tensor, sides
+    return None
+
+
+def harvest_branches(proto: onnx.ModelProto, skip: set[str] = frozenset()) -> list[Branch]:
+    """The main graph's inner branching nodes (not those in ``skip``: the input-level sites'
+    nodes), in graph order, at most :data:`MAX_BRANCHES`."""
+    graph = proto.graph
+    constants = _constants(graph)
+    initializers = {t.name for t in graph.initializer}
+    found = []
+    for index, node in enumerate(graph.node):
+        name = node.name or f"{node.op_type}#{index}"
+        if (node.name or node.op_type) in skip:
+            continue
+        branch = _branch(node, constants)
+        if branch is None or not branch[1]:
+            continue
+        tensor, sides = branch
+        if not tensor or tensor in constants or tensor in initializers:
+            continue
+        found.append(Branch(name, node.op_type, tensor, sides, node_source(node)))
+        if len(found) >= MAX_BRANCHES:
+            break
+    return found
+
+
+class InnerCoverage:
+    """Runs the watched tensors of one exported model and keeps, per example, each tensor's
+    (min, max) and the constants it equalled. Built lazily; a model this cannot run (external
+    data, an op the CPU build lacks) is simply not measured."""
+
+    def __init__(self, path: str, branches: list[Branch]) -> None:
+        self.path = path
+        self.branches = branches
+        self.session = None
+        self.failed = not branches or _size(path) > MAX_MODEL_BYTES
+        self._stats: collections.OrderedDict = collections.OrderedDict()
+        self.runs = 0
+
+    def _start(self) -> bool:
+        if self.session is None and not self.failed:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 4
+            options.intra_op_num_threads = 1
+            try:  # external data read into the copy: a model from bytes cannot point at files
+                model = with_outputs(onnx.load(self.path), {b.tensor for b in self.branches})
+                self.session = ort.InferenceSession(
+                    model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception:  # noqa: BLE001 - coverage is a report, never a verdict
+                self.failed = True
+        return self.session is not None
+
+    def stats(self, key, feeds) -> dict[str, tuple] | None:
+        """{tensor: (min, max, equalled constants)} on ``feeds``; None where it cannot run."""
+        found = self._stats.get(key)
+        if found is not None:
+            self._stats.move_to_end(key)
+            return found
+        if not self._start():
+            return None
+        names = sorted({b.tensor for b in self.branches})
+        try:
+            values = self.session.run(names, dict(feeds))
+        except Exception:  # noqa: BLE001 - an input the model rejects is the variant's verdict
+            return None
+        self.runs += 1
+        equal = {}
+        for b in self.branches:
+            for side in b.sides:
+                if side.test == "equal":
+                    equal.setdefault(b.tensor, set()).add(side.value)
+        found = {}
+        for name, array in zip(names, values):
+            array = np.asarray(array)
+            if array.dtype.kind not in "biuf" or not array.size:
+                continue
+            if array.dtype.kind == "f":
+                finite = array[np.isfinite(array)] if not np.isfinite(array).all() else array
+                if not finite.size:
+                    continue
+                low, high = float(finite.min()), float(finite.max())
+            else:
+                low, high = float(array.min()), float(array.max())
+            hits = frozenset(v for v in equal.get(name, ()) if bool(np.any(array == v)))
+            found[name] = (low, high, hits)
+        self._stats[key] = found
+        if len(self._stats) > MAX_CACHED:
+            self._stats.popitem(last=False)
+        return found
+
+
+class InnerCache:
+    """One :class:`InnerCoverage` per exported model, its branches read from the graph once.
+    Handed to the first search of each model and declared inputs only: the variants search
+    the same input space, and a second model run per example is the whole cost."""
+
+    def __init__(self, timings: collections.Counter | None = None) -> None:
+        self._found: dict[str, InnerCoverage] = {}
+        self._claimed: set[tuple[str, str]] = set()
+        #: where the time spent reading branches goes (the session's "coverage" timing)
+        self.timings = timings if timings is not None else collections.Counter()
+
+    def claim(
+        self, exported, sites: dict[str, list[Site]], spec, mode: str = "inner"
+    ) -> InnerCoverage | None:
+        """The inner coverage of ``exported`` (an exported model: ``key``, ``path``) for the
+        first search of ``spec``'s inputs; None for later ones, and where ``mode`` is "inputs"."""
+        key, path = exported.key, exported.path
+        if mode != "inner" or (key, spec.input_digest) in self._claimed:
+            return None
+        self._claimed.add((key, spec.input_digest))
+        if key not in self._found:
+            started = time.perf_counter()
+            proto = onnx.load(path, load_external_data=False)
+            skip = {s.node for found in sites.values() for s in found}
+            self._found[key] = InnerCoverage(path, harvest_branches(proto, skip))
+            self.timings["coverage"] += time.perf_counter() - started
+        return self._found[key]
+
+
+def _size(path: str) -> int:
+    """The model file's size with its external data files (beside it; a location leading
+    out of its folder counts as too large: it is not read)."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        files = check_external_data(path)
+        return os.path.getsize(path) + sum(os.path.getsize(os.path.join(folder, f)) for f in files)
+    except (OSError, ValueError):
+        return MAX_MODEL_BYTES + 1
+
+
+def _reached(side: Side, low: float, high: float, hits: frozenset) -> bool:
+    if side.test == "below":
+        return low < side.value
+    if side.test == "above":
+        return high > side.value
+    if side.test == "equal":
+        return side.value in hits
+    return high >= 1 if side.test == "true" else low <= 0
+
+
+class Coverage:
+    """Which side of each boundary a search's inputs reached: a value below it, above it.
+    Per example one min/max pass per input (per column where a site has one), and the inner
+    branches' statistics where ``inner`` is given."""
+
+    def __init__(self, sites: dict[str, list[Site]], inner: InnerCoverage | None = None) -> None:
+        self.sites = {name: list(s)[: 4 * MAX_BOUNDARIES] for name, s in sites.items()}
+        self.below = {(n, i): False for n, s in self.sites.items() for i in range(len(s))}
+        self.above = dict(self.below)
+        self.inner = inner
+        self.inner_reached = {(b, s): False for b in (inner.branches if inner else ()) for s in b.sides}
+        self.inner_examples = 0
+
+    def add(self, feeds, key=None) -> None:
+        for name, sites in self.sites.items():
+            values = np.asarray(feeds.get(name))
+            if values.dtype.kind not in "iuf" or not values.size:
+                continue
+            flat = values.reshape(-1, values.shape[-1]) if values.ndim else values.reshape(1, 1)
+            with np.errstate(invalid="ignore"):
+                lowest, highest = np.nanmin(flat, axis=0), np.nanmax(flat, axis=0)
+            for i, site in enumerate(sites):
+                if site.column is None:
+                    low, high = lowest.min(), highest.max()
+                elif site.column < len(lowest):
+                    low, high = lowest[site.column], highest[site.column]
+                else:
+                    continue
+                self.below[(name, i)] |= bool(low < site.value)
+                self.above[(name, i)] |= bool(high > site.value)
+        if self.inner is not None and key is not None:
+            self._add_inner(key, feeds)
+
+    def _add_inner(self, key, feeds) -> None:
+        stats = self.inner.stats(key, feeds)
+        if stats is None:
+            return
+        self.inner_examples += 1
+        for branch, side in self.inner_reached:
+            if branch.tensor in stats and not self.inner_reached[(branch, side)]:
+                self.inner_reached[(branch, side)] = _reached(side, *stats[branch.tensor])
+
+    def unreached(self, examples: int) -> tuple[str, ...]:
+        """A line for every side of a boundary no example reached."""
+        lines = []
+        for (name, i), below in self.below.items():
+            above, site = self.above[(name, i)], self.sites[name][i]
+            missing = [side for side, seen in (("below", below), ("above", above)) if not seen]
+            if missing:
+                lines.append(
+                    f"{site.describe(name)}: no value {' or '.join(missing)} it in {examples} examples"
+                )
+        if self.inner_examples:
+            for (branch, side), seen in self.inner_reached.items():
+                if not seen:
+                    lines.append(f"{branch.describe()}: {side.label} in {self.inner_examples} examples")
+        return tuple(lines)
+
+    @property
+    def total(self) -> int:
+        return 2 * len(self.below) + (len(self.inner_reached) if self.inner_examples else 0)
