@@ -40,6 +40,7 @@ RULES: dict[str, set[str]] = {
     "planning.py": FRAMEWORKS | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants"},
     "boundaries.py": FRAMEWORKS
     | {"onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
+    "forensics": FRAMEWORKS | {"pytest", "hypothesis", ".runner", ".plugin", ".search"},
     "coverage.py": FRAMEWORKS | {"pytest", "hypothesis", ".exporters", ".variants", ".runner"},
     "fills.py": FRAMEWORKS
     | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},

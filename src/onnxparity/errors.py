@@ -27,6 +27,11 @@ class FrameworkNotInstalled(OnnxParityError, ImportError):
         super().__init__(msg)
 
 
+class NoMapping(OnnxParityError):
+    """A model source cannot map the framework's intermediate values to the ONNX graph's (the
+    message says why): a failure is then not localized, and the diagnosis says so."""
+
+
 class VariantUnavailable(OnnxParityError):
     """A variant cannot run on this machine (e.g. no GPU); reported as a skip."""
 

@@ -12,6 +12,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 import numpy as np
+import onnx
 
 from .onnxutils import copy_model_files
 from .spec import ParitySpec
@@ -19,6 +20,7 @@ from .tally import Evidence
 
 if TYPE_CHECKING:
     from .exporters import ModelPair
+    from .forensics.subgraph import Subgraph
 
 README = """\
 A failing parity example written by onnxparity. Re-run it without onnxparity:
@@ -31,6 +33,15 @@ A failing parity example written by onnxparity. Re-run it without onnxparity:
 
 {model} is the model the variant ran; {exported} is the exported model it was built from.
 example.json says which test, variant, shapes, data pattern and seed produced it.
+"""
+
+SUBGRAPH_README = """
+The first node that goes wrong, cut out: subgraph.onnx holds {nodes}, with the values it
+reads as graph inputs (the framework's, which agree). Run it:
+
+    feeds = dict(np.load("subgraph_inputs.npz"))
+    actual = ort.InferenceSession("subgraph.onnx", providers=["CPUExecutionProvider"]).run(None, feeds)
+    expected = list(np.load("subgraph_expected.npz").values())   # the framework's {tensor!r}
 """
 
 
@@ -57,6 +68,7 @@ def write_reproducer(
     spec: ParitySpec,
     failure: Evidence,
     variant_model: str | None = None,
+    subgraph: Subgraph | None = None,
 ) -> str:
     """Write model, inputs and outputs of the failing example under ``directory``; atomically
     replace any older bundle of the same test and variant. ``variant_model`` is the file a
@@ -93,8 +105,19 @@ def write_reproducer(
     }
     with open(os.path.join(staging, "example.json"), "w") as f:
         json.dump(info, f, indent=2)
+    readme = README.format(model=run_name, exported=os.path.basename(model_path))
+    if subgraph is not None:
+        onnx.save(subgraph.model, os.path.join(staging, "subgraph.onnx"))
+        for label, arrays in (
+            ("inputs", subgraph.inputs),
+            ("expected", subgraph.expected),
+            ("actual", subgraph.actual),
+        ):
+            np.savez(os.path.join(staging, f"subgraph_{label}.npz"), **arrays)
+        (tensor,) = subgraph.expected
+        readme += SUBGRAPH_README.format(nodes=", ".join(repr(n) for n in subgraph.nodes), tensor=tensor)
     with open(os.path.join(staging, "README.txt"), "w") as f:
-        f.write(README.format(model=run_name, exported=os.path.basename(model_path)))
+        f.write(readme)
     if os.path.exists(target):
         shutil.rmtree(target)
     os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -32,13 +32,14 @@ from .boundaries import BoundaryCache
 from .cache import ExampleData, ExampleKey, OutputKey, options_digest
 from .config import LATENCY_MODES, ParityConfig
 from .coverage import Coverage, InnerCache
-from .diagnosis import agreement_diagnosis, diagnosis, indent, timeout_diagnosis, variant_explanation
+from .diagnosis import indent, timeout_diagnosis
 from .errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
 from .exporters import ModelPair, Subject, resolve
 from .exporters.prebuilt import load as load_prebuilt
+from .forensics.failure import failed_result
 from .planning import Item, plan_items, stable_seed
 from .report import CheckResult, VariantResult
-from .reproducer import safe_name, write_reproducer
+from .reproducer import safe_name
 from .resources import over_memory_budget
 from .search import ExampleCrashed, Search, TimeBudgetReached
 from .spec import ParitySpec
@@ -333,41 +334,17 @@ class ParitySession:
                     coverage=search.coverage_report(),
                 )
             failure = tally.evidence_for(shortfall)
-        reproducer = write_reproducer(
+        return failed_result(
             self.config.reproducer_dir,
             name,
             variant,
             pair,
             spec,
-            failure,
-            getattr(runnable, "model_path", None),
-        )
-        extra = variant_explanation(runnable, failure)
-        export_right = False
-        if measured_against is not None:
-            key = search.key(failure.example)
-            extra += measured_against.lines(failure, key)
-            anchored = measured_against.verdict(failure, key)
-            export_right = anchored is not None and anchored.passed
-        if shortfall:
-            message = agreement_diagnosis(
-                variant, pair, spec, policy, shortfall, failure, tally.tried, reproducer, extra
-            )
-        else:
-            message = diagnosis(
-                variant, pair, spec, policy, failure, tally.tried, reproducer, extra, export_right
-            )
-        return VariantResult(
-            variant,
-            "failed",
+            runnable,
             policy,
-            tally.tried,
-            tally.summaries(),
-            tally.covered(),
-            failing_example={**failure.example.to_dict(), "description": failure.example.describe(spec)},
-            reproducer=reproducer,
-            message=message,
-            verdict=failure.verdict,
+            search,
+            failure,
+            shortfall,
         )
 
     def check(

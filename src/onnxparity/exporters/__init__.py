@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, FrameworkNotInstalled, InvalidSpec
+from ..errors import ExportError, FrameworkNotInstalled, InvalidSpec, NoMapping
 from ..onnxutils import quiet
 from ..spec import Input, ParitySpec
 
@@ -106,6 +106,12 @@ class Exporter:
         """The model itself as numpy feeds -> outputs in ``exported``'s output order. The feeds
         are read-only and shared with the runtimes: copy them if the model may write into them."""
         raise NotImplementedError
+
+    def intermediates(self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        """The framework's intermediate values on ``feeds`` (numpy arrays), each by the name of
+        the ONNX value it corresponds to, for localizing a failure (:mod:`onnxparity.forensics`).
+        Raise :class:`~onnxparity.errors.NoMapping` naming why where the source records none."""
+        raise NoMapping(f"{self.name} models have no mapping from framework values to ONNX values")
 
     def label_outputs(self, model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple]]:
         """For a classifier: label output -> (its probability output, classes in column order)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidSpec
+from ..errors import InvalidSpec, NoMapping
 from ..onnxutils import (
     UnsafeLocation,
     check_external_data,
@@ -215,6 +215,12 @@ class CallableExporter(Exporter):
             return [np.asarray(out)]
 
         return call
+
+    def intermediates(self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        raise NoMapping(
+            "the reference is a callable, which exposes no intermediate values; pass the framework model "
+            "itself (op.check(model, onnx=...)) to have the first diverging node named"
+        )
 
     def model_name(self, model: Any) -> str:
         return "model"

@@ -280,15 +280,7 @@ def export(
                 opset_version=opset,
             )
 
-    if call.keyword:  # graph inputs take forward's parameter names, which are the declared ones
-        how = dict(args=(), kwargs={**dict(zip(call.names, args)), **call.fixed})
-        shapes = _dynamic_shapes(torch, spec)
-        how["dynamic_shapes"] = {**dict(zip(call.names, shapes)), **dict.fromkeys(call.fixed)}
-    else:
-        how = dict(args=args, kwargs=dict(call.fixed) or None, input_names=input_names)
-        how["dynamic_shapes"] = _dynamic_shapes(torch, spec)
-        if call.fixed:
-            how["dynamic_shapes"] = (*how["dynamic_shapes"], *([None] * len(call.fixed)))
+    how = dynamo_arguments(torch, spec, call, args)
     exporter = "torch.onnx dynamo exporter"
     try:
         with quiet(*_LOGGERS):
@@ -330,6 +322,21 @@ def export(
 
     proto = load_model(path)
     return exported_model(path, proto, spec, exporter=exporter, key=key, notes=notes)
+
+
+def dynamo_arguments(torch, spec: ParitySpec, call: Call, args: tuple) -> dict:
+    """The arguments of ``torch.onnx.export(dynamo=True)`` that pass ``args`` (tensors in the
+    declared inputs' order) as ``call`` says, with the declared dims dynamic."""
+    if call.keyword:  # graph inputs take forward's parameter names, which are the declared ones
+        how = dict(args=(), kwargs={**dict(zip(call.names, args)), **call.fixed})
+        shapes = _dynamic_shapes(torch, spec)
+        how["dynamic_shapes"] = {**dict(zip(call.names, shapes)), **dict.fromkeys(call.fixed)}
+        return how
+    how = dict(args=args, kwargs=dict(call.fixed) or None, input_names=[i.name for i in spec.inputs])
+    how["dynamic_shapes"] = _dynamic_shapes(torch, spec)
+    if call.fixed:
+        how["dynamic_shapes"] = (*how["dynamic_shapes"], *([None] * len(call.fixed)))
+    return how
 
 
 def _dynamic_shapes(torch, spec: ParitySpec) -> tuple:
@@ -400,6 +407,11 @@ class TorchExporter(Exporter):
 
     def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
         return make_reference(model, spec, self.plan_call(model, spec))
+
+    def intermediates(self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        from .torch_values import intermediates
+
+        return intermediates(model, spec, self.plan_call(model, spec), feeds)
 
     def plan_call(self, model: Any, spec: ParitySpec) -> Call:
         """How the declared inputs reach ``forward`` (see the module docstring)."""

@@ -155,6 +155,9 @@ class VariantResult:
     power: Power | None = None
     #: boundaries the graph branches on: ``{"sides": n, "unreached": [lines]}`` (None: none)
     coverage: dict | None = None
+    #: the first node that went wrong (:class:`onnxparity.forensics.Divergence`; None: passed,
+    #: or nothing could be localized)
+    divergence: Any = None
 
     @property
     def passed(self) -> bool:
@@ -177,6 +180,7 @@ class VariantResult:
             "message": self.message,
             "power": None if self.power is None else self.power.to_dict(),
             "coverage": self.coverage,
+            "divergence": None if self.divergence is None else self.divergence.to_dict(),
         }
 
 

@@ -1,0 +1,167 @@
+"""Framework against ONNX: the first node of an export that gets a failing input wrong.
+
+The model source hands over the framework's intermediate values on the failing input, each by
+the name of the ONNX value it became (``Exporter.intermediates``: PyTorch's dynamo exporter
+names values after FX nodes). The ONNX model runs once on the same input (ONNX Runtime, CPU, no
+graph optimization, so every value exists) with those values as extra outputs, and the values
+are compared in the graph's order under the item's tolerance. Where a source records no
+mapping, or none of its names is in the file, the diagnosis says so in one line; nothing is
+guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import NoMapping
+from ..onnxutils import load_model, node_source, with_outputs
+from . import Divergence
+
+#: at most this many nodes are reported as computing one diverging value
+MAX_SPAN = 32
+
+
+def off(expected: np.ndarray, actual: np.ndarray, tolerance: Any) -> tuple[float, int, bool]:
+    """(max abs error over finite pairs, values non-finite on one side only, diverges) of one
+    tensor under ``tolerance`` (``atol``, ``rtol``, ``scaled``; exact for integers and bools)."""
+    expected, actual = np.asarray(expected), np.asarray(actual)
+    if expected.shape != actual.shape:
+        return float("inf"), 0, True
+    if expected.dtype.kind != "f" or actual.dtype.kind != "f":
+        different = expected.astype(np.float64) != actual.astype(np.float64)
+        error = (
+            float(np.abs(expected.astype(np.float64) - actual.astype(np.float64)).max())
+            if expected.size
+            else 0.0
+        )
+        return error, 0, bool(different.any())
+    e, a = expected.astype(np.float64), actual.astype(np.float64)
+    finite_e, finite_a = np.isfinite(e), np.isfinite(a)
+    nonfinite = int(
+        (finite_e != finite_a).sum() + (~finite_e & ~finite_a & (np.isnan(e) != np.isnan(a))).sum()
+    )
+    both = finite_e & finite_a
+    if not both.any():
+        return 0.0, nonfinite, bool(nonfinite)
+    error = np.abs(a[both] - e[both])
+    peak = float(np.abs(e[both]).max())
+    allowed = tolerance.atol + tolerance.rtol * np.abs(e[both]) + getattr(tolerance, "scaled", 0.0) * peak
+    return float(error.max()), nonfinite, bool(nonfinite or (error > allowed).any())
+
+
+def node_names(nodes) -> list[str]:
+    return [node.name or f"{node.op_type}#{i}" for i, node in enumerate(nodes)]
+
+
+def walk(
+    graph,
+    expected: Mapping[str, np.ndarray],
+    actual: Mapping[str, np.ndarray],
+    tolerance,
+    source_kind: str = "module",
+) -> Divergence | None:
+    """The first node of ``graph`` (topological order) whose paired output diverges; its inputs
+    agree by construction (every paired value before it did). Values present in both
+    ``expected`` and ``actual`` are paired by name."""
+    nodes = list(graph.node)
+    names = node_names(nodes)
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
+    constants = {t.name for t in graph.initializer}
+    agreed: dict[str, float] = {}
+    for index, node in enumerate(nodes):
+        for out in node.output:
+            if out not in expected or out not in actual:
+                continue
+            error, nonfinite, diverges = off(expected[out], actual[out], tolerance)
+            if not diverges:
+                agreed[out] = error
+                continue
+            span, boundary = _span(index, nodes, producer, constants, agreed)
+            source = next((s for s in (node_source(nodes[i]) for i in reversed(span)) if s), None)
+            shapes = np.shape(actual[out]), np.shape(expected[out])
+            detail = (
+                f"has shape {shapes[0]} where the framework's has {shapes[1]}"
+                if shapes[0] != shapes[1]
+                else ""
+            )
+            return Divergence(
+                names[index],
+                node.op_type,
+                out,
+                error,
+                max((agreed.get(v, 0.0) for v in boundary), default=0.0),
+                nonfinite,
+                source,
+                source_kind,
+                tuple(names[i] for i in span),
+                detail,
+            )
+    return None
+
+
+def _span(index, nodes, producer, constants, agreed) -> tuple[list[int], set[str]]:
+    """The nodes that compute node ``index``'s output from agreeing values (graph inputs,
+    constants, paired values that agreed), in graph order, and those boundary values."""
+    span, boundary, stack = {index}, set(), [index]
+    while stack and len(span) < MAX_SPAN:
+        for value in nodes[stack.pop()].input:
+            if not value or value in constants:
+                continue
+            source = producer.get(value)
+            if value in agreed or source is None or nodes[source].op_type == "Constant":
+                boundary.add(value)
+            elif source not in span:
+                span.add(source)
+                stack.append(source)
+    return sorted(span), boundary
+
+
+def localize(
+    pair, spec, feeds: Mapping[str, np.ndarray], tolerance, outputs=None
+) -> tuple[Divergence | None, str, dict]:
+    """(the divergence or None, the diagnosis line, the values compared: ``{"framework": ...,
+    "onnx": ..., "proto": ...}`` for the subgraph) of ``pair``'s export on the failing
+    ``feeds``; ``outputs``: the framework's outputs there (they pair with the graph outputs,
+    which exporters rename)."""
+    subject = pair.subject
+    if subject is None or subject.model is None:
+        return (
+            None,
+            "first divergence: not localized — no framework model to compare the ONNX values with",
+            {},
+        )
+    try:
+        values = subject.exporter.intermediates(subject.model, spec, feeds)
+    except NoMapping as exc:
+        return None, f"first divergence: not localized — {exc}", {}
+    if outputs is not None and len(outputs) == len(pair.exported.output_names):
+        values = {**values, **dict(zip(pair.exported.output_names, outputs))}
+    proto = load_model(pair.exported.path, external_data=True)
+    produced = {out for node in proto.graph.node for out in node.output if out}
+    shared = {name for name in values if name in produced}
+    if not shared:
+        return (
+            None,
+            (
+                "first divergence: not localized — none of the framework's values pairs with an ONNX value by "
+                "name (a TorchScript export, or a file whose values were renamed)"
+            ),
+            {},
+        )
+    from ..variants.localize import tensor_values
+
+    onnx_values = tensor_values(with_outputs(proto, shared), feeds)
+    found = walk(proto.graph, values, onnx_values, tolerance)
+    if found is None:
+        return (
+            None,
+            (
+                f"first divergence: none — the {len(shared)} values paired with the framework's agree within the "
+                "tolerance; the difference comes from values the framework does not expose"
+            ),
+            {},
+        )
+    return found, found.line(), {"framework": values, "onnx": onnx_values, "proto": proto}

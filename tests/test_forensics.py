@@ -1,0 +1,268 @@
+"""Failure forensics: on a failing example, the first ONNX node that goes wrong is named (with
+the module it came from), and the bundle holds that node cut out as a model of its own.
+
+The corpus: planted edits of a correct PyTorch export, one per bug class met in real exports
+(a moved constant, a changed attribute, a dropped bias value, a flipped weight bit, a changed
+reduction axis, a wrongly decomposed op, a removed clamp, a changed resize mode, a changed
+epsilon). Each is checked as a prebuilt file against the PyTorch model, as a user hands over a
+file they edited, and the localizer must name the edited node."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import helper, numpy_helper
+
+import onnxparity as op
+
+
+class Forensic(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.act = torch.nn.ReLU6()
+        self.up = torch.nn.Upsample(scale_factor=2, mode="nearest")
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.norm = torch.nn.LayerNorm(8)
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(self.up(self.act(self.conv(x) * 8)))
+        h = h.mean((2, 3))
+        h = h - h.mean(dim=1, keepdim=True)
+        h = torch.nn.functional.gelu(self.norm(h))
+        return torch.softmax(self.fc(h), dim=-1)
+
+
+SPEC = op.ParitySpec(
+    inputs=(op.Input("x", ("batch", 3, "s", "s"), low=-1, high=1),),
+    dims={"batch": op.Dim(1, 4), "s": op.Dim(4, 12)},
+    examples=6,
+)
+
+
+def _node(model, op_type):
+    return next(n for n in model.graph.node if n.op_type == op_type)
+
+
+def _set(model, name, array):
+    tensor = next(t for t in model.graph.initializer if t.name == name)
+    dtype = numpy_helper.to_array(tensor).dtype
+    tensor.CopyFrom(numpy_helper.from_array(np.asarray(array).astype(dtype), name))
+
+
+def _initializer(model, name):
+    return numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == name)).copy()
+
+
+def _attribute(node, name, value):
+    for attribute in node.attribute:
+        if attribute.name == name:
+            node.attribute.remove(attribute)
+            break
+    node.attribute.append(helper.make_attribute(name, value))
+
+
+def moved_clip(m):
+    _set(m, _node(m, "Clip").input[2], 5.5)
+    return {_node(m, "Clip").name}
+
+
+def softmax_axis(m):
+    _attribute(_node(m, "Softmax"), "axis", 0)
+    return {_node(m, "Softmax").name}
+
+
+def dropped_bias(m):
+    conv = [n for n in m.graph.node if n.op_type == "Conv"][1]
+    bias = _initializer(m, conv.input[2])
+    bias[0] = 0
+    _set(m, conv.input[2], bias)
+    return {conv.name}
+
+
+def flipped_bit(m):
+    gemm = _node(m, "Gemm")
+    weight = _initializer(m, gemm.input[1])
+    weight.view(np.uint32)[0, 0] ^= 1 << 30  # an exponent bit
+    _set(m, gemm.input[1], weight)
+    return {gemm.name}
+
+
+def reduce_axis(m):
+    second = [n for n in m.graph.node if n.op_type == "ReduceMean"][1]  # the mean over features
+    _set(m, second.input[1], np.array([0]))
+    return {second.name}
+
+
+def decomposed_gelu(m):
+    """GELU replaced by x * sigmoid(1.702 x), off by up to 2e-2: one of the replacements is named."""
+    gelu = _node(m, "Gelu")
+    at, x, y = list(m.graph.node).index(gelu), gelu.input[0], gelu.output[0]
+    new = [
+        helper.make_node("Mul", [x, "k"], ["scaled"], name="gelu_scale"),
+        helper.make_node("Sigmoid", ["scaled"], ["gate"], name="gelu_sigmoid"),
+        helper.make_node("Mul", [x, "gate"], [y], name="gelu_out"),
+    ]
+    m.graph.initializer.append(numpy_helper.from_array(np.array(1.702, np.float32), "k"))
+    m.graph.node.remove(gelu)
+    for offset, node in enumerate(new):
+        m.graph.node.insert(at + offset, node)
+    return {n.name for n in new}
+
+
+def removed_clamp(m):
+    clip = _node(m, "Clip")
+    clip.op_type = "Identity"
+    del clip.input[1:]
+    return {clip.name}
+
+
+def resize_mode(m):
+    _attribute(_node(m, "Resize"), "mode", "linear")
+    return {_node(m, "Resize").name}
+
+
+def epsilon(m):
+    _attribute(_node(m, "LayerNormalization"), "epsilon", 0.5)
+    return {_node(m, "LayerNormalization").name}
+
+
+EDITS = {
+    f.__name__: f
+    for f in (
+        moved_clip,
+        softmax_axis,
+        dropped_bias,
+        flipped_bit,
+        reduce_axis,
+        decomposed_gelu,
+        removed_clamp,
+        resize_mode,
+        epsilon,
+    )
+}
+#: the module each edited node came from, as the dynamo exporter recorded it (None: a root op)
+SOURCES = {
+    "moved_clip": "act",
+    "dropped_bias": "conv2",
+    "flipped_bit": "fc",
+    "removed_clamp": "act",
+    "resize_mode": "up",
+    "epsilon": "norm",
+    "softmax_axis": None,
+    "reduce_axis": None,
+    "decomposed_gelu": None,
+}
+
+
+@pytest.fixture(scope="module")
+def forensic(parity_session):
+    torch.manual_seed(0)
+    model = Forensic().eval()
+    return model, parity_session.prepare(model, SPEC).exported.path
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_the_localizer_names_the_edited_node(parity_session, forensic, edit):
+    model, path = forensic
+    broken = onnx.load(path)
+    edited = EDITS[edit](broken)
+    result = op.check(
+        model,
+        onnx=broken,
+        inputs=SPEC.inputs,
+        dims=SPEC.dims,
+        examples=6,
+        session=parity_session,
+        name=f"forensics {edit}",
+    )["ort-cpu"]
+    assert result.status == "failed"
+    found = result.divergence
+    assert found is not None, result.message
+    assert found.node in edited and found.source == SOURCES[edit]
+    assert found.input_max_abs_error < 1e-5 < found.max_abs_error
+    line = next(line for line in result.message.splitlines() if "first divergence:" in line).strip()
+    assert line.startswith(f"first divergence: {found.op_type} {found.node!r}")
+    assert (f"(module {found.source})" in line) == (found.source is not None)
+    assert result.to_dict()["divergence"]["node"] == found.node
+    if edit == "decomposed_gelu":
+        assert set(found.nodes) == edited and "one of 3 nodes computing it" in line
+    if edit == "reduce_axis":  # a shape, not a number, is what differs
+        assert "has shape (1, 8) where the framework's has (1, 1)" in line
+
+
+def test_the_bundle_holds_the_first_divergent_node_as_a_model_that_shows_it(parity_session, forensic):
+    model, path = forensic
+    broken = onnx.load(path)
+    epsilon(broken)
+    result = op.check(
+        model,
+        onnx=broken,
+        inputs=SPEC.inputs,
+        dims=SPEC.dims,
+        examples=6,
+        session=parity_session,
+        name="forensics bundle",
+    )["ort-cpu"]
+    bundle = result.reproducer
+    sub = onnx.load(os.path.join(bundle, "subgraph.onnx"))
+    onnx.checker.check_model(sub)
+    assert [n.op_type for n in sub.graph.node] == ["LayerNormalization"]
+    feeds = dict(np.load(os.path.join(bundle, "subgraph_inputs.npz")))
+    (expected,) = np.load(os.path.join(bundle, "subgraph_expected.npz")).values()
+    (actual,) = ort.InferenceSession(sub.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, feeds
+    )
+    assert np.abs(actual - expected).max() > 0.1  # the divergence, on its own
+    readme = open(os.path.join(bundle, "README.txt")).read()
+    assert "subgraph.onnx holds 'node_layer_norm'" in readme and 'np.load("subgraph_inputs.npz")' in readme
+
+
+def test_a_failure_without_a_framework_mapping_says_so_in_one_line(parity_session, forensic):
+    _, path = forensic
+    broken = onnx.load(path)
+    epsilon(broken)
+    torch.manual_seed(0)
+    reference = Forensic().eval()
+
+    def numpy_reference(x):
+        with torch.no_grad():
+            return [reference(torch.from_numpy(x)).numpy()]
+
+    result = op.check(
+        onnx=broken,
+        reference=numpy_reference,
+        inputs=SPEC.inputs,
+        dims=SPEC.dims,
+        examples=6,
+        session=parity_session,
+        name="forensics no mapping",
+    )["ort-cpu"]
+    assert result.status == "failed" and result.divergence is None
+    lines = [line.strip() for line in result.message.splitlines() if "first divergence" in line]
+    assert lines == [
+        "first divergence: not localized — the reference is a callable, which exposes no intermediate values; "
+        "pass the framework model itself (op.check(model, onnx=...)) to have the first diverging node named"
+    ]
+
+
+def test_a_passing_check_is_not_localized(parity_session, forensic):
+    model, path = forensic
+    result = op.check(
+        model,
+        onnx=onnx.load(path),
+        inputs=SPEC.inputs,
+        dims=SPEC.dims,
+        examples=3,
+        session=parity_session,
+        name="forensics pass",
+    )["ort-cpu"]
+    assert result.passed and result.divergence is None
+    assert json.loads(json.dumps(result.to_dict()))["divergence"] is None
