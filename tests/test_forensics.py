@@ -9,6 +9,7 @@ file they edited, and the localizer must name the edited node."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -266,3 +267,35 @@ def test_a_passing_check_is_not_localized(parity_session, forensic):
     )["ort-cpu"]
     assert result.passed and result.divergence is None
     assert json.loads(json.dumps(result.to_dict()))["divergence"] is None
+
+
+def test_a_torchscript_export_is_localized_by_module_scope(parity_session):
+    """At opset 13 the dynamo exporter cannot serve and the TorchScript one names nodes by module
+    scope (``/conv2/Conv``): module outputs, recorded by forward hooks, pair with the one value
+    that leaves each module's nodes."""
+    torch.manual_seed(0)
+    model = Forensic().eval()
+    first = op.check(
+        model,
+        inputs=SPEC.inputs,
+        dims=SPEC.dims,
+        opset=13,
+        examples=2,
+        session=parity_session,
+        name="forensics torchscript",
+    )
+    assert first.exporter == "torch.onnx TorchScript exporter" and first["ort-cpu"].passed
+    exported = parity_session.prepare(model, dataclasses.replace(SPEC, opset=13)).exported
+    broken = onnx.load(exported.path)
+    edited = dropped_bias(broken)
+    result = op.check(
+        model,
+        onnx=broken,
+        inputs=SPEC.inputs,
+        dims=SPEC.dims,
+        examples=6,
+        session=parity_session,
+        name="forensics torchscript edited",
+    )["ort-cpu"]
+    assert result.divergence is not None and {result.divergence.node} == edited
+    assert result.divergence.source.endswith("conv2")

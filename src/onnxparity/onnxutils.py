@@ -209,6 +209,23 @@ def node_source(node: Any) -> str | None:
     return scope.strip("/").replace("/", ".") if name.startswith("/") else scope
 
 
+def scope_tokens(node: Any) -> list[str]:
+    """The scope of a node's name as tokens: ``/encoder/layers.0/linear1/MatMul`` ->
+    ``['encoder', 'layers', '0', 'linear1']``; ``model_1/dense_1/MatMul`` -> ``['model_1', 'dense_1']``."""
+    parts = (getattr(node, "name", "") or "").strip("/").split("/")[:-1]
+    return [token for part in parts for token in part.split(".") if token]
+
+
+def leaving_values(graph: Any, belongs: Any) -> list[str]:
+    """The values produced by nodes for which ``belongs(node)`` holds and read by a node for
+    which it does not (or that are graph outputs), in graph order: what leaves that part."""
+    inside = {id(node) for node in graph.node if belongs(node)}
+    produced = [out for node in graph.node if id(node) in inside for out in node.output if out]
+    read_outside = {value for node in graph.node if id(node) not in inside for value in node.input}
+    outputs = {o.name for o in graph.output}
+    return [value for value in produced if value in read_outside or value in outputs]
+
+
 class UnsafeLocation(ValueError):
     """An ONNX file's external data location points outside the file's directory."""
 

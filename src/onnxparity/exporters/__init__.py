@@ -107,11 +107,23 @@ class Exporter:
         are read-only and shared with the runtimes: copy them if the model may write into them."""
         raise NotImplementedError
 
-    def intermediates(self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any]) -> dict[str, Any]:
+    #: what a localized failure calls the part of the model a node came from
+    source_kind: str = "module"
+
+    def intermediates(
+        self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any
+    ) -> dict[str, Any]:
         """The framework's intermediate values on ``feeds`` (numpy arrays), each by the name of
-        the ONNX value it corresponds to, for localizing a failure (:mod:`onnxparity.forensics`).
-        Raise :class:`~onnxparity.errors.NoMapping` naming why where the source records none."""
+        the value of ``graph`` (the exported ONNX graph) it corresponds to, for localizing a
+        failure (:mod:`onnxparity.forensics`). Pair only what is certain: an ambiguous value is
+        left out. Raise :class:`~onnxparity.errors.NoMapping` naming why where there is none."""
         raise NoMapping(f"{self.name} models have no mapping from framework values to ONNX values")
+
+    def source_of(self, node: Any) -> str | None:
+        """The module, layer or step of the model that ``node`` of its export came from."""
+        from ..onnxutils import node_source
+
+        return node_source(node)
 
     def label_outputs(self, model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple]]:
         """For a classifier: label output -> (its probability output, classes in column order)."""

@@ -216,7 +216,9 @@ class CallableExporter(Exporter):
 
         return call
 
-    def intermediates(self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any]) -> dict[str, Any]:
+    def intermediates(
+        self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any
+    ) -> dict[str, Any]:
         raise NoMapping(
             "the reference is a callable, which exposes no intermediate values; pass the framework model "
             "itself (op.check(model, onnx=...)) to have the first diverging node named"

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, InvalidSpec
+from ..errors import ExportError, InvalidSpec, NoMapping
 from ..onnxutils import file_digest, load_model, quiet, rename_dim_params, rename_values, save_model
 from ..spec import Input, ParitySpec, Tolerance
 from ..strategies import arrays_for_dims, export_dims
@@ -406,6 +406,25 @@ class TensorFlowExporter(Exporter):
 
     def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
         return make_reference(model, spec)
+
+    source_kind = "layer"
+
+    def intermediates(
+        self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any
+    ) -> dict[str, Any]:
+        from .keras_values import intermediates
+
+        call = _Callable(model)
+        if not call.keras:
+            raise NoMapping(
+                "only Keras models expose their layers' outputs (not a tf.function or SavedModel)"
+            )
+        return intermediates(model, spec, call.order(spec), feeds, graph)
+
+    def source_of(self, node: Any) -> str | None:
+        from .keras_values import source_of
+
+        return source_of(node)
 
     def seed(self, seed: int) -> None:
         keras = sys.modules.get("keras")

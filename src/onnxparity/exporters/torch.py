@@ -408,10 +408,12 @@ class TorchExporter(Exporter):
     def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
         return make_reference(model, spec, self.plan_call(model, spec))
 
-    def intermediates(self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any]) -> dict[str, Any]:
+    def intermediates(
+        self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any
+    ) -> dict[str, Any]:
         from .torch_values import intermediates
 
-        return intermediates(model, spec, self.plan_call(model, spec), feeds)
+        return intermediates(model, spec, self.plan_call(model, spec), feeds, graph)
 
     def plan_call(self, model: Any, spec: ParitySpec) -> Call:
         """How the declared inputs reach ``forward`` (see the module docstring)."""

@@ -1,11 +1,15 @@
 """A PyTorch model's intermediate values, by the name of the ONNX value each became.
 
-The dynamo exporter names every ONNX value it lowers from an FX node after that node
-(``conv2d``, ``hardtanh``, ``linear``; ``torch.onnx.verification`` relies on the same). On a
-failure the model is exported once more, without a file, by the same call as the export (so
-the program and its names are the same), and the program's graph runs in an FX interpreter on
-the failing input, keeping the tensor of every ``call_function`` node whose name the ONNX graph
-has. A TorchScript export keeps no FX names: its values do not pair up, and the caller says so.
+- **Dynamo exports.** The dynamo exporter names every ONNX value it lowers from an FX node
+  after that node (``conv2d``, ``hardtanh``, ``linear``; ``torch.onnx.verification`` relies on
+  the same). The model is exported once more, without a file, by the same call as the export
+  (so the program and its names are the same), and the program's graph runs in an FX
+  interpreter on the failing input, keeping the tensor of every ``call_function`` node whose
+  name the ONNX graph has.
+- **TorchScript exports** name nodes by module scope (``/encoder/layers.0/linear1/MatMul``).
+  Forward hooks record every submodule's output on the failing input, and a module's output
+  pairs with the one ONNX value that leaves the module's nodes (produced inside, read outside);
+  a module with several such values, or a non-tensor output, is left out rather than guessed.
 """
 
 from __future__ import annotations
@@ -16,13 +20,27 @@ from typing import Any
 import numpy as np
 
 from ..errors import NoMapping
-from ..onnxutils import quiet
+from ..onnxutils import leaving_values, quiet, scope_tokens
 from ..spec import ParitySpec
 from ..strategies import arrays_for_dims, export_dims
 from .torch import _LOGGERS, Call, _torch, dynamo_arguments
 
 
 def intermediates(
+    model: Any, spec: ParitySpec, call: Call, feeds: Mapping[str, np.ndarray], graph: Any
+) -> dict[str, np.ndarray]:
+    produced = {out for node in graph.node for out in node.output if out}
+    if any(node.name.startswith("/") for node in graph.node):  # TorchScript's scope names
+        return _by_module(model, spec, call, feeds, graph)
+    values = _by_fx_name(model, spec, call, feeds)
+    return {name: value for name, value in values.items() if name in produced}
+
+
+def _tensors(feeds: Mapping[str, np.ndarray], spec: ParitySpec, torch) -> tuple:
+    return tuple(torch.from_numpy(np.array(feeds[i.name])) for i in spec.inputs)
+
+
+def _by_fx_name(
     model: Any, spec: ParitySpec, call: Call, feeds: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     torch = _torch()
@@ -38,15 +56,11 @@ def intermediates(
     exported = getattr(program, "exported_program", None)
     if exported is None:
         raise NoMapping("the dynamo exporter kept no program to run")
-    failing = dynamo_arguments(
-        torch, spec, call, tuple(torch.from_numpy(np.array(feeds[i.name])) for i in spec.inputs)
-    )
+    failing = dynamo_arguments(torch, spec, call, _tensors(feeds, spec, torch))
     try:
         flat, _ = exported._get_flat_args_with_check(failing["args"], failing["kwargs"] or {})
     except Exception:  # torch's own helper (torch.onnx.verification uses it) moved: positional order
-        flat = [a for a in failing["args"]] + [
-            v for v in (failing["kwargs"] or {}).values() if torch.is_tensor(v)
-        ]
+        flat = [*failing["args"], *[v for v in (failing["kwargs"] or {}).values() if torch.is_tensor(v)]]
     values: dict[str, np.ndarray] = {}
 
     class Capture(torch.fx.Interpreter):
@@ -64,3 +78,46 @@ def intermediates(
             f"the exported program did not run on the failing input ({type(exc).__name__}: {exc})"
         ) from None
     return values
+
+
+def _by_module(
+    model: Any, spec: ParitySpec, call: Call, feeds: Mapping[str, np.ndarray], graph: Any
+) -> dict[str, np.ndarray]:
+    torch = _torch()
+    outputs: dict[str, np.ndarray] = {}
+    hooks = []
+
+    def keep(path):
+        def hook(module, args, result):
+            if torch.is_tensor(result) and not result.is_complex():
+                outputs[path] = result.detach().cpu().numpy().copy()
+
+        return hook
+
+    for path, module in model.named_modules():
+        if path:
+            hooks.append(module.register_forward_hook(keep(path)))
+    try:
+        with torch.no_grad():
+            call(model, _tensors(feeds, spec, torch))
+    except Exception as exc:
+        raise NoMapping(f"the model did not run on the failing input ({type(exc).__name__})") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    scopes = [(node, scope_tokens(node)) for node in graph.node]
+    paired: dict[str, np.ndarray] = {}
+    for path, value in outputs.items():
+        wanted = path.split(".")
+        members = {id(node) for node, tokens in scopes if _contains(tokens, wanted)}
+        leaving = leaving_values(graph, lambda node, members=members: id(node) in members) if members else []
+        if len(leaving) == 1 and leaving[0] not in paired:
+            paired[leaving[0]] = value
+    if not paired:
+        raise NoMapping("no module's output pairs with exactly one value of the TorchScript export")
+    return paired
+
+
+def _contains(tokens: list[str], wanted: list[str]) -> bool:
+    n = len(wanted)
+    return any(tokens[i : i + n] == wanted for i in range(len(tokens) - n + 1))

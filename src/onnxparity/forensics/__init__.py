@@ -43,11 +43,10 @@ class Divergence:
             what = f"{self.nonfinite} values NaN or infinite where the reference is finite"
         else:
             what = f"max abs error {self.max_abs_error:.3g}"
-        span = (
-            f" (one of {len(self.nodes)} nodes computing it: {', '.join(self.nodes)})"
-            if len(self.nodes) > 1
-            else ""
+        shown = ", ".join(self.nodes[:6]) + (
+            f", ... {len(self.nodes) - 6} more" if len(self.nodes) > 6 else ""
         )
+        span = f" (one of {len(self.nodes)} nodes computing it: {shown})" if len(self.nodes) > 1 else ""
         return (
             f"first divergence: {self.op_type} {self.node!r}{source} — inputs agree (max abs "
             f"{self.input_max_abs_error:.2g}), output {self.tensor!r} {what}{span}"

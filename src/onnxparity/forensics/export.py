@@ -61,7 +61,7 @@ def walk(
     expected: Mapping[str, np.ndarray],
     actual: Mapping[str, np.ndarray],
     tolerance,
-    source_kind: str = "module",
+    exporter: Any = None,
 ) -> Divergence | None:
     """The first node of ``graph`` (topological order) whose paired output diverges; its inputs
     agree by construction (every paired value before it did). Values present in both
@@ -80,7 +80,8 @@ def walk(
                 agreed[out] = error
                 continue
             span, boundary = _span(index, nodes, producer, constants, agreed)
-            source = next((s for s in (node_source(nodes[i]) for i in reversed(span)) if s), None)
+            source_of = exporter.source_of if exporter is not None else node_source
+            source = next((s for s in (source_of(nodes[i]) for i in reversed(span)) if s), None)
             shapes = np.shape(actual[out]), np.shape(expected[out])
             detail = (
                 f"has shape {shapes[0]} where the framework's has {shapes[1]}"
@@ -95,7 +96,7 @@ def walk(
                 max((agreed.get(v, 0.0) for v in boundary), default=0.0),
                 nonfinite,
                 source,
-                source_kind,
+                getattr(exporter, "source_kind", "module"),
                 tuple(names[i] for i in span),
                 detail,
             )
@@ -133,28 +134,28 @@ def localize(
             "first divergence: not localized — no framework model to compare the ONNX values with",
             {},
         )
+    proto = load_model(pair.exported.path, external_data=True)
     try:
-        values = subject.exporter.intermediates(subject.model, spec, feeds)
+        values = subject.exporter.intermediates(subject.model, spec, feeds, proto.graph)
     except NoMapping as exc:
         return None, f"first divergence: not localized — {exc}", {}
     if outputs is not None and len(outputs) == len(pair.exported.output_names):
         values = {**values, **dict(zip(pair.exported.output_names, outputs))}
-    proto = load_model(pair.exported.path, external_data=True)
     produced = {out for node in proto.graph.node for out in node.output if out}
     shared = {name for name in values if name in produced}
     if not shared:
         return (
             None,
             (
-                "first divergence: not localized — none of the framework's values pairs with an ONNX value by "
-                "name (a TorchScript export, or a file whose values were renamed)"
+                "first divergence: not localized — none of the framework's values pairs with a value of the "
+                "ONNX file (its values were renamed, or it does not come from this model)"
             ),
             {},
         )
     from ..variants.localize import tensor_values
 
     onnx_values = tensor_values(with_outputs(proto, shared), feeds)
-    found = walk(proto.graph, values, onnx_values, tolerance)
+    found = walk(proto.graph, values, onnx_values, tolerance, subject.exporter)
     if found is None:
         return (
             None,

@@ -1,0 +1,99 @@
+"""Failure forensics on Keras exports: tf2onnx names nodes by layer scope, layer outputs pair
+with the one value that leaves each layer's nodes, and the diagnosis names the layer and the
+nodes that compute its output (the edited one among them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import onnxparity as op
+
+keras = pytest.importorskip("keras")
+pytest.importorskip("tf2onnx")
+
+SPEC = op.ParitySpec(
+    inputs=(op.Input("x", ("batch", 8), low=-3, high=3),), dims={"batch": op.Dim(1, 4)}, examples=6
+)
+
+
+@pytest.fixture(scope="module")
+def functional(parity_session):
+    keras.utils.set_random_seed(0)
+    x = keras.Input((8,), name="x")
+    hidden = keras.layers.Dense(16, activation="relu", name="hidden")(x)
+    normed = keras.layers.LayerNormalization(name="norm")(hidden)
+    model = keras.Model(x, keras.layers.Dense(4, name="head")(normed))
+    return model, parity_session.prepare(model, SPEC).exported.path
+
+
+def _scale_initializer(proto, name, factor):
+    tensor = next(t for t in proto.graph.initializer if t.name == name)
+    value = numpy_helper.to_array(tensor)
+    tensor.CopyFrom(numpy_helper.from_array((value * factor).astype(value.dtype), name))
+
+
+def norm_epsilon(proto):
+    """LayerNormalization's epsilon (the constant its variance is added to) 1e-3 -> 0.5."""
+    add = next(n for n in proto.graph.node if n.name.endswith("norm_1/add"))
+    tensor = next(t for t in proto.graph.initializer if t.name == add.input[1])
+    tensor.CopyFrom(numpy_helper.from_array(np.full_like(numpy_helper.to_array(tensor), 0.5), add.input[1]))
+    return add.name, "norm"
+
+
+def hidden_weights(proto):
+    matmul = next(n for n in proto.graph.node if n.name.endswith("hidden_1/MatMul"))
+    _scale_initializer(proto, matmul.input[1], 1.01)
+    return matmul.name, "hidden"
+
+
+@pytest.mark.parametrize("edit", [norm_epsilon, hidden_weights], ids=lambda f: f.__name__)
+def test_a_keras_layer_is_localized_with_the_edited_node_among_its_nodes(parity_session, functional, edit):
+    model, path = functional
+    broken = onnx.load(path)
+    edited, layer = edit(broken)
+    result = op.check(
+        model,
+        onnx=broken,
+        inputs=SPEC.inputs,
+        dims=SPEC.dims,
+        examples=6,
+        session=parity_session,
+        name=f"keras forensics {edit.__name__}",
+    )["ort-cpu"]
+    found = result.divergence
+    assert result.status == "failed" and found is not None, result.message
+    assert found.source == layer and edited in found.nodes
+    assert found.input_max_abs_error < 1e-5 < found.max_abs_error
+    line = next(line for line in result.message.splitlines() if "first divergence:" in line)
+    assert f"(layer {layer})" in line
+
+
+def test_a_subclassed_keras_model_says_it_exposes_no_layer_outputs(parity_session):
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(4)
+
+        def call(self, x):
+            return self.dense(x)
+
+    keras.utils.set_random_seed(0)
+    model = Subclassed()
+    model(np.zeros((1, 8), np.float32))
+    broken = onnx.load(parity_session.prepare(model, SPEC).exported.path)
+    matmul = next(n for n in broken.graph.node if n.op_type == "MatMul")
+    _scale_initializer(broken, matmul.input[1], 1.5)
+    result = op.check(
+        model,
+        onnx=broken,
+        inputs=SPEC.inputs,
+        dims=SPEC.dims,
+        examples=4,
+        session=parity_session,
+        name="keras forensics subclassed",
+    )["ort-cpu"]
+    assert result.status == "failed" and result.divergence is None
+    assert "first divergence: not localized — only Sequential and functional Keras models" in result.message
