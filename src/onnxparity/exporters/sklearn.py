@@ -192,11 +192,9 @@ def label_outputs(model: Any, exported: ExportedModel) -> dict[str, tuple[str, t
     return {label: (probabilities, tuple(np.asarray(classes).tolist()))}
 
 
-def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = None) -> ExportedModel:
-    import onnx
-
-    skl2onnx, types = _skl2onnx()
-    check_fit(model, spec)
+def initial_types_of(spec: ParitySpec) -> list:
+    """skl2onnx's ``initial_types`` for the declared inputs."""
+    _, types = _skl2onnx()
     tensor_types = {
         "float32": types.FloatTensorType,
         "float64": types.DoubleTensorType,
@@ -213,19 +211,34 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
             )
         shape = [None if isinstance(e, str) else e for e in item.shape]
         initial_types.append((item.name, tensor_types[item.dtype](shape)))
+    return initial_types
+
+
+def convert(model: Any, initial_types: list, opset: int | None, intermediate: bool = False) -> Any:
+    """skl2onnx's conversion as the export does it (``intermediate``: also its topology)."""
+    skl2onnx, _ = _skl2onnx()
+    with quiet(*_LOGGERS):
+        return skl2onnx.convert_sklearn(
+            model,
+            initial_types=initial_types,
+            options=_no_zipmap(model),
+            target_opset=_target_opset(skl2onnx, model, opset),
+            intermediate=intermediate,
+        )
+
+
+def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = None) -> ExportedModel:
+    import onnx
+
+    check_fit(model, spec)
+    initial_types = initial_types_of(spec)
 
     key = f"sklearn-{fingerprint(model)}-{spec.input_digest}-opset{opset}"
     folder = os.path.join(workdir, f"export-{key[:48]}")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "model.onnx")
     try:
-        with quiet(*_LOGGERS):
-            proto = skl2onnx.convert_sklearn(
-                model,
-                initial_types=initial_types,
-                options=_no_zipmap(model),
-                target_opset=_target_opset(skl2onnx, model, opset),
-            )
+        proto = convert(model, initial_types, opset)
     except Exception as exc:
         raise ExportError(
             f"skl2onnx could not convert {_describe(model)}: {root_cause(exc)} ({_advice(exc)})"
@@ -334,6 +347,14 @@ class SklearnExporter(Exporter):
         return make_reference(model, spec, exported)
 
     label_outputs = staticmethod(label_outputs)
+    source_kind = "step"
+
+    def intermediates(
+        self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any
+    ) -> dict[str, Any]:
+        from .sklearn_values import intermediates
+
+        return intermediates(model, spec, feeds, graph)
 
 
 register_exporter(SklearnExporter(), replace=True)

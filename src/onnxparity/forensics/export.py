@@ -62,6 +62,7 @@ def walk(
     actual: Mapping[str, np.ndarray],
     tolerance,
     exporter: Any = None,
+    sources: Mapping[str, str] | None = None,
 ) -> Divergence | None:
     """The first node of ``graph`` (topological order) whose paired output diverges; its inputs
     agree by construction (every paired value before it did). Values present in both
@@ -81,7 +82,9 @@ def walk(
                 continue
             span, boundary = _span(index, nodes, producer, constants, agreed)
             source_of = exporter.source_of if exporter is not None else node_source
-            source = next((s for s in (source_of(nodes[i]) for i in reversed(span)) if s), None)
+            source = (sources or {}).get(out) or next(
+                (s for s in (source_of(nodes[i]) for i in reversed(span)) if s), None
+            )
             shapes = np.shape(actual[out]), np.shape(expected[out])
             detail = (
                 f"has shape {shapes[0]} where the framework's has {shapes[1]}"
@@ -135,10 +138,12 @@ def localize(
             {},
         )
     proto = load_model(pair.exported.path, external_data=True)
+    unmapped = ""
     try:
         values = subject.exporter.intermediates(subject.model, spec, feeds, proto.graph)
     except NoMapping as exc:
-        return None, f"first divergence: not localized — {exc}", {}
+        values, unmapped = {}, f"first divergence: not localized — {exc}"
+    sources = dict(getattr(values, "sources", {}))
     if outputs is not None and len(outputs) == len(pair.exported.output_names):
         values = {**values, **dict(zip(pair.exported.output_names, outputs))}
     produced = {out for node in proto.graph.node for out in node.output if out}
@@ -146,7 +151,8 @@ def localize(
     if not shared:
         return (
             None,
-            (
+            unmapped
+            or (
                 "first divergence: not localized — none of the framework's values pairs with a value of the "
                 "ONNX file (its values were renamed, or it does not come from this model)"
             ),
@@ -155,14 +161,17 @@ def localize(
     from ..variants.localize import tensor_values
 
     onnx_values = tensor_values(with_outputs(proto, shared), feeds)
-    found = walk(proto.graph, values, onnx_values, tolerance, subject.exporter)
+    found = walk(proto.graph, values, onnx_values, tolerance, subject.exporter, sources)
     if found is None:
         return (
             None,
-            (
+            unmapped
+            or (
                 f"first divergence: none — the {len(shared)} values paired with the framework's agree within the "
                 "tolerance; the difference comes from values the framework does not expose"
             ),
             {},
         )
+    if unmapped and len(found.nodes) > 1:  # only the outputs paired: one node alone is certain
+        return None, unmapped, {}
     return found, found.line(), {"framework": values, "onnx": onnx_values, "proto": proto}

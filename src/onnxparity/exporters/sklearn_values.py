@@ -1,0 +1,67 @@
+"""A scikit-learn pipeline's step outputs, by the name of the ONNX value each became.
+
+skl2onnx's ``convert_sklearn(..., intermediate=True)`` returns, beside the model, the topology
+it converted: one operator per estimator, with the names of the ONNX values it writes (what
+``skl2onnx.helpers.collect_intermediate_steps`` reads too). The pipeline is converted again
+that way, as the export did, and each step of a ``Pipeline`` whose operator writes one value
+pairs with the step's own output on the failing input (``pipeline[:k + 1].transform(X)``).
+The final estimator's outputs are the graph's outputs, paired by the caller. Steps nested in a
+``ColumnTransformer`` are not paired one by one: the transformer as a whole is, where skl2onnx
+gives it one operator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import NoMapping
+from ..spec import ParitySpec
+from .sklearn import _float64, _frame, convert, initial_types_of
+
+
+class Intermediates(dict):
+    """Values by ONNX value name, and the pipeline step each came from (``sources``)."""
+
+    def __init__(self, values: dict, sources: dict) -> None:
+        super().__init__(values)
+        self.sources = sources
+
+
+def intermediates(model: Any, spec: ParitySpec, feeds: Mapping[str, np.ndarray], graph: Any) -> Intermediates:
+    steps = getattr(model, "steps", None)
+    if not steps or len(steps) < 2:
+        raise NoMapping(f"{type(model).__name__} is one estimator: its outputs are all there is to compare")
+    try:
+        _, topology = convert(model, initial_types_of(spec), spec.opset, intermediate=True)
+    except Exception as exc:
+        raise NoMapping(f"skl2onnx could not list the pipeline's steps ({type(exc).__name__})") from None
+    written = {}
+    for operator in topology.unordered_operator_iterator():
+        if operator.raw_operator is not None:
+            written.setdefault(id(operator.raw_operator), []).append([o.full_name for o in operator.outputs])
+    produced = {out for node in graph.node for out in node.output}
+    values, sources = {}, {}
+    for k, (name, step) in enumerate(steps[:-1]):
+        outputs = written.get(id(step), [])
+        if len(outputs) != 1 or len(outputs[0]) != 1 or outputs[0][0] not in produced:
+            continue
+        try:
+            value = _transform(model[: k + 1], spec, feeds)
+        except Exception:  # a step that cannot transform these rows is left unpaired
+            continue
+        values[outputs[0][0]], sources[outputs[0][0]] = value, name
+    if not values:
+        raise NoMapping("no step of the pipeline writes exactly one ONNX value skl2onnx names")
+    return Intermediates(values, sources)
+
+
+def _transform(prefix: Any, spec: ParitySpec, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+    try:
+        out = prefix.transform(_frame(spec, _float64(feeds)))
+    except (ValueError, TypeError):
+        out = prefix.transform(_frame(spec, feeds))
+    out = out.toarray() if hasattr(out, "toarray") else np.asarray(out)
+    return out
