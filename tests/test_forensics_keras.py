@@ -73,6 +73,7 @@ def test_a_keras_layer_is_localized_with_the_edited_node_among_its_nodes(parity_
 
 def test_a_subclassed_keras_model_says_it_exposes_no_layer_outputs(parity_session):
     """Only the outputs pair, and several nodes compute them: nothing is named."""
+
     class Subclassed(keras.Model):
         def __init__(self):
             super().__init__()

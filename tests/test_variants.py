@@ -53,6 +53,50 @@ def test_every_variant_passes_a_correct_model_at_its_default_policy(parity_sessi
     assert result["ort-gpu"].status == ("passed" if CUDA else "skipped")
 
 
+@pytest.mark.parametrize("variant", ["int8-dynamic", "int8-static"])
+def test_int8_names_the_layer_below_the_policy_and_rechecks_nodes_to_exclude(parity_session, variant):
+    """The per-layer table names fc2 (where the loss shows: SQNR 0). Excluding it alone is not
+    enough — the damage is fc1's small channels, hidden in fc1's SQNR by the outlier channel —
+    so the suggestion grows upstream and is re-checked on the failing input each time; here
+    only keeping both layers in float passes, and the diagnosis says the model does not
+    survive int8 rather than suggesting a fix that quantizes nothing."""
+    result = check(parity_session, model(OutlierMlp), ["ort-cpu", variant], examples=6)
+    failed = result[variant]
+    assert failed.status == "failed"
+    assert (failed.divergence.op_type, failed.divergence.source) == ("Gemm", "fc2")
+    assert failed.to_dict()["divergence"]["source"] == "fc2"
+    lines = failed.message.splitlines()
+    assert any(
+        line.startswith(f"per-layer agreement on this input ({variant} vs float32, worst first")
+        for line in lines
+    )
+    assert any(
+        line.startswith("first layer below the policy: Gemm") and "(module fc2)" in line for line in lines
+    )
+    assert any(
+        line.startswith("verified only with every weighted layer kept in float (variant_options=")
+        and f"no part of this model quantizes within {variant}'s default policy" in line
+        for line in lines
+    )
+
+
+def test_a_verified_nodes_to_exclude_applied_makes_the_check_pass(parity_session):
+    """A normal layer before the outlier pair stays quantized: the suggestion is a real fix, and
+    applied as printed the whole search passes."""
+    import ast
+
+    torch.manual_seed(0)
+    front = torch.nn.Sequential(torch.nn.Linear(16, 16), OutlierMlp()).eval()
+    failed = check(parity_session, front, ["ort-cpu", "int8-static"], examples=6)["int8-static"]
+    assert failed.status == "failed"
+    (verified,) = [line for line in failed.message.splitlines() if line.startswith("verified: with ")]
+    printed = verified[len("verified: with variant_options=") : verified.index("}} int8-static") + 2]
+    options = ast.literal_eval(printed)
+    assert "node_linear" not in options["int8-static"]["nodes_to_exclude"]  # the first layer stays int8
+    fixed = check(parity_session, front, ["int8-static"], examples=6, variant_options=options)
+    assert fixed["int8-static"].passed, fixed["int8-static"].message
+
+
 def test_each_variant_is_built_once_per_session(parity_session):
     m = model()
     check(parity_session, m, ["int8-dynamic", "fp16"])
@@ -502,7 +546,10 @@ def test_an_fp16_overflow_is_localized_to_its_node_with_a_verified_fix(tmp_path)
     torch.onnx.export(HalfOverflow().eval(), (torch.ones(2, 4),), path, input_names=["x"], dynamo=False)
     context = BuildContext(model_path=path, workdir=str(tmp_path), name="fp16")
     runnable = get_variant("fp16").build(context)
-    lines = runnable.explain({"x": np.full((2, 4), 0.9, np.float32)})
+    explained = runnable.explain({"x": np.full((2, 4), 0.9, np.float32)})
+    (found,) = [e for e in explained if not isinstance(e, str)]  # what result.divergence carries
+    assert (found.node, found.op_type, found.nonfinite) == ("/Mul", "Mul", 16)
+    lines = [e for e in explained if isinstance(e, str)]
     assert lines[0].startswith("first divergence: Mul '/Mul' — inputs agree (max abs ")
     assert lines[0].endswith(
         "output '/Mul_output_0' 16 values NaN or infinite in float16 (finite in float32: past float16's 65504)"

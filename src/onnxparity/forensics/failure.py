@@ -10,6 +10,7 @@ from ..diagnosis import agreement_diagnosis, diagnosis, variant_explanation
 from ..report import VariantResult
 from ..reproducer import write_reproducer
 from ..spec import ParitySpec, Tolerance
+from . import Divergence
 from .subgraph import extract
 
 
@@ -26,14 +27,16 @@ def failed_result(
     shortfall: list,
 ) -> VariantResult:
     tally, anchor = search.tally, search.anchor
-    extra = variant_explanation(runnable, failure)
+    explained = variant_explanation(runnable, failure)  # lines, and the variant's own localization
+    divergence = next((e for e in explained if isinstance(e, Divergence)), None)
+    extra = [e for e in explained if isinstance(e, str)]
     export_right = False
     if anchor is not None:
         key = search.key(failure.example)
         extra += anchor.lines(failure, key)
         anchored = anchor.verdict(failure, key)
         export_right = anchored is not None and anchored.passed
-    divergence, subgraph = None, None
+    subgraph = None
     if isinstance(policy, Tolerance) and failure.verdict is not None and not export_right:
         from .export import localize
 

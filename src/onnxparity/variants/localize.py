@@ -12,38 +12,15 @@ names, so the two graphs' tensors pair up by name.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..onnxutils import with_outputs
+from ..forensics import Divergence
+from ..onnxutils import load_model, node_source, with_outputs
 from .ort import OrtRunnable
 
 #: a tensor is off when its error exceeds this fraction of its largest fp32 value
 RELATIVE = 0.02
-
-
-@dataclass(frozen=True)
-class Divergence:
-    """The first node whose output diverges while its inputs agree."""
-
-    node: str
-    op_type: str
-    tensor: str
-    max_abs_error: float
-    input_max_abs_error: float
-    nonfinite: int
-
-    def line(self) -> str:
-        what = (
-            f"{self.nonfinite} values NaN or infinite in float16 (finite in float32: past float16's 65504)"
-            if self.nonfinite
-            else f"max abs error {self.max_abs_error:.3g}"
-        )
-        return (
-            f"first divergence: {self.op_type} {self.node!r} — inputs agree (max abs "
-            f"{self.input_max_abs_error:.2g}), output {self.tensor!r} {what}"
-        )
 
 
 def tensor_values(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -103,6 +80,10 @@ def first_divergence(
             error,
             max((off[0] for off in input_errors), default=0.0),
             nonfinite,
+            source=node_source(node),
+            detail=f"{nonfinite} values NaN or infinite in float16 (finite in float32: past float16's 65504)"
+            if nonfinite
+            else "",
         )
         return found, floats
     return None, floats
@@ -121,7 +102,7 @@ def explain_fp16(
     found, floats = first_divergence(float_model, half_model, feeds)
     if found is None:
         return ["first divergence: none found between the float32 and float16 graphs' shared tensors"]
-    lines = [found.line()]
+    lines: list = [found.line(), found]
     proposal = sorted({*blocked, found.op_type})
     option = f"variant_options={{'fp16': {{'op_block_list': {proposal!r}}}}}"
     try:
@@ -174,7 +155,6 @@ class HalfRunnable(OrtRunnable):
         self.float_path, self.blocked, self.policy = float_path, list(blocked), policy
 
     def explain(self, feeds: Mapping[str, np.ndarray]) -> list[str]:
-        from ..onnxutils import load_model
 
         try:
             float_model = load_model(self.float_path, external_data=True)
@@ -183,3 +163,218 @@ class HalfRunnable(OrtRunnable):
             return explain_fp16(float_model, half_model, feeds, rebuild, self.blocked, self.policy)
         except Exception:  # the explanation is a bonus: never let it mask the verdict
             return []
+
+
+# -- int8 ----------------------------------------------------------------------------------------
+def layer_agreement(float_model, quant_model, feeds: Mapping[str, np.ndarray]):
+    """Per float node whose output the quantized graph also computes (paired by name): (node,
+    tensor, cosine, SQNR dB, max abs error) in graph order, and the float and quantized runs'
+    values."""
+    from ..agreement import agreement_metrics
+
+    produced = {out: node for node in float_model.graph.node for out in node.output if out}
+    shared = set(produced) & {out for node in quant_model.graph.node for out in node.output if out}
+    floats = tensor_values(with_outputs(float_model, shared), feeds)
+    quants = tensor_values(with_outputs(quant_model, shared), feeds)
+    rows = []
+    for node in float_model.graph.node:
+        for out in node.output:
+            if (
+                out in floats
+                and out in quants
+                and floats[out].dtype.kind == "f"
+                and floats[out].shape == quants[out].shape
+            ):
+                cosine, sqnr, _, _, nonfinite = agreement_metrics(floats[out], quants[out])
+                error = (
+                    float(np.abs(floats[out].astype(np.float64) - quants[out]).max())
+                    if floats[out].size
+                    else 0.0
+                )
+                rows.append((node, out, cosine, -np.inf if nonfinite else sqnr, error))
+    return rows, floats, quants
+
+
+def _below(policy, cosine: float, sqnr: float) -> bool:
+    return cosine < (policy.cosine if policy.cosine is not None else -1.0) or sqnr < (
+        policy.sqnr_db if policy.sqnr_db is not None else -np.inf
+    )
+
+
+def explain_int8(
+    float_model, quant_model, feeds, rebuild, excluded, policy, variant: str, tries: int = 3
+) -> list:
+    """The per-layer agreement table (worst first), the first layer below ``policy`` (a
+    :class:`~onnxparity.forensics.Divergence`), and the ``nodes_to_exclude`` that bring this
+    input within ``policy`` when the model rebuilt with them (``rebuild(nodes) -> model``) was
+    run: re-checked, greedily adding the next first layer below, at most ``tries`` rebuilds."""
+    rows, floats, quants = layer_agreement(float_model, quant_model, feeds)
+    if not rows:
+        return ["per-layer agreement: no tensor of the float graph pairs with the quantized one by name"]
+    lines: list = [
+        f"per-layer agreement on this input ({variant} vs float32, worst first; policy {policy.describe()}):"
+    ]
+    for node, out, cosine, sqnr, _ in sorted(rows, key=lambda r: (r[3], r[2]))[:5]:
+        lines.append(f"  {node.op_type} {node.name or out!r}: SQNR {sqnr:.1f} dB, cosine {cosine:.4f}")
+    first = next((r for r in rows if _below(policy, r[2], r[3])), None)
+    if first is None:
+        lines.append("no layer's output is below the policy on its own: the loss builds up across layers")
+        return lines
+    node, out, cosine, sqnr, error = first
+    inputs = [i for i in node.input if i in floats and i in quants and floats[i].shape == quants[i].shape]
+    worst_input = max(
+        (float(np.abs(floats[i].astype(np.float64) - quants[i]).max()) for i in inputs if floats[i].size),
+        default=0.0,
+    )
+    found = Divergence(
+        node.name or out,
+        node.op_type,
+        out,
+        error,
+        worst_input,
+        source=node_source(node),
+        detail=f"SQNR {sqnr:.1f} dB, cosine {cosine:.4f}: the first layer below the policy",
+    )
+    source = f" ({found.source_kind} {found.source})" if found.source else ""
+    lines += [
+        f"first layer below the policy: {found.op_type} {found.node!r}{source} — output {out!r} SQNR "
+        f"{sqnr:.1f} dB, cosine {cosine:.4f} (its inputs off by at most {worst_input:.2g})",
+        found,
+    ]
+    names = [o.name for o in float_model.graph.output]
+    proposal = list(excluded)
+    for _ in range(tries):
+        candidate = node.name
+        if not candidate or candidate in proposal:
+            break
+        proposal.append(candidate)
+        if node.op_type == "Gemm" and variant == "int8-dynamic":
+            proposal.append(f"{candidate}_MatMul")  # quantize_dynamic splits a Gemm, naming its MatMul so
+        option = f"variant_options={{{variant!r}: {{'nodes_to_exclude': {proposal!r}}}}}"
+        try:
+            rebuilt = rebuild(proposal)
+            actual = tensor_values(rebuilt, feeds)
+        except Exception as exc:  # a suggestion that cannot be re-checked is not printed as verified
+            lines.append(f"keep {candidate!r} in float: {option} (not verified: {type(exc).__name__})")
+            return lines
+        if all(_meets(policy, floats[n], actual[n]) for n in names if n in floats and n in actual):
+            weighted = {n.name for n in float_model.graph.node if n.op_type in _WEIGHTED}
+            if weighted <= set(proposal):
+                lines.append(
+                    f"verified only with every weighted layer kept in float ({option}): no part of this model "
+                    f"quantizes within {variant}'s default policy on this input — drop {variant} for it, or "
+                    "rescale its outlier channels before quantizing"
+                )
+            else:
+                lines.append(f"verified: with {option} {variant} meets its default policy on this input")
+            return lines
+        rows, _, _ = layer_agreement(float_model, rebuilt, feeds)
+        nxt = next((r[0] for r in rows if _below(policy, r[2], r[3]) and r[0].name not in proposal), None)
+        node = nxt or _upstream_weighted(float_model, proposal)
+        if node is None:
+            break
+    lines.append(f"excluding {proposal!r} from quantization is not enough on this input")
+    return lines
+
+
+#: ops whose weights quantization rounds: what excluding a layer keeps in float
+_WEIGHTED = {"MatMul", "Gemm", "Conv", "ConvTranspose", "Gather", "LSTM", "GRU", "Attention"}
+
+
+def _upstream_weighted(model, excluded: list[str]):
+    """The nearest weighted node upstream of the excluded ones that is not excluded: where the
+    loss that surfaced in them may come from (an activation outlier makes a layer's output
+    lose its small channels while its SQNR, dominated by the outlier, stays high)."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    frontier = [node for node in model.graph.node if node.name in excluded]
+    seen: set[int] = set()
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for value in node.input:
+                source = producer.get(value)
+                if source is None or id(source) in seen:
+                    continue
+                seen.add(id(source))
+                if source.op_type in _WEIGHTED and source.name and source.name not in excluded:
+                    return source
+                nxt.append(source)
+        frontier = nxt
+    return None
+
+
+class QuantRunnable(OrtRunnable):
+    """An int8 session that can say, on an input, which layer first falls below ``policy`` and
+    which ``nodes_to_exclude`` fix it (``rebuild(nodes) -> model``: the quantization redone)."""
+
+    def __init__(
+        self, path: str, *, float_path: str, rebuild, excluded, policy, variant: str, **options
+    ) -> None:
+        super().__init__(path, ["CPUExecutionProvider"], **options)
+        self.float_path, self.rebuild, self.excluded = float_path, rebuild, list(excluded)
+        self.policy, self.variant = policy, variant
+
+    def explain(self, feeds: Mapping[str, np.ndarray]) -> list:
+
+        try:
+            float_model = load_model(self.float_path, external_data=True)
+            quant_model = load_model(self.model_path, external_data=True)
+            return explain_int8(
+                float_model, quant_model, feeds, self.rebuild, self.excluded, self.policy, self.variant
+            )
+        except Exception:  # the explanation is a bonus: never let it mask the verdict
+            return []
+
+
+class StaticRunnable(QuantRunnable):
+    """An int8-static session that can say which calibrated ranges an input saturated, and
+    which layer first falls below the policy."""
+
+    def setup_saturation(self, float_path: str, ranges: dict[str, tuple[float, float]], origin: str) -> None:
+        self._float_path = float_path
+        self._ranges = ranges
+        self._origin = origin
+        self._probe = None  # the float model with the calibrated tensors as outputs
+
+    def explain(self, feeds: Mapping[str, np.ndarray]) -> list[str]:
+        """Lines naming tensors that this input drives beyond their calibrated range."""
+        try:
+            values = self._tensor_values(feeds)
+        except Exception:  # the explanation is a bonus: never let it mask the verdict
+            return []
+        over = []
+        for name, (low, high) in self._ranges.items():
+            if name not in values:
+                continue
+            seen = values[name]
+            if not seen.size or not np.issubdtype(seen.dtype, np.floating):
+                continue
+            lo, hi = float(np.nanmin(seen)), float(np.nanmax(seen))
+            span = max(high - low, 1e-12)
+            excess = max(low - lo, hi - high, 0.0) / span
+            if excess > 0.01:
+                over.append((excess, name, lo, hi, low, high))
+        lines = [f"calibration: {self._origin}"]
+        if not over:
+            lines.append("no quantized tensor left its calibrated range on this input (no saturation)")
+            return lines + super().explain(feeds)
+        over.sort(reverse=True)
+        lines.append(
+            f"saturation: this input drives {len(over)} quantized tensor(s) beyond their calibrated "
+            "range, where int8 clips:"
+        )
+        for _, name, lo, hi, low, high in over[:5]:
+            lines.append(f"  {name!r} reached [{lo:.4g}, {hi:.4g}]; calibrated range [{low:.4g}, {high:.4g}]")
+        lines.append(
+            "  calibrate on inputs that cover this range (calibration= feeds, or a wider "
+            "declared range) or try variant_options={'int8-static': {'method': 'percentile'}}"
+        )
+        return lines + super().explain(feeds)
+
+    def _tensor_values(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._probe is None:
+            model = load_model(self._float_path, external_data=True)
+            produced = {out for node in model.graph.node for out in node.output}
+            produced |= {i.name for i in model.graph.input}
+            self._probe = with_outputs(model, set(self._ranges) & produced)
+        return tensor_values(self._probe, feeds)

@@ -23,10 +23,10 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from ..errors import InvalidSpec, VariantBuildError, VariantUnavailable
-from ..onnxutils import is_standard_domain, load_model, quiet, save_model, with_outputs, working_directory
+from ..onnxutils import is_standard_domain, load_model, quiet, save_model, working_directory
 from ..spec import Agreement
 from . import BuildContext, register_variant
-from .localize import HalfRunnable, convert_fp16, tensor_values
+from .localize import HalfRunnable, QuantRunnable, StaticRunnable, convert_fp16
 from .ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message
 
 #: what a worker process of these variants imports before it is forked (variants/zygote.py):
@@ -132,20 +132,22 @@ def _op_types(model_path: str) -> str:
 
 
 # -- int8-dynamic ------------------------------------------------------------------------------
-def build_int8_dynamic(context: BuildContext) -> OrtRunnable:
+def build_int8_dynamic(context: BuildContext) -> QuantRunnable:
     """Options: ``per_channel`` (False), ``reduce_range`` (False), ``op_types`` (all that
-    quantize_dynamic supports), ``optimization`` ("all")."""
+    quantize_dynamic supports), ``nodes_to_exclude`` (node names kept in float),
+    ``optimization`` ("all")."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    context.check_options({"per_channel", "reduce_range", "op_types", "optimization"})
+    context.check_options({"per_channel", "reduce_range", "op_types", "nodes_to_exclude", "optimization"})
     per_channel = context.option("per_channel", False, bool)
     reduce_range = context.option("reduce_range", False, bool)
     op_types = context.option("op_types", None)
+    excluded = list(context.option("nodes_to_exclude", (), (list, tuple)))
     optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
     source = self_contained(context.model_path, context.workdir)
     require_standard_ops(source, "int8-dynamic")
-    target = os.path.join(context.workdir, "int8-dynamic.onnx")
-    try:
+
+    def quantize(nodes: list[str], target: str) -> str:
         with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
             quantize_dynamic(
                 source,
@@ -154,7 +156,13 @@ def build_int8_dynamic(context: BuildContext) -> OrtRunnable:
                 reduce_range=reduce_range,
                 weight_type=QuantType.QInt8,
                 op_types_to_quantize=list(op_types) if op_types else None,
+                nodes_to_exclude=list(nodes),
             )
+        return target
+
+    target = os.path.join(context.workdir, "int8-dynamic.onnx")
+    try:
+        quantize(excluded, target)
     except Exception as exc:
         raise VariantBuildError(f"quantize_dynamic failed: {type(exc).__name__}: {exc}") from exc
     if not quantized_ops(target):
@@ -164,7 +172,17 @@ def build_int8_dynamic(context: BuildContext) -> OrtRunnable:
             "int8-dynamic model equals the float one, so checking it proves nothing — drop "
             "int8-dynamic from this model's variants"
         )
-    return OrtRunnable(target, ["CPUExecutionProvider"], threads=context.threads, optimization=optimization)
+    retry = os.path.join(context.workdir, "int8-dynamic-excluding.onnx")
+    return QuantRunnable(
+        target,
+        float_path=source,
+        rebuild=lambda nodes: load_model(quantize(nodes, retry), external_data=True),
+        excluded=excluded,
+        policy=INT8_POLICY,
+        variant="int8-dynamic",
+        threads=context.threads,
+        optimization=optimization,
+    )
 
 
 # -- int8-static -------------------------------------------------------------------------------
@@ -220,59 +238,6 @@ def _calibration_feeds(
     return feeds, f"{len(feeds)} feeds given by calibration="
 
 
-class StaticRunnable(OrtRunnable):
-    """An int8-static session that can say which calibrated ranges an input saturated."""
-
-    def setup_saturation(self, float_path: str, ranges: dict[str, tuple[float, float]], origin: str) -> None:
-        self._float_path = float_path
-        self._ranges = ranges
-        self._origin = origin
-        self._probe = None  # the float model with the calibrated tensors as outputs
-
-    def explain(self, feeds: Mapping[str, np.ndarray]) -> list[str]:
-        """Lines naming tensors that this input drives beyond their calibrated range."""
-        try:
-            values = self._tensor_values(feeds)
-        except Exception:  # the explanation is a bonus: never let it mask the verdict
-            return []
-        over = []
-        for name, (low, high) in self._ranges.items():
-            if name not in values:
-                continue
-            seen = values[name]
-            if not seen.size or not np.issubdtype(seen.dtype, np.floating):
-                continue
-            lo, hi = float(np.nanmin(seen)), float(np.nanmax(seen))
-            span = max(high - low, 1e-12)
-            excess = max(low - lo, hi - high, 0.0) / span
-            if excess > 0.01:
-                over.append((excess, name, lo, hi, low, high))
-        lines = [f"calibration: {self._origin}"]
-        if not over:
-            lines.append("no quantized tensor left its calibrated range on this input (no saturation)")
-            return lines
-        over.sort(reverse=True)
-        lines.append(
-            f"saturation: this input drives {len(over)} quantized tensor(s) beyond their calibrated "
-            "range, where int8 clips:"
-        )
-        for _, name, lo, hi, low, high in over[:5]:
-            lines.append(f"  {name!r} reached [{lo:.4g}, {hi:.4g}]; calibrated range [{low:.4g}, {high:.4g}]")
-        lines.append(
-            "  calibrate on inputs that cover this range (calibration= feeds, or a wider "
-            "declared range) or try variant_options={'int8-static': {'method': 'percentile'}}"
-        )
-        return lines
-
-    def _tensor_values(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._probe is None:
-            model = load_model(self._float_path, external_data=True)
-            produced = {out for node in model.graph.node for out in node.output}
-            produced |= {i.name for i in model.graph.input}
-            self._probe = with_outputs(model, set(self._ranges) & produced)
-        return tensor_values(self._probe, feeds)
-
-
 def _calibrated_ranges(qdq_path: str) -> dict[str, tuple[float, float]]:
     """Float range each QuantizeLinear's input can take without clipping, by tensor name."""
     from onnx import numpy_helper
@@ -303,10 +268,13 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    context.check_options({"calibration", "samples", "method", "per_channel", "op_types", "optimization"})
+    context.check_options(
+        {"calibration", "samples", "method", "per_channel", "op_types", "nodes_to_exclude", "optimization"}
+    )
     method = context.option("method", "minmax", CALIBRATION_METHODS)
     per_channel = context.option("per_channel", False, bool)
     op_types = context.option("op_types", None)
+    excluded = list(context.option("nodes_to_exclude", (), (list, tuple)))
     optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
     source = self_contained(context.model_path, context.workdir)
     require_standard_ops(source, "int8-static")
@@ -324,28 +292,35 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
                 continue
         else:
             prepared = source  # preprocessing is an optimization, not a requirement
-        target = os.path.join(context.workdir, "int8-static.onnx")
-        try:
+    target = os.path.join(context.workdir, "int8-static.onnx")
+
+    def quantize(nodes: list[str], path: str) -> str:
+        with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
             quantize_static(
                 prepared,
-                target,
+                path,
                 _reader(feeds),
                 quant_format=QuantFormat.QDQ,
                 per_channel=per_channel,
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 op_types_to_quantize=list(op_types) if op_types else None,
+                nodes_to_exclude=list(nodes),
                 calibrate_method={
                     "minmax": CalibrationMethod.MinMax,
                     "entropy": CalibrationMethod.Entropy,
                     "percentile": CalibrationMethod.Percentile,
                 }[method],
             )
-        except Exception as exc:
-            raise VariantBuildError(
-                f"quantize_static failed ({method} calibration on {origin}): {type(exc).__name__}: "
-                f"{clean_message(exc)}"
-            ) from exc
+        return path
+
+    try:
+        quantize(excluded, target)
+    except Exception as exc:
+        raise VariantBuildError(
+            f"quantize_static failed ({method} calibration on {origin}): {type(exc).__name__}: "
+            f"{clean_message(exc)}"
+        ) from exc
     if not quantized_ops(target):
         raise VariantUnavailable(
             f"nothing was quantized: quantize_static found no op it quantizes in this model (its ops: "
@@ -361,8 +336,16 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
             "(T5's relative-position Log does this); quantize fewer op types, e.g. "
             "variant_options={'int8-static': {'op_types': ['MatMul', 'Conv', 'Gather']}}"
         )
+    retry = os.path.join(context.workdir, "int8-static-excluding.onnx")
     runnable = StaticRunnable(
-        target, ["CPUExecutionProvider"], threads=context.threads, optimization=optimization
+        target,
+        float_path=prepared,
+        rebuild=lambda nodes: load_model(quantize(nodes, retry), external_data=True),
+        excluded=excluded,
+        policy=INT8_POLICY,
+        variant="int8-static",
+        threads=context.threads,
+        optimization=optimization,
     )
     runnable.setup_saturation(prepared, _calibrated_ranges(target), f"{method} on {origin}")
     return runnable
