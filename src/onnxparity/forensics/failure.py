@@ -4,6 +4,7 @@ an item whose search found a failing example, or whose pooled agreement fell sho
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..diagnosis import agreement_diagnosis, diagnosis, variant_explanation
@@ -26,7 +27,7 @@ def failed_result(
     failure: Any,
     shortfall: list,
 ) -> VariantResult:
-    tally, anchor = search.tally, search.anchor
+    tally, anchor, started = search.tally, search.anchor, time.perf_counter()
     explained = variant_explanation(runnable, failure)  # lines, and the variant's own localization
     divergence = next((e for e in explained if isinstance(e, Divergence)), None)
     extra = [e for e in explained if isinstance(e, str)]
@@ -49,6 +50,7 @@ def failed_result(
             subgraph = extract(
                 values["proto"], divergence, values["framework"], values["onnx"], failure.feeds
             )
+    search.session.timings["forensics"] += time.perf_counter() - started  # the anchor's lines too
     reproducer = write_reproducer(
         reproducer_dir, name, variant, pair, spec, failure, getattr(runnable, "model_path", None), subgraph
     )

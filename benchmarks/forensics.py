@@ -1,0 +1,68 @@
+"""What localizing a failure costs, and that a passing check pays nothing for it: the planted
+edits of tests/test_forensics.py, each checked (ort-cpu, 6 examples) as a prebuilt file against
+the PyTorch model, in one run. Per edit: the whole failing check, the part spent localizing
+(``ParitySession.timings["forensics"]``: the second export, the FX interpreter, one ONNX
+Runtime run with the paired values as outputs, the walk and the cut-out subgraph), and
+whether the named node is the edited one; then the same model unedited.
+
+    .venv/bin/python benchmarks/forensics.py
+
+Prints a Markdown table (copied into docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+warnings.simplefilter("ignore")
+
+import onnx  # noqa: E402
+import torch  # noqa: E402
+
+import onnxparity as op  # noqa: E402
+from onnxparity.runner import ParitySession  # noqa: E402
+from test_forensics import EDITS, SPEC, Forensic  # noqa: E402
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    model = Forensic().eval()
+    with ParitySession() as session:
+        path = session.prepare(model, SPEC).exported.path
+        rows = []
+        for name, edit in [("(unedited)", None), *EDITS.items()]:
+            broken = onnx.load(path)
+            edited = edit(broken) if edit else set()
+            before = session.timings["forensics"]
+            started = time.perf_counter()
+            result = op.check(
+                model,
+                onnx=broken,
+                inputs=SPEC.inputs,
+                dims=SPEC.dims,
+                examples=6,
+                session=session,
+                name=f"bench {name}",
+            )["ort-cpu"]
+            wall = time.perf_counter() - started
+            spent = session.timings["forensics"] - before
+            named = result.divergence.node if result.divergence else "—"
+            right = (
+                "yes"
+                if (result.divergence and result.divergence.node in edited)
+                else ("—" if not edit else "no")
+            )
+            rows.append((name, result.status, wall, spent, named, right))
+    print("| edit | verdict | check (s) | localizing (s) | its share | named node | the edited one |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, status, wall, spent, named, right in rows:
+        print(f"| {name} | {status} | {wall:.2f} | {spent:.2f} | {spent / wall:.0%} | {named} | {right} |")
+
+
+if __name__ == "__main__":
+    main()
