@@ -299,3 +299,33 @@ def test_a_torchscript_export_is_localized_by_module_scope(parity_session):
     )["ort-cpu"]
     assert result.divergence is not None and {result.divergence.node} == edited
     assert result.divergence.source.endswith("conv2")
+
+
+def test_a_large_models_values_are_compared_a_slice_at_a_time(parity_session, forensic, monkeypatch):
+    """With a budget smaller than any one value, every paired value gets an ONNX Runtime run of
+    its own, in graph order, and the run stops at the first that diverges: the same node is
+    named as with everything at once."""
+    from onnxparity.forensics import export
+    from onnxparity.variants import localize
+
+    model, path = forensic
+    broken = onnx.load(path)
+    edited = epsilon(broken)
+    runs = []
+    real = localize.tensor_values
+    monkeypatch.setattr(export, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(
+        localize, "tensor_values", lambda m, feeds: runs.append(len(m.graph.output)) or real(m, feeds)
+    )
+    result = op.check(
+        model,
+        onnx=broken,
+        inputs=SPEC.inputs,
+        dims=SPEC.dims,
+        examples=6,
+        session=parity_session,
+        name="forensics slices",
+    )["ort-cpu"]
+    assert {result.divergence.node} == edited
+    # conv2d, mul, hardtanh, upsample, conv2d_1, mean, mean_1, sub, layer_norm: one run each, then stop
+    assert len(runs) == 9 and all(outputs <= 2 for outputs in runs)

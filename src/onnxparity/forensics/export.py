@@ -63,15 +63,17 @@ def walk(
     tolerance,
     exporter: Any = None,
     sources: Mapping[str, str] | None = None,
+    agreed: dict[str, float] | None = None,
 ) -> Divergence | None:
     """The first node of ``graph`` (topological order) whose paired output diverges; its inputs
     agree by construction (every paired value before it did). Values present in both
-    ``expected`` and ``actual`` are paired by name."""
+    ``expected`` and ``actual`` are paired by name. ``agreed`` carries the values that agreed
+    (with their errors) from one call to the next when ``actual`` comes in chunks."""
     nodes = list(graph.node)
     names = node_names(nodes)
     producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
     constants = {t.name for t in graph.initializer}
-    agreed: dict[str, float] = {}
+    agreed = {} if agreed is None else agreed
     for index, node in enumerate(nodes):
         for out in node.output:
             if out not in expected or out not in actual:
@@ -123,6 +125,25 @@ def _span(index, nodes, producer, constants, agreed) -> tuple[list[int], set[str
     return sorted(span), boundary
 
 
+#: the ONNX values one run of the localization materializes at most (bytes, by the framework's
+#: sizes): a large model's intermediates are compared a topological slice at a time
+CHUNK_BYTES = 256 << 20
+
+
+def chunks(graph, shared: set[str], values: Mapping[str, np.ndarray]) -> list[set[str]]:
+    """``shared`` in graph order, cut where a slice's values would pass :data:`CHUNK_BYTES`."""
+    ordered = [out for node in graph.node for out in node.output if out in shared]
+    found, current, size = [], set(), 0
+    for name in ordered:
+        nbytes = int(np.asarray(values[name]).nbytes)
+        if current and size + nbytes > CHUNK_BYTES:
+            found.append(current)
+            current, size = set(), 0
+        current.add(name)
+        size += nbytes
+    return [*found, current] if current else found
+
+
 def localize(
     pair, spec, feeds: Mapping[str, np.ndarray], tolerance, outputs=None
 ) -> tuple[Divergence | None, str, dict]:
@@ -160,8 +181,13 @@ def localize(
         )
     from ..variants.localize import tensor_values
 
-    onnx_values = tensor_values(with_outputs(proto, shared), feeds)
-    found = walk(proto.graph, values, onnx_values, tolerance, subject.exporter, sources)
+    found, agreed = None, {}
+    for chunk in chunks(proto.graph, shared, values):  # one example's values, a bounded part at a time
+        computed = tensor_values(with_outputs(proto, chunk), feeds)  # the graph's outputs come too
+        onnx_values = {name: value for name, value in computed.items() if name in chunk}
+        found = walk(proto.graph, values, onnx_values, tolerance, subject.exporter, sources, agreed)
+        if found is not None:
+            break
     if found is None:
         return (
             None,
