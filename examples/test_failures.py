@@ -1,10 +1,11 @@
 """What a failure looks like, on purpose: run `pytest --onnx-parity examples/test_failures.py -rx`.
 
 Each test hands onnxparity an ONNX file that is wrong in one known place and expects the check to
-fail (``xfail(strict=True)``: if it ever passed, the run would fail). The test also asserts what
-the diagnosis names — the first node that goes wrong and the module it came from — so these
-double as a check that localization keeps working. README's "What a failure looks like" shows
-the output.
+fail (``xfail(strict=True, raises=pytest.fail.Exception)``: if it ever passed, or failed any other
+way, the run would fail). The test also asserts what the diagnosis names — the first node that
+goes wrong and the module it came from — so these double as a check that localization keeps
+working. test_failures_keras.py and test_failures_sklearn.py do the same for a Keras layer and
+a scikit-learn pipeline step. README's "What a failure looks like" shows the output.
 """
 
 import onnx
@@ -31,8 +32,15 @@ def exported_then_edited(model: torch.nn.Module, folder) -> onnx.ModelProto:
     kind of edit a graph tool or a copied-over attribute makes)."""
     batch = torch.export.Dim("batch", min=1, max=16)
     path = str(folder / "encoder.onnx")
-    torch.onnx.export(model, (torch.zeros(2, 16),), path, dynamo=True, input_names=["x"],
-                      dynamic_shapes=({0: batch},), verbose=False)
+    torch.onnx.export(
+        model,
+        (torch.zeros(2, 16),),
+        path,
+        dynamo=True,
+        input_names=["x"],
+        dynamic_shapes=({0: batch},),
+        verbose=False,
+    )
     edited = onnx.load(path)
     norm = next(n for n in edited.graph.node if n.op_type == "LayerNormalization")
     for attribute in list(norm.attribute):
@@ -42,7 +50,9 @@ def exported_then_edited(model: torch.nn.Module, folder) -> onnx.ModelProto:
     return edited
 
 
-@pytest.mark.xfail(strict=True, reason="on purpose: LayerNorm epsilon edited in the file")
+@pytest.mark.xfail(
+    strict=True, raises=pytest.fail.Exception, reason="on purpose: LayerNorm epsilon edited in the file"
+)
 @pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 16), low=-3, high=3)], dims={"batch": op.Dim(1, 16)})
 def test_edited_layer_norm_is_localized(onnx_parity, tmp_path):
     torch.manual_seed(0)
