@@ -367,6 +367,59 @@ def test_plugin_runs_gpu_items_when_a_gpu_is_required(pytester: pytest.Pytester,
     result.assert_outcomes(passed=2)
 
 
+class Wide(torch.nn.Module):
+    """Two 512-wide layers: TF32 (10 mantissa bits) sums 512 products, far beyond float32's
+    rounding at the default tolerance."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = torch.nn.Linear(512, 512)
+        self.fc2 = torch.nn.Linear(512, 8)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+WIDE = [op.Input("x", ("batch", 512), low=-3, high=3)]
+
+
+def test_a_provider_that_agrees_with_the_cpu_is_said_to(tmp_path, parity_session):
+    """The GPU's localization runs the model with every value as an output on both providers;
+    with the CPU on both sides every value agrees, and the line says so."""
+    from onnxparity.variants.localize import explain_providers
+
+    torch.manual_seed(0)
+    path = parity_session.prepare(Wide().eval(), op.ParitySpec(inputs=tuple(WIDE), dims=DIMS)).exported.path
+    feeds = {"x": np.random.default_rng(0).uniform(-3, 3, (2, 512)).astype(np.float32)}
+    lines = explain_providers(path, feeds, ["CPUExecutionProvider"], op.Tolerance(), "cpu-again")
+    assert lines == [
+        "cpu-again and ONNX Runtime's CPU agree on every value of this input (both without graph optimization)"
+    ]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs onnxruntime-gpu and an NVIDIA GPU (scripts/gpu-check.sh)")
+def test_ort_gpu_with_tf32_fails_and_names_the_first_matmul_that_parts_from_the_cpu(parity_session):
+    torch.manual_seed(0)
+    result = check(
+        parity_session,
+        Wide().eval(),
+        ["ort-cpu", "ort-gpu"],
+        inputs=WIDE,
+        examples=8,
+        variant_options={"ort-gpu": {"use_tf32": 1}},
+    )
+    assert result["ort-cpu"].passed
+    failed = result["ort-gpu"]
+    assert failed.status == "failed", failed.message
+    assert failed.divergence is not None and failed.divergence.op_type in ("Gemm", "MatMul")
+    assert failed.divergence.source == "fc1"
+    assert (
+        "ort-gpu against ONNX Runtime's CPU on this input (both without graph optimization):"
+        in failed.message
+    )
+
+
 @pytest.mark.parametrize(
     ("variant", "options"),
     [

@@ -23,16 +23,41 @@ from .ort import OrtRunnable
 RELATIVE = 0.02
 
 
-def tensor_values(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every output of ``model`` on ``feeds`` by name (ONNX Runtime, CPU, no graph optimization)."""
+def tensor_values(
+    model, feeds: Mapping[str, np.ndarray], providers=("CPUExecutionProvider",)
+) -> dict[str, np.ndarray]:
+    """Every output of ``model`` on ``feeds`` by name (ONNX Runtime, no graph optimization;
+    CPU unless ``providers`` says otherwise)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 4
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=list(providers))
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, dict(feeds))))
+
+
+def explain_providers(
+    model_path: str, feeds: Mapping[str, np.ndarray], providers, tolerance, name: str
+) -> list:
+    """Where ``providers`` (e.g. CUDA) first part from ONNX Runtime's CPU on an input: the
+    model with every value as an output runs on both, without graph optimization, and the first
+    node whose output differs beyond ``tolerance`` while its inputs agree is named."""
+    from ..forensics.export import walk
+
+    model = load_model(model_path, external_data=True)
+    probe = with_outputs(model, {out for node in model.graph.node for out in node.output if out})
+    found = walk(model.graph, tensor_values(probe, feeds), tensor_values(probe, feeds, providers), tolerance)
+    if found is None:
+        return [
+            f"{name} and ONNX Runtime's CPU agree on every value of this input (both without graph optimization)"
+        ]
+    return [
+        f"{name} against ONNX Runtime's CPU on this input (both without graph optimization):",
+        found.line(),
+        found,
+    ]
 
 
 def _off(reference: np.ndarray, value: np.ndarray) -> tuple[float, int, bool]:

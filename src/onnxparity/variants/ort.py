@@ -126,6 +126,21 @@ def cuda_library_error(message: str) -> str | None:
     return None
 
 
+class GpuRunnable(OrtRunnable):
+    """A CUDA session that can say where it first parts from ONNX Runtime's CPU on an input."""
+
+    def explain(self, feeds: Mapping[str, np.ndarray]) -> list:
+        from ..spec import DEFAULT_TOLERANCE
+        from .localize import explain_providers
+
+        try:
+            return explain_providers(
+                self.model_path, feeds, self.cuda_providers, DEFAULT_TOLERANCE, "ort-gpu"
+            )
+        except Exception:  # the explanation is a bonus: never let it mask the verdict
+            return []
+
+
 def build_ort_gpu(context: BuildContext) -> OrtRunnable:
     """CUDA EP. Options: ``device_id`` (0), ``use_tf32`` (0), ``optimization`` ("all"), and
     any other CUDA provider option by its ONNX Runtime name (e.g. ``cudnn_conv_algo_search``)."""
@@ -143,12 +158,9 @@ def build_ort_gpu(context: BuildContext) -> OrtRunnable:
     cuda = {"device_id": 0, "use_tf32": 0, **options}
     cuda = {k: str(int(v)) if isinstance(v, bool) else str(v) for k, v in cuda.items()}
 
-    runnable = OrtRunnable(
-        context.model_path,
-        [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"],
-        threads=context.threads,
-        optimization=optimization,
-    )
+    providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+    runnable = GpuRunnable(context.model_path, providers, threads=context.threads, optimization=optimization)
+    runnable.cuda_providers = providers
     if not runnable.providers or runnable.providers[0] != "CUDAExecutionProvider":
         raise VariantUnavailable(
             "ONNX Runtime fell back to the CPU: the CUDA execution provider did not load (no GPU "
