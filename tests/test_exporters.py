@@ -163,3 +163,24 @@ def test_an_exported_graph_with_undeclared_inputs_is_a_clear_export_error(tmp_pa
         r"declare: 'normalization/Sub/y:0' \(declared: x\); these look like constants",
     ):
         op.check(square_model(), dims={"batch": op.Dim(1, 4)}, examples=2, reproducer_dir=tmp_path)
+
+
+def test_exports_of_one_model_at_two_opsets_keep_a_file_each(tmp_path):
+    """The export folder was named after the key's first 48 characters, which cut off its opset:
+    the opset-13 (TorchScript) export overwrote the default (dynamo) one still in use."""
+    import dataclasses
+
+    import torch
+
+    from onnxparity.runner import ParitySession
+    from parity_models import Mlp
+
+    spec = op.ParitySpec(inputs=(op.Input("x", ("batch", 16)),), dims={"batch": op.Dim(1, 4)})
+    torch.manual_seed(0)
+    model = Mlp().eval()
+    with ParitySession(workdir=str(tmp_path)) as session:
+        default = session.prepare(model, spec).exported
+        at13 = session.prepare(model, dataclasses.replace(spec, opset=13)).exported
+        assert default.path != at13.path
+        versions = {o.domain: o.version for o in onnx.load(default.path).opset_import}
+        assert versions[""] == default.opset != 13

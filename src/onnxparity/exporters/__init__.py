@@ -66,6 +66,17 @@ class ModelPair:
     subject: Subject | None = None
 
 
+def export_folder(workdir: str, key: str) -> str:
+    """The folder an export with ``key`` writes into: readable, and unique for the whole key
+    (a key's tail, such as its opset, must not be cut off: two opsets would share one file)."""
+    import hashlib
+    import os
+
+    return os.path.join(
+        workdir, f"export-{key[:40]}-{hashlib.blake2b(key.encode(), digest_size=6).hexdigest()}"
+    )
+
+
 class Exporter:
     """One model source. Subclass it, override what your source knows, and register an
     instance with :func:`register_exporter` (see docs/variants.md, "Model sources").

@@ -48,6 +48,7 @@ from . import (
     Exporter,
     Reference,
     class_root,
+    export_folder,
     exported_model,
     register_exporter,
     require,
@@ -151,7 +152,7 @@ class BoostedTreesExporter(Exporter):
         self.check_fit(model, spec)
         item, name = spec.inputs[0], type(model).__name__
         key = f"{self.name}-{self.fingerprint(model)}-{spec.input_digest}-opset{opset}"
-        folder = os.path.join(workdir, f"export-{key[:48]}")
+        folder = export_folder(workdir, key)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, "model.onnx")
         try:

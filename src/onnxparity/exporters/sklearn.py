@@ -44,6 +44,7 @@ from . import (
     Exporter,
     Reference,
     class_root,
+    export_folder,
     exported_model,
     register_exporter,
     require,
@@ -234,7 +235,7 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
     initial_types = initial_types_of(spec)
 
     key = f"sklearn-{fingerprint(model)}-{spec.input_digest}-opset{opset}"
-    folder = os.path.join(workdir, f"export-{key[:48]}")
+    folder = export_folder(workdir, key)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "model.onnx")
     try:

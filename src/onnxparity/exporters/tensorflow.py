@@ -48,6 +48,7 @@ from . import (
     Reference,
     axis_name,
     class_root,
+    export_folder,
     exported_model,
     flatten_outputs,
     register_exporter,
@@ -238,7 +239,7 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
     check_spec(model, spec)
     ordered = call.order(spec)
     key = f"tf-{fingerprint(model)}-{spec.input_digest}-opset{opset}"
-    folder = os.path.join(workdir, f"export-{key[:48]}")
+    folder = export_folder(workdir, key)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "model.onnx")
 

@@ -46,6 +46,7 @@ from . import (
     Exporter,
     Reference,
     class_root,
+    export_folder,
     exported_model,
     flatten_outputs,
     register_exporter,
@@ -245,7 +246,7 @@ def export(
     call = call or plan_call(model, spec)
     digest = hashlib.blake2b(f"{identity or fingerprint(model)}{call}".encode(), digest_size=16).hexdigest()
     key = f"{source}-{digest}-{spec.input_digest}-opset{opset}"
-    path = os.path.join(workdir, f"export-{key[:48]}", "model.onnx")
+    path = os.path.join(export_folder(workdir, key), "model.onnx")
     os.makedirs(os.path.dirname(path), exist_ok=True)
 
     dims = export_dims(spec)
