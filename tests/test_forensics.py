@@ -329,3 +329,81 @@ def test_a_large_models_values_are_compared_a_slice_at_a_time(parity_session, fo
     assert {result.divergence.node} == edited
     # conv2d, mul, hardtanh, upsample, conv2d_1, mean, mean_1, sub, layer_norm: one run each, then stop
     assert len(runs) == 9 and all(outputs <= 2 for outputs in runs)
+
+
+def build_rewritten(context):
+    """A user's graph tool as a variant (an offline optimizer, a simplifier), which gets one
+    Clip's bound wrong while rewriting."""
+    from onnxparity.variants.ort import OrtRunnable
+
+    model = onnx.load(context.model_path)
+    moved_clip(model)
+    path = os.path.join(context.workdir, "rewritten.onnx")
+    onnx.save(model, path)
+    return OrtRunnable(path, ["CPUExecutionProvider"], threads=context.threads)
+
+
+def test_a_variant_that_rewrites_the_graph_is_localized_against_the_export(parity_session, forensic):
+    """The export is right (ort-cpu passes on the failing input), so the framework is not
+    compared: the variant's own graph is, value by value against the export's."""
+    op.register_variant("rewritten", build_rewritten, replace=True)
+    model, path = forensic
+    clip = _node(onnx.load(path), "Clip").name
+    result = op.check(
+        model,
+        inputs=SPEC.inputs,
+        dims=SPEC.dims,
+        variants=["ort-cpu", "rewritten"],
+        examples=6,
+        session=parity_session,
+        name="forensics rewritten",
+    )
+    assert result["ort-cpu"].passed
+    failed = result["rewritten"]
+    assert failed.status == "failed" and failed.divergence is not None and failed.divergence.node == clip
+    assert (
+        "rewritten runs a rewritten graph (rewritten.onnx); against the export on this input:"
+        in failed.message
+    )
+    assert f"first divergence: Clip {clip!r} (module act)" in failed.message
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")  # this test's own export
+def test_the_exports_own_program_is_reused_and_exported_again_only_when_gone(
+    parity_session, forensic, monkeypatch
+):
+    from onnxparity.exporters import torch as torch_source
+
+    model, path = forensic
+    calls = []
+    real = torch.onnx.export
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def localized(name):
+        broken = onnx.load(path)
+        edited = epsilon(broken)
+        result = op.check(
+            model,
+            onnx=broken,
+            inputs=SPEC.inputs,
+            dims=SPEC.dims,
+            examples=6,
+            session=parity_session,
+            name=name,
+        )["ort-cpu"]
+        return result.divergence is not None and {result.divergence.node} == edited
+
+    torch_source.keep_program(  # as the fixture's export left it, whatever ran in between
+        torch_source.program_key(torch_source.fingerprint(model), torch_source.plan_call(model, SPEC), SPEC),
+        real(
+            model,
+            dynamo=True,
+            verbose=False,
+            **torch_source.dynamo_arguments(
+                torch, SPEC, torch_source.plan_call(model, SPEC), (torch.zeros(2, 3, 8, 8),)
+            ),
+        ).exported_program,
+    )
+    assert localized("forensics kept program") and calls == []
+    monkeypatch.setattr(torch_source, "PROGRAMS", type(torch_source.PROGRAMS)())
+    assert localized("forensics program gone") and calls == [1]

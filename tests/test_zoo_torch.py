@@ -168,7 +168,11 @@ def test_first_conv_x1_01_fails_or_is_weak(session, models, planted, name):
     if r.status == "failed":  # and the failure names the edited conv (ResNet: folded with bn1)
         first = next(n for n in exported(session, models[name], name).graph.node if n.op_type == "Conv")
         assert r.divergence is not None and r.divergence.node == first.name, r.message
-        assert r.divergence.input_max_abs_error == 0 and r.divergence.source in ("conv1", "bn1", "patch_embed")
+        assert r.divergence.input_max_abs_error == 0 and r.divergence.source in (
+            "conv1",
+            "bn1",
+            "patch_embed",
+        )
 
 
 def first_conv_change(model: torch.nn.Module, proto: onnx.ModelProto) -> dict[str, float | bool]:

@@ -26,6 +26,7 @@ an error that says to pass ``use_cache=False``.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import inspect
@@ -244,7 +245,8 @@ def export(
 
     check_fit(model)
     call = call or plan_call(model, spec)
-    digest = hashlib.blake2b(f"{identity or fingerprint(model)}{call}".encode(), digest_size=16).hexdigest()
+    identity = identity or fingerprint(model)
+    digest = hashlib.blake2b(f"{identity}{call}".encode(), digest_size=16).hexdigest()
     key = f"{source}-{digest}-{spec.input_digest}-opset{opset}"
     path = os.path.join(export_folder(workdir, key), "model.onnx")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -285,7 +287,7 @@ def export(
     exporter = "torch.onnx dynamo exporter"
     try:
         with quiet(*_LOGGERS):
-            torch.onnx.export(
+            program = torch.onnx.export(
                 model,
                 f=path,
                 dynamo=True,
@@ -295,6 +297,7 @@ def export(
                 verbose=False,
                 **how,
             )
+        keep_program(program_key(identity, call, spec), getattr(program, "exported_program", None))
     except Exception as dynamo_exc:
         reason = root_cause(dynamo_exc)
         exporter = "torch.onnx TorchScript exporter"
@@ -323,6 +326,25 @@ def export(
 
     proto = load_model(path)
     return exported_model(path, proto, spec, exporter=exporter, key=key, notes=notes)
+
+
+#: the programs the dynamo exporter last translated, by :func:`program_key`: a failure's
+#: localization runs the very program the ONNX values are named after, without exporting again
+PROGRAMS: collections.OrderedDict[str, Any] = collections.OrderedDict()
+KEEP_PROGRAMS = 4
+
+
+def program_key(identity: str, call: Call, spec: ParitySpec) -> str:
+    """What a dynamo export's program depends on: the model (its fingerprint), the call, the inputs."""
+    return hashlib.blake2b(f"{identity}{call}{spec.input_digest}".encode(), digest_size=16).hexdigest()
+
+
+def keep_program(key: str, program: Any) -> None:
+    if program is not None:
+        PROGRAMS[key] = program
+        PROGRAMS.move_to_end(key)
+        while len(PROGRAMS) > KEEP_PROGRAMS:
+            PROGRAMS.popitem(last=False)
 
 
 def dynamo_arguments(torch, spec: ParitySpec, call: Call, args: tuple) -> dict:
@@ -414,7 +436,9 @@ class TorchExporter(Exporter):
     ) -> dict[str, Any]:
         from .torch_values import intermediates
 
-        return intermediates(model, spec, self.plan_call(model, spec), feeds, graph)
+        call = self.plan_call(model, spec)
+        kept = PROGRAMS.get(program_key(self.fingerprint(model), call, spec))
+        return intermediates(model, spec, call, feeds, graph, kept)
 
     def plan_call(self, model: Any, spec: ParitySpec) -> Call:
         """How the declared inputs reach ``forward`` (see the module docstring)."""

@@ -27,12 +27,13 @@ from .torch import _LOGGERS, Call, _torch, dynamo_arguments
 
 
 def intermediates(
-    model: Any, spec: ParitySpec, call: Call, feeds: Mapping[str, np.ndarray], graph: Any
+    model: Any, spec: ParitySpec, call: Call, feeds: Mapping[str, np.ndarray], graph: Any, kept: Any = None
 ) -> dict[str, np.ndarray]:
+    """``kept``: the program this session's export of the model translated, if still held."""
     produced = {out for node in graph.node for out in node.output if out}
     if any(node.name.startswith("/") for node in graph.node):  # TorchScript's scope names
         return _by_module(model, spec, call, feeds, graph)
-    values = _by_fx_name(model, spec, call, feeds)
+    values = _by_fx_name(model, spec, call, feeds, kept)
     return {name: value for name, value in values.items() if name in produced}
 
 
@@ -41,19 +42,21 @@ def _tensors(feeds: Mapping[str, np.ndarray], spec: ParitySpec, torch) -> tuple:
 
 
 def _by_fx_name(
-    model: Any, spec: ParitySpec, call: Call, feeds: Mapping[str, np.ndarray]
+    model: Any, spec: ParitySpec, call: Call, feeds: Mapping[str, np.ndarray], kept: Any = None
 ) -> dict[str, np.ndarray]:
     torch = _torch()
-    arrays = arrays_for_dims(spec, export_dims(spec))
-    example = tuple(torch.from_numpy(arrays[i.name]) for i in spec.inputs)
-    try:
-        with quiet(*_LOGGERS):
-            program = torch.onnx.export(
-                model, dynamo=True, verbose=False, **dynamo_arguments(torch, spec, call, example)
-            )
-    except Exception as exc:
-        raise NoMapping(f"the dynamo exporter failed on the model again ({type(exc).__name__})") from None
-    exported = getattr(program, "exported_program", None)
+    exported = kept
+    if exported is None:  # exported in another session, or evicted: export again, in memory
+        arrays = arrays_for_dims(spec, export_dims(spec))
+        example = tuple(torch.from_numpy(arrays[i.name]) for i in spec.inputs)
+        try:
+            with quiet(*_LOGGERS):
+                program = torch.onnx.export(
+                    model, dynamo=True, verbose=False, **dynamo_arguments(torch, spec, call, example)
+                )
+        except Exception as exc:
+            raise NoMapping(f"the dynamo exporter failed on the model again ({type(exc).__name__})") from None
+        exported = getattr(program, "exported_program", None)
     if exported is None:
         raise NoMapping("the dynamo exporter kept no program to run")
     failing = dynamo_arguments(torch, spec, call, _tensors(feeds, spec, torch))

@@ -11,6 +11,7 @@ guessed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -201,3 +202,25 @@ def localize(
     if unmapped and len(found.nodes) > 1:  # only the outputs paired: one node alone is certain
         return None, unmapped, {}
     return found, found.line(), {"framework": values, "onnx": onnx_values, "proto": proto}
+
+
+def localize_rewrite(
+    exported_path: str, variant_path: str, feeds: Mapping[str, np.ndarray], tolerance, variant: str
+) -> tuple[Divergence | None, list[str]]:
+    """Where a variant that runs a rewritten graph (an offline-optimized, simplified or
+    otherwise transformed copy of the export) first parts from the export on an input: both
+    run with their shared values as outputs (ONNX Runtime, CPU, no graph optimization), values
+    pair by name, and the rewritten graph's nodes are walked in order."""
+    from ..variants.localize import tensor_values
+
+    exported = load_model(exported_path, external_data=True)
+    rewritten = load_model(variant_path, external_data=True)
+    produced = {out for node in exported.graph.node for out in node.output if out}
+    shared = produced & {out for node in rewritten.graph.node for out in node.output if out}
+    expected = tensor_values(with_outputs(exported, shared), feeds)
+    actual = tensor_values(with_outputs(rewritten, shared), feeds)
+    found = walk(rewritten.graph, expected, actual, tolerance)
+    title = f"{variant} runs a rewritten graph ({os.path.basename(variant_path)}); against the export on this input:"
+    if found is None:
+        return None, [f"{title} no value they share by name differs ({len(shared)} shared)"]
+    return found, [title, found.line()]

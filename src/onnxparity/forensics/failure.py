@@ -4,6 +4,7 @@ an item whose search found a failing example, or whose pooled agreement fell sho
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -50,6 +51,24 @@ def failed_result(
             subgraph = extract(
                 values["proto"], divergence, values["framework"], values["onnx"], failure.feeds
             )
+    rewritten = getattr(runnable, "model_path", None)
+    if (
+        divergence is None
+        and export_right
+        and isinstance(policy, Tolerance)
+        and failure.verdict is not None
+        and rewritten
+        and os.path.abspath(rewritten) != os.path.abspath(pair.exported.path)
+    ):
+        from .export import localize_rewrite
+
+        try:
+            divergence, lines = localize_rewrite(
+                pair.exported.path, rewritten, failure.feeds, policy, variant
+            )
+        except Exception as exc:  # forensics must never mask the verdict
+            divergence, lines = None, [f"first divergence: not localized — {type(exc).__name__}: {exc}"]
+        extra = [*lines, *extra]
     search.session.timings["forensics"] += time.perf_counter() - started  # the anchor's lines too
     reproducer = write_reproducer(
         reproducer_dir, name, variant, pair, spec, failure, getattr(runnable, "model_path", None), subgraph
