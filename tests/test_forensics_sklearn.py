@@ -61,3 +61,51 @@ def test_a_wrong_tree_threshold_is_named(parity_session):
     )
     found = result["ort-cpu"].divergence
     assert found is not None and found.op_type == "TreeEnsembleRegressor" and found.nodes == (tree.name,)
+
+
+def test_a_step_inside_a_column_transformer_is_named(parity_session):
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "age": rng.uniform(18, 80, 200),
+            "income": rng.lognormal(10, 0.5, 200),
+            "city": rng.choice(["paris", "oslo", "lima"], 200),
+        }
+    )
+    features = ColumnTransformer(
+        [
+            ("numeric", StandardScaler(), ["age", "income"]),
+            ("city", OneHotEncoder(handle_unknown="ignore"), ["city"]),
+        ]
+    )
+    pipeline = make_pipeline(features, LogisticRegression()).fit(frame, frame.age > 45)
+    spec = op.ParitySpec(
+        inputs=(
+            op.Input("age", ("batch", 1)),
+            op.Input("income", ("batch", 1)),
+            op.Input("city", ("batch", 1), dtype="str", categories=("paris", "oslo", "lima")),
+        ),
+        dims={"batch": op.Dim(1, 8)},
+    )
+    broken = onnx.load(parity_session.prepare(pipeline, spec).exported.path)
+    scaler = next(n for n in broken.graph.node if n.op_type == "Scaler")
+    offset = next(a for a in scaler.attribute if a.name == "offset")
+    moved = list(offset.floats)
+    moved[0] += 5.0  # the age column's mean, off
+    del offset.floats[:]
+    offset.floats.extend(moved)
+    result = op.check(
+        pipeline,
+        onnx=broken,
+        data=frame,
+        examples=8,
+        session=parity_session,
+        name="sklearn forensics column transformer",
+    )["ort-cpu"]
+    found = result.divergence
+    assert found is not None, result.message
+    assert (found.op_type, found.source) == ("Scaler", "columntransformer.numeric")

@@ -38,30 +38,53 @@ def intermediates(model: Any, spec: ParitySpec, feeds: Mapping[str, np.ndarray],
         _, topology = convert(model, initial_types_of(spec), spec.opset, intermediate=True)
     except Exception as exc:
         raise NoMapping(f"skl2onnx could not list the pipeline's steps ({type(exc).__name__})") from None
-    written = {}
+    written, read = {}, {}
     for operator in topology.unordered_operator_iterator():
         if operator.raw_operator is not None:
             written.setdefault(id(operator.raw_operator), []).append([o.full_name for o in operator.outputs])
+            read.setdefault(id(operator.raw_operator), []).append([i.full_name for i in operator.inputs])
     produced = {out for node in graph.node for out in node.output}
     values, sources = {}, {}
+
+    def pair(names: list, value: Any, source: str) -> None:
+        if len(names) == 1 and len(names[0]) == 1 and names[0][0] in produced and names[0][0] not in values:
+            values[names[0][0]], sources[names[0][0]] = value, source
+
     for k, (name, step) in enumerate(steps[:-1]):
-        outputs = written.get(id(step), [])
-        if len(outputs) != 1 or len(outputs[0]) != 1 or outputs[0][0] not in produced:
-            continue
         try:
-            value = _transform(model[: k + 1], spec, feeds)
+            value = _dense(_call(model[: k + 1].transform, spec, feeds))
         except Exception:  # a step that cannot transform these rows is left unpaired
             continue
-        values[outputs[0][0]], sources[outputs[0][0]] = value, name
+        # the step's own operator, or (a ColumnTransformer is several) the value the next step reads
+        pair(written.get(id(step)) or read.get(id(steps[k + 1][1]), []), value, name)
+        for inner, transformer, columns in getattr(step, "transformers_", ()):
+            if id(transformer) not in written:
+                continue  # "drop", "passthrough", or not converted on its own
+            try:
+                rows = _call(model[:k].transform, spec, feeds) if k else _call(lambda x: x, spec, feeds)
+                inner_value = _dense(transformer.transform(_columns(rows, columns)))
+            except Exception:
+                continue
+            pair(written[id(transformer)], inner_value, f"{name}.{inner}")
     if not values:
         raise NoMapping("no step of the pipeline writes exactly one ONNX value skl2onnx names")
     return Intermediates(values, sources)
 
 
-def _transform(prefix: Any, spec: ParitySpec, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+def _call(method: Any, spec: ParitySpec, feeds: Mapping[str, np.ndarray]) -> Any:
+    """``method`` on the rows the feeds make, as float64 where the estimators take it."""
     try:
-        out = prefix.transform(_frame(spec, _float64(feeds)))
+        return method(_frame(spec, _float64(feeds)))
     except (ValueError, TypeError):
-        out = prefix.transform(_frame(spec, feeds))
-    out = out.toarray() if hasattr(out, "toarray") else np.asarray(out)
-    return out
+        return method(_frame(spec, feeds))
+
+
+def _dense(out: Any) -> np.ndarray:
+    return out.toarray() if hasattr(out, "toarray") else np.asarray(out)
+
+
+def _columns(rows: Any, columns: Any) -> Any:
+    """A ColumnTransformer's column selection: names on a DataFrame, positions on an array."""
+    if hasattr(rows, "iloc"):
+        return rows[columns] if not isinstance(columns, slice) else rows.iloc[:, columns]
+    return np.asarray(rows)[:, columns]
