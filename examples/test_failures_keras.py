@@ -1,8 +1,8 @@
 """What a Keras failure looks like, on purpose: `pytest --onnx-parity examples/test_failures_keras.py -rx`.
 
 The model's own ONNX export (``model.export(format="onnx")``), then LayerNormalization's
-epsilon constant changed in the file. A Keras layer is often many ONNX nodes: the diagnosis names
-the layer and lists them, the edited one among them (see test_failures.py for PyTorch).
+epsilon constant changed in the file. The diagnosis names the edited node (tf2onnx names values
+after TensorFlow's tensors) and its layer (see test_failures.py for PyTorch).
 """
 
 import numpy as np
@@ -46,5 +46,5 @@ def test_edited_keras_layer_norm_is_localized(onnx_parity, tmp_path):
     net = model()
     with pytest.raises(pytest.fail.Exception) as failed:
         onnx_parity.check(net, onnx=exported_then_edited(net, tmp_path))
-    assert "(layer norm) — inputs agree" in str(failed.value)
+    assert "first divergence: Add 'functional_1/norm_1/add' (layer norm) — inputs agree" in str(failed.value)
     raise failed.value

@@ -1,6 +1,7 @@
-"""Failure forensics on Keras exports: tf2onnx names nodes by layer scope, layer outputs pair
-with the one value that leaves each layer's nodes, and the diagnosis names the layer and the
-nodes that compute its output (the edited one among them)."""
+"""Failure forensics on Keras exports: tf2onnx names each value after the TensorFlow tensor it
+converts, so the traced model, pruned to those tensors, gives TensorFlow's own value of each:
+the diagnosis names the edited node itself and the layer it belongs to — for subclassed models
+too, which expose no layer outputs."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def hidden_weights(proto):
 
 
 @pytest.mark.parametrize("edit", [norm_epsilon, hidden_weights], ids=lambda f: f.__name__)
-def test_a_keras_layer_is_localized_with_the_edited_node_among_its_nodes(parity_session, functional, edit):
+def test_the_edited_node_of_a_keras_layer_is_named(parity_session, functional, edit):
     model, path = functional
     broken = onnx.load(path)
     edited, layer = edit(broken)
@@ -65,14 +66,14 @@ def test_a_keras_layer_is_localized_with_the_edited_node_among_its_nodes(parity_
     )["ort-cpu"]
     found = result.divergence
     assert result.status == "failed" and found is not None, result.message
-    assert found.source == layer and edited in found.nodes
+    assert found.source == layer and found.node == edited and found.nodes == (edited,)
     assert found.input_max_abs_error < 1e-5 < found.max_abs_error
     line = next(line for line in result.message.splitlines() if "first divergence:" in line)
     assert f"(layer {layer})" in line
 
 
-def test_a_subclassed_keras_model_says_it_exposes_no_layer_outputs(parity_session):
-    """Only the outputs pair, and several nodes compute them: nothing is named."""
+def test_a_subclassed_keras_model_is_localized_node_by_node_too(parity_session):
+    """No layer outputs to read, but the traced function's tensors pair all the same."""
 
     class Subclassed(keras.Model):
         def __init__(self):
@@ -98,5 +99,39 @@ def test_a_subclassed_keras_model_says_it_exposes_no_layer_outputs(parity_sessio
         session=parity_session,
         name="keras forensics subclassed",
     )["ort-cpu"]
+    assert result.status == "failed" and result.divergence is not None
+    assert result.divergence.node == matmul.name and result.divergence.source == "dense"
+
+
+def test_a_tf_module_says_it_is_not_localized(parity_session):
+    """A tf.Module whose tf.function has its own signature is traced as one call
+    (StatefulPartitionedCall) that tf2onnx inlines: its ops are not in the outer trace, and
+    nothing is guessed."""
+    tf = pytest.importorskip("tensorflow")
+
+    class Affine(tf.Module):
+        def __init__(self):
+            super().__init__()
+            rng = np.random.default_rng(0)
+            self.w = tf.Variable(rng.normal(size=(8, 4)).astype(np.float32))
+            self.b = tf.Variable(rng.normal(size=(4,)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32, name="x")])
+        def __call__(self, x):
+            return tf.nn.relu(tf.matmul(x, self.w) + self.b) * 2.0
+
+    model = Affine()
+    broken = onnx.load(parity_session.prepare(model, SPEC).exported.path)
+    matmul = next(n for n in broken.graph.node if n.op_type == "MatMul")
+    _scale_initializer(broken, matmul.input[1], 1.5)
+    result = op.check(
+        model,
+        onnx=broken,
+        inputs=SPEC.inputs,
+        dims=SPEC.dims,
+        examples=4,
+        session=parity_session,
+        name="tf module forensics",
+    )["ort-cpu"]
     assert result.status == "failed" and result.divergence is None
-    assert "first divergence: not localized — only Sequential and functional Keras models" in result.message
+    assert "first divergence: not localized — the traced function's tensors do not pair" in result.message

@@ -1,13 +1,18 @@
-"""A Keras model's layer outputs, by the name of the ONNX value each became (tf2onnx exports).
+"""TensorFlow's intermediate values, by the name of the ONNX value each became (tf2onnx exports).
 
-tf2onnx names every node after the TensorFlow op it converts, and those carry the layer's scope:
-``sequential_1/dense_1/MatMul``. Keras 3 traces each layer under its name plus one ``_N``
-suffix (layer ``dense`` is scope ``dense_1``, layer ``dense_1`` is ``dense_1_2``), so a scope
-token names a layer once that one suffix is dropped. A Sequential or functional model's layer
-outputs are read through a second model with them as outputs, on the failing input; each pairs
-with the one ONNX value that leaves the layer's nodes (produced inside, read outside). A layer
-with several such values, or several outputs, is left out rather than guessed; a subclassed
-model has no layer outputs to read, and the caller says so.
+- **Node by node** (:func:`by_tensor_name`, tried first): tf2onnx names every value it converts
+  after the TensorFlow tensor (``functional_1/norm_1/add:0``), and tracing the model again gives
+  the same op names, so the trace is pruned to those tensors and run on the failing input. An op
+  tf2onnx turns into several nodes keeps its name on the first one, whose value is not the op's
+  (``SquaredDifference`` becomes a Sub, then a Mul ``SquaredDifference__6``): those stay
+  unpaired. A tf.function with its own signature is traced as one call that tf2onnx inlines;
+  its ops are not in the outer trace.
+- **Layer by layer** (:func:`intermediates`, for Keras models when the first pairs nothing):
+  Keras 3 traces each layer under its name plus one ``_N`` suffix (layer ``dense`` is scope
+  ``dense_1``, layer ``dense_1`` is ``dense_1_2``), so a scope token names a layer once that
+  suffix is dropped. A Sequential or functional model's layer outputs pair with the one ONNX
+  value that leaves each layer's nodes; a layer with several such values, or several outputs,
+  is left out rather than guessed.
 """
 
 from __future__ import annotations
@@ -74,3 +79,40 @@ def intermediates(
             "no layer's output pairs with exactly one value of the ONNX graph (not a tf2onnx export?)"
         )
     return paired
+
+
+def by_tensor_name(
+    call: Any, signature: list, ordered: list, feeds: Mapping[str, np.ndarray], graph: Any
+) -> dict:
+    """TensorFlow's own value of every ONNX value named after a TensorFlow tensor (``op:0``).
+
+    tf2onnx names the values it converts after the TensorFlow tensors, and tracing the model
+    again gives the same op names, so the traced graph is pruned to those tensors and run on
+    the failing input (``tf.compat.v1.wrap_function``). Values tf2onnx introduces (``__6:0``)
+    have no TensorFlow counterpart and stay unpaired."""
+    import tensorflow as tf
+
+    wrapped = tf.compat.v1.wrap_function(lambda *args: call(*args), signature)
+    # An op tf2onnx converts to several nodes keeps its name on the first (SquaredDifference ->
+    # Sub, then Mul "SquaredDifference__6"): that value is not the op's; such ops stay unpaired.
+    split = {node.name.split("__")[0] for node in graph.node if "__" in node.name}
+    names, fetches = [], []
+    for node in graph.node:
+        if node.name in split:
+            continue
+        for value in node.output:
+            if ":" not in value:
+                continue
+            try:
+                tensor = wrapped.graph.get_tensor_by_name(value)
+            except (KeyError, ValueError):
+                continue
+            if tensor.dtype.is_floating or tensor.dtype.is_integer or tensor.dtype == tf.bool:
+                names.append(value)
+                fetches.append(tensor)
+    if not fetches:
+        return {}
+    placeholders = [t for t in wrapped.inputs if t.dtype != tf.resource][: len(ordered)]
+    pruned = wrapped.prune(feeds=placeholders, fetches=fetches)
+    results = pruned(*[tf.constant(np.asarray(feeds[i.name])) for i in ordered])
+    return {name: np.asarray(value) for name, value in zip(names, results)}

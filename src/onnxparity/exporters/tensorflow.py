@@ -252,17 +252,7 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
             f"{type(model).__name__} raised on the export example ({shapes}): {root_cause(exc)}; "
             "check that op.Input shapes and dtypes match the model"
         ) from exc
-    signature = [
-        tf.TensorSpec(
-            [
-                None if isinstance(e, str) and spec.dims[e].values_count > 1 else _fixed(e, spec)
-                for e in i.shape
-            ],
-            tf.as_dtype(i.dtype),
-            name=i.name,
-        )
-        for i in ordered
-    ]
+    signature = signature_of(spec, ordered)
 
     attempts: list[str] = []
     for exporter, run in (
@@ -295,6 +285,22 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
         + "\n  ".join(attempts)
         + "".join(f"\n  ({h})" for k, h in hints.items() if any(k in a for a in attempts))
     )
+
+
+def signature_of(spec: ParitySpec, ordered: list[Input]) -> list:
+    """The ``tf.TensorSpec`` input signature the export traces with (declared dynamic dims None)."""
+    tf = _tf()
+    return [
+        tf.TensorSpec(
+            [
+                None if isinstance(e, str) and spec.dims[e].values_count > 1 else _fixed(e, spec)
+                for e in i.shape
+            ],
+            tf.as_dtype(i.dtype),
+            name=i.name,
+        )
+        for i in ordered
+    ]
 
 
 def _fixed(entry, spec: ParitySpec) -> int:
@@ -413,14 +419,22 @@ class TensorFlowExporter(Exporter):
     def intermediates(
         self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any
     ) -> dict[str, Any]:
-        from .keras_values import intermediates
+        from .keras_values import by_tensor_name, intermediates
 
         call = _Callable(model)
+        ordered = call.order(spec)
+        try:  # node by node: tf2onnx names values after the TensorFlow tensors
+            values = by_tensor_name(call, signature_of(spec, ordered), ordered, feeds, graph)
+        except Exception:  # a trace that cannot be pruned: the layers' outputs, below
+            values = {}
+        if values:
+            return values
         if not call.keras:
             raise NoMapping(
-                "only Keras models expose their layers' outputs (not a tf.function or SavedModel)"
+                "the traced function's tensors do not pair with the ONNX values, and only Keras "
+                "models expose layer outputs"
             )
-        return intermediates(model, spec, call.order(spec), feeds, graph)
+        return intermediates(model, spec, ordered, feeds, graph)
 
     def source_of(self, node: Any) -> str | None:
         from .keras_values import source_of
