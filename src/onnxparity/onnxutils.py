@@ -190,9 +190,10 @@ def node_source(node: Any) -> str | None:
     """The framework-side module or layer ``node`` came from, where the exporter recorded it;
     None otherwise (never guessed from an op's own name).
 
-    - PyTorch's dynamo exporter: metadata ``pkg.torch.onnx.name_scopes`` (``['', 'encoder',
-      'layers.0', 'linear1', 'linear']`` → ``encoder.layers.0.linear1``; the last entry is the
-      op itself, the first the root module).
+    - PyTorch's dynamo exporter: metadata ``pkg.torch.onnx.name_scopes``, each entry a module's
+      qualified name (``['', 'encoder', 'encoder.layers.0', 'encoder.layers.0.linear1',
+      'linear']`` → ``encoder.layers.0.linear1``; the last entry is the op itself, the first the
+      root module).
     - PyTorch's TorchScript exporter: the node name's scope (``/encoder/layers.0/linear1/MatMul``
       → ``encoder.layers.0.linear1``).
     - tf2onnx: the node name's scope (``sequential/dense/MatMul`` → ``sequential/dense``).
@@ -201,7 +202,8 @@ def node_source(node: Any) -> str | None:
         if entry.key == "pkg.torch.onnx.name_scopes":
             scopes = [s.strip(" '\"") for s in entry.value.strip("[]").split(",")]
             modules = [s for s in scopes[1:-1] if s]
-            return ".".join(modules) or None
+            cumulative = all(b.startswith(f"{a}.") for a, b in zip(modules, modules[1:]))
+            return (modules[-1] if cumulative else ".".join(modules)) if modules else None
     name = getattr(node, "name", "") or ""
     if "/" not in name.strip("/"):
         return None
