@@ -33,8 +33,7 @@ def intermediates(
     produced = {out for node in graph.node for out in node.output if out}
     if any(node.name.startswith("/") for node in graph.node):  # TorchScript's scope names
         return _by_module(model, spec, call, feeds, graph)
-    values = _by_fx_name(model, spec, call, feeds, kept)
-    return {name: value for name, value in values.items() if name in produced}
+    return _by_fx_name(model, spec, call, feeds, kept, produced)
 
 
 def _tensors(feeds: Mapping[str, np.ndarray], spec: ParitySpec, torch) -> tuple:
@@ -42,8 +41,14 @@ def _tensors(feeds: Mapping[str, np.ndarray], spec: ParitySpec, torch) -> tuple:
 
 
 def _by_fx_name(
-    model: Any, spec: ParitySpec, call: Call, feeds: Mapping[str, np.ndarray], kept: Any = None
+    model: Any,
+    spec: ParitySpec,
+    call: Call,
+    feeds: Mapping[str, np.ndarray],
+    kept: Any = None,
+    wanted: set[str] | frozenset = frozenset(),
 ) -> dict[str, np.ndarray]:
+    """The tensors of the FX nodes named in ``wanted`` (only those are copied out)."""
     torch = _torch()
     exported = kept
     if exported is None:  # exported in another session, or evicted: export again, in memory
@@ -69,7 +74,7 @@ def _by_fx_name(
     class Capture(torch.fx.Interpreter):
         def run_node(self, node):
             result = super().run_node(node)
-            if node.op == "call_function" and torch.is_tensor(result) and not result.is_complex():
+            if node.name in wanted and torch.is_tensor(result) and not result.is_complex():
                 values[node.name] = result.detach().cpu().numpy().copy()
             return result
 
