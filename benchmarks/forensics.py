@@ -24,9 +24,8 @@ warnings.simplefilter("ignore")
 import onnx  # noqa: E402
 import torch  # noqa: E402
 
-import onnxparity as op  # noqa: E402
 from onnxparity.runner import ParitySession  # noqa: E402
-from test_forensics import EDITS, SPEC, Forensic  # noqa: E402
+from test_forensics import EDITS, SPEC, Forensic, check_edited  # noqa: E402
 
 
 def main() -> None:
@@ -40,15 +39,7 @@ def main() -> None:
             edited = edit(broken) if edit else set()
             before = session.timings["forensics"]
             started = time.perf_counter()
-            result = op.check(
-                model,
-                onnx=broken,
-                inputs=SPEC.inputs,
-                dims=SPEC.dims,
-                examples=6,
-                session=session,
-                name=f"bench {name}",
-            )["ort-cpu"]
+            result = check_edited(session, model, broken, f"bench {name}")
             wall = time.perf_counter() - started
             spent = session.timings["forensics"] - before
             named = result.divergence.node if result.divergence else "—"

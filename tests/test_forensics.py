@@ -48,6 +48,13 @@ SPEC = op.ParitySpec(
 )
 
 
+def check_edited(session, model, broken, name, spec=SPEC, examples=6):
+    """``broken`` (an edited export of ``model``) checked on ort-cpu as a prebuilt file."""
+    return op.check(
+        model, onnx=broken, inputs=spec.inputs, dims=spec.dims, examples=examples, session=session, name=name
+    )["ort-cpu"]
+
+
 def _node(model, op_type):
     return next(n for n in model.graph.node if n.op_type == op_type)
 
@@ -175,15 +182,7 @@ def test_the_localizer_names_the_edited_node(parity_session, forensic, edit):
     model, path = forensic
     broken = onnx.load(path)
     edited = EDITS[edit](broken)
-    result = op.check(
-        model,
-        onnx=broken,
-        inputs=SPEC.inputs,
-        dims=SPEC.dims,
-        examples=6,
-        session=parity_session,
-        name=f"forensics {edit}",
-    )["ort-cpu"]
+    result = check_edited(parity_session, model, broken, f"forensics {edit}")
     assert result.status == "failed"
     found = result.divergence
     assert found is not None, result.message
@@ -203,15 +202,7 @@ def test_the_bundle_holds_the_first_divergent_node_as_a_model_that_shows_it(pari
     model, path = forensic
     broken = onnx.load(path)
     epsilon(broken)
-    result = op.check(
-        model,
-        onnx=broken,
-        inputs=SPEC.inputs,
-        dims=SPEC.dims,
-        examples=6,
-        session=parity_session,
-        name="forensics bundle",
-    )["ort-cpu"]
+    result = check_edited(parity_session, model, broken, "forensics bundle")
     bundle = result.reproducer
     sub = onnx.load(os.path.join(bundle, "subgraph.onnx"))
     onnx.checker.check_model(sub)
@@ -288,15 +279,7 @@ def test_a_torchscript_export_is_localized_by_module_scope(parity_session):
     exported = parity_session.prepare(model, dataclasses.replace(SPEC, opset=13)).exported
     broken = onnx.load(exported.path)
     edited = dropped_bias(broken)
-    result = op.check(
-        model,
-        onnx=broken,
-        inputs=SPEC.inputs,
-        dims=SPEC.dims,
-        examples=6,
-        session=parity_session,
-        name="forensics torchscript edited",
-    )["ort-cpu"]
+    result = check_edited(parity_session, model, broken, "forensics torchscript edited")
     assert result.divergence is not None and {result.divergence.node} == edited
     assert result.divergence.source.endswith("conv2")
 
@@ -317,15 +300,7 @@ def test_a_large_models_values_are_compared_a_slice_at_a_time(parity_session, fo
     monkeypatch.setattr(
         localize, "tensor_values", lambda m, feeds: runs.append(len(m.graph.output)) or real(m, feeds)
     )
-    result = op.check(
-        model,
-        onnx=broken,
-        inputs=SPEC.inputs,
-        dims=SPEC.dims,
-        examples=6,
-        session=parity_session,
-        name="forensics slices",
-    )["ort-cpu"]
+    result = check_edited(parity_session, model, broken, "forensics slices")
     assert {result.divergence.node} == edited
     # conv2d, mul, hardtanh, upsample, conv2d_1, mean, mean_1, sub, layer_norm: one run each, then stop
     assert len(runs) == 9 and all(outputs <= 2 for outputs in runs)
@@ -382,15 +357,7 @@ def test_the_exports_own_program_is_reused_and_exported_again_only_when_gone(
     def localized(name):
         broken = onnx.load(path)
         edited = epsilon(broken)
-        result = op.check(
-            model,
-            onnx=broken,
-            inputs=SPEC.inputs,
-            dims=SPEC.dims,
-            examples=6,
-            session=parity_session,
-            name=name,
-        )["ort-cpu"]
+        result = check_edited(parity_session, model, broken, name)
         return result.divergence is not None and {result.divergence.node} == edited
 
     torch_source.keep_program(  # as the fixture's export left it, whatever ran in between

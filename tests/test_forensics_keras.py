@@ -11,6 +11,7 @@ import pytest
 from onnx import numpy_helper
 
 import onnxparity as op
+from test_forensics import check_edited
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("tf2onnx")
@@ -55,15 +56,7 @@ def test_the_edited_node_of_a_keras_layer_is_named(parity_session, functional, e
     model, path = functional
     broken = onnx.load(path)
     edited, layer = edit(broken)
-    result = op.check(
-        model,
-        onnx=broken,
-        inputs=SPEC.inputs,
-        dims=SPEC.dims,
-        examples=6,
-        session=parity_session,
-        name=f"keras forensics {edit.__name__}",
-    )["ort-cpu"]
+    result = check_edited(parity_session, model, broken, f"keras forensics {edit.__name__}", SPEC, examples=6)
     found = result.divergence
     assert result.status == "failed" and found is not None, result.message
     assert found.source == layer and found.node == edited and found.nodes == (edited,)
@@ -90,15 +83,7 @@ def test_a_subclassed_keras_model_is_localized_node_by_node_too(parity_session):
     broken = onnx.load(parity_session.prepare(model, SPEC).exported.path)
     matmul = next(n for n in broken.graph.node if n.op_type == "MatMul")
     _scale_initializer(broken, matmul.input[1], 1.5)
-    result = op.check(
-        model,
-        onnx=broken,
-        inputs=SPEC.inputs,
-        dims=SPEC.dims,
-        examples=4,
-        session=parity_session,
-        name="keras forensics subclassed",
-    )["ort-cpu"]
+    result = check_edited(parity_session, model, broken, "keras forensics subclassed", SPEC, examples=4)
     assert result.status == "failed" and result.divergence is not None
     assert result.divergence.node == matmul.name and result.divergence.source == "dense"
 
@@ -124,14 +109,6 @@ def test_a_tf_module_says_it_is_not_localized(parity_session):
     broken = onnx.load(parity_session.prepare(model, SPEC).exported.path)
     matmul = next(n for n in broken.graph.node if n.op_type == "MatMul")
     _scale_initializer(broken, matmul.input[1], 1.5)
-    result = op.check(
-        model,
-        onnx=broken,
-        inputs=SPEC.inputs,
-        dims=SPEC.dims,
-        examples=4,
-        session=parity_session,
-        name="tf module forensics",
-    )["ort-cpu"]
+    result = check_edited(parity_session, model, broken, "tf module forensics", SPEC, examples=4)
     assert result.status == "failed" and result.divergence is None
     assert "first divergence: not localized — the traced function's tensors do not pair" in result.message

@@ -131,11 +131,11 @@ class InnerCoverage:
     (min, max) and the constants it equalled. Built lazily; a model this cannot run (external
     data, an op the CPU build lacks) is simply not measured."""
 
-    def __init__(self, path: str, branches: list[Branch]) -> None:
+    def __init__(self, path: str, branches: list[Branch], proto: onnx.ModelProto | None = None) -> None:
         self.path = path
         self.branches = branches
         self.session = None
-        self.failed = not branches or _size(path) > MAX_MODEL_BYTES
+        self.failed = not branches or _size(path, proto) > MAX_MODEL_BYTES
         self._stats: collections.OrderedDict = collections.OrderedDict()
         self.runs = 0
 
@@ -218,19 +218,19 @@ class InnerCache:
             started = time.perf_counter()
             proto = onnx.load(path, load_external_data=False)
             skip = {s.node for found in sites.values() for s in found}
-            self._found[key] = InnerCoverage(path, harvest_branches(proto, skip))
+            self._found[key] = InnerCoverage(path, harvest_branches(proto, skip), proto)
             self.timings["coverage"] += time.perf_counter() - started
         return self._found[key]
 
 
-def _size(path: str) -> int:
+def _size(path: str, proto: onnx.ModelProto | None = None) -> int:
     """The model file's size with its external data files (beside it; a location leading
     out of its folder counts as too large: it is not read)."""
     import os
 
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        files = check_external_data(path)
+        files = check_external_data(path, proto)  # ``proto``: the file, already loaded
         return os.path.getsize(path) + sum(os.path.getsize(os.path.join(folder, f)) for f in files)
     except (OSError, ValueError):
         return MAX_MODEL_BYTES + 1

@@ -129,6 +129,10 @@ def cuda_library_error(message: str) -> str | None:
 class GpuRunnable(OrtRunnable):
     """A CUDA session that can say where it first parts from ONNX Runtime's CPU on an input."""
 
+    def __init__(self, model_path: str, providers: Sequence, **options) -> None:
+        super().__init__(model_path, providers, **options)
+        self.cuda_providers = list(providers)  # as asked, options included (``providers``: as run)
+
     def explain(self, feeds: Mapping[str, np.ndarray]) -> list:
         from ..spec import DEFAULT_TOLERANCE
         from .localize import explain_providers
@@ -160,7 +164,6 @@ def build_ort_gpu(context: BuildContext) -> OrtRunnable:
 
     providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
     runnable = GpuRunnable(context.model_path, providers, threads=context.threads, optimization=optimization)
-    runnable.cuda_providers = providers
     if not runnable.providers or runnable.providers[0] != "CUDAExecutionProvider":
         raise VariantUnavailable(
             "ONNX Runtime fell back to the CPU: the CUDA execution provider did not load (no GPU "
