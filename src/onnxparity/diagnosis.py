@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .explanation import mismatch_table
 from .spec import Agreement, ParitySpec, Policy
 from .tally import Evidence, Shortfall
-from .variants import Runnable
+from .variants import Runnable, explain_with
 
 if TYPE_CHECKING:
     from .exporters import ModelPair
@@ -109,13 +109,13 @@ def pattern_hints(patterns) -> list[str]:
     return [f"hint: {_PATTERN_HINTS[p]}" for p in dict.fromkeys(patterns) if p in _PATTERN_HINTS]
 
 
-def variant_explanation(runnable: Runnable, failure: Evidence) -> list[str]:
-    """A variant's own explanation of a failing input (e.g. int8 saturation), if it has one."""
-    explain = getattr(runnable, "explain", None)
-    if explain is None or failure.reference_error or failure.crashed:
+def variant_explanation(runnable: Runnable, failure: Evidence, tolerance: Any = None) -> list:
+    """A variant's own explanation of a failing input (e.g. int8 saturation), if it has one;
+    ``tolerance``: the item's, for a variant that judges two runs of its graph by it."""
+    if getattr(runnable, "explain", None) is None or failure.reference_error or failure.crashed:
         return []
     try:
-        return list(explain(failure.feeds))
+        return explain_with(runnable, failure.feeds, tolerance)
     except Exception:  # an explanation must never mask the verdict
         return []
 

@@ -31,17 +31,17 @@ A failing parity example written by onnxparity. Re-run it without onnxparity:
     actual = session.run(None, feeds)
     expected = list(np.load("expected.npz").values())   # the framework's outputs
 
-{model} is the model the variant ran; {exported} is the exported model it was built from.
+{provenance}
 example.json says which test, variant, shapes, data pattern and seed produced it.
 """
 
 SUBGRAPH_README = """
 The first node that goes wrong, cut out: subgraph.onnx holds {nodes}, with the values it
-reads as graph inputs (the framework's, which agree). Run it:
+reads as graph inputs ({inputs_by}, which agree). Run it:
 
     feeds = dict(np.load("subgraph_inputs.npz"))
     actual = ort.InferenceSession("subgraph.onnx", providers=["CPUExecutionProvider"]).run(None, feeds)
-    expected = list(np.load("subgraph_expected.npz").values())   # the framework's {tensor!r}
+    expected = list(np.load("subgraph_expected.npz").values())   # {expected_by} {tensor!r}
 """
 
 
@@ -105,7 +105,13 @@ def write_reproducer(
     }
     with open(os.path.join(staging, "example.json"), "w") as f:
         json.dump(info, f, indent=2)
-    readme = README.format(model=run_name, exported=os.path.basename(model_path))
+    exported = os.path.basename(model_path)
+    provenance = (
+        f"{run_name} is the exported model; the variant ran it as is."
+        if run_name == exported
+        else f"{run_name} is the model the variant ran; {exported} is the exported model it was built from."
+    )
+    readme = README.format(model=run_name, provenance=provenance)
     if subgraph is not None:
         onnx.save(subgraph.model, os.path.join(staging, "subgraph.onnx"))
         for label, arrays in (
@@ -115,7 +121,12 @@ def write_reproducer(
         ):
             np.savez(os.path.join(staging, f"subgraph_{label}.npz"), **arrays)
         (tensor,) = subgraph.expected
-        readme += SUBGRAPH_README.format(nodes=", ".join(repr(n) for n in subgraph.nodes), tensor=tensor)
+        readme += SUBGRAPH_README.format(
+            nodes=", ".join(repr(n) for n in subgraph.nodes),
+            tensor=tensor,
+            inputs_by=subgraph.inputs_by,
+            expected_by=subgraph.expected_by,
+        )
     with open(os.path.join(staging, "README.txt"), "w") as f:
         f.write(readme)
     if os.path.exists(target):

@@ -13,7 +13,7 @@ from ..report import VariantResult
 from ..reproducer import write_reproducer
 from ..spec import ParitySpec, Tolerance
 from . import Divergence
-from .subgraph import extract
+from .subgraph import Subgraph, extract
 
 
 def failed_result(
@@ -29,8 +29,10 @@ def failed_result(
     shortfall: list,
 ) -> VariantResult:
     tally, anchor, started = search.tally, search.anchor, time.perf_counter()
-    explained = variant_explanation(runnable, failure)  # lines, and the variant's own localization
+    tolerance = policy if isinstance(policy, Tolerance) else None
+    explained = variant_explanation(runnable, failure, tolerance)  # lines, and its own localization
     divergence = next((e for e in explained if isinstance(e, Divergence)), None)
+    subgraph = next((e for e in explained if isinstance(e, Subgraph)), None)
     extra = [e for e in explained if isinstance(e, str)]
     export_right = False
     if anchor is not None:
@@ -38,24 +40,14 @@ def failed_result(
         extra += anchor.lines(failure, key)
         anchored = anchor.verdict(failure, key)
         export_right = anchored is not None and anchored.passed
-    subgraph = None
-    if isinstance(policy, Tolerance) and failure.verdict is not None and not export_right:
-        from .export import localize
-
-        try:
-            divergence, line, values = localize(pair, spec, failure.feeds, policy, failure.expected)
-        except Exception as exc:  # forensics must never mask the verdict
-            line, values = f"first divergence: not localized — {type(exc).__name__}: {exc}", {}
-        extra = [line, *extra]
-        if divergence is not None:
-            subgraph = extract(
-                values["proto"], divergence, values["framework"], values["onnx"], failure.feeds
-            )
+    if tolerance is not None and failure.verdict is not None and not export_right and divergence is None:
+        lines, divergence, subgraph = _localize_export(pair, spec, failure, tolerance)
+        extra = [*lines, *extra]
     rewritten = getattr(runnable, "model_path", None)
     if (
         divergence is None
         and export_right
-        and isinstance(policy, Tolerance)
+        and tolerance is not None
         and failure.verdict is not None
         and rewritten
         and os.path.abspath(rewritten) != os.path.abspath(pair.exported.path)
@@ -94,3 +86,63 @@ def failed_result(
         verdict=failure.verdict,
         divergence=divergence,
     )
+
+
+def _localize_export(
+    pair: Any, spec: ParitySpec, failure: Any, tolerance: Tolerance
+) -> tuple[list, Any, Any]:
+    """(diagnosis lines, divergence, subgraph) of an export that gets a failing input wrong: the
+    framework's values against the ONNX model's, and what the ONNX spec says of the node found;
+    where no framework value pairs, ONNX Runtime against the spec over the whole graph."""
+    from .export import localize
+    from .runtime import spec_verdict
+
+    try:
+        divergence, line, values = localize(pair, spec, failure.feeds, tolerance, failure.expected)
+    except Exception as exc:  # forensics must never mask the verdict
+        divergence, line, values = None, f"first divergence: not localized — {type(exc).__name__}: {exc}", {}
+    if divergence is not None:
+        subgraph = extract(values["proto"], divergence, values["framework"], values["onnx"], failure.feeds)
+        try:
+            verdict, narrowed, cut = spec_verdict(subgraph, tolerance)
+        except Exception:  # the spec's say is a bonus
+            verdict, narrowed, cut = [], None, None
+        if narrowed is not None:  # the node that parts from the spec, within the span
+            divergence, subgraph = narrowed, cut or subgraph
+        return [line, *verdict], divergence, subgraph
+    try:
+        spec_lines, divergence, subgraph = _against_spec(pair.exported.path, failure, tolerance)
+    except Exception:  # the spec's say is a bonus
+        spec_lines = []
+    if divergence is not None:  # the spec localized it: the framework's line is context only
+        line = line.replace("first divergence: ", "framework values: ", 1)
+    return [line, *spec_lines], divergence, subgraph
+
+
+def _against_spec(path: str, failure: Any, tolerance: Tolerance) -> tuple[list, Any, Any]:
+    """ONNX Runtime against the reference evaluator over a small graph the framework's values do
+    not localize in, and whether the spec's outputs are the framework's."""
+    from ..onnxutils import load_model
+    from .export import off
+    from .runtime import SPEC_NODES, localize_spec, spec_runs
+
+    proto = load_model(path, external_data=True)
+    if len(proto.graph.node) > SPEC_NODES or not spec_runs(proto):
+        return [], None, None
+    found, lines, spec = localize_spec(proto, failure.feeds, tolerance)
+    if found is None:
+        return [], None, None
+    outputs = [o.name for o in proto.graph.output]
+    if len(outputs) == len(failure.expected) and all(o in spec for o in outputs):
+        framework = not any(off(e, spec[o], tolerance)[2] for o, e in zip(outputs, failure.expected))
+        lines.append(
+            "  the spec's outputs on this input are the framework's: ONNX Runtime is what differs (report "
+            "it to ONNX Runtime with subgraph.onnx from the reproducer)"
+            if framework
+            else "  the spec's outputs on this input differ from the framework's too"
+        )
+    from .runtime import ort_values
+
+    actual = ort_values(proto, failure.feeds, names={found.tensor})
+    by = ("the ONNX reference evaluator's", "the ONNX reference evaluator's")
+    return lines, found, extract(proto, found, spec, actual, failure.feeds, by)

@@ -27,6 +27,9 @@ class Subgraph:
     #: the diverging tensor -> the ONNX model's value of it
     actual: dict[str, np.ndarray]
     nodes: tuple[str, ...]
+    #: whose values ``inputs`` and ``expected`` are, as the reproducer's README names them
+    inputs_by: str = "the framework's"
+    expected_by: str = "the framework's"
 
 
 def _info(name: str, value: np.ndarray) -> onnx.ValueInfoProto:
@@ -42,6 +45,7 @@ def extract(
     expected: Mapping[str, np.ndarray],
     actual: Mapping[str, np.ndarray],
     feeds: Mapping[str, np.ndarray],
+    by: tuple[str, str] = ("the framework's", "the framework's"),
 ) -> Subgraph | None:
     """The nodes of ``divergence`` as a model of their own; None where a boundary value is
     unknown (nothing is guessed)."""
@@ -86,4 +90,5 @@ def extract(
         {tensor: np.asarray(expected[tensor])},
         {tensor: np.asarray(actual[tensor])},
         tuple(n.name for n in span),
+        *by,
     )

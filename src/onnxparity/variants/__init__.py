@@ -30,12 +30,27 @@ class VariantRunError(Exception):
 class Runnable(Protocol):
     """A built variant: numpy feeds by input name -> outputs in the ONNX output order.
 
-    Optionally also ``explain(feeds) -> list[str]``: extra diagnosis lines for a failing input
-    (the int8-static variant names the tensors whose calibrated range the input saturated)."""
+    Optionally also ``explain(feeds) -> list``: extra diagnosis lines for a failing input (the
+    int8-static variant names the tensors whose calibrated range the input saturated), and the
+    variant's own :class:`~onnxparity.forensics.Divergence` if it localized one; an ``explain``
+    with a ``tolerance`` keyword also gets the item's tolerance (None under an agreement policy)."""
 
     output_names: tuple[str, ...]
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+def explain_with(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+    """``runnable.explain(feeds)``, passing the item's ``tolerance`` to an ``explain`` that takes
+    one (a variant that compares two runs of its graph judges them by it)."""
+    import inspect
+
+    explain = runnable.explain
+    try:
+        takes = "tolerance" in inspect.signature(explain).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return list(explain(feeds, tolerance=tolerance) if takes else explain(feeds))
 
 
 def _no_samples(count: int, same_shape: bool = False) -> list[dict[str, np.ndarray]]:

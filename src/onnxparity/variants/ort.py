@@ -92,9 +92,26 @@ def clean_message(exc: BaseException) -> str:
     return text.replace("[ONNXRuntimeError] : ", "").strip()
 
 
+class OptimizedRunnable(OrtRunnable):
+    """A CPU session with graph optimizations that can say where the optimizer changed a
+    failing input's result (nothing when the unoptimized graph gives the same outputs)."""
+
+    def explain(self, feeds: Mapping[str, np.ndarray], tolerance=None) -> list:
+        from ..forensics.runtime import localize_optimizer
+        from ..spec import DEFAULT_TOLERANCE
+
+        try:
+            found, lines, subgraph = localize_optimizer(
+                self.model_path, feeds, tolerance or DEFAULT_TOLERANCE, "ort-cpu"
+            )
+        except Exception:  # the explanation is a bonus: never let it mask the verdict
+            return []
+        return [*lines, found, subgraph] if found is not None else lines
+
+
 def build_ort_cpu(context: BuildContext) -> OrtRunnable:
     context.check_options(())
-    return OrtRunnable(context.model_path, ["CPUExecutionProvider"], threads=context.threads)
+    return OptimizedRunnable(context.model_path, ["CPUExecutionProvider"], threads=context.threads)
 
 
 def build_ort_cpu_noopt(context: BuildContext) -> OrtRunnable:

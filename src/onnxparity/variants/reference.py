@@ -66,6 +66,22 @@ class ReferenceRunnable:
         except Exception as exc:
             raise VariantUnavailable(f"{_NOT_SUPPORTED}: {type(exc).__name__}: {exc}") from exc
         self.output_names = tuple(o.name for o in model.graph.output)
+        self.model = model
+
+    def explain(self, feeds: Mapping[str, np.ndarray], tolerance=None) -> list:
+        """Where the spec's values first part from ONNX Runtime's on a failing input (a
+        reference-evaluator defect, or a runtime that agrees with the framework but not the
+        spec)."""
+        from ..forensics.runtime import localize_spec
+        from ..spec import DEFAULT_TOLERANCE
+
+        try:
+            found, lines, _ = localize_spec(
+                self.model, feeds, tolerance or DEFAULT_TOLERANCE, reference_is_variant=True
+            )
+        except Exception:  # the explanation is a bonus: never let it mask the verdict
+            return []
+        return [*lines, found] if found is not None else lines
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         try:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
-from . import BuildContext, VariantRunError
+from . import BuildContext, VariantRunError, explain_with
 from .isolate import VariantCrashed, _signal_name
 from .zygote import ForkedWorker, zygote
 
@@ -149,10 +149,10 @@ class IsolatedVariant:
             raise VariantRunError(reply[1])
         return reply[1]
 
-    def explain(self, feeds: Mapping[str, np.ndarray]) -> list[str]:
+    def explain(self, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
         if not self._explains:
             return []
-        reply = self._request("explain", feeds, f"explaining {self.what}'s failure")
+        reply = self._request("explain", feeds, f"explaining {self.what}'s failure", tolerance)
         return list(reply[1]) if reply[0] == "ok" else []
 
     def close(self) -> None:
@@ -161,13 +161,17 @@ class IsolatedVariant:
         _close_all(self._holder)
 
     # -- the worker ------------------------------------------------------------------------
-    def _request(self, kind: str, feeds: Mapping[str, np.ndarray], doing: str) -> tuple:
+    def _request(
+        self, kind: str, feeds: Mapping[str, np.ndarray], doing: str, tolerance: Any = None
+    ) -> tuple:
         if "connection" not in self._holder:
             self._start()
         connection = self._holder["connection"]
         _LIVE.move_to_end(id(self))
         if kind == "run" and connection.shared is not None:
             message = connection.shared.put(feeds)
+        elif kind == "explain":
+            message = (kind, tolerance, dict(feeds))
         else:
             message = (kind, dict(feeds))
         try:
@@ -412,7 +416,7 @@ def serve_fds(requests_fd: int, replies_fd: int, shared_fd: int) -> int:
                 reply = ("run-error", f"{type(exc).__name__}: {exc}")
         else:
             try:
-                reply = ("ok", list(runnable.explain(feeds)))
+                reply = ("ok", explain_with(runnable, feeds, request[1]))
             except Exception:  # an explanation must never mask the verdict
                 reply = ("ok", [])
         _send(replies, reply)
