@@ -230,10 +230,10 @@ def test_schema_version_1_reports_stay_readable_and_newer_ones_are_refused(tmp_p
         "this report is a schema_version 1 report: it cannot say whether its run was complete"
     )
     assert cli(["gate", str(tmp_path / "v1.json"), "--baseline", str(tmp_path / "v1.json")]) == 0
-    (tmp_path / "v3.json").write_text(json.dumps({**valid_document(), "schema_version": 3}))
-    assert cli(["report", "show", str(tmp_path / "v3.json")]) == 2
+    (tmp_path / "v4.json").write_text(json.dumps({**valid_document(), "schema_version": 4}))
+    assert cli(["report", "show", str(tmp_path / "v4.json")]) == 2
     assert capsys.readouterr().err.endswith(
-        "v3.json: schema_version 3 is newer than this onnxparity reads (1 and 2): upgrade onnxparity\n"
+        "v4.json: schema_version 4 is newer than this onnxparity reads (1, 2 and 3): upgrade onnxparity\n"
     )
 
 

@@ -69,7 +69,7 @@ def test_a_real_report_validates_against_the_published_schema(pytester: pytest.P
     result.assert_outcomes(passed=2, failed=2)  # [opset] and test_second pass
     doc = json.loads((pytester.path / "parity.json").read_text())
     jsonschema.validate(doc, document.schema())
-    assert doc["schema"] == "onnxparity-report" and doc["schema_version"] == 2
+    assert doc["schema"] == "onnxparity-report" and doc["schema_version"] == 3
     assert (doc["interrupted"], doc["interruption"], doc["items_planned"], doc["items_reported"]) == (
         False,
         None,
@@ -303,6 +303,7 @@ def test_cli_show_diff_and_merge(reports, capsys, tmp_path):
         "verdict",
         "worst",
         "error",
+        "headroom",
         "policy",
         "examples",
         "latency",

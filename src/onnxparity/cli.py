@@ -3,6 +3,9 @@
     onnxparity report show R.json
     onnxparity report diff A.json B.json
     onnxparity report merge A.json B.json ... -o ALL.json
+    onnxparity report html R.json [--baseline B.json] [--history R1.json ...] -o R.html
+    onnxparity report history R1.json R2.json ... [-o HISTORY.html]
+    onnxparity advise R.json [--margin M]
     onnxparity gate R.json --baseline B.json [--max-error-growth X] [--max-latency-regression F]
 
 Exit status: 0 fine; 1 the gate found a regression (or ``report show`` of a report with
@@ -20,7 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from .config import argparse_type, setting
-from .report import document, gate, render
+from .report import document, gate, history, render
 from .report.run import write_problem
 
 
@@ -39,6 +42,19 @@ def _parser() -> argparse.ArgumentParser:
     merge = actions.add_parser("merge", help="one report from several (sharded CI jobs)")
     merge.add_argument("reports", nargs="+")
     merge.add_argument("-o", "--output", required=True, help="where to write the merged report")
+    page = actions.add_parser("html", help="the self-contained HTML page of a report")
+    page.add_argument("report")
+    page.add_argument("--baseline", help="a report to compare with: what got worse, better, new, gone")
+    page.add_argument("--history", nargs="+", default=[], help="earlier reports, oldest first (trends)")
+    page.add_argument("-o", "--output", required=True, help="where to write the page")
+    trend = actions.add_parser("history", help="per item, the worst error and latency across reports")
+    trend.add_argument("reports", nargs="+", help="reports of successive releases, oldest first")
+    trend.add_argument("-o", "--output", help="also write the HTML page of the newest, with these trends")
+    advice = commands.add_parser("advise", help="the tightest tolerance per item, as marker arguments")
+    advice.add_argument("report")
+    advice.add_argument(
+        "--margin", type=float, default=2.0, help="over the worst example observed (default 2)"
+    )
     check = commands.add_parser("gate", help="exit 1 when the report regresses from the baseline")
     check.add_argument("report")
     check.add_argument("--baseline", required=True)
@@ -59,6 +75,20 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "advise":
+            from .report.advise import advise, marker_lines
+
+            try:
+                found = advise(document.load(args.report), args.margin)
+            except ValueError as exc:
+                if isinstance(exc, document.ReportError):
+                    raise
+                sys.stderr.write(f"onnxparity advise: {exc}\n")
+                return 2
+            sys.stdout.write(render.show(marker_lines(found) or ["no parity item ran: nothing to advise"]))
+            return 0
+        if args.command == "report" and args.action in ("html", "history"):
+            return _pages(args)
         if args.command == "gate":
             current, baseline = document.load(args.report), document.load(args.baseline)
             document.check_complete(current, args.report)
@@ -102,6 +132,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except document.ReportError as exc:
         sys.stderr.write(f"onnxparity: {exc}\n")
         return 2
+
+
+def _pages(args: argparse.Namespace) -> int:
+    from .report.html import page
+
+    if args.action == "history":
+        paths = list(args.reports)
+        reports = history.labelled(paths, [document.load(p) for p in paths])
+        sys.stdout.write(render.show(history.lines(reports)))
+        current, baseline, output = reports[-1][1], None, args.output
+    else:
+        paths = [*args.history, args.report]
+        current = document.load(args.report)
+        reports = history.labelled(paths, [document.load(p) for p in args.history] + [current])
+        baseline = document.load(args.baseline) if args.baseline else None
+        output = args.output
+    if not output:
+        return 0
+    text = page(current, baseline, reports if len(reports) > 1 else ())
+    try:
+        document.write_atomic(output, text)
+    except OSError as exc:
+        sys.stderr.write(f"onnxparity: cannot write the page to {output}: {write_problem(output, exc)}\n")
+        return 2
+    sys.stdout.write(f"wrote {output} ({len(text) // 1024} KiB, {len(current['items'])} items)\n")
+    return 0
 
 
 if __name__ == "__main__":

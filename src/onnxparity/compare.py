@@ -70,6 +70,9 @@ class OutputComparison:
     energies: Energies | None = None
     #: some value differs beyond the default tolerance (else cosine and SQNR are not judged)
     beyond_default: bool = False
+    #: the largest share of its tolerance a value used: max |a - e| / (atol + rtol·|e|) (1: at
+    #: the limit; inf: a NaN/inf difference, or any difference where nothing is allowed)
+    tolerance_used: float = 0.0
 
     @property
     def mismatched_fraction(self) -> float:
@@ -191,6 +194,7 @@ def compare_output(
     if numbers.mismatched and not numbers.finite_mismatch and not exact and kind != "string":
         # Only NaN/inf disagreements: the finite errors understate the failure.
         max_abs = max_rel = float("inf")
+    used = numbers.used if not exact else (float("inf") if numbers.mismatched else 0.0)
     worst = tuple(
         Mismatch(tuple(int(i) for i in np.unravel_index(pos, expected.shape)), _scalar(ev), _scalar(av))
         for _, pos, ev, av in sorted(numbers.candidates, key=lambda c: (-c[0], c[1]))[:MAX_TABLE_ROWS]
@@ -204,6 +208,7 @@ def compare_output(
         max_rel_error=max_rel,
         exact=exact,
         worst=worst,
+        tolerance_used=used,
         **base,
     )
 
@@ -234,6 +239,7 @@ class _Numbers:
     sum_abs: float = 0.0
     max_abs: float = 0.0
     max_rel: float = 0.0
+    used: float = 0.0
     finite_mismatch: bool = False
     #: (excess, flat position, expected, actual) of the worst mismatches seen so far
     candidates: list = field(default_factory=list)
@@ -263,12 +269,23 @@ class _Numbers:
             self.finite += finite_diff.size
             self.sum_abs += float(finite_diff.sum())
             self.max_abs = max(self.max_abs, float(finite_diff.max()))
+        if tolerance is not None:
+            self.used = max(self.used, _used(diff, allowed, finite, ok))
         nonzero = finite & (diff != 0) & (e != 0)
         if nonzero.any():
             self.max_rel = max(self.max_rel, float((diff[nonzero] / np.abs(e[nonzero])).max()))
         flat = np.flatnonzero(mismatch)
         for pos in flat[np.argsort(-excess[flat], kind="stable")[:MAX_TABLE_ROWS]]:
             self.candidates.append((float(excess[pos]), start + int(pos), e_native[pos], a_native[pos]))
+
+
+def _used(diff: np.ndarray, allowed: np.ndarray, finite: np.ndarray, ok: np.ndarray) -> float:
+    """The largest diff/allowed of a block: inf where a value fails with nothing allowed or is
+    non-finite on one side only."""
+    if not bool(ok.all()) and (bool((~ok & ~finite).any()) or bool((~ok & (allowed <= 0)).any())):
+        return float("inf")
+    share = np.divide(diff, allowed, out=np.zeros_like(diff), where=finite & (allowed > 0))
+    return float(share.max()) if share.size else 0.0
 
 
 def _passing_floats(
@@ -281,7 +298,7 @@ def _passing_floats(
     example, so on small models it was a tenth of the time."""
     if not expected.size:
         return OutputComparison(passed=True, **base)
-    top = total = relative = 0.0
+    top = total = relative = used = 0.0
     for _, e_native, a_native in _blocks(expected, actual):
         e, a = e_native.astype(np.float64, copy=False), a_native.astype(np.float64, copy=False)
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, handled below
@@ -290,8 +307,13 @@ def _passing_floats(
         block_top = diff.max()
         if not np.isfinite(block_top):  # NaN or an infinity on either side: the full comparison decides
             return None
-        if not np.all(diff <= tolerance.atol + tolerance.rtol * magnitude):  # the same rule, exactly
+        allowed = tolerance.atol + tolerance.rtol * magnitude
+        if not np.all(diff <= allowed):  # the same rule, exactly
             return None
+        if block_top:
+            used = max(
+                used, float(np.divide(diff, allowed, out=np.zeros_like(diff), where=allowed > 0).max())
+            )
         top, total = max(top, float(block_top)), total + float(diff.sum())
         ratio = np.divide(diff, magnitude, out=np.zeros_like(diff), where=magnitude > 0)
         relative = max(relative, float(ratio.max()))
@@ -300,6 +322,7 @@ def _passing_floats(
         max_abs_error=top,
         mean_abs_error=total / expected.size,
         max_rel_error=relative,
+        tolerance_used=used,
         **base,
     )
 

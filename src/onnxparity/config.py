@@ -35,6 +35,8 @@ FLAG_MAX_EXAMPLE_MB = "--onnx-parity-max-example-mb"
 FLAG_ITEM_TIMEOUT = "--onnx-parity-item-timeout"
 FLAG_ISOLATE = "--onnx-parity-isolate"
 FLAG_COVERAGE = "--onnx-parity-coverage"
+FLAG_SEED = "--onnx-parity-seed"
+FLAG_HTML = "--onnx-parity-html"
 
 LATENCY_MODES = ("enforce", "report", "off")
 #: which variants run in a worker process of their own (see the isolate setting).
@@ -63,6 +65,16 @@ def parse_variants(text: str | list, what: str) -> tuple[str, ...]:
     if not names:
         raise ValueError(f"{what} must name at least one variant, e.g. ort-cpu")
     return names
+
+
+def parse_seed(text: str | int, what: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{what} must be an integer of 0 or more, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{what} must be an integer of 0 or more, got {text!r}")
+    return value
 
 
 def parse_latency_mode(text: str, what: str) -> str:
@@ -201,6 +213,16 @@ SETTINGS: tuple[Setting, ...] = (
         "N",
     ),
     Setting(
+        "seed",
+        FLAG_SEED,
+        "onnx_parity_seed",
+        0,
+        "mixed into every item's search seed (derived from its test id, so runs repeat): another value "
+        "draws other examples, e.g. to confirm a tolerance on inputs it was not set from (default {default})",
+        parse_seed,
+        "N",
+    ),
+    Setting(
         "variants",
         FLAG_VARIANTS,
         "onnx_parity_variants",
@@ -255,6 +277,16 @@ SETTINGS: tuple[Setting, ...] = (
         "onnx_parity_report",
         None,
         "write the run's JSON report (schema: onnxparity/report/schema.json) to PATH, atomically",
+        metavar="PATH",
+        relative_to="invocation_dir",
+    ),
+    Setting(
+        "html_path",
+        FLAG_HTML,
+        "onnx_parity_html",
+        None,
+        "write the run's HTML report to PATH: one self-contained page (tests x variants by headroom, each "
+        "item's error distribution, diagnosis, budgets, the baseline's changes, advised tolerances)",
         metavar="PATH",
         relative_to="invocation_dir",
     ),
@@ -373,6 +405,8 @@ class ParityConfig:
 
     enabled: bool = DEFAULTS["enabled"]
     examples: int = DEFAULTS["examples"]
+    #: mixed into every item's search seed (0: the seed is the test id's alone)
+    seed: int = DEFAULTS["seed"]
     #: variants to run; ``None`` runs what each marker declares.
     variants: tuple[str, ...] | None = DEFAULTS["variants"]
     reproducer_dir: str = DEFAULTS["reproducer_dir"]
@@ -383,6 +417,7 @@ class ParityConfig:
     latency: str = DEFAULTS["latency"]
     #: where the JSON report and the Markdown summary go (None: not written)
     report_path: str | None = DEFAULTS["report_path"]
+    html_path: str | None = DEFAULTS["html_path"]
     markdown_path: str | None = DEFAULTS["markdown_path"]
     #: the baseline report the run is gated against; update_baseline rewrites it instead
     baseline_path: str | None = DEFAULTS["baseline_path"]

@@ -53,9 +53,11 @@ def plan_items(variants: Iterable[str], opset: Any = None, latency: Any = None) 
     return items
 
 
-def stable_seed(name: str) -> int:
-    """A seed derived from a test's name: the same on every run and every xdist worker."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "little")
+def stable_seed(name: str, seed: int = 0) -> int:
+    """A seed derived from a test's name (and the run's ``seed`` setting, when not 0): the same
+    on every run and every xdist worker."""
+    text = name if not seed else f"{name}#seed={seed}"
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "little")
 
 
 #: the range of a symbolic dim the model declares but the user does not.

@@ -305,7 +305,7 @@ class ParitySession:
             else lambda done, e: progress(name, variant, done, n, e.describe(spec)),
         )
         try:
-            failure = search.run_shrunk(n, stable_seed(name), boundary_examples(spec))
+            failure = search.run_shrunk(n, stable_seed(name, self.config.seed), boundary_examples(spec))
         except ExampleCrashed as crash:
             failure = crash.evidence
         except TimeBudgetReached:
@@ -332,6 +332,7 @@ class ParitySession:
                     tally.covered(),
                     power=tally.power(policy),
                     coverage=search.coverage_report(),
+                    distribution=tally.distribution.to_dict(),
                 )
             failure = tally.evidence_for(shortfall)
         return failed_result(

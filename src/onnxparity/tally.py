@@ -16,6 +16,7 @@ from typing import Any
 
 from .agreement import Energies
 from .compare import Verdict
+from .distribution import Distribution
 from .power import OutputRange, measure
 from .report import OutputSummary, Power
 from .spec import Agreement, Policy
@@ -123,6 +124,8 @@ class SearchTally:
         self.outputs: dict[str, OutputTally] = {}
         #: the reference's values per output: what the check could have caught (power)
         self.ranges: dict[str, OutputRange] = {}
+        #: each example's numbers, bounded (the HTML report's plots, the tolerance advisor)
+        self.distribution = Distribution()
         #: the example with the most label flips / top-1 disagreements: a rate rule's evidence
         self.worst_flips: Evidence | None = None
         self.worst_top1: tuple[int, Evidence] | None = None

@@ -85,6 +85,7 @@ def failed_result(
         message=message,
         verdict=failure.verdict,
         divergence=divergence,
+        distribution=tally.distribution.to_dict(),
     )
 
 

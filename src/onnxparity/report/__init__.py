@@ -158,6 +158,8 @@ class VariantResult:
     #: the first node that went wrong (:class:`onnxparity.forensics.Divergence`; None: passed,
     #: or nothing could be localized)
     divergence: Any = None
+    #: each example's numbers in bounded size (:class:`onnxparity.distribution.Distribution`)
+    distribution: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -181,6 +183,7 @@ class VariantResult:
             "power": None if self.power is None else self.power.to_dict(),
             "coverage": self.coverage,
             "divergence": None if self.divergence is None else self.divergence.to_dict(),
+            "distribution": self.distribution,
         }
 
 

@@ -2,7 +2,7 @@
 
 Shape (``schema.json`` beside this file is the JSON Schema)::
 
-    {"schema": "onnxparity-report", "schema_version": 2, "created": "...",
+    {"schema": "onnxparity-report", "schema_version": 3, "created": "...",
      "interrupted": false, "interruption": null, "items_planned": n, "items_reported": n,
      "environment": {...versions, providers, CPU/GPU, threads...},
      "settings": {...examples, threads, latency mode...},
@@ -19,7 +19,9 @@ A report is untrusted input: :func:`load` checks it against the shipped schema i
 (no jsonschema at runtime) and names the file and the field of the first problem. Version 1
 reports (before the completeness fields) stay readable: they load with ``interrupted`` false
 and ``items_planned`` null, and keep ``schema_version`` 1 so the gate can say that their
-completeness is unknown.
+completeness is unknown. Version 3 adds each parity result's ``distribution`` (per-example numbers
+in bounded size, for the HTML report and the tolerance advisor); version 2 reports read as they
+are, without it.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from ..compare import json_float
 from . import STATUSES, worst_error
 
 SCHEMA = "onnxparity-report"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: the versions :func:`load` reads (older ones are upgraded in memory)
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 #: deeper JSON than this is not a report (ours nest about 8 levels), and would exhaust recursion
 MAX_DEPTH = 64
 
@@ -209,7 +211,7 @@ def check_document(document: Any, where: str = "report") -> dict[str, Any]:
         raise ReportError(f'{where}: not an onnxparity report (no "schema": "{SCHEMA}")')
     version = document.get("schema_version")
     if not any(_same(version, v) for v in READABLE_VERSIONS):
-        readable = " and ".join(map(str, READABLE_VERSIONS))
+        readable = ", ".join(map(str, READABLE_VERSIONS[:-1])) + f" and {READABLE_VERSIONS[-1]}"
         newer = type(version) is int and version > SCHEMA_VERSION
         raise ReportError(
             f"{where}: schema_version {_show(version)} is "

@@ -14,7 +14,7 @@ from . import worst_error
 from .document import completeness
 from .gate import GateResult, dig, number
 
-HEADER = ("model", "item", "verdict", "worst error", "policy", "examples", "latency p50")
+HEADER = ("model", "item", "verdict", "worst error", "headroom", "policy", "examples", "latency p50")
 
 
 def rows(document: Mapping[str, Any]) -> list[tuple[str, ...]]:
@@ -22,8 +22,9 @@ def rows(document: Mapping[str, Any]) -> list[tuple[str, ...]]:
     table = []
     for item in document["items"]:
         result = item.get("result") or {}
-        worst = policy = examples = latency = ""
+        worst = policy = examples = latency = room = ""
         if item["kind"] == "parity":
+            room = headroom_cell(result)
             error = worst_error(result.get("outputs") or [])
             if error is not None:
                 worst = f"{error:.2g} abs"
@@ -49,8 +50,30 @@ def rows(document: Mapping[str, Any]) -> list[tuple[str, ...]]:
         path, _, test = item["test"].rpartition("::")
         name = f"{path.rsplit('/', 1)[-1]}::{test}" if path else item["test"]
         verdict = item["status"] + (" (weak)" if weak_reasons(item) else "")
-        table.append((name, item["item"], verdict, worst, policy, examples, latency))
+        table.append((name, item["item"], verdict, worst, room, policy, examples, latency))
     return table
+
+
+def headroom_cell(result: Mapping[str, Any]) -> str:
+    """How close a parity item came to its policy: the share of the tolerance its worst value
+    used (``95% used``: passes, barely), or an Agreement's SQNR margin; empty where the report
+    does not record it."""
+    policy = result.get("policy") or {}
+    if policy.get("kind") == "agreement":
+        required = number(policy.get("sqnr_db"))
+        measured = [number(o.get("sqnr_db")) for o in result.get("outputs") or []]
+        measured = [m for m in measured if m is not None]
+        if required is None or not measured:
+            return ""
+        return f"SQNR {min(measured) - required:+.1f} dB"
+    used = number(dig(result, "distribution", "worst_tolerance_used"))
+    if used is None:
+        return ""
+    if used != used or used == float("inf"):
+        return "non-finite"
+    if used > 1:
+        return f"{used:.3g}x tolerance"
+    return "<1% used" if 0 < used < 0.01 else f"{used:.0%} used"
 
 
 def weak_reasons(item: Mapping[str, Any]) -> list[str]:
@@ -134,9 +157,21 @@ def terminal(document: Mapping[str, Any], gate: GateResult | None = None) -> lis
     return lines
 
 
-def markdown(document: Mapping[str, Any], gate: GateResult | None = None, title: str = "ONNX parity") -> str:
-    """The table as GitHub Markdown, then each failure's diagnosis."""
+def markdown(
+    document: Mapping[str, Any],
+    gate: GateResult | None = None,
+    title: str = "ONNX parity",
+    html: str | None = None,
+) -> str:
+    """The table as GitHub Markdown, then each failure's diagnosis; ``html``: where the HTML
+    report was written (named under the counts: CI uploads it as an artifact)."""
     out = [f"## {title}", "", _counts(document), ""]
+    if html:
+        out += [
+            f"HTML report: `{html}` (plots, headroom, advised tolerances; in CI, the run's "
+            "`onnxparity-report` artifact)",
+            "",
+        ]
     incomplete = _incomplete_lines(document)
     if incomplete:
         out += [f"**{line}**" for line in incomplete] + [""]

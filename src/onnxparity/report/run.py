@@ -121,7 +121,11 @@ class Finished:
 def check_outputs(parity: ParityConfig) -> dict | None:
     """Before the run: ReportError for an output path that cannot be written, or for a baseline
     to gate against that is missing, malformed or from an incomplete run; else that baseline."""
-    outputs = [("report", parity.report_path), ("Markdown summary", parity.markdown_path)]
+    outputs = [
+        ("report", parity.report_path),
+        ("Markdown summary", parity.markdown_path),
+        ("HTML report", parity.html_path),
+    ]
     outputs.append(("baseline", parity.baseline_path if parity.update_baseline else None))
     for what, path in outputs:
         problem = path_problem(path) if path else None
@@ -165,7 +169,13 @@ def finish(
             f"baseline not updated: {incomplete}; only a complete run replaces a baseline: "
             f"rerun the whole suite with {FLAG_UPDATE_BASELINE}"
         )
-    text = render.markdown(doc, verdict)
+    text = render.markdown(doc, verdict, html=parity.html_path)
+
+    def page(path: str) -> None:
+        from .html import page
+
+        document.write_atomic(path, page(doc, baseline))
+
     writes = [
         ("report", parity.report_path, lambda path: document.save(doc, path)),
         (
@@ -174,6 +184,7 @@ def finish(
             lambda path: document.save(doc, path),
         ),
         ("Markdown summary", parity.markdown_path, lambda path: document.write_atomic(path, text)),
+        ("HTML report", parity.html_path, page),
         ("$GITHUB_STEP_SUMMARY", step_summary, lambda path: _append(path, text)),
     ]
     written = []
@@ -199,6 +210,8 @@ def summary_lines(doc: Mapping[str, Any], finished: Finished, parity: ParityConf
     lines += [(f"error: {problem}", True) for problem in finished.problems]
     if parity.report_path and not any("the report" in p for p in finished.problems):
         lines.append((f"report: {parity.report_path}", False))
+    if parity.html_path and not any("the HTML report" in p for p in finished.problems):
+        lines.append((f"HTML report: {parity.html_path}", False))
     if finished.baseline_written:
         lines.append((f"baseline written: {parity.baseline_path}", False))
     elif finished.gate is not None and finished.gate.reasons:
