@@ -27,6 +27,7 @@
 
   function pct(share) {
     if (!isFinite(share)) return "∞";
+    if (share > 1) return Number(share.toPrecision(3)) + "× the tolerance";
     if (share === 0) return "0%";
     if (share < 0.01) return "<1%";
     return Math.round(share * 100) + "%";
@@ -127,6 +128,12 @@
     return list;
   }
 
+  function edge(value, unit) {
+    if (unit === "%") return value >= 0.01 ? Number((value * 100).toPrecision(2)) + "%" : Number((value * 100).toExponential(0)) + "%";
+    if (unit === " dB") return value + " dB";
+    return value >= 1e-3 && value < 1e4 ? String(Number(value.toPrecision(2))) : value.toExponential(0);
+  }
+
   function histogram(canvas, hist, title, unit, danger) {
     const counts = hist.counts, edges = hist.edges;
     let first = counts.findIndex((c) => c > 0), last = counts.length - 1;
@@ -136,7 +143,7 @@
     const labels = [], values = [], colours = [];
     for (let i = first; i <= last; i++) {
       const low = i === 0 ? 0 : edges[i - 1];
-      labels.push(i === 0 ? "< " + edges[0] + unit : i === counts.length - 1 ? "≥ " + edges[edges.length - 1] + unit : low + unit);
+      labels.push(i === 0 ? "< " + edge(edges[0], unit) : i === counts.length - 1 ? "≥ " + edge(edges[edges.length - 1], unit) : "≥ " + edge(low, unit));
       values.push(counts[i]);
       colours.push(danger(low));
     }
@@ -224,7 +231,7 @@
     body.append(kv([
       ["verdict", badge],
       ["worst error", item.worst],
-      ["tolerance used", isNaN(num(item.headroom)) ? null : pct(num(item.headroom)) + " (headroom " + pct(Math.max(0, 1 - num(item.headroom))) + ")"],
+      ["tolerance used", isNaN(num(item.headroom)) ? null : num(item.headroom) > 1 ? pct(num(item.headroom)) : pct(num(item.headroom)) + " (headroom " + pct(1 - num(item.headroom)) + ")"],
       ["policy", item.policy],
       ["examples", item.examples],
       ["model", item.model ? [item.model.name, item.model.exporter, item.model.opset ? "opset " + item.model.opset : ""].filter(Boolean).join(" · ") : null],
@@ -237,7 +244,7 @@
     const boxes = [];
     const dist = item.distribution;
     if (dist) {
-      boxes.push(chartBox((c) => histogram(c, dist.tolerance_used, "share of the tolerance used, per example (" + dist.examples + ")", "", (low) => (low >= 1 ? COLORS.bad : low >= 0.5 ? COLORS.warn : COLORS.ok))));
+      boxes.push(chartBox((c) => histogram(c, dist.tolerance_used, "share of the tolerance used, per example (" + dist.examples + ")", "%", (low) => (low >= 1 ? COLORS.bad : low >= 0.5 ? COLORS.warn : COLORS.ok))));
       boxes.push(chartBox((c) => histogram(c, dist.max_abs_error, "max abs error, per example", "", () => "#546e7a")));
       if (dist.sqnr_db) boxes.push(chartBox((c) => histogram(c, dist.sqnr_db, "SQNR per example (dB)", " dB", () => "#546e7a")));
       boxes.push(chartBox((c) => scatter(c, dist.points, "input_max_abs")));
