@@ -146,7 +146,12 @@ class Deeper(torch.nn.Module):
 def test_the_bisection_finds_a_rewrite_in_the_middle_of_a_network(parity_session):
     torch.manual_seed(0)
     failed = op.check(
-        Deeper().eval(), inputs=LN_INPUTS, dims=LN_DIMS, examples=4, variants=["ort-cpu"], session=parity_session
+        Deeper().eval(),
+        inputs=LN_INPUTS,
+        dims=LN_DIMS,
+        examples=4,
+        variants=["ort-cpu"],
+        session=parity_session,
     )["ort-cpu"]
     divergence = failed.divergence
     assert len(divergence.nodes) == 9 and divergence.tensor != "output"

@@ -55,12 +55,13 @@ class Histogram:
 
 
 def input_size(feeds: Mapping[str, Any]) -> tuple[float, int]:
-    """(the largest finite |value| over the float inputs, every input's element count)."""
+    """(the largest finite |value| over the numeric inputs (token ids too), every input's
+    element count)."""
     magnitude, size = 0.0, 0
     for value in feeds.values():
         array = np.asarray(value)
         size += int(array.size)
-        if array.size and array.dtype.kind == "f":
+        if array.size and array.dtype.kind in "fiu":
             for v in (float(array.max()), float(array.min())):  # NaN anywhere: not counted
                 if math.isfinite(v):
                     magnitude = max(magnitude, abs(v))

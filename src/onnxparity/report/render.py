@@ -72,7 +72,7 @@ def headroom_cell(result: Mapping[str, Any]) -> str:
     if used != used or used == float("inf"):
         return "non-finite"
     if used > 1:
-        return f"{used:.3g}x tolerance"
+        return f"{used:.2g}x tolerance" if used < 10 else f"{used:,.0f}x tolerance"
     return "<1% used" if 0 < used < 0.01 else f"{used:.0%} used"
 
 

@@ -25,6 +25,11 @@
     return Number(value);
   }
 
+  function short(value) {
+    const found = num(value);
+    return isFinite(found) ? String(Number(found.toPrecision(3))) : String(value);
+  }
+
   function pct(share) {
     if (!isFinite(share)) return "∞";
     if (share > 1) return Number(share.toPrecision(3)) + "× the tolerance";
@@ -235,7 +240,8 @@
       ["policy", item.policy],
       ["examples", item.examples],
       ["model", item.model ? [item.model.name, item.model.exporter, item.model.opset ? "opset " + item.model.opset : ""].filter(Boolean).join(" · ") : null],
-      ["first divergence", div ? div.op_type + " '" + div.node + "'" + (div.source ? " (" + div.source + ")" : "") + ": output '" + div.tensor + "' max abs " + div.max_abs_error + ", inputs " + div.input_max_abs_error : null],
+      ["first divergence", div ? div.op_type + " '" + div.node + "'" + (div.source ? " (" + div.source + ")" : "") + ": output '" + div.tensor +
+        "' max abs error " + short(div.max_abs_error) + ", its inputs " + short(div.input_max_abs_error) : null],
       ["against the baseline", item.baseline ? el("span", {}, el("span", { class: "badge change-" + item.baseline.change, text: item.baseline.change }), " " + item.baseline.text) : null],
       ["advised tolerance", advice],
       ["weak because", item.weak.length ? item.weak.join("; ") : null],
@@ -244,7 +250,7 @@
     const boxes = [];
     const dist = item.distribution;
     if (dist) {
-      boxes.push(chartBox((c) => histogram(c, dist.tolerance_used, "share of the tolerance used, per example (" + dist.examples + ")", "%", (low) => (low >= 1 ? COLORS.bad : low >= 0.5 ? COLORS.warn : COLORS.ok))));
+      if (!dist.sqnr_db) boxes.push(chartBox((c) => histogram(c, dist.tolerance_used, "share of the tolerance used, per example (" + dist.examples + ")", "%", (low) => (low >= 1 ? COLORS.bad : low >= 0.5 ? COLORS.warn : COLORS.ok))));
       boxes.push(chartBox((c) => histogram(c, dist.max_abs_error, "max abs error, per example", "", () => "#546e7a")));
       if (dist.sqnr_db) boxes.push(chartBox((c) => histogram(c, dist.sqnr_db, "SQNR per example (dB)", " dB", () => "#546e7a")));
       boxes.push(chartBox((c) => scatter(c, dist.points, "input_max_abs")));
@@ -264,7 +270,7 @@
     if (item.kind !== "parity" && (item.budget || item.measured)) {
       body.append(el("h3", { text: "Budget and measured" }), el("pre", { text: JSON.stringify({ budget: item.budget, measured: item.measured }, null, 2) }));
     }
-    body.append(el("h3", { text: "Diagnosis" }), el("pre", { class: "diagnosis", text: item.message || item.status }));
+    if (item.message) body.append(el("h3", { text: "Diagnosis" }), el("pre", { class: "diagnosis", text: item.message }));
     section.scrollIntoView({ block: "start" });
   }
 
