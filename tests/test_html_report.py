@@ -174,7 +174,23 @@ def test_advice_for_agreements_and_what_cannot_be_advised():
                 "t.py::test[int8-dynamic]",
                 {"kind": "agreement", "labels": 1.0, "cosine": 0.99, "sqnr_db": 20},
                 examples=25,
-                outputs=[{"name": "y", "cosine": 0.9999, "sqnr_db": 41.3, "top1_rate": None}],
+                outputs=[
+                    {
+                        "name": "y",
+                        "cosine": 0.99995,
+                        "sqnr_db": 44.0,
+                        "min_cosine": 0.9999,
+                        "min_sqnr_db": 41.3,
+                    }
+                ],
+            ),
+            item(  # the worst example is below the declared rules, the search as a whole passed
+                "t.py::test[int8-static]",
+                {"kind": "agreement", "labels": 1.0, "cosine": 0.99, "sqnr_db": 20},
+                examples=25,
+                outputs=[
+                    {"name": "y", "cosine": 0.9999, "sqnr_db": 38.2, "min_cosine": 0.97, "min_sqnr_db": 12.5}
+                ],
             ),
             item(
                 "t.py::test[ort-cpu]",
@@ -188,8 +204,10 @@ def test_advice_for_agreements_and_what_cannot_be_advised():
     lines = marker_lines(advise(doc))
     assert lines == [
         "t.py::test",
-        '    tolerance={"int8-dynamic": op.Agreement(cosine=0.9998, sqnr_db=38)},',
-        "    # int8-dynamic: observed cosine 0.9999, sqnr_db 41.3 over 25 examples, margin x2",
+        '    tolerance={"int8-dynamic": op.Agreement(cosine=0.9998, sqnr_db=38), '
+        '"int8-static": op.Agreement(cosine=0.99, sqnr_db=20)},',
+        "    # int8-dynamic: worst example's cosine 0.9999, sqnr_db 41.3 over 25 examples, margin x2",
+        "    # int8-static: worst example's cosine 0.97, sqnr_db 12.5 over 25 examples, margin x2",
         "    # ort-cpu: every value matched exactly over 10 examples: any tolerance passes",
         "    # onnx-reference: no per-example numbers (a report from before schema 3, or nothing ran)",
     ]

@@ -160,7 +160,7 @@
     });
   }
 
-  function scatter(canvas, points, against) {
+  function scatter(canvas, points, against, byShare) {
     const columns = points.columns, rows = points.rows;
     const x = columns.indexOf(against), y = columns.indexOf("max_abs_error"), used = columns.indexOf("tolerance_used");
     const values = rows.map((r) => ({ x: num(r[x]), y: num(r[y]), used: num(r[used]) }))
@@ -170,7 +170,7 @@
     return new Chart(canvas, {
       type: "scatter",
       data: { datasets: [{ label: "examples", data: values, pointRadius: 3,
-        backgroundColor: values.map((p) => (p.used > 1 ? COLORS.bad : p.used > 0.5 ? COLORS.warn : COLORS.ok)) }] },
+        backgroundColor: values.map((p) => (!byShare ? "#546e7a" : p.used > 1 ? COLORS.bad : p.used > 0.5 ? COLORS.warn : COLORS.ok)) }] },
       options: { animation: false, maintainAspectRatio: false,
         plugins: { legend: { display: false }, title: { display: true,
           text: "worst error against the input's " + (against === "input_values" ? "size (values)" : "largest |value|") } },
@@ -253,8 +253,9 @@
       if (!dist.sqnr_db) boxes.push(chartBox((c) => histogram(c, dist.tolerance_used, "share of the tolerance used, per example (" + dist.examples + ")", "%", (low) => (low >= 1 ? COLORS.bad : low >= 0.5 ? COLORS.warn : COLORS.ok))));
       boxes.push(chartBox((c) => histogram(c, dist.max_abs_error, "max abs error, per example", "", () => "#546e7a")));
       if (dist.sqnr_db) boxes.push(chartBox((c) => histogram(c, dist.sqnr_db, "SQNR per example (dB)", " dB", () => "#546e7a")));
-      boxes.push(chartBox((c) => scatter(c, dist.points, "input_max_abs")));
-      boxes.push(chartBox((c) => scatter(c, dist.points, "input_values")));
+      // points coloured by the share of the tolerance used: meaningless under an Agreement
+      boxes.push(chartBox((c) => scatter(c, dist.points, "input_max_abs", !dist.sqnr_db)));
+      boxes.push(chartBox((c) => scatter(c, dist.points, "input_values", !dist.sqnr_db)));
     }
     if (item.kind === "latency") boxes.push(chartBox((c) => latencyChart(c, item)));
     if (item.history) boxes.push(chartBox((c) => historyChart(c, item)));
