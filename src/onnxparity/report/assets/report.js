@@ -195,6 +195,35 @@
       options: { animation: false, maintainAspectRatio: false, plugins: { title: { display: true, text: "latency: the measured spread against the budget" } } } });
   }
 
+  function ratioChart(canvas, item) {
+    const measured = item.measured || {}, budget = item.budget || {};
+    const ratio = num(measured.ratio), limit = num(budget.max_ratio);
+    if (!isFinite(ratio)) return null;
+    const labels = ["variant / framework p50"], datasets = [
+      { label: "measured", data: [ratio], backgroundColor: isFinite(limit) && ratio > limit ? COLORS.bad : COLORS.ok }];
+    if (isFinite(limit)) datasets.push({ label: "budget (max_ratio)", data: [limit], backgroundColor: "#90a4ae" });
+    return new Chart(canvas, { type: "bar", data: { labels, datasets },
+      options: { indexAxis: "y", animation: false, maintainAspectRatio: false,
+        plugins: { title: { display: true, text: "latency ratio against its budget" } }, scales: { x: { beginAtZero: true } } } });
+  }
+
+  function opsetChart(canvas, item) {
+    const measured = item.measured || {}, budget = item.budget || {};
+    const opsets = Object.keys(measured);
+    if (!opsets.length) return null;
+    const forbidden = new Set(budget.forbidden_ops || []);
+    const ops = [...new Set(opsets.flatMap((o) => Object.keys(measured[o].op_types || {})))].sort();
+    const palette = ["#546e7a", "#1565c0", "#00897b", "#6d4c41"];
+    const datasets = opsets.map((o, k) => ({ label: "opset " + o, data: ops.map((op) => (measured[o].op_types || {})[op] || 0),
+      backgroundColor: ops.map((op) => (forbidden.has(op) ? COLORS.bad : palette[k % palette.length])) }));
+    const range = budget.min || budget.max ? " · allowed opsets " + (budget.min || "any") + "–" + (budget.max || "any") : "";
+    const banned = forbidden.size ? " · forbidden: " + [...forbidden].join(", ") : "";
+    return new Chart(canvas, { type: "bar", data: { labels: ops, datasets },
+      options: { animation: false, maintainAspectRatio: false,
+        plugins: { title: { display: true, text: "ops in the exported graph" + range + banned } },
+        scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } } });
+  }
+
   function historyChart(canvas, item) {
     const points = item.history || [];
     if (points.length < 2) return null;
@@ -257,7 +286,11 @@
       boxes.push(chartBox((c) => scatter(c, dist.points, "input_max_abs", !dist.sqnr_db)));
       boxes.push(chartBox((c) => scatter(c, dist.points, "input_values", !dist.sqnr_db)));
     }
-    if (item.kind === "latency") boxes.push(chartBox((c) => latencyChart(c, item)));
+    if (item.kind === "latency") {
+      boxes.push(chartBox((c) => latencyChart(c, item)));
+      boxes.push(chartBox((c) => ratioChart(c, item)));
+    }
+    if (item.kind === "opset") boxes.push(chartBox((c) => opsetChart(c, item)));
     if (item.history) boxes.push(chartBox((c) => historyChart(c, item)));
     if (boxes.length) {
       const grid = el("div", { class: "charts" });
@@ -269,7 +302,8 @@
       }
     }
     if (item.kind !== "parity" && (item.budget || item.measured)) {
-      body.append(el("h3", { text: "Budget and measured" }), el("pre", { text: JSON.stringify({ budget: item.budget, measured: item.measured }, null, 2) }));
+      body.append(el("details", {}, el("summary", { text: "the budget and what was measured (JSON)" }),
+        el("pre", { text: JSON.stringify({ budget: item.budget, measured: item.measured }, null, 2) })));
     }
     if (item.message) body.append(el("h3", { text: "Diagnosis" }), el("pre", { class: "diagnosis", text: item.message }));
     section.scrollIntoView({ block: "start" });
