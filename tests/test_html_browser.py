@@ -45,6 +45,23 @@ def browser_path():
     return path
 
 
+BUDGETS = """
+import numpy as np
+import pytest
+import onnxparity as op
+from test_html_report import W, matmul
+
+
+@pytest.mark.onnx_parity(
+    inputs=[op.Input("x", ("batch", 8))], dims={"batch": op.Dim(1, 3)}, examples=4,
+    opset=op.Opset(min=13, forbidden_ops=["Loop"]), latency=op.Latency(max_ratio=1000, at={"batch": 2}),
+    variants=["ort-cpu", "int8-dynamic"],
+)
+def test_budgeted(onnx_parity):
+    onnx_parity.check(onnx=matmul(W), reference=lambda x: [np.tanh(x.astype(np.float64) @ W.astype(np.float64))])
+"""
+
+
 def test_the_page_renders_and_a_failing_items_diagnosis_is_a_click_away(pytester, browser_path, capsys):
     from playwright.sync_api import sync_playwright
 
@@ -86,6 +103,25 @@ def test_the_page_renders_and_a_failing_items_diagnosis_is_a_click_away(pytester
             assert view.locator("#details-body canvas").count() >= 3  # histograms and scatter drawn
             assert "passed → failed" in view.locator("#details-body").inner_text()
             view.screenshot(path=os.path.join(artifacts, "report-failing-item.png"), full_page=True)
+            assert problems == []
+            # every kind of item draws without an error: latency and opset budgets, a lossy variant
+            pytester.makepyfile(test_budgets=BUDGETS)
+            budgets = pytester.path / "budgets.json"
+            inner = pytester.runpytest_inprocess(
+                "--onnx-parity",
+                f"--onnx-parity-report={budgets}",
+                "-p",
+                "no:cacheprovider",
+                "test_budgets.py",
+            )
+            inner.assert_outcomes(passed=4)
+            assert cli(["report", "html", str(budgets), "-o", str(page_path)]) == 0
+            view.goto(page_path.as_uri())
+            cells = view.locator("button.cell")
+            assert cells.count() == 4
+            for index in range(cells.count()):
+                cells.nth(index).click()
+                assert view.locator("#details-body canvas").count() >= 1
             assert problems == []
         finally:
             browser.close()
