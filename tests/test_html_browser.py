@@ -105,14 +105,14 @@ def test_the_page_renders_and_a_failing_items_diagnosis_is_a_click_away(pytester
             view.screenshot(path=os.path.join(artifacts, "report-failing-item.png"), full_page=True)
             assert problems == []
             # every kind of item draws without an error: latency and opset budgets, a lossy variant
-            pytester.makepyfile(test_budgets=BUDGETS)
+            pytester.makepyfile(test_page_budgets=BUDGETS)
             budgets = pytester.path / "budgets.json"
             inner = pytester.runpytest_inprocess(
                 "--onnx-parity",
                 f"--onnx-parity-report={budgets}",
                 "-p",
                 "no:cacheprovider",
-                "test_budgets.py",
+                "test_page_budgets.py",
             )
             inner.assert_outcomes(passed=4)
             assert cli(["report", "html", str(budgets), "-o", str(page_path)]) == 0
