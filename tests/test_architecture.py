@@ -65,6 +65,8 @@ RULES: dict[str, set[str]] = {
     | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
     "cache.py": FRAMEWORKS | {"onnxruntime", "pytest", ".exporters", ".variants", ".runner"},
     "tally.py": FRAMEWORKS | {"onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
+    "persist.py": FRAMEWORKS
+    | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner", ".report"},
     "distribution.py": FRAMEWORKS
     | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
     "resources.py": FRAMEWORKS

@@ -36,6 +36,8 @@ FLAG_ITEM_TIMEOUT = "--onnx-parity-item-timeout"
 FLAG_ISOLATE = "--onnx-parity-isolate"
 FLAG_COVERAGE = "--onnx-parity-coverage"
 FLAG_SEED = "--onnx-parity-seed"
+FLAG_CACHE = "--onnx-parity-cache"
+FLAG_CACHE_MB = "--onnx-parity-cache-mb"
 FLAG_HTML = "--onnx-parity-html"
 
 LATENCY_MODES = ("enforce", "report", "off")
@@ -75,6 +77,14 @@ def parse_seed(text: str | int, what: str) -> int:
     if value < 0:
         raise ValueError(f"{what} must be an integer of 0 or more, got {text!r}")
     return value
+
+
+def parse_cache_dir(text: str, what: str) -> str:
+    """``auto``, ``off``, or a folder."""
+    value = str(text).strip()
+    if not value:
+        raise ValueError(f"{what} must be auto, off or a folder, got {text!r}")
+    return value.lower() if value.lower() in ("auto", "off") else value
 
 
 def parse_latency_mode(text: str, what: str) -> str:
@@ -356,6 +366,25 @@ SETTINGS: tuple[Setting, ...] = (
         "S",
     ),
     Setting(
+        "cache_dir",
+        FLAG_CACHE,
+        "onnx_parity_cache",
+        "auto",
+        "the persistent cache of exports across runs: auto (.onnxparity/cache under the rootdir; a library "
+        "ParitySession keeps none unless given a folder), off, or a folder; safe to delete (default {default})",
+        parse_cache_dir,
+        "DIR",
+    ),
+    Setting(
+        "cache_mb",
+        FLAG_CACHE_MB,
+        "onnx_parity_cache_mb",
+        2048,
+        "size cap of the persistent cache: the least recently used entries go first (default {default})",
+        parse_positive_int,
+        "MB",
+    ),
+    Setting(
         "isolate",
         FLAG_ISOLATE,
         "onnx_parity_isolate",
@@ -426,6 +455,10 @@ class ParityConfig:
     max_latency_regression: float = DEFAULTS["max_latency_regression"]
     max_example_mb: int = DEFAULTS["max_example_mb"]
     item_timeout_s: float | None = DEFAULTS["item_timeout_s"]
+    #: the persistent cache's folder: "auto" (the plugin's: .onnxparity/cache under the rootdir;
+    #: none for a library session), "off", or a folder; and its size cap
+    cache_dir: str = DEFAULTS["cache_dir"]
+    cache_mb: int = DEFAULTS["cache_mb"]
     #: "auto", "all" or "off": which variants run in a worker process (:mod:`.variants.worker`)
     isolate: str = DEFAULTS["isolate"]
     #: "inner" or "inputs": which branches coverage measures (:mod:`.coverage`)

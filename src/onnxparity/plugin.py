@@ -70,6 +70,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def resolve_config(config: pytest.Config) -> ParityConfig:
     """Flags over ini keys over defaults; a bad ini value is a usage error naming the key."""
     values = {s.name: _resolve(config, s) for s in cfg.SETTINGS}
+    cache = values["cache_dir"]
+    if cache == "auto":  # the plugin's cache lives under the rootdir, beside the reproducers
+        values["cache_dir"] = os.path.join(str(config.rootpath), ".onnxparity", "cache")
+    elif cache != "off":
+        values["cache_dir"] = os.path.join(str(config.rootpath), os.path.expanduser(cache))
     return ParityConfig(**values, wording="pytest")
 
 

@@ -36,7 +36,9 @@ from .diagnosis import indent, timeout_diagnosis
 from .errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
 from .exporters import ModelPair, Subject, resolve
 from .exporters.prebuilt import load as load_prebuilt
+from .exporters.stored import export_cached
 from .forensics.failure import failed_result
+from .persist import Store
 from .planning import Item, plan_items, stable_seed
 from .report import CheckResult, VariantResult
 from .reproducer import safe_name
@@ -78,6 +80,9 @@ class ParitySession:
         self.examples = ExampleData(self.counts, self.timings)
         #: examples of passing searches, replayed by the next variant with the same seed
         self.passing_searches: dict[tuple, list] = {}
+        #: exports kept across runs (None: no persistent cache; see the cache_dir setting)
+        cache = self.config.cache_dir
+        self.store = None if cache in ("auto", "off") else Store(cache, self.config.cache_mb << 20)
         #: ``progress(test, variant, done, total, example)``, called every few seconds of a long
         #: search (the plugin shows it; None: silent)
         self.progress: Callable[[str, str, int, int, str], None] | None = None
@@ -128,9 +133,8 @@ class ParitySession:
             return cached
         if exported is None:
             started = time.perf_counter()
-            exported = source.export(subject.model, spec, workdir=self.workdir, opset=spec.opset)
+            exported = export_cached(self.store, source, subject, spec, self.workdir, self.counts)
             self.timings["export"] += time.perf_counter() - started
-            self.counts["exports"] += 1
             if spec.opset is not None:
                 exported = budgets.at_opset(exported, spec.opset, self.workdir)
         pair = ModelPair(
@@ -408,7 +412,9 @@ class ParitySession:
         if first is None:
             first = pair_at(spec.opset)
         exported = first.exported
-        return CheckResult(name, exported.exporter, exported.opset, exported.notes, results, budget_results)
+        return CheckResult(
+            name, exported.exporter, exported.opset, exported.notes, results, budget_results, exported.cache
+        )
 
     def check_latency(self, pair: ModelPair, spec: ParitySpec, latency, item: str, rows=None, mode=None):
         """Time ``latency.variant`` and the framework interleaved at ``latency.at``; ``mode``

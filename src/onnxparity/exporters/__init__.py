@@ -47,6 +47,9 @@ class ExportedModel:
     #: the tolerance lossless variants get when the declaration names none (None: the global
     #: default); an exporter sets it from what it knows, e.g. float32 summation of many trees
     default_tolerance: Any = None
+    #: where the file came from across runs (:mod:`.stored`): "reused from the persistent
+    #: cache", "stored in ...", "not cached: <why>"; empty without a persistent cache
+    cache: str = ""
 
     def describe(self) -> str:
         opset = f", opset {self.opset}" if self.opset is not None else ""
@@ -104,6 +107,18 @@ class Exporter:
     def fingerprint(self, model: Any) -> str:
         """A digest of everything the export depends on (class, weights): it keys caches."""
         raise NotImplementedError
+
+    #: the installed packages an export depends on: their versions key the persistent cache
+    packages: tuple[str, ...] = ()
+
+    def cache_identity(self, model: Any) -> str:
+        """What the export depends on besides :meth:`fingerprint` (the weights): a digest of
+        the user's code behind the model (:mod:`.identity`). Raise
+        :class:`~onnxparity.exporters.identity.NotCacheable` naming why where that cannot be
+        said honestly; the export is then not cached across runs (the default)."""
+        from .identity import NotCacheable
+
+        raise NotCacheable(f"the {self.name} model source does not say what its export depends on")
 
     def check_fit(self, model: Any, spec: ParitySpec) -> None:
         """Raise (ExportError, InvalidSpec) when the model cannot give a deterministic

@@ -70,6 +70,11 @@ class BoostedTreesExporter(Exporter):
     #: what writes the ONNX file, for reports
     converter = ""
 
+    packages = ("xgboost", "lightgbm", "catboost", "onnxmltools", "onnx", "scikit-learn")
+
+    def cache_identity(self, model: Any) -> str:
+        return ""  # a booster is all state: the fingerprint covers it
+
     def detects(self, model: Any) -> bool:
         return self.framework in class_root(model)
 

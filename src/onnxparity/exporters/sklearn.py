@@ -341,6 +341,22 @@ class SklearnExporter(Exporter):
 
     declared_inputs = staticmethod(declared_inputs)
     fingerprint = staticmethod(fingerprint)
+    packages = ("scikit-learn", "skl2onnx", "onnx")
+
+    def cache_identity(self, model: Any) -> str:
+        """The code of the estimator's classes and of the functions its parameters hold (a
+        FunctionTransformer's ``func``); the fitted state is in the fingerprint."""
+        from .identity import code_digest
+
+        found = {type(model): None}
+        params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
+        for value in params.values():
+            if hasattr(value, "get_params"):
+                found[type(value)] = None
+            elif callable(value) and hasattr(value, "__module__"):
+                found[value] = None  # a class or a function: its module's source counts
+        return code_digest(found)
+
     check_fit = staticmethod(check_fit)
     export = staticmethod(export)
 

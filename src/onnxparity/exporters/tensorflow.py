@@ -408,6 +408,20 @@ class TensorFlowExporter(Exporter):
 
     declared_inputs = staticmethod(declared_inputs)
     fingerprint = staticmethod(fingerprint)
+    packages = ("tensorflow", "keras", "tf2onnx", "onnx")
+
+    def cache_identity(self, model: Any) -> str:
+        """A SavedModel: its files (the fingerprint). A Keras model: the code of its own and
+        its layers' classes. A bare ``tf.function`` or ``tf.Module``: not cacheable."""
+        from .identity import NotCacheable, code_digest
+
+        if _is_saved_model(model):
+            return ""
+        if not _is_keras(model):
+            raise NotCacheable("a tf.function or tf.Module is keyed by its object identity, not its code")
+        layers = list(model._flatten_layers(include_self=True, recursive=True))
+        return code_digest(dict.fromkeys(type(layer) for layer in layers))
+
     check_fit = staticmethod(check_fit)
     export = staticmethod(export)
 

@@ -411,6 +411,12 @@ class TorchExporter(Exporter):
         return "torch" in class_root(model)
 
     fingerprint = staticmethod(fingerprint)
+    packages = ("torch", "onnx", "onnxscript")
+
+    def cache_identity(self, model: Any) -> str:
+        from .identity import torch_identity
+
+        return torch_identity(model)
 
     def check_fit(self, model: Any, spec: ParitySpec) -> None:
         check_fit(model, spec)

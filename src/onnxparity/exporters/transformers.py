@@ -104,6 +104,7 @@ class TransformersExporter(TorchExporter):
 
     name = "transformers"
     extra = "transformers"
+    packages = ("torch", "onnx", "onnxscript", "transformers")
 
     def detects(self, model: Any) -> bool:
         roots = set(class_root(model))

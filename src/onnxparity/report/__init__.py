@@ -199,6 +199,8 @@ class CheckResult:
     variants: dict[str, VariantResult] = field(default_factory=dict)
     #: budget results by item id (``opset``, ``latency-<variant>``)
     budgets: dict[str, BudgetResult] = field(default_factory=dict)
+    #: where the export came from across runs (``ExportedModel.cache``; empty: no cache)
+    cache: str = ""
 
     @property
     def passed(self) -> bool:
@@ -238,6 +240,7 @@ class CheckResult:
             "exporter": self.exporter,
             "opset": self.opset,
             "notes": list(self.notes),
+            "cache": self.cache,
             "variants": {k: v.to_dict() for k, v in self.variants.items()},
             "budgets": {k: v.to_dict() for k, v in self.budgets.items()},
         }

@@ -75,6 +75,7 @@ def entry(
             "exporter": checked.exporter,
             "opset": checked.opset,
             "notes": list(checked.notes),
+            "cache": getattr(checked, "cache", ""),
         }
     return {**planned_entry(nodeid, test, item), "status": status, "model": model, "result": jsonable(result)}
 

@@ -1,0 +1,87 @@
+"""The persistent cache's effect on a second CI run: `pytest --onnx-parity examples/` with every
+variant, run three times in fresh processes against one temporary cache folder — the first
+exports and stores, the second reuses everything, the third after one model's source file
+changed (a comment added to examples/test_mlp.py, in a copy of examples/) — each run's wall
+time (process start-up included) and what its report says of each export.
+
+    .venv/bin/python benchmarks/cache.py
+
+Prints a Markdown table (copied into docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VARIANTS = "ort-cpu,ort-cpu-noopt,onnx-reference,ort-gpu,int8-dynamic,int8-static,fp16"
+
+
+def run(project: str, cache: str, report: str) -> tuple[float, collections.Counter]:
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--onnx-parity",
+            "examples/",
+            "--ignore-glob=examples/test_failures*",
+            f"--onnx-parity-variants={VARIANTS}",
+            f"--onnx-parity-cache={cache}",
+            f"--onnx-parity-report={report}",
+        ],
+        cwd=project,
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - started
+    exports = collections.Counter()
+    seen = set()
+    for item in json.load(open(report))["items"]:
+        model = item.get("model") or {}
+        if item["kind"] == "parity" and (item["test"], item.get("opset")) not in seen:
+            seen.add((item["test"], item.get("opset")))
+            exports[(model.get("cache") or "?").split(":")[0]] += 1
+    return wall, exports
+
+
+def main() -> None:
+    scratch = tempfile.mkdtemp(prefix="onnxparity-cache-bench-")
+    try:
+        project = os.path.join(scratch, "project")
+        shutil.copytree(os.path.join(ROOT, "examples"), os.path.join(project, "examples"))
+        shutil.copy(os.path.join(ROOT, "pyproject.toml"), project)
+        cache = os.path.join(scratch, "cache")
+        rows = []
+        for name in ("first run", "second run", "after a change to test_mlp.py"):
+            if name.startswith("after"):
+                with open(os.path.join(project, "examples", "test_mlp.py"), "a") as f:
+                    f.write("\n# a comment: the file changed, so its model is exported again\n")
+            wall, exports = run(project, cache, os.path.join(scratch, "r.json"))
+            rows.append((name, wall, exports))
+        print("| run | wall (s) | vs first | exports stored | reused | not cached |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        first = rows[0][1]
+        for name, wall, exports in rows:
+            print(
+                f"| {name} | {wall:.1f} | {first / wall:.2f}x | {exports['stored in the persistent cache']} | "
+                f"{exports['reused from the persistent cache']} | {exports['not cached']} |"
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

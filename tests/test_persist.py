@@ -1,0 +1,213 @@
+"""The persistent cache across runs: exports keyed by everything that determines them (weights,
+the user's code, inputs, opset, versions), reused by the next run, missed on a changed line of
+``forward`` or a changed weight, refused (and reported) where the code cannot be pinned down;
+entries written atomically, safe under concurrent writers, bounded in size."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+
+import pytest
+
+from onnxparity.persist import MANIFEST, Store, digest
+
+# -- the store -----------------------------------------------------------------------------------
+
+
+def _file(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_an_entry_round_trips_and_a_miss_is_none(tmp_path):
+    store = Store(str(tmp_path / "cache"), 1 << 20)
+    files = [_file(tmp_path, "model.onnx", "graph"), _file(tmp_path, "model.onnx.data", "weights")]
+    assert store.get("exports", "k" * 40, str(tmp_path / "out")) is None
+    assert store.put("exports", "k" * 40, files, {"opset": 17})
+    assert store.get("exports", "k" * 40, str(tmp_path / "out")) == {"opset": 17}
+    assert (tmp_path / "out" / "model.onnx.data").read_text() == "weights"
+    assert os.stat(tmp_path / "out" / "model.onnx.data").st_nlink == 1  # a copy: onnx refuses hard links
+    assert store.counts == {"hits": 1, "misses": 1, "writes": 1, "evictions": 0, "corrupt": 0}
+    assert digest({"a": 1, "b": [2]}) == digest({"b": [2], "a": 1})
+
+
+def test_an_entry_that_does_not_match_its_manifest_is_a_miss_and_goes(tmp_path):
+    store = Store(str(tmp_path / "cache"), 1 << 20)
+    store.put("exports", "ab" * 20, [_file(tmp_path, "model.onnx", "graph")], {})
+    entry = tmp_path / "cache" / "exports" / "ab" / ("ab" * 20)
+    (entry / "model.onnx").write_text("gra")  # truncated by a full disk
+    assert store.get("exports", "ab" * 20, str(tmp_path / "out")) is None
+    assert not entry.exists() and store.counts["corrupt"] == 1
+    store.put("exports", "cd" * 20, [_file(tmp_path, "model.onnx", "graph")], {})
+    (tmp_path / "cache" / "exports" / "cd" / ("cd" * 20) / MANIFEST).write_text("{not json")
+    assert store.get("exports", "cd" * 20, str(tmp_path / "out")) is None
+    assert store.counts["corrupt"] == 2
+
+
+def test_an_interrupted_write_leaves_no_entry(tmp_path):
+    """A writer killed before its rename leaves a staging folder under tmp/, never an entry."""
+    store = Store(str(tmp_path / "cache"), 1 << 20)
+    staging = tmp_path / "cache" / "tmp" / "123-dead"
+    staging.mkdir(parents=True)
+    (staging / "model.onnx").write_text("half")
+    assert store.entries() == []
+    assert store.get("exports", "ef" * 20, str(tmp_path / "out")) is None
+    os.utime(staging, (0, 0))  # an hour old: the next eviction sweeps it
+    store.evict()
+    assert not staging.exists()
+
+
+def _writer(root, source, barrier):
+    store = Store(root, 1 << 20)
+    barrier.wait()
+    ok = store.put("exports", "99" * 20, [source], {"writer": os.getpid()})
+    raise SystemExit(0 if ok else 1)
+
+
+def test_concurrent_writers_of_one_key_leave_one_whole_entry(tmp_path):
+    root, source = str(tmp_path / "cache"), _file(tmp_path, "model.onnx", "x" * 100_000)
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(6)
+    writers = [context.Process(target=_writer, args=(root, source, barrier)) for _ in range(6)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(30)
+    assert [w.exitcode for w in writers] == [0] * 6
+    store = Store(root, 1 << 20)
+    assert len(store.entries()) == 1
+    assert store.get("exports", "99" * 20, str(tmp_path / "out")) is not None
+    assert (tmp_path / "out" / "model.onnx").read_text() == "x" * 100_000
+    assert os.listdir(os.path.join(root, "tmp")) == []  # the losers dropped their copies
+
+
+def test_the_cache_keeps_to_its_size_least_recently_used_first(tmp_path):
+    store = Store(str(tmp_path / "cache"), 2500)
+    for key in ("a1", "b2", "c3"):
+        store.put("exports", key * 20, [_file(tmp_path, "m.onnx", "x" * 1000)], {})
+        manifest = tmp_path / "cache" / "exports" / key[:2] / (key * 20) / MANIFEST
+        os.utime(manifest, (100 + len(store.entries()), 100 + len(store.entries())))
+    # three entries of ~1 KB do not fit 2.5 KB: the oldest went
+    assert store.get("exports", "a1" * 20, str(tmp_path / "o")) is None
+    assert store.get("exports", "b2" * 20, str(tmp_path / "o")) is not None
+    assert store.counts["evictions"] == 1
+
+
+# -- exports across runs (the plugin) --------------------------------------------------------------
+MODELS = """
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        return torch.tanh(self.fc(x)){tail}
+"""
+
+OTHER = """
+import torch
+
+
+class Other(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+TESTS = """
+import pytest
+import torch
+import onnxparity as op
+from cache_models import Net
+from other_models import Other
+
+SPEC = dict(inputs=[op.Input("x", ("batch", 8))], dims={{"batch": op.Dim(1, 3)}}, examples=3)
+
+
+@pytest.mark.onnx_parity(**SPEC)
+def test_net(onnx_parity):
+    torch.manual_seed({seed})
+    onnx_parity.check(Net().eval())
+
+
+@pytest.mark.onnx_parity(**SPEC)
+def test_other(onnx_parity):
+    torch.manual_seed(0)
+    onnx_parity.check(Other().eval())
+
+
+@pytest.mark.onnx_parity(**SPEC)
+def test_local(onnx_parity):
+    class Local(torch.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    onnx_parity.check(Local().eval())
+"""
+
+
+def _run(pytester, seed=0, tail=""):
+    pytester.makepyfile(cache_models=MODELS.format(tail=tail), other_models=OTHER)
+    pytester.makepyfile(test_cached=TESTS.format(seed=seed))
+    report = pytester.path / "r.json"
+    result = pytester.runpytest_inprocess(
+        "--onnx-parity", f"--onnx-parity-report={report}", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=3)
+    return {i["test"].split("::")[-1]: i["model"]["cache"] for i in json.loads(report.read_text())["items"]}
+
+
+def test_exports_are_reused_and_a_changed_line_or_weight_exports_that_model_again(pytester, warm_exporter):
+    first = _run(pytester)
+    assert first == {
+        "test_net": "stored in the persistent cache",
+        "test_other": "stored in the persistent cache",
+        "test_local": "not cached: test_local.<locals>.Local is defined inside a function: it may use values its "
+        "source does not show",
+    }
+    assert (pytester.path / ".onnxparity" / "cache" / "exports").is_dir()
+    reused = "reused from the persistent cache"
+    assert _run(pytester) == {**first, "test_net": reused, "test_other": reused}
+    # a changed line in Net's forward: Net exports again, Other (another file) does not
+    changed = _run(pytester, tail=" * 1.0")
+    assert (changed["test_net"], changed["test_other"]) == ("stored in the persistent cache", reused)
+    # a changed weight (another seed): exported again
+    assert _run(pytester, seed=1, tail=" * 1.0")["test_net"] == "stored in the persistent cache"
+    assert _run(pytester, seed=1, tail=" * 1.0")["test_net"] == reused
+
+
+def test_the_cache_is_off_with_the_option(pytester, warm_exporter):
+    pytester.makepyfile(cache_models=MODELS.format(tail=""), other_models=OTHER)
+    pytester.makepyfile(test_cached=TESTS.format(seed=0))
+    result = pytester.runpytest_inprocess(
+        "--onnx-parity", "--onnx-parity-cache=off", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=3)
+    assert not (pytester.path / ".onnxparity" / "cache").exists()
+
+
+def test_instance_changes_the_source_does_not_show_are_not_cached():
+    import torch
+
+    from onnxparity.exporters.identity import NotCacheable, torch_identity
+    from parity_models import Mlp
+
+    model = Mlp().eval()
+    torch_identity(model)  # a class from a file: fine
+    model.register_forward_hook(lambda m, i, o: o * 2)
+    with pytest.raises(NotCacheable, match="Mlp has forward hooks registered"):
+        torch_identity(model)
+    other = Mlp().eval()
+    other.forward = lambda x: x
+    with pytest.raises(NotCacheable, match=r"Mlp.forward is replaced on the instance"):
+        torch_identity(other)
+    del torch
