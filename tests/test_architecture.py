@@ -65,6 +65,8 @@ RULES: dict[str, set[str]] = {
     | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
     "cache.py": FRAMEWORKS | {"onnxruntime", "pytest", ".exporters", ".variants", ".runner"},
     "tally.py": FRAMEWORKS | {"onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
+    "parsers.py": FRAMEWORKS
+    | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner", ".report"},
     "persist.py": FRAMEWORKS
     | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner", ".report"},
     "distribution.py": FRAMEWORKS

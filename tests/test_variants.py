@@ -523,7 +523,10 @@ def test_a_run_of_every_variant_leaves_the_working_directory_as_it_was(tmp_path)
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert "6 passed, 1 skipped" in done.stdout, done.stdout + done.stderr  # ort-gpu skips without a GPU
-    assert sorted(p.name for p in project.iterdir()) == ["test_tree.py"]
+    # only the persistent cache of exports, under .onnxparity/ and kept out of git
+    assert sorted(p.name for p in project.iterdir()) == [".onnxparity", "test_tree.py"]
+    assert os.listdir(project / ".onnxparity") == ["cache"]
+    assert (project / ".onnxparity" / "cache" / ".gitignore").read_text() == "# created by onnxparity\n*\n"
 
 
 def test_int8_static_names_an_infinite_calibrated_range_and_the_fix(tmp_path):

@@ -11,11 +11,26 @@ error. Knows nothing of pytest.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from .parsers import (  # noqa: F401 (importable from here, as before)
+    COVERAGE_MODES,
+    ISOLATE_MODES,
+    LATENCY_MODES,
+    argparse_type,
+    parse_bool,
+    parse_cache_dir,
+    parse_coverage_mode,
+    parse_isolate_mode,
+    parse_latency_mode,
+    parse_positive_float,
+    parse_positive_int,
+    parse_seed,
+    parse_variants,
+)
 
 #: every flag, importable by tests (the table below says what each does).
 FLAG_ENABLE = "--onnx-parity"
@@ -40,105 +55,10 @@ FLAG_CACHE = "--onnx-parity-cache"
 FLAG_CACHE_MB = "--onnx-parity-cache-mb"
 FLAG_HTML = "--onnx-parity-html"
 
-LATENCY_MODES = ("enforce", "report", "off")
-#: which variants run in a worker process of their own (see the isolate setting).
-ISOLATE_MODES = ("auto", "all", "off")
-#: which boundaries branch coverage measures (:mod:`.coverage`)
-COVERAGE_MODES = ("inner", "inputs")
 #: variants of a test that declares none, unless --onnx-parity-variants names them.
 DEFAULT_VARIANTS = ("ort-cpu",)
 #: how a message names a setting: as a library argument or as a pytest flag.
 WORDINGS = ("library", "pytest")
-
-
-def parse_positive_int(text: str | int, what: str) -> int:
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise ValueError(f"{what} must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {text!r}")
-    return value
-
-
-def parse_variants(text: str | list, what: str) -> tuple[str, ...]:
-    items = text if isinstance(text, list) else str(text).replace(",", " ").split()
-    names = tuple(dict.fromkeys(s.strip() for s in items if s.strip()))
-    if not names:
-        raise ValueError(f"{what} must name at least one variant, e.g. ort-cpu")
-    return names
-
-
-def parse_seed(text: str | int, what: str) -> int:
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise ValueError(f"{what} must be an integer of 0 or more, got {text!r}") from None
-    if value < 0:
-        raise ValueError(f"{what} must be an integer of 0 or more, got {text!r}")
-    return value
-
-
-def parse_cache_dir(text: str, what: str) -> str:
-    """``auto``, ``off``, or a folder."""
-    value = str(text).strip()
-    if not value:
-        raise ValueError(f"{what} must be auto, off or a folder, got {text!r}")
-    return value.lower() if value.lower() in ("auto", "off") else value
-
-
-def parse_latency_mode(text: str, what: str) -> str:
-    mode = str(text).strip().lower()
-    if mode not in LATENCY_MODES:
-        raise ValueError(f"{what} must be one of {', '.join(LATENCY_MODES)}, got {text!r}")
-    return mode
-
-
-def parse_isolate_mode(text: str, what: str) -> str:
-    mode = str(text).strip().lower()
-    if mode not in ISOLATE_MODES:
-        raise ValueError(f"{what} must be one of {', '.join(ISOLATE_MODES)}, got {text!r}")
-    return mode
-
-
-def parse_coverage_mode(text: str, what: str) -> str:
-    mode = str(text).strip().lower()
-    if mode not in COVERAGE_MODES:
-        raise ValueError(f"{what} must be one of {', '.join(COVERAGE_MODES)}, got {text!r}")
-    return mode
-
-
-def parse_positive_float(text: str | float, what: str) -> float:
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        raise ValueError(f"{what} must be a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{what} must be a positive number, got {text!r}")
-    return value
-
-
-def parse_bool(text: str | bool, what: str) -> bool:
-    if isinstance(text, bool):
-        return text
-    lowered = str(text).strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("", "0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{what} must be true or false, got {text!r}")
-
-
-def argparse_type(parse: Callable[[Any, str], Any], what: str) -> Callable[[str], Any]:
-    """An argparse ``type=`` from a parser: a bad value fails at parse time, naming ``what``."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text, what)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
 
 
 @dataclass(frozen=True)

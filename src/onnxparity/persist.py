@@ -96,6 +96,7 @@ class Store:
         staging = os.path.join(self.root, "tmp", f"{os.getpid()}-{uuid.uuid4().hex}")
         try:
             os.makedirs(staging)
+            _ignore_in_git(self.root)
             sizes = {}
             for path in files:
                 name = os.path.basename(path)
@@ -128,7 +129,7 @@ class Store:
         """(last used, bytes, folder) of every entry."""
         found = []
         for kind in _listdir(self.root):
-            if kind == "tmp":
+            if kind == "tmp" or not os.path.isdir(os.path.join(self.root, kind)):
                 continue
             for shard in _listdir(os.path.join(self.root, kind)):
                 for key in _listdir(os.path.join(self.root, kind, shard)):
@@ -158,6 +159,14 @@ class Store:
             with contextlib.suppress(OSError):
                 if time.time() - os.path.getmtime(path) > 3600:
                     shutil.rmtree(path, ignore_errors=True)
+
+
+def _ignore_in_git(root: str) -> None:
+    """Keep the cache out of version control, as pytest does for its own."""
+    marker = os.path.join(root, ".gitignore")
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write("# created by onnxparity\n*\n")
 
 
 def _listdir(path: str) -> list[str]:

@@ -411,8 +411,7 @@ class TensorFlowExporter(Exporter):
     packages = ("tensorflow", "keras", "tf2onnx", "onnx")
 
     def cache_identity(self, model: Any) -> str:
-        """A SavedModel: its files (the fingerprint). A Keras model: the code of its own and
-        its layers' classes. A bare ``tf.function`` or ``tf.Module``: not cacheable."""
+        """SavedModel: its files (the fingerprint); Keras: its and its layers' classes' code."""
         from .identity import NotCacheable, code_digest
 
         if _is_saved_model(model):
