@@ -13,6 +13,12 @@ X, y = load_breast_cancer(return_X_y=True)
 X = X.astype("float32")  # trees split in float32: float32 inputs compare without threshold flips
 
 
+@pytest.fixture(scope="module")
+def forest():
+    """Fitted once for the test's eight items (one per variant and budget), not once per item."""
+    return RandomForestClassifier(n_estimators=30, max_depth=8, random_state=0).fit(X, y)
+
+
 @pytest.mark.onnx_parity(
     inputs=[op.Input("X", ("batch", 30), low=0, high=float(X.max()))],
     dims={"batch": op.Dim(1, 128)},
@@ -24,5 +30,5 @@ X = X.astype("float32")  # trees split in float32: float32 inputs compare withou
     latency=op.Latency(variant="ort-cpu", at={"batch": 32}, max_ratio=1.0),
     data=X,  # real rows, resampled and jittered around the split thresholds
 )
-def test_random_forest(onnx_parity):
-    onnx_parity.check(RandomForestClassifier(n_estimators=30, max_depth=8, random_state=0).fit(X, y))
+def test_random_forest(onnx_parity, forest):
+    onnx_parity.check(forest)

@@ -67,6 +67,7 @@ RULES: dict[str, set[str]] = {
     "tally.py": FRAMEWORKS | {"onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
     "parsers.py": FRAMEWORKS
     | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner", ".report"},
+    "stored_results.py": FRAMEWORKS | {"pytest", "hypothesis", ".variants", ".runner", ".plugin", ".search"},
     "persist.py": FRAMEWORKS
     | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner", ".report"},
     "distribution.py": FRAMEWORKS

@@ -145,6 +145,12 @@ def test_other(onnx_parity):
     onnx_parity.check(Other().eval())
 
 
+@pytest.mark.onnx_parity(**SPEC, variants=["fp16"], tolerance={{"fp16": op.Agreement(sqnr_db=200)}})
+def test_strict(onnx_parity):
+    torch.manual_seed(0)
+    onnx_parity.check(Other().eval())
+
+
 @pytest.mark.onnx_parity(**SPEC)
 def test_local(onnx_parity):
     class Local(torch.nn.Module):
@@ -162,27 +168,36 @@ def _run(pytester, seed=0, tail=""):
     result = pytester.runpytest_inprocess(
         "--onnx-parity", f"--onnx-parity-report={report}", "-p", "no:cacheprovider"
     )
-    result.assert_outcomes(passed=3)
-    return {i["test"].split("::")[-1]: i["model"]["cache"] for i in json.loads(report.read_text())["items"]}
+    result.assert_outcomes(passed=3, failed=1)  # test_strict fails on purpose: failures are never kept
+    items = json.loads(report.read_text())["items"]
+    exports = {i["test"].split("::")[-1]: i["model"]["cache"] for i in items}
+    reused = {i["test"].split("::")[-1] for i in items if "cached" in i["result"]}
+    return exports, reused, result
 
 
-def test_exports_are_reused_and_a_changed_line_or_weight_exports_that_model_again(pytester, warm_exporter):
-    first = _run(pytester)
+def test_exports_and_passing_results_are_reused_until_a_line_or_a_weight_changes(pytester, warm_exporter):
+    stored, reused = "stored in the persistent cache", "reused from the persistent cache"
+    first, kept, _ = _run(pytester)
     assert first == {
-        "test_net": "stored in the persistent cache",
-        "test_other": "stored in the persistent cache",
+        "test_net": stored,
+        "test_other": stored,
+        "test_strict": stored,  # the same model as test_other: one export in this session
         "test_local": "not cached: test_local.<locals>.Local is defined inside a function: it may use values its "
         "source does not show",
     }
-    assert (pytester.path / ".onnxparity" / "cache" / "exports").is_dir()
-    reused = "reused from the persistent cache"
-    assert _run(pytester) == {**first, "test_net": reused, "test_other": reused}
-    # a changed line in Net's forward: Net exports again, Other (another file) does not
-    changed = _run(pytester, tail=" * 1.0")
-    assert (changed["test_net"], changed["test_other"]) == ("stored in the persistent cache", reused)
+    assert kept == set() and (pytester.path / ".onnxparity" / "cache" / "exports").is_dir()
+    second, kept, result = _run(pytester)
+    assert second == {**first, "test_net": reused, "test_other": reused, "test_strict": reused}
+    # passing searches are skipped; the failing one and the uncacheable export run again
+    assert kept == {"test_net", "test_other"}
+    result.stdout.fnmatch_lines(["*test_net*ort-cpu*passed (cached)*"])
+    result.stdout.fnmatch_lines(["*test_strict*fp16*failed *"])
+    # a changed line in Net's forward: Net exports and searches again, Other (another file) does not
+    changed, kept, _ = _run(pytester, tail=" * 1.0")
+    assert (changed["test_net"], changed["test_other"], kept) == (stored, reused, {"test_other"})
     # a changed weight (another seed): exported again
-    assert _run(pytester, seed=1, tail=" * 1.0")["test_net"] == "stored in the persistent cache"
-    assert _run(pytester, seed=1, tail=" * 1.0")["test_net"] == reused
+    assert _run(pytester, seed=1, tail=" * 1.0")[0]["test_net"] == stored
+    assert _run(pytester, seed=1, tail=" * 1.0")[1] == {"test_net", "test_other"}
 
 
 def test_the_cache_is_off_with_the_option(pytester, warm_exporter):
@@ -191,7 +206,7 @@ def test_the_cache_is_off_with_the_option(pytester, warm_exporter):
     result = pytester.runpytest_inprocess(
         "--onnx-parity", "--onnx-parity-cache=off", "-p", "no:cacheprovider"
     )
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=3, failed=1)
     assert not (pytester.path / ".onnxparity" / "cache").exists()
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from . import budgets
+from . import budgets, stored_results
 from .anchor import ANCHOR_VARIANT, Anchor
 from .boundaries import BoundaryCache
 from .cache import ExampleData, ExampleKey, OutputKey, options_digest
@@ -282,12 +282,17 @@ class ParitySession:
         if too_large:
             fix = self.config.spell("max_example_mb", self.config.max_example_mb * 4)
             return VariantResult(variant, "error", policy, message=f"{too_large} ({fix})")
-        runnable = self._variant_or_verdict(pair, variant, spec, rows)
-        if isinstance(runnable, tuple):
-            return VariantResult(variant, runnable[0], policy, message=runnable[1])
         n = examples or spec.examples or self.config.examples
         if info.max_examples and not (examples or spec.examples):
             n = min(n, info.max_examples)
+        seed = stable_seed(name, self.config.seed)
+        kept = stored_results.result_key(self, pair, spec, variant, info, policy, n, seed, rows)
+        cached = stored_results.load(self, kept, variant, policy)
+        if cached is not None:  # the same search passed in an earlier run
+            return cached
+        runnable = self._variant_or_verdict(pair, variant, spec, rows)
+        if isinstance(runnable, tuple):
+            return VariantResult(variant, runnable[0], policy, message=runnable[1])
         measured_against = None if variant == anchor else Anchor(self, pair, runnable.output_names, anchor)
         budget = self.config.item_timeout_s
         progress = self.progress
@@ -309,7 +314,7 @@ class ParitySession:
             else lambda done, e: progress(name, variant, done, n, e.describe(spec)),
         )
         try:
-            failure = search.run_shrunk(n, stable_seed(name, self.config.seed), boundary_examples(spec))
+            failure = search.run_shrunk(n, seed, boundary_examples(spec))
         except ExampleCrashed as crash:
             failure = crash.evidence
         except TimeBudgetReached:
@@ -327,7 +332,7 @@ class ParitySession:
         if failure is None:  # (a crash is a failure too: ExampleCrashed above)
             shortfall = tally.shortfall()
             if not shortfall:
-                return VariantResult(
+                passed = VariantResult(
                     variant,
                     "passed",
                     policy,
@@ -338,6 +343,8 @@ class ParitySession:
                     coverage=search.coverage_report(),
                     distribution=tally.distribution.to_dict(),
                 )
+                stored_results.save(self, kept, passed)
+                return passed
             failure = tally.evidence_for(shortfall)
         return failed_result(
             self.config.reproducer_dir,

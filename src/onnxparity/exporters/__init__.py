@@ -50,6 +50,8 @@ class ExportedModel:
     #: where the file came from across runs (:mod:`.stored`): "reused from the persistent
     #: cache", "stored in ...", "not cached: <why>"; empty without a persistent cache
     cache: str = ""
+    #: its key in the persistent cache (empty: not cached); passing results are keyed by it too
+    cache_key: str = ""
 
     def describe(self) -> str:
         opset = f", opset {self.opset}" if self.opset is not None else ""

@@ -11,6 +11,7 @@ says why (``model.cache``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import platform
 from importlib import metadata
@@ -22,6 +23,7 @@ from .identity import NotCacheable, onnxparity_digest
 KIND = "exports"
 
 
+@functools.cache
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
@@ -83,6 +85,7 @@ def load(store: Any, key: str, workdir: str) -> ExportedModel | None:
         tuple(meta["notes"]),
         None if tolerance is None else Tolerance(**tolerance),
         cache="reused from the persistent cache",
+        cache_key=key,
     )
 
 
@@ -111,10 +114,6 @@ def export_cached(
         return exported
     if key is None:
         return dataclasses.replace(exported, cache=f"not cached: {why}")
-    stored = save(store, key, exported)
-    return dataclasses.replace(
-        exported,
-        cache="stored in the persistent cache"
-        if stored
-        else "not cached: the cache folder cannot be written",
-    )
+    if not save(store, key, exported):
+        return dataclasses.replace(exported, cache="not cached: the cache folder cannot be written")
+    return dataclasses.replace(exported, cache="stored in the persistent cache", cache_key=key)

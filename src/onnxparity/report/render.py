@@ -50,6 +50,7 @@ def rows(document: Mapping[str, Any]) -> list[tuple[str, ...]]:
         path, _, test = item["test"].rpartition("::")
         name = f"{path.rsplit('/', 1)[-1]}::{test}" if path else item["test"]
         verdict = item["status"] + (" (weak)" if weak_reasons(item) else "")
+        verdict += " (cached)" if isinstance(result.get("cached"), Mapping) else ""
         table.append((name, item["item"], verdict, worst, room, policy, examples, latency))
     return table
 
@@ -186,7 +187,9 @@ def markdown(
     }
     for r in rows(document):
         cells = list(r)
-        cells[2] = icon.get(cells[2], cells[2])
+        cached = cells[2].endswith(" (cached)")
+        plain = cells[2].removesuffix(" (cached)")
+        cells[2] = icon.get(plain, plain) + (" (cached)" if cached else "")
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     weak = _weak_lines(document)
     if weak:
