@@ -178,6 +178,7 @@ def _run(pytester, seed=0, tail=""):
 def test_exports_and_passing_results_are_reused_until_a_line_or_a_weight_changes(pytester, warm_exporter):
     stored, reused = "stored in the persistent cache", "reused from the persistent cache"
     first, kept, _ = _run(pytester)
+    (pytester.path / "r.json").rename(pytester.path / "fresh.json")
     assert first == {
         "test_net": stored,
         "test_other": stored,
@@ -191,6 +192,12 @@ def test_exports_and_passing_results_are_reused_until_a_line_or_a_weight_changes
     # passing searches are skipped; the failing one and the uncacheable export run again
     assert kept == {"test_net", "test_other"}
     result.stdout.fnmatch_lines(["*test_net*ort-cpu*passed (cached)*"])
+    # a reused result reads like a fresh one, in the report and through the result object
+    fresh = json.loads((pytester.path / "fresh.json").read_text())
+    again = json.loads((pytester.path / "r.json").read_text())
+    for before, after in zip(fresh["items"], again["items"]):
+        if "cached" in after["result"]:
+            assert {**after["result"], "cached": None} == {**before["result"], "cached": None}
     result.stdout.fnmatch_lines(["*test_strict*fp16*failed *"])
     # a changed line in Net's forward: Net exports and searches again, Other (another file) does not
     changed, kept, _ = _run(pytester, tail=" * 1.0")
@@ -226,3 +233,15 @@ def test_instance_changes_the_source_does_not_show_are_not_cached():
     with pytest.raises(NotCacheable, match=r"Mlp.forward is replaced on the instance"):
         torch_identity(other)
     del torch
+
+
+def test_a_reused_results_outputs_read_as_the_fresh_ones():
+    from onnxparity.report import OutputSummary
+    from onnxparity.stored_results import _summary
+
+    fresh = OutputSummary("y", 1.5e-7, 3e-6, 0.0, 0, 32, None, None, 0, 0, 2e-7, None, None)
+    assert _summary(fresh.to_dict()) == fresh
+    lossy = OutputSummary("y", float("inf"), float("nan"), 0.5, 3, 32, 0.99, 20.5, 0, 0, None, 0.999, 31.0)
+    again = _summary(lossy.to_dict())
+    assert again.max_abs_error == float("inf") and again.max_rel_error != again.max_rel_error
+    assert (again.min_cosine, again.sqnr_db, again.mismatched) == (0.99, 31.0, 3)

@@ -22,7 +22,7 @@ from .cache import options_digest
 from .exporters.identity import onnxparity_digest
 from .exporters.stored import _version
 from .persist import digest
-from .report import Power, VariantResult
+from .report import OutputSummary, Power, VariantResult
 
 KIND = "results"
 #: the packages every search runs through (the model source adds its own)
@@ -81,11 +81,37 @@ def load(session: Any, key: str | None, variant: str, policy: Any) -> CachedResu
         "passed",
         policy,
         int(stored.get("examples") or 0),
+        tuple(_summary(o) for o in stored.get("outputs") or ()),
+        {k: (int(v[0]), int(v[1])) for k, v in (stored.get("dims_covered") or {}).items()},
         message=stored.get("message") or "",
         power=Power(bool(power.get("weak")), tuple(power.get("reasons") or ())),
         coverage=stored.get("coverage"),
         distribution=stored.get("distribution"),
         stored=stored,
+    )
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)  # "inf" and "nan" as the report writes them
+
+
+def _summary(entry: dict) -> OutputSummary:
+    """An output's summary from its report entry (top-1 counts as a rate over 1 row each)."""
+    rate = entry.get("top1_rate")
+    return OutputSummary(
+        entry["name"],
+        _number(entry.get("max_abs_error")) or 0.0,
+        _number(entry.get("max_rel_error")) or 0.0,
+        float(entry.get("max_mismatched_fraction") or 0.0),
+        int(entry.get("mismatched") or 0),
+        int(entry.get("values") or 0),
+        _number(entry.get("min_cosine")),
+        _number(entry.get("min_sqnr_db")),
+        round(rate * 10**6) if rate is not None else 0,
+        10**6 if rate is not None else 0,
+        _number(entry.get("max_abs_error_vs_ort_cpu")),
+        _number(entry.get("cosine")),
+        _number(entry.get("sqnr_db")),
     )
 
 
