@@ -16,7 +16,8 @@ median); absolute times are context only.
 2. input drawing: one (8, 3, 224, 224) float32 and one (16, 512) int64 example, against
    ``hypothesis.extra.numpy.arrays``.
 3. against Polygraphy: the same ONNX model, the same input sets, ORT CPU against stored
-   reference outputs at the same tolerance.
+   reference outputs at the same tolerance; 3b. end to end, the framework's forward included,
+   against Polygraphy (a CPU torch runner) and a hand-written loop.
 4. start-up: ``import onnxparity`` and the plugin (``-X importtime``), and what
    ``--onnx-parity`` adds to a suite whose parity items are deselected.
 5. scaling: time vs examples (10, 50, 200) and vs variants (1, 3, 6).
@@ -343,6 +344,111 @@ def bench_polygraphy(quick: bool) -> list[str]:
     return lines
 
 
+def bench_end_to_end(quick: bool) -> list[str]:
+    """The framework's reference included on every side: what a user waits for."""
+    from collections import OrderedDict
+
+    import onnxruntime as ort
+    from polygraphy.backend.base import BaseRunner
+    from polygraphy.backend.onnxrt import OnnxrtRunner
+    from polygraphy.common import TensorMetadata
+    from polygraphy.comparator import Comparator, CompareFunc
+    from polygraphy.logger import G_LOGGER
+    from test_cnn import SmallCNN, trained_like
+
+    from onnxparity.variants.ort import session_options
+
+    class CpuTorchRunner(BaseRunner):
+        """Polygraphy's PytRunner moves inputs to CUDA; this is the same runner on the CPU."""
+
+        def __init__(self, model, metadata, output_names):
+            super().__init__(name="torch-cpu")
+            self.model, self.metadata, self.names = model, metadata, output_names
+
+        def activate_impl(self):
+            pass
+
+        def get_input_metadata_impl(self):
+            return self.metadata
+
+        def infer_impl(self, feed_dict):
+            started = time.perf_counter()
+            with torch.no_grad():
+                out = self.model(*[torch.from_numpy(v) for v in feed_dict.values()])
+            self.inference_time = time.perf_counter() - started
+            return OrderedDict(zip(self.names, [out.numpy()]))
+
+        def deactivate_impl(self):
+            pass
+
+    G_LOGGER.module_severity = G_LOGGER.CRITICAL
+    torch.manual_seed(0)
+    model = trained_like(SmallCNN())
+    spec = op.ParitySpec(inputs=[op.Input("image", (8, 3, 64, 64), low=-1, high=1)])
+    n = 20 if quick else 50
+    lines = [
+        "### 3b. End to end, against Polygraphy and a hand-written loop",
+        "",
+        f"The example CNN on input sets of 8x3x64x64, {n} examples, ONNX Runtime CPU (one thread, "
+        "sessions prebuilt), the framework's forward computed on every side: onnxparity's "
+        "`check_variant` (drawing included); Polygraphy's `Comparator.run` with a CPU torch runner "
+        "and an `OnnxrtRunner`, then `compare_accuracy`; the floor is a plain loop over the same "
+        "input sets (forward, ONNX Runtime run, the tolerance test).",
+        "",
+        "| side | per input set | vs the floor |",
+        "|---|---|---|",
+    ]
+    with ParitySession() as session:
+        prepared = session.prepare(model, spec)
+        truth, seen = prepared.reference, []
+
+        def record(feeds):
+            seen.append(feeds)
+            return truth(feeds)
+
+        object.__setattr__(prepared, "reference", record)
+        session.check_variant(prepared, spec, "ort-cpu", name="e2e", examples=n)
+        object.__setattr__(prepared, "reference", truth)
+        feeds_list = list(seen)
+        names = session.variant(prepared, "ort-cpu").output_names
+        sess = ort.InferenceSession(
+            prepared.exported.path, session_options(1), providers=["CPUExecutionProvider"]
+        )
+        metadata = TensorMetadata().add("image", np.float32, (8, 3, 64, 64))
+        ours, floor, theirs = [], [], []
+        for _ in range(3 if quick else 5):
+            session.clear_example_caches()
+            started = time.perf_counter()
+            result = session.check_variant(prepared, spec, "ort-cpu", name="e2e", examples=n)
+            ours.append((time.perf_counter() - started) / result.examples)
+            started = time.perf_counter()
+            for feeds in feeds_list:
+                expected = truth(feeds)[0]
+                actual = sess.run(None, feeds)[0]
+                assert np.all(np.abs(actual - expected) <= 1e-5 + 1e-4 * np.abs(expected))
+            floor.append((time.perf_counter() - started) / len(feeds_list))
+            started = time.perf_counter()
+            runners = [CpuTorchRunner(model, metadata, list(names)), OnnxrtRunner(sess)]
+            results = Comparator.run(runners, data_loader=feeds_list)
+            accuracy = Comparator.compare_accuracy(
+                results, compare_func=CompareFunc.simple(atol=1e-5, rtol=1e-4)
+            )
+            theirs.append((time.perf_counter() - started) / len(feeds_list))
+            assert bool(accuracy)
+    base = statistics.median(floor)
+    lines += [
+        f"| hand-written loop (the floor) | {fmt(floor)} | 1.00x |",
+        f"| onnxparity | {fmt(ours)} | **{statistics.median(ours) / base:.2f}x** |",
+        f"| Polygraphy {__import__('polygraphy').__version__} | {fmt(theirs)} | "
+        f"**{statistics.median(theirs) / base:.2f}x** |",
+        "",
+        f"Polygraphy's end-to-end time is {statistics.median(theirs) / statistics.median(ours):.2f}x onnxparity's "
+        "on the same work.",
+        "",
+    ]
+    return lines
+
+
 # -- 4. start-up ------------------------------------------------------------------------------
 def import_ms(module: str) -> float:
     out = subprocess.run(
@@ -536,7 +642,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and examples")
     parser.add_argument(
-        "--only", nargs="*", help="run these sections: overhead drawing polygraphy startup scaling threads"
+        "--only",
+        nargs="*",
+        help="run these sections: overhead drawing polygraphy endtoend startup scaling threads",
     )
     parser.add_argument("--out", default=os.path.join(HERE, "results.md"))
     args = parser.parse_args()
@@ -550,6 +658,7 @@ def main() -> int:
         "overhead": bench_overhead,
         "drawing": bench_drawing,
         "polygraphy": bench_polygraphy,
+        "endtoend": bench_end_to_end,
         "startup": bench_startup,
         "scaling": bench_scaling,
         "threads": bench_threads,
