@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 
 import onnxparity as op
 from onnxparity import config as cfg
-from onnxparity.variants import BuildContext, get_variant, unregister_variant, variant_names
+from onnxparity.variants import BuildContext, VariantRunError, get_variant, unregister_variant, variant_names
 from onnxparity.variants.isolate import run_isolated
 from onnxparity.variants.ort import OrtRunnable
 from parity_models import Elementwise, Mlp, OutlierMlp
@@ -331,6 +331,54 @@ def test_ort_gpu_matches_the_framework_at_the_default_tolerance(parity_session):
     result = check(parity_session, model(), ["ort-gpu", "ort-cpu"], examples=20)
     assert result["ort-gpu"].passed, result["ort-gpu"].message
     assert result["ort-gpu"].outputs[0].max_abs_error < 1e-5
+
+
+def test_io_binding_runs_give_the_plain_runs_outputs(tmp_path):
+    """The binding logic of ort-gpu's io_binding option, checked on the CPU (outputs bound to
+    "cpu"): two outputs of two dtypes, an int64 input, shapes that change between runs."""
+    from onnx import TensorProto, helper
+
+    from onnxparity.variants.ort import OrtRunnable
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["ids"], ["f"], to=TensorProto.FLOAT),
+            helper.make_node("Add", ["x", "f"], ["y"]),
+            helper.make_node("ArgMax", ["y"], ["label"], axis=1, keepdims=0),
+        ],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4]),
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 4]),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4]),
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]),
+        ],
+    )
+    path = str(tmp_path / "m.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    plain = OrtRunnable(path, ["CPUExecutionProvider"])
+    bound = OrtRunnable(path, ["CPUExecutionProvider"], binding="cpu")
+    rng = np.random.default_rng(0)
+    for batch in (1, 5, 2):
+        feeds = {
+            "x": rng.standard_normal((batch, 4)).astype(np.float32),
+            "ids": rng.integers(0, 9, (batch, 4))[:, ::-1],
+        }  # a non-contiguous view
+        got, want = bound.run(feeds), plain.run(feeds)
+        assert [g.dtype for g in got] == [np.float32, np.int64]
+        assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    with pytest.raises(VariantRunError, match="ids"):
+        bound.run({"x": np.zeros((1, 4), np.float32)})  # a missing input is the run's error
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs onnxruntime-gpu and an NVIDIA GPU (scripts/gpu-check.sh)")
+def test_ort_gpu_with_io_binding_matches_the_framework(parity_session):
+    options = {"ort-gpu": {"io_binding": True}}
+    result = check(parity_session, model(), ["ort-gpu"], examples=10, variant_options=options)
+    assert result["ort-gpu"].passed, result["ort-gpu"].message
 
 
 GPU_TEST = """
