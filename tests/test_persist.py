@@ -245,3 +245,20 @@ def test_a_reused_results_outputs_read_as_the_fresh_ones():
     again = _summary(lossy.to_dict())
     assert again.max_abs_error == float("inf") and again.max_rel_error != again.max_rel_error
     assert (again.min_cosine, again.sqnr_db, again.mismatched) == (0.99, 31.0, 3)
+
+
+def test_a_cache_that_cannot_be_written_or_read_never_fails_a_run(tmp_path):
+    """An entry whose files cannot be copied out is a miss; a read-only cache folder stores
+    nothing and the run goes on."""
+    store = Store(str(tmp_path / "cache"), 1 << 20)
+    source = _file(tmp_path, "model.onnx", "graph")
+    assert store.put("exports", "aa" * 20, [source], {})
+    (tmp_path / "blocked").write_text("a file where the folder should go")
+    assert store.get("exports", "aa" * 20, str(tmp_path / "blocked" / "out")) is None
+    os.chmod(tmp_path / "cache", 0o500)
+    try:
+        if os.access(tmp_path / "cache", os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        assert store.put("exports", "bb" * 20, [source], {}) is False
+    finally:
+        os.chmod(tmp_path / "cache", 0o700)

@@ -62,8 +62,8 @@ class Store:
         files = manifest.get("files") if isinstance(manifest, dict) else None
         if manifest.get("format") != FORMAT or not isinstance(files, dict):
             return self._corrupt(entry)
-        os.makedirs(into, exist_ok=True)
         try:
+            os.makedirs(into, exist_ok=True)
             for name, size in files.items():
                 source = os.path.join(entry, name)
                 if os.path.getsize(source) != size:
@@ -75,7 +75,7 @@ class Store:
                 # ("a potential hardlink attack", measured with onnx 1.23)
                 shutil.copyfile(source, target)
             os.utime(os.path.join(entry, MANIFEST))  # recently used: evicted last
-        except FileNotFoundError:  # evicted while we read it
+        except OSError:  # evicted while we read it, or unreadable here: a miss, never a failure
             self.counts["misses"] += 1
             return None
         self.counts["hits"] += 1
