@@ -283,3 +283,11 @@ def _write_v2(tmp_path):
     path = tmp_path / "v2.json"
     path.write_text(json.dumps(doc))
     return path
+
+
+def test_a_reused_result_is_marked_on_the_page(tmp_path):
+    doc = json.loads(_write_v2(tmp_path).read_text())
+    doc["schema_version"] = 3
+    doc["items"][0]["result"]["cached"] = {"from": "2026-11-29T10:00:00+00:00"}
+    data = _embedded(page(document.check_document(doc)))
+    assert data["items"][0]["cached"] == "2026-11-29T10:00:00+00:00"

@@ -140,6 +140,9 @@ def payload(
                 "room": cell[4],
                 "policy": cell[5],
                 "examples": result.get("examples"),
+                "cached": (result.get("cached") or {}).get("from")
+                if isinstance(result.get("cached"), Mapping)
+                else None,
                 "message": result.get("message") or "",
                 "divergence": result.get("divergence"),
                 "distribution": result.get("distribution"),

@@ -70,6 +70,7 @@
     if (item.worst) parts.push("worst " + item.worst);
     if (!isNaN(num(item.headroom))) parts.push(pct(num(item.headroom)) + " of the tolerance used");
     if (item.baseline) parts.push("vs baseline: " + item.baseline.text);
+    if (item.cached) parts.push("reused from the run of " + item.cached);
     return parts.join(" · ");
   }
 
@@ -115,7 +116,7 @@
         if (!item) { row.append(el("td", { class: "empty" })); continue; }
         const button = el("button", {
           class: "cell" + (item.weak.length ? " weak" : ""), "data-id": item.id, title: describe(item),
-          style: "background:" + colour(item), text: cellText(item), onclick: () => show(item.id),
+          style: "background:" + colour(item), text: cellText(item) + (item.cached ? " ↺" : ""), onclick: () => show(item.id),
         });
         row.append(el("td", {}, button));
       }
@@ -268,6 +269,7 @@
       ["tolerance used", isNaN(num(item.headroom)) ? null : num(item.headroom) > 1 ? pct(num(item.headroom)) : pct(num(item.headroom)) + " (headroom " + pct(1 - num(item.headroom)) + ")"],
       ["policy", item.policy],
       ["examples", item.examples],
+      ["reused", item.cached ? "computed in the run of " + item.cached + "; nothing it depends on has changed since" : null],
       ["model", item.model ? [item.model.name, item.model.exporter, item.model.opset ? "opset " + item.model.opset : ""].filter(Boolean).join(" · ") : null],
       ["first divergence", div ? div.op_type + " '" + div.node + "'" + (div.source ? " (" + div.source + ")" : "") + ": output '" + div.tensor +
         "' max abs error " + short(div.max_abs_error) + ", its inputs " + short(div.input_max_abs_error) : null],
