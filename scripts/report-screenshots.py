@@ -83,7 +83,9 @@ def test_{extra}(onnx_parity):
 
 
 def pytest(where: str, *args: str) -> None:
-    subprocess.run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=where, check=False)
+    """A fresh run (no results reused from the persistent cache): the pictures show real runs."""
+    command = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--onnx-parity-cache=off", *args]
+    subprocess.run(command, cwd=where, check=False)
 
 
 def shoot(page: str, out: str, click: str | None) -> None:
