@@ -1,0 +1,82 @@
+"""Where a tiny model's per-example time goes: Hypothesis's engine alone (a test drawing one
+integer, with and without ``target()``), the engine drawing onnxparity's examples without
+evaluating them, and a whole onnxparity check (the examples' MLP, 25 examples, ort-cpu).
+
+    .venv/bin/python benchmarks/engine.py
+
+Prints a Markdown table (copied into docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
+
+import run as bench  # noqa: E402
+from hypothesis import HealthCheck, given, settings, target  # noqa: E402
+from hypothesis import seed as hypothesis_seed  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from onnxparity.runner import ParitySession  # noqa: E402
+from onnxparity.strategies import examples  # noqa: E402
+
+N = 25
+OPTIONS = dict(max_examples=N, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+
+
+def per_example(strategy, body) -> float:
+    """Seconds per example of a Hypothesis test of ``strategy`` whose body is ``body``."""
+    count = [0]
+
+    @hypothesis_seed(1)
+    @settings(**OPTIONS)
+    @given(strategy)
+    def test(value):
+        count[0] += 1
+        body(value)
+
+    started = time.perf_counter()
+    test()
+    return (time.perf_counter() - started) / count[0]
+
+
+def main() -> None:
+    model, spec = bench.models()["MLP (examples)"]
+    with ParitySession() as session:
+        prepared = session.prepare(model, spec)
+        session.check_variant(prepared, spec, "ort-cpu", name="warm-up", examples=N)
+        ours = []
+        for i in range(7):
+            session.clear_example_caches()
+            started = time.perf_counter()
+            result = session.check_variant(prepared, spec, "ort-cpu", name=f"run{i}", examples=N)
+            ours.append((time.perf_counter() - started) / result.examples)
+    rows = [
+        (
+            "Hypothesis engine, one integer per example",
+            lambda: per_example(st.integers(0, 10**6), lambda x: None),
+        ),
+        (
+            "the same with target()",
+            lambda: per_example(st.integers(0, 10**6), lambda x: target(float(x % 7), label="t")),
+        ),
+        (
+            "the engine drawing onnxparity's examples, not evaluated",
+            lambda: per_example(examples(spec), lambda e: None),
+        ),
+    ]
+    print("| per example (MLP, 25 examples, ort-cpu) | ms |")
+    print("| --- | --- |")
+    for name, measure in rows:
+        print(f"| {name} | {statistics.median(measure() for _ in range(5)) * 1e3:.3f} |")
+    print(f"| a whole onnxparity check | {statistics.median(ours) * 1e3:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
