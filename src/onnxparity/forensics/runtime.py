@@ -58,19 +58,11 @@ def spec_values(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
 def ort_values(model, feeds: Mapping[str, np.ndarray], optimization: str = "none", names=None):
     """``names`` (default: every node output) of ``model`` on ``feeds``, ONNX Runtime on the CPU
     at graph optimization ``optimization`` ("none" keeps every value)."""
-    import onnxruntime as ort
-
-    from ..variants.ort import session_options
+    from ..variants.localize import tensor_values
 
     if names is None:
         names = {out for node in model.graph.node for out in node.output if out}
-    probe = with_outputs(model, set(names))
-    session = ort.InferenceSession(
-        probe.SerializeToString(), session_options(1, optimization), providers=["CPUExecutionProvider"]
-    )
-    wanted = [o.name for o in session.get_outputs()]
-    used = {i.name for i in session.get_inputs()}
-    return dict(zip(wanted, session.run(wanted, {k: v for k, v in feeds.items() if k in used})))
+    return tensor_values(with_outputs(model, set(names)), feeds, optimization=optimization)
 
 
 def localize_spec(
@@ -204,26 +196,15 @@ def _diverging(piece, feeds, tolerance, saved: str | None = None) -> tuple[str |
     model, leaving = piece
     if not leaving:
         return None, 0.0, 0, None, None
+    from ..variants.localize import tensor_values
+
     plain = ort_values(model, feeds, "none", leaving)
-    optimized = _optimized_values(model, feeds, leaving, saved)
+    optimized = tensor_values(model, feeds, optimization="all", saved=saved)  # its outputs: ``leaving``
     for name in leaving:
         error, nonfinite, diverges = off(plain[name], optimized[name], tolerance)
         if diverges:
             return name, error, nonfinite, plain[name], optimized[name]
     return None, 0.0, 0, None, None
-
-
-def _optimized_values(model, feeds, names, saved: str | None = None) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
-
-    from ..variants.ort import session_options
-
-    options = session_options(1, "all")
-    if saved:
-        options.optimized_model_filepath = saved
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    used = {i.name for i in session.get_inputs()}
-    return dict(zip(names, session.run(list(names), {k: v for k, v in feeds.items() if k in used})))
 
 
 def _bisect(low: int, high: int, parts: Callable[[int], bool]) -> int:
@@ -339,12 +320,15 @@ FUSIONS = {
 def _advice(model, feeds, tolerance, into: list[str]) -> list[str]:
     """The narrowest setting that keeps the unoptimized result, checked on this input: one
     transformer disabled (``disabled_optimizers``), else a lower optimization level."""
+    from ..variants.localize import tensor_values
+
     names = [o.name for o in model.graph.output]
     plain = ort_values(model, feeds, "none", names)
 
     def keeps(level: str = "all", disabled: tuple[str, ...] = ()) -> bool:
         return not any(
-            off(plain[n], v, tolerance)[2] for n, v in _outputs(model, feeds, level, disabled).items()
+            off(plain[n], v, tolerance)[2]
+            for n, v in tensor_values(model, feeds, optimization=level, disabled=disabled).items()
         )
 
     for base in dict.fromkeys(t for op in into for t in FUSIONS.get(op, ())):
@@ -365,22 +349,6 @@ def _advice(model, feeds, tolerance, into: list[str]) -> list[str]:
         "  only ORT_DISABLE_ALL keeps the unoptimized result on this input; report the rewrite to ONNX "
         "Runtime with the nodes above"
     ]
-
-
-def _outputs(model, feeds, level: str, disabled: tuple[str, ...]) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
-
-    from ..variants.ort import session_options
-
-    session = ort.InferenceSession(
-        model.SerializeToString(),
-        session_options(1, level),
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=list(disabled),
-    )
-    names = [o.name for o in session.get_outputs()]
-    used = {i.name for i in session.get_inputs()}
-    return dict(zip(names, session.run(names, {k: v for k, v in feeds.items() if k in used})))
 
 
 def _ancestors(nodes, start: int, stop: int, tensor: str) -> list[int]:

@@ -24,18 +24,31 @@ RELATIVE = 0.02
 
 
 def tensor_values(
-    model, feeds: Mapping[str, np.ndarray], providers=("CPUExecutionProvider",)
+    model,
+    feeds: Mapping[str, np.ndarray],
+    providers=("CPUExecutionProvider",),
+    *,
+    optimization: str = "none",
+    saved: str | None = None,
+    disabled: tuple[str, ...] = (),
 ) -> dict[str, np.ndarray]:
-    """Every output of ``model`` on ``feeds`` by name (ONNX Runtime, no graph optimization;
-    CPU unless ``providers`` says otherwise)."""
+    """Every output of ``model`` on ``feeds`` by name (ONNX Runtime, CPU unless ``providers``
+    says otherwise; feeds the graph does not take are left out). ``optimization``: the graph
+    optimization level ("none" keeps every value); ``saved``: where the optimized graph is
+    written; ``disabled``: optimizers turned off by name."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=list(providers))
+    from .ort import session_options
+
+    options = session_options(1, optimization)
+    if saved:
+        options.optimized_model_filepath = saved
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=list(providers), disabled_optimizers=list(disabled)
+    )
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, dict(feeds))))
+    used = {i.name for i in session.get_inputs()}
+    return dict(zip(names, session.run(names, {k: v for k, v in feeds.items() if k in used})))
 
 
 def explain_providers(
