@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -73,15 +74,18 @@ def environment(
     return env
 
 
+@functools.cache
+def version(name: str) -> str | None:
+    """The installed version of distribution ``name`` (None: not installed)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def installed_versions() -> dict[str, str]:
     """Versions of the installed distributions among :data:`VERSIONED`."""
-    versions = {}
-    for name in VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    return {name: found for name in VERSIONED if (found := version(name)) is not None}
 
 
 def cpu_name() -> str:

@@ -18,9 +18,9 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._machine import version
 from .cache import options_digest
 from .exporters.identity import onnxparity_digest
-from .exporters.stored import _version
 from .persist import digest
 from .report import OutputSummary, Power, VariantResult
 
@@ -61,7 +61,7 @@ def result_key(
         "rows": options_digest({"rows": dict(rows)}) if rows else "",
         "threads": session.config.threads,
         "coverage": session.config.coverage,
-        "versions": {p: _version(p) for p in (*PACKAGES, *packages)},
+        "versions": {p: version(p) for p in (*PACKAGES, *packages)},
         "onnxparity": onnxparity_digest(),
         "python": platform.python_version_tuple()[:2],
     }

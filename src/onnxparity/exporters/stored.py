@@ -11,24 +11,15 @@ says why (``model.cache``).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import platform
-from importlib import metadata
 from typing import Any
 
+from .._machine import version
 from . import ExportedModel, Exporter, export_folder
 from .identity import NotCacheable, onnxparity_digest
 
 KIND = "exports"
-
-
-@functools.cache
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def export_key(source: Exporter, subject: Any, spec: Any) -> tuple[str | None, str]:
@@ -45,7 +36,7 @@ def export_key(source: Exporter, subject: Any, spec: Any) -> tuple[str | None, s
         "code": code,
         "inputs": spec.input_digest,
         "opset": spec.opset,
-        "versions": {p: _version(p) for p in source.packages},
+        "versions": {p: version(p) for p in source.packages},
         "onnxparity": onnxparity_digest(),
         "python": platform.python_version_tuple()[:2],
     }
