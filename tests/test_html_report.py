@@ -291,3 +291,26 @@ def test_a_reused_result_is_marked_on_the_page(tmp_path):
     doc["items"][0]["result"]["cached"] = {"from": "2026-11-29T10:00:00+00:00"}
     data = _embedded(page(document.check_document(doc)))
     assert data["items"][0]["cached"] == "2026-11-29T10:00:00+00:00"
+
+
+def test_each_examples_input_size_is_measured_once_for_all_variants(parity_session, monkeypatch):
+    """The distribution's points read each input's max |value|: once per example, not once
+    per variant that checks it (the variants of a test share their examples)."""
+    import onnxparity as op
+    import onnxparity.cache as cache
+
+    calls = []
+    measure = cache.input_size
+    monkeypatch.setattr(cache, "input_size", lambda feeds: calls.append(1) or measure(feeds))
+    result = op.check(
+        onnx=matmul(W),
+        reference=lambda x: [np.tanh(x.astype(np.float64) @ W.astype(np.float64))],
+        inputs=[op.Input("x", ("batch", 8))],
+        dims={"batch": op.Dim(1, 3)},
+        examples=6,
+        variants=["ort-cpu", "ort-cpu-noopt"],
+        session=parity_session,
+        name="input sizes once",
+    )
+    evaluated = sum(v.distribution["examples"] for v in result.variants.values())
+    assert 0 < len(calls) < evaluated and len(calls) <= evaluated // 2 + 1

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from .distribution import input_size
 from .power import summarize
 from .spec import ParitySpec
 from .strategies import Example, materialize
@@ -132,11 +133,14 @@ class ExampleData:
         self.outputs = ArrayCache(OUTPUTS_CACHE_BYTES)
         self.feeds = ArrayCache(FEEDS_CACHE_BYTES)
         self.summaries: dict[OutputKey, list] = {}
+        #: each example's (input max |value|, input size), for the distribution's points
+        self.input_sizes: dict[ExampleKey, tuple[float, int]] = {}
 
     def clear(self) -> None:
         self.outputs.clear()
         self.feeds.clear()
         self.summaries.clear()
+        self.input_sizes.clear()
 
     def feeds_for(
         self, spec: ParitySpec, key: ExampleKey, rows: Mapping[str, np.ndarray]
@@ -166,6 +170,16 @@ class ExampleData:
             self.counts["reference_runs"] += 1
             self.outputs.put(cache_key, outputs)
         return outputs
+
+    def input_size(self, key: ExampleKey, feeds: Mapping[str, np.ndarray]) -> tuple[float, int]:
+        """:func:`~onnxparity.distribution.input_size` of an example, computed once for every
+        variant that checks it (a max and a min over each input: 1.2M values cost ~0.6 ms)."""
+        found = self.input_sizes.get(key)
+        if found is None:
+            found = self.input_sizes[key] = input_size(feeds)
+            if len(self.input_sizes) > SUMMARIES_KEPT:
+                self.input_sizes.pop(next(iter(self.input_sizes)))
+        return found
 
     def reference_summaries(self, pair: ModelPair, key: ExampleKey, expected: list) -> list:
         """What power needs of the reference's outputs on an example, computed once for every

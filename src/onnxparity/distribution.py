@@ -86,8 +86,8 @@ class Distribution:
         self.points: list[list] = []
         self._random = random.Random(0)  # the same points for the same examples
 
-    def add(self, verdict: Any, feeds: Mapping[str, Any]) -> None:
-        """One example: its verdict (every output) and its inputs."""
+    def add(self, verdict: Any, inputs: tuple[float, int]) -> None:
+        """One example: its verdict (every output) and its inputs' (max |value|, size)."""
         floats = [o for o in verdict.outputs if not o.exact and o.problem not in ("shape", "dtype")]
         if not floats:
             return
@@ -101,7 +101,7 @@ class Distribution:
         sqnr = min(sqnrs) if sqnrs else None
         if sqnr is not None:
             self.sqnr.add(sqnr)
-        magnitude, size = input_size(feeds)
+        magnitude, size = inputs
         point = [_round(magnitude), size, _round(error), _round(used), _round(sqnr)]
         if len(self.points) < MAX_POINTS:
             self.points.append(point)

@@ -149,7 +149,7 @@ class Search:
         session.timings["compare"] += clock() - started
         anchored = self.anchor.compare(key, feeds, expected) if self.anchor is not None else None
         self.tally.add_anchor_distances(anchored)
-        self.tally.distribution.add(verdict, feeds)
+        self.tally.distribution.add(verdict, data.input_size(key, feeds))
         verdict = self.tally.add(
             verdict, lambda: Evidence(example, feeds, expected, actual, verdict, anchor_verdict=anchored)
         )
