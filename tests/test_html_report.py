@@ -314,3 +314,28 @@ def test_each_examples_input_size_is_measured_once_for_all_variants(parity_sessi
     )
     evaluated = sum(v.distribution["examples"] for v in result.variants.values())
     assert 0 < len(calls) < evaluated and len(calls) <= evaluated // 2 + 1
+
+
+def test_an_opset_matrix_gets_the_advice_that_fits_every_opset():
+    """Two items of one variant (opsets 17 and 21): the pasted tolerance must pass both, so the
+    one that used more of its tolerance decides, whichever comes first."""
+    from onnxparity.report.advise import advise, marker_lines
+
+    def item(opset, used):
+        return {
+            "nodeid": f"t.py::test[ort-cpu-opset{opset}]",
+            "test": "t.py::test",
+            "item": f"ort-cpu-opset{opset}",
+            "kind": "parity",
+            "status": "passed",
+            "variant": "ort-cpu",
+            "result": {
+                "policy": {"kind": "tolerance", "atol": 1e-5, "rtol": 1e-4},
+                "examples": 20,
+                "distribution": {"examples": 20, "worst_tolerance_used": used},
+            },
+        }
+
+    for order in ((0.3, 0.05), (0.05, 0.3)):
+        lines = marker_lines(advise({"items": [item(17, order[0]), item(21, order[1])]}))
+        assert lines[1] == '    tolerance={"ort-cpu": op.Tolerance(atol=6e-06, rtol=6e-05)},', order

@@ -46,6 +46,9 @@ class Advice:
     examples: int = 0
     #: the advice is looser than what was declared (the item failed): only if that error is fine
     looser: bool = False
+    #: how much was lost (the worst share of the tolerance; under an Agreement, minus the worst
+    #: SQNR): of two items of one variant (an opset matrix), the larger one's advice is pasted
+    lost: float = 0.0
 
 
 def _up(value: float) -> float:
@@ -92,7 +95,7 @@ def _tolerance(item: Mapping[str, Any], policy: Mapping[str, Any], margin: float
     parts = [f"atol={atol:g}", f"rtol={rtol:g}"] + ([f"scaled={scaled:g}"] if scaled else [])
     declared = f"atol={policy.get('atol', 0):g}, rtol={policy.get('rtol', 0):g}"
     basis = f"worst {used:.2%} of {declared} over {examples} examples, x{margin:g}"
-    return Advice(*base, f"op.Tolerance({', '.join(parts)})", basis, examples, looser=used > 1)
+    return Advice(*base, f"op.Tolerance({', '.join(parts)})", basis, examples, used > 1, used)
 
 
 def _agreement(item: Mapping[str, Any], policy: Mapping[str, Any], margin: float) -> Advice:
@@ -107,8 +110,9 @@ def _agreement(item: Mapping[str, Any], policy: Mapping[str, Any], margin: float
     parts, seen, looser = [], [], False
     passed = item["status"] == "passed"
     # the worst example's cosine and SQNR where recorded, else the pooled values
-    cosine = least("min_cosine") if least("min_cosine") is not None else least("cosine")
-    sqnr = least("min_sqnr_db") if least("min_sqnr_db") is not None else least("sqnr_db")
+    cosine, sqnr = least("min_cosine"), least("min_sqnr_db")
+    cosine = least("cosine") if cosine is None else cosine
+    sqnr = least("sqnr_db") if sqnr is None else sqnr
     top1 = least("top1_rate")
     labels = [
         o.get("mismatched_rate") for o in outputs if o.get("top1_rate") is None and o.get("cosine") is None
@@ -137,7 +141,8 @@ def _agreement(item: Mapping[str, Any], policy: Mapping[str, Any], margin: float
             *base, None, "no metric was measured (every value within the default tolerance)", examples
         )
     basis = f"worst example's {', '.join(seen)} over {examples} examples, margin x{margin:g}"
-    return Advice(*base, f"op.Agreement({', '.join(parts)})", basis, examples, looser)
+    lost = -sqnr if sqnr is not None else (1 - cosine if cosine is not None else 0.0)
+    return Advice(*base, f"op.Agreement({', '.join(parts)})", basis, examples, looser, lost)
 
 
 def _base(item: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -167,8 +172,9 @@ def marker_lines(advice: list[Advice]) -> list[str]:
     by_test: dict[str, dict[str, Advice]] = {}
     for entry in advice:
         chosen = by_test.setdefault(entry.test, {})
-        if entry.variant not in chosen or entry.looser:  # an opset matrix: the loosest item wins
-            chosen[entry.variant] = entry
+        kept = chosen.get(entry.variant)
+        if kept is None or (entry.expression and (not kept.expression or entry.lost > kept.lost)):
+            chosen[entry.variant] = entry  # an opset matrix: the advice that fits both items
     lines = []
     for test, variants in by_test.items():
         lines.append(test)
