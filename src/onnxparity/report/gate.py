@@ -68,7 +68,7 @@ def _by_id(document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {item["nodeid"]: item for item in document["items"]}
 
 
-def _errors(item: Mapping[str, Any]) -> dict[str, float]:
+def output_errors(item: Mapping[str, Any]) -> dict[str, float]:
     """Max abs error per output of a parity item (those that have one; see :func:`error_value`)."""
     found = {}
     for out in dig(item, "result", "outputs") or []:
@@ -78,7 +78,7 @@ def _errors(item: Mapping[str, Any]) -> dict[str, float]:
     return found
 
 
-def _latency(item: Mapping[str, Any]) -> tuple[str, float] | None:
+def latency_of(item: Mapping[str, Any]) -> tuple[str, float] | None:
     """The latency item's measure (what, value), when it has a number for it."""
     if dig(item, "result", "budget", "max_ratio") is not None:
         what, value = "ratio", number(dig(item, "result", "measured", "ratio"))
@@ -133,8 +133,8 @@ def gate(
                 f"{nodeid}: passed in the baseline, skipped now (lost coverage): {_first_line(new)}"
             )
             continue
-        for output, value in _errors(new).items():
-            was = _errors(old).get(output)
+        for output, value in output_errors(new).items():
+            was = output_errors(old).get(output)
             if was is None:
                 continue
             if value > error_floor and value > max_error_growth * max(was, error_floor / max_error_growth):
@@ -142,7 +142,7 @@ def gate(
                     f"{nodeid}: output {output!r} max abs error grew from {was:.3g} to {value:.3g} "
                     f"(more than {max_error_growth:g}x; floor {error_floor:g})"
                 )
-        latency_new, latency_old = _latency(new), _latency(old)
+        latency_new, latency_old = latency_of(new), latency_of(old)
         enforced = dig(new, "result", "measured", "mode") == "enforce"
         if latency_new and latency_old and enforced and latency_new[0] == latency_old[0]:
             (what, value), (_, was) = latency_new, latency_old
@@ -173,11 +173,11 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
         changes = []
         if a["status"] != b["status"]:
             changes.append(f"{a['status']} -> {b['status']}")
-        ea, eb = _errors(a), _errors(b)
+        ea, eb = output_errors(a), output_errors(b)
         for output in sorted(set(ea) & set(eb)):
             if ea[output] != eb[output]:
                 changes.append(f"{output} max abs error {ea[output]:.3g} -> {eb[output]:.3g}")
-        la, lb = _latency(a), _latency(b)
+        la, lb = latency_of(a), latency_of(b)
         if la and lb and la[0] == lb[0] and la[1] != lb[1]:
             changes.append(f"latency {la[0]} {la[1]:.3g} -> {lb[1]:.3g}")
         if changes:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import worst_error
-from .gate import _latency, dig, number
+from .gate import dig, latency_of, number
 
 
 def labelled(
@@ -26,7 +26,7 @@ def _cell(item: Mapping[str, Any] | None, measure: str) -> str:
     if measure == "error":
         value = number(worst_error(dig(item, "result", "outputs") or []))
     else:
-        found = _latency(item)
+        found = latency_of(item)
         value = None if found is None else found[1]
     if value is None:
         return "—" if item["status"] != "failed" else "failed"

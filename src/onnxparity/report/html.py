@@ -25,7 +25,7 @@ from typing import Any
 from . import worst_error
 from .advise import DEFAULT_MARGIN, advise
 from .document import completeness
-from .gate import _errors, _latency, dig, number
+from .gate import dig, latency_of, number, output_errors
 from .render import rows, weak_reasons
 
 _ASSETS = os.path.join(os.path.dirname(__file__), "assets")
@@ -76,14 +76,14 @@ def _change(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dic
     if old["status"] != new["status"]:
         notes.append(f"{old['status']} → {new['status']}")
         direction = rank.get(new["status"], 1) - rank.get(old["status"], 1)
-    before, after = _errors(old), _errors(new)
+    before, after = output_errors(old), output_errors(new)
     for output in sorted(set(before) & set(after)):
         a, b = before[output], after[output]
         if a != b and max(a, b) > 0:
             notes.append(f"{output} max abs error {a:.3g} → {b:.3g}")
             if not direction and (b > 2 * a or a > 2 * b):
                 direction = 1 if b > a else -1
-    la, lb = _latency(old), _latency(new)
+    la, lb = latency_of(old), latency_of(new)
     if la and lb and la[0] == lb[0] and la[1] > 0:
         notes.append(f"latency {la[0]} {la[1]:.3g} → {lb[1]:.3g}")
         if not direction and abs(lb[1] / la[1] - 1) > 0.2:
@@ -99,7 +99,7 @@ def _history_points(nodeid: str, reports: Sequence[tuple[str, Mapping[str, Any]]
         if item is None:
             points.append({"label": label, "status": None, "error": None, "latency": None})
             continue
-        latency = _latency(item)
+        latency = latency_of(item)
         points.append(
             {
                 "label": label,
