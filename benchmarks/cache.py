@@ -1,8 +1,10 @@
 """The persistent cache's effect on a second CI run: `pytest --onnx-parity examples/` with every
-variant, run three times in fresh processes against one temporary cache folder — the first
-exports and stores, the second reuses everything, the third after one model's source file
-changed (a comment added to examples/test_mlp.py, in a copy of examples/) — each run's wall
-time (process start-up included) and what its report says of each export.
+variant, run in fresh processes against one temporary cache folder — the first exports and
+stores, the second reuses everything, the third after one model's source file changed (a comment
+added to examples/test_mlp.py, in a copy of examples/), the fourth with another seed (every
+search runs again, on stored exports and variant builds), the fifth the same with yet another
+seed on a copy of the cache without its variant builds (what the build cache saves) — each run's
+wall time (process start-up included) and what its report says of each export.
 
     .venv/bin/python benchmarks/cache.py
 
@@ -21,10 +23,15 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: every search runs again (another seed), on exports and variant builds from the cache
+SEARCH_AGAIN = "another seed (--onnx-parity-seed=1)"
+NO_BUILDS = "yet another seed, variant builds removed from the cache"
 VARIANTS = "ort-cpu,ort-cpu-noopt,onnx-reference,ort-gpu,int8-dynamic,int8-static,fp16"
 
 
-def run(project: str, cache: str, report: str) -> tuple[float, collections.Counter]:
+def run(
+    project: str, cache: str, report: str, extra: tuple[str, ...] = ()
+) -> tuple[float, collections.Counter]:
     started = time.perf_counter()
     subprocess.run(
         [
@@ -40,6 +47,7 @@ def run(project: str, cache: str, report: str) -> tuple[float, collections.Count
             f"--onnx-parity-variants={VARIANTS}",
             f"--onnx-parity-cache={cache}",
             f"--onnx-parity-report={report}",
+            *extra,
         ],
         cwd=project,
         check=False,
@@ -65,11 +73,17 @@ def main() -> None:
         shutil.copy(os.path.join(ROOT, "pyproject.toml"), project)
         cache = os.path.join(scratch, "cache")
         rows = []
-        for name in ("first run", "second run", "after a change to test_mlp.py"):
+        for name in ("first run", "second run", "after a change to test_mlp.py", SEARCH_AGAIN, NO_BUILDS):
             if name.startswith("after"):
                 with open(os.path.join(project, "examples", "test_mlp.py"), "a") as f:
                     f.write("\n# a comment: the file changed, so its model is exported again\n")
-            wall, exports = run(project, cache, os.path.join(scratch, "r.json"))
+            extra = {SEARCH_AGAIN: ("--onnx-parity-seed=1",), NO_BUILDS: ("--onnx-parity-seed=2",)}.get(
+                name, ()
+            )
+            if name == NO_BUILDS:
+                shutil.copytree(cache, cache + "-exports-only", ignore=shutil.ignore_patterns("variants"))
+                cache += "-exports-only"
+            wall, exports = run(project, cache, os.path.join(scratch, "r.json"), extra)
             rows.append((name, wall, exports))
         print("| run | wall (s) | vs first | exports stored | reused | not cached |")
         print("| --- | --- | --- | --- | --- | --- |")

@@ -262,3 +262,40 @@ def test_a_cache_that_cannot_be_written_or_read_never_fails_a_run(tmp_path):
         assert store.put("exports", "bb" * 20, [source], {}) is False
     finally:
         os.chmod(tmp_path / "cache", 0o700)
+
+
+def test_built_variants_are_reused_across_runs_and_a_new_option_builds_again(tmp_path):
+    """int8 (dynamic and static, calibrated on drawn inputs) and fp16 conversions are stored
+    beside the export: a later run whose search differs (more examples) converts nothing; another
+    option of a variant converts that variant again."""
+    import torch
+
+    import onnxparity as op
+    from onnxparity.config import ParityConfig
+    from onnxparity.runner import ParitySession
+    from parity_models import Mlp
+
+    torch.manual_seed(0)
+    model = Mlp().eval()
+    lossy = ("int8-dynamic", "int8-static", "fp16")
+    spec = op.ParitySpec(inputs=(op.Input("x", ("batch", 16)),), dims={"batch": op.Dim(1, 4)}, variants=lossy)
+
+    def run(examples, spec=spec):
+        config = ParityConfig(reproducer_dir=str(tmp_path / "r"), cache_dir=str(tmp_path / "cache"))
+        with ParitySession(config) as session:
+            pair = session.prepare(model, spec)
+            statuses = [
+                session.check_variant(pair, spec, v, name="t", examples=examples).status for v in lossy
+            ]
+            return statuses, session.counts["exports"], session.counts["cached_builds"]
+
+    assert run(3) == (["passed"] * 3, 1, 0)
+    assert run(4) == (["passed"] * 3, 0, 3)  # a new search: the export and all three builds reused
+    assert len(os.listdir(tmp_path / "cache" / "variants")) >= 1
+    other = op.ParitySpec(
+        inputs=spec.inputs,
+        dims=spec.dims,
+        variants=lossy,
+        variant_options={"int8-dynamic": {"per_channel": True}},
+    )
+    assert run(5, other) == (["passed"] * 3, 0, 2)  # only int8-dynamic converts again

@@ -290,7 +290,7 @@ SETTINGS: tuple[Setting, ...] = (
         FLAG_CACHE,
         "onnx_parity_cache",
         "auto",
-        "the persistent cache of exports across runs: auto (.onnxparity/cache under the rootdir; a library "
+        "the persistent cache of exports, variant conversions and passing results across runs: auto (.onnxparity/cache under the rootdir; a library "
         "ParitySession keeps none unless given a folder), off, or a folder; safe to delete (default {default})",
         parse_cache_dir,
         "DIR",

@@ -180,12 +180,17 @@ class ParitySession:
                 options=options,
                 sample_feeds=sampler(spec, rows, SAMPLE_SEED),
                 name=name,
+                cache_root=self.store.root if self.store is not None else "",
+                cache_mb=self.config.cache_mb,
+                cache_key=pair.exported.cache_key and f"{pair.exported.cache_key}-{options_digest(options)}",
             )
             os.makedirs(context.workdir, exist_ok=True)
             started = time.perf_counter()
             try:
                 built = self._build(info, context, isolated)
                 self.counts["sessions"] += 1
+                log = getattr(built, "build_cache", None) or context.cache_log
+                self.counts["cached_builds"] += sum("reused" in line for line in log)
             except OnnxParityError as exc:
                 built = exc
             except Exception as exc:  # a builder's own error is that variant's error, never a crash

@@ -14,7 +14,8 @@ Knows nothing of frameworks or pytest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,6 +54,10 @@ def explain_with(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any 
     return list(explain(feeds, tolerance=tolerance) if takes else explain(feeds))
 
 
+#: the persistent cache's kind for built variants' files
+BUILDS = "variants"
+
+
 def _no_samples(count: int, same_shape: bool = False) -> list[dict[str, np.ndarray]]:
     return []
 
@@ -72,6 +77,54 @@ class BuildContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     sample_feeds: Callable[..., list[dict[str, np.ndarray]]] = _no_samples
     name: str = ""
+    #: the persistent cache (:mod:`onnxparity.persist`): its folder and size, and the key of
+    #: the model this build converts ("" when the model is not cached: every step is built)
+    cache_root: str = ""
+    cache_mb: int = 0
+    cache_key: str = ""
+    #: what :meth:`stored` did, one line per step (the runnable reports it as ``build_cache``)
+    cache_log: list[str] = field(default_factory=list)
+
+    def stored(
+        self, step: str, parts: Mapping[str, Any], outputs: Sequence[str], build: Callable[[], Any]
+    ) -> bool:
+        """Files ``outputs`` (paths in :attr:`workdir`) of a conversion ``step`` whose result
+        depends only on the model, ``parts`` (options, a digest of calibration data) and the
+        versions of onnxruntime, onnx and numpy:
+        copied from the persistent cache when an earlier run stored them, else made by
+        ``build()`` and stored once it returns (a step that raises stores nothing). True when
+        reused. A cache that cannot be read or written never fails a build."""
+        from ..persist import Store, digest
+
+        if not (self.cache_root and self.cache_key):
+            build()
+            return False
+        store = Store(self.cache_root, self.cache_mb << 20)
+        from .._machine import version
+
+        tools = {p: version(p) for p in ("onnxruntime", "onnx", "numpy")}  # what converted the file
+        key = digest(
+            {
+                "model": self.cache_key,
+                "variant": self.name,
+                "step": step,
+                "parts": dict(parts),
+                "tools": tools,
+            }
+        )
+        meta = store.get(BUILDS, key, self.workdir)
+        if meta is not None and {os.path.basename(p) for p in outputs} <= set(meta.get("files", ())):
+            self.cache_log.append(f"{step}: reused from the persistent cache")
+            return True
+        build()
+        # a model past protobuf's limit keeps its weights beside it (onnxutils.save_model)
+        files = [f for p in outputs for f in (p, p + ".data") if os.path.isfile(f)]
+        kept = store.put(BUILDS, key, files, {"files": [os.path.basename(f) for f in files], "step": step})
+        self.cache_log.append(
+            f"{step}: "
+            + ("stored in the persistent cache" if kept else "not stored (the cache cannot be written)")
+        )
+        return False
 
     def option(self, key: str, default: Any, allowed: Any = None) -> Any:
         """An option's value, checked against ``allowed`` (a collection of values, or a type)."""

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from ..cache import options_digest
 from ..errors import InvalidSpec, VariantBuildError, VariantUnavailable
 from ..onnxutils import is_standard_domain, load_model, quiet, save_model, working_directory
 from ..spec import Agreement
@@ -162,7 +163,17 @@ def build_int8_dynamic(context: BuildContext) -> QuantRunnable:
 
     target = os.path.join(context.workdir, "int8-dynamic.onnx")
     try:
-        quantize(excluded, target)
+        context.stored(
+            "quantize_dynamic",
+            {
+                "per_channel": per_channel,
+                "reduce_range": reduce_range,
+                "op_types": op_types,
+                "excluded": excluded,
+            },
+            [target],
+            lambda: quantize(excluded, target),
+        )
     except Exception as exc:
         raise VariantBuildError(f"quantize_dynamic failed: {type(exc).__name__}: {exc}") from exc
     if not quantized_ops(target):
@@ -282,17 +293,18 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
     feeds, origin = _calibration_feeds(context, input_names, same_shape=method != "minmax")
     if not feeds:
         raise VariantBuildError("no calibration inputs: declare inputs= so that they can be drawn")
-    prepared = os.path.join(context.workdir, "preprocessed.onnx")
-    with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
-        for symbolic in (True, False):  # symbolic shape inference fails on some exports
-            try:
-                quant_pre_process(source, prepared, skip_symbolic_shape=not symbolic)
-                break
-            except Exception:
-                continue
-        else:
-            prepared = source  # preprocessing is an optimization, not a requirement
+    preprocessed = os.path.join(context.workdir, "preprocessed.onnx")
     target = os.path.join(context.workdir, "int8-static.onnx")
+    prepared = preprocessed
+
+    def preprocess() -> None:
+        with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
+            for symbolic in (True, False):  # symbolic shape inference fails on some exports
+                try:
+                    quant_pre_process(source, preprocessed, skip_symbolic_shape=not symbolic)
+                    return
+                except Exception:
+                    continue
 
     def quantize(nodes: list[str], path: str) -> str:
         with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
@@ -314,8 +326,25 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
             )
         return path
 
-    try:
+    def build() -> None:
+        nonlocal prepared
+        preprocess()
+        if not os.path.isfile(preprocessed):
+            prepared = source  # preprocessing is an optimization, not a requirement
         quantize(excluded, target)
+
+    parts = {
+        "method": method,
+        "per_channel": per_channel,
+        "op_types": op_types,
+        "excluded": excluded,
+        "calibration": options_digest({"feeds": feeds}),
+    }
+    try:
+        if context.stored("quantize_static", parts, [preprocessed, target], build) and not os.path.isfile(
+            preprocessed
+        ):
+            prepared = source
     except Exception as exc:
         raise VariantBuildError(
             f"quantize_static failed ({method} calibration on {origin}): {type(exc).__name__}: "
@@ -369,23 +398,32 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
             "they have no float16 kernels, and converting the standard operators around them (as the "
             "converter does) tests nothing a float16 deployment runs; drop fp16 from this model's variants"
         )
-    try:
-        with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
-            converted = convert_fp16(model, blocked)
-    except Exception as exc:
-        raise VariantBuildError(f"fp16 conversion failed: {type(exc).__name__}: {exc}") from exc
-    halves = {t.name for t in converted.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16} | {
-        v.name for v in converted.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
-    }
-    # Casts alone (around the inputs and outputs, kept float32) convert nothing.
-    computing = [n for n in converted.graph.node if n.op_type != "Cast" and halves & {*n.input, *n.output}]
-    if not computing:
-        raise VariantUnavailable(
-            "nothing was converted to float16 (no float tensors outside the op block list; ops: "
-            f"{', '.join(sorted({n.op_type for n in model.graph.node})[:12])}); drop fp16 from this "
-            "model's variants"
-        )
-    target = save_model(converted, os.path.join(context.workdir, "fp16.onnx"))
+    target = os.path.join(context.workdir, "fp16.onnx")
+
+    def convert() -> None:
+        try:
+            with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
+                converted = convert_fp16(model, blocked)
+        except Exception as exc:
+            raise VariantBuildError(f"fp16 conversion failed: {type(exc).__name__}: {exc}") from exc
+        halves = {t.name for t in converted.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16} | {
+            v.name
+            for v in converted.graph.value_info
+            if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+        }
+        # Casts alone (around the inputs and outputs, kept float32) convert nothing.
+        computing = [
+            n for n in converted.graph.node if n.op_type != "Cast" and halves & {*n.input, *n.output}
+        ]
+        if not computing:
+            raise VariantUnavailable(
+                "nothing was converted to float16 (no float tensors outside the op block list; ops: "
+                f"{', '.join(sorted({n.op_type for n in model.graph.node})[:12])}); drop fp16 from this "
+                "model's variants"
+            )
+        save_model(converted, target)
+
+    context.stored("convert_float_to_float16", {"blocked": list(blocked)}, [target], convert)
     return HalfRunnable(
         target,
         float_path=context.model_path,

@@ -138,6 +138,8 @@ class IsolatedVariant:
         self.providers: tuple[str, ...] = ()
         self.model_path: str | None = None
         self._explains = False
+        #: what the build took from or gave to the persistent cache (BuildContext.cache_log)
+        self.build_cache: list[str] = []
         self._log_start = 0
         weakref.finalize(self, _close_all, self._holder)
         self._start()
@@ -234,6 +236,9 @@ class IsolatedVariant:
             "threads": context.threads,
             "options": dict(context.options),
             "name": context.name,
+            "cache_root": context.cache_root,
+            "cache_mb": context.cache_mb,
+            "cache_key": context.cache_key,
         }
         try:
             _send(connection.to_worker, ("build", self.reference, fields, list(sys.path)))
@@ -250,7 +255,7 @@ class IsolatedVariant:
         if reply[0] == "error":
             self.close()
             raise _ERRORS.get(reply[1], VariantBuildError)(reply[2])
-        _, self.output_names, self.providers, self.model_path, self._explains = reply
+        _, self.output_names, self.providers, self.model_path, self._explains, self.build_cache = reply
 
     def _crashed(self, error: type, doing: str, outcome: str) -> Exception:
         """The error of a worker whose pipe broke while ``doing``: the signal that ended it, the
@@ -398,6 +403,7 @@ def serve_fds(requests_fd: int, replies_fd: int, shared_fd: int) -> int:
             tuple(getattr(runnable, "providers", ()) or ()),
             getattr(runnable, "model_path", None),
             callable(getattr(runnable, "explain", None)),
+            list(context.cache_log),
         ),
     )
     while True:
