@@ -70,6 +70,8 @@ RULES: dict[str, set[str]] = {
     "stored_results.py": FRAMEWORKS | {"pytest", "hypothesis", ".variants", ".runner", ".plugin", ".search"},
     "persist.py": FRAMEWORKS
     | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner", ".report"},
+    "domains": FRAMEWORKS
+    | {"onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner", ".report", ".plugin"},
     "distribution.py": FRAMEWORKS
     | {"onnx", "onnxruntime", "pytest", "hypothesis", ".exporters", ".variants", ".runner"},
     "resources.py": FRAMEWORKS

@@ -21,6 +21,8 @@ import numpy as np
 from .agreement import BLOCK, Energies, agreement_parts, same_nonfinite
 from .explanation import explain_output, float_tolerance
 from .spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
+from .spec.inputs import NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES
+from .spec.policy import precision_tolerance
 
 #: rows of the worst-mismatch table kept per output.
 MAX_TABLE_ROWS = 10
@@ -148,6 +150,17 @@ def json_float(value: float | str | None) -> float | str | None:
 _KINDS = {"b": "bool", "O": "string", "U": "string", "S": "string", "i": "integer", "u": "integer"}
 
 
+def widen(array: np.ndarray) -> np.ndarray:
+    """``ml_dtypes``' narrow floats (bfloat16, float8) as float32 and int4/uint4 as int8/uint8:
+    numpy computes on them only through these (every value is exact in the wider type)."""
+    name = array.dtype.name
+    if name in NARROW_FLOAT_DTYPES:
+        return array.astype(np.float32)
+    if name in NARROW_INT_DTYPES:
+        return array.astype(np.int8 if name == "int4" else np.uint8)
+    return array
+
+
 def _kind(dtype: np.dtype) -> str:
     return _KINDS.get(dtype.kind, "float" if dtype.kind in "fc" else dtype.name)
 
@@ -169,11 +182,14 @@ def compare_output(
     )
     if expected.shape != actual.shape:
         return OutputComparison(passed=False, problem="shape", **base)
+    expected, actual = widen(expected), widen(actual)
     kind = _kind(expected.dtype)
     if kind != _kind(actual.dtype):
         return OutputComparison(passed=False, problem="dtype", **base)
 
     exact = kind != "float"
+    if not exact and tolerance is DEFAULT_TOLERANCE:  # none declared: the output's precision decides
+        tolerance = precision_tolerance(base["expected_dtype"], base["actual_dtype"])
     if not exact and tolerance.scaled:
         tolerance = tolerance.at_peak(_peak(expected))
     if not exact and fast:

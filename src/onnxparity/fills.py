@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .spec import Input
+from .spec.inputs import FLOAT_DTYPES, INT_DTYPES, NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES, numpy_dtype
 
 #: data patterns in shrink order: the simplest first.
 PATTERNS = ("zeros", "constant", "uniform", "normal", "extremes", "sparse")
@@ -60,7 +61,9 @@ def has_boundaries(item: Input) -> bool:
 def unit_band(item: Input) -> tuple[float, float] | None:
     """[0, 1], else [-1, 1], where it lies inside a declared range wider than 2 (pixels of
     0-255, epoch seconds): the band of the explicit band example, drawn half of the time."""
-    if not item.dtype.startswith("float") or item.high - item.low <= 2:  # [-1, 1] and narrower: none
+    if (
+        item.dtype not in FLOAT_DTYPES + NARROW_FLOAT_DTYPES or item.high - item.low <= 2
+    ):  # [-1, 1] and narrower: none
         return None
     for low, high in ((0.0, 1.0), (-1.0, 1.0)):
         if item.low <= low and high <= item.high:
@@ -116,14 +119,19 @@ def _boundary(item: Input, values: np.ndarray, rng: np.random.Generator) -> np.n
 
 
 def _numpy_dtype(item: Input) -> np.dtype:
-    return np.dtype(object) if item.dtype == "str" else np.dtype(item.dtype)
+    return numpy_dtype(item.dtype)
 
 
 def fill(
     item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator, *, within: int | None = None
 ) -> np.ndarray:
     """An array of ``shape`` for ``item`` filled by ``pattern``, within its domain (``within``:
-    the sequence length a ``lengths`` input's values lie within)."""
+    the sequence length a ``lengths`` input's values lie within). Shape ``()`` gives a 0-d
+    array, never a numpy scalar (arrays are made read-only, which a scalar cannot be)."""
+    return np.asarray(_fill_any(item, shape, pattern, rng, within))
+
+
+def _fill_any(item: Input, shape, pattern: str, rng: np.random.Generator, within: int | None) -> np.ndarray:
     if item.kind == "mask":
         return _fill_mask(item, shape, pattern, rng)
     if item.kind == "lengths":
@@ -132,13 +140,13 @@ def fill(
     if item.dtype == "str":
         return _fill_str(item, shape, pattern, rng)
     if pattern == "nan":
-        values = _fill_float(item, shape, "uniform", rng).astype(item.dtype)
+        values = np.asarray(_fill_float(item, shape, "uniform", rng).astype(numpy_dtype(item.dtype)))
         values[rng.random(shape) < NAN_DENSITY] = np.nan
         return values
-    dtype = np.dtype(item.dtype)
+    dtype = numpy_dtype(item.dtype)
     if dtype == np.bool_:
         return _fill_bool(shape, pattern, rng)
-    if dtype.kind in "iu":
+    if item.dtype in INT_DTYPES or item.dtype in NARROW_INT_DTYPES:
         return _fill_int(item, shape, pattern, rng).astype(dtype, copy=False)
     return _fill_float(item, shape, pattern, rng).astype(dtype, copy=False)
 

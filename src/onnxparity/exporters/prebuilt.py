@@ -28,18 +28,53 @@ from ..onnxutils import (
 from ..spec import Input, ParitySpec
 from . import ExportedModel, Exporter, Reference, axis_name, register_exporter, specialised_dims
 
-#: ONNX element types an inferred input may have, by their TensorProto number.
+#: ONNX element types an inferred input may have (TensorProto numbers -> canonical dtypes)
 _ONNX_DTYPES = {
     1: "float32",
     2: "uint8",
     3: "int8",
+    4: "uint16",
+    5: "int16",
     6: "int32",
     7: "int64",
     8: "str",
     9: "bool",
     10: "float16",
     11: "float64",
+    12: "uint32",
+    13: "uint64",
+    16: "bfloat16",
+    17: "float8_e4m3fn",
+    18: "float8_e4m3fnuz",
+    19: "float8_e5m2",
+    20: "float8_e5m2fnuz",
+    21: "uint4",
+    22: "int4",
 }
+
+
+def element_type_name(number: int) -> str:
+    """An ONNX element type's name (``tensor(float16)``'s ``float16``), never its bare number."""
+    import onnx
+
+    try:
+        return onnx.TensorProto.DataType.Name(number).lower()
+    except ValueError:
+        return f"element type {number}"
+
+
+def _type_name(value_type) -> str:
+    """How ONNX writes a value's type: tensor(float), seq(tensor(int64)), optional(...)."""
+    which = value_type.WhichOneof("value")
+    if which == "tensor_type":
+        return f"tensor({element_type_name(value_type.tensor_type.elem_type)})"
+    if which == "sequence_type":
+        return f"seq({_type_name(value_type.sequence_type.elem_type)})"
+    if which == "optional_type":
+        return f"optional({_type_name(value_type.optional_type.elem_type)})"
+    if which == "map_type":
+        return f"map({element_type_name(value_type.map_type.key_type)}, {_type_name(value_type.map_type.value_type)})"
+    return which or "an undefined type"
 
 
 def read_proto(onnx_model: Any):
@@ -88,20 +123,64 @@ def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
     for value in proto.graph.input:
         if value.name in initializers:
             continue
+        if value.type.WhichOneof("value") != "tensor_type":
+            raise InvalidSpec(
+                f"ONNX input {value.name!r} is a {_type_name(value.type)}: onnxparity draws tensors only, so "
+                "a graph taking sequences, optionals or maps cannot be checked on drawn inputs; check the "
+                "part of the model after it (its tensors) instead"
+            )
         tensor = value.type.tensor_type
         dtype = _ONNX_DTYPES.get(tensor.elem_type)
         if dtype is None:
             raise InvalidSpec(
-                f"ONNX input {value.name!r} has element type {tensor.elem_type}: declare inputs= yourself"
+                f"ONNX input {value.name!r} is a {_type_name(value.type)}: onnxparity draws none "
+                f"(it draws {', '.join(sorted(set(_ONNX_DTYPES.values())))})"
             )
         shape = tuple(
-            d.dim_value
-            if d.HasField("dim_value") and d.dim_value > 0
-            else axis_name(value.name, axis, d.dim_param)
+            d.dim_value if d.HasField("dim_value") else axis_name(value.name, axis, d.dim_param)
             for axis, d in enumerate(tensor.shape.dim)
         )
         inputs.append(Input(value.name, shape, dtype=dtype))
-    return tuple(inputs)
+    if not inputs:
+        raise InvalidSpec(
+            "the ONNX graph has no inputs (its outputs are constants of the file): there is no input "
+            "space to search; check the model that computes them"
+        )
+    return within_domains(proto, inputs)
+
+
+def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
+    """``inputs`` with the value ranges the graph states for them (:mod:`onnxparity.domains`);
+    InvalidSpec naming the input and the op where no drawn value would be valid."""
+    from ..domains import Undrawable, derive
+    from ..spec.inputs import _INT_LIMITS
+
+    found = derive(proto, inputs)
+    ranged = []
+    for item in inputs:
+        domain = found.get(item.name)
+        if isinstance(domain, Undrawable):
+            shape = tuple(item.shape)
+            raise InvalidSpec(
+                f"ONNX input {item.name!r}: {domain.why}, so drawn values would be rejected; declare inputs= "
+                f"with its value fixed, e.g. op.Input({item.name!r}, {shape}, dtype={item.dtype!r}, low=v, high=v), "
+                "or make it an initializer of the file"
+            )
+        if domain is None or item.dtype in ("bool", "str"):
+            ranged.append(item)
+            continue
+        low, high = domain.low, domain.high
+        if item.dtype in _INT_LIMITS:
+            limits = _INT_LIMITS[item.dtype]
+            low, high = max(int(np.ceil(low)), int(limits.min)), min(int(np.floor(high)), int(limits.max))
+        if low > high:
+            raise InvalidSpec(f"ONNX input {item.name!r}: {domain.why}, which no {item.dtype} value fits")
+        ranged.append(Input(item.name, item.shape, dtype=item.dtype, low=low, high=high))
+    return tuple(ranged)
+
+
+def value_kind(value) -> str:
+    return value.type.WhichOneof("value") or ""
 
 
 def check_input_names(model_proto, spec: ParitySpec) -> None:
@@ -126,6 +205,16 @@ def check_input_types(model_proto, spec: ParitySpec) -> None:
     for item in spec.inputs:
         tensor = graph_inputs[item.name].type.tensor_type
         elem = _ONNX_DTYPES.get(tensor.elem_type)
+        if value_kind(graph_inputs[item.name]) != "tensor_type":
+            raise InvalidSpec(
+                f"Input({item.name!r}) is declared a tensor but the ONNX graph's input is a "
+                f"{_type_name(graph_inputs[item.name].type)}: onnxparity draws tensors only"
+            )
+        if elem is None and tensor.elem_type:
+            raise InvalidSpec(
+                f"Input({item.name!r}): the ONNX graph's input is a {_type_name(graph_inputs[item.name].type)}, "
+                "which onnxparity does not draw"
+            )
         if elem is not None and elem != item.dtype:
             raise InvalidSpec(
                 f"Input({item.name!r}) is declared {item.dtype} but the ONNX graph's input is {elem}: "
@@ -175,6 +264,12 @@ def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
             write_atomic(path, data)
     check_input_names(proto, spec)
     check_input_types(proto, spec)
+    for output in proto.graph.output:
+        if value_kind(output) not in ("tensor_type", ""):
+            raise InvalidSpec(
+                f"ONNX output {output.name!r} is a {_type_name(output.type)}: onnxparity compares tensors only; "
+                "check the model with that output split into tensors (SequenceAt, OptionalGetElement)"
+            )
     return ExportedModel(
         path=path,
         input_names=tuple(i.name for i in spec.inputs),
@@ -182,8 +277,34 @@ def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
         exporter="prebuilt ONNX",
         opset=default_opset(proto),
         key=key,
-        notes=tuple(specialised_dims(proto, spec)),
+        notes=(*specialised_dims(proto, spec), *declared_outside(proto, spec)),
     )
+
+
+def declared_outside(proto, spec: ParitySpec) -> list[str]:
+    """A note for each declared input whose range reaches past what the graph states for it
+    (:mod:`onnxparity.domains`): the check will draw values the graph's ops reject."""
+    from ..domains import Domain, Undrawable, derive
+
+    try:
+        found = derive(proto, spec.inputs)
+    except Exception:  # reading domains is a help: a graph it cannot read gets no note
+        return []
+    notes = []
+    for item in spec.inputs:
+        domain = found.get(item.name)
+        if item.dtype in ("bool", "str") or item.low is None:
+            continue
+        if isinstance(domain, Domain) and (item.low < domain.low or item.high > domain.high):
+            notes.append(
+                f"Input({item.name!r}) is declared {item.low:g}…{item.high:g}, but the graph takes "
+                f"{domain.low:g}…{domain.high:g} there ({domain.why}): values outside are rejected"
+            )
+        elif isinstance(domain, Undrawable) and item.low != item.high:
+            notes.append(
+                f"Input({item.name!r}): {domain.why}; drawn values may be rejected (declare low=high)"
+            )
+    return notes
 
 
 class CallableExporter(Exporter):

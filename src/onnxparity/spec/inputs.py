@@ -14,23 +14,60 @@ import numpy as np
 
 from ..errors import InvalidSpec
 
-#: dtypes an :class:`Input` may declare, by canonical name.
-SUPPORTED_DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int32", "int64", "bool", "str")
+#: float dtypes numpy has natively, and the narrow ones ``ml_dtypes`` adds (what ONNX's
+#: bfloat16, float8 and int4 tensors are in numpy), by canonical name.
+FLOAT_DTYPES = ("float16", "float32", "float64")
+NARROW_FLOAT_DTYPES = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz")
+INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
+NARROW_INT_DTYPES = ("int4", "uint4")
 
-#: value range used when an Input gives no ``low``/``high``.
+#: dtypes an :class:`Input` may declare, by canonical name.
+SUPPORTED_DTYPES = (*FLOAT_DTYPES, *NARROW_FLOAT_DTYPES, *INT_DTYPES, *NARROW_INT_DTYPES, "bool", "str")
+
+#: value range used when an Input gives no ``low``/``high``: [-1, 1] for floats, an int8 or
+#: uint8 (and int4, uint4) input's whole range, [0, 100] for wider integers.
 DEFAULT_RANGES: dict[str, tuple[float, float]] = {
-    "float16": (-1.0, 1.0),
-    "float32": (-1.0, 1.0),
-    "float64": (-1.0, 1.0),
+    **{name: (-1.0, 1.0) for name in (*FLOAT_DTYPES, *NARROW_FLOAT_DTYPES)},
+    **{name: (0, 100) for name in INT_DTYPES},
     "int8": (-128, 127),
     "uint8": (0, 255),
-    "int32": (0, 100),
-    "int64": (0, 100),
+    "int4": (-8, 7),
+    "uint4": (0, 15),
     "bool": (0, 1),
     "str": (0, 1),
 }
 
-_INT_LIMITS = {name: np.iinfo(name) for name in ("int8", "uint8", "int32", "int64")}
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The numpy dtype of a canonical dtype name (``ml_dtypes``' for the narrow kinds)."""
+    if name == "str":
+        return np.dtype(object)
+    if name in NARROW_FLOAT_DTYPES or name in NARROW_INT_DTYPES:
+        import ml_dtypes
+
+        return np.dtype(getattr(ml_dtypes, name))
+    return np.dtype(name)
+
+
+def _int_limits(name: str) -> Any:
+    if name in NARROW_INT_DTYPES:
+        import ml_dtypes
+
+        return ml_dtypes.iinfo(getattr(ml_dtypes, name))
+    return np.iinfo(name)
+
+
+_INT_LIMITS = {name: _int_limits(name) for name in (*INT_DTYPES, *NARROW_INT_DTYPES)}
+
+#: the largest finite value of each float dtype (a declared range must fit it)
+_FLOAT_MAX = {
+    "float16": 65504.0,
+    "bfloat16": 3.3895e38,
+    "float8_e4m3fn": 448.0,
+    "float8_e4m3fnuz": 240.0,
+    "float8_e5m2": 57344.0,
+    "float8_e5m2fnuz": 57344.0,
+}
 
 #: what an :class:`Input`'s values are: plain values in a range, a 0/1 mask of real tokens,
 #: or per-row lengths.
@@ -178,8 +215,8 @@ class Input:
                 if not entry.isidentifier():
                     raise InvalidSpec(f"{where}: dim name {entry!r} at axis {axis} must be an identifier")
             elif _is_int(entry):
-                if entry < 1:
-                    raise InvalidSpec(f"{where}: axis {axis} has size {entry}; sizes must be >= 1")
+                if entry < 0:  # 0: a zero-length axis, which ONNX allows and some graphs fix
+                    raise InvalidSpec(f"{where}: axis {axis} has size {entry}; sizes must be >= 0")
             else:
                 raise InvalidSpec(
                     f"{where}: axis {axis} is {entry!r}; use an int or a dim name declared in dims="
@@ -193,7 +230,7 @@ class Input:
         default_dtype = "float32" if self.kind == "values" else "int64"
         dtype = _canonical_dtype(default_dtype if self.dtype is None else self.dtype, where)
         object.__setattr__(self, "dtype", dtype)
-        if self.allow_nan and dtype not in ("float16", "float32", "float64"):
+        if self.allow_nan and dtype not in (*FLOAT_DTYPES, *NARROW_FLOAT_DTYPES):
             raise InvalidSpec(f"{where}: allow_nan=True needs a float dtype, not {dtype}")
         self._check_domain(where, dtype)
         object.__setattr__(self, "boundaries", _boundaries(self.boundaries, where))
@@ -238,10 +275,13 @@ class Input:
                 )
         else:
             low, high = float(low), float(high)
-            if dtype == "float16" and max(abs(low), abs(high)) > 65504:
-                raise InvalidSpec(f"{where}: range [{low}, {high}] does not fit float16 (±65504)")
-        if low >= high:
-            raise InvalidSpec(f"{where}: low={low} must be smaller than high={high} (both are inclusive)")
+            largest = _FLOAT_MAX.get(dtype)
+            if largest is not None and max(abs(low), abs(high)) > largest:
+                raise InvalidSpec(f"{where}: range [{low}, {high}] does not fit {dtype} (±{largest:g})")
+        if low > high:
+            raise InvalidSpec(
+                f"{where}: low={low} is larger than high={high} (both are inclusive); swap them"
+            )
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
         self._check_special_ids(where)
@@ -345,10 +385,17 @@ class Input:
 def _canonical_dtype(dtype: Any, where: str) -> str:
     if dtype in (str, "str", "string", "object", object):
         return "str"
+    if isinstance(dtype, str) and dtype.replace("float8e", "float8_e") in SUPPORTED_DTYPES:
+        return dtype.replace("float8e", "float8_e")  # ONNX spells float8e4m3fn, ml_dtypes float8_e4m3fn
     try:
         name = np.dtype(dtype).name
     except TypeError:
         name = None
+    if name in ("complex64", "complex128"):
+        raise InvalidSpec(
+            f"{where}: dtype {name} is not drawn: ONNX Runtime has no complex tensors on its Python API; "
+            "check the model's real-valued part"
+        )
     if name not in SUPPORTED_DTYPES:
         raise InvalidSpec(f"{where}: unsupported dtype {dtype!r}; use one of {', '.join(SUPPORTED_DTYPES)}")
     return name

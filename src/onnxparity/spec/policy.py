@@ -50,6 +50,26 @@ class Tolerance:
 #: the tolerance a lossless variant gets when the declaration names none.
 DEFAULT_TOLERANCE = Tolerance()
 
+#: what DEFAULT_TOLERANCE becomes on an output of a narrower float type: two units in the last
+#: place at 1.0 (atol and rtol alike), since two correct computations each rounded once to
+#: that type may differ by one: float16 2^-9 (10 stored mantissa bits), bfloat16 2^-6 (7),
+#: float8 e4m3 2^-2 (3), e5m2 2^-1 (2). float32 and float64 keep DEFAULT_TOLERANCE.
+PRECISION_TOLERANCES = {
+    "float16": Tolerance(2.0**-9, 2.0**-9),
+    "bfloat16": Tolerance(2.0**-6, 2.0**-6),
+    "float8_e4m3fn": Tolerance(0.25, 0.25),
+    "float8_e4m3fnuz": Tolerance(0.25, 0.25),
+    "float8_e5m2": Tolerance(0.5, 0.5),
+    "float8_e5m2fnuz": Tolerance(0.5, 0.5),
+}
+
+
+def precision_tolerance(*dtypes: str) -> Tolerance:
+    """The default tolerance on an output of these dtypes (the reference's and the variant's):
+    the coarsest of theirs (:data:`PRECISION_TOLERANCES`), else :data:`DEFAULT_TOLERANCE`."""
+    found = [PRECISION_TOLERANCES[d] for d in dtypes if d in PRECISION_TOLERANCES]
+    return max(found, key=lambda t: t.rtol) if found else DEFAULT_TOLERANCE
+
 
 @dataclass(frozen=True)
 class Agreement:

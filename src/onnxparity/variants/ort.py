@@ -54,6 +54,26 @@ def session_options(threads: int = 1, optimization: str = "all"):
     return options
 
 
+#: tensor types ONNX Runtime's Python API cannot turn into or from numpy arrays (measured with
+#: onnxruntime 1.32: "Numpy_type 256 can't be converted to MLDataType" for ml_dtypes' bfloat16)
+UNFEEDABLE = frozenset(
+    f"tensor({t})"
+    for t in (
+        "bfloat16",
+        "float8e4m3fn",
+        "float8e4m3fnuz",
+        "float8e5m2",
+        "float8e5m2fnuz",
+        "int4",
+        "uint4",
+        "float4e2m1",
+        "float8e8m0",
+        "int2",
+        "uint2",
+    )
+)
+
+
 class OrtRunnable:
     """An ONNX Runtime session over one model file, with the given providers."""
 
@@ -77,6 +97,18 @@ class OrtRunnable:
             )
         except Exception as exc:
             raise VariantBuildError(f"ONNX Runtime could not load the model: {clean_message(exc)}") from exc
+        unfed = [
+            f"{kind} {v.name!r} is a {v.type}"
+            for kind, values in (("input", self.session.get_inputs()), ("output", self.session.get_outputs()))
+            for v in values
+            if v.type in UNFEEDABLE
+        ]
+        if unfed:
+            raise VariantUnavailable(
+                f"ONNX Runtime's Python API exchanges no {', '.join(sorted({u.rsplit(' ', 1)[1] for u in unfed}))} "
+                f"arrays with numpy ({'; '.join(unfed[:3])}), so this variant cannot run the model here; the "
+                "onnx-reference variant checks the file against the ONNX specification"
+            )
         self.model_path = model_path
         self.run_options = ort.RunOptions()
         self.run_options.log_severity_level = _QUIET
@@ -97,7 +129,7 @@ class OrtRunnable:
         device once), each output allocated on the device, all copied back at the end."""
         bound = self.session.io_binding()
         for name, value in feeds.items():
-            bound.bind_cpu_input(name, np.ascontiguousarray(value))
+            bound.bind_cpu_input(name, np.require(value, requirements="C"))  # 0-d stays 0-d
         for name in self.output_names:
             bound.bind_output(name, self.binding)
         self.session.run_with_iobinding(bound, self.run_options)

@@ -314,7 +314,8 @@ class _Shared:
 
     def put(self, feeds: Mapping[str, np.ndarray]) -> tuple:
         """The run request for ``feeds``: large numeric arrays laid out in the shared file."""
-        arrays = {name: np.ascontiguousarray(value) for name, value in feeds.items()}
+        # np.require, not np.ascontiguousarray: that one turns a 0-d array into shape (1,)
+        arrays = {name: np.require(value, requirements="C") for name, value in feeds.items()}
         total = sum(a.nbytes + 64 for a in arrays.values())
         if total < SHARED_FROM or any(a.dtype.kind not in "biufc" for a in arrays.values()):
             return ("run", arrays)

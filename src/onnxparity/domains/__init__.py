@@ -1,0 +1,144 @@
+"""Input domains read from the graph: the values a graph input may take, from the ops that
+consume it.
+
+A prebuilt ONNX file says what its inputs are for even where it declares no range: an input
+fed to ``Gather``'s indices must lie within the indexed axis, one fed to ``ReduceSum``'s axes
+within the rank, ``Tile``'s repeats and ``Pad``'s pads set how large the output grows, a
+``Div`` of integers needs a divisor that is not 0, ``QuantizeLinear``'s scale is positive.
+:func:`derive` follows each graph input to its consumers and gives either a :class:`Domain` (a
+value range, with the reason) or an :class:`Undrawable` (no honest range exists, such as
+``Reshape``'s target shape, which must multiply to the input's size): the caller then names the
+input, the op and how to declare it instead of drawing values the op rejects.
+
+Sizes are the smallest an axis can be (a symbolic axis of an inferred input: 1), so a derived
+range is valid for every drawn shape. Knows nothing of frameworks, runtimes or pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: the largest count, size or repeat a drawn input may ask for (outputs stay small)
+SMALL = 4
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A value range for one input (inclusive), and the ops it comes from."""
+
+    low: float
+    high: float
+    why: str
+
+
+@dataclass(frozen=True)
+class Undrawable:
+    """No range of drawn values is valid for this input; ``why`` names the op and the reason."""
+
+    why: str
+
+
+class _Graph:
+    """Smallest known sizes and ranks of the graph's tensors."""
+
+    def __init__(
+        self, proto: Any, min_sizes: Mapping[str, tuple[int | None, ...]], kinds: Mapping[str, str]
+    ) -> None:
+        import onnx
+
+        #: "int" for a graph input of an integer type (a divisor rule applies only to those)
+        self.kinds = kinds
+
+        self.shapes: dict[str, tuple[int | None, ...]] = dict(min_sizes)
+        for tensor in proto.graph.initializer:
+            self.shapes[tensor.name] = tuple(tensor.dims)
+        self.constants = {t.name for t in proto.graph.initializer}
+        for node in proto.graph.node:
+            if node.op_type == "Constant":
+                self.constants.update(node.output)
+        try:
+            inferred = onnx.shape_inference.infer_shapes(proto).graph.value_info
+        except Exception:  # shape inference is a help, never a requirement
+            inferred = []
+        for value in inferred:
+            if value.name not in self.shapes and value.type.tensor_type.HasField("shape"):
+                self.shapes[value.name] = tuple(
+                    d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim
+                )
+
+    def rank(self, name: str) -> int | None:
+        shape = self.shapes.get(name)
+        return None if shape is None else len(shape)
+
+    def size(self, name: str, axis: int) -> int | None:
+        """The smallest size of ``name``'s axis ``axis`` (negative counts from the end)."""
+        shape = self.shapes.get(name)
+        if shape is None or not -len(shape) <= axis < len(shape):
+            return None
+        return shape[axis]
+
+
+#: ops whose outputs hold some of the values of their inputs at these positions (rearranged,
+#: a part of them, or one of two): a rule met after them applies to the graph input, since
+#: every value it constrains came from it
+CARRIERS: dict[str, tuple[int, ...]] = {
+    **dict.fromkeys(("Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Transpose", "Expand"), (0,)),
+    **dict.fromkeys(("Slice", "Gather", "GatherElements", "Split", "Tile"), (0,)),
+    "Where": (1, 2),
+    "Concat": tuple(range(64)),
+}
+
+
+def _nodes(graph: Any):
+    """The graph's nodes, each followed by those of its subgraphs (an If's branches, a Loop's
+    body), which may read the outer graph's values by name."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for body in (*([attribute.g] if attribute.HasField("g") else []), *attribute.graphs):
+                yield from _nodes(body)
+
+
+def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
+    """The domain of each of ``inputs`` (:class:`~onnxparity.spec.Input`) the graph states,
+    by input name (inputs no rule constrains are absent)."""
+    min_sizes = {
+        i.name: tuple(e if isinstance(e, int) else 1 for e in i.shape)  # a symbolic axis: 1 at least
+        for i in inputs
+    }
+    kinds = {i.name: ("int" if i.dtype.startswith(("int", "uint")) else "other") for i in inputs}
+    graph = _Graph(proto, min_sizes, kinds)
+    # each graph input, and what carries its values on unchanged (an Unsqueeze of indices)
+    carried = {i.name: i.name for i in inputs}
+    consumers: dict[str, list[tuple[Any, int]]] = {i.name: [] for i in inputs}
+    for node in _nodes(proto.graph):  # (topologically sorted, as ONNX requires)
+        for position, name in enumerate(node.input):
+            if name in carried:
+                consumers[carried[name]].append((node, position))
+                if position in CARRIERS.get(node.op_type, ()):
+                    for output in node.output:
+                        carried[output] = carried[name]
+    from .rules import RULES
+
+    found: dict[str, Domain | Undrawable] = {}
+    for name, uses in consumers.items():
+        domains = []
+        for node, position in uses:
+            rule = RULES.get(node.op_type) if node.domain in ("", "ai.onnx", "ai.onnx.ml") else None
+            result = rule(node, position, graph) if rule is not None else None
+            if isinstance(result, Undrawable):
+                found[name] = result
+                break
+            if result is not None:
+                domains.append(result)
+        else:
+            if domains:
+                low = max(d.low for d in domains)
+                high = min(d.high for d in domains)
+                why = "; ".join(dict.fromkeys(d.why for d in domains))
+                found[name] = (
+                    Domain(low, high, why) if low <= high else Undrawable(f"no value fits all of: {why}")
+                )
+    return found

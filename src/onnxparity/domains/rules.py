@@ -1,0 +1,363 @@
+"""The rules of :mod:`onnxparity.domains`: for each op type, how each of its inputs constrains
+a graph input fed to it (a :class:`~onnxparity.domains.Domain`, an
+:class:`~onnxparity.domains.Undrawable`, or None: no constraint at that position)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import SMALL, Domain, Undrawable, _Graph
+
+
+def _attribute(node: Any, name: str, default: Any) -> Any:
+    import onnx
+
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return onnx.helper.get_attribute_value(attribute)
+    return default
+
+
+def _label(node: Any) -> str:
+    return f"{node.op_type} {node.name!r}" if node.name else node.op_type
+
+
+Rule = Callable[[Any, int, _Graph], "Domain | Undrawable | None"]
+
+
+def _indices(axis_of: Callable[[Any], int], negative: bool = True) -> Rule:
+    """Indices into one axis of the node's first input: within it (negative ones too)."""
+
+    def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+        if position != 1:
+            return None
+        axis = axis_of(node)
+        size = graph.size(node.input[0], axis)
+        if not size:
+            return Undrawable(
+                f"it holds indices of {_label(node)} into axis {axis} of {node.input[0]!r}, whose size is not "
+                "known before the run"
+            )
+        low = -size if negative else 0
+        return Domain(
+            low, size - 1, f"indices of {_label(node)} into axis {axis} of {node.input[0]!r} (size {size})"
+        )
+
+    return rule
+
+
+def _gather_nd(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    if position != 1:
+        return None
+    batch = _attribute(node, "batch_dims", 0)
+    shape = graph.shapes.get(node.input[0])
+    sizes = [s for s in (shape or ())[batch:] if s]
+    if not sizes:
+        return Undrawable(
+            f"it holds indices of {_label(node)} into {node.input[0]!r}, whose sizes are not known"
+        )
+    return Domain(
+        0, min(sizes) - 1, f"indices of {_label(node)} into {node.input[0]!r} (smallest axis {min(sizes)})"
+    )
+
+
+def _axes(first: int = 1, extra: int = 0) -> Rule:
+    """An axes input (at ``first``): within the rank of the node's first input (plus
+    ``extra``). A list of several axes may repeat one when drawn: undrawable."""
+
+    def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+        if position != first:
+            return None
+        rank = graph.rank(node.input[0])
+        count = graph.shapes.get(node.input[position])
+        if rank is None:
+            return Undrawable(
+                f"it lists axes of {_label(node)}, and the rank of {node.input[0]!r} is not known"
+            )
+        if count is None or (len(count) == 1 and count[0] != 1) or len(count) > 1:
+            return Undrawable(
+                f"it lists axes of {_label(node)}: drawn lists may repeat an axis, which the op rejects"
+            )
+        rank += extra
+        return Domain(-rank, rank - 1, f"an axis of {_label(node)} (rank {rank})")
+
+    return rule
+
+
+def _scalar_axis(position: int) -> Rule:
+    def rule(node: Any, at: int, graph: _Graph) -> Domain | Undrawable | None:
+        if at != position:
+            return None
+        rank = graph.rank(node.input[0])
+        if not rank:
+            return Undrawable(
+                f"it is the axis of {_label(node)}, and the rank of {node.input[0]!r} is not known"
+            )
+        return Domain(-rank, rank - 1, f"the axis of {_label(node)} (rank {rank})")
+
+    return rule
+
+
+def _small(*positions: int, low: float = 1, high: float = SMALL, what: str = "a size") -> Rule:
+    def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+        if position not in positions:
+            return None
+        return Domain(low, high, f"{what} of {_label(node)} (kept small: the output grows with it)")
+
+    return rule
+
+
+def _undrawable(*positions: int, why: str) -> Rule:
+    def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+        if position not in positions:
+            return None
+        return Undrawable(f"it is {why} of {_label(node)}")
+
+    return rule
+
+
+def _positive(*positions: int, what: str = "a scale", low: float = 0.0625, high: float = 1.0) -> Rule:
+    def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+        if position not in positions:
+            return None
+        return Domain(low, high, f"{what} of {_label(node)} (positive)")
+
+    return rule
+
+
+def _divisor(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    if position != 1 or graph.kinds.get(node.input[1]) != "int":
+        return None
+    return Domain(1, 100, f"an integer divisor of {_label(node)} (0 is undefined)")
+
+
+def _top_k(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    if position != 1:
+        return None
+    axis = _attribute(node, "axis", -1)
+    size = graph.size(node.input[0], axis)
+    if not size:
+        return Undrawable(
+            f"it is k of {_label(node)}, and the size of axis {axis} of {node.input[0]!r} is not known"
+        )
+    return Domain(0, size, f"k of {_label(node)} (at most the size {size} of axis {axis})")
+
+
+def _class_targets(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    """NegativeLogLikelihoodLoss / SoftmaxCrossEntropyLoss targets: classes along axis 1."""
+    if position != 1:
+        return None
+    classes = graph.size(node.input[0], 1)
+    if not classes:
+        return Undrawable(f"it holds class targets of {_label(node)}, and the number of classes is not known")
+    return Domain(0, classes - 1, f"class targets of {_label(node)} ({classes} classes)")
+
+
+def _sequence_lengths(position: int, axis_of: Callable[[Any], int]) -> Rule:
+    def rule(node: Any, at: int, graph: _Graph) -> Domain | Undrawable | None:
+        if at != position:
+            return None
+        axis = axis_of(node)
+        size = graph.size(node.input[0], axis)
+        if not size:
+            return Undrawable(
+                f"it holds sequence lengths of {_label(node)}, and the sequence axis is not known"
+            )
+        return Domain(1, size, f"sequence lengths of {_label(node)} (sequence axis {axis} of size {size})")
+
+    return rule
+
+
+def _room(position: int, axis_default: int) -> Rule:
+    """TensorScatter's write indices: room for the update along the axis of the cache."""
+
+    def rule(node: Any, at: int, graph: _Graph) -> Domain | Undrawable | None:
+        if at != position:
+            return None
+        axis = _attribute(node, "axis", axis_default)
+        cache, update = graph.size(node.input[0], axis), graph.size(node.input[1], axis)
+        if cache is None or update is None or cache < update:
+            return Undrawable(
+                f"it holds write positions of {_label(node)}, and the room along axis {axis} is not known"
+            )
+        return Domain(
+            0, cache - update, f"write positions of {_label(node)} (room {cache - update} along axis {axis})"
+        )
+
+    return rule
+
+
+def _positions_of(position: int, table: int) -> Rule:
+    """RotaryEmbedding's position ids: rows of its cos/sin cache."""
+
+    def rule(node: Any, at: int, graph: _Graph) -> Domain | Undrawable | None:
+        if at != position:
+            return None
+        rows = graph.size(node.input[table], 0)
+        if not rows:
+            return Undrawable(f"it holds positions of {_label(node)}, and its cache's rows are not known")
+        return Domain(0, rows - 1, f"positions of {_label(node)} (rows of {node.input[table]!r}: {rows})")
+
+    return rule
+
+
+def _kv_lengths(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    """Attention's nonpad_kv_seqlen: lengths within the key sequence."""
+    if position != 6:
+        return None
+    size = graph.size(node.input[1], -2)
+    if not size:
+        return Undrawable(
+            f"it holds key lengths of {_label(node)}, and the key sequence's length is not known"
+        )
+    return Domain(1, size, f"key lengths of {_label(node)} (key sequence of {size})")
+
+
+def _pads(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    if position != 1:
+        return None
+    high = 2
+    if _attribute(node, "mode", b"constant") in (b"reflect", "reflect"):  # reflecting needs room
+        shape = graph.shapes.get(node.input[0])
+        if shape is None or None in shape:
+            return Undrawable(
+                f"it holds the pads of {_label(node)} in reflect mode, and the input's sizes are not known"
+            )
+        high = min(high, min(shape) - 1)
+    return Domain(0, high, f"the pads of {_label(node)} (kept small: the output grows with them)")
+
+
+def _split_size(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    """SplitToSequence's split: one size within the axis (a list must add up to it)."""
+    if position != 1:
+        return None
+    axis = _attribute(node, "axis", 0)
+    size, count = graph.size(node.input[0], axis), graph.shapes.get(node.input[1])
+    if count != () or not size:
+        return Undrawable(f"it is the split sizes of {_label(node)} (they must add up to the axis)")
+    return Domain(1, size, f"the split size of {_label(node)} (axis {axis} of size {size})")
+
+
+def _int_exponent(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    if position != 1 or graph.kinds.get(node.input[1]) != "int":
+        return None
+    return Domain(0, 3, f"an integer exponent of {_label(node)} (integer powers overflow past it)")
+
+
+def _dft_axis(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    """DFT's axis (opset 20): any axis but the last, which holds the real and imaginary parts."""
+    if position != 2:
+        return None
+    rank = graph.rank(node.input[0])
+    if not rank or rank < 2:
+        return Undrawable(f"it is the axis of {_label(node)}, and the rank of {node.input[0]!r} is not known")
+    return Domain(0, rank - 2, f"the axis of {_label(node)} (not the last of rank {rank})")
+
+
+def _chain(*rules: Rule) -> Rule:
+    def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+        for each in rules:
+            found = each(node, position, graph)
+            if found is not None:
+                return found
+        return None
+
+    return rule
+
+
+def _axis_attribute(default: int = 0) -> Callable[[Any], int]:
+    return lambda node: _attribute(node, "axis", default)
+
+
+_REDUCE = (
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+)
+
+#: (op type) -> how each of its inputs constrains a graph input fed to it
+RULES: dict[str, Rule] = {
+    "Gather": _indices(_axis_attribute()),
+    "GatherElements": _indices(_axis_attribute()),
+    "ScatterElements": _indices(_axis_attribute()),
+    "GatherND": _gather_nd,
+    "ScatterND": _gather_nd,
+    "ArrayFeatureExtractor": _indices(lambda node: -1, negative=False),
+    **{op: _axes() for op in _REDUCE},
+    "Squeeze": _undrawable(1, why="the axes (each must be of size 1)"),
+    "Unsqueeze": _axes(extra=1),
+    "CumSum": _scalar_axis(1),
+    "CumProd": _scalar_axis(1),
+    "Slice": _chain(
+        _axes(first=3),
+        _small(4, low=1, high=2, what="a step"),
+        _small(1, 2, low=-SMALL, high=SMALL, what="a start or end"),
+    ),
+    "Split": _undrawable(1, why="the split sizes (they must add up to the axis)"),
+    "Reshape": _undrawable(1, why="the target shape (it must keep the number of elements)"),
+    "Expand": _small(1, low=1, high=1, what="the target shape"),
+    "Tile": _small(1, low=1, high=3, what="the repeats"),
+    "Pad": _chain(_pads, _axes(first=3)),
+    "ConstantOfShape": _small(0, low=0, high=SMALL, what="the shape"),
+    "Range": _chain(
+        _small(0, low=0, high=SMALL, what="the start"),
+        _small(1, low=0, high=2 * SMALL, what="the limit"),
+        _small(2, low=1, high=2, what="the step"),
+    ),
+    "TopK": _top_k,
+    "OneHot": _small(1, low=1, high=2 * SMALL, what="the depth"),
+    "Resize": _undrawable(
+        2, 3, why="the scales or sizes (each axis needs its own: batch and channels usually 1)"
+    ),
+    "Upsample": _positive(
+        1, what="the scales (the integer 2: nearest mode takes integers)", low=2.0, high=2.0
+    ),
+    "AffineGrid": _undrawable(1, why="the output size (its batch must be theta's)"),
+    "Attention": _kv_lengths,
+    "RotaryEmbedding": _positions_of(3, table=1),
+    "TensorScatter": _room(2, -2),
+    "SplitToSequence": _split_size,
+    "Pow": _int_exponent,
+    "Dropout": _chain(
+        _positive(1, what="the ratio", low=0.0, high=0.5),
+        _undrawable(2, why="the training mode (in training, Dropout's output is random)"),
+    ),
+    "DFT": _chain(_small(1, low=1, high=2 * SMALL, what="the DFT length"), _dft_axis),
+    "STFT": _chain(
+        _small(1, low=1, high=SMALL, what="the frame step"),
+        _small(3, low=1, high=2 * SMALL, what="the frame length"),
+    ),
+    "MelWeightMatrix": _undrawable(
+        0, 1, 2, 3, 4, why="a mel filter bank parameter (bins, length, rate and edges must agree)"
+    ),
+    "QLinearMatMul": _positive(1, 4, 6),
+    "QLinearConv": _positive(1, 4, 6),
+    "Div": _divisor,
+    "Mod": _divisor,
+    "NegativeLogLikelihoodLoss": _class_targets,
+    "SoftmaxCrossEntropyLoss": _class_targets,
+    "ReverseSequence": _sequence_lengths(1, lambda node: _attribute(node, "time_axis", 0)),
+    "RNN": _sequence_lengths(4, lambda node: 1 if _attribute(node, "layout", 0) else 0),
+    "GRU": _sequence_lengths(4, lambda node: 1 if _attribute(node, "layout", 0) else 0),
+    "LSTM": _sequence_lengths(4, lambda node: 1 if _attribute(node, "layout", 0) else 0),
+    "QuantizeLinear": _positive(1),
+    "DequantizeLinear": _positive(1),
+    "NonMaxSuppression": _chain(
+        _small(2, low=0, high=SMALL, what="the boxes kept per class"),
+        _positive(3, 4, what="a threshold", low=0.0, high=1.0),
+    ),
+    "Col2Im": _undrawable(1, 2, why="the image or block shape (they must match the columns)"),
+    "MaxUnpool": _undrawable(1, 2, why="the indices or output shape (they must match the pooling)"),
+    "CenterCropPad": _small(1, low=1, high=SMALL, what="the target shape"),
+    "Trilu": _small(1, low=-SMALL, high=SMALL, what="the diagonal"),
+    "BitShift": _small(1, low=0, high=7, what="the shift"),
+    "Loop": _small(0, low=0, high=SMALL, what="the trip count"),
+}

@@ -1,0 +1,231 @@
+"""The ONNX backend node tests as a conformance run of the prebuilt-file path.
+
+Every single-op model the installed ``onnx`` generates (``onnx.backend.test.case.node``) is
+checked as a new user would check a file nobody here wrote: inputs read from the graph,
+``op.check(onnx=model, reference=<the ONNX reference evaluator>, variants=["ort-cpu"])``. Each
+model gets one outcome:
+
+- ``passed``;
+- ``refused``: an :class:`~onnxparity.errors.OnnxParityError` before any example ran (a clear
+  refusal that names what to declare, or a variant ONNX Runtime cannot build);
+- ``failed``: a parity failure, then judged against the suite's own stored inputs and outputs
+  (``judge``): ``ort-vs-spec`` when ONNX Runtime misses the stored output, ``evaluator`` when the
+  reference evaluator does, ``false-alarm`` when both match it (our drawn inputs were outside
+  what the op accepts, or our tolerance too tight);
+- ``internal``: any other exception escaping ``op.check`` (a bug of ours).
+
+Used by ``tests/test_conformance.py`` and ``scripts/node-suite.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import warnings
+from typing import Any
+
+import numpy as np
+
+EXPECTED = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "conformance.json"
+)
+
+
+def cases() -> dict[str, Any]:
+    """The node test cases of the installed onnx, by name."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from onnx.backend.test.case.node import collect_testcases
+
+        return {c.name: c for c in collect_testcases()}
+
+
+def evaluator(model):
+    """The ONNX reference evaluator as a ``reference=`` callable (arrays in graph input order)."""
+    from onnx.reference import ReferenceEvaluator
+
+    initializers = {t.name for t in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in initializers]
+    runner = ReferenceEvaluator(model)
+
+    def reference(*arrays):
+        return runner.run(None, dict(zip(names, arrays)))
+
+    return reference
+
+
+def _close(actual, expected, rtol: float, atol: float) -> bool:
+    """Whether ``actual`` matches a stored output as the backend tests judge it."""
+    if isinstance(expected, list):  # a sequence output
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(expected)
+            and all(_close(a, e, rtol, atol) for a, e in zip(actual, expected))
+        )
+    if expected is None:
+        return actual is None
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        return False
+    if expected.dtype.kind in "fc":
+        return bool(
+            np.allclose(actual.astype(np.float64), expected.astype(np.float64), rtol, atol, equal_nan=True)
+        )
+    if expected.dtype.kind in "OUS":
+        return actual.tolist() == expected.tolist()
+    return bool(np.array_equal(actual, expected))
+
+
+def judge(case) -> str:
+    """Which side misses the suite's stored outputs on its stored inputs: ``ort-vs-spec``,
+    ``evaluator``, ``both``, or ``false-alarm`` (neither: the failure came from our inputs or
+    tolerance)."""
+    import onnxruntime as ort
+
+    (inputs, outputs) = case.data_sets[0]
+    initializers = {t.name for t in case.model.graph.initializer}
+    names = [i.name for i in case.model.graph.input if i.name not in initializers]
+    feeds = dict(zip(names, inputs))
+
+    def matches(run) -> bool:
+        try:
+            got = run()
+        except Exception:
+            return False
+        return len(got) == len(outputs) and all(
+            _close(g, e, case.rtol, case.atol) for g, e in zip(got, outputs)
+        )
+
+    def run_ort():
+        session = ort.InferenceSession(case.model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, feeds)
+
+    ort_ok = matches(run_ort)
+    ref_ok = matches(lambda: evaluator(case.model)(*inputs))
+    if ort_ok and ref_ok:
+        return "false-alarm"
+    if not ort_ok and not ref_ok:
+        return "both"
+    return "evaluator" if ort_ok else "ort-vs-spec"
+
+
+def check_case(case, examples: int = 5, session: Any = None) -> tuple[str, str]:
+    """(outcome, detail) of one node model (see the module docstring); ``session`` (a
+    ParitySession) is shared across cases."""
+    import onnxparity as op
+    from onnxparity.errors import OnnxParityError
+
+    try:
+        reference = evaluator(case.model)
+    except Exception as exc:  # the evaluator has no implementation (Scatter, deprecated)
+        return "no-reference", f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = op.check(
+                onnx=case.model,
+                reference=reference,
+                variants=["ort-cpu"],
+                examples=examples,
+                name=case.name,
+                session=session,
+            )
+    except OnnxParityError as exc:
+        return "refused", f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+        return "internal", f"{type(exc).__name__}: {exc}{where}".splitlines()[0][:300]
+    results = list(result.variants.values())
+    statuses = {r.status for r in results}
+    if statuses <= {"passed"}:
+        return "passed", ""
+    if statuses <= {"passed", "skipped"}:
+        return "refused", next(r.message for r in results if r.status == "skipped").splitlines()[0][:300]
+    message = next((r.message or r.status for r in results if r.status != "passed"), "")
+    if "error" in statuses and "failed" not in statuses:
+        return "refused", message.splitlines()[0][:300] if message else "error"
+    return "failed", f"{judge(case)}: {message.splitlines()[0][:240] if message else ''}"
+
+
+def run_all(
+    names: list[str], workers: int = 2, timeout: float = 60.0, examples: int = 5, progress=None
+) -> dict:
+    """``{name: [outcome, detail]}`` of the named cases, each checked in one of ``workers``
+    processes; a case still running after ``timeout`` seconds is a ``hang`` (its process is
+    killed and replaced)."""
+    import multiprocessing
+    import time
+    from multiprocessing.connection import wait
+
+    context = multiprocessing.get_context("fork")
+    pending = list(reversed(names))
+    results: dict[str, list[str]] = {}
+    slots: list[dict] = []
+
+    def spawn() -> dict:
+        parent, child = context.Pipe()
+        process = context.Process(target=_serve, args=(child, examples), daemon=True)
+        process.start()
+        child.close()
+        return {"process": process, "pipe": parent, "case": None, "since": 0.0}
+
+    def feed(slot: dict) -> None:
+        if pending:
+            slot["case"] = pending.pop()
+            slot["since"] = time.monotonic()
+            slot["pipe"].send(slot["case"])
+        else:
+            slot["case"] = None
+
+    for _ in range(workers):
+        slot = spawn()
+        slots.append(slot)
+        feed(slot)
+    while any(s["case"] is not None for s in slots):
+        busy = [s for s in slots if s["case"] is not None]
+        ready = wait([s["pipe"] for s in busy], timeout=1.0)
+        now = time.monotonic()
+        for slot in busy:
+            case = slot["case"]
+            if slot["pipe"] in ready:
+                try:
+                    outcome, detail = slot["pipe"].recv()
+                except EOFError:  # the worker died (a native crash)
+                    outcome, detail = "internal", f"the worker process died (exit {slot['process'].exitcode})"
+                    slot.update(spawn())
+            elif now - slot["since"] > timeout:
+                slot["process"].kill()
+                outcome, detail = "hang", f"still running after {timeout:.0f} s"
+                slot.update(spawn())
+            else:
+                continue
+            results[case] = [outcome, detail]
+            if progress is not None:
+                progress(case, outcome, detail)
+            feed(slot)
+    for slot in slots:
+        slot["process"].kill()
+    return results
+
+
+def _serve(pipe, examples: int) -> None:
+    import tempfile
+
+    import onnxruntime
+
+    from onnxparity.config import ParityConfig
+    from onnxparity.runner import ParitySession
+
+    onnxruntime.set_default_logger_severity(3)  # unused-initializer warnings of the suite's models
+    known = cases()
+
+    with ParitySession(ParityConfig(reproducer_dir=tempfile.mkdtemp(prefix="node-suite-"))) as session:
+        while True:
+            try:
+                name = pipe.recv()
+            except EOFError:
+                return
+            pipe.send(check_case(known[name], examples, session))
+            if len(session._pairs) > 50:  # keep the worker's memory flat
+                session.clear_example_caches()

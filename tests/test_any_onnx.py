@@ -1,0 +1,291 @@
+"""Any ONNX file (issue 18): input domains read from the graph, the whole tensor type system,
+tolerance by an output's precision, and scalar and zero-length inputs — each on a small graph
+built here and checked against the ONNX reference evaluator, as a new user checks a file nobody
+on the team wrote."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import onnxparity as op
+from onnxparity.compare import compare_output
+from onnxparity.domains import Domain, Undrawable, derive
+from onnxparity.errors import InvalidSpec
+from onnxparity.exporters.prebuilt import graph_inputs
+from onnxparity.spec import DEFAULT_TOLERANCE
+
+
+def _model(nodes, inputs, outputs, opset=21, initializers=()):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10
+    return model
+
+
+def _evaluator(model):
+    from onnx.reference import ReferenceEvaluator
+
+    runner = ReferenceEvaluator(model)
+    names = [i.name for i in model.graph.input]
+    return lambda *arrays: runner.run(None, dict(zip(names, arrays)))
+
+
+def _check(model, tmp_path, **kwargs):
+    return op.check(
+        onnx=model,
+        reference=_evaluator(model),
+        examples=kwargs.pop("examples", 8),
+        reproducer_dir=str(tmp_path),
+        **kwargs,
+    )
+
+
+def _value(name, elem, shape):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+# -- domains ---------------------------------------------------------------------------------
+def _gather(indices_shape=(3,)):
+    return _model(
+        [helper.make_node("Gather", ["table", "ids"], ["y"], axis=0)],
+        [_value("table", TensorProto.FLOAT, [5, 2]), _value("ids", TensorProto.INT64, list(indices_shape))],
+        [_value("y", TensorProto.FLOAT, None)],
+    )
+
+
+def test_indices_are_drawn_within_the_axis_they_index(tmp_path):
+    """Before: ids were drawn 0..100 into a table of 5 rows, and every check failed on an
+    'out of range' the graph itself rules out."""
+    inputs = graph_inputs(_gather())
+    ids = next(i for i in inputs if i.name == "ids")
+    assert (ids.low, ids.high) == (-5, 4)  # negative indices count from the end
+    result = _check(_gather(), tmp_path)
+    assert result["ort-cpu"].status == "passed", result["ort-cpu"].message
+
+
+def test_a_declared_range_past_the_graphs_domain_is_noted(tmp_path):
+    declared = [op.Input("table", (5, 2)), op.Input("ids", (3,), dtype="int64", low=0, high=9)]
+    result = _check(_gather(), tmp_path, inputs=declared)
+    assert result["ort-cpu"].status == "failed"  # id 5..9 is out of the table, as declared
+    assert any(
+        "Input('ids') is declared 0…9, but the graph takes -5…4 there (indices of Gather into axis 0" in n
+        for n in result.notes
+    ), result.notes
+
+
+def test_a_domain_follows_the_values_through_ops_that_carry_them():
+    """target -> Unsqueeze -> GatherElements (an expanded NegativeLogLikelihoodLoss)."""
+    model = _model(
+        [
+            helper.make_node("Unsqueeze", ["target", "one"], ["t1"]),
+            helper.make_node("GatherElements", ["scores", "t1"], ["y"], axis=1),
+        ],
+        [_value("scores", TensorProto.FLOAT, [3, 4]), _value("target", TensorProto.INT64, [3])],
+        [_value("y", TensorProto.FLOAT, None)],
+        initializers=[helper.make_tensor("one", TensorProto.INT64, [1], [1])],
+    )
+    found = derive(model, [op.Input("scores", (3, 4)), op.Input("target", (3,), dtype="int64")])
+    assert found["target"] == Domain(-4, 3, found["target"].why) and "GatherElements" in found["target"].why
+
+
+@pytest.mark.parametrize(
+    ("node", "inputs", "name", "low", "high"),
+    [
+        (
+            helper.make_node("Tile", ["x", "r"], ["y"]),
+            [("x", TensorProto.FLOAT, [2]), ("r", TensorProto.INT64, [1])],
+            "r",
+            1,
+            3,
+        ),
+        (
+            helper.make_node("Div", ["a", "b"], ["y"]),
+            [("a", TensorProto.INT32, [3]), ("b", TensorProto.INT32, [3])],
+            "b",
+            1,
+            100,
+        ),
+        (
+            helper.make_node("TopK", ["x", "k"], ["v", "i"]),
+            [("x", TensorProto.FLOAT, [2, 6]), ("k", TensorProto.INT64, [1])],
+            "k",
+            0,
+            6,
+        ),
+        (
+            helper.make_node("CumSum", ["x", "axis"], ["y"]),
+            [("x", TensorProto.FLOAT, [2, 3]), ("axis", TensorProto.INT64, [])],
+            "axis",
+            -2,
+            1,
+        ),
+        (
+            helper.make_node("ReduceSum", ["x", "axes"], ["y"]),
+            [("x", TensorProto.FLOAT, [2, 3, 4]), ("axes", TensorProto.INT64, [1])],
+            "axes",
+            -3,
+            2,
+        ),
+    ],
+)
+def test_counts_axes_and_divisors_get_their_domain(node, inputs, name, low, high):
+    model = _model(
+        [node], [_value(*i) for i in inputs], [_value(o, TensorProto.FLOAT, None) for o in node.output]
+    )
+    item = next(i for i in graph_inputs(model) if i.name == name)
+    assert (item.low, item.high) == (low, high)
+
+
+def test_an_input_no_drawn_value_fits_is_refused_by_name_and_op(tmp_path):
+    model = _model(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        [_value("x", TensorProto.FLOAT, [2, 6]), _value("shape", TensorProto.INT64, [2])],
+        [_value("y", TensorProto.FLOAT, None)],
+    )
+    with pytest.raises(InvalidSpec) as caught:
+        _check(model, tmp_path)
+    message = str(caught.value)
+    assert (
+        "ONNX input 'shape': it is the target shape (it must keep the number of elements) of Reshape"
+        in message
+    )
+    assert "op.Input('shape', (2,), dtype='int64', low=v, high=v)" in message
+    declared = [op.Input("x", (2, 6)), op.Input("shape", (2,), dtype="int64")]
+    assert isinstance(derive(model, declared)["shape"], Undrawable)
+
+
+def test_a_fixed_value_declared_for_it_is_checked(tmp_path):
+    """What the refusal advises works: low == high fixes the value."""
+    model = _model(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        [_value("x", TensorProto.FLOAT, [2, 6]), _value("shape", TensorProto.INT64, [2])],
+        [_value("y", TensorProto.FLOAT, None)],
+    )
+    result = _check(
+        model, tmp_path, inputs=[op.Input("x", (2, 6)), op.Input("shape", (2,), dtype="int64", low=3, high=4)]
+    )
+    assert result["ort-cpu"].status == "failed"  # 3x3, 4x4 ... do not hold 12 values
+    fixed = [op.Input("x", (2, 6)), op.Input("shape", (2,), dtype="int64", low=-1, high=-1)]
+    assert (
+        _check(model, tmp_path, inputs=fixed)["ort-cpu"].status == "failed"
+    )  # two -1s: invalid, and said so
+
+
+# -- types --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "elem", [TensorProto.INT16, TensorProto.UINT16, TensorProto.UINT32, TensorProto.UINT64]
+)
+def test_every_integer_type_onnx_runtime_runs_is_drawn_and_compared(elem, tmp_path):
+    model = _model(
+        [helper.make_node("Add", ["a", "b"], ["y"])],
+        [_value("a", elem, [2, 3]), _value("b", elem, [2, 3])],
+        [_value("y", elem, [2, 3])],
+    )
+    assert [i.dtype for i in graph_inputs(model)] == [helper.tensor_dtype_to_np_dtype(elem).name] * 2
+    assert _check(model, tmp_path, examples=4)["ort-cpu"].status == "passed"
+
+
+def test_types_onnx_runtime_cannot_exchange_skip_with_the_type_named(tmp_path):
+    model = _model(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        [_value("x", TensorProto.BFLOAT16, [4])],
+        [_value("y", TensorProto.BFLOAT16, [4])],
+    )
+    assert graph_inputs(model)[0].dtype == "bfloat16"
+    result = _check(model, tmp_path, variants=["ort-cpu", "onnx-reference"], examples=4)
+    assert result["ort-cpu"].status == "skipped"
+    assert "exchanges no tensor(bfloat16) arrays with numpy" in result["ort-cpu"].message
+    assert result["onnx-reference"].status == "passed"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            _value("x", TensorProto.COMPLEX64, [2]),
+            "ONNX input 'x' is a tensor(complex64): onnxparity draws none",
+        ),
+        (
+            helper.make_tensor_sequence_value_info("x", TensorProto.FLOAT, [2]),
+            "ONNX input 'x' is a seq(tensor(float))",
+        ),
+    ],
+)
+def test_inputs_it_cannot_draw_are_refused_by_type_name(value, message):
+    model = _model(
+        [helper.make_node("Identity", ["x"], ["y"])], [value], [_value("y", TensorProto.FLOAT, None)]
+    )
+    with pytest.raises(InvalidSpec, match=message.replace("(", r"\(").replace(")", r"\)")):
+        graph_inputs(model)
+
+
+def test_a_graph_without_inputs_says_so():
+    model = _model(
+        [
+            helper.make_node(
+                "Constant", [], ["y"], value=helper.make_tensor("c", TensorProto.FLOAT, [1], [1.0])
+            )
+        ],
+        [],
+        [_value("y", TensorProto.FLOAT, [1])],
+    )
+    with pytest.raises(InvalidSpec, match="the ONNX graph has no inputs"):
+        graph_inputs(model)
+
+
+# -- scalars and zero-length axes -----------------------------------------------------------------
+def test_scalar_inputs_are_drawn_as_0d_arrays_and_stay_0d_in_the_worker(tmp_path):
+    """Before: a numpy scalar escaped op.check ('Cannot set flags on array scalars'); then the
+    worker that runs a prebuilt file turned a 0-d input into shape (1,)."""
+    model = _model(
+        [helper.make_node("Clip", ["x", "lo", "hi"], ["y"])],
+        [
+            _value("x", TensorProto.FLOAT, [3]),
+            _value("lo", TensorProto.FLOAT, []),
+            _value("hi", TensorProto.FLOAT, []),
+        ],
+        [_value("y", TensorProto.FLOAT, [3])],
+    )
+    assert _check(model, tmp_path)["ort-cpu"].status == "passed"
+    scalar = _model(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        [_value("x", TensorProto.FLOAT, [])],
+        [_value("y", TensorProto.FLOAT, [])],
+    )
+    result = _check(scalar, tmp_path, variant_options={"ort-cpu": {"isolate": True}})
+    assert result["ort-cpu"].status == "passed", result["ort-cpu"].message
+
+
+def test_a_zero_length_axis_the_graph_fixes_stays_fixed(tmp_path):
+    """Before: a dim_value of 0 was read as unknown and drawn 1..16, which ONNX Runtime rejects."""
+    model = _model(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [_value("x", TensorProto.FLOAT, [0, 3])],
+        [_value("y", TensorProto.FLOAT, [0, 3])],
+    )
+    assert graph_inputs(model)[0].shape == (0, 3)
+    assert _check(model, tmp_path)["ort-cpu"].status == "passed"
+
+
+# -- tolerance by precision --------------------------------------------------------------------------
+def test_the_default_tolerance_follows_a_narrow_outputs_precision():
+    expected = np.array([1.0, 0.5, -2.0], np.float16)
+    one_ulp = np.nextafter(expected, np.float16(np.inf))
+    assert compare_output("y", expected, one_ulp, DEFAULT_TOLERANCE).passed  # float16: 2 ulps at 1.0
+    assert not compare_output(
+        "y", expected.astype(np.float32), one_ulp.astype(np.float32), DEFAULT_TOLERANCE
+    ).passed
+    declared = op.Tolerance(atol=1e-5, rtol=1e-4)  # a tolerance the user declared is kept as it is
+    assert not compare_output("y", expected, one_ulp, declared).passed
+
+
+def test_bfloat16_outputs_are_compared_as_numbers():
+    import ml_dtypes
+
+    expected = np.array([1.0, 3.0], ml_dtypes.bfloat16)
+    assert compare_output("y", expected, expected.copy(), DEFAULT_TOLERANCE).passed
+    far = np.array([1.0, 3.5], ml_dtypes.bfloat16)
+    result = compare_output("y", expected, far, DEFAULT_TOLERANCE)
+    assert not result.passed and result.max_abs_error == 0.5
