@@ -289,3 +289,21 @@ def test_bfloat16_outputs_are_compared_as_numbers():
     far = np.array([1.0, 3.5], ml_dtypes.bfloat16)
     result = compare_output("y", expected, far, DEFAULT_TOLERANCE)
     assert not result.passed and result.max_abs_error == 0.5
+
+
+def test_an_input_that_sets_an_outputs_size_is_guarded_before_anything_runs(tmp_path):
+    """Before: Tile with repeats declared (or drawn) up to 100 built outputs of ~10^10 values and
+    hung the run; now the item errs first, naming the input, the op and the budget."""
+    model = _model(
+        [helper.make_node("Tile", ["x", "repeats"], ["y"])],
+        [_value("x", TensorProto.FLOAT, [64, 64]), _value("repeats", TensorProto.INT64, [2])],
+        [_value("y", TensorProto.FLOAT, None)],
+    )
+    declared = [op.Input("x", (64, 64)), op.Input("repeats", (2,), dtype="int64", low=1, high=1000)]
+    result = _check(model, tmp_path, inputs=declared)
+    assert result["ort-cpu"].status == "error"
+    assert (
+        "Input('repeats') is declared up to 1000, and its values set the size of Tile's output: up to 1.562e+04 MiB"
+        in (result["ort-cpu"].message)
+    )
+    assert _check(model, tmp_path)["ort-cpu"].status == "passed"  # inferred: repeats of 1..3

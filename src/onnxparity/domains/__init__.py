@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 #: the largest count, size or repeat a drawn input may ask for (outputs stay small)
 SMALL = 4
 
@@ -141,4 +143,46 @@ def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
                 found[name] = (
                     Domain(low, high, why) if low <= high else Undrawable(f"no value fits all of: {why}")
                 )
+    return found
+
+
+#: ops whose output size an input's values set: (op type, the position of that input)
+_SIZERS = {"Tile": 1, "ConstantOfShape": 0, "Expand": 1, "Pad": 1, "OneHot": 1, "Upsample": 1, "Resize": 2}
+
+
+def output_bounds(proto: Any, inputs: Sequence[Any], dims: Mapping[str, int]) -> list[tuple[str, str, float]]:
+    """(input, op, largest output elements) for each input whose values set the size of an
+    op's output, at the inputs' largest declared values and ``dims`` (every dim at its
+    largest): what a drawn example could ask that op to allocate."""
+    from .rules import _label
+
+    declared = {i.name: i for i in inputs if i.low is not None and i.dtype not in ("bool", "str")}
+    sizers = [
+        n
+        for n in _nodes(proto.graph)
+        if len(n.input) > _SIZERS.get(n.op_type, 99) and n.input[_SIZERS[n.op_type]] in declared
+    ]
+    if not sizers:  # the common case: no shape inference to pay for
+        return []
+    largest = {i.name: tuple(dims.get(e, e) if isinstance(e, str) else e for e in i.shape) for i in inputs}
+    graph = _Graph(proto, largest, {})
+    found = []
+    for node in sizers:
+        item = declared[node.input[_SIZERS[node.op_type]]]
+        count = graph.shapes.get(item.name)
+        count = int(np.prod(count)) if count is not None and None not in count else 1
+        data = graph.shapes.get(node.input[0]) if node.op_type != "ConstantOfShape" else ()
+        if data is None or None in data:
+            continue
+        elements = float(np.prod(data, dtype=np.float64)) if data else 1.0
+        high = max(abs(float(item.high)), abs(float(item.low)))
+        if node.op_type in ("Tile", "Upsample", "Resize"):
+            bound = elements * high**count
+        elif node.op_type in ("ConstantOfShape", "Expand"):
+            bound = max(elements, high**count)
+        elif node.op_type == "Pad":
+            bound = float(np.prod([d + 2 * high for d in data], dtype=np.float64))
+        else:  # OneHot: one row of depth per index
+            bound = elements * high
+        found.append((item.name, _label(node), bound))
     return found
