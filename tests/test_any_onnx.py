@@ -307,3 +307,37 @@ def test_an_input_that_sets_an_outputs_size_is_guarded_before_anything_runs(tmp_
         in (result["ort-cpu"].message)
     )
     assert _check(model, tmp_path)["ort-cpu"].status == "passed"  # inferred: repeats of 1..3
+
+
+def _concat():
+    """Concat along axis 0 of x (n, b) and y (m, 1): valid only where b is 1, which no op
+    states in a way onnxparity reads."""
+    return _model(
+        [helper.make_node("Concat", ["x", "y"], ["z"], axis=0)],
+        [_value("x", TensorProto.FLOAT, ["n", "b"]), _value("y", TensorProto.FLOAT, ["m", 1])],
+        [_value("z", TensorProto.FLOAT, None)],
+    )
+
+
+def test_inferred_inputs_both_sides_reject_are_outside_the_models_domain(tmp_path):
+    """Inputs read from the graph claim every b in 1..16; the file takes only b = 1. Before: the
+    check failed ('the reference model raised on an input the spec declares valid') though ONNX
+    Runtime refuses the same input — a false alarm on a correct file."""
+    result = _check(_concat(), tmp_path, examples=10)
+    assert result["ort-cpu"].status == "passed", result["ort-cpu"].message
+    declared = [op.Input("x", ("n", "b")), op.Input("y", ("m", 1))]
+    dims = {"n": op.Dim(1, 4), "b": op.Dim(1, 4), "m": op.Dim(1, 4)}
+    stated = _check(_concat(), tmp_path, inputs=declared, dims=dims, examples=10)["ort-cpu"]
+    assert stated.status == "failed"  # a user's declaration is theirs: it is wrong, and said so
+    assert "the reference model raised on an input the spec declares valid" in stated.message
+
+
+def test_when_both_sides_reject_every_drawn_input_the_item_says_so(tmp_path):
+    model = _model(
+        [helper.make_node("Concat", ["x", "y"], ["z"], axis=0)],
+        [_value("x", TensorProto.FLOAT, [2, "b"]), _value("y", TensorProto.FLOAT, [2, 17])],  # b is 1..16
+        [_value("z", TensorProto.FLOAT, None)],
+    )
+    result = _check(model, tmp_path, examples=6)["ort-cpu"]
+    assert result.status == "error"
+    assert "drawn inputs was rejected by both the reference and ort-cpu" in result.message

@@ -270,8 +270,9 @@ SETTINGS: tuple[Setting, ...] = (
         FLAG_MAX_EXAMPLE_MB,
         "onnx_parity_max_example_mb",
         1024,
-        "memory budget of one example's inputs in MiB: a declaration whose largest example (every dim "
-        "at its maximum) needs more is refused with the inputs that make it so (default {default})",
+        "memory budget of one example's inputs in MiB, and of an op output whose size an input's values "
+        "set (Tile's repeats, Pad's pads): a declaration whose largest example (every dim at its maximum) "
+        "needs more is refused with the input that makes it so (default {default})",
         parse_positive_int,
         "MB",
     ),

@@ -186,6 +186,16 @@ def agreement_diagnosis(
     return "\n".join(lines)
 
 
+def all_rejected(variant: str, count: int) -> str:
+    """The message of a search whose every example the reference and the variant both
+    refused: the inputs read from the model claim more than it accepts."""
+    return (
+        f"every one of the {count} drawn inputs was rejected by both the reference and {variant}: the inputs "
+        "read from the model allow values it does not accept (an index, a size or a count it does not bound "
+        "in a way onnxparity reads); declare inputs= with the ranges the model takes"
+    )
+
+
 def timeout_diagnosis(variant: str, spec: ParitySpec, search: Any, total: int, budget: float, spell) -> str:
     """An item whose time budget ran out: how far it got, the largest input it reached."""
     largest = search.largest.describe(spec) if search.largest is not None else "none"

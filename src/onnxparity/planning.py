@@ -100,6 +100,7 @@ def build_spec(subject: Any = None, *, data: Any = None, inputs=None, dims=None,
                 "(on the onnx_parity marker or in check())"
             )
         dims = default_dims(inputs, dims or {})
+        declared["inferred"] = True
     return ParitySpec(
         inputs=tuple(inputs) if not isinstance(inputs, Input) else (inputs,),
         dims=dict(dims or {}),

@@ -32,7 +32,7 @@ from .boundaries import BoundaryCache
 from .cache import ExampleData, ExampleKey, OutputKey, options_digest
 from .config import LATENCY_MODES, ParityConfig
 from .coverage import Coverage, InnerCache
-from .diagnosis import indent, timeout_diagnosis
+from .diagnosis import all_rejected, indent, timeout_diagnosis
 from .errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
 from .exporters import ModelPair, Subject, resolve
 from .exporters.prebuilt import load as load_prebuilt
@@ -333,6 +333,8 @@ class ParitySession:
                 message=timeout_diagnosis(variant, spec, search, n, budget, self.config.spell),
             )
         tally = search.tally
+        if failure is None and tally.rejected and tally.rejected >= tally.tried:
+            return VariantResult(variant, "error", policy, 0, message=all_rejected(variant, tally.rejected))
         shortfall = []
         if failure is None:  # (a crash is a failure too: ExampleCrashed above)
             shortfall = tally.shortfall()

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, settings, target
+from hypothesis import HealthCheck, Phase, given, reject, settings, target
 from hypothesis import example as explicit_example
 from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Unsatisfiable, UnsatisfiedAssumption
 
 from .anchor import Anchor
 from .cache import ExampleKey
@@ -125,6 +126,9 @@ class Search:
         try:
             expected = data.reference_outputs(self.pair, key, feeds)
         except Exception as exc:
+            if self.spec.inferred and self._variant_rejects(feeds):
+                self.tally.rejected += 1  # outside the model's domain, by both sides' account
+                reject()
             raise ExampleFailed(
                 Evidence(example, feeds, reference_error=f"{type(exc).__name__}: {exc}")
             ) from None
@@ -156,6 +160,16 @@ class Search:
         if not verdict.passed:
             raise ExampleFailed(Evidence(example, feeds, expected, actual, verdict, anchor_verdict=anchored))
         return closeness(verdict)
+
+    def _variant_rejects(self, feeds) -> bool:
+        """Whether the variant refuses ``feeds`` too (a crash is not a refusal)."""
+        try:
+            self.runnable.run(feeds)
+        except VariantRunCrashed:
+            return False
+        except VariantRunError:
+            return True
+        return False
 
     def coverage_report(self) -> dict | None:
         """How many boundary sides the inputs could reach, and a line for each never reached."""
@@ -206,6 +220,8 @@ class Search:
         try:
             with hypothesis_storage(os.path.join(self.session.workdir, "hypothesis")):
                 test()
+        except Unsatisfiable:  # every example was rejected by both sides: the runner says so
+            return None
         except Exception as exc:  # ours, or wrapped by Hypothesis (Flaky, ExceptionGroup)
             failure = _find_failure(exc)
             if failure is None:
@@ -232,7 +248,10 @@ class Search:
         started = time.perf_counter()
         try:
             for example in sequence:
-                self.evaluate(example)
+                try:
+                    self.evaluate(example)
+                except UnsatisfiedAssumption:  # rejected by both sides, as in the search
+                    continue
         except ExampleFailed:
             self.tally.reset()
             return False

@@ -44,6 +44,9 @@ class ParitySpec:
     latency: tuple[Latency, ...] = ()
     #: the opset budget (what the model may use); checked by the ``opset`` item
     opset_budget: Opset | None = None
+    #: the inputs were read from the model (nobody declared them): an example that the
+    #: reference and the variant both reject is outside the model's domain, not a failure
+    inferred: bool = False
 
     def __post_init__(self) -> None:
         inputs = self.inputs
