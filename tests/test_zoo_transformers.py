@@ -181,3 +181,22 @@ def test_first_layer_x1_01_fails_or_is_weak(session, models, name):
         readers = {n.name for n in proto.graph.node if weight in n.input}
         assert r.divergence is not None and r.divergence.node in readers, r.message
         assert r.divergence.input_max_abs_error == 0 and r.divergence.nodes == (r.divergence.node,)
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2"])
+def test_the_exported_file_checks_with_inputs_read_from_its_graph(session, models, name):
+    """A Hugging Face file checked as a prebuilt file, nothing declared (issue 18): ids are drawn
+    within the embedding table the graph gathers from (not 0..100, nor ONNX's negative indices,
+    which PyTorch's Embedding refuses), the mask as a mask. Before, the inferred mask drawn 0..100
+    and ids past the table failed a correct export; a planted change still fails."""
+    from onnxparity.exporters.prebuilt import graph_inputs
+
+    proto = exported(session, models, name)
+    inferred = {i.name: i for i in graph_inputs(proto)}
+    assert (inferred["input_ids"].low, inferred["input_ids"].high) == (0, VOCAB - 1)
+    assert inferred["attention_mask"].kind == "mask"
+    result = op.check(models[name], onnx=proto, session=session, name=f"inferred {name}")["ort-cpu"]
+    assert result.status == "passed", result.message
+    planted = scaled_initializer(proto, MODELS[name][3], 1.01)
+    changed = op.check(models[name], onnx=planted, session=session, name=f"inferred x1.01 {name}")["ort-cpu"]
+    assert changed.status == "failed" or (changed.power is not None and changed.power.weak), changed

@@ -26,8 +26,11 @@ def _label(node: Any) -> str:
 Rule = Callable[[Any, int, _Graph], "Domain | Undrawable | None"]
 
 
-def _indices(axis_of: Callable[[Any], int], negative: bool = True) -> Rule:
-    """Indices into one axis of the node's first input: within it (negative ones too)."""
+def _indices(axis_of: Callable[[Any], int]) -> Rule:
+    """Indices into one axis of the node's first input: ``0 … size-1``. ONNX also allows
+    negative indices, but the frameworks a file is compared with do not (PyTorch's Embedding
+    raises on them): drawing them would fail a correct export. An axis whose size is not known
+    before the run constrains nothing (an example both sides reject is then not counted)."""
 
     def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
         if position != 1:
@@ -35,13 +38,9 @@ def _indices(axis_of: Callable[[Any], int], negative: bool = True) -> Rule:
         axis = axis_of(node)
         size = graph.size(node.input[0], axis)
         if not size:
-            return Undrawable(
-                f"it holds indices of {_label(node)} into axis {axis} of {node.input[0]!r}, whose size is not "
-                "known before the run"
-            )
-        low = -size if negative else 0
+            return None
         return Domain(
-            low, size - 1, f"indices of {_label(node)} into axis {axis} of {node.input[0]!r} (size {size})"
+            0, size - 1, f"indices of {_label(node)} into axis {axis} of {node.input[0]!r} (size {size})"
         )
 
     return rule
@@ -54,9 +53,7 @@ def _gather_nd(node: Any, position: int, graph: _Graph) -> Domain | Undrawable |
     shape = graph.shapes.get(node.input[0])
     sizes = [s for s in (shape or ())[batch:] if s]
     if not sizes:
-        return Undrawable(
-            f"it holds indices of {_label(node)} into {node.input[0]!r}, whose sizes are not known"
-        )
+        return None  # not known before the run: no constraint
     return Domain(
         0, min(sizes) - 1, f"indices of {_label(node)} into {node.input[0]!r} (smallest axis {min(sizes)})"
     )
@@ -72,9 +69,7 @@ def _axes(first: int = 1, extra: int = 0) -> Rule:
         rank = graph.rank(node.input[0])
         count = graph.shapes.get(node.input[position])
         if rank is None:
-            return Undrawable(
-                f"it lists axes of {_label(node)}, and the rank of {node.input[0]!r} is not known"
-            )
+            return None  # not known before the run: no constraint
         if count is None or (len(count) == 1 and count[0] != 1) or len(count) > 1:
             return Undrawable(
                 f"it lists axes of {_label(node)}: drawn lists may repeat an axis, which the op rejects"
@@ -91,9 +86,7 @@ def _scalar_axis(position: int) -> Rule:
             return None
         rank = graph.rank(node.input[0])
         if not rank:
-            return Undrawable(
-                f"it is the axis of {_label(node)}, and the rank of {node.input[0]!r} is not known"
-            )
+            return None  # not known before the run: no constraint
         return Domain(-rank, rank - 1, f"the axis of {_label(node)} (rank {rank})")
 
     return rule
@@ -138,9 +131,7 @@ def _top_k(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | Non
     axis = _attribute(node, "axis", -1)
     size = graph.size(node.input[0], axis)
     if not size:
-        return Undrawable(
-            f"it is k of {_label(node)}, and the size of axis {axis} of {node.input[0]!r} is not known"
-        )
+        return None  # not known before the run: no constraint
     return Domain(0, size, f"k of {_label(node)} (at most the size {size} of axis {axis})")
 
 
@@ -150,7 +141,7 @@ def _class_targets(node: Any, position: int, graph: _Graph) -> Domain | Undrawab
         return None
     classes = graph.size(node.input[0], 1)
     if not classes:
-        return Undrawable(f"it holds class targets of {_label(node)}, and the number of classes is not known")
+        return None  # not known before the run: no constraint
     return Domain(0, classes - 1, f"class targets of {_label(node)} ({classes} classes)")
 
 
@@ -161,9 +152,7 @@ def _sequence_lengths(position: int, axis_of: Callable[[Any], int]) -> Rule:
         axis = axis_of(node)
         size = graph.size(node.input[0], axis)
         if not size:
-            return Undrawable(
-                f"it holds sequence lengths of {_label(node)}, and the sequence axis is not known"
-            )
+            return None  # not known before the run: no constraint
         return Domain(1, size, f"sequence lengths of {_label(node)} (sequence axis {axis} of size {size})")
 
     return rule
@@ -178,9 +167,7 @@ def _room(position: int, axis_default: int) -> Rule:
         axis = _attribute(node, "axis", axis_default)
         cache, update = graph.size(node.input[0], axis), graph.size(node.input[1], axis)
         if cache is None or update is None or cache < update:
-            return Undrawable(
-                f"it holds write positions of {_label(node)}, and the room along axis {axis} is not known"
-            )
+            return None  # not known before the run: no constraint
         return Domain(
             0, cache - update, f"write positions of {_label(node)} (room {cache - update} along axis {axis})"
         )
@@ -196,7 +183,7 @@ def _positions_of(position: int, table: int) -> Rule:
             return None
         rows = graph.size(node.input[table], 0)
         if not rows:
-            return Undrawable(f"it holds positions of {_label(node)}, and its cache's rows are not known")
+            return None  # not known before the run: no constraint
         return Domain(0, rows - 1, f"positions of {_label(node)} (rows of {node.input[table]!r}: {rows})")
 
     return rule
@@ -208,9 +195,7 @@ def _kv_lengths(node: Any, position: int, graph: _Graph) -> Domain | Undrawable 
         return None
     size = graph.size(node.input[1], -2)
     if not size:
-        return Undrawable(
-            f"it holds key lengths of {_label(node)}, and the key sequence's length is not known"
-        )
+        return None  # not known before the run: no constraint
     return Domain(1, size, f"key lengths of {_label(node)} (key sequence of {size})")
 
 
@@ -220,11 +205,8 @@ def _pads(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None
     high = 2
     if _attribute(node, "mode", b"constant") in (b"reflect", "reflect"):  # reflecting needs room
         shape = graph.shapes.get(node.input[0])
-        if shape is None or None in shape:
-            return Undrawable(
-                f"it holds the pads of {_label(node)} in reflect mode, and the input's sizes are not known"
-            )
-        high = min(high, min(shape) - 1)
+        if shape is not None and None not in shape:  # (unknown sizes: pads past them are rejected by both)
+            high = min(high, min(shape) - 1)
     return Domain(0, high, f"the pads of {_label(node)} (kept small: the output grows with them)")
 
 
@@ -251,7 +233,7 @@ def _dft_axis(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | 
         return None
     rank = graph.rank(node.input[0])
     if not rank or rank < 2:
-        return Undrawable(f"it is the axis of {_label(node)}, and the rank of {node.input[0]!r} is not known")
+        return None  # not known before the run: no constraint
     return Domain(0, rank - 2, f"the axis of {_label(node)} (not the last of rank {rank})")
 
 
@@ -290,7 +272,7 @@ RULES: dict[str, Rule] = {
     "ScatterElements": _indices(_axis_attribute()),
     "GatherND": _gather_nd,
     "ScatterND": _gather_nd,
-    "ArrayFeatureExtractor": _indices(lambda node: -1, negative=False),
+    "ArrayFeatureExtractor": _indices(lambda node: -1),
     **{op: _axes() for op in _REDUCE},
     "Squeeze": _undrawable(1, why="the axes (each must be of size 1)"),
     "Unsqueeze": _axes(extra=1),

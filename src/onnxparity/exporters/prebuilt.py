@@ -115,8 +115,9 @@ def read_proto(onnx_model: Any):
 
 
 def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
-    """The inputs an ONNX graph declares (initializers excluded): names, dtypes, and shapes
-    with a dim name for every dynamic axis."""
+    """The inputs an ONNX graph declares (initializers excluded): names, dtypes, shapes with a
+    dim name for every dynamic axis, and the value ranges the graph states (:func:`within_domains`);
+    a rank-2 input named ``...attention_mask`` is a mask (``kind="mask"``)."""
     proto = read_proto(onnx_model)
     initializers = {t.name for t in proto.graph.initializer}
     inputs = []
@@ -140,7 +141,14 @@ def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
             d.dim_value if d.HasField("dim_value") else axis_name(value.name, axis, d.dim_param)
             for axis, d in enumerate(tensor.shape.dim)
         )
-        inputs.append(Input(value.name, shape, dtype=dtype))
+        mask = value.name.endswith("attention_mask") and len(shape) == 2 and dtype not in ("str",)
+        # Hugging Face's (and Optimum's) name for a 0/1 mask of real tokens: drawn as one
+        # (every row with a real token), not as integers 0..100 no tokenizer makes
+        inputs.append(
+            Input(value.name, shape, dtype=dtype, kind="mask")
+            if mask
+            else Input(value.name, shape, dtype=dtype)
+        )
     if not inputs:
         raise InvalidSpec(
             "the ONNX graph has no inputs (its outputs are constants of the file): there is no input "
@@ -166,7 +174,7 @@ def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
                 f"with its value fixed, e.g. op.Input({item.name!r}, {shape}, dtype={item.dtype!r}, low=v, high=v), "
                 "or make it an initializer of the file"
             )
-        if domain is None or item.dtype in ("bool", "str"):
+        if domain is None or item.dtype in ("bool", "str") or item.kind != "values":
             ranged.append(item)
             continue
         low, high = domain.low, domain.high
