@@ -341,3 +341,31 @@ def test_when_both_sides_reject_every_drawn_input_the_item_says_so(tmp_path):
     result = _check(model, tmp_path, examples=6)["ort-cpu"]
     assert result.status == "error"
     assert "drawn inputs was rejected by both the reference and ort-cpu" in result.message
+
+
+def test_string_inputs_are_drawn_from_the_graphs_own_strings_and_a_few_of_every_kind(tmp_path):
+    """Before: every str input of a file was refused ('no categories'); now its LabelEncoder's
+    keys (and unknown strings: empty, spaced, non-ASCII) are drawn."""
+    model = helper.make_model(
+        helper.make_graph(
+            [
+                helper.make_node(
+                    "LabelEncoder",
+                    ["x"],
+                    ["y"],
+                    domain="ai.onnx.ml",
+                    keys_strings=["cat", "dog"],
+                    values_int64s=[1, 2],
+                    default_int64=-1,
+                )
+            ],
+            "g",
+            [_value("x", TensorProto.STRING, ["n"])],
+            [_value("y", TensorProto.INT64, ["n"])],
+        ),
+        opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 4)],
+    )
+    model.ir_version = 10
+    (x,) = graph_inputs(model)
+    assert x.categories[:2] == ("cat", "dog") and "" in x.categories and "ÄÖü ß" in x.categories
+    assert _check(model, tmp_path)["ort-cpu"].status == "passed"

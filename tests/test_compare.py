@@ -360,3 +360,14 @@ def test_closeness_is_the_log_of_the_largest_relative_error_of_float_outputs():
     assert closeness(verdict) == pytest.approx(np.log10(1e-4), abs=0.01)
     exact = compare_outputs(["y"], [np.ones(3, np.float32)], [np.ones(3, np.float32)], op.Tolerance())
     assert closeness(exact) == pytest.approx(-30)
+
+
+def test_a_unicode_string_output_that_differs_is_explained():
+    """numpy names a unicode dtype 'str160', which np.dtype does not read back; explaining a
+    differing string output raised TypeError (found by the node-suite conformance run)."""
+    verdict = compare_module.compare_outputs(
+        ["y"], [np.array(["ÄÖü ß", "a"])], [np.array(["AOu ß", "a"])], Tolerance()
+    )
+    assert not verdict.passed
+    text = verdict.explain()
+    assert "output 'y': 1 of 2 values differ (50%) exactly" in text and "'ÄÖü ß'" in text

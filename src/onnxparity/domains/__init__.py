@@ -186,3 +186,53 @@ def output_bounds(proto: Any, inputs: Sequence[Any], dims: Mapping[str, int]) ->
             bound = elements * high
         found.append((item.name, _label(node), bound))
     return found
+
+
+#: strings every inferred str input is drawn from, beside the graph's own: empty, spaces,
+#: case, digits, punctuation and non-ASCII (what string ops split, normalize and match on)
+DEFAULT_STRINGS = (
+    "",
+    "a",
+    "A",
+    "hello",
+    "Hello World",
+    " padded ",
+    "a.b,c;d",
+    "123",
+    "ÄÖü ß",
+    "www.example.com",
+)
+
+
+def graph_strings(proto: Any, limit: int = 24) -> tuple[str, ...]:
+    """The strings a graph holds (attributes such as LabelEncoder's keys, StringNormalizer's
+    stopwords, StringSplit's delimiter; string constants and initializers), at most ``limit``:
+    the values its string ops treat specially, which a drawn input should hit."""
+    import onnx
+    from onnx import numpy_helper
+
+    found: dict[str, None] = {}
+
+    def add(value: Any) -> None:
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        if isinstance(text, str) and len(found) < limit:
+            found.setdefault(text)
+
+    for tensor in proto.graph.initializer:
+        if tensor.data_type == onnx.TensorProto.STRING:
+            for value in numpy_helper.to_array(tensor).ravel()[:limit]:
+                add(value)
+    for node in _nodes(proto.graph):
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.STRINGS:
+                for value in attribute.strings[:limit]:
+                    add(value)
+            elif attribute.type == onnx.AttributeProto.STRING and node.op_type not in ("Cast", "Constant"):
+                add(attribute.s)
+            elif (
+                attribute.type == onnx.AttributeProto.TENSOR
+                and attribute.t.data_type == onnx.TensorProto.STRING
+            ):
+                for value in numpy_helper.to_array(attribute.t).ravel()[:limit]:
+                    add(value)
+    return tuple(found)

@@ -160,12 +160,19 @@ def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
 def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
     """``inputs`` with the value ranges the graph states for them (:mod:`onnxparity.domains`);
     InvalidSpec naming the input and the op where no drawn value would be valid."""
-    from ..domains import Undrawable, derive
+    from ..domains import DEFAULT_STRINGS, Undrawable, derive, graph_strings
     from ..spec.inputs import _INT_LIMITS
 
     found = derive(proto, inputs)
     ranged = []
+    strings = None
     for item in inputs:
+        if (
+            item.dtype == "str" and item.categories is None
+        ):  # the graph's own strings, and a few of every kind
+            strings = strings if strings is not None else graph_strings(proto)
+            ranged.append(Input(item.name, item.shape, dtype="str", categories=(*strings, *DEFAULT_STRINGS)))
+            continue
         domain = found.get(item.name)
         if isinstance(domain, Undrawable):
             shape = tuple(item.shape)

@@ -113,8 +113,8 @@ def _localize_export(
         return [line, *verdict], divergence, subgraph
     try:
         spec_lines, divergence, subgraph = _against_spec(pair.exported.path, failure, tolerance)
-    except Exception:  # the spec's say is a bonus
-        spec_lines = []
+    except Exception:  # the spec's say is a bonus (and a failure of its own leaves nothing localized)
+        spec_lines, divergence, subgraph = [], None, None
     if divergence is not None:  # the spec localized it: the framework's line is context only
         line = line.replace("first divergence: ", "framework values: ", 1)
     return [line, *spec_lines], divergence, subgraph
