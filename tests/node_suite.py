@@ -204,8 +204,14 @@ def run_all(
             if progress is not None:
                 progress(case, outcome, detail)
             feed(slot)
-    for slot in slots:
-        slot["process"].kill()
+    for slot in slots:  # a clean exit removes the worker's reproducers; a stuck one is killed
+        try:
+            slot["pipe"].send(None)
+        except OSError:
+            pass
+        slot["process"].join(timeout=10)
+        if slot["process"].is_alive():
+            slot["process"].kill()
     return results
 
 
@@ -220,11 +226,16 @@ def _serve(pipe, examples: int) -> None:
     onnxruntime.set_default_logger_severity(3)  # unused-initializer warnings of the suite's models
     known = cases()
 
-    with ParitySession(ParityConfig(reproducer_dir=tempfile.mkdtemp(prefix="node-suite-"))) as session:
+    with (
+        tempfile.TemporaryDirectory(prefix="node-suite-") as reproducers,
+        ParitySession(ParityConfig(reproducer_dir=reproducers)) as session,
+    ):
         while True:
             try:
                 name = pipe.recv()
             except EOFError:
+                return
+            if name is None:
                 return
             pipe.send(check_case(known[name], examples, session))
             if len(session._pairs) > 50:  # keep the worker's memory flat
