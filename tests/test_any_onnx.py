@@ -61,6 +61,7 @@ def test_indices_are_drawn_within_the_axis_they_index(tmp_path):
     inputs = graph_inputs(_gather())
     ids = next(i for i in inputs if i.name == "ids")
     assert (ids.low, ids.high) == (0, 4)  # (ONNX's negative indices: frameworks refuse them)
+    assert ids.boundary_values() == (0.0, 4.0)  # the boundary pattern draws at the table's edges
     result = _check(_gather(), tmp_path)
     assert result["ort-cpu"].status == "passed", result["ort-cpu"].message
 
