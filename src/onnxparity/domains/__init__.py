@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ..onnxutils import is_standard_domain, walk_nodes
+
 #: the largest count, size or repeat a drawn input may ask for (outputs stay small)
 SMALL = 4
 
@@ -43,7 +45,8 @@ class Undrawable:
 
 
 class _Graph:
-    """Smallest known sizes and ranks of the graph's tensors."""
+    """The sizes and ranks of the graph's tensors that are known before a run: the graph
+    inputs' as given (their smallest or largest), initializers', and shape inference's."""
 
     def __init__(
         self, proto: Any, min_sizes: Mapping[str, tuple[int | None, ...]], kinds: Mapping[str, str]
@@ -56,10 +59,6 @@ class _Graph:
         self.shapes: dict[str, tuple[int | None, ...]] = dict(min_sizes)
         for tensor in proto.graph.initializer:
             self.shapes[tensor.name] = tuple(tensor.dims)
-        self.constants = {t.name for t in proto.graph.initializer}
-        for node in proto.graph.node:
-            if node.op_type == "Constant":
-                self.constants.update(node.output)
         try:
             inferred = onnx.shape_inference.infer_shapes(proto).graph.value_info
         except Exception:  # shape inference is a help, never a requirement
@@ -93,16 +92,6 @@ CARRIERS: dict[str, tuple[int, ...]] = {
 }
 
 
-def _nodes(graph: Any):
-    """The graph's nodes, each followed by those of its subgraphs (an If's branches, a Loop's
-    body), which may read the outer graph's values by name."""
-    for node in graph.node:
-        yield node
-        for attribute in node.attribute:
-            for body in (*([attribute.g] if attribute.HasField("g") else []), *attribute.graphs):
-                yield from _nodes(body)
-
-
 def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
     """The domain of each of ``inputs`` (:class:`~onnxparity.spec.Input`) the graph states,
     by input name (inputs no rule constrains are absent)."""
@@ -115,7 +104,7 @@ def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
     # each graph input, and what carries its values on unchanged (an Unsqueeze of indices)
     carried = {i.name: i.name for i in inputs}
     consumers: dict[str, list[tuple[Any, int]]] = {i.name: [] for i in inputs}
-    for node in _nodes(proto.graph):  # (topologically sorted, as ONNX requires)
+    for node, _ in walk_nodes(proto.graph):  # (topologically sorted, as ONNX requires)
         for position, name in enumerate(node.input):
             if name in carried:
                 consumers[carried[name]].append((node, position))
@@ -128,7 +117,8 @@ def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
     for name, uses in consumers.items():
         domains = []
         for node, position in uses:
-            rule = RULES.get(node.op_type) if node.domain in ("", "ai.onnx", "ai.onnx.ml") else None
+            standard = is_standard_domain(node.domain) or node.domain == "ai.onnx.ml"
+            rule = RULES.get(node.op_type) if standard else None
             result = rule(node, position, graph) if rule is not None else None
             if isinstance(result, Undrawable):
                 found[name] = result
@@ -159,7 +149,7 @@ def output_bounds(proto: Any, inputs: Sequence[Any], dims: Mapping[str, int]) ->
     declared = {i.name: i for i in inputs if i.low is not None and i.dtype not in ("bool", "str")}
     sizers = [
         n
-        for n in _nodes(proto.graph)
+        for n, _ in walk_nodes(proto.graph)
         if len(n.input) > _SIZERS.get(n.op_type, 99) and n.input[_SIZERS[n.op_type]] in declared
     ]
     if not sizers:  # the common case: no shape inference to pay for
@@ -222,7 +212,7 @@ def graph_strings(proto: Any, limit: int = 24) -> tuple[str, ...]:
         if tensor.data_type == onnx.TensorProto.STRING:
             for value in numpy_helper.to_array(tensor).ravel()[:limit]:
                 add(value)
-    for node in _nodes(proto.graph):
+    for node, _ in walk_nodes(proto.graph):
         for attribute in node.attribute:
             if attribute.type == onnx.AttributeProto.STRINGS:
                 for value in attribute.strings[:limit]:

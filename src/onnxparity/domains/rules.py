@@ -26,21 +26,27 @@ def _label(node: Any) -> str:
 Rule = Callable[[Any, int, _Graph], "Domain | Undrawable | None"]
 
 
-def _indices(axis_of: Callable[[Any], int]) -> Rule:
-    """Indices into one axis of the node's first input: ``0 … size-1``. ONNX also allows
-    negative indices, but the frameworks a file is compared with do not (PyTorch's Embedding
-    raises on them): drawing them would fail a correct export. An axis whose size is not known
-    before the run constrains nothing (an example both sides reject is then not counted)."""
+def _along(
+    position: int, source: int, axis_of: Callable[[Any], int], what: str, *, low: int = 0, past_end: int = -1
+) -> Rule:
+    """Values counted along one axis of the node's input ``source`` (indices, k, positions,
+    lengths): ``low … size + past_end`` — indices end at ``size - 1``, k and lengths at
+    ``size``. Indices start at 0: ONNX also allows negative ones, but the frameworks a file is
+    compared with do not (PyTorch's Embedding raises on them), so drawing them would fail a
+    correct export. An axis whose size is not known before the run constrains nothing (an
+    example both sides reject is then not counted)."""
 
-    def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
-        if position != 1:
+    def rule(node: Any, at: int, graph: _Graph) -> Domain | Undrawable | None:
+        if at != position:
             return None
         axis = axis_of(node)
-        size = graph.size(node.input[0], axis)
+        size = graph.size(node.input[source], axis)
         if not size:
             return None
         return Domain(
-            0, size - 1, f"indices of {_label(node)} into axis {axis} of {node.input[0]!r} (size {size})"
+            low,
+            size + past_end,
+            f"{what} of {_label(node)} into axis {axis} of {node.input[source]!r} (size {size})",
         )
 
     return rule
@@ -80,13 +86,18 @@ def _axes(first: int = 1, extra: int = 0) -> Rule:
     return rule
 
 
-def _scalar_axis(position: int) -> Rule:
+def _axis(position: int, *, but_last: bool = False) -> Rule:
+    """A single axis of the node's first input: within its rank (``but_last``: not the last
+    axis, which DFT keeps for the real and imaginary parts)."""
+
     def rule(node: Any, at: int, graph: _Graph) -> Domain | Undrawable | None:
         if at != position:
             return None
         rank = graph.rank(node.input[0])
-        if not rank:
+        if not rank or (but_last and rank < 2):
             return None  # not known before the run: no constraint
+        if but_last:
+            return Domain(0, rank - 2, f"the axis of {_label(node)} (not the last of rank {rank})")
         return Domain(-rank, rank - 1, f"the axis of {_label(node)} (rank {rank})")
 
     return rule
@@ -119,41 +130,14 @@ def _positive(*positions: int, what: str = "a scale", low: float = 0.0625, high:
     return rule
 
 
-def _divisor(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
-    if position != 1 or graph.kinds.get(node.input[1]) != "int":
-        return None
-    return Domain(1, 100, f"an integer divisor of {_label(node)} (0 is undefined)")
+def _integer(position: int, low: int, high: int, what: str) -> Rule:
+    """An integer input at ``position`` (a float one needs no bound: a float division by 0 is
+    inf on both sides, a float power does not wrap)."""
 
-
-def _top_k(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
-    if position != 1:
-        return None
-    axis = _attribute(node, "axis", -1)
-    size = graph.size(node.input[0], axis)
-    if not size:
-        return None  # not known before the run: no constraint
-    return Domain(0, size, f"k of {_label(node)} (at most the size {size} of axis {axis})")
-
-
-def _class_targets(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
-    """NegativeLogLikelihoodLoss / SoftmaxCrossEntropyLoss targets: classes along axis 1."""
-    if position != 1:
-        return None
-    classes = graph.size(node.input[0], 1)
-    if not classes:
-        return None  # not known before the run: no constraint
-    return Domain(0, classes - 1, f"class targets of {_label(node)} ({classes} classes)")
-
-
-def _sequence_lengths(position: int, axis_of: Callable[[Any], int]) -> Rule:
     def rule(node: Any, at: int, graph: _Graph) -> Domain | Undrawable | None:
-        if at != position:
+        if at != position or graph.kinds.get(node.input[at]) != "int":
             return None
-        axis = axis_of(node)
-        size = graph.size(node.input[0], axis)
-        if not size:
-            return None  # not known before the run: no constraint
-        return Domain(1, size, f"sequence lengths of {_label(node)} (sequence axis {axis} of size {size})")
+        return Domain(low, high, f"{what} of {_label(node)}")
 
     return rule
 
@@ -173,30 +157,6 @@ def _room(position: int, axis_default: int) -> Rule:
         )
 
     return rule
-
-
-def _positions_of(position: int, table: int) -> Rule:
-    """RotaryEmbedding's position ids: rows of its cos/sin cache."""
-
-    def rule(node: Any, at: int, graph: _Graph) -> Domain | Undrawable | None:
-        if at != position:
-            return None
-        rows = graph.size(node.input[table], 0)
-        if not rows:
-            return None  # not known before the run: no constraint
-        return Domain(0, rows - 1, f"positions of {_label(node)} (rows of {node.input[table]!r}: {rows})")
-
-    return rule
-
-
-def _kv_lengths(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
-    """Attention's nonpad_kv_seqlen: lengths within the key sequence."""
-    if position != 6:
-        return None
-    size = graph.size(node.input[1], -2)
-    if not size:
-        return None  # not known before the run: no constraint
-    return Domain(1, size, f"key lengths of {_label(node)} (key sequence of {size})")
 
 
 def _pads(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
@@ -219,22 +179,6 @@ def _split_size(node: Any, position: int, graph: _Graph) -> Domain | Undrawable 
     if count != () or not size:
         return Undrawable(f"it is the split sizes of {_label(node)} (they must add up to the axis)")
     return Domain(1, size, f"the split size of {_label(node)} (axis {axis} of size {size})")
-
-
-def _int_exponent(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
-    if position != 1 or graph.kinds.get(node.input[1]) != "int":
-        return None
-    return Domain(0, 3, f"an integer exponent of {_label(node)} (integer powers overflow past it)")
-
-
-def _dft_axis(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
-    """DFT's axis (opset 20): any axis but the last, which holds the real and imaginary parts."""
-    if position != 2:
-        return None
-    rank = graph.rank(node.input[0])
-    if not rank or rank < 2:
-        return None  # not known before the run: no constraint
-    return Domain(0, rank - 2, f"the axis of {_label(node)} (not the last of rank {rank})")
 
 
 def _chain(*rules: Rule) -> Rule:
@@ -267,17 +211,17 @@ _REDUCE = (
 
 #: (op type) -> how each of its inputs constrains a graph input fed to it
 RULES: dict[str, Rule] = {
-    "Gather": _indices(_axis_attribute()),
-    "GatherElements": _indices(_axis_attribute()),
-    "ScatterElements": _indices(_axis_attribute()),
+    "Gather": _along(1, 0, _axis_attribute(), "indices"),
+    "GatherElements": _along(1, 0, _axis_attribute(), "indices"),
+    "ScatterElements": _along(1, 0, _axis_attribute(), "indices"),
     "GatherND": _gather_nd,
     "ScatterND": _gather_nd,
-    "ArrayFeatureExtractor": _indices(lambda node: -1),
+    "ArrayFeatureExtractor": _along(1, 0, lambda node: -1, "indices"),
     **{op: _axes() for op in _REDUCE},
     "Squeeze": _undrawable(1, why="the axes (each must be of size 1)"),
     "Unsqueeze": _axes(extra=1),
-    "CumSum": _scalar_axis(1),
-    "CumProd": _scalar_axis(1),
+    "CumSum": _axis(1),
+    "CumProd": _axis(1),
     "Slice": _chain(
         _axes(first=3),
         _small(4, low=1, high=2, what="a step"),
@@ -294,7 +238,7 @@ RULES: dict[str, Rule] = {
         _small(1, low=0, high=2 * SMALL, what="the limit"),
         _small(2, low=1, high=2, what="the step"),
     ),
-    "TopK": _top_k,
+    "TopK": _along(1, 0, _axis_attribute(-1), "k", past_end=0),
     "OneHot": _small(1, low=1, high=2 * SMALL, what="the depth"),
     "Resize": _undrawable(
         2, 3, why="the scales or sizes (each axis needs its own: batch and channels usually 1)"
@@ -303,16 +247,16 @@ RULES: dict[str, Rule] = {
         1, what="the scales (the integer 2: nearest mode takes integers)", low=2.0, high=2.0
     ),
     "AffineGrid": _undrawable(1, why="the output size (its batch must be theta's)"),
-    "Attention": _kv_lengths,
-    "RotaryEmbedding": _positions_of(3, table=1),
+    "Attention": _along(6, 1, lambda node: -2, "key lengths", low=1, past_end=0),  # nonpad_kv_seqlen
+    "RotaryEmbedding": _along(3, 1, lambda node: 0, "positions"),  # rows of the cos cache
     "TensorScatter": _room(2, -2),
     "SplitToSequence": _split_size,
-    "Pow": _int_exponent,
+    "Pow": _integer(1, 0, 3, "an integer exponent (integer powers overflow past it)"),
     "Dropout": _chain(
         _positive(1, what="the ratio", low=0.0, high=0.5),
         _undrawable(2, why="the training mode (in training, Dropout's output is random)"),
     ),
-    "DFT": _chain(_small(1, low=1, high=2 * SMALL, what="the DFT length"), _dft_axis),
+    "DFT": _chain(_small(1, low=1, high=2 * SMALL, what="the DFT length"), _axis(2, but_last=True)),
     "STFT": _chain(
         _small(1, low=1, high=SMALL, what="the frame step"),
         _small(3, low=1, high=2 * SMALL, what="the frame length"),
@@ -322,14 +266,24 @@ RULES: dict[str, Rule] = {
     ),
     "QLinearMatMul": _positive(1, 4, 6),
     "QLinearConv": _positive(1, 4, 6),
-    "Div": _divisor,
-    "Mod": _divisor,
-    "NegativeLogLikelihoodLoss": _class_targets,
-    "SoftmaxCrossEntropyLoss": _class_targets,
-    "ReverseSequence": _sequence_lengths(1, lambda node: _attribute(node, "time_axis", 0)),
-    "RNN": _sequence_lengths(4, lambda node: 1 if _attribute(node, "layout", 0) else 0),
-    "GRU": _sequence_lengths(4, lambda node: 1 if _attribute(node, "layout", 0) else 0),
-    "LSTM": _sequence_lengths(4, lambda node: 1 if _attribute(node, "layout", 0) else 0),
+    "Div": _integer(1, 1, 100, "an integer divisor (0 is undefined)"),
+    "Mod": _integer(1, 1, 100, "an integer divisor (0 is undefined)"),
+    "NegativeLogLikelihoodLoss": _along(1, 0, lambda node: 1, "class targets"),
+    "SoftmaxCrossEntropyLoss": _along(1, 0, lambda node: 1, "class targets"),
+    "ReverseSequence": _along(
+        1, 0, lambda node: _attribute(node, "time_axis", 0), "sequence lengths", low=1, past_end=0
+    ),
+    **dict.fromkeys(
+        ("RNN", "GRU", "LSTM"),
+        _along(
+            4,
+            0,
+            lambda node: 1 if _attribute(node, "layout", 0) else 0,
+            "sequence lengths",
+            low=1,
+            past_end=0,
+        ),
+    ),
     "QuantizeLinear": _positive(1),
     "DequantizeLinear": _positive(1),
     "NonMaxSuppression": _chain(
