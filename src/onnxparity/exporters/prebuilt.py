@@ -53,6 +53,13 @@ _ONNX_DTYPES = {
 }
 
 
+#: what a refusal of an element type says onnxparity draws instead
+_DRAWS = (
+    f"onnxparity draws none (it draws {', '.join(sorted(set(_ONNX_DTYPES.values())))}); check the part "
+    "of the model that takes one of those"
+)
+
+
 def element_type_name(number: int) -> str:
     """An ONNX element type's name (``tensor(float16)``'s ``float16``), never its bare number."""
     import onnx
@@ -75,6 +82,11 @@ def _type_name(value_type) -> str:
     if which == "map_type":
         return f"map({element_type_name(value_type.map_type.key_type)}, {_type_name(value_type.map_type.value_type)})"
     return which or "an undefined type"
+
+
+def value_kind(value) -> str:
+    """``tensor_type``, ``sequence_type``, ``optional_type``, ``map_type`` ("" when unset)."""
+    return value.type.WhichOneof("value") or ""
 
 
 def read_proto(onnx_model: Any):
@@ -124,7 +136,7 @@ def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
     for value in proto.graph.input:
         if value.name in initializers:
             continue
-        if value.type.WhichOneof("value") != "tensor_type":
+        if value_kind(value) != "tensor_type":
             raise InvalidSpec(
                 f"ONNX input {value.name!r} is a {_type_name(value.type)}: onnxparity draws tensors only, so "
                 "a graph taking sequences, optionals or maps cannot be checked on drawn inputs; check the "
@@ -133,15 +145,12 @@ def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
         tensor = value.type.tensor_type
         dtype = _ONNX_DTYPES.get(tensor.elem_type)
         if dtype is None:
-            raise InvalidSpec(
-                f"ONNX input {value.name!r} is a {_type_name(value.type)}: onnxparity draws none "
-                f"(it draws {', '.join(sorted(set(_ONNX_DTYPES.values())))})"
-            )
+            raise InvalidSpec(f"ONNX input {value.name!r} is a {_type_name(value.type)}: {_DRAWS}")
         shape = tuple(
             d.dim_value if d.HasField("dim_value") else axis_name(value.name, axis, d.dim_param)
             for axis, d in enumerate(tensor.shape.dim)
         )
-        mask = value.name.endswith("attention_mask") and len(shape) == 2 and dtype not in ("str",)
+        mask = value.name.endswith("attention_mask") and len(shape) == 2 and dtype != "str"
         # Hugging Face's (and Optimum's) name for a 0/1 mask of real tokens: drawn as one
         # (every row with a real token), not as integers 0..100 no tokenizer makes
         inputs.append(
@@ -167,9 +176,7 @@ def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
     ranged = []
     strings = None
     for item in inputs:
-        if (
-            item.dtype == "str" and item.categories is None
-        ):  # the graph's own strings, and a few of every kind
+        if item.dtype == "str" and item.categories is None:  # the graph's own strings, and some of every kind
             strings = strings if strings is not None else graph_strings(proto)
             ranged.append(Input(item.name, item.shape, dtype="str", categories=(*strings, *DEFAULT_STRINGS)))
             continue
@@ -195,10 +202,6 @@ def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
         edges = (low, high) if high > low else ()
         ranged.append(Input(item.name, item.shape, dtype=item.dtype, low=low, high=high, boundaries=edges))
     return tuple(ranged)
-
-
-def value_kind(value) -> str:
-    return value.type.WhichOneof("value") or ""
 
 
 def check_input_names(model_proto, spec: ParitySpec) -> None:
@@ -230,8 +233,8 @@ def check_input_types(model_proto, spec: ParitySpec) -> None:
             )
         if elem is None and tensor.elem_type:
             raise InvalidSpec(
-                f"Input({item.name!r}): the ONNX graph's input is a {_type_name(graph_inputs[item.name].type)}, "
-                "which onnxparity does not draw"
+                f"Input({item.name!r}): the ONNX graph's input is a {_type_name(graph_inputs[item.name].type)}: "
+                f"{_DRAWS}"
             )
         if elem is not None and elem != item.dtype:
             raise InvalidSpec(
