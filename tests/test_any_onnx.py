@@ -326,6 +326,7 @@ def test_inferred_inputs_both_sides_reject_are_outside_the_models_domain(tmp_pat
     Runtime refuses the same input — a false alarm on a correct file."""
     result = _check(_concat(), tmp_path, examples=10)
     assert result["ort-cpu"].status == "passed", result["ort-cpu"].message
+    assert result["ort-cpu"].dims_covered["b"] == (1, 1)  # only the accepted examples count
     declared = [op.Input("x", ("n", "b")), op.Input("y", ("m", 1))]
     dims = {"n": op.Dim(1, 4), "b": op.Dim(1, 4), "m": op.Dim(1, 4)}
     stated = _check(_concat(), tmp_path, inputs=declared, dims=dims, examples=10)["ort-cpu"]

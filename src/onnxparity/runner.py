@@ -333,7 +333,7 @@ class ParitySession:
                 message=timeout_diagnosis(variant, spec, search, n, budget, self.config.spell),
             )
         tally = search.tally
-        if failure is None and tally.rejected and tally.rejected >= tally.tried:
+        if failure is None and tally.rejected and not tally.tried:
             return VariantResult(variant, "error", policy, 0, message=all_rejected(variant, tally.rejected))
         shortfall = []
         if failure is None:  # (a crash is a failure too: ExampleCrashed above)

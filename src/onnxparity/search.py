@@ -114,24 +114,26 @@ class Search:
         clock = time.perf_counter
         if self.deadline is not None or self.progress is not None:
             self._watch(example, clock())
-        self.tally.count_example(example)
         session = self.session
         key = self.key(example)
         data = session.examples
         feeds = data.feeds_for(self.spec, key, self.rows)
-        if self.coverage is not None:
-            started = clock()
-            self.coverage.add(feeds, key)
-            session.timings["coverage"] += clock() - started
         try:
             expected = data.reference_outputs(self.pair, key, feeds)
         except Exception as exc:
             if self.spec.inferred and self._variant_rejects(feeds):
-                self.tally.rejected += 1  # outside the model's domain, by both sides' account
+                # outside the model's domain, by both sides' account: not an example of the search
+                self.tally.rejected += 1
                 reject()
+            self.tally.count_example(example)
             raise ExampleFailed(
                 Evidence(example, feeds, reference_error=f"{type(exc).__name__}: {exc}")
             ) from None
+        self.tally.count_example(example)
+        if self.coverage is not None:
+            started = clock()
+            self.coverage.add(feeds, key)
+            session.timings["coverage"] += clock() - started
         started = clock()
         try:
             actual = self.runnable.run(feeds)

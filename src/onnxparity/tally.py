@@ -120,7 +120,7 @@ class SearchTally:
     def reset(self) -> None:
         """Forget everything (a replay's counts, before a real search evaluates again)."""
         self.tried = 0
-        #: examples the reference and the variant both rejected (inferred inputs only)
+        #: examples the reference and the variant both rejected (inferred inputs only; not in ``tried``)
         self.rejected = 0
         self.dims: dict[str, list[int]] = {}
         self.outputs: dict[str, OutputTally] = {}
