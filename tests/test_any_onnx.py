@@ -13,6 +13,7 @@ import onnxparity as op
 from onnxparity.compare import compare_output
 from onnxparity.domains import Domain, Undrawable, derive
 from onnxparity.errors import InvalidSpec
+from onnxparity.explanation import explain_output
 from onnxparity.exporters.prebuilt import graph_inputs
 from onnxparity.spec import DEFAULT_TOLERANCE
 
@@ -280,6 +281,8 @@ def test_the_default_tolerance_follows_a_narrow_outputs_precision():
     ).passed
     declared = op.Tolerance(atol=1e-5, rtol=1e-4)  # a tolerance the user declared is kept as it is
     assert not compare_output("y", expected, one_ulp, declared).passed
+    far = compare_output("y", expected, expected * np.float16(1.01), DEFAULT_TOLERANCE)
+    assert "beyond atol=0.00195312, rtol=0.00195312" in explain_output(far, DEFAULT_TOLERANCE)  # what applied
 
 
 def test_bfloat16_outputs_are_compared_as_numbers():

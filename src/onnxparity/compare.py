@@ -22,7 +22,7 @@ from .agreement import BLOCK, Energies, agreement_parts, same_nonfinite
 from .explanation import explain_output, float_tolerance
 from .spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
 from .spec.inputs import NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES
-from .spec.policy import precision_tolerance
+from .spec.policy import tolerance_for
 
 #: rows of the worst-mismatch table kept per output.
 MAX_TABLE_ROWS = 10
@@ -188,8 +188,8 @@ def compare_output(
         return OutputComparison(passed=False, problem="dtype", **base)
 
     exact = kind != "float"
-    if not exact and tolerance is DEFAULT_TOLERANCE:  # none declared: the output's precision decides
-        tolerance = precision_tolerance(base["expected_dtype"], base["actual_dtype"])
+    if not exact:  # none declared: the output's precision decides
+        tolerance = tolerance_for(tolerance, base["expected_dtype"], base["actual_dtype"])
     if not exact and tolerance.scaled:
         tolerance = tolerance.at_peak(_peak(expected))
     if not exact and fast:

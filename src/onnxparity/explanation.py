@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
+from .spec.policy import tolerance_for
 
 if TYPE_CHECKING:
     from .compare import OutputComparison
@@ -34,7 +35,8 @@ def explain_output(result: OutputComparison, policy: Policy) -> str:
         lines = [f"{head}: {'; '.join(parts)} ({policy.describe()})"]
         metrics = f"cosine {result.cosine:.6g} · SQNR {result.sqnr_db:.3g} dB"
     else:
-        rule = "exactly" if result.exact else f"beyond {float_tolerance(policy).describe()}"
+        applied = tolerance_for(float_tolerance(policy), result.expected_dtype, result.actual_dtype)
+        rule = "exactly" if result.exact else f"beyond {applied.describe()}"
         pct = 100.0 * result.mismatched_fraction
         lines = [f"{head}: {result.mismatched} of {result.size} values differ ({pct:.3g}%) {rule}"]
         if result.ties:

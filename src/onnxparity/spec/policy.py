@@ -64,6 +64,12 @@ PRECISION_TOLERANCES = {
 }
 
 
+def tolerance_for(tolerance: Tolerance, *dtypes: str) -> Tolerance:
+    """The tolerance an output of these dtypes is compared under: ``tolerance`` as declared,
+    or, when it is the undeclared :data:`DEFAULT_TOLERANCE`, its dtypes' precision's."""
+    return precision_tolerance(*dtypes) if tolerance is DEFAULT_TOLERANCE else tolerance
+
+
 def precision_tolerance(*dtypes: str) -> Tolerance:
     """The default tolerance on an output of these dtypes (the reference's and the variant's):
     the coarsest of theirs (:data:`PRECISION_TOLERANCES`), else :data:`DEFAULT_TOLERANCE`."""
