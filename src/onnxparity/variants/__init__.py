@@ -89,19 +89,18 @@ class BuildContext:
         self, step: str, parts: Mapping[str, Any], outputs: Sequence[str], build: Callable[[], Any]
     ) -> bool:
         """Files ``outputs`` (paths in :attr:`workdir`) of a conversion ``step`` whose result
-        depends only on the model, ``parts`` (options, a digest of calibration data) and the
-        versions of onnxruntime, onnx and numpy:
-        copied from the persistent cache when an earlier run stored them, else made by
-        ``build()`` and stored once it returns (a step that raises stores nothing). True when
-        reused. A cache that cannot be read or written never fails a build."""
+        depends only on the model, the variant's options (both in :attr:`cache_key`), ``parts``
+        (anything else, such as a digest of drawn calibration data) and the versions of
+        onnxruntime, onnx and numpy: copied from the persistent cache when an earlier run stored
+        them, else made by ``build()`` and stored once it returns (a step that raises stores
+        nothing). True when reused. A cache that cannot be read or written never fails a build."""
+        from .._machine import version
         from ..persist import Store, digest
 
         if not (self.cache_root and self.cache_key):
             build()
             return False
         store = Store(self.cache_root, self.cache_mb << 20)
-        from .._machine import version
-
         tools = {p: version(p) for p in ("onnxruntime", "onnx", "numpy")}  # what converted the file
         key = digest(
             {

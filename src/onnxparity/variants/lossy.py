@@ -163,17 +163,7 @@ def build_int8_dynamic(context: BuildContext) -> QuantRunnable:
 
     target = os.path.join(context.workdir, "int8-dynamic.onnx")
     try:
-        context.stored(
-            "quantize_dynamic",
-            {
-                "per_channel": per_channel,
-                "reduce_range": reduce_range,
-                "op_types": op_types,
-                "excluded": excluded,
-            },
-            [target],
-            lambda: quantize(excluded, target),
-        )
+        context.stored("quantize_dynamic", {}, [target], lambda: quantize(excluded, target))
     except Exception as exc:
         raise VariantBuildError(f"quantize_dynamic failed: {type(exc).__name__}: {exc}") from exc
     if not quantized_ops(target):
@@ -295,7 +285,9 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
         raise VariantBuildError("no calibration inputs: declare inputs= so that they can be drawn")
     preprocessed = os.path.join(context.workdir, "preprocessed.onnx")
     target = os.path.join(context.workdir, "int8-static.onnx")
-    prepared = preprocessed
+
+    def prepared() -> str:  # preprocessing is an optimization, not a requirement
+        return preprocessed if os.path.isfile(preprocessed) else source
 
     def preprocess() -> None:
         with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
@@ -309,7 +301,7 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
     def quantize(nodes: list[str], path: str) -> str:
         with quiet(*_QUANT_LOGGERS), working_directory(context.workdir):
             quantize_static(
-                prepared,
+                prepared(),
                 path,
                 _reader(feeds),
                 quant_format=QuantFormat.QDQ,
@@ -327,24 +319,16 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
         return path
 
     def build() -> None:
-        nonlocal prepared
         preprocess()
-        if not os.path.isfile(preprocessed):
-            prepared = source  # preprocessing is an optimization, not a requirement
         quantize(excluded, target)
 
-    parts = {
-        "method": method,
-        "per_channel": per_channel,
-        "op_types": op_types,
-        "excluded": excluded,
-        "calibration": options_digest({"feeds": feeds}),
-    }
-    try:
-        if context.stored("quantize_static", parts, [preprocessed, target], build) and not os.path.isfile(
-            preprocessed
-        ):
-            prepared = source
+    try:  # (drawn calibration feeds are not among the options: their digest keys the step)
+        context.stored(
+            "quantize_static",
+            {"calibration": options_digest({"feeds": feeds})},
+            [preprocessed, target],
+            build,
+        )
     except Exception as exc:
         raise VariantBuildError(
             f"quantize_static failed ({method} calibration on {origin}): {type(exc).__name__}: "
@@ -355,7 +339,8 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
             f"nothing was quantized: quantize_static found no op it quantizes in this model (its ops: "
             f"{_op_types(source)}); drop int8-static from this model's variants"
         )
-    infinite = infinite_scales(target, prepared)
+    float_path = prepared()
+    infinite = infinite_scales(target, float_path)
     if infinite:
         raise VariantBuildError(
             f"quantize_static calibrated an infinite range for {', '.join(infinite[:5])}"
@@ -368,7 +353,7 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
     retry = os.path.join(context.workdir, "int8-static-excluding.onnx")
     runnable = StaticRunnable(
         target,
-        float_path=prepared,
+        float_path=float_path,
         rebuild=lambda nodes: load_model(quantize(nodes, retry), external_data=True),
         excluded=excluded,
         policy=INT8_POLICY,
@@ -376,7 +361,7 @@ def build_int8_static(context: BuildContext) -> StaticRunnable:
         threads=context.threads,
         optimization=optimization,
     )
-    runnable.setup_saturation(prepared, _calibrated_ranges(target), f"{method} on {origin}")
+    runnable.setup_saturation(float_path, _calibrated_ranges(target), f"{method} on {origin}")
     return runnable
 
 
@@ -423,7 +408,7 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
             )
         save_model(converted, target)
 
-    context.stored("convert_float_to_float16", {"blocked": list(blocked)}, [target], convert)
+    context.stored("convert_float_to_float16", {}, [target], convert)
     return HalfRunnable(
         target,
         float_path=context.model_path,
