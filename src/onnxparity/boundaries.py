@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .domains import output_bounds
 from .spec import ParitySpec
 
 #: at most this many boundaries per input and per column (the smallest in magnitude first).
@@ -205,11 +206,21 @@ class BoundaryCache:
     def __init__(self) -> None:
         self._found: dict[tuple, tuple] = {}
 
-    def searched(self, key: str, path: str, spec: ParitySpec) -> tuple[ParitySpec, dict[str, list[Site]]]:
-        """(``spec`` with the boundaries added to its inputs, the sites per input name)."""
+    def searched(
+        self, key: str, path: str, spec: ParitySpec
+    ) -> tuple[ParitySpec, dict[str, list[Site]], list[tuple[str, str, float]]]:
+        """(``spec`` with the boundaries added to its inputs, the sites per input name, and the
+        outputs whose size an input's values set: :func:`onnxparity.domains.output_bounds` at
+        the largest dims, for the resource guard), the graph read once for all three."""
         cache_key = (key, spec.input_digest)  # the inputs only: tolerances and options vary
         if cache_key not in self._found:
-            sites = harvest_sites(onnx.load(path, load_external_data=False))
-            self._found[cache_key] = (with_graph_boundaries(spec, boundaries_of(sites)).inputs, sites)
-        inputs, sites = self._found[cache_key]
-        return (spec if inputs == spec.inputs else replace(spec, inputs=inputs)), sites
+            proto = onnx.load(path, load_external_data=False)
+            sites = harvest_sites(proto)
+            largest = {name: spec.dims[name].last for name in spec.symbolic_dims}
+            self._found[cache_key] = (
+                with_graph_boundaries(spec, boundaries_of(sites)).inputs,
+                sites,
+                output_bounds(proto, spec.inputs, largest),
+            )
+        inputs, sites, bounds = self._found[cache_key]
+        return (spec if inputs == spec.inputs else replace(spec, inputs=inputs)), sites, bounds

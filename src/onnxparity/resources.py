@@ -3,6 +3,8 @@ the inputs that make a declaration too large (instead of a raw MemoryError mid-s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .spec import ParitySpec
@@ -24,13 +26,16 @@ def largest_example_bytes(spec: ParitySpec) -> dict[str, int]:
     return sizes
 
 
-def over_memory_budget(spec: ParitySpec, budget_mb: int, model_path: str | None = None) -> str | None:
+def over_memory_budget(
+    spec: ParitySpec, budget_mb: int, outputs: Sequence[tuple[str, str, float]] = ()
+) -> str | None:
     """Why the spec's largest example is refused under a budget of ``budget_mb`` MiB of
-    inputs, or of one op's output whose size an input's values set (``model_path``: the ONNX
-    graph read for those ops), naming the input that makes it so; None when it fits."""
+    inputs, or of one op's output whose size an input's values set (``outputs``: (input, op,
+    largest elements), :func:`onnxparity.domains.output_bounds`), naming the input that makes
+    it so; None when it fits."""
     sizes = largest_example_bytes(spec)
     if sum(sizes.values()) <= budget_mb * 2**20:
-        return _outputs_over(spec, budget_mb, model_path) if model_path else None
+        return _outputs_over(spec, budget_mb, outputs)
     at = ", ".join(f"{n}={spec.dims[n].last}" for n in spec.symbolic_dims)
     parts = ", ".join(
         f"{n} {size / 2**20:.4g} MiB" for n, size in sorted(sizes.items(), key=lambda kv: -kv[1])
@@ -41,28 +46,10 @@ def over_memory_budget(spec: ParitySpec, budget_mb: int, model_path: str | None 
     )
 
 
-_BOUNDS: dict[tuple, list] = {}
-
-
-def _outputs_over(spec: ParitySpec, budget_mb: int, model_path: str) -> str | None:
+def _outputs_over(spec: ParitySpec, budget_mb: int, outputs: Sequence[tuple[str, str, float]]) -> str | None:
     """The first op whose output an input's declared values would make larger than the budget
-    (float32 elements; :func:`onnxparity.domains.output_bounds`)."""
-    import os
-
-    from .domains import output_bounds
-    from .onnxutils import load_model
-
-    dims = {name: spec.dims[name].last for name in spec.symbolic_dims}
-    try:
-        key = (model_path, os.path.getmtime(model_path), spec.input_digest)
-        if key not in _BOUNDS:
-            if len(_BOUNDS) > 64:
-                _BOUNDS.clear()
-            _BOUNDS[key] = output_bounds(load_model(model_path), spec.inputs, dims)
-        bounds = _BOUNDS[key]
-    except Exception:  # a guard that cannot read the graph guards inputs only
-        return None
-    for name, op, elements in bounds:
+    (counted as float32 elements)."""
+    for name, op, elements in outputs:
         if elements * 4 > budget_mb * 2**20:
             item = next(i for i in spec.inputs if i.name == name)
             return (

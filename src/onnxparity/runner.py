@@ -279,11 +279,11 @@ class ParitySession:
             info = get_variant(variant)
         except InvalidSpec as exc:
             return VariantResult(variant, "error", None, message=str(exc))
-        spec, sites = self.boundaries.searched(pair.exported.key, pair.exported.path, spec)
+        spec, sites, sized = self.boundaries.searched(pair.exported.key, pair.exported.path, spec)
         source = pair.subject.exporter if pair.subject is not None else None
         fallback = pair.exported.default_tolerance or getattr(source, "default_tolerance", None)
         policy = spec.policy_for(variant, info.default_policy, fallback)
-        too_large = over_memory_budget(spec, self.config.max_example_mb, pair.exported.path)
+        too_large = over_memory_budget(spec, self.config.max_example_mb, sized)
         if too_large:
             fix = self.config.spell("max_example_mb", self.config.max_example_mb * 4)
             return VariantResult(variant, "error", policy, message=f"{too_large} ({fix})")
