@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .spec import Input
-from .spec.inputs import FLOAT_DTYPES, INT_DTYPES, NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES, numpy_dtype
+from .spec.inputs import FLOATS, INTEGERS, numpy_dtype
 
 #: data patterns in shrink order: the simplest first.
 PATTERNS = ("zeros", "constant", "uniform", "normal", "extremes", "sparse")
@@ -61,9 +61,7 @@ def has_boundaries(item: Input) -> bool:
 def unit_band(item: Input) -> tuple[float, float] | None:
     """[0, 1], else [-1, 1], where it lies inside a declared range wider than 2 (pixels of
     0-255, epoch seconds): the band of the explicit band example, drawn half of the time."""
-    if (
-        item.dtype not in FLOAT_DTYPES + NARROW_FLOAT_DTYPES or item.high - item.low <= 2
-    ):  # [-1, 1] and narrower: none
+    if item.dtype not in FLOATS or item.high - item.low <= 2:  # [-1, 1] and narrower: none
         return None
     for low, high in ((0.0, 1.0), (-1.0, 1.0)):
         if item.low <= low and high <= item.high:
@@ -146,7 +144,7 @@ def _fill_any(item: Input, shape, pattern: str, rng: np.random.Generator, within
     dtype = numpy_dtype(item.dtype)
     if dtype == np.bool_:
         return _fill_bool(shape, pattern, rng)
-    if item.dtype in INT_DTYPES or item.dtype in NARROW_INT_DTYPES:
+    if item.dtype in INTEGERS:
         return _fill_int(item, shape, pattern, rng).astype(dtype, copy=False)
     return _fill_float(item, shape, pattern, rng).astype(dtype, copy=False)
 

@@ -42,7 +42,7 @@ from .fills import (  # noqa: F401  (PATTERNS and the densities: re-exported for
     unit_band,
 )
 from .spec import Input, ParitySpec
-from .spec.inputs import FLOAT_DTYPES, NARROW_FLOAT_DTYPES
+from .spec.inputs import FLOATS
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def materialize(
 def _from_rows(item: Input, shape, pattern: str, data: np.ndarray, seed: int) -> np.ndarray:
     picker = np.random.default_rng([seed, 1])  # the same indices for every input of an example
     picked = data[picker.integers(0, len(data), size=shape[0])]
-    if pattern == "jitter" and item.dtype in FLOAT_DTYPES + NARROW_FLOAT_DTYPES:
+    if pattern == "jitter" and item.dtype in FLOATS:
         spread = np.nanstd(data.astype(np.float64), axis=0)
         spread = np.where(spread > 0, spread, 1.0)
         noise = np.random.default_rng([seed, 2]).normal(0.0, JITTER_SCALE, size=picked.shape) * spread

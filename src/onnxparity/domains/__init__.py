@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..onnxutils import is_standard_domain, walk_nodes
+from ..spec.inputs import INTEGERS
 
 #: the largest count, size or repeat a drawn input may ask for (outputs stay small)
 SMALL = 4
@@ -99,7 +100,7 @@ def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
         i.name: tuple(e if isinstance(e, int) else 1 for e in i.shape)  # a symbolic axis: 1 at least
         for i in inputs
     }
-    kinds = {i.name: ("int" if i.dtype.startswith(("int", "uint")) else "other") for i in inputs}
+    kinds = {i.name: ("int" if i.dtype in INTEGERS else "other") for i in inputs}
     graph = _Graph(proto, min_sizes, kinds)
     # each graph input, and what carries its values on unchanged (an Unsqueeze of indices)
     carried = {i.name: i.name for i in inputs}

@@ -21,13 +21,17 @@ NARROW_FLOAT_DTYPES = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e
 INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
 NARROW_INT_DTYPES = ("int4", "uint4")
 
+#: every float and every integer dtype, narrow ones included
+FLOATS = frozenset((*FLOAT_DTYPES, *NARROW_FLOAT_DTYPES))
+INTEGERS = frozenset((*INT_DTYPES, *NARROW_INT_DTYPES))
+
 #: dtypes an :class:`Input` may declare, by canonical name.
 SUPPORTED_DTYPES = (*FLOAT_DTYPES, *NARROW_FLOAT_DTYPES, *INT_DTYPES, *NARROW_INT_DTYPES, "bool", "str")
 
 #: value range used when an Input gives no ``low``/``high``: [-1, 1] for floats, an int8 or
 #: uint8 (and int4, uint4) input's whole range, [0, 100] for wider integers.
 DEFAULT_RANGES: dict[str, tuple[float, float]] = {
-    **{name: (-1.0, 1.0) for name in (*FLOAT_DTYPES, *NARROW_FLOAT_DTYPES)},
+    **{name: (-1.0, 1.0) for name in FLOATS},
     **{name: (0, 100) for name in INT_DTYPES},
     "int8": (-128, 127),
     "uint8": (0, 255),
@@ -57,7 +61,7 @@ def _int_limits(name: str) -> Any:
     return np.iinfo(name)
 
 
-_INT_LIMITS = {name: _int_limits(name) for name in (*INT_DTYPES, *NARROW_INT_DTYPES)}
+_INT_LIMITS = {name: _int_limits(name) for name in INTEGERS}
 
 #: the largest finite value of each float dtype (a declared range must fit it)
 _FLOAT_MAX = {
@@ -230,7 +234,7 @@ class Input:
         default_dtype = "float32" if self.kind == "values" else "int64"
         dtype = _canonical_dtype(default_dtype if self.dtype is None else self.dtype, where)
         object.__setattr__(self, "dtype", dtype)
-        if self.allow_nan and dtype not in (*FLOAT_DTYPES, *NARROW_FLOAT_DTYPES):
+        if self.allow_nan and dtype not in FLOATS:
             raise InvalidSpec(f"{where}: allow_nan=True needs a float dtype, not {dtype}")
         self._check_domain(where, dtype)
         object.__setattr__(self, "boundaries", _boundaries(self.boundaries, where))
