@@ -212,7 +212,8 @@ def test_the_bundle_holds_the_first_divergent_node_as_a_model_that_shows_it(pari
     sub = onnx.load(os.path.join(bundle, "subgraph.onnx"))
     onnx.checker.check_model(sub)
     assert [n.op_type for n in sub.graph.node] == ["LayerNormalization"]
-    feeds = dict(np.load(os.path.join(bundle, "subgraph_inputs.npz")))
+    names = json.load(open(os.path.join(bundle, "names.json")))["subgraph_inputs"]  # .npz key -> ONNX name
+    feeds = {names[k]: v for k, v in np.load(os.path.join(bundle, "subgraph_inputs.npz")).items()}
     (expected,) = np.load(os.path.join(bundle, "subgraph_expected.npz")).values()
     (actual,) = ort.InferenceSession(sub.SerializeToString(), providers=["CPUExecutionProvider"]).run(
         None, feeds

@@ -118,7 +118,8 @@ def test_an_optimizer_rewrite_is_named_with_the_nodes_it_fused_and_a_verified_fi
     assert "disabled_optimizers=['LayerNormFusion" in fix  # the name the installed release registers
     # the reproducer's subgraph shows it without onnxparity: default session options optimize
     bundle = failed.reproducer
-    feeds = dict(np.load(os.path.join(bundle, "subgraph_inputs.npz")))
+    names = json.load(open(os.path.join(bundle, "names.json")))["subgraph_inputs"]  # .npz key -> ONNX name
+    feeds = {names[k]: v for k, v in np.load(os.path.join(bundle, "subgraph_inputs.npz")).items()}
     shown = ort.InferenceSession(os.path.join(bundle, "subgraph.onnx"), providers=["CPUExecutionProvider"])
     (expected,) = np.load(os.path.join(bundle, "subgraph_expected.npz")).values()
     assert np.abs(shown.run(None, feeds)[0] - expected).max() > 1

@@ -182,14 +182,14 @@ def test_reproducer_bundle_reproduces_the_failure(parity_session, tmp_path):
     assert failed.status == "failed"
     bundle = failed.reproducer
     assert bundle == os.path.join(str(tmp_path), "clip", "ort-cpu")
-    assert {"model.onnx", "inputs.npz", "expected.npz", "actual.npz", "example.json", "README.txt"} <= set(
-        os.listdir(bundle)
-    )
+    files = {"model.onnx", "inputs.npz", "expected.npz", "actual.npz", "names.json", "example.json"}
+    assert files | {"README.txt"} <= set(os.listdir(bundle))
     info = json.load(open(os.path.join(bundle, "example.json")))
     assert info["variant"] == "ort-cpu" and info["example"] == {
         k: failed.failing_example[k] for k in ("dims", "patterns", "seed")
     }
-    feeds = dict(np.load(os.path.join(bundle, "inputs.npz")))
+    names = json.load(open(os.path.join(bundle, "names.json")))  # .npz key -> ONNX name
+    feeds = {names["inputs"][k]: v for k, v in np.load(os.path.join(bundle, "inputs.npz")).items()}
     actual = ort.InferenceSession(os.path.join(bundle, "model.onnx")).run(None, feeds)
     expected = np.load(os.path.join(bundle, "expected.npz"))
     assert not np.allclose(actual[0], expected["output_0"], atol=1e-5)

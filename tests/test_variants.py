@@ -4,6 +4,7 @@ unsupported reference op, a native crash and a missing GPU each get their own cl
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -134,9 +135,11 @@ def test_activation_outlier_fails_int8_agreement_with_a_diagnosis(parity_session
     bundle = failed.reproducer
     quantized = os.path.join(bundle, f"{variant}.onnx")
     assert any(n.op_type in ("MatMulInteger", "QuantizeLinear") for n in onnx.load(quantized).graph.node)
-    feeds = dict(np.load(os.path.join(bundle, "inputs.npz")))
+    names = json.load(open(os.path.join(bundle, "names.json")))  # .npz key -> ONNX name
+    feeds = {names["inputs"][k]: v for k, v in np.load(os.path.join(bundle, "inputs.npz")).items()}
     rerun = ort.InferenceSession(quantized, providers=["CPUExecutionProvider"]).run(None, feeds)
-    np.testing.assert_array_equal(rerun[0], np.load(os.path.join(bundle, "actual.npz"))["output"])
+    assert names["actual"]["output_0"] == "output"
+    np.testing.assert_array_equal(rerun[0], np.load(os.path.join(bundle, "actual.npz"))["output_0"])
     assert (
         f'session = ort.InferenceSession("{variant}.onnx"' in open(os.path.join(bundle, "README.txt")).read()
     )
