@@ -19,8 +19,10 @@ on stdout, ready for ``$GITHUB_STEP_SUMMARY``. Shares every rule with the pytest
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from .config import argparse_type, setting
 from .report import document, gate, history, render
@@ -41,19 +43,24 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("b")
     merge = actions.add_parser("merge", help="one report from several (sharded CI jobs)")
     merge.add_argument("reports", nargs="+")
-    merge.add_argument("-o", "--output", required=True, help="where to write the merged report")
+    merge.add_argument("-o", "--output", type=_output, required=True, help="where to write the merged report")
     page = actions.add_parser("html", help="the self-contained HTML page of a report")
     page.add_argument("report")
     page.add_argument("--baseline", help="a report to compare with: what got worse, better, new, gone")
     page.add_argument("--history", nargs="+", default=[], help="earlier reports, oldest first (trends)")
-    page.add_argument("-o", "--output", required=True, help="where to write the page")
+    page.add_argument("-o", "--output", type=_output, required=True, help="where to write the page")
     trend = actions.add_parser("history", help="per item, the worst error and latency across reports")
     trend.add_argument("reports", nargs="+", help="reports of successive releases, oldest first")
-    trend.add_argument("-o", "--output", help="also write the HTML page of the newest, with these trends")
+    trend.add_argument(
+        "-o", "--output", type=_output, help="also write the HTML page of the newest, with these trends"
+    )
     advice = commands.add_parser("advise", help="the tightest tolerance per item, as marker arguments")
     advice.add_argument("report")
     advice.add_argument(
-        "--margin", type=float, default=2.0, help="over the worst example observed (default 2)"
+        "--margin",
+        type=_number("--margin", 1, "1: exactly the worst example observed"),
+        default=2.0,
+        help="over the worst example observed (default 2)",
     )
     check = commands.add_parser("gate", help="exit 1 when the report regresses from the baseline")
     check.add_argument("report")
@@ -68,8 +75,45 @@ def _parser() -> argparse.ArgumentParser:
             metavar=known.metavar,
             help=known.description,
         )
-    check.add_argument("--error-floor", type=float, default=gate.DEFAULT_ERROR_FLOOR, metavar="E")
+    check.add_argument(
+        "--error-floor",
+        type=_number("--error-floor", 0, "errors below it never fail the gate"),
+        default=gate.DEFAULT_ERROR_FLOOR,
+        metavar="E",
+    )
     return parser
+
+
+def _number(option: str, least: float, meaning: str) -> Callable[[str], float]:
+    """An argparse ``type=``: a finite number of ``least`` or more, else a usage error naming
+    ``option``, the value and the range (inf and nan parse as floats, and would pass silently)."""
+
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= least):
+            raise argparse.ArgumentTypeError(
+                f"{option} must be a finite number >= {least:g} ({meaning}), got {text!r}"
+            )
+        return value
+
+    return convert
+
+
+def _output(text: str) -> str:
+    """An argparse ``type=`` for ``-o``: a path to write, not an empty one."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"-o must name the file to write, got {text!r}")
+    return text
+
+
+def _write(stream: TextIO, text: str) -> None:
+    """``text`` on ``stream``, any character it cannot encode (a lone surrogate in a report's
+    name, a file name that is not UTF-8) escaped as ``\\udcff`` instead of a traceback."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,9 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as exc:
                 if isinstance(exc, document.ReportError):
                     raise
-                sys.stderr.write(f"onnxparity advise: {exc}\n")
+                _write(sys.stderr, f"onnxparity advise: {exc}\n")
                 return 2
-            sys.stdout.write(render.show(marker_lines(found) or ["no parity item ran: nothing to advise"]))
+            _write(sys.stdout, render.show(marker_lines(found) or ["no parity item ran: nothing to advise"]))
             return 0
         if args.command == "report" and args.action in ("html", "history"):
             return _pages(args)
@@ -100,13 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_latency_regression=args.max_latency_regression,
                 error_floor=args.error_floor,
             )
-            sys.stdout.write(render.markdown(current, verdict, title="ONNX parity release gate"))
+            _write(sys.stdout, render.markdown(current, verdict, title="ONNX parity release gate"))
             for line in verdict.reasons:
-                sys.stderr.write(f"onnxparity gate: {line}\n")
+                _write(sys.stderr, f"onnxparity gate: {line}\n")
             return 0 if verdict.passed else 1
         if args.action == "show":
             current = document.load(args.report)
-            sys.stdout.write(render.show(render.terminal(current)))
+            _write(sys.stdout, render.show(render.terminal(current)))
             bad = current["summary"].get("failed") or current["summary"].get("error")
             return 1 if bad or current.get("interrupted") else 0
         if args.action == "diff":
@@ -115,22 +159,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path, report in ((args.a, before), (args.b, after)):
                 if report.get("interrupted"):
                     lines.append(f"note: {path}: {document.completeness(report)}")
-            sys.stdout.write(render.show(lines))
+            _write(sys.stdout, render.show(lines))
             return 0
         merged = document.merge(document.load(path) for path in args.reports)
         try:
             document.save(merged, args.output)
         except OSError as exc:
-            sys.stderr.write(
-                f"onnxparity: cannot write the merged report to {args.output}: {write_problem(args.output, exc)}\n"
+            _write(
+                sys.stderr,
+                f"onnxparity: cannot write the merged report to {args.output}: {write_problem(args.output, exc)}\n",
             )
             return 2
-        sys.stdout.write(
-            f"merged {len(args.reports)} reports, {len(merged['items'])} items -> {args.output}\n"
+        _write(
+            sys.stdout, f"merged {len(args.reports)} reports, {len(merged['items'])} items -> {args.output}\n"
         )
         return 0
     except document.ReportError as exc:
-        sys.stderr.write(f"onnxparity: {exc}\n")
+        _write(sys.stderr, f"onnxparity: {exc}\n")
         return 2
 
 
@@ -140,7 +185,7 @@ def _pages(args: argparse.Namespace) -> int:
     if args.action == "history":
         paths = list(args.reports)
         reports = history.labelled(paths, [document.load(p) for p in paths])
-        sys.stdout.write(render.show(history.lines(reports)))
+        _write(sys.stdout, render.show(history.lines(reports)))
         current, baseline, output = reports[-1][1], None, args.output
     else:
         paths = [*args.history, args.report]
@@ -154,9 +199,9 @@ def _pages(args: argparse.Namespace) -> int:
     try:
         document.write_atomic(output, text)
     except OSError as exc:
-        sys.stderr.write(f"onnxparity: cannot write the page to {output}: {write_problem(output, exc)}\n")
+        _write(sys.stderr, f"onnxparity: cannot write the page to {output}: {write_problem(output, exc)}\n")
         return 2
-    sys.stdout.write(f"wrote {output} ({len(text) // 1024} KiB, {len(current['items'])} items)\n")
+    _write(sys.stdout, f"wrote {output} ({len(text) // 1024} KiB, {len(current['items'])} items)\n")
     return 0
 
 

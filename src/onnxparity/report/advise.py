@@ -15,7 +15,10 @@ with a stated margin over what the search observed, as marker arguments to paste
   than it declared.
 
 Advice needs the per-example numbers of a schema-3 report; an item without them, or whose
-outputs matched exactly or differed by NaN/infinity, gets a line saying why instead. Pure.
+outputs matched exactly or differed by NaN/infinity, gets a line saying why instead. A report is
+untrusted input: a policy the spec would refuse, a measured number out of its range (a cosine of
+1e308) or advice beyond the largest float also gets such a line, so every advice printed
+constructs; names print as string literals. Pure.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InvalidSpec
+from ..spec.policy import Agreement, Tolerance
 from .gate import dig, number
 
 #: the default margin over the observed worst case
@@ -52,17 +57,34 @@ class Advice:
 
 
 def _up(value: float) -> float:
-    """``value`` rounded up to one significant digit."""
+    """``value`` rounded up to one significant digit (0 for 0 or less; an overflow is inf). From
+    its decimal digits, not powers of ten, which underflow to 0 for the smallest floats."""
+    if value != value or value == math.inf:
+        return value
     if value <= 0:
         return 0.0
-    scale = 10 ** math.floor(math.log10(value))
-    digit = math.ceil(round(value / scale, 9))
-    return float(f"{digit * scale:.1g}")
+    mantissa, exponent = f"{value:.15e}".split("e")
+    return float(f"{math.ceil(round(float(mantissa), 9))}e{int(exponent)}")
 
 
 def _down(value: float, digits: int) -> float:
+    """``value`` rounded down to ``digits`` decimals (as it is where that overflows)."""
     factor = 10**digits
-    return math.floor(value * factor) / factor
+    scaled = value * factor
+    return math.floor(scaled) / factor if math.isfinite(scaled) else value
+
+
+def _half_db_down(value: float) -> float:
+    """``value`` rounded down to half a dB (as it is where that overflows)."""
+    return math.floor(2 * value) / 2 if math.isfinite(2 * value) else value
+
+
+def _times(*values: float) -> float:
+    """The product of ``values``, in their order (the declared tolerance first: a margin times a
+    large share may overflow alone); the smallest float where positive numbers' product
+    underflows (advice of 0 would demand exact equality where some error was seen)."""
+    product = math.prod(values)
+    return math.ulp(0.0) if product == 0 and all(v > 0 for v in values) else product
 
 
 def _scale(result: Mapping[str, Any]) -> float:
@@ -80,6 +102,9 @@ def _tolerance(item: Mapping[str, Any], policy: Mapping[str, Any], margin: float
     examples = int(distribution.get("examples") or 0)
     if used is None or not math.isfinite(used):
         return Advice(*base, None, "NaN or infinity differed: no tolerance passes this", examples)
+    if used < 0:
+        why = f"result.distribution.worst_tolerance_used is {used:g} (a share of a tolerance is 0 or more)"
+        return Advice(*base, None, f"{why}; no advice", examples)
     if used == 0:
         return Advice(
             *base,
@@ -87,62 +112,104 @@ def _tolerance(item: Mapping[str, Any], policy: Mapping[str, Any], margin: float
             f"every value matched exactly over {examples} examples: any tolerance passes",
             examples,
         )
-    factor = margin * used
+    declared = {key: number(policy.get(key) or 0.0) for key in ("atol", "rtol", "scaled")}
+    problem = _invalid(Tolerance, declared)
+    if problem:
+        return Advice(*base, None, f"result.policy is no policy onnxparity accepts: {problem}; no advice")
     floor = FLOAT32_ROUNDINGS * _ULP * _scale(result)
-    atol = max(_up(float(policy.get("atol", 0.0)) * factor), _up(floor))
-    rtol = _up(float(policy.get("rtol", 0.0)) * factor)
-    scaled = _up(float(policy.get("scaled", 0.0) or 0.0) * factor)
-    parts = [f"atol={atol:g}", f"rtol={rtol:g}"] + ([f"scaled={scaled:g}"] if scaled else [])
-    declared = f"atol={policy.get('atol', 0):g}, rtol={policy.get('rtol', 0):g}"
-    basis = f"worst {used:.2%} of {declared} over {examples} examples, x{margin:g}"
-    return Advice(*base, f"op.Tolerance({', '.join(parts)})", basis, examples, used > 1, used)
+    atol = max(_up(_times(declared["atol"], used, margin)), _up(floor))
+    rtol = _up(_times(declared["rtol"], used, margin))
+    scaled = _up(_times(declared["scaled"], used, margin))
+    advised = {"atol": atol, "rtol": rtol, **({"scaled": scaled} if scaled else {})}
+    shown = f"atol={declared['atol']:g}, rtol={declared['rtol']:g}"
+    share = f"{used:.2%}" if 1e-4 <= used < 100 else f"{used:.3g}x"
+    basis = f"worst {share} of {shown} over {examples} examples, x{margin:g}"
+    problem = _invalid(Tolerance, advised, printed=True)
+    if problem:  # a product beyond the largest float
+        return Advice(*base, None, f"{basis}: no valid tolerance ({problem}); no advice", examples)
+    parts = ", ".join(f"{key}={value:g}" for key, value in advised.items())
+    return Advice(*base, f"op.Tolerance({parts})", basis, examples, used > 1, used)
+
+
+#: the range of the bounded numbers an Agreement item records per output (a report is untrusted
+#: input); a computed cosine may exceed 1 by a rounding
+_MEASURED = {
+    "cosine": (-1 - 1e-6, 1 + 1e-6),
+    "min_cosine": (-1 - 1e-6, 1 + 1e-6),
+    "top1_rate": (0.0, 1.0),
+    "mismatched_rate": (0.0, 1.0),
+}
 
 
 def _agreement(item: Mapping[str, Any], policy: Mapping[str, Any], margin: float) -> Advice:
     result, base = item["result"], _base(item)
-    outputs = result.get("outputs") or []
+    outputs = [o for o in result.get("outputs") or [] if isinstance(o, Mapping)]
     examples = int(result.get("examples") or 0)
+    for output in outputs:
+        for key, (low, high) in _MEASURED.items():
+            value = number(output.get(key))
+            if value is not None and math.isfinite(value) and not low <= value <= high:
+                where = f"output {str(output.get('name'))!r} records {key} {value:g}"
+                return Advice(*base, None, f"{where}, outside [{low:g}, {high:g}]; no advice", examples)
 
     def least(key: str) -> float | None:
         values = [number(o.get(key)) for o in outputs]
-        return min((v for v in values if v is not None and math.isfinite(v)), default=None)
+        found = min((v for v in values if v is not None and math.isfinite(v)), default=None)
+        return None if found is None else min(max(found, -1.0), 1.0) if "cosine" in key else found
 
-    parts, seen, looser = [], [], False
+    declared = {key: number(policy.get(key)) for key in ("labels", "top1", "cosine", "sqnr_db")}
+    problem = _invalid(Agreement, {k: v for k, v in declared.items() if policy.get(k) is not None})
+    if problem:
+        return Advice(*base, None, f"result.policy is no policy onnxparity accepts: {problem}; no advice")
+    parts, seen, looser = {}, [], False
     passed = item["status"] == "passed"
     # the worst example's cosine and SQNR where recorded, else the pooled values
     cosine, sqnr = least("min_cosine"), least("min_sqnr_db")
     cosine = least("cosine") if cosine is None else cosine
     sqnr = least("sqnr_db") if sqnr is None else sqnr
     top1 = least("top1_rate")
-    labels = [
-        o.get("mismatched_rate") for o in outputs if o.get("top1_rate") is None and o.get("cosine") is None
-    ]
+    exact = [o for o in outputs if o.get("top1_rate") is None and o.get("cosine") is None]
+    rates = [number(o.get("mismatched_rate")) for o in exact]
+    rates = [r for r in rates if r is not None and math.isfinite(r)]
     rules = {
-        "labels": (None if not labels else 1 - max(labels), lambda v: _down(1 - margin * (1 - v), 4)),
+        "labels": (1 - max(rates) if rates else None, lambda v: _down(1 - margin * (1 - v), 4)),
         "top1": (top1, lambda v: _down(1 - margin * (1 - v), 3)),
         "cosine": (cosine, lambda v: _down(1 - margin * (1 - v), 6)),
-        "sqnr_db": (sqnr, lambda v: math.floor(2 * (v - 10 * math.log10(margin))) / 2),
+        "sqnr_db": (sqnr, lambda v: _half_db_down(v - 10 * math.log10(margin))),
     }
     for rule, (observed, advised) in rules.items():
-        declared = policy.get(rule)
-        if declared is None or (rule == "labels" and declared == 1.0):
+        value = declared[rule]
+        if value is None or (rule == "labels" and value == 1.0):
             continue
-        if observed is None:
-            parts.append(f"{rule}={declared:g}")
-            continue
-        value = advised(observed)
-        if passed and value < declared:  # the declared rule passed: nothing looser is advised
-            value = declared
-        looser = looser or value < declared
-        parts.append(f"{rule}={value:g}")
-        seen.append(f"{rule} {observed:.6g}")
+        if observed is not None:
+            wanted = advised(observed)
+            value = value if passed and wanted < value else wanted  # passed: nothing looser
+            looser = looser or value < declared[rule]
+            seen.append(f"{rule} {observed:.6g}")
+        parts[rule] = value
     if not seen:
         return Advice(
             *base, None, "no metric was measured (every value within the default tolerance)", examples
         )
     basis = f"worst example's {', '.join(seen)} over {examples} examples, margin x{margin:g}"
+    problem = _invalid(Agreement, parts, printed=True)
+    if problem:  # a failed item's metric so poor that the margin leaves no valid rule
+        return Advice(*base, None, f"{basis}: no valid rule ({problem}); no advice", examples)
     lost = -sqnr if sqnr is not None else (1 - cosine if cosine is not None else 0.0)
-    return Advice(*base, f"op.Agreement({', '.join(parts)})", basis, examples, looser, lost)
+    text = ", ".join(f"{rule}={value:g}" for rule, value in parts.items())
+    return Advice(*base, f"op.Agreement({text})", basis, examples, looser, lost)
+
+
+def _invalid(policy: type, rules: Mapping[str, float | None], printed: bool = False) -> str | None:
+    """Why ``policy(**rules)`` (``printed``: as its numbers print, ``:g``) is no policy the spec
+    accepts, or None: a report is untrusted input, and pasted advice must construct."""
+    if printed:
+        rules = {key: None if v is None else float(f"{v:g}") for key, v in rules.items()}
+    try:
+        policy(**rules)
+    except InvalidSpec as exc:
+        return str(exc)
+    return None
 
 
 def _base(item: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -152,6 +219,8 @@ def _base(item: Mapping[str, Any]) -> tuple[str, str, str]:
 
 def advise(document: Mapping[str, Any], margin: float = DEFAULT_MARGIN) -> list[Advice]:
     """Advice for every parity item that ran (skipped and errored items have no numbers)."""
+    if not math.isfinite(margin):
+        raise ValueError(f"margin must be a finite number, 1 or more, got {margin!r}")
     if not margin >= 1:
         raise ValueError(f"margin must be 1 or more, got {margin!r}")
     found = []
@@ -168,7 +237,8 @@ def advise(document: Mapping[str, Any], margin: float = DEFAULT_MARGIN) -> list[
 
 def marker_lines(advice: list[Advice]) -> list[str]:
     """The advice as ``tolerance={...}`` marker arguments, one block per test: paste them into
-    ``@pytest.mark.onnx_parity(...)`` (or ``check(...)``)."""
+    ``@pytest.mark.onnx_parity(...)`` (or ``check(...)``). Names come from the report, which is
+    untrusted: keys are string literals and comments stay on their line, so no name is code."""
     by_test: dict[str, dict[str, Advice]] = {}
     for entry in advice:
         chosen = by_test.setdefault(entry.test, {})
@@ -177,10 +247,10 @@ def marker_lines(advice: list[Advice]) -> list[str]:
             chosen[entry.variant] = entry  # an opset matrix: the advice that fits both items
     lines = []
     for test, variants in by_test.items():
-        lines.append(test)
+        lines.append(_shown(test))
         usable = {v: a for v, a in variants.items() if a.expression}
         if usable:
-            body = ", ".join(f'"{v}": {a.expression}' for v, a in usable.items())
+            body = ", ".join(f"{_literal(v)}: {a.expression}" for v, a in usable.items())
             lines.append(f"    tolerance={{{body}}},")
         for variant, entry in variants.items():
             warning = (
@@ -188,5 +258,17 @@ def marker_lines(advice: list[Advice]) -> list[str]:
                 if entry.looser
                 else ""
             )
-            lines.append(f"    # {variant}: {entry.basis}{warning}")
+            lines.append(f"    # {_shown(variant)}: {entry.basis}{warning}")
     return lines
+
+
+def _literal(name: str) -> str:
+    """``name`` as a Python string literal (:func:`repr`), in double quotes where it has none."""
+    text = repr(name)
+    return f'"{text[1:-1]}"' if text.startswith("'") and '"' not in name else text
+
+
+def _shown(name: str) -> str:
+    """``name`` as it is where every character prints, else as a literal: a line break or a
+    terminal control sequence in a report's name stays inert."""
+    return name if name.isprintable() else repr(name)

@@ -35,12 +35,14 @@ def _cell(item: Mapping[str, Any] | None, measure: str) -> str:
 
 
 def _trend(cells: list[str]) -> str:
+    """The newest finite number against the oldest (a NaN or an infinity has no trend)."""
     values = []
     for cell in cells:
         try:
             values.append(float(cell.rstrip("!")))
         except ValueError:
             continue
+    values = [v for v in values if math.isfinite(v)]
     if len(values) < 2 or values[0] <= 0:
         return ""
     ratio = values[-1] / values[0]

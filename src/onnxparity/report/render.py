@@ -72,7 +72,11 @@ def headroom_cell(result: Mapping[str, Any]) -> str:
         return ""
     if used != used or used == float("inf"):
         return "non-finite"
+    if used < 0:  # no run measures a negative share: a report written by hand
+        return "invalid"
     if used > 1:
+        if used >= 1e6:  # a report's number, not a run's: never a 300-digit cell
+            return f"{used:.3g}x tolerance"
         return f"{used:.2g}x tolerance" if used < 10 else f"{used:,.0f}x tolerance"
     return "<1% used" if 0 < used < 0.01 else f"{used:.0%} used"
 
