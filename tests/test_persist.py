@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
+import sys
 
 import pytest
 
@@ -85,12 +87,12 @@ def test_concurrent_writers_of_one_key_leave_one_whole_entry(tmp_path):
 
 
 def test_the_cache_keeps_to_its_size_least_recently_used_first(tmp_path):
-    store = Store(str(tmp_path / "cache"), 2500)
+    store = Store(str(tmp_path / "cache"), 3000)
     for key in ("a1", "b2", "c3"):
         store.put("exports", key * 20, [_file(tmp_path, "m.onnx", "x" * 1000)], {})
         manifest = tmp_path / "cache" / "exports" / key[:2] / (key * 20) / MANIFEST
         os.utime(manifest, (100 + len(store.entries()), 100 + len(store.entries())))
-    # three entries of ~1 KB do not fit 2.5 KB: the oldest went
+    # three entries of ~1.3 KB (the file and its manifest) do not fit 3 KB: the oldest went
     assert store.get("exports", "a1" * 20, str(tmp_path / "o")) is None
     assert store.get("exports", "b2" * 20, str(tmp_path / "o")) is not None
     assert store.counts["evictions"] == 1
@@ -183,14 +185,13 @@ def test_exports_and_passing_results_are_reused_until_a_line_or_a_weight_changes
         "test_net": stored,
         "test_other": stored,
         "test_strict": stored,  # the same model as test_other: one export in this session
-        "test_local": "not cached: test_local.<locals>.Local is defined inside a function: it may use values its "
-        "source does not show",
+        "test_local": stored,  # a class defined in the test: its code and closure are digested
     }
     assert kept == set() and (pytester.path / ".onnxparity" / "cache" / "exports").is_dir()
     second, kept, result = _run(pytester)
-    assert second == {**first, "test_net": reused, "test_other": reused, "test_strict": reused}
-    # passing searches are skipped; the failing one and the uncacheable export run again
-    assert kept == {"test_net", "test_other"}
+    assert second == {test: reused for test in first}
+    # passing searches are skipped; the failing one runs again
+    assert kept == {"test_net", "test_other", "test_local"}
     result.stdout.fnmatch_lines(["*test_net*ort-cpu*passed (cached)*"])
     # a reused result reads like a fresh one, in the report and through the result object
     fresh = json.loads((pytester.path / "fresh.json").read_text())
@@ -201,10 +202,10 @@ def test_exports_and_passing_results_are_reused_until_a_line_or_a_weight_changes
     result.stdout.fnmatch_lines(["*test_strict*fp16*failed *"])
     # a changed line in Net's forward: Net exports and searches again, Other (another file) does not
     changed, kept, _ = _run(pytester, tail=" * 1.0")
-    assert (changed["test_net"], changed["test_other"], kept) == (stored, reused, {"test_other"})
+    assert (changed["test_net"], changed["test_other"], kept) == (stored, reused, {"test_other", "test_local"})
     # a changed weight (another seed): exported again
     assert _run(pytester, seed=1, tail=" * 1.0")[0]["test_net"] == stored
-    assert _run(pytester, seed=1, tail=" * 1.0")[1] == {"test_net", "test_other"}
+    assert _run(pytester, seed=1, tail=" * 1.0")[1] == {"test_net", "test_other", "test_local"}
 
 
 def test_the_cache_is_off_with_the_option(pytester, warm_exporter):
@@ -217,22 +218,30 @@ def test_the_cache_is_off_with_the_option(pytester, warm_exporter):
     assert not (pytester.path / ".onnxparity" / "cache").exists()
 
 
-def test_instance_changes_the_source_does_not_show_are_not_cached():
-    import torch
-
-    from onnxparity.exporters.identity import NotCacheable, torch_identity
+def test_instance_changes_the_class_does_not_show_are_digested_by_their_code():
+    """A hook or a forward replaced on the instance once made a model uncacheable; their code
+    is part of the identity now, so another hook is another key and the same hook the same."""
+    from onnxparity.exporters.states import torch_identity
     from parity_models import Mlp
 
-    model = Mlp().eval()
-    torch_identity(model)  # a class from a file: fine
-    model.register_forward_hook(lambda m, i, o: o * 2)
-    with pytest.raises(NotCacheable, match="Mlp has forward hooks registered"):
-        torch_identity(model)
+    def twice(module, inputs, output):
+        return output * 2
+
+    def thrice(module, inputs, output):
+        return output * 3
+
+    plain = torch_identity(Mlp().eval())
+    digests = []
+    for hook in (twice, thrice, twice):
+        model = Mlp().eval()
+        model.register_forward_hook(hook)
+        identity = torch_identity(model)
+        assert identity.why is None and identity.digest != plain.digest
+        digests.append(identity.digest)
+    assert digests[0] != digests[1] and digests[0] == digests[2]
     other = Mlp().eval()
     other.forward = lambda x: x
-    with pytest.raises(NotCacheable, match=r"Mlp.forward is replaced on the instance"):
-        torch_identity(other)
-    del torch
+    assert torch_identity(other).why is None and torch_identity(other).digest != plain.digest
 
 
 def test_a_reused_results_outputs_read_as_the_fresh_ones():
@@ -299,3 +308,218 @@ def test_built_variants_are_reused_across_runs_and_a_new_option_builds_again(tmp
         variant_options={"int8-dynamic": {"per_channel": True}},
     )
     assert run(5, other) == (["passed"] * 3, 0, 2)  # only int8-dynamic converts again
+
+
+# -- a new user's project: every edit gets a fresh verdict ---------------------------------------
+FLAG_MODEL = """
+import torch
+
+
+class M(torch.nn.Module):
+    def __init__(self, bake=False):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+        self.bake = bake
+
+    def forward(self, x):
+        from flag_helpers import post
+
+        y = self.fc(x)
+        if self.bake:
+            y = y.reshape(int(x.shape[0]), 3)
+        return post(y)
+"""
+
+FLAG_TEST = """
+import pytest
+import torch
+import onnxparity as op
+from flag_model import M
+
+
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 4))], dims={{"batch": op.Dim(1, 4)}}, examples=4)
+def test_m(onnx_parity):
+    torch.manual_seed(0)
+    onnx_parity.check(M(bake={bake}).eval())
+"""
+
+
+def test_a_constructor_flag_or_a_helper_imported_in_forward_is_never_a_stale_pass(pytester, warm_exporter):
+    """Issue 25: M(bake=False) -> M(bake=True) in the test, or a changed helper that forward
+    imports inside the function, once gave 'passed (cached)' where a fresh run fails."""
+    pytester.makepyfile(flag_model=FLAG_MODEL, flag_helpers="def post(y):\n    return y * 1.0\n")
+
+    def run(bake: bool, post: str | None = None):
+        if post is not None:
+            pytester.makepyfile(flag_helpers=f"def post(y):\n    return {post}\n")
+        pytester.makepyfile(test_flag=FLAG_TEST.format(bake=bake))
+        for name in ("flag_model", "flag_helpers", "test_flag"):
+            sys.modules.pop(name, None)
+        result = pytester.runpytest_inprocess("--onnx-parity", "-p", "no:cacheprovider", "-r", "a")
+        outcome = result.parseoutcomes()
+        cached = any("passed (cached)" in line for line in result.outlines)
+        return ("passed" if outcome.get("passed") else "failed"), cached
+
+    assert run(False) == ("passed", False)
+    assert run(False) == ("passed", True)  # nothing changed: reused
+    assert run(True) == ("failed", False)  # the flag bakes the batch: a fresh verdict
+    assert run(False) == ("passed", True)  # back as it was: the stored pass is the right one
+    # a helper forward imports inside the function, changed to bake the batch
+    assert run(False, post="y.reshape(int(y.shape[0]), 3)") == ("failed", False)
+    assert run(False, post="y * 1.0") == ("passed", True)
+
+
+ENV_MODEL = """
+import os
+import re
+import torch
+
+
+class E(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        y = self.fc(x) * float(os.environ.get("ONNXPARITY_TEST_SCALE", "1"))
+        if os.environ.get("ONNXPARITY_TEST_BAKE"):
+            y = y.reshape(int(x.shape[0]), 3)
+        return y
+"""
+
+ENV_TEST = """
+import pytest
+import torch
+import onnxparity as op
+from env_model import E
+
+
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 4))], dims={"batch": op.Dim(1, 4)}, examples=4)
+def test_e(onnx_parity):
+    torch.manual_seed(0)
+    onnx_parity.check(E().eval())
+"""
+
+
+def test_verify_mode_reuses_nothing_and_names_what_the_cache_got_wrong(pytester, warm_exporter, monkeypatch):
+    """What no identity sees (here an environment variable forward reads) makes a stale entry;
+    --onnx-parity-cache=verify computes everything, and a difference from the cache is a cache
+    error naming both graph digests, or the stored pass against the fresh verdict."""
+    pytester.makepyfile(env_model=ENV_MODEL, test_env=ENV_TEST)
+    monkeypatch.delenv("ONNXPARITY_TEST_SCALE", raising=False)
+    monkeypatch.delenv("ONNXPARITY_TEST_BAKE", raising=False)
+
+    def run(*flags):
+        report = pytester.path / "r.json"
+        result = pytester.runpytest_inprocess(
+            "--onnx-parity", f"--onnx-parity-report={report}", "-p", "no:cacheprovider", *flags
+        )
+        (item,) = json.loads(report.read_text())["items"]
+        return result, item
+
+    assert run()[1]["model"]["cache"] == "stored in the persistent cache"
+    result, item = run("--onnx-parity-cache=verify")
+    result.assert_outcomes(passed=1)  # nothing reused, and the cache held the truth
+    assert item["model"]["cache"].startswith("verified: the cached export is the fresh one (graph ")
+    assert "cached" not in item["result"]
+    monkeypatch.setenv("ONNXPARITY_TEST_SCALE", "2")
+    result, item = run()
+    assert item["model"]["cache"] == "reused from the persistent cache"  # stale, as the cache cannot know
+    result, item = run("--onnx-parity-cache=verify")
+    result.assert_outcomes(failed=1)
+    assert item["result"]["status"] == "error"
+    first = item["result"]["message"].splitlines()[0]
+    assert re.fullmatch(
+        r"cache error: the cache held graph [0-9a-f]{32} for this export, a fresh export is graph "
+        r"[0-9a-f]{32}: its key \(entry [0-9a-f]{40}\) misses something the export depends on; the entry "
+        r"was replaced",
+        first,
+    ), first
+    assert "the fresh verdict, passed" in item["result"]["message"]
+    assert run()[1]["model"]["cache"] == "reused from the persistent cache"  # the replaced entry
+    monkeypatch.setenv("ONNXPARITY_TEST_BAKE", "1")  # the batch baked: only the verdict differs in kind
+    assert run()[0].parseoutcomes() == {"passed": 1}  # a stale pass: what verify is for
+    result, item = run("--onnx-parity-cache=verify")
+    result.assert_outcomes(failed=1)
+    message = item["result"]["message"]
+    assert "cache error: the cache held graph" in message
+    assert "cache error: the cache held a pass for this item (stored " in message
+    assert "a fresh run gives failed" in message and "the fresh verdict, failed:" in message
+    result, item = run()
+    result.assert_outcomes(failed=1)  # the wrong entries went: the next run is fresh
+
+
+def _entries(root, kind):
+    return sorted((root / ".onnxparity" / "cache" / kind).glob("*/*/manifest.json"))
+
+
+def _edit(manifest, change):
+    data = json.loads(manifest.read_text())
+    change(data)
+    manifest.write_text(json.dumps(data))
+
+
+def _rehash(entry, name, data: bytes):
+    """Write ``data`` as file ``name`` of ``entry`` with a matching manifest: only a reader
+    that parses the file can tell."""
+    import hashlib
+
+    (entry / name).write_bytes(data)
+    _edit(
+        entry / MANIFEST,
+        lambda m: m["files"][name].update(size=len(data), blake2b=hashlib.blake2b(data).hexdigest()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "change"),
+    [
+        ("results", lambda m: m["meta"].update(examples="many")),
+        ("results", lambda m: m["meta"]["outputs"][0].pop("name")),
+        ("results", lambda m: m["meta"].update(dims_covered=[1, 2])),
+        ("results", lambda m: m.update(meta=["a", "list"])),
+        ("exports", lambda m: m.update(meta=["a", "list"])),
+        ("exports", lambda m: m["meta"].update(file="../../../outside.onnx")),
+        ("exports", lambda m: m["meta"].update(output_names="y")),
+        ("exports", lambda m: m["meta"].update(default_tolerance={"atol": "loose"})),
+    ],
+)
+def test_malformed_metadata_in_the_cache_is_a_miss_never_an_error(pytester, warm_exporter, kind, change):
+    """Metadata a stored entry should not hold once made the item err on every run until the
+    cache was deleted; now the entry is a miss, searched (or exported) again and stored anew."""
+    pytester.makepyfile(env_model=ENV_MODEL, test_env=ENV_TEST)
+    pytester.runpytest_inprocess("--onnx-parity", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    (manifest,) = _entries(pytester.path, kind)
+    _edit(manifest, change)
+    result = pytester.runpytest_inprocess("--onnx-parity", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    if kind == "results":  # searched again
+        assert not any("passed (cached)" in line for line in result.outlines)
+    else:  # exported again and stored anew (the passing result of that export still holds)
+        (manifest,) = _entries(pytester.path, kind)
+        assert isinstance(json.loads(manifest.read_text())["meta"]["graph"], str)
+    assert not (pytester.path.parent / "outside.onnx").exists()
+    again = pytester.runpytest_inprocess("--onnx-parity", "-p", "no:cacheprovider")
+    again.assert_outcomes(passed=1)  # stored anew, and reused
+    again.stdout.fnmatch_lines(["*test_e*ort-cpu*passed (cached)*"])
+
+
+def test_an_export_that_does_not_parse_is_a_miss(pytester, warm_exporter):
+    """A corrupt export of the same size once erred with protobuf's DecodeError; bytes that
+    match their digest but are no ONNX file are a miss too."""
+    pytester.makepyfile(env_model=ENV_MODEL, test_env=ENV_TEST)
+    pytester.runpytest_inprocess("--onnx-parity", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    (manifest,) = _entries(pytester.path, "exports")
+    model = manifest.parent / "model.onnx"
+    size = model.stat().st_size
+    model.write_bytes(b"\xff" * size)  # the same size, other bytes
+    result = pytester.runpytest_inprocess("--onnx-parity", "-p", "no:cacheprovider", "--onnx-parity-cache=off")
+    result.assert_outcomes(passed=1)
+    for attempt in range(2):
+        result = pytester.runpytest_inprocess("--onnx-parity", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+        (manifest,) = _entries(pytester.path, "exports")
+        if attempt == 0:  # stored anew; now garbage whose manifest says it is right
+            for entry in _entries(pytester.path, "results"):
+                entry.parent.joinpath(MANIFEST).unlink()
+            _rehash(manifest.parent, "model.onnx", b"\x08\x07 not a model" * 10)

@@ -292,7 +292,8 @@ SETTINGS: tuple[Setting, ...] = (
         "onnx_parity_cache",
         "auto",
         "the persistent cache of exports, variant conversions and passing results across runs: auto (.onnxparity/cache under the rootdir; a library "
-        "ParitySession keeps none unless given a folder), off, or a folder; safe to delete (default {default})",
+        "ParitySession keeps none unless given a folder), off, a folder, or verify (reuse nothing: compute everything and compare with what "
+        "the cache holds; a difference fails the item as a cache error); safe to delete (default {default})",
         parse_cache_dir,
         "DIR",
     ),
@@ -380,6 +381,9 @@ class ParityConfig:
     #: none for a library session), "off", or a folder; and its size cap
     cache_dir: str = DEFAULTS["cache_dir"]
     cache_mb: int = DEFAULTS["cache_mb"]
+    #: reuse nothing from the cache: compute everything and compare with what it holds (the
+    #: plugin sets it for ``--onnx-parity-cache=verify``; a cache error fails the item)
+    cache_verify: bool = False
     #: "auto", "all" or "off": which variants run in a worker process (:mod:`.variants.worker`)
     isolate: str = DEFAULTS["isolate"]
     #: "inner" or "inputs": which branches coverage measures (:mod:`.coverage`)

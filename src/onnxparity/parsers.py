@@ -42,11 +42,11 @@ def parse_variants(text: str | list, what: str) -> tuple[str, ...]:
 
 
 def parse_cache_dir(text: str, what: str) -> str:
-    """``auto``, ``off``, or a folder."""
+    """``auto``, ``off``, ``verify``, or a folder."""
     value = str(text).strip()
     if not value:
-        raise ValueError(f"{what} must be auto, off or a folder, got {text!r}")
-    return value.lower() if value.lower() in ("auto", "off") else value
+        raise ValueError(f"{what} must be auto, off, verify or a folder, got {text!r}")
+    return value.lower() if value.lower() in ("auto", "off", "verify") else value
 
 
 def _choice(modes: tuple[str, ...]) -> Callable[[str, str], str]:

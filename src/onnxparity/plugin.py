@@ -71,11 +71,11 @@ def resolve_config(config: pytest.Config) -> ParityConfig:
     """Flags over ini keys over defaults; a bad ini value is a usage error naming the key."""
     values = {s.name: _resolve(config, s) for s in cfg.SETTINGS}
     cache = values["cache_dir"]
-    if cache == "auto":  # the plugin's cache lives under the rootdir, beside the reproducers
+    if cache in ("auto", "verify"):  # the plugin's cache lives under the rootdir, beside the reproducers
         values["cache_dir"] = os.path.join(str(config.rootpath), ".onnxparity", "cache")
     elif cache != "off":
         values["cache_dir"] = os.path.join(str(config.rootpath), os.path.expanduser(cache))
-    return ParityConfig(**values, wording="pytest")
+    return ParityConfig(**values, cache_verify=cache == "verify", wording="pytest")
 
 
 def _resolve(config: pytest.Config, setting: cfg.Setting) -> Any:
@@ -361,7 +361,8 @@ class ParityFixture:
         skip = failure = None
         checked = None
         try:
-            subject = resolve(model, onnx=onnx, reference=reference)
+            # the test that builds the model is part of what its export is keyed by across runs
+            subject = resolve(model, onnx=onnx, reference=reference, origin=getattr(self.item, "function", None))
             spec, data = self._spec(overrides, subject)
             checked = _session(self._config).check(
                 subject,

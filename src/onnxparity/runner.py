@@ -133,7 +133,9 @@ class ParitySession:
             return cached
         if exported is None:
             started = time.perf_counter()
-            exported = export_cached(self.store, source, subject, spec, self.workdir, self.counts)
+            exported = export_cached(
+                self.store, source, subject, spec, self.workdir, self.counts, verify=self.config.cache_verify
+            )
             self.timings["export"] += time.perf_counter() - started
             if spec.opset is not None:
                 exported = budgets.at_opset(exported, spec.opset, self.workdir)
@@ -182,7 +184,9 @@ class ParitySession:
                 name=name,
                 cache_root=self.store.root if self.store is not None else "",
                 cache_mb=self.config.cache_mb,
-                cache_key=pair.exported.cache_key and f"{pair.exported.cache_key}-{options_digest(options)}",
+                cache_key=""  # verify: every conversion made afresh
+                if self.config.cache_verify or not pair.exported.cache_key
+                else f"{pair.exported.cache_key}-{options_digest(options)}",
             )
             os.makedirs(context.workdir, exist_ok=True)
             started = time.perf_counter()
@@ -293,8 +297,20 @@ class ParitySession:
         seed = stable_seed(name, self.config.seed)
         kept = stored_results.result_key(self, pair, spec, variant, info, policy, n, seed, rows)
         cached = stored_results.load(self, kept, variant, policy)
-        if cached is not None:  # the same search passed in an earlier run
-            return cached
+        if not self.config.cache_verify:
+            if cached is not None:  # the same search passed in an earlier run
+                return cached
+            return self._search(pair, spec, sites, variant, policy, n, seed, rows, name, anchor, kept)
+        # verify: search anyway, and compare with what the cache would have returned
+        fresh = self._search(pair, spec, sites, variant, policy, n, seed, rows, name, anchor, None)
+        if cached is not None and fresh.status != "passed":
+            self.store.discard(stored_results.KIND, kept)
+        elif cached is None:
+            stored_results.save(self, kept, fresh)
+        return stored_results.verified(cached, fresh, pair.exported)
+
+    def _search(self, pair, spec, sites, variant, policy, n, seed, rows, name, anchor, kept) -> VariantResult:
+        """The search of one item (its passing result stored under ``kept``)."""
         runnable = self._variant_or_verdict(pair, variant, spec, rows)
         if isinstance(runnable, tuple):
             return VariantResult(variant, runnable[0], policy, message=runnable[1])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._machine import version
@@ -69,26 +69,72 @@ def result_key(
 
 
 def load(session: Any, key: str | None, variant: str, policy: Any) -> CachedResult | None:
+    """The passing result stored under ``key``, or None (nothing there, or an entry whose
+    fields are not a report entry's: a miss, searched again)."""
     if key is None:
         return None
     stored = session.store.get(KIND, key, session.workdir)
     if not stored or stored.get("status") != "passed":
         return None
+    try:
+        found = _result(stored, variant, policy)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError):
+        found = None
+    if found is None:
+        session.store.discard(KIND, key)
+        session.store.counts["corrupt"] += 1
+        return None
     session.counts["cached_results"] += 1
-    power = stored.get("power") or {}
+    return found
+
+
+def _result(stored: dict, variant: str, policy: Any) -> CachedResult | None:
+    power, dims = stored.get("power") or {}, stored.get("dims_covered") or {}
+    examples = stored.get("examples")
+    if not isinstance(examples, int) or isinstance(examples, bool) or examples < 0:
+        return None
+    if not isinstance(power, dict) or not isinstance(dims, dict):
+        return None
+    outputs = stored.get("outputs") or ()
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
+    ):
+        return None
+    for field_ in ("message", "cached"):
+        if field_ in stored and not isinstance(stored[field_], (str, dict, type(None))):
+            return None
     return CachedResult(
         variant,
         "passed",
         policy,
-        int(stored.get("examples") or 0),
-        tuple(_summary(o) for o in stored.get("outputs") or ()),
-        {k: (int(v[0]), int(v[1])) for k, v in (stored.get("dims_covered") or {}).items()},
-        message=stored.get("message") or "",
-        power=Power(bool(power.get("weak")), tuple(power.get("reasons") or ())),
-        coverage=stored.get("coverage"),
-        distribution=stored.get("distribution"),
+        examples,
+        tuple(_summary(o) for o in outputs),
+        {str(k): (int(v[0]), int(v[1])) for k, v in dims.items()},
+        message=str(stored.get("message") or ""),
+        power=Power(bool(power.get("weak")), tuple(str(r) for r in power.get("reasons") or ())),
+        coverage=stored.get("coverage") if isinstance(stored.get("coverage"), dict) else None,
+        distribution=stored.get("distribution") if isinstance(stored.get("distribution"), dict) else None,
         stored=stored,
     )
+
+
+def verified(stored: CachedResult | None, fresh: VariantResult, exported: Any) -> VariantResult:
+    """Under the cache's verify mode: ``fresh``, or an error naming how what the cache would
+    have returned (``stored``, the export's digest) differs from what a fresh run gives."""
+    problems = []
+    if exported.cache_error:
+        problems.append(exported.cache_error)
+    if stored is not None and fresh.status != "passed":
+        when = (stored.stored.get("cached") or {}).get("from", "an earlier run")
+        problems.append(
+            f"cache error: the cache held a pass for this item (stored {when}, on export graph "
+            f"{exported.graph or 'unknown'}), a fresh run gives {fresh.status}: its key misses "
+            "something the result depends on"
+        )
+    if not problems:
+        return fresh
+    fresh_verdict = f"the fresh verdict, {fresh.status}" + (f":\n{fresh.message}" if fresh.message else "")
+    return replace(fresh, status="error", message="\n".join([*problems, fresh_verdict]))
 
 
 def _number(value: Any) -> float | None:

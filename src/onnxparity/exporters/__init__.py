@@ -52,6 +52,10 @@ class ExportedModel:
     cache: str = ""
     #: its key in the persistent cache (empty: not cached); passing results are keyed by it too
     cache_key: str = ""
+    #: the digest of what the file computes (:func:`.stored.graph_digest`), where it was taken
+    graph: str = ""
+    #: under the cache's verify mode: how the cached export differed from a fresh one
+    cache_error: str = ""
 
     def describe(self) -> str:
         opset = f", opset {self.opset}" if self.opset is not None else ""
@@ -107,15 +111,29 @@ class Exporter:
         return None
 
     def fingerprint(self, model: Any) -> str:
-        """A digest of everything the export depends on (class, weights): it keys caches."""
+        """A digest of everything the export depends on (class, weights, and the digest of
+        :meth:`identity`): it keys caches within a run, so two models that differ only in a
+        flag must differ here."""
         raise NotImplementedError
 
     #: the installed packages an export depends on: their versions key the persistent cache
     packages: tuple[str, ...] = ()
 
-    def cache_identity(self, model: Any) -> str:
+    def identity(self, model: Any) -> Any:
         """What the export depends on besides :meth:`fingerprint` (the weights): a digest of
-        the user's code behind the model (:mod:`.identity`). Raise
+        the model's other state and of the code it runs, as an
+        :class:`~onnxparity.exporters.identity.Identity` whose ``why`` says why it cannot key
+        the persistent cache (see :mod:`.identity`). The default asks :meth:`cache_identity`."""
+        from .identity import Identity, NotCacheable
+
+        try:
+            return Identity(self.cache_identity(model))
+        except NotCacheable as exc:
+            return Identity("", str(exc))
+
+    def cache_identity(self, model: Any) -> str:
+        """A digest of what the export depends on besides the weights, for sources that do not
+        override :meth:`identity`. Raise
         :class:`~onnxparity.exporters.identity.NotCacheable` naming why where that cannot be
         said honestly; the export is then not cached across runs (the default)."""
         from .identity import NotCacheable
@@ -179,8 +197,13 @@ class Subject:
     model: Any
     #: a prebuilt ONNX model (path, bytes or ModelProto) checked instead of exporting
     onnx: Any = None
-    #: ``<source>-<fingerprint>``: the same model gives the same key
+    #: ``<source>-<fingerprint>``: the same model gives the same key (a source's fingerprint
+    #: holds its identity's digest: two models that differ only in a flag differ in key)
     key: str = ""
+    #: the model's state and code beyond its weights (:mod:`.identity`); None: not computed
+    identity: Any = None
+    #: the identity of the function that built the model (the test), keying exports across runs
+    origin: Any = None
 
     @property
     def name(self) -> str:
@@ -253,9 +276,12 @@ def exporter_for(model: Any) -> Exporter:
     )
 
 
-def resolve(model: Any = None, *, onnx: Any = None, reference: Callable | None = None) -> Subject:
+def resolve(
+    model: Any = None, *, onnx: Any = None, reference: Callable | None = None, origin: Any = None
+) -> Subject:
     """Detect what a check is about, once: the model's source (or the user's callable
-    reference for a prebuilt ONNX file), and its fingerprint."""
+    reference for a prebuilt ONNX file), its fingerprint and identity, and the identity of
+    ``origin``, the function that built it (the test)."""
     if model is None and reference is None:
         if onnx is not None:
             raise InvalidSpec(
@@ -271,7 +297,16 @@ def resolve(model: Any = None, *, onnx: Any = None, reference: Callable | None =
         source, model = get_exporter("callable"), reference
     else:
         source = exporter_for(model)
-    return Subject(source, model, onnx, f"{source.name}-{source.fingerprint(model)}")
+    from .identity import origin_digest
+
+    return Subject(
+        source,
+        model,
+        onnx,
+        f"{source.name}-{source.fingerprint(model)}",
+        source.identity(model),
+        origin_digest(origin) if origin is not None else None,
+    )
 
 
 def seed_frameworks(seed: int) -> None:

@@ -72,8 +72,12 @@ class BoostedTreesExporter(Exporter):
 
     packages = ("xgboost", "lightgbm", "catboost", "onnxmltools", "onnx", "scikit-learn")
 
-    def cache_identity(self, model: Any) -> str:
-        return ""  # a booster is all state: the fingerprint covers it
+    def identity(self, model: Any) -> Any:
+        """The wrapper's class and parameters (``missing``, a custom objective's code); the
+        booster is the fingerprint."""
+        from .states import estimator_identity
+
+        return estimator_identity(model)
 
     def detects(self, model: Any) -> bool:
         return self.framework in class_root(model)
@@ -108,6 +112,7 @@ class BoostedTreesExporter(Exporter):
         digest.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
         if self.fitted(model):
             digest.update(self.booster_text(model))
+        digest.update(self.identity(model).digest.encode())
         return digest.hexdigest()
 
     def check_fit(self, model: Any, spec: ParitySpec | None = None) -> None:

@@ -65,8 +65,13 @@ def _skl2onnx():
 
 
 def fingerprint(model: Any) -> str:
-    """A digest of the fitted estimator (its pickle): same parameters and state, same key."""
-    return hashlib.blake2b(pickle.dumps(model, protocol=4), digest_size=16).hexdigest()
+    """A digest of the fitted estimator (its pickle: parameters and state) and of the code of
+    the functions it holds (a pickle names a function; its code is the identity's)."""
+    from .states import estimator_identity
+
+    h = hashlib.blake2b(pickle.dumps(model, protocol=4), digest_size=16)
+    h.update(estimator_identity(model).digest.encode())
+    return h.hexdigest()
 
 
 def check_fit(model: Any, spec: ParitySpec | None = None) -> None:
@@ -343,19 +348,12 @@ class SklearnExporter(Exporter):
     fingerprint = staticmethod(fingerprint)
     packages = ("scikit-learn", "skl2onnx", "onnx")
 
-    def cache_identity(self, model: Any) -> str:
+    def identity(self, model: Any) -> Any:
         """The code of the estimator's classes and of the functions its parameters hold (a
         FunctionTransformer's ``func``); the fitted state is in the fingerprint."""
-        from .identity import code_digest
+        from .states import estimator_identity
 
-        found = {type(model): None}
-        params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
-        for value in params.values():
-            if hasattr(value, "get_params"):
-                found[type(value)] = None
-            elif callable(value) and hasattr(value, "__module__"):
-                found[value] = None  # a class or a function: its module's source counts
-        return code_digest(found)
+        return estimator_identity(model)
 
     check_fit = staticmethod(check_fit)
     export = staticmethod(export)

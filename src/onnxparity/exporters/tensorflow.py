@@ -147,8 +147,22 @@ class _Callable:
         return list(spec.inputs)
 
 
+def identity(model: Any) -> Any:
+    """What a Keras model's export depends on besides its weights (:mod:`.states`)."""
+    from .identity import Identity
+
+    if _is_saved_model(model):
+        return Identity("")
+    if not _is_keras(model):
+        return Identity("", "a tf.function or tf.Module is keyed by its object identity, not its code")
+    from .states import keras_identity
+
+    return keras_identity(model, list(model._flatten_layers(include_self=True, recursive=True)))
+
+
 def fingerprint(model: Any) -> str:
-    """A digest of the model's class and weights (or of a SavedModel's files)."""
+    """A digest of the model's class and weights (or of a SavedModel's files), and of its
+    identity (config, layers' state and code)."""
     h = hashlib.blake2b(digest_size=16)
     if isinstance(model, (str, os.PathLike)):
         root = os.fspath(model)
@@ -165,6 +179,8 @@ def fingerprint(model: Any) -> str:
         value = np.asarray(var.numpy() if hasattr(var, "numpy") else var)
         h.update(getattr(var, "path", getattr(var, "name", "")).encode())
         h.update(str(value.shape).encode() + value.dtype.str.encode() + value.tobytes())
+    if _is_keras(model):
+        h.update(identity(model).digest.encode())
     return h.hexdigest()
 
 
@@ -410,16 +426,9 @@ class TensorFlowExporter(Exporter):
     fingerprint = staticmethod(fingerprint)
     packages = ("tensorflow", "keras", "tf2onnx", "onnx")
 
-    def cache_identity(self, model: Any) -> str:
-        """SavedModel: its files (the fingerprint); Keras: its and its layers' classes' code."""
-        from .identity import NotCacheable, code_digest
-
-        if _is_saved_model(model):
-            return ""
-        if not _is_keras(model):
-            raise NotCacheable("a tf.function or tf.Module is keyed by its object identity, not its code")
-        layers = list(model._flatten_layers(include_self=True, recursive=True))
-        return code_digest(dict.fromkeys(type(layer) for layer in layers))
+    def identity(self, model: Any) -> Any:
+        """SavedModel: its files (the fingerprint); Keras: config, layers' state and code."""
+        return identity(model)
 
     check_fit = staticmethod(check_fit)
     export = staticmethod(export)

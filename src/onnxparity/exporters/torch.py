@@ -410,11 +410,13 @@ class TorchExporter(Exporter):
     def detects(self, model: Any) -> bool:
         return "torch" in class_root(model)
 
-    fingerprint = staticmethod(fingerprint)
     packages = ("torch", "onnx", "onnxscript")
 
-    def cache_identity(self, model: Any) -> str:
-        from .identity import torch_identity
+    def fingerprint(self, model: Any) -> str:
+        return f"{fingerprint(model)}-{self.identity(model).digest[:20]}"
+
+    def identity(self, model: Any) -> Any:
+        from .states import torch_identity
 
         return torch_identity(model)
 

@@ -112,7 +112,8 @@ class BuildContext:
             }
         )
         meta = store.get(BUILDS, key, self.workdir)
-        if meta is not None and {os.path.basename(p) for p in outputs} <= set(meta.get("files", ())):
+        kept_files = meta.get("files") if meta is not None else None
+        if isinstance(kept_files, list) and {os.path.basename(p) for p in outputs} <= set(map(str, kept_files)):
             self.cache_log.append(f"{step}: reused from the persistent cache")
             return True
         build()

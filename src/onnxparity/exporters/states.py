@@ -1,0 +1,195 @@
+"""The identity of a framework model (:mod:`.identity`): what each framework's objects hold
+beyond their weights, and where their code starts.
+
+- **PyTorch**: every submodule's class and attributes (flags, config objects, non-persistent
+  buffers, plain tensors), its forward hooks, and the global forward hooks; a submodule held
+  outside the module tree (in a plain list, a dict) is digested with its weights.
+- **Keras**: the model's config where it has one, every layer's class and attributes beyond
+  what Keras itself keeps (its variables by name and shape: the weights are the fingerprint).
+- **scikit-learn and gradient-boosted trees**: the estimators' classes and every parameter
+  (a ``FunctionTransformer``'s function by its code); the fitted state is the fingerprint.
+
+Each framework is only read through ``sys.modules``: a model of it exists, so it is imported.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any
+
+from .identity import Identity, Walker, _h, is_library
+
+#: torch.nn.Module attributes that are its machinery, not its behaviour (the parameters and
+#: persistent buffers are the fingerprint; submodules are walked by path)
+_TORCH_MACHINERY = frozenset(
+    {
+        "_parameters",
+        "_modules",
+        "_non_persistent_buffers_set",
+        "training",
+        "_backward_pre_hooks",
+        "_backward_hooks",
+        "_is_full_backward_hook",
+        "_state_dict_hooks",
+        "_state_dict_pre_hooks",
+        "_load_state_dict_pre_hooks",
+        "_load_state_dict_post_hooks",
+        "_forward_hooks_with_kwargs",
+        "_forward_hooks_always_called",
+        "_forward_pre_hooks_with_kwargs",
+    }
+)
+
+
+def _torch_opaque(torch: Any, tree: dict[int, str], walker: Walker):
+    def opaque(value: Any, where: str) -> bytes | None:
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach()
+            if tensor.device.type == "meta":
+                walker.refuse(f"{where} is a tensor on the meta device: it has no values to digest")
+                return _h("meta", id(value))
+            flat = tensor.to("cpu").contiguous().reshape(-1)
+            data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
+            return _h("tensor", str(tensor.dtype), tuple(tensor.shape), data)
+        if isinstance(value, torch.nn.Module):
+            path = tree.get(id(value))
+            if path is not None:
+                return _h("submodule", path)
+            return _h("foreign module", *_torch_parts(torch, value, where, walker, weights=True))
+        if isinstance(value, (torch.dtype, torch.device, torch.layout, torch.memory_format)):
+            return _h(type(value).__name__, str(value))
+        if isinstance(value, torch.Generator):
+            return _h("generator", value.device, value.get_state().numpy().tobytes())
+        script = getattr(getattr(torch, "jit", None), "ScriptFunction", None)
+        if script is not None and isinstance(value, script):
+            return _h("script", value.code)
+        return None
+
+    return opaque
+
+
+def _torch_parts(torch: Any, model: Any, root: str, walker: Walker, *, weights: bool = False) -> list[bytes]:
+    """Each submodule's class, attributes and hooks (and, for a module outside the model's
+    tree, its ``weights``: the fingerprint does not hold them)."""
+    parts = []
+    if weights:
+        for name, tensor in model.state_dict().items():
+            parts.append(_h(name, walker.value(tensor, f"{root}.{name}")))
+    for path, module in model.named_modules():
+        where = f"{root}.{path}" if path else root
+        parts.append(_h("module", path, walker.cls(type(module), where)))
+        if isinstance(module, torch.jit.ScriptModule):
+            try:
+                parts.append(_h("script", module.code))
+            except Exception:  # a scripted module without code of its own
+                walker.refuse(f"{where} is a scripted module whose code cannot be read")
+        for name, value in vars(module).items():
+            if name in _TORCH_MACHINERY:
+                continue
+            if name == "_buffers":  # persistent buffers are in the state dict (the fingerprint)
+                kept = module._non_persistent_buffers_set
+                value = {b: t for b, t in value.items() if b in kept}
+            elif name in ("_forward_hooks", "_forward_pre_hooks"):
+                flags = (
+                    vars(module).get(f"{name}_with_kwargs", {}),
+                    vars(module).get("_forward_hooks_always_called", {}),
+                )
+                value = [(hook, key in flags[0], key in flags[1]) for key, hook in value.items()]
+            parts.append(_h(name, walker.value(value, f"{where}.{name}")))
+    return parts
+
+
+def torch_identity(model: Any) -> Identity:
+    """The identity of a torch module (see the module docstring)."""
+    torch = sys.modules["torch"]
+    tree = {id(m): path for path, m in model.named_modules()}
+    walker = Walker()
+    walker.opaque = _torch_opaque(torch, tree, walker)
+    root = type(model).__name__
+    parts = _torch_parts(torch, model, root, walker)
+    hooks = torch.nn.modules.module
+    for name in ("_global_forward_hooks", "_global_forward_pre_hooks"):
+        registered = getattr(hooks, name, None) or {}
+        parts.append(_h(name, walker.value(list(registered.values()), f"{name} (torch's global hooks)")))
+    return walker.identity(parts)
+
+
+@functools.cache
+def _keras_machinery(keras: Any) -> frozenset[str]:
+    """Attributes every Keras layer and model has: Keras's bookkeeping, not the user's."""
+    names = set(vars(keras.layers.Layer()))
+    try:
+        names |= set(vars(keras.Model()))
+    except Exception:  # a Model that cannot be made empty: the layer's are the bulk
+        pass
+    return frozenset(names)
+
+
+def keras_identity(model: Any, layers: list) -> Identity:
+    """The identity of a Keras model with its ``layers`` (the model itself included)."""
+    keras = sys.modules["keras"]
+    tf = sys.modules.get("tensorflow")
+    tree = {id(layer): layer.name for layer in layers}
+    walker = Walker()
+
+    def opaque(value: Any, where: str) -> bytes | None:
+        if isinstance(value, keras.layers.Layer):
+            name = tree.get(id(value))
+            if name is not None:
+                return _h("layer", name)
+            walker.refuse(f"{where} is a Keras layer outside the model: its weights are not the model's")
+            return _h("id", id(value))
+        if isinstance(value, keras.Variable) or (tf is not None and isinstance(value, tf.Variable)):
+            return _h("variable", getattr(value, "path", value.name), tuple(value.shape), str(value.dtype))
+        if tf is not None and isinstance(value, tf.Tensor):
+            try:
+                return _h("tensor", walker.value(value.numpy(), where))
+            except Exception:  # a symbolic tensor
+                return _h("symbolic", str(value.shape), str(value.dtype))
+        if isinstance(value, keras.KerasTensor):
+            return _h("symbolic", str(value.shape), str(value.dtype))
+        if tf is not None and isinstance(value, tf.DType):
+            return _h("dtype", value.name)
+        return None
+
+    walker.opaque = opaque
+    machinery = _keras_machinery(keras)
+    parts = []
+    try:
+        parts.append(_h("config", walker.value(model.get_config(), "the model's config")))
+    except Exception:  # a subclassed model without get_config: its layers say it below
+        parts.append(_h("no config"))
+    for layer in layers:
+        where = f"layer {layer.name!r}"
+        parts.append(_h("layer", layer.name, walker.cls(type(layer), where)))
+        try:
+            parts.append(_h("config", walker.value(layer.get_config(), f"{where}'s config")))
+        except Exception:
+            parts.append(_h("no config"))
+        builtin = is_library(type(layer).__module__)  # Keras's own: its config says what it does
+        for name, value in vars(layer).items():
+            if (name in machinery or (builtin and name.startswith("_"))) and name not in (
+                "name",
+                "trainable",
+                "dtype_policy",
+            ):
+                continue
+            parts.append(_h(name, walker.value(value, f"{where}.{name}")))
+    return walker.identity(parts)
+
+
+def estimator_identity(model: Any, extra: tuple = ()) -> Identity:
+    """The identity of a scikit-learn-style estimator: its classes and every parameter (deep),
+    functions by their code; ``extra`` adds values of its own."""
+    walker = Walker()
+    parts = [walker.cls(type(model), type(model).__name__)]
+    params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
+    for name, value in sorted(params.items()):
+        where = f"{type(model).__name__}.{name}"
+        if hasattr(value, "get_params"):  # a nested estimator: its parameters are listed too
+            parts.append(_h(name, walker.cls(type(value), where)))
+        else:
+            parts.append(_h(name, walker.value(value, where)))
+    parts += [walker.value(value, type(model).__name__) for value in extra]
+    return walker.identity(parts)
