@@ -402,8 +402,13 @@ def test_slow(onnx_parity):
     onnx_parity.check(onnx=model(), reference=lambda x: x * x)
 """
     )
-    result = pytester.runpytest(cfg.FLAG_ENABLE, "-p", "no:cacheprovider", "-s")
+    # with pytest's output capturing on (the default), as a user runs it: the lines once went
+    # into the captured output, shown only for a failure
+    result = pytester.runpytest_subprocess(cfg.FLAG_ENABLE, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        ["onnx parity: test_slow.py::test_slow [[]ort-cpu[]]: */3 examples, now dims batch=*"]
+        [
+            "test_slow.py ",
+            "onnx parity: test_slow.py::test_slow [[]ort-cpu[]]: */3 examples, now dims batch=*",
+        ]
     )

@@ -9,6 +9,7 @@ baseline gate. Loading it imports no framework and no ONNX Runtime.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable
@@ -307,10 +308,16 @@ def _session(config: pytest.Config):
         session = ParitySession(config.stash[CONFIG_KEY])
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None and not _is_worker(config):
-            # A search longer than a few seconds says how far it got (else: one silent dot).
-            session.progress = lambda test, variant, done, total, example: terminal.write_line(
-                f"onnx parity: {test} [{variant}]: {done}/{total} examples, now {example}"
-            )
+            # A search longer than a few seconds says how far it got (else: one silent dot),
+            # with output capturing suspended as pytest's live logging does.
+            capture = config.pluginmanager.get_plugin("capturemanager")
+
+            def progress(test: str, variant: str, done: int, total: int, example: str) -> None:
+                line = f"onnx parity: {test} [{variant}]: {done}/{total} examples, now {example}"
+                with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                    terminal.write_line(line)
+
+            session.progress = progress
         config.stash[SESSION_KEY] = session
     return session
 

@@ -297,16 +297,12 @@ def resolve(
         source, model = get_exporter("callable"), reference
     else:
         source = exporter_for(model)
-    from .identity import origin_digest
+    from .identity import once, origin_digest
 
-    return Subject(
-        source,
-        model,
-        onnx,
-        f"{source.name}-{source.fingerprint(model)}",
-        source.identity(model),
-        origin_digest(origin) if origin is not None else None,
-    )
+    with once():  # the fingerprint holds the identity's digest: one walk for both
+        fingerprint, identity = source.fingerprint(model), source.identity(model)
+    origin_identity = origin_digest(origin) if origin is not None else None
+    return Subject(source, model, onnx, f"{source.name}-{fingerprint}", identity, origin_identity)
 
 
 def seed_frameworks(seed: int) -> None:

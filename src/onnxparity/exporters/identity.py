@@ -25,6 +25,7 @@ never reused across runs; within one run such a value is keyed by the object its
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import dis
 import enum
@@ -38,7 +39,7 @@ import re
 import sys
 import sysconfig
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 
@@ -60,6 +61,7 @@ _CLASS_NOISE = frozenset(
     {"__dict__", "__weakref__", "__module__", "__qualname__", "__doc__", "__annotations__", "_abc_impl",
      "__slots__", "__firstlineno__", "__static_attributes__", "__parameters__", "__orig_bases__"}
 )
+_PRIMITIVES = (bool, int, float, complex, str, bytes)
 #: how deep a value is followed before it is called too deep to digest
 MAX_DEPTH = 60
 
@@ -152,7 +154,8 @@ def _file_bytes(path: str) -> bytes:
 
 def _described(value: Any) -> str:
     kind = type(value)
-    return f"a {kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else f"a {kind.__name__}"
+    name = f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
 
 
 class Walker:
@@ -187,7 +190,7 @@ class Walker:
     # -- values ------------------------------------------------------------------------------
     def value(self, value: Any, where: str) -> bytes:
         kind = type(value)
-        if value is None or kind in (bool, int, float, complex, str, bytes):
+        if value is None or value is Ellipsis or value is NotImplemented or kind in _PRIMITIVES:
             return _h(kind.__name__, repr(value))
         key = id(value)
         memo = self._memo.get(key)
@@ -497,6 +500,32 @@ def _imports_inside(code: types.CodeType, globals_: Mapping[str, Any]) -> set[st
                         continue
                 found.add(name.rstrip("."))
                 level = 0
+    return found
+
+
+_ONCE: dict[int, Identity] | None = None
+
+
+@contextlib.contextmanager
+def once() -> Iterator[None]:
+    """Within this block a model's identity is computed once (a fingerprint and the identity
+    of one check ask for it both)."""
+    global _ONCE
+    outer = _ONCE
+    _ONCE = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _ONCE = outer
+
+
+def memoized(model: Any, compute: Callable[[], Identity]) -> Identity:
+    """``compute()``, once per model inside :func:`once`."""
+    if _ONCE is None:
+        return compute()
+    found = _ONCE.get(id(model))
+    if found is None:
+        found = _ONCE[id(model)] = compute()
     return found
 
 

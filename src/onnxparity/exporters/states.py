@@ -18,7 +18,7 @@ import functools
 import sys
 from typing import Any
 
-from .identity import Identity, Walker, _h, is_library
+from .identity import Identity, Walker, _h, is_library, memoized
 
 #: torch.nn.Module attributes that are its machinery, not its behaviour (the parameters and
 #: persistent buffers are the fingerprint; submodules are walked by path)
@@ -102,6 +102,10 @@ def _torch_parts(torch: Any, model: Any, root: str, walker: Walker, *, weights: 
 
 def torch_identity(model: Any) -> Identity:
     """The identity of a torch module (see the module docstring)."""
+    return memoized(model, lambda: _torch_identity(model))
+
+
+def _torch_identity(model: Any) -> Identity:
     torch = sys.modules["torch"]
     tree = {id(m): path for path, m in model.named_modules()}
     walker = Walker()
@@ -128,6 +132,10 @@ def _keras_machinery(keras: Any) -> frozenset[str]:
 
 def keras_identity(model: Any, layers: list) -> Identity:
     """The identity of a Keras model with its ``layers`` (the model itself included)."""
+    return memoized(model, lambda: _keras_identity(model, layers))
+
+
+def _keras_identity(model: Any, layers: list) -> Identity:
     keras = sys.modules["keras"]
     tf = sys.modules.get("tensorflow")
     tree = {id(layer): layer.name for layer in layers}
@@ -179,9 +187,13 @@ def keras_identity(model: Any, layers: list) -> Identity:
     return walker.identity(parts)
 
 
-def estimator_identity(model: Any, extra: tuple = ()) -> Identity:
+def estimator_identity(model: Any) -> Identity:
     """The identity of a scikit-learn-style estimator: its classes and every parameter (deep),
-    functions by their code; ``extra`` adds values of its own."""
+    functions by their code."""
+    return memoized(model, lambda: _estimator_identity(model))
+
+
+def _estimator_identity(model: Any) -> Identity:
     walker = Walker()
     parts = [walker.cls(type(model), type(model).__name__)]
     params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
@@ -191,5 +203,4 @@ def estimator_identity(model: Any, extra: tuple = ()) -> Identity:
             parts.append(_h(name, walker.cls(type(value), where)))
         else:
             parts.append(_h(name, walker.value(value, where)))
-    parts += [walker.value(value, type(model).__name__) for value in extra]
     return walker.identity(parts)
