@@ -45,13 +45,7 @@ from .reproducer import safe_name
 from .resources import over_memory_budget
 from .search import ExampleCrashed, Search, TimeBudgetReached
 from .spec import ParitySpec
-from .strategies import (
-    boundary_examples,
-    default_example,
-    materialize,
-    resolve_data,
-    sampler,
-)
+from .strategies import boundary_examples, default_example, materialize, resolve_data, sampler
 from .variants import BuildContext, Runnable, VariantInfo, VariantRunError, get_variant
 from .variants.worker import IsolatedVariant, NotImportable, isolates
 
@@ -296,18 +290,10 @@ class ParitySession:
             n = min(n, info.max_examples)
         seed = stable_seed(name, self.config.seed)
         kept = stored_results.result_key(self, pair, spec, variant, info, policy, n, seed, rows)
-        cached = stored_results.load(self, kept, variant, policy)
-        if not self.config.cache_verify:
-            if cached is not None:  # the same search passed in an earlier run
-                return cached
-            return self._search(pair, spec, sites, variant, policy, n, seed, rows, name, anchor, kept)
-        # verify: search anyway, and compare with what the cache would have returned
-        fresh = self._search(pair, spec, sites, variant, policy, n, seed, rows, name, anchor, None)
-        if cached is not None and fresh.status != "passed":
-            self.store.discard(stored_results.KIND, kept)
-        elif cached is None:
-            stored_results.save(self, kept, fresh)
-        return stored_results.verified(cached, fresh, pair.exported)
+        return stored_results.reused_or(  # the same search passed in an earlier run, or a search
+            self, kept, stored_results.load(self, kept, variant, policy), pair.exported,
+            lambda keep: self._search(pair, spec, sites, variant, policy, n, seed, rows, name, anchor, keep),
+        )  # fmt: skip
 
     def _search(self, pair, spec, sites, variant, policy, n, seed, rows, name, anchor, kept) -> VariantResult:
         """The search of one item (its passing result stored under ``kept``)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -116,6 +117,21 @@ def _result(stored: dict, variant: str, policy: Any) -> CachedResult | None:
         distribution=stored.get("distribution") if isinstance(stored.get("distribution"), dict) else None,
         stored=stored,
     )
+
+
+def reused_or(
+    session: Any, key: str | None, cached: CachedResult | None, exported: Any, search: Callable
+) -> VariantResult:
+    """``cached``, else ``search(key)`` (storing its pass under ``key``); under the cache's
+    verify mode always a search, compared with what the cache held (:func:`verified`)."""
+    if not session.config.cache_verify:
+        return cached if cached is not None else search(key)
+    fresh = search(None)
+    if cached is not None and fresh.status != "passed":
+        session.store.discard(KIND, key)  # a pass a fresh run does not give: never again
+    elif cached is None:
+        save(session, key, fresh)
+    return verified(cached, fresh, exported)
 
 
 def verified(stored: CachedResult | None, fresh: VariantResult, exported: Any) -> VariantResult:

@@ -18,7 +18,8 @@ import functools
 import sys
 from typing import Any
 
-from .identity import Identity, Walker, _h, is_library, memoized
+from .identity import memoized
+from .walk import Identity, Walker, _h, is_library
 
 #: torch.nn.Module attributes that are its machinery, not its behaviour (the parameters and
 #: persistent buffers are the fingerprint; submodules are walked by path)
@@ -130,8 +131,14 @@ def _keras_machinery(keras: Any) -> frozenset[str]:
     return frozenset(names)
 
 
-def keras_identity(model: Any, layers: list) -> Identity:
-    """The identity of a Keras model with its ``layers`` (the model itself included)."""
+def keras_identity(model: Any, *, saved_model: bool, keras_model: bool) -> Identity:
+    """The identity of a TensorFlow model: a SavedModel is its files (the fingerprint); a Keras
+    model its config, its layers' state and code; anything else (a ``tf.function``) has none."""
+    if saved_model:
+        return Identity("")
+    if not keras_model:
+        return Identity("", "a tf.function or tf.Module is keyed by its object identity, not its code")
+    layers = list(model._flatten_layers(include_self=True, recursive=True))
     return memoized(model, lambda: _keras_identity(model, layers))
 
 

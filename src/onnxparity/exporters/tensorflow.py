@@ -148,16 +148,10 @@ class _Callable:
 
 
 def identity(model: Any) -> Any:
-    """What a Keras model's export depends on besides its weights (:mod:`.states`)."""
-    from .identity import Identity
-
-    if _is_saved_model(model):
-        return Identity("")
-    if not _is_keras(model):
-        return Identity("", "a tf.function or tf.Module is keyed by its object identity, not its code")
+    """What a model's export depends on besides its weights (:func:`.states.keras_identity`)."""
     from .states import keras_identity
 
-    return keras_identity(model, list(model._flatten_layers(include_self=True, recursive=True)))
+    return keras_identity(model, saved_model=_is_saved_model(model), keras_model=_is_keras(model))
 
 
 def fingerprint(model: Any) -> str:
@@ -179,8 +173,7 @@ def fingerprint(model: Any) -> str:
         value = np.asarray(var.numpy() if hasattr(var, "numpy") else var)
         h.update(getattr(var, "path", getattr(var, "name", "")).encode())
         h.update(str(value.shape).encode() + value.dtype.str.encode() + value.tobytes())
-    if _is_keras(model):
-        h.update(identity(model).digest.encode())
+    h.update(identity(model).digest.encode())  # empty but for Keras models
     return h.hexdigest()
 
 
@@ -426,10 +419,7 @@ class TensorFlowExporter(Exporter):
     fingerprint = staticmethod(fingerprint)
     packages = ("tensorflow", "keras", "tf2onnx", "onnx")
 
-    def identity(self, model: Any) -> Any:
-        """SavedModel: its files (the fingerprint); Keras: config, layers' state and code."""
-        return identity(model)
-
+    identity = staticmethod(identity)
     check_fit = staticmethod(check_fit)
     export = staticmethod(export)
 

@@ -1,0 +1,465 @@
+"""Digests of values and of the code they reach: the machinery behind a model's identity
+(:mod:`.identity` states the rule). A :class:`Walker` turns numbers, containers, objects,
+classes, functions and modules into digests, keys library code by its package's version, and
+records the first reason a digest cannot key the persistent cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import dis
+import enum
+import functools
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import re
+import sys
+import sysconfig
+import types
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+
+class NotCacheable(Exception):
+    """The model's export cannot be keyed honestly; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """A digest of a model's state and code; ``why`` it cannot key the persistent cache (None:
+    it can)."""
+
+    digest: str
+    why: str | None = None
+
+
+#: class attributes that say nothing about behaviour
+_CLASS_NOISE = frozenset(
+    {"__dict__", "__weakref__", "__module__", "__qualname__", "__doc__", "__annotations__", "_abc_impl",
+     "__slots__", "__firstlineno__", "__static_attributes__", "__parameters__", "__orig_bases__"}
+)
+_PRIMITIVES = (bool, int, float, complex, str, bytes)
+#: how deep a value is followed before it is called too deep to digest
+MAX_DEPTH = 60
+
+
+def _h(*parts: Any) -> bytes:
+    h = hashlib.blake2b(digest_size=20)
+    for part in parts:
+        data = part if isinstance(part, bytes) else str(part).encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.digest()
+
+
+@functools.cache
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots |= {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    return tuple(os.path.realpath(r) + os.sep for r in roots if r)
+
+
+@functools.cache
+def _distributions() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+@functools.cache
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _root(name: str) -> str:
+    return name.split(".")[0]
+
+
+def _module_file(name: str) -> str | None:
+    """The file of module ``name`` (or of its top-level package), without importing it."""
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None) if module is not None else None
+    if path:
+        return path
+    top = sys.modules.get(_root(name))
+    path = getattr(top, "__file__", None) if top is not None else None
+    if path:
+        return path
+    try:
+        spec = importlib.util.find_spec(_root(name))
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None and spec.has_location else None
+
+
+def is_library(name: str) -> bool:
+    """Whether module ``name`` is library code (the standard library, an installed package,
+    onnxparity itself), keyed by versions rather than digested."""
+    root = _root(name)
+    if root == "onnxparity" or name in sys.builtin_module_names or root in sys.stdlib_module_names:
+        return True
+    path = _module_file(name)
+    if not path:
+        return False  # no file to say so: digest what it holds
+    return os.path.realpath(path).startswith(_library_roots())
+
+
+def _file_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _described(value: Any) -> str:
+    kind = type(value)
+    name = f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
+
+
+class Walker:
+    """Digests values and the code they reach (see the module docstring). ``opaque(value,
+    where)`` lets a model source digest its framework's objects (tensors, layers) first: it
+    returns bytes, or None to leave the value to the generic rules."""
+
+    def __init__(self, opaque: Callable[[Any, str], bytes | None] | None = None) -> None:
+        self.opaque = opaque
+        #: the first reason the digest cannot key the persistent cache
+        self.why: str | None = None
+        #: distributions whose code was reached -> their versions
+        self.versions: dict[str, str] = {}
+        self._memo: dict[int, bytes] = {}
+        self._active: set[int] = set()
+        self._alive: list[Any] = []  # the walk's objects stay alive: their ids stay theirs
+        self._depth = 0
+        self._modules: dict[tuple, bytes] = {}
+
+    # -- results -----------------------------------------------------------------------------
+    def refuse(self, why: str) -> None:
+        if self.why is None:
+            self.why = why
+
+    def identity(self, parts: Iterable[bytes]) -> Identity:
+        h = hashlib.blake2b(digest_size=20)
+        for part in parts:
+            h.update(part)
+        h.update(_h(sorted(self.versions.items())))
+        return Identity(h.hexdigest(), self.why)
+
+    # -- values ------------------------------------------------------------------------------
+    def value(self, value: Any, where: str) -> bytes:
+        kind = type(value)
+        if value is None or value is Ellipsis or value is NotImplemented or kind in _PRIMITIVES:
+            return _h(kind.__name__, repr(value))
+        key = id(value)
+        memo = self._memo.get(key)
+        if memo is not None:
+            return memo
+        if key in self._active:
+            return _h("cycle")
+        if self._depth >= MAX_DEPTH:
+            self.refuse(f"{where} is nested more than {MAX_DEPTH} levels deep")
+            return _h("deep", key)
+        self._active.add(key)
+        self._alive.append(value)
+        self._depth += 1
+        try:
+            out = self._value(value, where)
+        finally:
+            self._depth -= 1
+            self._active.discard(key)
+        self._memo[key] = out
+        return out
+
+    def _value(self, value: Any, where: str) -> bytes:
+        kind = type(value)
+        if self.opaque is not None:
+            found = self.opaque(value, where)
+            if found is not None:
+                return found
+        if isinstance(value, type):
+            return self.cls(value, where)
+        if isinstance(value, types.FunctionType):
+            return self.function(value, where)
+        if isinstance(value, types.ModuleType):
+            return self.module(value.__name__, (), where)
+        if isinstance(value, types.MethodType):
+            return _h("method", self.function(value.__func__, where), self.value(value.__self__, where))
+        if isinstance(value, functools.partial):
+            return _h(
+                "partial",
+                self.value(value.func, where),
+                self.value(value.args, where),
+                self.value(value.keywords, where),
+            )
+        if isinstance(value, (staticmethod, classmethod)):
+            return _h(kind.__name__, self.value(value.__func__, where))
+        if isinstance(value, property):
+            return _h("property", *(self.value(f, where) for f in (value.fget, value.fset, value.fdel)))
+        if isinstance(value, types.CodeType):
+            return self.code(value, {}, where)
+        if isinstance(value, enum.Enum):
+            return _h("enum", self.cls(kind, where), value.name)
+        if isinstance(value, (bool, int, float, complex, str, bytes)):  # subclasses
+            return _h(self.cls(kind, where), repr(kind.__mro__[-2](value)))
+        if isinstance(value, (tuple, list)):
+            return _h(self.cls(kind, where), *(self.value(v, f"{where}[{i}]") for i, v in enumerate(value)))
+        if isinstance(value, Mapping):
+            return _h(
+                self.cls(kind, where),
+                *(
+                    _h(self.value(k, where), self.value(v, f"{where}[{k!r}]"))
+                    for k, v in _items(value, where, self)
+                ),
+            )
+        if isinstance(value, (set, frozenset)):
+            return _h(self.cls(kind, where), *sorted(self.value(v, where) for v in value))
+        if isinstance(value, (range, slice, re.Pattern)):
+            return _h(kind.__name__, repr(value), getattr(value, "flags", ""))
+        array = _numpy(value, where, self)
+        if array is not None:
+            return array
+        if dataclasses.is_dataclass(value):
+            return _h(
+                "dataclass",
+                self.cls(kind, where),
+                *(
+                    _h(f.name, self.value(getattr(value, f.name, None), f"{where}.{f.name}"))
+                    for f in dataclasses.fields(value)
+                ),
+            )
+        if callable(value) and not hasattr(value, "__dict__"):  # builtins, ufuncs, C callables
+            return self.native(value, where)
+        return self.instance(value, where)
+
+    def instance(self, value: Any, where: str) -> bytes:
+        """An object by its class and what it holds (``__dict__`` and ``__slots__``); one whose
+        state lives in native code (a lock, a file, an extension type) is refused."""
+        kind = type(value)
+        native = [k for k in kind.__mro__[:-1] if _native(k)]
+        state: dict[str, Any] = dict(getattr(value, "__dict__", None) or {})
+        for klass in kind.__mro__:
+            slots = getattr(klass, "__slots__", ())
+            for slot in (slots,) if isinstance(slots, str) else slots:
+                if slot not in ("__dict__", "__weakref__") and hasattr(value, slot):
+                    state.setdefault(slot, getattr(value, slot))
+        if native:
+            self.refuse(f"{where} is {_described(value)} with no stable digest (its state is native)")
+            return _h("id", id(value))
+        return _h(
+            "object",
+            self.cls(kind, where),
+            *(_h(name, self.value(v, f"{where}.{name}")) for name, v in state.items()),
+        )
+
+    def native(self, value: Any, where: str) -> bytes:
+        """A callable without Python code: library code by its package's version; else refused."""
+        module = getattr(value, "__module__", None) or type(value).__module__
+        name = getattr(value, "__qualname__", None) or getattr(value, "__name__", None) or type(value).__qualname__
+        if module and is_library(module):
+            self.library(module, where)
+            return _h("native", module, name)
+        self.refuse(
+            f"{where} is {module}.{name}, a C-extension callable outside an installed package: its code cannot be read"
+        )
+        return _h("id", id(value))
+
+    # -- code ----------------------------------------------------------------------------------
+    def library(self, module: str, where: str) -> None:
+        """Key library module ``module`` by its distribution's version."""
+        root = _root(module)
+        if root == "onnxparity" or root in sys.stdlib_module_names or module in sys.builtin_module_names:
+            return  # onnxparity's own digest and Python's version key every entry
+        names = _distributions().get(root)
+        if not names:
+            self.refuse(f"{where} uses {module}, from a module outside the project with no package version")
+            return
+        for name in names:
+            found = _version(name)
+            if found is None:
+                self.refuse(f"{where} uses {module}, whose package {name} has no version")
+            else:
+                self.versions[name] = found
+
+    def cls(self, klass: type, where: str) -> bytes:
+        key = id(klass)
+        memo = self._memo.get(key)
+        if memo is not None:
+            return memo
+        module = getattr(klass, "__module__", "") or ""
+        if module and is_library(module):
+            self.library(module, where)
+            out = _h("class", module, klass.__qualname__)
+            self._memo[key] = out
+            return out
+        self._memo[key] = _h("class", module, klass.__qualname__)  # recursion through its own methods
+        parts = [_h("class", module, klass.__qualname__)]
+        parts += [self.cls(base, where) for base in klass.__bases__]
+        for name, attr in vars(klass).items():
+            if name in _CLASS_NOISE:
+                continue
+            parts.append(_h(name, self.value(attr, f"{klass.__qualname__}.{name}")))
+        out = _h(*parts)
+        self._memo[key] = out
+        return out
+
+    def function(self, fn: types.FunctionType, where: str) -> bytes:
+        module = getattr(fn, "__module__", None) or ""
+        if module and is_library(module):
+            self.library(module, where)
+            return _h("function", module, fn.__qualname__)
+        name = fn.__qualname__
+        parts = [
+            _h("function", name),
+            self.code(fn.__code__, fn.__globals__, name),
+            self.value(fn.__defaults__, f"{name} (defaults)"),
+            self.value(fn.__kwdefaults__, f"{name} (defaults)"),
+        ]
+        for var, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+            try:
+                contents = cell.cell_contents
+            except ValueError:
+                parts.append(_h("empty cell", var))
+                continue
+            parts.append(_h(var, self.value(contents, f"{name} (closure variable {var})")))
+        return _h(*parts)
+
+    def code(self, code: types.CodeType, globals_: Mapping[str, Any], where: str) -> bytes:
+        names: set[str] = set()
+        out = self._code(code, names)
+        parts = [out]
+        for name in sorted(names):
+            if name in globals_:
+                value = globals_[name]
+                if isinstance(value, types.ModuleType):
+                    parts.append(_h(name, self.module(value.__name__, names, f"{where} uses {name}")))
+                else:
+                    parts.append(_h(name, self.value(value, f"{where} uses {name}")))
+        for module in sorted(_imports_inside(code, globals_)):
+            parts.append(_h("import", module, self.module(module, names, where, inside=True)))
+        return _h(*parts)
+
+    def _code(self, code: types.CodeType, names: set[str]) -> bytes:
+        """Compiled code without its line numbers; the names it uses go into ``names``."""
+        names.update(code.co_names)
+        consts = []
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                consts.append(self._code(const, names))
+            else:
+                consts.append(self.value(const, getattr(code, "co_qualname", code.co_name)))
+        return _h(
+            code.co_code,
+            code.co_flags,
+            code.co_argcount,
+            code.co_posonlyargcount,
+            code.co_kwonlyargcount,
+            code.co_name,
+            code.co_names,
+            code.co_varnames,
+            code.co_freevars,
+            code.co_cellvars,
+            getattr(code, "co_exceptiontable", b""),
+            *consts,
+        )
+
+    def module(self, name: str, names: Iterable[str], where: str, *, inside: bool = False) -> bytes:
+        """A module the code reaches: a library's version, or a user module's file and the
+        attributes of it the code names."""
+        if is_library(name):
+            self.library(name, where)
+            return _h("library module", name)
+        names = tuple(sorted(set(names)))
+        memo = self._modules.get((name, names))
+        if memo is not None:
+            return memo
+        self._modules[(name, names)] = _h("module", name)  # a module that reaches itself
+        out = self._user_module(name, names, where, inside)
+        self._modules[(name, names)] = out
+        return out
+
+    def _user_module(self, name: str, names: tuple[str, ...], where: str, inside: bool) -> bytes:
+        module = sys.modules.get(name)
+        if module is None:
+            try:
+                module = importlib.import_module(name)  # what the function would import when run
+            except Exception as exc:
+                self.refuse(f"{where} imports {name} inside the function, and it cannot be imported ({exc})")
+                return _h("missing", name)
+        parts = [_h("module", name)]
+        path = getattr(module, "__file__", None)
+        if path and path.endswith(".py") and os.path.isfile(path):
+            parts.append(_file_bytes(path))
+        elif path:
+            self.refuse(
+                f"{where} uses {name}{', imported inside the function,' if inside else ''} "
+                f"from {os.path.basename(path)}, native code outside an installed package"
+            )
+        for attr in names:
+            if attr in vars(module):
+                value = vars(module)[attr]
+                if isinstance(value, types.ModuleType):
+                    parts.append(_h(attr, self.module(value.__name__, (), f"{where} uses {name}.{attr}")))
+                else:
+                    parts.append(_h(attr, self.value(value, f"{where} uses {name}.{attr}")))
+        return _h(*parts)
+
+
+def _native(kind: type) -> bool:
+    """Whether ``kind`` is defined in native code (a builtin or extension module): its
+    instances may hold state no attribute shows."""
+    name = getattr(kind, "__module__", None) or ""
+    if name in sys.builtin_module_names or (name == "builtins" and kind is not object):
+        return True
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None) if module is not None else None
+    return bool(path) and not path.endswith(".py")
+
+
+def _items(mapping: Mapping, where: str, walker: Walker) -> list:
+    try:
+        return list(mapping.items())
+    except Exception as exc:  # a mapping whose items cannot be listed
+        walker.refuse(f"{where} is a mapping whose items cannot be read ({type(exc).__name__})")
+        return []
+
+
+def _numpy(value: Any, where: str, walker: Walker) -> bytes | None:
+    np = sys.modules.get("numpy")
+    if np is None:
+        return None
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            return _h("object array", value.shape, *(walker.value(v, where) for v in value.ravel().tolist()))
+        return _h("array", value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
+    if isinstance(value, np.generic):
+        return _h("scalar", value.dtype.str, value.tobytes())
+    if isinstance(value, np.dtype):
+        return _h("dtype", value.str)
+    return None
+
+
+def _imports_inside(code: types.CodeType, globals_: Mapping[str, Any]) -> set[str]:
+    """Absolute names of the modules ``code`` (and code nested in it) imports when it runs."""
+    found: set[str] = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+        level = 0
+        for instruction in dis.get_instructions(current):
+            if instruction.opname == "LOAD_CONST" and isinstance(instruction.argval, int):
+                level = instruction.argval
+            elif instruction.opname == "IMPORT_NAME":
+                name = instruction.argval
+                if level:
+                    try:
+                        name = importlib.util.resolve_name("." * level + name, globals_.get("__package__"))
+                    except (ImportError, ValueError):
+                        continue
+                found.add(name.rstrip("."))
+                level = 0
+    return found
