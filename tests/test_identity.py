@@ -205,7 +205,7 @@ def test_a_value_with_no_stable_digest_is_never_reused_and_says_why(project):
     model = models.Net().eval()
     model.lock = threading.Lock()
     subject, why = key(model)[0], key(model)[2]
-    assert why == "Net.lock is a _thread.lock with no stable digest (its state is native)"
+    assert why == "Net.lock: a _thread.lock with no stable digest (its state is native)"
     assert key(model)[0] == subject  # within one run: the same object, the same key
     other = models.Net().eval()
     other.lock = threading.Lock()
@@ -289,3 +289,23 @@ def test_a_function_transformers_function_changes_the_key(project):
     assert base[2] is None and key(build()) == base
     funcs = project("funcs_a", "import numpy as np\n\ndef shift(x):\n    return x + 2\n")
     assert key(build())[1] != base[1]
+
+
+def test_a_data_frame_the_test_reads_is_digested_by_its_content(project):
+    """A pandas DataFrame held by a test (examples/test_sklearn_pipeline.py's FRAME) once made
+    its export uncacheable: its block manager has native state."""
+    pd = pytest.importorskip("pandas")
+    models = project("frame_models", NET)
+
+    project("frame_data", "")
+
+    def origin(frame):
+        tests = project("frame_tests", "import frame_data\n\ndef test_t():\n    return frame_data.FRAME\n")
+        tests.frame_data.FRAME = frame
+        return resolve(models.Net().eval(), origin=tests.test_t).origin
+
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]})
+    base = origin(frame)
+    assert base.why is None and origin(frame.copy()) == base
+    assert origin(frame.assign(b=["x", "z"])).digest != base.digest
+    assert origin(frame.rename(columns={"a": "c"})).digest != base.digest

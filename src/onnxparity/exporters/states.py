@@ -48,7 +48,7 @@ def _torch_opaque(torch: Any, tree: dict[int, str], walker: Walker):
         if isinstance(value, torch.Tensor):
             tensor = value.detach()
             if tensor.device.type == "meta":
-                walker.refuse(f"{where} is a tensor on the meta device: it has no values to digest")
+                walker.refuse(f"{where}: a tensor on the meta device, with no values to digest")
                 return _h("meta", id(value))
             flat = tensor.to("cpu").contiguous().reshape(-1)
             data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
@@ -84,7 +84,7 @@ def _torch_parts(torch: Any, model: Any, root: str, walker: Walker, *, weights: 
             try:
                 parts.append(_h("script", module.code))
             except Exception:  # a scripted module without code of its own
-                walker.refuse(f"{where} is a scripted module whose code cannot be read")
+                walker.refuse(f"{where}: a scripted module whose code cannot be read")
         for name, value in vars(module).items():
             if name in _TORCH_MACHINERY:
                 continue
@@ -153,7 +153,7 @@ def _keras_identity(model: Any, layers: list) -> Identity:
             name = tree.get(id(value))
             if name is not None:
                 return _h("layer", name)
-            walker.refuse(f"{where} is a Keras layer outside the model: its weights are not the model's")
+            walker.refuse(f"{where}: a Keras layer outside the model, whose weights are not the model's")
             return _h("id", id(value))
         if isinstance(value, keras.Variable) or (tf is not None and isinstance(value, tf.Variable)):
             return _h("variable", getattr(value, "path", value.name), tuple(value.shape), str(value.dtype))

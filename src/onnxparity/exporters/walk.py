@@ -161,7 +161,7 @@ class Walker:
         if key in self._active:
             return _h("cycle")
         if self._depth >= MAX_DEPTH:
-            self.refuse(f"{where} is nested more than {MAX_DEPTH} levels deep")
+            self.refuse(f"{where}: nested more than {MAX_DEPTH} levels deep")
             return _h("deep", key)
         self._active.add(key)
         self._alive.append(value)
@@ -247,7 +247,7 @@ class Walker:
                 if slot not in ("__dict__", "__weakref__") and hasattr(value, slot):
                     state.setdefault(slot, getattr(value, slot))
         if native:
-            self.refuse(f"{where} is {_described(value)} with no stable digest (its state is native)")
+            self.refuse(f"{where}: {_described(value)} with no stable digest (its state is native)")
             return _h("id", id(value))
         return _h(
             "object",
@@ -263,7 +263,7 @@ class Walker:
             self.library(module, where)
             return _h("native", module, name)
         self.refuse(
-            f"{where} is {module}.{name}, a C-extension callable outside an installed package: its code cannot be read"
+            f"{where}: {module}.{name} is a C-extension callable outside an installed package; its code cannot be read"
         )
         return _h("id", id(value))
 
@@ -275,12 +275,12 @@ class Walker:
             return  # onnxparity's own digest and Python's version key every entry
         names = _distributions().get(root)
         if not names:
-            self.refuse(f"{where} uses {module}, from a module outside the project with no package version")
+            self.refuse(f"{where}: {module} is from no installed package with a version")
             return
         for name in names:
             found = _version(name)
             if found is None:
-                self.refuse(f"{where} uses {module}, whose package {name} has no version")
+                self.refuse(f"{where}: {module} is from package {name}, which has no version")
             else:
                 self.versions[name] = found
 
@@ -395,8 +395,8 @@ class Walker:
             parts.append(_file_bytes(path))
         elif path:
             self.refuse(
-                f"{where} uses {name}{', imported inside the function,' if inside else ''} "
-                f"from {os.path.basename(path)}, native code outside an installed package"
+                f"{where}: {name}{', imported inside the function,' if inside else ''} is "
+                f"{os.path.basename(path)}, native code outside an installed package"
             )
         for attr in names:
             if attr in vars(module):
@@ -423,7 +423,7 @@ def _items(mapping: Mapping, where: str, walker: Walker) -> list:
     try:
         return list(mapping.items())
     except Exception as exc:  # a mapping whose items cannot be listed
-        walker.refuse(f"{where} is a mapping whose items cannot be read ({type(exc).__name__})")
+        walker.refuse(f"{where}: a mapping whose items cannot be read ({type(exc).__name__})")
         return []
 
 
@@ -439,6 +439,14 @@ def _numpy(value: Any, where: str, walker: Walker) -> bytes | None:
         return _h("scalar", value.dtype.str, value.tobytes())
     if isinstance(value, np.dtype):
         return _h("dtype", value.str)
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
+        frame = value.to_frame() if isinstance(value, pd.Series) else value
+        columns = list(frame.columns) if isinstance(frame, pd.DataFrame) else [frame.name]
+        dtypes = list(frame.dtypes) if isinstance(frame, pd.DataFrame) else [frame.dtype]
+        rows = pd.util.hash_pandas_object(frame, index=not isinstance(frame, pd.Index)).to_numpy()
+        return _h(type(value).__name__, repr(columns), repr(dtypes), walker.value(frame.index, where)
+                  if not isinstance(frame, pd.Index) else b"", rows.tobytes())  # fmt: skip
     return None
 
 
