@@ -5,7 +5,8 @@
 Measured in one run, as ratios (median of repeats):
 
 1. per run: one ONNX Runtime run in this process against the same run in a worker (the feeds
-   and outputs pickled over a pipe), for a small MLP (batch 8) and a CNN with a 1.5 MB input;
+   and outputs framed as JSON and raw array bytes over a pipe, a large input through shared
+   memory), for a small MLP (batch 8) and a CNN with a 1.5 MB input;
 2. per built variant: building fp16 and int8-static here against building them in a worker
    (a process start, imports, the build and the session there);
 3. per check: a whole check (ort-cpu, int8-dynamic, int8-static, fp16; 25 examples) with
@@ -112,17 +113,29 @@ def per_build(path: str, variant: str, repeats: int, workdir: str) -> tuple[floa
 
 def first_workers(path: str, workdir: str) -> list[str]:
     """Once per session: the first worker starts the fork server (its imports); the first
-    worker of an int8/fp16 variant makes it import the conversion tools."""
+    worker of an int8/fp16 variant makes it import the conversion tools. A builder that cannot
+    be imported by name (a closure) is forked from this process, PyTorch loaded: each time."""
+
+    def closure(context: BuildContext):
+        return build_ort_cpu(context)
+
     rows = []
-    for variant, label in (
-        ("ort-cpu", "first worker of a session (starts the fork server)"),
-        ("int8-dynamic", "first int8/fp16 worker (imports the conversion tools)"),
+    for variant, build, label in (
+        ("ort-cpu", get_variant("ort-cpu").build, "first worker of a session (starts the fork server)"),
+        (
+            "int8-dynamic",
+            get_variant("int8-dynamic").build,
+            "first int8/fp16 worker (imports the conversion tools)",
+        ),
+        ("closure", closure, "a worker of a closure builder (forked from the test process) + first run"),
     ):
         directory = os.path.join(workdir, f"first-{variant}")
         os.makedirs(directory)
         context = BuildContext(model_path=path, workdir=directory, name=variant)
         started = time.perf_counter()
-        built = IsolatedVariant(get_variant(variant).build, context)
+        built = IsolatedVariant(build, context)
+        if variant == "closure":
+            built.run({"x": np.zeros((8, 8), np.float32)})
         elapsed = time.perf_counter() - started
         built.close()
         rows.append(f"| {label} | | {elapsed:.3f} s | |")

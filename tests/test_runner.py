@@ -209,10 +209,11 @@ def test_runtime_native_error_lines_stay_out_of_the_output(parity_session, capfd
 def test_user_registered_variant_runs_end_to_end(tmp_path):
     from onnxparity.variants.ort import OrtRunnable
 
-    built = []
+    built = tmp_path / "built.txt"  # a closure builder runs in a fork of this process: count on disk
 
     def build(context):
-        built.append(context.model_path)
+        with open(built, "a") as f:
+            f.write(context.model_path + "\n")
         return OrtRunnable(context.model_path, ["CPUExecutionProvider"], optimization="none")
 
     op.register_variant("test-ort-noopt", build, description="no graph optimizations", replace=True)
@@ -224,7 +225,7 @@ def test_user_registered_variant_runs_end_to_end(tmp_path):
         examples=3,
         reproducer_dir=tmp_path,
     )
-    assert result["test-ort-noopt"].status == "passed" and len(built) == 1
+    assert result["test-ort-noopt"].status == "passed" and len(built.read_text().splitlines()) == 1
     with pytest.raises(op.InvalidSpec, match="already registered"):
         op.register_variant("test-ort-noopt", build)
 

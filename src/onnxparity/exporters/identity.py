@@ -33,7 +33,8 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .walk import Identity, NotCacheable, Walker, is_library
+from .packages import is_library
+from .walk import Identity, NotCacheable, Walker
 
 __all__ = ["Identity", "NotCacheable", "Walker", "is_library", "memoized", "once", "onnxparity_digest", "origin_digest"]
 

@@ -19,7 +19,8 @@ import sys
 from typing import Any
 
 from .identity import memoized
-from .walk import Identity, Walker, _h, is_library
+from .packages import is_library
+from .walk import Identity, Walker, hash_parts
 
 #: torch.nn.Module attributes that are its machinery, not its behaviour (the parameters and
 #: persistent buffers are the fingerprint; submodules are walked by path)
@@ -49,22 +50,22 @@ def _torch_opaque(torch: Any, tree: dict[int, str], walker: Walker):
             tensor = value.detach()
             if tensor.device.type == "meta":
                 walker.refuse(f"{where}: a tensor on the meta device, with no values to digest")
-                return _h("meta", id(value))
+                return hash_parts("meta", id(value))
             flat = tensor.to("cpu").contiguous().reshape(-1)
             data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
-            return _h("tensor", str(tensor.dtype), tuple(tensor.shape), data)
+            return hash_parts("tensor", str(tensor.dtype), tuple(tensor.shape), data)
         if isinstance(value, torch.nn.Module):
             path = tree.get(id(value))
             if path is not None:
-                return _h("submodule", path)
-            return _h("foreign module", *_torch_parts(torch, value, where, walker, weights=True))
+                return hash_parts("submodule", path)
+            return hash_parts("foreign module", *_torch_parts(torch, value, where, walker, weights=True))
         if isinstance(value, (torch.dtype, torch.device, torch.layout, torch.memory_format)):
-            return _h(type(value).__name__, str(value))
+            return hash_parts(type(value).__name__, str(value))
         if isinstance(value, torch.Generator):
-            return _h("generator", value.device, value.get_state().numpy().tobytes())
+            return hash_parts("generator", value.device, value.get_state().numpy().tobytes())
         script = getattr(getattr(torch, "jit", None), "ScriptFunction", None)
         if script is not None and isinstance(value, script):
-            return _h("script", value.code)
+            return hash_parts("script", value.code)
         return None
 
     return opaque
@@ -76,13 +77,13 @@ def _torch_parts(torch: Any, model: Any, root: str, walker: Walker, *, weights: 
     parts = []
     if weights:
         for name, tensor in model.state_dict().items():
-            parts.append(_h(name, walker.value(tensor, f"{root}.{name}")))
+            parts.append(hash_parts(name, walker.value(tensor, f"{root}.{name}")))
     for path, module in model.named_modules():
         where = f"{root}.{path}" if path else root
-        parts.append(_h("module", path, walker.cls(type(module), where)))
+        parts.append(hash_parts("module", path, walker.cls(type(module), where)))
         if isinstance(module, torch.jit.ScriptModule):
             try:
-                parts.append(_h("script", module.code))
+                parts.append(hash_parts("script", module.code))
             except Exception:  # a scripted module without code of its own
                 walker.refuse(f"{where}: a scripted module whose code cannot be read")
         for name, value in vars(module).items():
@@ -97,7 +98,7 @@ def _torch_parts(torch: Any, model: Any, root: str, walker: Walker, *, weights: 
                     vars(module).get("_forward_hooks_always_called", {}),
                 )
                 value = [(hook, key in flags[0], key in flags[1]) for key, hook in value.items()]
-            parts.append(_h(name, walker.value(value, f"{where}.{name}")))
+            parts.append(hash_parts(name, walker.value(value, f"{where}.{name}")))
     return parts
 
 
@@ -116,7 +117,7 @@ def _torch_identity(model: Any) -> Identity:
     hooks = torch.nn.modules.module
     for name in ("_global_forward_hooks", "_global_forward_pre_hooks"):
         registered = getattr(hooks, name, None) or {}
-        parts.append(_h(name, walker.value(list(registered.values()), f"{name} (torch's global hooks)")))
+        parts.append(hash_parts(name, walker.value(list(registered.values()), f"{name} (torch's global hooks)")))
     return walker.identity(parts)
 
 
@@ -152,36 +153,36 @@ def _keras_identity(model: Any, layers: list) -> Identity:
         if isinstance(value, keras.layers.Layer):
             name = tree.get(id(value))
             if name is not None:
-                return _h("layer", name)
+                return hash_parts("layer", name)
             walker.refuse(f"{where}: a Keras layer outside the model, whose weights are not the model's")
-            return _h("id", id(value))
+            return hash_parts("id", id(value))
         if isinstance(value, keras.Variable) or (tf is not None and isinstance(value, tf.Variable)):
-            return _h("variable", getattr(value, "path", value.name), tuple(value.shape), str(value.dtype))
+            return hash_parts("variable", getattr(value, "path", value.name), tuple(value.shape), str(value.dtype))
         if tf is not None and isinstance(value, tf.Tensor):
             try:
-                return _h("tensor", walker.value(value.numpy(), where))
+                return hash_parts("tensor", walker.value(value.numpy(), where))
             except Exception:  # a symbolic tensor
-                return _h("symbolic", str(value.shape), str(value.dtype))
+                return hash_parts("symbolic", str(value.shape), str(value.dtype))
         if isinstance(value, keras.KerasTensor):
-            return _h("symbolic", str(value.shape), str(value.dtype))
+            return hash_parts("symbolic", str(value.shape), str(value.dtype))
         if tf is not None and isinstance(value, tf.DType):
-            return _h("dtype", value.name)
+            return hash_parts("dtype", value.name)
         return None
 
     walker.opaque = opaque
     machinery = _keras_machinery(keras)
     parts = []
     try:
-        parts.append(_h("config", walker.value(model.get_config(), "the model's config")))
+        parts.append(hash_parts("config", walker.value(model.get_config(), "the model's config")))
     except Exception:  # a subclassed model without get_config: its layers say it below
-        parts.append(_h("no config"))
+        parts.append(hash_parts("no config"))
     for layer in layers:
         where = f"layer {layer.name!r}"
-        parts.append(_h("layer", layer.name, walker.cls(type(layer), where)))
+        parts.append(hash_parts("layer", layer.name, walker.cls(type(layer), where)))
         try:
-            parts.append(_h("config", walker.value(layer.get_config(), f"{where}'s config")))
+            parts.append(hash_parts("config", walker.value(layer.get_config(), f"{where}'s config")))
         except Exception:
-            parts.append(_h("no config"))
+            parts.append(hash_parts("no config"))
         builtin = is_library(type(layer).__module__)  # Keras's own: its config says what it does
         for name, value in vars(layer).items():
             if (name in machinery or (builtin and name.startswith("_"))) and name not in (
@@ -190,7 +191,7 @@ def _keras_identity(model: Any, layers: list) -> Identity:
                 "dtype_policy",
             ):
                 continue
-            parts.append(_h(name, walker.value(value, f"{where}.{name}")))
+            parts.append(hash_parts(name, walker.value(value, f"{where}.{name}")))
     return walker.identity(parts)
 
 
@@ -207,7 +208,7 @@ def _estimator_identity(model: Any) -> Identity:
     for name, value in sorted(params.items()):
         where = f"{type(model).__name__}.{name}"
         if hasattr(value, "get_params"):  # a nested estimator: its parameters are listed too
-            parts.append(_h(name, walker.cls(type(value), where)))
+            parts.append(hash_parts(name, walker.cls(type(value), where)))
         else:
-            parts.append(_h(name, walker.value(value, where)))
+            parts.append(hash_parts(name, walker.value(value, where)))
     return walker.identity(parts)

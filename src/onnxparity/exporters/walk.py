@@ -17,10 +17,11 @@ import importlib.util
 import os
 import re
 import sys
-import sysconfig
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from .packages import distributions_of, is_library, version_of
 
 
 class NotCacheable(Exception):
@@ -46,67 +47,13 @@ _PRIMITIVES = (bool, int, float, complex, str, bytes)
 MAX_DEPTH = 60
 
 
-def _h(*parts: Any) -> bytes:
+def hash_parts(*parts: Any) -> bytes:
     h = hashlib.blake2b(digest_size=20)
     for part in parts:
         data = part if isinstance(part, bytes) else str(part).encode("utf-8", "surrogatepass")
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)
     return h.digest()
-
-
-@functools.cache
-def _library_roots() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    roots = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    roots |= {sys.prefix, sys.base_prefix, sys.exec_prefix}
-    return tuple(os.path.realpath(r) + os.sep for r in roots if r)
-
-
-@functools.cache
-def _distributions() -> Mapping[str, list[str]]:
-    return importlib.metadata.packages_distributions()
-
-
-@functools.cache
-def _version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _root(name: str) -> str:
-    return name.split(".")[0]
-
-
-def _module_file(name: str) -> str | None:
-    """The file of module ``name`` (or of its top-level package), without importing it."""
-    module = sys.modules.get(name)
-    path = getattr(module, "__file__", None) if module is not None else None
-    if path:
-        return path
-    top = sys.modules.get(_root(name))
-    path = getattr(top, "__file__", None) if top is not None else None
-    if path:
-        return path
-    try:
-        spec = importlib.util.find_spec(_root(name))
-    except (ImportError, ValueError):
-        return None
-    return spec.origin if spec is not None and spec.has_location else None
-
-
-def is_library(name: str) -> bool:
-    """Whether module ``name`` is library code (the standard library, an installed package,
-    onnxparity itself), keyed by versions rather than digested."""
-    root = _root(name)
-    if root == "onnxparity" or name in sys.builtin_module_names or root in sys.stdlib_module_names:
-        return True
-    path = _module_file(name)
-    if not path:
-        return False  # no file to say so: digest what it holds
-    return os.path.realpath(path).startswith(_library_roots())
 
 
 def _file_bytes(path: str) -> bytes:
@@ -146,23 +93,23 @@ class Walker:
         h = hashlib.blake2b(digest_size=20)
         for part in parts:
             h.update(part)
-        h.update(_h(sorted(self.versions.items())))
+        h.update(hash_parts(sorted(self.versions.items())))
         return Identity(h.hexdigest(), self.why)
 
     # -- values ------------------------------------------------------------------------------
     def value(self, value: Any, where: str) -> bytes:
         kind = type(value)
         if value is None or value is Ellipsis or value is NotImplemented or kind in _PRIMITIVES:
-            return _h(kind.__name__, repr(value))
+            return hash_parts(kind.__name__, repr(value))
         key = id(value)
         memo = self._memo.get(key)
         if memo is not None:
             return memo
         if key in self._active:
-            return _h("cycle")
+            return hash_parts("cycle")
         if self._depth >= MAX_DEPTH:
             self.refuse(f"{where}: nested more than {MAX_DEPTH} levels deep")
-            return _h("deep", key)
+            return hash_parts("deep", key)
         self._active.add(key)
         self._alive.append(value)
         self._depth += 1
@@ -187,47 +134,47 @@ class Walker:
         if isinstance(value, types.ModuleType):
             return self.module(value.__name__, (), where)
         if isinstance(value, types.MethodType):
-            return _h("method", self.function(value.__func__, where), self.value(value.__self__, where))
+            return hash_parts("method", self.function(value.__func__, where), self.value(value.__self__, where))
         if isinstance(value, functools.partial):
-            return _h(
+            return hash_parts(
                 "partial",
                 self.value(value.func, where),
                 self.value(value.args, where),
                 self.value(value.keywords, where),
             )
         if isinstance(value, (staticmethod, classmethod)):
-            return _h(kind.__name__, self.value(value.__func__, where))
+            return hash_parts(kind.__name__, self.value(value.__func__, where))
         if isinstance(value, property):
-            return _h("property", *(self.value(f, where) for f in (value.fget, value.fset, value.fdel)))
+            return hash_parts("property", *(self.value(f, where) for f in (value.fget, value.fset, value.fdel)))
         if isinstance(value, types.CodeType):
             return self.code(value, {}, where)
         if isinstance(value, enum.Enum):
-            return _h("enum", self.cls(kind, where), value.name)
+            return hash_parts("enum", self.cls(kind, where), value.name)
         if isinstance(value, (bool, int, float, complex, str, bytes)):  # subclasses
-            return _h(self.cls(kind, where), repr(kind.__mro__[-2](value)))
+            return hash_parts(self.cls(kind, where), repr(kind.__mro__[-2](value)))
         if isinstance(value, (tuple, list)):
-            return _h(self.cls(kind, where), *(self.value(v, f"{where}[{i}]") for i, v in enumerate(value)))
+            return hash_parts(self.cls(kind, where), *(self.value(v, f"{where}[{i}]") for i, v in enumerate(value)))
         if isinstance(value, Mapping):
-            return _h(
+            return hash_parts(
                 self.cls(kind, where),
                 *(
-                    _h(self.value(k, where), self.value(v, f"{where}[{k!r}]"))
+                    hash_parts(self.value(k, where), self.value(v, f"{where}[{k!r}]"))
                     for k, v in _items(value, where, self)
                 ),
             )
         if isinstance(value, (set, frozenset)):
-            return _h(self.cls(kind, where), *sorted(self.value(v, where) for v in value))
+            return hash_parts(self.cls(kind, where), *sorted(self.value(v, where) for v in value))
         if isinstance(value, (range, slice, re.Pattern)):
-            return _h(kind.__name__, repr(value), getattr(value, "flags", ""))
+            return hash_parts(kind.__name__, repr(value), getattr(value, "flags", ""))
         array = _numpy(value, where, self)
         if array is not None:
             return array
         if dataclasses.is_dataclass(value):
-            return _h(
+            return hash_parts(
                 "dataclass",
                 self.cls(kind, where),
                 *(
-                    _h(f.name, self.value(getattr(value, f.name, None), f"{where}.{f.name}"))
+                    hash_parts(f.name, self.value(getattr(value, f.name, None), f"{where}.{f.name}"))
                     for f in dataclasses.fields(value)
                 ),
             )
@@ -248,11 +195,11 @@ class Walker:
                     state.setdefault(slot, getattr(value, slot))
         if native:
             self.refuse(f"{where}: {_described(value)} with no stable digest (its state is native)")
-            return _h("id", id(value))
-        return _h(
+            return hash_parts("id", id(value))
+        return hash_parts(
             "object",
             self.cls(kind, where),
-            *(_h(name, self.value(v, f"{where}.{name}")) for name, v in state.items()),
+            *(hash_parts(name, self.value(v, f"{where}.{name}")) for name, v in state.items()),
         )
 
     def native(self, value: Any, where: str) -> bytes:
@@ -261,24 +208,24 @@ class Walker:
         name = getattr(value, "__qualname__", None) or getattr(value, "__name__", None) or type(value).__qualname__
         if module and is_library(module):
             self.library(module, where)
-            return _h("native", module, name)
+            return hash_parts("native", module, name)
         self.refuse(
             f"{where}: {module}.{name} is a C-extension callable outside an installed package; its code cannot be read"
         )
-        return _h("id", id(value))
+        return hash_parts("id", id(value))
 
     # -- code ----------------------------------------------------------------------------------
     def library(self, module: str, where: str) -> None:
         """Key library module ``module`` by its distribution's version."""
-        root = _root(module)
+        root = module.split(".")[0]
         if root == "onnxparity" or root in sys.stdlib_module_names or module in sys.builtin_module_names:
             return  # onnxparity's own digest and Python's version key every entry
-        names = _distributions().get(root)
+        names = distributions_of(root)
         if not names:
             self.refuse(f"{where}: {module} is from no installed package with a version")
             return
         for name in names:
-            found = _version(name)
+            found = version_of(name)
             if found is None:
                 self.refuse(f"{where}: {module} is from package {name}, which has no version")
             else:
@@ -292,17 +239,17 @@ class Walker:
         module = getattr(klass, "__module__", "") or ""
         if module and is_library(module):
             self.library(module, where)
-            out = _h("class", module, klass.__qualname__)
+            out = hash_parts("class", module, klass.__qualname__)
             self._memo[key] = out
             return out
-        self._memo[key] = _h("class", module, klass.__qualname__)  # recursion through its own methods
-        parts = [_h("class", module, klass.__qualname__)]
+        self._memo[key] = hash_parts("class", module, klass.__qualname__)  # recursion through its own methods
+        parts = [hash_parts("class", module, klass.__qualname__)]
         parts += [self.cls(base, where) for base in klass.__bases__]
         for name, attr in vars(klass).items():
             if name in _CLASS_NOISE:
                 continue
-            parts.append(_h(name, self.value(attr, f"{klass.__qualname__}.{name}")))
-        out = _h(*parts)
+            parts.append(hash_parts(name, self.value(attr, f"{klass.__qualname__}.{name}")))
+        out = hash_parts(*parts)
         self._memo[key] = out
         return out
 
@@ -310,10 +257,10 @@ class Walker:
         module = getattr(fn, "__module__", None) or ""
         if module and is_library(module):
             self.library(module, where)
-            return _h("function", module, fn.__qualname__)
+            return hash_parts("function", module, fn.__qualname__)
         name = fn.__qualname__
         parts = [
-            _h("function", name),
+            hash_parts("function", name),
             self.code(fn.__code__, fn.__globals__, name),
             self.value(fn.__defaults__, f"{name} (defaults)"),
             self.value(fn.__kwdefaults__, f"{name} (defaults)"),
@@ -322,10 +269,10 @@ class Walker:
             try:
                 contents = cell.cell_contents
             except ValueError:
-                parts.append(_h("empty cell", var))
+                parts.append(hash_parts("empty cell", var))
                 continue
-            parts.append(_h(var, self.value(contents, f"{name} (closure variable {var})")))
-        return _h(*parts)
+            parts.append(hash_parts(var, self.value(contents, f"{name} (closure variable {var})")))
+        return hash_parts(*parts)
 
     def code(self, code: types.CodeType, globals_: Mapping[str, Any], where: str) -> bytes:
         names: set[str] = set()
@@ -335,12 +282,12 @@ class Walker:
             if name in globals_:
                 value = globals_[name]
                 if isinstance(value, types.ModuleType):
-                    parts.append(_h(name, self.module(value.__name__, names, f"{where} uses {name}")))
+                    parts.append(hash_parts(name, self.module(value.__name__, names, f"{where} uses {name}")))
                 else:
-                    parts.append(_h(name, self.value(value, f"{where} uses {name}")))
+                    parts.append(hash_parts(name, self.value(value, f"{where} uses {name}")))
         for module in sorted(_imports_inside(code, globals_)):
-            parts.append(_h("import", module, self.module(module, names, where, inside=True)))
-        return _h(*parts)
+            parts.append(hash_parts("import", module, self.module(module, names, where, inside=True)))
+        return hash_parts(*parts)
 
     def _code(self, code: types.CodeType, names: set[str]) -> bytes:
         """Compiled code without its line numbers; the names it uses go into ``names``."""
@@ -351,7 +298,7 @@ class Walker:
                 consts.append(self._code(const, names))
             else:
                 consts.append(self.value(const, getattr(code, "co_qualname", code.co_name)))
-        return _h(
+        return hash_parts(
             code.co_code,
             code.co_flags,
             code.co_argcount,
@@ -371,12 +318,12 @@ class Walker:
         attributes of it the code names."""
         if is_library(name):
             self.library(name, where)
-            return _h("library module", name)
+            return hash_parts("library module", name)
         names = tuple(sorted(set(names)))
         memo = self._modules.get((name, names))
         if memo is not None:
             return memo
-        self._modules[(name, names)] = _h("module", name)  # a module that reaches itself
+        self._modules[(name, names)] = hash_parts("module", name)  # a module that reaches itself
         out = self._user_module(name, names, where, inside)
         self._modules[(name, names)] = out
         return out
@@ -388,8 +335,8 @@ class Walker:
                 module = importlib.import_module(name)  # what the function would import when run
             except Exception as exc:
                 self.refuse(f"{where} imports {name} inside the function, and it cannot be imported ({exc})")
-                return _h("missing", name)
-        parts = [_h("module", name)]
+                return hash_parts("missing", name)
+        parts = [hash_parts("module", name)]
         path = getattr(module, "__file__", None)
         if path and path.endswith(".py") and os.path.isfile(path):
             parts.append(_file_bytes(path))
@@ -402,10 +349,10 @@ class Walker:
             if attr in vars(module):
                 value = vars(module)[attr]
                 if isinstance(value, types.ModuleType):
-                    parts.append(_h(attr, self.module(value.__name__, (), f"{where} uses {name}.{attr}")))
+                    parts.append(hash_parts(attr, self.module(value.__name__, (), f"{where} uses {name}.{attr}")))
                 else:
-                    parts.append(_h(attr, self.value(value, f"{where} uses {name}.{attr}")))
-        return _h(*parts)
+                    parts.append(hash_parts(attr, self.value(value, f"{where} uses {name}.{attr}")))
+        return hash_parts(*parts)
 
 
 def _native(kind: type) -> bool:
@@ -433,19 +380,19 @@ def _numpy(value: Any, where: str, walker: Walker) -> bytes | None:
         return None
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:
-            return _h("object array", value.shape, *(walker.value(v, where) for v in value.ravel().tolist()))
-        return _h("array", value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
+            return hash_parts("object array", value.shape, *(walker.value(v, where) for v in value.ravel().tolist()))
+        return hash_parts("array", value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
     if isinstance(value, np.generic):
-        return _h("scalar", value.dtype.str, value.tobytes())
+        return hash_parts("scalar", value.dtype.str, value.tobytes())
     if isinstance(value, np.dtype):
-        return _h("dtype", value.str)
+        return hash_parts("dtype", value.str)
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
         frame = value.to_frame() if isinstance(value, pd.Series) else value
         columns = list(frame.columns) if isinstance(frame, pd.DataFrame) else [frame.name]
         dtypes = list(frame.dtypes) if isinstance(frame, pd.DataFrame) else [frame.dtype]
         rows = pd.util.hash_pandas_object(frame, index=not isinstance(frame, pd.Index)).to_numpy()
-        return _h(type(value).__name__, repr(columns), repr(dtypes), walker.value(frame.index, where)
+        return hash_parts(type(value).__name__, repr(columns), repr(dtypes), walker.value(frame.index, where)
                   if not isinstance(frame, pd.Index) else b"", rows.tobytes())  # fmt: skip
     return None
 

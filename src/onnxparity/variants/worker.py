@@ -2,55 +2,55 @@
 Runtime's kernels on a converted graph, a user's runtime — fails the item that hit it, with the
 signal and the input named, and the test session goes on.
 
-The worker imports the variant's builder by module and name, builds the variant (the builder's
-``sample_feeds`` requests are answered by the parent, which owns the declared input space) and
-then answers ``run`` and ``explain`` requests: pickled numpy arrays over a pipe. A worker that
-dies is started again (and the variant built again) on the next request, so one crash costs one
-item. At most :data:`MAX_LIVE` workers live at once; the least recently used is stopped, and
-starts again when it is next needed.
+This is the test process's side; the worker's is :mod:`.serve`. The worker imports the variant's
+builder by module and name, builds the variant (the builder's ``sample_feeds`` requests are
+answered by the parent, which owns the declared input space) and then answers ``run`` and
+``explain`` requests. A builder that cannot be imported by name (a
+lambda, a closure, a function defined in a test or in ``__main__``) is built in a fork of the
+test process instead, which has it in memory (:func:`_fork_here`). A worker that dies is started
+again (and the variant built again) on the next request, so one crash costs one item. At most
+:data:`MAX_LIVE` workers live at once; the least recently used is stopped, and starts again
+when it is next needed.
 
-Which variants run in a worker is the runner's choice (the ``isolate`` setting); a builder
-that cannot be imported by name (a lambda, a function defined inside another, ``__main__``)
-runs in the test process. What isolation costs is measured in ``benchmarks/isolation.py``.
+Nothing is pickled between the processes, either way (:mod:`.frames`): a frame that is not
+onnxparity's (a pickle, an object array) is refused before anything in it is decoded: the worker
+exits, the parent fails the item. Which variants run in a worker is the runner's choice (the ``isolate`` setting); what
+isolation costs is measured in ``benchmarks/isolation.py``.
 """
 
 from __future__ import annotations
 
 import collections
 import faulthandler
-import importlib
-import mmap
+import gc
 import os
-import pickle
 import subprocess
 import sys
+import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
-from . import BuildContext, VariantRunError, explain_with
+from ..errors import InvalidSpec, VariantBuildError, VariantUnavailable
+from . import BuildContext, VariantRunError
+from .frames import FrameError, SharedFeeds, encode_frame, receive, send, write_frame
 from .isolate import VariantCrashed, _signal_name
-from .zygote import ForkedWorker, zygote
+from .serve import serve
+from .zygote import ForkedChild, ForkedWorker, zygote
 
 #: workers alive at once (each holds a Python interpreter and a runtime session).
 MAX_LIVE = 4
 
-#: inputs of at least this many bytes go through shared memory, not the pipe (measured: a
-#: 1.5 MB input took 1-2.6 ms through a pipe; see benchmarks/isolation.py).
-SHARED_FROM = 64 * 1024
-
 #: what reading from or writing to a worker that died raises
-_BROKEN = (EOFError, OSError, pickle.UnpicklingError)
+_BROKEN = (EOFError, OSError)
 
 _ERRORS: dict[str, type[Exception]] = {
     "VariantUnavailable": VariantUnavailable,
     "InvalidSpec": InvalidSpec,
     "VariantBuildError": VariantBuildError,
 }
-
 
 class VariantRunCrashed(VariantRunError):
     """The worker running a variant died (a signal) while running one input."""
@@ -61,7 +61,8 @@ class VariantRunCrashed(VariantRunError):
 
 
 class NotImportable(Exception):
-    """The builder cannot be imported by name in a fresh process; it runs in the test process."""
+    """The builder cannot be imported by name in a fresh process, and this platform cannot fork
+    the test process (not Linux): it runs in the test process."""
 
 
 def builder_reference(build: Callable) -> str:
@@ -71,6 +72,11 @@ def builder_reference(build: Callable) -> str:
     if not module or module == "__main__" or "<" in qualname or not qualname:
         raise NotImportable(f"{qualname or build!r} is not importable by name")
     return f"{module}:{qualname}"
+
+
+def forks_here() -> bool:
+    """Whether a worker can be forked from the test process (Linux, as for the zygote)."""
+    return hasattr(os, "fork") and sys.platform.startswith("linux")
 
 
 def isolates(info: Any, option: Any, mode: str, prebuilt: bool) -> bool:
@@ -92,7 +98,7 @@ _LIVE: collections.OrderedDict[int, IsolatedVariant] = collections.OrderedDict()
 class _Connection:
     """One started worker: its process handle, the two pipe ends and the shared file."""
 
-    def __init__(self, process: Any, to_worker: Any, from_worker: Any, shared: _Shared | None) -> None:
+    def __init__(self, process: Any, to_worker: Any, from_worker: Any, shared: SharedFeeds | None) -> None:
         self.process = process
         self.to_worker = to_worker
         self.from_worker = from_worker
@@ -113,6 +119,17 @@ class _Connection:
         if self.shared is not None:
             self.shared.close()
 
+    def forget(self) -> None:
+        """(In a fork of the test process.) Close this process's copies of the parent's ends,
+        so that the worker they lead to still sees the parent close them."""
+        for stream in (self.to_worker, self.from_worker):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self.shared is not None:
+            self.shared.close()
+
 
 def _close_all(holder: dict) -> None:
     connection = holder.pop("connection", None)
@@ -125,9 +142,16 @@ class IsolatedVariant:
     variant has one)."""
 
     def __init__(self, build: Callable, context: BuildContext, *, what: str = "", hint: str = "") -> None:
-        self.reference = builder_reference(build)
+        try:
+            #: the builder as the worker imports it; "" when it is forked from this process
+            self.reference = builder_reference(build)
+        except NotImportable:
+            if not forks_here():
+                raise
+            self.reference = ""
+        self.build = build
         self.context = context
-        self.what = what or context.name or self.reference
+        self.what = what or context.name or self.reference or getattr(build, "__qualname__", "variant")
         #: what to change so the crash does not happen (the variant's ``crash_hint``)
         self.hint = hint
         #: the live worker, if any (a dict, so the finalizer sees the current one)
@@ -147,15 +171,24 @@ class IsolatedVariant:
     # -- the Runnable protocol ------------------------------------------------------------
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         reply = self._request("run", feeds, f"running {self.what} on one input")
-        if reply[0] == "run-error":
-            raise VariantRunError(reply[1])
-        return reply[1]
+        if reply.get("kind") == "run-error":
+            raise VariantRunError(str(reply.get("message")))
+        outputs = reply.get("value")
+        if reply.get("kind") != "ok" or not isinstance(outputs, list):
+            raise self._refused(VariantRunError, f"running {self.what}", "a reply that is not a run's")
+        if not all(isinstance(o, np.ndarray) for o in outputs):
+            raise self._refused(VariantRunError, f"running {self.what}", "outputs that are not arrays")
+        return outputs
 
     def explain(self, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
         if not self._explains:
             return []
-        reply = self._request("explain", feeds, f"explaining {self.what}'s failure", tolerance)
-        return list(reply[1]) if reply[0] == "ok" else []
+        try:
+            reply = self._request("explain", feeds, f"explaining {self.what}'s failure", tolerance)
+        except VariantRunError:  # an explanation must never mask the verdict
+            return []
+        value = reply.get("value")
+        return list(value) if reply.get("kind") == "ok" and isinstance(value, list) else []
 
     def close(self) -> None:
         """Stop the worker (it starts again, building the variant again, when next used)."""
@@ -163,32 +196,40 @@ class IsolatedVariant:
         _close_all(self._holder)
 
     # -- the worker ------------------------------------------------------------------------
-    def _request(
-        self, kind: str, feeds: Mapping[str, np.ndarray], doing: str, tolerance: Any = None
-    ) -> tuple:
+    def _request(self, kind: str, feeds: Mapping[str, np.ndarray], doing: str, tolerance: Any = None) -> dict:
         if "connection" not in self._holder:
             self._start()
         connection = self._holder["connection"]
         _LIVE.move_to_end(id(self))
         if kind == "run" and connection.shared is not None:
             message = connection.shared.put(feeds)
-        elif kind == "explain":
-            message = (kind, tolerance, dict(feeds))
         else:
-            message = (kind, dict(feeds))
+            message = {"kind": kind, "feeds": dict(feeds)}
+            if kind == "explain":
+                message["tolerance"] = tolerance
         try:
-            _send(connection.to_worker, message)
-            return _receive(connection.from_worker)
+            frame = encode_frame(message)
+        except TypeError as exc:
+            raise VariantRunError(
+                f"an input cannot be sent to {self.what}'s worker process: {exc}; inputs cross as "
+                "numeric or string arrays"
+            ) from None
+        try:
+            write_frame(connection.to_worker, frame)
+            return receive(connection.from_worker)
         except _BROKEN:
             raise self._crashed(
                 VariantRunCrashed, doing, "only this item fails and the session goes on"
             ) from None
+        except FrameError as exc:
+            raise self._refused(VariantRunError, doing, str(exc)) from None
 
     def _spawn(self) -> _Connection:
-        """Start a worker: forked by the zygote where there is one, else a fresh interpreter."""
+        """Start a worker: forked by the zygote where there is one, else a fresh interpreter;
+        a builder that cannot be imported by name is forked from this process."""
         parent_to_child = os.pipe()
         child_to_parent = os.pipe()
-        shared = _Shared.create()
+        shared = SharedFeeds.create()
         shared_fd = shared.fd if shared is not None else -1
         log = os.open(
             os.path.join(self.context.workdir, "worker.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
@@ -197,16 +238,19 @@ class IsolatedVariant:
         ends = [parent_to_child[0], child_to_parent[1], shared_fd, log]
         process: Any = None
         try:
-            server = zygote()
-            if server is not None:
-                try:
-                    process = ForkedWorker(server, server.fork(ends, self.reference.partition(":")[0]))
-                except OSError:
-                    process = None
+            if not self.reference:
+                process = _fork_here(self, ends, (parent_to_child[1], child_to_parent[0]))
+            else:
+                server = zygote()
+                if server is not None:
+                    try:
+                        process = ForkedWorker(server, server.fork(ends, self.reference.partition(":")[0]))
+                    except OSError:
+                        process = None
             if process is None:
                 env = dict(os.environ)
                 env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-                command = [sys.executable, "-m", "onnxparity.variants.worker", *map(str, ends[:3])]
+                command = [sys.executable, "-m", "onnxparity.variants.serve", *map(str, ends[:3])]
                 process = subprocess.Popen(
                     command,
                     pass_fds=tuple(fd for fd in ends[:3] if fd >= 0),
@@ -222,15 +266,20 @@ class IsolatedVariant:
             process, os.fdopen(parent_to_child[1], "wb"), os.fdopen(child_to_parent[0], "rb"), shared
         )
 
-    def _start(self) -> None:
+    def _fields(self) -> dict:
+        """The build request's fields; VariantBuildError naming an option that cannot cross."""
         context = self.context
-        while len(_LIVE) >= MAX_LIVE:
-            _, oldest = _LIVE.popitem(last=False)
-            oldest.close()
-        connection = self._holder["connection"] = self._spawn()
-        self.starts += 1
-        _LIVE[id(self)] = self
-        fields = {
+        for key, value in context.options.items():
+            try:
+                encode_frame(value)
+            except TypeError as exc:
+                raise VariantBuildError(
+                    f"variant_options[{context.name!r}][{key!r}]={_short(value)}: {exc}, and a variant's "
+                    "options are sent to its worker process as JSON and numpy arrays; give numbers, strings, "
+                    f"lists, dicts or arrays, or build it in the test process with "
+                    f"variant_options={{{context.name!r}: {{'isolate': False}}}}"
+                ) from None
+        return {
             "model_path": context.model_path,
             "workdir": context.workdir,
             "threads": context.threads,
@@ -240,43 +289,103 @@ class IsolatedVariant:
             "cache_mb": context.cache_mb,
             "cache_key": context.cache_key,
         }
+
+    def _start(self) -> None:
+        context = self.context
+        fields = self._fields() if self.reference else {}
+        while len(_LIVE) >= MAX_LIVE:
+            _, oldest = _LIVE.popitem(last=False)
+            oldest.close()
+        connection = self._holder["connection"] = self._spawn()
+        self.starts += 1
+        _LIVE[id(self)] = self
         try:
-            _send(connection.to_worker, ("build", self.reference, fields, list(sys.path)))
+            if self.reference:
+                send(
+                    connection.to_worker,
+                    {"kind": "build", "reference": self.reference, "fields": fields, "path": list(sys.path)},
+                )
             while True:
-                reply = _receive(connection.from_worker)
-                if reply[0] != "samples":
+                reply = receive(connection.from_worker)
+                if reply.get("kind") != "samples":
                     break
-                _send(connection.to_worker, ("samples", context.sample_feeds(reply[1], same_shape=reply[2])))
+                count, same_shape = reply.get("count"), reply.get("same_shape")
+                if not isinstance(count, int) or not isinstance(same_shape, bool):
+                    raise FrameError(f"a samples request for {count!r} feeds")
+                feeds = context.sample_feeds(count, same_shape=same_shape)
+                send(connection.to_worker, {"kind": "samples", "feeds": feeds})
         except _BROKEN:
             raise self._crashed(VariantCrashed, f"building {self.what}", "only this variant fails") from None
-        if reply[0] == "not-importable":
+        except FrameError as exc:
+            raise self._refused(VariantBuildError, f"building {self.what}", str(exc)) from None
+        except BaseException:  # drawing the samples failed: the worker waits for them in vain
             self.close()
-            raise NotImportable(reply[1])
-        if reply[0] == "error":
+            raise
+        kind = reply.get("kind")
+        if kind == "not-importable":
             self.close()
-            raise _ERRORS.get(reply[1], VariantBuildError)(reply[2])
-        _, self.output_names, self.providers, self.model_path, self._explains, self.build_cache = reply
+            if not forks_here():
+                raise NotImportable(str(reply.get("message")))
+            self.reference = ""  # importable here but not there (a test module's own path): fork
+            self._start()
+            return
+        if kind == "error":
+            self.close()
+            raise _ERRORS.get(str(reply.get("error")), VariantBuildError)(str(reply.get("message")))
+        try:
+            self.output_names = tuple(map(str, reply["output_names"]))
+            self.providers = tuple(map(str, reply["providers"]))
+            self.model_path = None if reply["model_path"] is None else str(reply["model_path"])
+            self._explains = bool(reply["explains"])
+            self.build_cache = list(map(str, reply["build_cache"]))
+        except (KeyError, TypeError) as exc:
+            raise self._refused(
+                VariantBuildError, f"building {self.what}", f"a build reply without {exc}"
+            ) from None
+
+    def _refused(self, error: type, doing: str, why: str) -> Exception:
+        """The error of a worker that sent a frame onnxparity refuses; the worker is stopped."""
+        connection = self._holder.pop("connection", None)
+        _LIVE.pop(id(self), None)
+        if connection is not None:
+            connection.process.kill()
+            connection.close()
+        return error(
+            f"{self.what}'s worker process sent a reply onnxparity refuses while {doing} ({why}); nothing "
+            "in it was decoded and the worker was stopped"
+        )
 
     def _crashed(self, error: type, doing: str, outcome: str) -> Exception:
         """The error of a worker whose pipe broke while ``doing``: the signal that ended it, the
         Python frames it was in, the hint."""
         name = self._reap()
-        message = (
-            f"the native runtime crashed with {name} while {doing}; {self.what} ran in a worker process "
-            f"of its own, so {outcome}"
-        )
+        if name.startswith("exit status"):
+            said = self._log_lines()[-1:]
+            message = (
+                f"{self.what}'s worker process ended ({name}) while {doing}"
+                + (f": {said[0].strip()}" if said else "")
+                + f"; it ran in a worker process of its own, so {outcome}"
+            )
+        else:
+            message = (
+                f"the native runtime crashed with {name} while {doing}; {self.what} ran in a worker "
+                f"process of its own, so {outcome}"
+            )
         return error(message + self._details(), name)
+
+    def _log_lines(self) -> list[str]:
+        """What the worker wrote to its log since it started."""
+        try:
+            with open(os.path.join(self.context.workdir, "worker.log"), "rb") as log:
+                log.seek(self._log_start)
+                return [line for line in log.read().decode("utf-8", "replace").splitlines() if line.strip()]
+        except OSError:
+            return []
 
     def _details(self) -> str:
         """The Python stack faulthandler wrote at the crash (innermost frames), and the hint."""
         text = ""
-        try:
-            with open(os.path.join(self.context.workdir, "worker.log"), "rb") as log:
-                log.seek(self._log_start)
-                written = log.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            written = []
-        frames = [line.strip() for line in written if line.strip().startswith("File ")]
+        frames = [line.strip() for line in self._log_lines() if line.strip().startswith("File ")]
         if frames:
             text += "\nwhere the worker was (innermost first):\n" + "\n".join(f"  {f}" for f in frames[:4])
         return text + (f"\nhint: {self.hint}" if self.hint else "")
@@ -297,137 +406,58 @@ class IsolatedVariant:
         return _signal_name(-code) if code < 0 else f"exit status {code}"
 
 
-class _Shared:
-    """An anonymous shared file (Linux ``memfd``) both processes map: large numeric inputs
-    are copied in once instead of pickled through the pipe."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.size = 0
-        self.map: mmap.mmap | None = None
-
-    @classmethod
-    def create(cls) -> _Shared | None:
-        if not hasattr(os, "memfd_create"):
-            return None
-        return cls(os.memfd_create("onnxparity-feeds", 0))
-
-    def put(self, feeds: Mapping[str, np.ndarray]) -> tuple:
-        """The run request for ``feeds``: large numeric arrays laid out in the shared file."""
-        # np.require, not np.ascontiguousarray: that one turns a 0-d array into shape (1,)
-        arrays = {name: np.require(value, requirements="C") for name, value in feeds.items()}
-        total = sum(a.nbytes + 64 for a in arrays.values())
-        if total < SHARED_FROM or any(a.dtype.kind not in "biufc" for a in arrays.values()):
-            return ("run", arrays)
-        if total > self.size:
-            size = max(total, 2 * self.size)
-            os.ftruncate(self.fd, size)
-            if self.map is not None:
-                self.map.close()
-            self.map = mmap.mmap(self.fd, size)
-            self.size = size
-        layout, offset = [], 0
-        for name, array in arrays.items():
-            view = np.ndarray(array.shape, array.dtype, buffer=self.map, offset=offset)
-            view[...] = array
-            layout.append((name, array.dtype.str, array.shape, offset))
-            offset += (array.nbytes + 63) // 64 * 64
-        return ("run-shared", self.size, layout)
-
-    def view(self, size: int, layout: list) -> dict[str, np.ndarray]:
-        """(In the worker.) The feeds of a ``run-shared`` request, as views of the file."""
-        if size > self.size:
-            if self.map is not None:
-                self.map.close()
-            self.map = mmap.mmap(self.fd, size)
-            self.size = size
-        return {
-            name: np.ndarray(shape, np.dtype(dtype), buffer=self.map, offset=offset)
-            for name, dtype, shape, offset in layout
-        }
-
-    def close(self) -> None:
-        if self.map is not None:
-            self.map.close()
-            self.map = None
-        os.close(self.fd)
-
-
-def _send(stream: Any, message: Any) -> None:
-    pickle.dump(message, stream, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.flush()
-
-
-def _receive(stream: Any) -> Any:
-    return pickle.load(stream)
-
-
-# -- the worker's side --------------------------------------------------------------------
-def serve_fds(requests_fd: int, replies_fd: int, shared_fd: int) -> int:
-    """(In the worker.) Build the variant asked for, then answer requests until the parent
-    closes the pipe."""
-    faulthandler.enable()  # a crash prints the Python stack to worker.log
-    requests = os.fdopen(requests_fd, "rb")
-    replies = os.fdopen(replies_fd, "wb")
-    shared = _Shared(shared_fd) if shared_fd >= 0 else None
-    kind, reference, fields, path = _receive(requests)
-    assert kind == "build", kind
-    sys.path[:0] = [p for p in path if p not in sys.path]  # the test session's, as it is now
-    os.chdir(fields["workdir"])  # third-party steps drop files into the cwd: ours, not the user's
-    module, _, qualname = reference.partition(":")
+def _fork_here(variant: IsolatedVariant, ends: list[int], parents: tuple[int, int]) -> ForkedChild:
+    """A worker forked from the test process, which has the builder in memory: the way a lambda,
+    a closure or a function of ``__main__`` runs isolated. The child keeps only the forking
+    thread: the parent's thread pools are not there, so it sets PyTorch to one thread, as a
+    DataLoader worker does (measured: a fork whose PyTorch had run a matmul on 2 threads hung in
+    its next one; with 1 it ran). It freezes the garbage collector (no finalizer of the parent's
+    objects runs there) and closes its copies of the parent's other ends. Measured with PyTorch
+    loaded (0.8 GB virtual): the fork takes 5-14 ms; worker, ONNX Runtime session and first run
+    0.04-0.06 s (benchmarks/isolation.py)."""
+    requests, replies, shared_fd, log = ends
+    with warnings.catch_warnings():  # Python 3.12 warns of forking a threaded process: see above
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid:
+        return ForkedChild(pid)
+    code = 1
     try:
-        build: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            build = getattr(build, part)
-    except Exception as exc:
-        _send(replies, ("not-importable", f"{reference}: {type(exc).__name__}: {exc}"))
-        return 0
+        gc.freeze()
+        for fd in parents:
+            os.close(fd)
+        for other in list(_LIVE.values()):
+            connection = other._holder.get("connection")
+            if connection is not None:
+                connection.forget()
+        _LIVE.clear()
+        from . import zygote as zygote_module
 
-    def sample_feeds(count: int, same_shape: bool = False) -> list[dict[str, np.ndarray]]:
-        _send(replies, ("samples", count, same_shape))
-        return _receive(requests)[1]
-
-    context = BuildContext(sample_feeds=sample_feeds, **fields)
-    try:
-        runnable = build(context)
-    except OnnxParityError as exc:
-        _send(replies, ("error", type(exc).__name__, str(exc)))
-        return 0
-    except Exception as exc:  # a builder's own error is that variant's error
-        _send(replies, ("error", "VariantBuildError", f"{type(exc).__name__}: {exc}"))
-        return 0
-    _send(
-        replies,
-        (
-            "built",
-            tuple(runnable.output_names),
-            tuple(getattr(runnable, "providers", ()) or ()),
-            getattr(runnable, "model_path", None),
-            callable(getattr(runnable, "explain", None)),
-            list(context.cache_log),
-        ),
-    )
-    while True:
+        zygote_module.forget()
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False)
+        faulthandler.enable(sys.stderr)  # a crash prints the Python stack to worker.log
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
+        os.chdir(variant.context.workdir)
+        code = serve(
+            variant.build,
+            variant.context,
+            os.fdopen(requests, "rb"),
+            os.fdopen(replies, "wb"),
+            SharedFeeds(shared_fd) if shared_fd >= 0 else None,
+        )
+    except BaseException as exc:  # nothing may return into the test session
         try:
-            request = _receive(requests)
-        except EOFError:
-            return 0
-        kind = request[0]
-        feeds = shared.view(request[1], request[2]) if kind == "run-shared" and shared else request[-1]
-        if kind in ("run", "run-shared"):
-            try:
-                reply: tuple = ("ok", [np.asarray(o) for o in runnable.run(feeds)])
-            except VariantRunError as exc:
-                reply = ("run-error", str(exc))
-            except Exception as exc:
-                reply = ("run-error", f"{type(exc).__name__}: {exc}")
-        else:
-            try:
-                reply = ("ok", explain_with(runnable, feeds, request[1]))
-            except Exception:  # an explanation must never mask the verdict
-                reply = ("ok", [])
-        _send(replies, reply)
+            os.write(2, f"onnxparity worker: {type(exc).__name__}: {exc}\n".encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
 
 
-if __name__ == "__main__":
-    sys.exit(serve_fds(*map(int, sys.argv[1:4])))
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

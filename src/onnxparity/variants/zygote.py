@@ -5,7 +5,8 @@ A fresh interpreter per worker paid its imports again — measured 1.2 s more pe
 build than in the test process (symbolic shape inference imports sympy), 3.7x a small check's
 time; a fork of this process starts with them loaded. The zygote is started from nothing but
 this module: no framework, no thread pool (``OPENBLAS_NUM_THREADS=1``), so forking it is safe,
-unlike forking the test process, which holds PyTorch's and TensorFlow's threads.
+unlike forking the test process, which holds PyTorch's and TensorFlow's threads (only a builder
+that cannot be imported by name is forked from there: :class:`ForkedChild`).
 
 Protocol (a ``SOCK_SEQPACKET`` socket pair): ``fork`` with the worker's file descriptors
 attached -> the pid; ``wait <pid> <seconds>`` -> its exit status (negative: the signal),
@@ -27,7 +28,7 @@ import time
 #: imported when the zygote starts (0.3 s); a built-in variant module's own ``WORKER_PRELOAD``
 #: (the quantization tools and sympy: 0.7 s more) is imported by the zygote before it forks the
 #: first worker of that module, so a session that never builds an int8 variant never pays it.
-PRELOAD = ("numpy", "onnx", "onnxruntime", "onnxparity.variants.worker")
+PRELOAD = ("numpy", "onnx", "onnxruntime", "onnxparity.variants.serve")
 
 _lock = threading.Lock()
 _current: Zygote | None = None
@@ -133,6 +134,59 @@ class ForkedWorker:
             pass
 
 
+class ForkedChild:
+    """A worker forked from the test process itself (a builder not importable by name), with
+    the part of ``subprocess.Popen``'s interface the worker handle uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                done, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): the status is lost
+                done, status = self.pid, -1
+            if done:
+                self.returncode = _code(status) if status >= 0 else -signal.SIGKILL
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if timeout is None and self.returncode is None:
+            try:
+                self.returncode = _code(os.waitpid(self.pid, 0)[1])
+            except ChildProcessError:
+                self.returncode = -signal.SIGKILL
+        deadline = time.monotonic() + (timeout or 0.0)
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
+            time.sleep(0.002)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def forget() -> None:
+    """(In a fork of the test process.) Close this copy of the parent's zygote socket: the
+    zygote ends when the parent closes it, and a fork holding a copy would keep it alive."""
+    global _current
+    if _current is not None:
+        _current.socket.close()
+        _current = None
+
+
+def _code(status: int) -> int:
+    """A ``waitpid`` status as ``Popen.returncode`` gives it (negative: the signal)."""
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
 # -- the zygote's side ----------------------------------------------------------------------
 def _status(pid: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
@@ -142,11 +196,11 @@ def _status(pid: int, timeout: float) -> int:
         except ChildProcessError:
             return -signal.SIGKILL
         if done:
-            return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            return _code(status)
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
-            return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            return _code(status)
         time.sleep(0.01)
 
 
@@ -161,7 +215,7 @@ def _preload(names) -> None:
 
 def main(fd: int) -> int:
     _preload(PRELOAD)
-    from .worker import serve_fds
+    from .serve import serve_fds
 
     server = socket.socket(fileno=fd)
     while True:
