@@ -330,7 +330,10 @@ def test_config(request):
 
 
 def test_settings_table_is_the_config_and_spell_names_its_settings():
-    assert [s.name for s in cfg.SETTINGS] + ["wording"] == [f.name for f in fields(cfg.ParityConfig)]
+    # beyond the settings: how messages word them, and the verify mode the cache setting selects
+    assert [s.name for s in cfg.SETTINGS] + ["wording", "cache_verify"] == [
+        f.name for f in fields(cfg.ParityConfig)
+    ]
     assert cfg.ParityConfig() == cfg.ParityConfig(**cfg.DEFAULTS)
     assert (cfg.DEFAULT_MAX_ERROR_GROWTH, cfg.DEFAULT_MAX_LATENCY_REGRESSION) == (2.0, 0.2)
     flags = cfg.ParityConfig(wording="pytest")

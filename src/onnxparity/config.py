@@ -381,15 +381,16 @@ class ParityConfig:
     #: none for a library session), "off", or a folder; and its size cap
     cache_dir: str = DEFAULTS["cache_dir"]
     cache_mb: int = DEFAULTS["cache_mb"]
-    #: reuse nothing from the cache: compute everything and compare with what it holds (the
-    #: plugin sets it for ``--onnx-parity-cache=verify``; a cache error fails the item)
-    cache_verify: bool = False
     #: "auto", "all" or "off": which variants run in a worker process (:mod:`.variants.worker`)
     isolate: str = DEFAULTS["isolate"]
     #: "inner" or "inputs": which branches coverage measures (:mod:`.coverage`)
     coverage: str = DEFAULTS["coverage"]
     #: how messages name settings (:meth:`spell`): "library" arguments or "pytest" flags
     wording: str = "library"
+    #: reuse nothing from the cache: compute everything and compare with what it holds (not a
+    #: setting of its own: the plugin sets it for ``--onnx-parity-cache=verify``; a cache error
+    #: fails the item)
+    cache_verify: bool = False
 
     def __post_init__(self) -> None:
         if self.isolate not in ISOLATE_MODES:
