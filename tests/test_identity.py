@@ -228,22 +228,22 @@ def test_a_transformers_config_field_changes_the_key():
     assert key(model)[0] != base[0]
 
 
+SCALE_LAYER = """
+import keras
+
+class Scale(keras.layers.Layer):
+    def __init__(self, factor=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor{tail}
+"""
+
+
 def test_a_custom_keras_layer_and_config_change_the_key(project):
     keras = pytest.importorskip("keras")
-    layers = project(
-        "keras_layers",
-        """
-        import keras
-
-        class Scale(keras.layers.Layer):
-            def __init__(self, factor=2.0, **kwargs):
-                super().__init__(**kwargs)
-                self.factor = factor
-
-            def call(self, x):
-                return x * self.factor
-        """,
-    )
+    layers = project("keras_layers", SCALE_LAYER.format(tail=""))
 
     def build(factor=2.0, activation="relu"):
         keras.backend.clear_session()  # layer names count up within a process; they name the export's nodes
@@ -256,21 +256,7 @@ def test_a_custom_keras_layer_and_config_change_the_key(project):
     assert base[2] is None and key(build()) == base
     assert key(build(factor=3.0))[0] != base[0]  # the custom layer's attribute
     assert key(build(activation="tanh"))[0] != base[0]  # a built-in layer's config
-    changed = project(
-        "keras_layers",
-        """
-        import keras
-
-        class Scale(keras.layers.Layer):
-            def __init__(self, factor=2.0, **kwargs):
-                super().__init__(**kwargs)
-                self.factor = factor
-
-            def call(self, x):
-                return x * self.factor + 0.0
-        """,
-    )
-    layers.Scale = changed.Scale
+    layers.Scale = project("keras_layers", SCALE_LAYER.format(tail=" + 0.0")).Scale
     assert key(build())[1] != base[1]  # the custom layer's code
 
 
