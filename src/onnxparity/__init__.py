@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from onnxparity.errors import (
     ExportError,
     FrameworkNotInstalled,
     InvalidSpec,
@@ -24,13 +24,13 @@ from .errors import (
     VariantUnavailable,
     WeakCheck,
 )
-from .spec import Agreement, Dim, Input, Latency, Opset, ParitySpec, Tolerance
+from onnxparity.spec import Agreement, Dim, Input, Latency, Opset, ParitySpec, Tolerance
 
 if TYPE_CHECKING:
-    from .exporters import ExportedModel, Exporter, register_exporter
-    from .report import CheckResult
-    from .runner import ParitySession
-    from .variants import BuildContext, Runnable
+    from onnxparity.exporters import ExportedModel, Exporter, register_exporter
+    from onnxparity.report import CheckResult
+    from onnxparity.runner import ParitySession
+    from onnxparity.variants import BuildContext, Runnable
 
 __version__ = "0.1.0"
 
@@ -108,10 +108,10 @@ def check(
     ``"enforce"`` (a broken latency budget fails; the default without ``session``), ``"report"``
     or ``"off"`` (default with ``session``: the session's mode).
     """
-    from .config import ParityConfig
-    from .exporters import resolve
-    from .planning import build_spec
-    from .runner import ParitySession
+    from onnxparity.config import ParityConfig
+    from onnxparity.exporters import resolve
+    from onnxparity.planning import build_spec
+    from onnxparity.runner import ParitySession
 
     subject = resolve(model, onnx=onnx, reference=reference)
     spec = build_spec(
@@ -141,7 +141,7 @@ def _warn_weak(result: CheckResult) -> None:
     """A :class:`WeakCheck` warning for every passing variant that could not have failed."""
     import warnings
 
-    from .power import weak_message
+    from onnxparity.power import weak_message
 
     for item, outcome in result.variants.items():
         if outcome.passed and outcome.power is not None and outcome.power.weak:
@@ -163,7 +163,7 @@ def register_variant(
     ``output_names`` and ``run(feeds) -> list of arrays``. A builder importable by name (a
     module-level function) is built and run in a worker process of its own, so a native crash
     fails only the item that hit it. See docs/variants.md."""
-    from .variants import register_variant as _register
+    from onnxparity.variants import register_variant as _register
 
     return _register(
         name,
@@ -184,7 +184,7 @@ _LAZY = {"Exporter", "ExportedModel", "register_exporter"}
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from . import exporters
+        from onnxparity import exporters
 
         return getattr(exporters, name)
     raise AttributeError(f"module 'onnxparity' has no attribute {name!r}")

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .spec import DEFAULT_TOLERANCE
+from onnxparity.spec import DEFAULT_TOLERANCE
 
 #: elements compared at a time: float64 working copies stay at a few blocks of 8 MB, whatever
 #: the output's size (a (100000, 4096) output once needed 3 GiB of float64 copies at once).

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .cache import ExampleKey
-from .compare import Verdict, compare_outputs
-from .spec import DEFAULT_TOLERANCE
-from .tally import Evidence
+from onnxparity.cache import ExampleKey
+from onnxparity.compare import Verdict, compare_outputs
+from onnxparity.spec import DEFAULT_TOLERANCE
+from onnxparity.tally import Evidence
 
 if TYPE_CHECKING:
-    from .exporters import ModelPair
-    from .runner import ParitySession
+    from onnxparity.exporters import ModelPair
+    from onnxparity.runner import ParitySession
 
 #: the variant every other is measured against by default.
 ANCHOR_VARIANT = "ort-cpu"

@@ -21,8 +21,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .domains import output_bounds
-from .spec import ParitySpec
+from onnxparity.domains import output_bounds
+from onnxparity.spec import ParitySpec
 
 #: at most this many boundaries per input and per column (the smallest in magnitude first).
 MAX_BOUNDARIES = 64

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ._machine import environment
-from .errors import ExportError
-from .onnxutils import canonical_domain, is_standard_domain, load_model, save_model, walk_nodes
-from .spec import Latency, Opset, ParitySpec
+from onnxparity._machine import environment
+from onnxparity.errors import ExportError
+from onnxparity.onnxutils import canonical_domain, is_standard_domain, load_model, save_model, walk_nodes
+from onnxparity.spec import Latency, Opset, ParitySpec
 
 #: blocks the runs are split into to measure the spread (how much the median moves).
 SPREAD_BLOCKS = 5

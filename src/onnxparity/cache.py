@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from .distribution import input_size
-from .power import summarize
-from .spec import ParitySpec
-from .strategies import Example, materialize
+from onnxparity.distribution import input_size
+from onnxparity.power import summarize
+from onnxparity.spec import ParitySpec
+from onnxparity.strategies import Example, materialize
 
 if TYPE_CHECKING:
-    from .exporters import ModelPair
+    from onnxparity.exporters import ModelPair
 
 #: bytes of outputs (references' and the anchor's) kept per session.
 OUTPUTS_CACHE_BYTES = 256 * 2**20

@@ -24,9 +24,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from .config import argparse_type, setting
-from .report import document, gate, history, render
-from .report.run import write_problem
+from onnxparity.config import argparse_type, setting
+from onnxparity.report import document, gate, history, render
+from onnxparity.report.run import write_problem
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "advise":
-            from .report.advise import advise, marker_lines
+            from onnxparity.report.advise import advise, marker_lines
 
             try:
                 found = advise(document.load(args.report), args.margin)
@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _pages(args: argparse.Namespace) -> int:
-    from .report.html import page
+    from onnxparity.report.html import page
 
     if args.action == "history":
         paths = list(args.reports)

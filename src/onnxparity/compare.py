@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .agreement import BLOCK, Energies, agreement_parts, same_nonfinite
-from .explanation import explain_output, float_tolerance
-from .spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
-from .spec.inputs import NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES
-from .spec.policy import tolerance_for
+from onnxparity.agreement import BLOCK, Energies, agreement_parts, same_nonfinite
+from onnxparity.explanation import explain_output, float_tolerance
+from onnxparity.spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
+from onnxparity.spec.inputs import NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES
+from onnxparity.spec.policy import tolerance_for
 
 #: rows of the worst-mismatch table kept per output.
 MAX_TABLE_ROWS = 10

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .parsers import (  # noqa: F401 (importable from here, as before)
+from onnxparity.parsers import (  # noqa: F401 (importable from here, as before)
     COVERAGE_MODES,
     ISOLATE_MODES,
     LATENCY_MODES,
@@ -96,7 +96,7 @@ class Setting:
     @property
     def description(self) -> str:
         """The help text, with the default (and the built-in variants) written in."""
-        from . import ALL_VARIANTS  # here, not at import: the package may be importing us
+        from onnxparity import ALL_VARIANTS  # here, not at import: the package may be importing us
 
         text = self.help.replace("{default}", _shown(self.default))
         return text.replace("{builtin}", ", ".join(ALL_VARIANTS))

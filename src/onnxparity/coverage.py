@@ -19,8 +19,8 @@ from typing import NamedTuple
 import numpy as np
 import onnx
 
-from .boundaries import _KINKS, MAX_BOUNDARIES, Site, _constants, _values
-from .onnxutils import check_external_data, node_source, with_outputs
+from onnxparity.boundaries import _KINKS, MAX_BOUNDARIES, Site, _constants, _values
+from onnxparity.onnxutils import check_external_data, node_source, with_outputs
 
 #: at most this many inner branching nodes are watched per model (in graph order)
 MAX_BRANCHES = 256

@@ -7,13 +7,13 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .explanation import mismatch_table
-from .spec import Agreement, ParitySpec, Policy
-from .tally import Evidence, Shortfall
-from .variants import Runnable, explain_with
+from onnxparity.explanation import mismatch_table
+from onnxparity.spec import Agreement, ParitySpec, Policy
+from onnxparity.tally import Evidence, Shortfall
+from onnxparity.variants import Runnable, explain_with
 
 if TYPE_CHECKING:
-    from .exporters import ModelPair
+    from onnxparity.exporters import ModelPair
 
 
 def diagnosis(

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
-from .spec.policy import tolerance_for
+from onnxparity.spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
+from onnxparity.spec.policy import tolerance_for
 
 if TYPE_CHECKING:
-    from .compare import OutputComparison
+    from onnxparity.compare import OutputComparison
 
 
 def explain_output(result: OutputComparison, policy: Policy) -> str:

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from .spec import Input
-from .spec.inputs import FLOATS, INTEGERS, numpy_dtype
+from onnxparity.spec import Input
+from onnxparity.spec.inputs import FLOATS, INTEGERS, numpy_dtype
 
 #: data patterns in shrink order: the simplest first.
 PATTERNS = ("zeros", "constant", "uniform", "normal", "extremes", "sparse")

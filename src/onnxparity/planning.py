@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidSpec
-from .spec import Dim, Input, Latency, Opset, ParitySpec
-from .spec.budgets import latencies
+from onnxparity.errors import InvalidSpec
+from onnxparity.spec import Dim, Input, Latency, Opset, ParitySpec
+from onnxparity.spec.budgets import latencies
 
 
 @dataclass(frozen=True)

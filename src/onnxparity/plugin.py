@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from . import config as cfg
-from .config import ParityConfig
-from .errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError, WeakCheck
-from .planning import Item, plan_items, stable_seed, test_name
-from .spec import ParitySpec
+from onnxparity import config as cfg
+from onnxparity.config import ParityConfig
+from onnxparity.errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError, WeakCheck
+from onnxparity.planning import Item, plan_items, stable_seed, test_name
+from onnxparity.spec import ParitySpec
 
 CONFIG_KEY = pytest.StashKey[ParityConfig]()
 ENTRY_KEY = pytest.StashKey[dict]()  # one item's report entry, set by its fixture
@@ -109,7 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{cfg.FLAG_UPDATE_BASELINE} needs {cfg.FLAG_BASELINE}=PATH: where to write the baseline"
         )
     if parity.enabled and not _is_worker(config):
-        from .report import document, run
+        from onnxparity.report import document, run
 
         try:  # fail before the run: an output path that cannot be written, an unusable baseline
             baseline = run.check_outputs(parity)
@@ -178,7 +178,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _planned(item: pytest.Item) -> dict:
-    from .report import document
+    from onnxparity.report import document
 
     parity = item.config.stash[CONFIG_KEY]
     planned = _item_of(item) or plan_items(parity.default_variants[:1])[0]
@@ -231,7 +231,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if _is_parity(item) and (report.when == "call" or (report.when == "setup" and not report.passed)):
         entry = item.stash.get(ENTRY_KEY, None)
         if entry is None:
-            from .report.run import ended_entry
+            from onnxparity.report.run import ended_entry
 
             entry = ended_entry(_planned(item), report)
         report.onnx_parity = {**entry, "duration_s": round(report.duration, 4)}
@@ -246,7 +246,7 @@ class ParityReporter:
     item becomes an error entry), then writes the outputs and gates (:mod:`.report.run`)."""
 
     def __init__(self, config: pytest.Config, baseline: dict | None = None) -> None:
-        from .report.run import Run
+        from onnxparity.report.run import Run
 
         self.config = config
         self.baseline = baseline
@@ -271,7 +271,7 @@ class ParityReporter:
         """Write the outputs, update or gate; a failed gate or write fails the session's exit status."""
         if self.config.option.collectonly:
             return
-        from .report import run
+        from onnxparity.report import run
 
         parity = self.config.stash[CONFIG_KEY]
         self.run.record("", plan=self.config.stash.get(PLAN_KEY, None))  # serial: the plan is here
@@ -290,7 +290,7 @@ class ParityReporter:
         """The parity table, whether the run was complete, where the outputs went, the gate."""
         if self.document is None:
             return
-        from .report.run import summary_lines
+        from onnxparity.report.run import summary_lines
 
         lines = summary_lines(self.document, self.finished, self.config.stash[CONFIG_KEY])
         if lines:
@@ -303,7 +303,7 @@ def _session(config: pytest.Config):
     """The run's ParitySession, made from the resolved config on first use."""
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
-        from .runner import ParitySession
+        from onnxparity.runner import ParitySession
 
         session = ParitySession(config.stash[CONFIG_KEY])
         terminal = config.pluginmanager.get_plugin("terminalreporter")
@@ -355,7 +355,7 @@ class ParityFixture:
         the budget does not hold; returns the VariantResult (or BudgetResult).
         """
         __tracebackhide__ = True
-        from .exporters import resolve
+        from onnxparity.exporters import resolve
 
         self.checks += 1
         if self.checks > 1:
@@ -402,7 +402,7 @@ class ParityFixture:
             warnings.warn(LatencyReport(result.message), stacklevel=2)
         power = getattr(result, "power", None)
         if power is not None and power.weak:
-            from .power import weak_message
+            from onnxparity.power import weak_message
 
             warnings.warn(WeakCheck(weak_message(self.item.nodeid, power)), stacklevel=2)
         return result
@@ -410,7 +410,7 @@ class ParityFixture:
     def _record(self, status: str, result: dict, checked: Any = None) -> None:
         """This item's report entry (sent to the controller with the test report) and its key
         numbers as JUnit properties."""
-        from .report import document
+        from onnxparity.report import document
 
         entry = document.entry(self.item.nodeid, _base_id(self.item), self.planned, status, result, checked)
         self.item.stash[ENTRY_KEY] = entry
@@ -432,7 +432,7 @@ class ParityFixture:
         return planned
 
     def _spec(self, overrides: dict, subject: Any) -> tuple[ParitySpec, Any]:
-        from .planning import build_spec
+        from onnxparity.planning import build_spec
 
         if self._marker_args:
             raise InvalidSpec("the onnx_parity marker takes keyword arguments only (inputs=..., dims=...)")
@@ -456,7 +456,7 @@ def onnx_parity(request: pytest.FixtureRequest) -> ParityFixture:
     config = request.config
     parity = config.stash[CONFIG_KEY]
     planned = getattr(request, "param", None) or plan_items(parity.default_variants[:1])[0]
-    from .exporters import seed_frameworks
+    from onnxparity.exporters import seed_frameworks
 
     # Every item of a test builds the same randomly initialised model: one export per session.
     seed_frameworks(stable_seed(_base_id(request.node)))

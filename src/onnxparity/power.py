@@ -36,8 +36,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .report import OutputPower, Power
-from .spec import DEFAULT_TOLERANCE, Policy, Tolerance
+from onnxparity.report import OutputPower, Power
+from onnxparity.spec import DEFAULT_TOLERANCE, Policy, Tolerance
 
 #: an output that would pass a relative change larger than this is weak (lossless policies).
 WEAK_CHANGE = 0.01

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
-from .onnxutils import copy_model_files
-from .spec import ParitySpec
-from .tally import Evidence
+from onnxparity.onnxutils import copy_model_files
+from onnxparity.spec import ParitySpec
+from onnxparity.tally import Evidence
 
 if TYPE_CHECKING:
-    from .exporters import ModelPair
-    from .forensics.subgraph import Subgraph
+    from onnxparity.exporters import ModelPair
+    from onnxparity.forensics.subgraph import Subgraph
 
 README = """\
 A failing parity example written by onnxparity. Re-run it without onnxparity:
@@ -228,6 +228,6 @@ def _remove(path: str) -> None:
 def _ignore_in_git(directory: str) -> None:
     """Keep reproducer bundles out of version control, as pytest does for its cache (never
     written through a symlink)."""
-    from .persist import ignore_in_git
+    from onnxparity.persist import ignore_in_git
 
     ignore_in_git(directory)

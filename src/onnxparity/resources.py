@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .spec import ParitySpec
-from .spec.inputs import numpy_dtype
+from onnxparity.spec import ParitySpec
+from onnxparity.spec.inputs import numpy_dtype
 
 #: bytes a str element is counted as (a Python object and a short string).
 STR_ELEMENT_BYTES = 64

@@ -26,28 +26,28 @@ from typing import Any
 
 import numpy as np
 
-from . import budgets, stored_results
-from .anchor import ANCHOR_VARIANT, Anchor
-from .boundaries import BoundaryCache
-from .cache import ExampleData, ExampleKey, OutputKey, options_digest
-from .config import LATENCY_MODES, ParityConfig
-from .coverage import Coverage, InnerCache
-from .diagnosis import all_rejected, indent, timeout_diagnosis
-from .errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
-from .exporters import ModelPair, Subject, resolve
-from .exporters.prebuilt import load as load_prebuilt
-from .exporters.stored import export_cached
-from .forensics.failure import failed_result
-from .persist import Store
-from .planning import Item, plan_items, stable_seed
-from .report import CheckResult, VariantResult
-from .reproducer import safe_name
-from .resources import over_memory_budget
-from .search import ExampleCrashed, Search, TimeBudgetReached
-from .spec import ParitySpec
-from .strategies import boundary_examples, default_example, materialize, resolve_data, sampler
-from .variants import BuildContext, Runnable, VariantInfo, VariantRunError, get_variant
-from .variants.worker import IsolatedVariant, NotImportable, isolates
+from onnxparity import budgets, stored_results
+from onnxparity.anchor import ANCHOR_VARIANT, Anchor
+from onnxparity.boundaries import BoundaryCache
+from onnxparity.cache import ExampleData, ExampleKey, OutputKey, options_digest
+from onnxparity.config import LATENCY_MODES, ParityConfig
+from onnxparity.coverage import Coverage, InnerCache
+from onnxparity.diagnosis import all_rejected, indent, timeout_diagnosis
+from onnxparity.errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
+from onnxparity.exporters import ModelPair, Subject, resolve
+from onnxparity.exporters.prebuilt import load as load_prebuilt
+from onnxparity.exporters.stored import export_cached
+from onnxparity.forensics.failure import failed_result
+from onnxparity.persist import Store
+from onnxparity.planning import Item, plan_items, stable_seed
+from onnxparity.report import CheckResult, VariantResult
+from onnxparity.reproducer import safe_name
+from onnxparity.resources import over_memory_budget
+from onnxparity.search import ExampleCrashed, Search, TimeBudgetReached
+from onnxparity.spec import ParitySpec
+from onnxparity.strategies import boundary_examples, default_example, materialize, resolve_data, sampler
+from onnxparity.variants import BuildContext, Runnable, VariantInfo, VariantRunError, get_variant
+from onnxparity.variants.worker import IsolatedVariant, NotImportable, isolates
 
 #: seed of the inputs builders get for calibration and first runs.
 SAMPLE_SEED = 20240917

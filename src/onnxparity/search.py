@@ -23,19 +23,19 @@ from hypothesis import example as explicit_example
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Unsatisfiable, UnsatisfiedAssumption
 
-from .anchor import Anchor
-from .cache import ExampleKey
-from .compare import compare_outputs
-from .coverage import Coverage
-from .spec import ParitySpec, Policy
-from .strategies import Example, examples, rows_digest
-from .tally import Evidence, SearchTally
-from .variants import Runnable, VariantRunError
-from .variants.worker import VariantRunCrashed
+from onnxparity.anchor import Anchor
+from onnxparity.cache import ExampleKey
+from onnxparity.compare import compare_outputs
+from onnxparity.coverage import Coverage
+from onnxparity.spec import ParitySpec, Policy
+from onnxparity.strategies import Example, examples, rows_digest
+from onnxparity.tally import Evidence, SearchTally
+from onnxparity.variants import Runnable, VariantRunError
+from onnxparity.variants.worker import VariantRunCrashed
 
 if TYPE_CHECKING:
-    from .exporters import ModelPair
-    from .runner import ParitySession
+    from onnxparity.exporters import ModelPair
+    from onnxparity.runner import ParitySession
 
 
 class ExampleFailed(Exception):

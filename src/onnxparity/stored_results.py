@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ._machine import version
-from .cache import options_digest
-from .exporters.identity import onnxparity_digest
-from .persist import digest
-from .report import OutputSummary, Power, VariantResult
+from onnxparity._machine import version
+from onnxparity.cache import options_digest
+from onnxparity.exporters.identity import onnxparity_digest
+from onnxparity.persist import digest
+from onnxparity.report import OutputSummary, Power, VariantResult
 
 KIND = "results"
 #: the packages every search runs through (the model source adds its own)

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from .errors import InvalidSpec
-from .fills import (  # noqa: F401  (PATTERNS and the densities: re-exported for tests)
+from onnxparity.errors import InvalidSpec
+from onnxparity.fills import (  # noqa: F401  (PATTERNS and the densities: re-exported for tests)
     BAND_PATTERN,
     BOUNDARY_DENSITY,
     BOUNDARY_PATTERN,
@@ -41,8 +41,8 @@ from .fills import (  # noqa: F401  (PATTERNS and the densities: re-exported for
     row_lengths,
     unit_band,
 )
-from .spec import Input, ParitySpec
-from .spec.inputs import FLOATS
+from onnxparity.spec import Input, ParitySpec
+from onnxparity.spec.inputs import FLOATS
 
 
 @dataclass(frozen=True)

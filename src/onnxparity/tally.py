@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .agreement import Energies
-from .compare import Verdict
-from .distribution import Distribution
-from .power import OutputRange, measure
-from .report import OutputSummary, Power
-from .spec import Agreement, Policy
-from .strategies import Example
+from onnxparity.agreement import Energies
+from onnxparity.compare import Verdict
+from onnxparity.distribution import Distribution
+from onnxparity.power import OutputRange, measure
+from onnxparity.report import OutputSummary, Power
+from onnxparity.spec import Agreement, Policy
+from onnxparity.strategies import Example
 
 
 @dataclass(frozen=True)

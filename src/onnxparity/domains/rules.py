@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import SMALL, Domain, Undrawable, _Graph
+from onnxparity.domains import SMALL, Domain, Undrawable, _Graph
 
 
 def _attribute(node: Any, name: str, default: Any) -> Any:

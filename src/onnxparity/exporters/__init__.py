@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, FrameworkNotInstalled, InvalidSpec, NoMapping
-from ..onnxutils import quiet
-from ..spec import Input, ParitySpec
+from onnxparity.errors import ExportError, FrameworkNotInstalled, InvalidSpec, NoMapping
+from onnxparity.onnxutils import quiet
+from onnxparity.spec import Input, ParitySpec
 
 #: numpy feeds by input name -> outputs in ONNX output order.
 Reference = Callable[[Mapping[str, np.ndarray]], list]
@@ -124,7 +124,7 @@ class Exporter:
         the model's other state and of the code it runs, as an
         :class:`~onnxparity.exporters.identity.Identity` whose ``why`` says why it cannot key
         the persistent cache (see :mod:`.identity`). The default asks :meth:`cache_identity`."""
-        from .identity import Identity, NotCacheable
+        from onnxparity.exporters.identity import Identity, NotCacheable
 
         try:
             return Identity(self.cache_identity(model))
@@ -136,7 +136,7 @@ class Exporter:
         override :meth:`identity`. Raise
         :class:`~onnxparity.exporters.identity.NotCacheable` naming why where that cannot be
         said honestly; the export is then not cached across runs (the default)."""
-        from .identity import NotCacheable
+        from onnxparity.exporters.identity import NotCacheable
 
         raise NotCacheable(f"the {self.name} model source does not say what its export depends on")
 
@@ -167,7 +167,7 @@ class Exporter:
 
     def source_of(self, node: Any) -> str | None:
         """The module, layer or step of the model that ``node`` of its export came from."""
-        from ..onnxutils import node_source
+        from onnxparity.onnxutils import node_source
 
         return node_source(node)
 
@@ -212,7 +212,7 @@ class Subject:
     def declared_inputs(self, data: Any = None) -> tuple[Input, ...] | None:
         """Inputs the ONNX file declares, else those the model declares (None: neither)."""
         if self.onnx is not None:
-            from .prebuilt import graph_inputs
+            from onnxparity.exporters.prebuilt import graph_inputs
 
             return graph_inputs(self.onnx)
         return self.exporter.declared_inputs(self.model, data)
@@ -297,7 +297,7 @@ def resolve(
         source, model = get_exporter("callable"), reference
     else:
         source = exporter_for(model)
-    from .identity import once, origin_digest
+    from onnxparity.exporters.identity import once, origin_digest
 
     with once():  # the fingerprint holds the identity's digest: one walk for both
         fingerprint, identity = source.fingerprint(model), source.identity(model)
@@ -453,7 +453,7 @@ def exported_model(
 ) -> ExportedModel:
     """The :class:`ExportedModel` of an ONNX file an exporter wrote: names from the graph,
     and a note for every dim it specialised."""
-    from ..onnxutils import default_opset
+    from onnxparity.onnxutils import default_opset
 
     check_no_extra_inputs(proto, spec, exporter)
     return ExportedModel(

@@ -40,10 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, FrameworkNotInstalled, InvalidSpec
-from ..onnxutils import load_model, quiet, rename_dim_params, rename_values, save_model
-from ..spec import Input, ParitySpec
-from . import (
+from onnxparity.errors import ExportError, FrameworkNotInstalled, InvalidSpec
+from onnxparity.exporters import (
     ExportedModel,
     Exporter,
     Reference,
@@ -54,7 +52,15 @@ from . import (
     require,
     root_cause,
 )
-from .tabular import FeatureRanges, features_input, range_notes, rounding_tolerance, split_ranges
+from onnxparity.exporters.tabular import (
+    FeatureRanges,
+    features_input,
+    range_notes,
+    rounding_tolerance,
+    split_ranges,
+)
+from onnxparity.onnxutils import load_model, quiet, rename_dim_params, rename_values, save_model
+from onnxparity.spec import Input, ParitySpec
 
 _LOGGERS = ("onnxmltools", "skl2onnx")
 
@@ -75,7 +81,7 @@ class BoostedTreesExporter(Exporter):
     def identity(self, model: Any) -> Any:
         """The wrapper's class and parameters (``missing``, a custom objective's code); the
         booster is the fingerprint."""
-        from .states import estimator_identity
+        from onnxparity.exporters.states import estimator_identity
 
         return estimator_identity(model)
 

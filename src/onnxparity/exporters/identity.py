@@ -33,8 +33,8 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .packages import is_library
-from .walk import Identity, NotCacheable, Walker
+from onnxparity.exporters.packages import is_library
+from onnxparity.exporters.walk import Identity, NotCacheable, Walker
 
 __all__ = ["Identity", "NotCacheable", "Walker", "is_library", "memoized", "once", "onnxparity_digest", "origin_digest"]
 

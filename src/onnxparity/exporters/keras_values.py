@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NoMapping
-from ..onnxutils import leaving_values
-from ..spec import ParitySpec
+from onnxparity.errors import NoMapping
+from onnxparity.onnxutils import leaving_values
+from onnxparity.spec import ParitySpec
 
 _SUFFIX = re.compile(r"_\d+$")
 

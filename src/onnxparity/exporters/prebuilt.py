@@ -16,8 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidSpec, NoMapping
-from ..onnxutils import (
+from onnxparity.errors import InvalidSpec, NoMapping
+from onnxparity.exporters import (
+    ExportedModel,
+    Exporter,
+    Reference,
+    axis_name,
+    register_exporter,
+    specialised_dims,
+)
+from onnxparity.onnxutils import (
     UnsafeLocation,
     check_external_data,
     default_opset,
@@ -25,8 +33,7 @@ from ..onnxutils import (
     load_model,
     write_atomic,
 )
-from ..spec import Input, ParitySpec
-from . import ExportedModel, Exporter, Reference, axis_name, register_exporter, specialised_dims
+from onnxparity.spec import Input, ParitySpec
 
 #: ONNX element types an inferred input may have (TensorProto numbers -> canonical dtypes)
 _ONNX_DTYPES = {
@@ -169,8 +176,8 @@ def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
 def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
     """``inputs`` with the value ranges the graph states for them (:mod:`onnxparity.domains`);
     InvalidSpec naming the input and the op where no drawn value would be valid."""
-    from ..domains import DEFAULT_STRINGS, Undrawable, derive, graph_strings
-    from ..spec.inputs import _INT_LIMITS
+    from onnxparity.domains import DEFAULT_STRINGS, Undrawable, derive, graph_strings
+    from onnxparity.spec.inputs import _INT_LIMITS
 
     found = derive(proto, inputs)
     ranged = []
@@ -305,7 +312,7 @@ def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
 def declared_outside(proto, spec: ParitySpec) -> list[str]:
     """A note for each declared input whose range reaches past what the graph states for it
     (:mod:`onnxparity.domains`): the check will draw values the graph's ops reject."""
-    from ..domains import Domain, Undrawable, derive
+    from onnxparity.domains import Domain, Undrawable, derive
 
     try:
         found = derive(proto, spec.inputs)

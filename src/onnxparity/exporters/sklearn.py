@@ -36,10 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, FrameworkNotInstalled, InvalidSpec
-from ..onnxutils import load_model, quiet, save_model
-from ..spec import Input, ParitySpec
-from . import (
+from onnxparity.errors import ExportError, FrameworkNotInstalled, InvalidSpec
+from onnxparity.exporters import (
     ExportedModel,
     Exporter,
     Reference,
@@ -50,7 +48,9 @@ from . import (
     require,
     root_cause,
 )
-from .tabular import feature_ranges, features_input, range_notes, rounding_tolerance
+from onnxparity.exporters.tabular import feature_ranges, features_input, range_notes, rounding_tolerance
+from onnxparity.onnxutils import load_model, quiet, save_model
+from onnxparity.spec import Input, ParitySpec
 
 _LOGGERS = ("skl2onnx", "sklearn")
 
@@ -67,7 +67,7 @@ def _skl2onnx():
 def fingerprint(model: Any) -> str:
     """A digest of the fitted estimator (its pickle: parameters and state) and of the code of
     the functions it holds (a pickle names a function; its code is the identity's)."""
-    from .states import estimator_identity
+    from onnxparity.exporters.states import estimator_identity
 
     h = hashlib.blake2b(pickle.dumps(model, protocol=4), digest_size=16)
     h.update(estimator_identity(model).digest.encode())
@@ -351,7 +351,7 @@ class SklearnExporter(Exporter):
     def identity(self, model: Any) -> Any:
         """The code of the estimator's classes and of the functions its parameters hold (a
         FunctionTransformer's ``func``); the fitted state is in the fingerprint."""
-        from .states import estimator_identity
+        from onnxparity.exporters.states import estimator_identity
 
         return estimator_identity(model)
 
@@ -367,7 +367,7 @@ class SklearnExporter(Exporter):
     def intermediates(
         self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any
     ) -> dict[str, Any]:
-        from .sklearn_values import intermediates
+        from onnxparity.exporters.sklearn_values import intermediates
 
         return intermediates(model, spec, feeds, graph)
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NoMapping
-from ..spec import ParitySpec
-from .sklearn import _float64, _frame, convert, initial_types_of
+from onnxparity.errors import NoMapping
+from onnxparity.exporters.sklearn import _float64, _frame, convert, initial_types_of
+from onnxparity.spec import ParitySpec
 
 
 class Intermediates(dict):

@@ -18,9 +18,9 @@ import functools
 import sys
 from typing import Any
 
-from .identity import memoized
-from .packages import is_library
-from .walk import Identity, Walker, hash_parts
+from onnxparity.exporters.identity import memoized
+from onnxparity.exporters.packages import is_library
+from onnxparity.exporters.walk import Identity, Walker, hash_parts
 
 #: torch.nn.Module attributes that are its machinery, not its behaviour (the parameters and
 #: persistent buffers are the fingerprint; submodules are walked by path)

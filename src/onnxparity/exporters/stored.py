@@ -15,17 +15,17 @@ import os
 import platform
 from typing import Any
 
-from .._machine import version
-from ..onnxutils import load_model
-from . import ExportedModel, Exporter, export_folder
-from .identity import onnxparity_digest
+from onnxparity._machine import version
+from onnxparity.exporters import ExportedModel, Exporter, export_folder
+from onnxparity.exporters.identity import onnxparity_digest
+from onnxparity.onnxutils import load_model
 
 KIND = "exports"
 
 
 def export_key(source: Exporter, subject: Any, spec: Any) -> tuple[str | None, str]:
     """(the key of ``subject``'s export under ``spec``, "") or (None, why it has none)."""
-    from ..persist import digest
+    from onnxparity.persist import digest
 
     identity = subject.identity if subject.identity is not None else source.identity(subject.model)
     for found in (identity, subject.origin):
@@ -53,7 +53,7 @@ def graph_digest(path: str) -> str:
 
     import onnx
 
-    from ..onnxutils import external_data_files
+    from onnxparity.onnxutils import external_data_files
 
     proto = onnx.load(path, load_external_data=False)
     proto.doc_string = ""
@@ -100,7 +100,7 @@ def _strings(value: Any) -> tuple[str, ...] | None:
 def _exported(meta: Any, folder: str, key: str) -> ExportedModel | None:
     """The export a stored entry describes, or None where its metadata is malformed or its
     file does not parse (a miss: searched again, never an error)."""
-    from ..spec import Tolerance
+    from onnxparity.spec import Tolerance
 
     if not isinstance(meta, dict):
         return None

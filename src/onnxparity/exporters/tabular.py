@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..spec import DEFAULT_RANGES, DEFAULT_TOLERANCE, Input, ParitySpec, Tolerance
+from onnxparity.spec import DEFAULT_RANGES, DEFAULT_TOLERANCE, Input, ParitySpec, Tolerance
 
 #: how far past a feature's outermost split thresholds the inferred range reaches, as a fraction
 #: of their spread (or of the threshold itself when a feature has one): rows land on both sides.

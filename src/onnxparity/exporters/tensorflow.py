@@ -38,11 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, InvalidSpec, NoMapping
-from ..onnxutils import file_digest, load_model, quiet, rename_dim_params, rename_values, save_model
-from ..spec import Input, ParitySpec, Tolerance
-from ..strategies import arrays_for_dims, export_dims
-from . import (
+from onnxparity.errors import ExportError, InvalidSpec, NoMapping
+from onnxparity.exporters import (
     ExportedModel,
     Exporter,
     Reference,
@@ -55,6 +52,9 @@ from . import (
     require,
     root_cause,
 )
+from onnxparity.onnxutils import file_digest, load_model, quiet, rename_dim_params, rename_values, save_model
+from onnxparity.spec import Input, ParitySpec, Tolerance
+from onnxparity.strategies import arrays_for_dims, export_dims
 
 #: lossless variants' default for TensorFlow models: see the module's docstring.
 TF_TOLERANCE = Tolerance(atol=1e-5, rtol=1e-4, scaled=2e-4)
@@ -149,7 +149,7 @@ class _Callable:
 
 def identity(model: Any) -> Any:
     """What a model's export depends on besides its weights (:func:`.states.keras_identity`)."""
-    from .states import keras_identity
+    from onnxparity.exporters.states import keras_identity
 
     return keras_identity(model, saved_model=_is_saved_model(model), keras_model=_is_keras(model))
 
@@ -431,7 +431,7 @@ class TensorFlowExporter(Exporter):
     def intermediates(
         self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any
     ) -> dict[str, Any]:
-        from .keras_values import by_tensor_name, intermediates
+        from onnxparity.exporters.keras_values import by_tensor_name, intermediates
 
         call = _Callable(model)
         ordered = call.order(spec)
@@ -449,7 +449,7 @@ class TensorFlowExporter(Exporter):
         return intermediates(model, spec, ordered, feeds, graph)
 
     def source_of(self, node: Any) -> str | None:
-        from .keras_values import source_of
+        from onnxparity.exporters.keras_values import source_of
 
         return source_of(node)
 

@@ -38,11 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, InvalidSpec
-from ..onnxutils import default_opset, load_model, quiet
-from ..spec import ParitySpec
-from ..strategies import arrays_for_dims, export_dims
-from . import (
+from onnxparity.errors import ExportError, InvalidSpec
+from onnxparity.exporters import (
     ExportedModel,
     Exporter,
     Reference,
@@ -54,6 +51,9 @@ from . import (
     require,
     root_cause,
 )
+from onnxparity.onnxutils import default_opset, load_model, quiet
+from onnxparity.spec import ParitySpec
+from onnxparity.strategies import arrays_for_dims, export_dims
 
 _LOGGERS = ("torch", "onnxscript", "onnx_ir")
 
@@ -416,7 +416,7 @@ class TorchExporter(Exporter):
         return f"{fingerprint(model)}-{self.identity(model).digest[:20]}"
 
     def identity(self, model: Any) -> Any:
-        from .states import torch_identity
+        from onnxparity.exporters.states import torch_identity
 
         return torch_identity(model)
 
@@ -442,7 +442,7 @@ class TorchExporter(Exporter):
     def intermediates(
         self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any
     ) -> dict[str, Any]:
-        from .torch_values import intermediates
+        from onnxparity.exporters.torch_values import intermediates
 
         call = self.plan_call(model, spec)
         kept = PROGRAMS.get(program_key(self.fingerprint(model), call, spec))

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NoMapping
-from ..onnxutils import leaving_values, quiet, scope_tokens
-from ..spec import ParitySpec
-from ..strategies import arrays_for_dims, export_dims
-from .torch import _LOGGERS, Call, _torch, dynamo_arguments
+from onnxparity.errors import NoMapping
+from onnxparity.exporters.torch import _LOGGERS, Call, _torch, dynamo_arguments
+from onnxparity.onnxutils import leaving_values, quiet, scope_tokens
+from onnxparity.spec import ParitySpec
+from onnxparity.strategies import arrays_for_dims, export_dims
 
 
 def intermediates(

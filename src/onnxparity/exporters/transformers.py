@@ -30,9 +30,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ..spec import Input, ParitySpec
-from . import class_root, register_exporter
-from .torch import Call, TorchExporter, forward_parameters, plan_call
+from onnxparity.exporters import class_root, register_exporter
+from onnxparity.exporters.torch import Call, TorchExporter, forward_parameters, plan_call
+from onnxparity.spec import Input, ParitySpec
 
 #: config attributes holding special token ids, in the order they are declared.
 SPECIAL_ID_FIELDS = (

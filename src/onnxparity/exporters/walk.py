@@ -21,7 +21,7 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .packages import distributions_of, is_library, version_of
+from onnxparity.exporters.packages import distributions_of, is_library, version_of
 
 
 class NotCacheable(Exception):

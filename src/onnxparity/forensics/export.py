@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NoMapping
-from ..onnxutils import load_model, node_source, with_outputs
-from . import Divergence
+from onnxparity.errors import NoMapping
+from onnxparity.forensics import Divergence
+from onnxparity.onnxutils import load_model, node_source, with_outputs
 
 #: at most this many nodes are reported as computing one diverging value
 MAX_SPAN = 32
@@ -182,7 +182,7 @@ def localize(
             ),
             {},
         )
-    from ..variants.localize import tensor_values
+    from onnxparity.variants.localize import tensor_values
 
     found, agreed = None, {}
     for chunk in chunks(proto.graph, shared, values):  # one example's values, a bounded part at a time
@@ -213,7 +213,7 @@ def localize_rewrite(
     otherwise transformed copy of the export) first parts from the export on an input: both
     run with their shared values as outputs (ONNX Runtime, CPU, no graph optimization), values
     pair by name, and the rewritten graph's nodes are walked in order."""
-    from ..variants.localize import tensor_values
+    from onnxparity.variants.localize import tensor_values
 
     exported = load_model(exported_path, external_data=True)
     rewritten = load_model(variant_path, external_data=True)

@@ -8,12 +8,12 @@ import os
 import time
 from typing import Any
 
-from ..diagnosis import agreement_diagnosis, diagnosis, variant_explanation
-from ..report import VariantResult
-from ..reproducer import write_reproducer
-from ..spec import ParitySpec, Tolerance
-from . import Divergence
-from .subgraph import Subgraph, extract
+from onnxparity.diagnosis import agreement_diagnosis, diagnosis, variant_explanation
+from onnxparity.forensics import Divergence
+from onnxparity.forensics.subgraph import Subgraph, extract
+from onnxparity.report import VariantResult
+from onnxparity.reproducer import write_reproducer
+from onnxparity.spec import ParitySpec, Tolerance
 
 
 def failed_result(
@@ -52,7 +52,7 @@ def failed_result(
         and rewritten
         and os.path.abspath(rewritten) != os.path.abspath(pair.exported.path)
     ):
-        from .export import localize_rewrite
+        from onnxparity.forensics.export import localize_rewrite
 
         try:
             divergence, lines = localize_rewrite(
@@ -95,8 +95,8 @@ def _localize_export(
     """(diagnosis lines, divergence, subgraph) of an export that gets a failing input wrong: the
     framework's values against the ONNX model's, and what the ONNX spec says of the node found;
     where no framework value pairs, ONNX Runtime against the spec over the whole graph."""
-    from .export import localize
-    from .runtime import spec_verdict
+    from onnxparity.forensics.export import localize
+    from onnxparity.forensics.runtime import spec_verdict
 
     try:
         divergence, line, values = localize(pair, spec, failure.feeds, tolerance, failure.expected)
@@ -123,9 +123,9 @@ def _localize_export(
 def _against_spec(path: str, failure: Any, tolerance: Tolerance) -> tuple[list, Any, Any]:
     """ONNX Runtime against the reference evaluator over a small graph the framework's values do
     not localize in, and whether the spec's outputs are the framework's."""
-    from ..onnxutils import load_model
-    from .export import off
-    from .runtime import SPEC_NODES, localize_spec, spec_runs
+    from onnxparity.forensics.export import off
+    from onnxparity.forensics.runtime import SPEC_NODES, localize_spec, spec_runs
+    from onnxparity.onnxutils import load_model
 
     proto = load_model(path, external_data=True)
     if len(proto.graph.node) > SPEC_NODES or not spec_runs(proto):
@@ -142,7 +142,7 @@ def _against_spec(path: str, failure: Any, tolerance: Tolerance) -> tuple[list, 
             if framework
             else "  the spec's outputs on this input differ from the framework's too"
         )
-    from .runtime import ort_values
+    from onnxparity.forensics.runtime import ort_values
 
     actual = ort_values(proto, failure.feeds, names={found.tensor})
     by = ("the ONNX reference evaluator's", "the ONNX reference evaluator's")

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..onnxutils import is_standard_domain, load_model, node_source, with_outputs
-from . import Divergence
-from .export import node_names, off, walk
+from onnxparity.forensics import Divergence
+from onnxparity.forensics.export import node_names, off, walk
+from onnxparity.onnxutils import is_standard_domain, load_model, node_source, with_outputs
 
 #: the whole graph goes through the (pure Python) reference evaluator only up to this many nodes
 SPEC_NODES = 400
@@ -58,7 +58,7 @@ def spec_values(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
 def ort_values(model, feeds: Mapping[str, np.ndarray], optimization: str = "none", names=None):
     """``names`` (default: every node output) of ``model`` on ``feeds``, ONNX Runtime on the CPU
     at graph optimization ``optimization`` ("none" keeps every value)."""
-    from ..variants.localize import tensor_values
+    from onnxparity.variants.localize import tensor_values
 
     if names is None:
         names = {out for node in model.graph.node for out in node.output if out}
@@ -122,7 +122,7 @@ def spec_verdict(subgraph, tolerance) -> tuple[list[str], Divergence | None, Any
         )
     found = narrowed = None
     if len(subgraph.nodes) > 1:  # which of the nodes parts from the spec
-        from .subgraph import extract
+        from onnxparity.forensics.subgraph import extract
 
         ours = ort_values(subgraph.model, subgraph.inputs)
         found = walk(subgraph.model.graph, spec, ours, tolerance)
@@ -196,7 +196,7 @@ def _diverging(piece, feeds, tolerance, saved: str | None = None) -> tuple[str |
     model, leaving = piece
     if not leaving:
         return None, 0.0, 0, None, None
-    from ..variants.localize import tensor_values
+    from onnxparity.variants.localize import tensor_values
 
     plain = ort_values(model, feeds, "none", leaving)
     optimized = tensor_values(model, feeds, optimization="all", saved=saved)  # its outputs: ``leaving``
@@ -286,7 +286,7 @@ def localize_optimizer(
         f"unoptimized compute other values){rewrite}:",
         found.line(),
     ]
-    from .subgraph import extract
+    from onnxparity.forensics.subgraph import extract
 
     by = ("ONNX Runtime's without graph optimization", "ONNX Runtime's without graph optimization")
     subgraph = extract(model, found, values, {tensor: optimized}, feeds, by)
@@ -320,7 +320,7 @@ FUSIONS = {
 def _advice(model, feeds, tolerance, into: list[str]) -> list[str]:
     """The narrowest setting that keeps the unoptimized result, checked on this input: one
     transformer disabled (``disabled_optimizers``), else a lower optimization level."""
-    from ..variants.localize import tensor_values
+    from onnxparity.variants.localize import tensor_values
 
     names = [o.name for o in model.graph.output]
     plain = ort_values(model, feeds, "none", names)

@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from . import Divergence
-from .export import node_names
+from onnxparity.forensics import Divergence
+from onnxparity.forensics.export import node_names
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..budgets import BudgetResult
-from ..compare import Verdict, json_float
-from ..errors import ParityFailure
-from ..spec import Policy
+from onnxparity.budgets import BudgetResult
+from onnxparity.compare import Verdict, json_float
+from onnxparity.errors import ParityFailure
+from onnxparity.spec import Policy
 
 STATUSES = ("passed", "failed", "error", "skipped")
 

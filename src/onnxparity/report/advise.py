@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidSpec
-from ..spec.policy import Agreement, Tolerance
-from .gate import dig, number
+from onnxparity.errors import InvalidSpec
+from onnxparity.report.gate import dig, number
+from onnxparity.spec.policy import Agreement, Tolerance
 
 #: the default margin over the observed worst case
 DEFAULT_MARGIN = 2.0

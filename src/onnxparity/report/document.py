@@ -33,10 +33,10 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .. import onnxutils
-from .._machine import environment  # the report's form; ``document.environment`` stays importable
-from ..compare import json_float
-from . import STATUSES, worst_error
+from onnxparity import onnxutils
+from onnxparity._machine import environment  # the report's form; ``document.environment`` stays importable
+from onnxparity.compare import json_float
+from onnxparity.report import STATUSES, worst_error
 
 SCHEMA = "onnxparity-report"
 SCHEMA_VERSION = 3

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import DEFAULT_MAX_ERROR_GROWTH, DEFAULT_MAX_LATENCY_REGRESSION
-from . import error_value
-from .document import completeness, environment_key
+from onnxparity.config import DEFAULT_MAX_ERROR_GROWTH, DEFAULT_MAX_LATENCY_REGRESSION
+from onnxparity.report import error_value
+from onnxparity.report.document import completeness, environment_key
 
 #: errors below this never trip the growth check (noise near zero).
 DEFAULT_ERROR_FLOOR = 1e-6

@@ -9,8 +9,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import worst_error
-from .gate import dig, latency_of, number
+from onnxparity.report import worst_error
+from onnxparity.report.gate import dig, latency_of, number
 
 
 def labelled(

@@ -22,11 +22,11 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from . import worst_error
-from .advise import DEFAULT_MARGIN, advise
-from .document import completeness
-from .gate import dig, latency_of, number, output_errors
-from .render import rows, weak_reasons
+from onnxparity.report import worst_error
+from onnxparity.report.advise import DEFAULT_MARGIN, advise
+from onnxparity.report.document import completeness
+from onnxparity.report.gate import dig, latency_of, number, output_errors
+from onnxparity.report.render import rows, weak_reasons
 
 _ASSETS = os.path.join(os.path.dirname(__file__), "assets")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import worst_error
-from .document import completeness
-from .gate import GateResult, dig, number
+from onnxparity.report import worst_error
+from onnxparity.report.document import completeness
+from onnxparity.report.gate import GateResult, dig, number
 
 HEADER = ("model", "item", "verdict", "worst error", "headroom", "policy", "examples", "latency p50")
 

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import FLAG_BASELINE, FLAG_ENABLE, FLAG_UPDATE_BASELINE, ParityConfig
-from . import document, gate, render
+from onnxparity.config import FLAG_BASELINE, FLAG_ENABLE, FLAG_UPDATE_BASELINE, ParityConfig
+from onnxparity.report import document, gate, render
 
 
 @dataclass
@@ -172,7 +172,7 @@ def finish(
     text = render.markdown(doc, verdict, html=parity.html_path)
 
     def page(path: str) -> None:
-        from .html import page
+        from onnxparity.report.html import page
 
         document.write_atomic(path, page(doc, baseline))
 

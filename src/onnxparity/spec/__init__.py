@@ -6,10 +6,10 @@ arguments and raises :class:`~onnxparity.errors.InvalidSpec` naming the bad valu
 ``parity`` (ParitySpec, the whole declaration of one check).
 """
 
-from .budgets import DEFAULT_DOMAINS, Latency, Opset
-from .inputs import DEFAULT_RANGES, SUPPORTED_DTYPES, Dim, Input
-from .parity import ParitySpec
-from .policy import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
+from onnxparity.spec.budgets import DEFAULT_DOMAINS, Latency, Opset
+from onnxparity.spec.inputs import DEFAULT_RANGES, SUPPORTED_DTYPES, Dim, Input
+from onnxparity.spec.parity import ParitySpec
+from onnxparity.spec.policy import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
 
 __all__ = [
     "DEFAULT_DOMAINS",

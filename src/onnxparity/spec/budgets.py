@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidSpec
-from ..onnxutils import canonical_domain
-from .inputs import _freeze_mapping, _is_int, _is_real
+from onnxparity.errors import InvalidSpec
+from onnxparity.onnxutils import canonical_domain
+from onnxparity.spec.inputs import _freeze_mapping, _is_int, _is_real
 
 #: operator domains an opset budget allows unless told otherwise.
 DEFAULT_DOMAINS = ("ai.onnx", "ai.onnx.ml")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidSpec
+from onnxparity.errors import InvalidSpec
 
 #: float dtypes numpy has natively, and the narrow ones ``ml_dtypes`` adds (what ONNX's
 #: bfloat16, float8 and int4 tensors are in numpy), by canonical name.

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ..errors import InvalidSpec
-from .budgets import Latency, Opset, latencies
-from .inputs import Dim, Input, _freeze_mapping, _is_int
-from .policy import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
+from onnxparity.errors import InvalidSpec
+from onnxparity.spec.budgets import Latency, Opset, latencies
+from onnxparity.spec.inputs import Dim, Input, _freeze_mapping, _is_int
+from onnxparity.spec.policy import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
 
 
 @dataclass(frozen=True)

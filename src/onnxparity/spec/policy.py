@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..errors import InvalidSpec
-from .inputs import _is_real
+from onnxparity.errors import InvalidSpec
+from onnxparity.spec.inputs import _is_real
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import InvalidSpec
+from onnxparity.errors import InvalidSpec
 
 
 class VariantRunError(Exception):
@@ -94,8 +94,8 @@ class BuildContext:
         onnxruntime, onnx and numpy: copied from the persistent cache when an earlier run stored
         them, else made by ``build()`` and stored once it returns (a step that raises stores
         nothing). True when reused. A cache that cannot be read or written never fails a build."""
-        from .._machine import version
-        from ..persist import Store, digest
+        from onnxparity._machine import version
+        from onnxparity.persist import Store, digest
 
         if not (self.cache_root and self.cache_key):
             build()
@@ -193,7 +193,7 @@ def register_variant(
     ``--onnx-parity-require-gpu`` when unavailable; ``crash_hint`` is added to the message
     when its native code crashes (what to change so it does not).
     """
-    from ..spec import Agreement, Tolerance
+    from onnxparity.spec import Agreement, Tolerance
 
     if not isinstance(name, str) or not name or any(c in name for c in "[], "):
         raise InvalidSpec(f"register_variant({name!r}): a variant name is a non-empty word like 'ort-cpu'")
@@ -242,4 +242,4 @@ def variant_names() -> list[str]:
 
 def _ensure_builtins() -> None:
     # Each module registers its variants (with replace=True: pytester may import them again).
-    from . import lossy, ort, reference  # noqa: F401
+    from onnxparity.variants import lossy, ort, reference  # noqa: F401

@@ -212,11 +212,11 @@ def _encode(value: Any, blobs: list) -> Any:
     if isinstance(value, (bytes, bytearray)):
         blobs.append(np.frombuffer(bytes(value), np.uint8))
         return {"$": "bytes", "i": len(blobs) - 1}
-    from ..forensics import Divergence
-    from ..spec import Agreement, Tolerance
+    from onnxparity.forensics import Divergence
+    from onnxparity.spec import Agreement, Tolerance
 
     if isinstance(value, Tolerance):
-        from ..spec.policy import DEFAULT_TOLERANCE
+        from onnxparity.spec.policy import DEFAULT_TOLERANCE
 
         fields = dataclasses.asdict(value)
         return {"$": "tolerance", "fields": fields, "default": value is DEFAULT_TOLERANCE}
@@ -322,21 +322,21 @@ def _decode(value: Any, blobs: list[bytearray]) -> Any:
     if not isinstance(fields, dict):
         raise FrameError(f"a {tag!r} whose fields are not a dict")
     if tag == "tolerance":
-        from ..spec.policy import DEFAULT_TOLERANCE, Tolerance
+        from onnxparity.spec.policy import DEFAULT_TOLERANCE, Tolerance
 
         return DEFAULT_TOLERANCE if value.get("default") is True else Tolerance(**fields)
     if tag == "agreement":
-        from ..spec import Agreement
+        from onnxparity.spec import Agreement
 
         return Agreement(**{k: _decode(v, blobs) for k, v in fields.items()})
     if tag == "divergence":
-        from ..forensics import Divergence
+        from onnxparity.forensics import Divergence
 
         return Divergence(**{k: _decode(v, blobs) for k, v in fields.items()})
     if tag == "subgraph":
         import onnx
 
-        from ..forensics.subgraph import Subgraph
+        from onnxparity.forensics.subgraph import Subgraph
 
         decoded = {k: _decode(v, blobs) for k, v in fields.items()}
         decoded["model"] = onnx.load_model_from_string(decoded["model"])

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from typing import Any
 
-from ..errors import VariantBuildError
+from onnxparity.errors import VariantBuildError
 
 #: seconds a probe may take before it counts as hung.
 PROBE_TIMEOUT = 300

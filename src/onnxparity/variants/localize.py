@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from ..forensics import Divergence
-from ..onnxutils import load_model, node_source, with_outputs
-from .ort import OrtRunnable
+from onnxparity.forensics import Divergence
+from onnxparity.onnxutils import load_model, node_source, with_outputs
+from onnxparity.variants.ort import OrtRunnable
 
 #: a tensor is off when its error exceeds this fraction of its largest fp32 value
 RELATIVE = 0.02
@@ -38,7 +38,7 @@ def tensor_values(
     written; ``disabled``: optimizers turned off by name."""
     import onnxruntime as ort
 
-    from .ort import session_options
+    from onnxparity.variants.ort import session_options
 
     options = session_options(1, optimization)
     if saved:
@@ -57,7 +57,7 @@ def explain_providers(
     """Where ``providers`` (e.g. CUDA) first part from ONNX Runtime's CPU on an input: the
     model with every value as an output runs on both, without graph optimization, and the first
     node whose output differs beyond ``tolerance`` while its inputs agree is named."""
-    from ..forensics.export import walk
+    from onnxparity.forensics.export import walk
 
     model = load_model(model_path, external_data=True)
     probe = with_outputs(model, {out for node in model.graph.node for out in node.output if out})
@@ -159,7 +159,7 @@ def explain_fp16(
 
 def _meets(policy, expected: np.ndarray, actual: np.ndarray) -> bool:
     """One input's output within ``policy``'s cosine and SQNR, with no NaN or infinity of its own."""
-    from ..agreement import agreement_metrics
+    from onnxparity.agreement import agreement_metrics
 
     if np.asarray(expected).dtype.kind != "f":
         return bool(np.array_equal(expected, actual))
@@ -174,7 +174,7 @@ def convert_fp16(model, blocked):
     import onnx
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
-    from ..onnxutils import is_standard_domain
+    from onnxparity.onnxutils import is_standard_domain
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
@@ -208,7 +208,7 @@ def layer_agreement(float_model, quant_model, feeds: Mapping[str, np.ndarray]):
     """Per float node whose output the quantized graph also computes (paired by name): (node,
     tensor, cosine, SQNR dB, max abs error) in graph order, and the float and quantized runs'
     values."""
-    from ..agreement import agreement_metrics
+    from onnxparity.agreement import agreement_metrics
 
     produced = {out: node for node in float_model.graph.node for out in node.output if out}
     shared = set(produced) & {out for node in quant_model.graph.node for out in node.output if out}

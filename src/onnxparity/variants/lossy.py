@@ -22,13 +22,13 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ..cache import options_digest
-from ..errors import InvalidSpec, VariantBuildError, VariantUnavailable
-from ..onnxutils import is_standard_domain, load_model, quiet, save_model, working_directory
-from ..spec import Agreement
-from . import BuildContext, register_variant
-from .localize import HalfRunnable, QuantRunnable, StaticRunnable, convert_fp16
-from .ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message
+from onnxparity.cache import options_digest
+from onnxparity.errors import InvalidSpec, VariantBuildError, VariantUnavailable
+from onnxparity.onnxutils import is_standard_domain, load_model, quiet, save_model, working_directory
+from onnxparity.spec import Agreement
+from onnxparity.variants import BuildContext, register_variant
+from onnxparity.variants.localize import HalfRunnable, QuantRunnable, StaticRunnable, convert_fp16
+from onnxparity.variants.ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message
 
 #: what a worker process of these variants imports before it is forked (variants/zygote.py):
 #: ONNX Runtime's conversion tools, and sympy through symbolic shape inference (0.44 s alone).

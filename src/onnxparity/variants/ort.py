@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import VariantBuildError, VariantUnavailable
-from . import BuildContext, VariantRunError, register_variant
+from onnxparity.errors import VariantBuildError, VariantUnavailable
+from onnxparity.variants import BuildContext, VariantRunError, register_variant
 
 _QUIET = 4  # ORT severity: 0 verbose ... 3 error, 4 fatal
 
@@ -147,8 +147,8 @@ class OptimizedRunnable(OrtRunnable):
     failing input's result (nothing when the unoptimized graph gives the same outputs)."""
 
     def explain(self, feeds: Mapping[str, np.ndarray], tolerance=None) -> list:
-        from ..forensics.runtime import localize_optimizer
-        from ..spec import DEFAULT_TOLERANCE
+        from onnxparity.forensics.runtime import localize_optimizer
+        from onnxparity.spec import DEFAULT_TOLERANCE
 
         try:
             found, lines, subgraph = localize_optimizer(
@@ -201,8 +201,8 @@ class GpuRunnable(OrtRunnable):
         self.cuda_providers = list(providers)  # as asked, options included (``providers``: as run)
 
     def explain(self, feeds: Mapping[str, np.ndarray]) -> list:
-        from ..spec import DEFAULT_TOLERANCE
-        from .localize import explain_providers
+        from onnxparity.spec import DEFAULT_TOLERANCE
+        from onnxparity.variants.localize import explain_providers
 
         try:
             return explain_providers(

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..errors import VariantUnavailable
-from ..onnxutils import is_standard_domain, load_model, walk_nodes
-from . import BuildContext, VariantRunError, register_variant
+from onnxparity.errors import VariantUnavailable
+from onnxparity.onnxutils import is_standard_domain, load_model, walk_nodes
+from onnxparity.variants import BuildContext, VariantRunError, register_variant
 
 MAX_EXAMPLES = 10
 
@@ -72,8 +72,8 @@ class ReferenceRunnable:
         """Where the spec's values first part from ONNX Runtime's on a failing input (a
         reference-evaluator defect, or a runtime that agrees with the framework but not the
         spec)."""
-        from ..forensics.runtime import localize_spec
-        from ..spec import DEFAULT_TOLERANCE
+        from onnxparity.forensics.runtime import localize_spec
+        from onnxparity.spec import DEFAULT_TOLERANCE
 
         try:
             found, lines, _ = localize_spec(

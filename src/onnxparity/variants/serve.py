@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import OnnxParityError
-from . import BuildContext, VariantRunError, explain_with
-from .frames import FrameError, SharedFeeds, encode_frame, receive, send, write_frame
+from onnxparity.errors import OnnxParityError
+from onnxparity.variants import BuildContext, VariantRunError, explain_with
+from onnxparity.variants.frames import FrameError, SharedFeeds, encode_frame, receive, send, write_frame
 
 #: a worker's exit status when it refused a request frame (it decoded nothing of it)
 REFUSED = 3

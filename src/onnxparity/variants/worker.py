@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidSpec, VariantBuildError, VariantUnavailable
-from . import BuildContext, VariantRunError
-from .frames import FrameError, SharedFeeds, encode_frame, receive, send, write_frame
-from .isolate import VariantCrashed, _signal_name
-from .serve import serve
-from .zygote import ForkedChild, ForkedWorker, zygote
+from onnxparity.errors import InvalidSpec, VariantBuildError, VariantUnavailable
+from onnxparity.variants import BuildContext, VariantRunError
+from onnxparity.variants.frames import FrameError, SharedFeeds, encode_frame, receive, send, write_frame
+from onnxparity.variants.isolate import VariantCrashed, _signal_name
+from onnxparity.variants.serve import serve
+from onnxparity.variants.zygote import ForkedChild, ForkedWorker, zygote
 
 #: workers alive at once (each holds a Python interpreter and a runtime session).
 MAX_LIVE = 4
@@ -431,7 +431,7 @@ def _fork_here(variant: IsolatedVariant, ends: list[int], parents: tuple[int, in
             if connection is not None:
                 connection.forget()
         _LIVE.clear()
-        from . import zygote as zygote_module
+        from onnxparity.variants import zygote as zygote_module
 
         zygote_module.forget()
         os.dup2(log, 1)

@@ -215,7 +215,7 @@ def _preload(names) -> None:
 
 def main(fd: int) -> int:
     _preload(PRELOAD)
-    from .serve import serve_fds
+    from onnxparity.variants.serve import serve_fds
 
     server = socket.socket(fileno=fd)
     while True:
