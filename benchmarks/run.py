@@ -217,7 +217,8 @@ def bench_drawing(quick: bool) -> list[str]:
     from hypothesis import strategies as st
     from hypothesis.extra.numpy import arrays
 
-    from onnxparity.strategies import examples, materialize
+    from onnxparity.draw import materialize
+    from onnxparity.search.engine import examples
 
     n = 20 if quick else 50
     cases = {
@@ -652,7 +653,7 @@ def main() -> int:
 
     import onnxruntime
 
-    from onnxparity._machine import cpu_name
+    from onnxparity.environment import cpu_name
 
     sections = {
         "overhead": bench_overhead,

@@ -10,12 +10,12 @@ import pytest
 from onnx import TensorProto, helper
 
 import onnxparity as op
-from onnxparity.compare import compare_output
-from onnxparity.domains import Domain, Undrawable, derive
 from onnxparity.errors import InvalidSpec
-from onnxparity.explanation import explain_output
 from onnxparity.exporters.prebuilt import graph_inputs
+from onnxparity.graph.domains import Domain, Undrawable, derive
 from onnxparity.spec import DEFAULT_TOLERANCE
+from onnxparity.verdict.compare import compare_output
+from onnxparity.verdict.explanation import explain_output
 
 
 def _model(nodes, inputs, outputs, opset=21, initializers=()):

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 import onnxparity as op
 from onnxparity import Tolerance
-from onnxparity import agreement as agreement_module
-from onnxparity import compare as compare_module
-from onnxparity.agreement import agreement_metrics
-from onnxparity.compare import compare_output, compare_outputs, explain_output
-from onnxparity.tally import SearchTally
+from onnxparity.search.tally import SearchTally
+from onnxparity.verdict import agreement as agreement_module
+from onnxparity.verdict import compare as compare_module
+from onnxparity.verdict.agreement import agreement_metrics
+from onnxparity.verdict.compare import compare_output, compare_outputs, explain_output
 
 TOL = Tolerance(atol=1e-3, rtol=1e-2)
 
@@ -231,7 +231,7 @@ def _float_pairs():
 
 
 def test_the_fast_path_for_passing_floats_equals_the_full_comparison(monkeypatch):
-    from onnxparity import compare
+    from onnxparity.verdict import compare as compare
 
     answered = []
     shortcut = compare._passing_floats
@@ -348,7 +348,7 @@ def test_scaled_tolerance_is_a_fraction_of_the_outputs_largest_value():
 
 def test_closeness_is_the_log_of_the_largest_relative_error_of_float_outputs():
     """What each passing example reports to Hypothesis's target(): label outputs do not count."""
-    from onnxparity.search import closeness
+    from onnxparity.search.engine import closeness
 
     verdict = compare_outputs(
         ["y", "label"],

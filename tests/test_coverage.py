@@ -9,11 +9,11 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnxparity.graph.branches import harvest_branches
 
 import onnxparity as op
 from onnxparity.config import ParityConfig
-from onnxparity.coverage import harvest_branches
-from onnxparity.onnxutils import node_source
+from onnxparity.graph.nodes import node_source
 from onnxparity.runner import ParitySession
 
 W = np.full((4, 4), 0.1, np.float32)

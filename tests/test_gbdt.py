@@ -10,9 +10,9 @@ import onnx
 import pytest
 
 import onnxparity as op
+from onnxparity.draw import materialize, sample_examples
 from onnxparity.exporters import exporter_for
 from onnxparity.planning import DEFAULT_DIM
-from onnxparity.strategies import materialize, sample_examples
 
 xgb = pytest.importorskip("xgboost")
 lgb = pytest.importorskip("lightgbm")

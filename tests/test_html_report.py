@@ -297,7 +297,7 @@ def test_each_examples_input_size_is_measured_once_for_all_variants(parity_sessi
     """The distribution's points read each input's max |value|: once per example, not once
     per variant that checks it (the variants of a test share their examples)."""
     import onnxparity as op
-    import onnxparity.cache as cache
+    import onnxparity.search.data as cache
 
     calls = []
     measure = cache.input_size

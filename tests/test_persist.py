@@ -245,8 +245,9 @@ def test_instance_changes_the_class_does_not_show_are_digested_by_their_code():
 
 
 def test_a_reused_results_outputs_read_as_the_fresh_ones():
-    from onnxparity.report import OutputSummary
-    from onnxparity.stored_results import _summary
+    from onnxparity.results import OutputSummary
+
+    from onnxparity.runner.reuse import _summary
 
     fresh = OutputSummary("y", 1.5e-7, 3e-6, 0.0, 0, 32, None, None, 0, 0, 2e-7, None, None)
     assert _summary(fresh.to_dict()) == fresh

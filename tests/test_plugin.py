@@ -386,7 +386,7 @@ def test_mlp(onnx_parity, request):
 
 def test_a_long_search_shows_its_progress(pytester: pytest.Pytester):
     """A model taking seconds per call once ran behind one silent dot."""
-    pytester.makeconftest("import onnxparity.search\nonnxparity.search.PROGRESS_EVERY = 0.0\n")
+    pytester.makeconftest("import onnxparity.search.engine\nonnxparity.search.engine.PROGRESS_EVERY = 0.0\n")
     pytester.makepyfile(
         test_slow="""
 import numpy as np, pytest

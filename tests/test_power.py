@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import onnxparity as op
 from onnxparity import config as cfg
-from onnxparity.power import WEAK_CHANGE, OutputRange, detectable_change, measure, weak_change
+from onnxparity.verdict.power import WEAK_CHANGE, OutputRange, detectable_change, measure, weak_change
 
 SPEC = dict(inputs=[op.Input("x", ("batch", 4))], dims={"batch": op.Dim(1, 6)}, examples=6)
 

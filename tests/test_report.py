@@ -14,8 +14,8 @@ import jsonschema
 import pytest
 
 from onnxparity import config as cfg
-from onnxparity._machine import environment
 from onnxparity.cli import main as cli
+from onnxparity.environment import environment
 from onnxparity.report import document, gate, render, worst_error
 
 RELU_TEST = """

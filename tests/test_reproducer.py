@@ -17,7 +17,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import onnxparity as op
-from onnxparity.reproducer import safe_name
+from onnxparity.diagnosis.reproducer import safe_name
 
 #: "_y" cleans to "y" plus a digest of "_y": an output literally named that is its twin
 TWIN = safe_name("_y")

@@ -441,7 +441,7 @@ def test_a_time_budget_ends_a_long_item_with_what_it_reached(tmp_path):
 
 
 def test_progress_is_reported_during_a_long_search(tmp_path, monkeypatch):
-    from onnxparity import search
+    from onnxparity.search import engine as search
 
     monkeypatch.setattr(search, "PROGRESS_EVERY", 0.0)
     reports = []

@@ -126,7 +126,7 @@ def test_label_flips_are_reported_with_rows_and_labels(parity_session, tmp_path)
 
 
 def test_ties_are_not_failures_but_a_flip_is():
-    from onnxparity.compare import compare_outputs
+    from onnxparity.verdict.compare import compare_outputs
 
     probabilities = np.array([[0.5, 0.5, 0.0], [0.2, 0.7, 0.1]])
     expected = [np.array([0, 1]), probabilities]
@@ -294,8 +294,8 @@ def inferred(model, data=None) -> op.Input:
 
 def drawn_rows(model, count: int = 30) -> np.ndarray:
     """The rows a check at default settings draws for the model's inferred input."""
+    from onnxparity.draw import materialize, sample_examples
     from onnxparity.planning import DEFAULT_DIM
-    from onnxparity.strategies import materialize, sample_examples
 
     spec = op.ParitySpec(inputs=(inferred(model),), dims={"batch": DEFAULT_DIM})
     rows = np.concatenate([materialize(spec, e)["X"] for e in sample_examples(spec, count)])

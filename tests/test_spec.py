@@ -238,7 +238,7 @@ def test_input_domains_resolve_defaults_and_survive_replace():
 
 
 def test_a_lengths_input_must_name_a_declared_dim():
-    from onnxparity.strategies import resolve_data
+    from onnxparity.draw import resolve_data
 
     spec = op.ParitySpec(
         inputs=[

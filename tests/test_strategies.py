@@ -12,17 +12,17 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 import onnxparity as op
-from onnxparity.strategies import (
+from onnxparity.draw import (
     MASK_PATTERNS,
     PATTERNS,
     Example,
     boundary_examples,
-    examples,
     export_dims,
     materialize,
     patterns_for,
     sample_examples,
 )
+from onnxparity.search.engine import examples
 
 SPEC = op.ParitySpec(
     inputs=[
@@ -131,7 +131,7 @@ def test_describe_names_shapes_patterns_and_seed(data):
 
 
 def test_rows_patterns_resample_real_rows_and_keep_records_together():
-    from onnxparity.strategies import resolve_data
+    from onnxparity.draw import resolve_data
 
     spec = op.ParitySpec(
         inputs=[op.Input("age", ("batch", 1), low=0, high=100), op.Input("city", ("batch", 1), dtype="str")],
@@ -151,7 +151,7 @@ def test_rows_patterns_resample_real_rows_and_keep_records_together():
 
 
 def test_data_that_does_not_fit_the_input_is_a_clear_error():
-    from onnxparity.strategies import resolve_data
+    from onnxparity.draw import resolve_data
 
     spec = op.ParitySpec(inputs=[op.Input("X", ("batch", 4))], dims={"batch": op.Dim(1, 8)})
     with pytest.raises(

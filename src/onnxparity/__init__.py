@@ -28,7 +28,7 @@ from onnxparity.spec import Agreement, Dim, Input, Latency, Opset, ParitySpec, T
 
 if TYPE_CHECKING:
     from onnxparity.exporters import ExportedModel, Exporter, register_exporter
-    from onnxparity.report import CheckResult
+    from onnxparity.results import CheckResult
     from onnxparity.runner import ParitySession
     from onnxparity.variants import BuildContext, Runnable
 
@@ -141,7 +141,7 @@ def _warn_weak(result: CheckResult) -> None:
     """A :class:`WeakCheck` warning for every passing variant that could not have failed."""
     import warnings
 
-    from onnxparity.power import weak_message
+    from onnxparity.verdict.power import weak_message
 
     for item, outcome in result.variants.items():
         if outcome.passed and outcome.power is not None and outcome.power.weak:

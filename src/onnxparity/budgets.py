@@ -17,14 +17,16 @@ import collections
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from onnxparity._machine import environment
+from onnxparity.environment import environment
 from onnxparity.errors import ExportError
-from onnxparity.onnxutils import canonical_domain, is_standard_domain, load_model, save_model, walk_nodes
+from onnxparity.graph.files import load_model, save_model
+from onnxparity.graph.nodes import canonical_domain, is_standard_domain, walk_nodes
+from onnxparity.results import BudgetResult
 from onnxparity.spec import Latency, Opset, ParitySpec
 
 #: blocks the runs are split into to measure the spread (how much the median moves).
@@ -32,32 +34,6 @@ SPREAD_BLOCKS = 5
 
 #: node names listed per offending op type.
 NAMES_SHOWN = 5
-
-
-@dataclass(frozen=True)
-class BudgetResult:
-    """The verdict of one budget item (``opset`` or ``latency-<variant>``)."""
-
-    item: str
-    kind: str  # "opset" or "latency"
-    status: str  # "passed", "failed", "error", "skipped"
-    message: str = ""
-    budget: dict = field(default_factory=dict)
-    measured: dict = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-    def to_dict(self) -> dict:
-        return {
-            "item": self.item,
-            "kind": self.kind,
-            "status": self.status,
-            "message": self.message,
-            "budget": self.budget,
-            "measured": self.measured,
-        }
 
 
 # -- opset ------------------------------------------------------------------------------------

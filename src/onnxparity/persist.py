@@ -444,3 +444,19 @@ def _listdir(path: str) -> list[str]:
         return sorted(os.listdir(path))
     except OSError:
         return []
+
+
+def options_digest(options: Mapping[str, Any]) -> str:
+    """A digest of a variant's options (arrays by content), keying its build."""
+    import numpy as np
+
+    def text(value: Any) -> str:
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            return f"array{value.dtype}{value.shape}{hashlib.blake2b(np.ascontiguousarray(value).tobytes()).hexdigest()}"
+        if isinstance(value, Mapping):
+            return "".join(repr(k) + text(value[k]) for k in sorted(value, key=str))
+        if isinstance(value, (list, tuple)):
+            return "[" + "".join(text(v) for v in value) + "]"
+        return f"array{value.dtype}{value.shape}{value!r}" if isinstance(value, np.ndarray) else repr(value)
+
+    return "-" + hashlib.blake2b(text(dict(options)).encode(), digest_size=8).hexdigest() if options else ""

@@ -402,7 +402,7 @@ class ParityFixture:
             warnings.warn(LatencyReport(result.message), stacklevel=2)
         power = getattr(result, "power", None)
         if power is not None and power.weak:
-            from onnxparity.power import weak_message
+            from onnxparity.verdict.power import weak_message
 
             warnings.warn(WeakCheck(weak_message(self.item.nodeid, power)), stacklevel=2)
         return result

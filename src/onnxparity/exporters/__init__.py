@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from onnxparity.environment import quiet
 from onnxparity.errors import ExportError, FrameworkNotInstalled, InvalidSpec, NoMapping
-from onnxparity.onnxutils import quiet
 from onnxparity.spec import Input, ParitySpec
 
 #: numpy feeds by input name -> outputs in ONNX output order.
@@ -167,7 +167,7 @@ class Exporter:
 
     def source_of(self, node: Any) -> str | None:
         """The module, layer or step of the model that ``node`` of its export came from."""
-        from onnxparity.onnxutils import node_source
+        from onnxparity.graph.nodes import node_source
 
         return node_source(node)
 
@@ -453,7 +453,7 @@ def exported_model(
 ) -> ExportedModel:
     """The :class:`ExportedModel` of an ONNX file an exporter wrote: names from the graph,
     and a note for every dim it specialised."""
-    from onnxparity.onnxutils import default_opset
+    from onnxparity.graph.nodes import default_opset
 
     check_no_extra_inputs(proto, spec, exporter)
     return ExportedModel(

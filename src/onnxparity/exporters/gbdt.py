@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxparity.environment import quiet
 from onnxparity.errors import ExportError, FrameworkNotInstalled, InvalidSpec
 from onnxparity.exporters import (
     ExportedModel,
@@ -59,7 +60,7 @@ from onnxparity.exporters.tabular import (
     rounding_tolerance,
     split_ranges,
 )
-from onnxparity.onnxutils import load_model, quiet, rename_dim_params, rename_values, save_model
+from onnxparity.graph.files import load_model, rename_dim_params, rename_values, save_model
 from onnxparity.spec import Input, ParitySpec
 
 _LOGGERS = ("onnxmltools", "skl2onnx")

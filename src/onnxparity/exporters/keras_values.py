@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from onnxparity.errors import NoMapping
-from onnxparity.onnxutils import leaving_values
+from onnxparity.graph.nodes import leaving_values
 from onnxparity.spec import ParitySpec
 
 _SUFFIX = re.compile(r"_\d+$")

@@ -25,14 +25,8 @@ from onnxparity.exporters import (
     register_exporter,
     specialised_dims,
 )
-from onnxparity.onnxutils import (
-    UnsafeLocation,
-    check_external_data,
-    default_opset,
-    file_digest,
-    load_model,
-    write_atomic,
-)
+from onnxparity.graph.files import UnsafeLocation, check_external_data, file_digest, load_model, write_atomic
+from onnxparity.graph.nodes import default_opset
 from onnxparity.spec import Input, ParitySpec
 
 #: ONNX element types an inferred input may have (TensorProto numbers -> canonical dtypes)
@@ -174,9 +168,9 @@ def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
 
 
 def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
-    """``inputs`` with the value ranges the graph states for them (:mod:`onnxparity.domains`);
+    """``inputs`` with the value ranges the graph states for them (:mod:`onnxparity.graph.domains`);
     InvalidSpec naming the input and the op where no drawn value would be valid."""
-    from onnxparity.domains import DEFAULT_STRINGS, Undrawable, derive, graph_strings
+    from onnxparity.graph.domains import DEFAULT_STRINGS, Undrawable, derive, graph_strings
     from onnxparity.spec.inputs import _INT_LIMITS
 
     found = derive(proto, inputs)
@@ -311,8 +305,8 @@ def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
 
 def declared_outside(proto, spec: ParitySpec) -> list[str]:
     """A note for each declared input whose range reaches past what the graph states for it
-    (:mod:`onnxparity.domains`): the check will draw values the graph's ops reject."""
-    from onnxparity.domains import Domain, Undrawable, derive
+    (:mod:`onnxparity.graph.domains`): the check will draw values the graph's ops reject."""
+    from onnxparity.graph.domains import Domain, Undrawable, derive
 
     try:
         found = derive(proto, spec.inputs)

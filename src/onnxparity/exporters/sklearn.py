@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxparity.environment import quiet
 from onnxparity.errors import ExportError, FrameworkNotInstalled, InvalidSpec
 from onnxparity.exporters import (
     ExportedModel,
@@ -49,7 +50,7 @@ from onnxparity.exporters import (
     root_cause,
 )
 from onnxparity.exporters.tabular import feature_ranges, features_input, range_notes, rounding_tolerance
-from onnxparity.onnxutils import load_model, quiet, save_model
+from onnxparity.graph.files import load_model, save_model
 from onnxparity.spec import Input, ParitySpec
 
 _LOGGERS = ("skl2onnx", "sklearn")

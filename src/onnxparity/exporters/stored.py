@@ -15,10 +15,10 @@ import os
 import platform
 from typing import Any
 
-from onnxparity._machine import version
+from onnxparity.environment import version
 from onnxparity.exporters import ExportedModel, Exporter, export_folder
 from onnxparity.exporters.identity import onnxparity_digest
-from onnxparity.onnxutils import load_model
+from onnxparity.graph.files import load_model
 
 KIND = "exports"
 
@@ -53,7 +53,7 @@ def graph_digest(path: str) -> str:
 
     import onnx
 
-    from onnxparity.onnxutils import external_data_files
+    from onnxparity.graph.files import external_data_files
 
     proto = onnx.load(path, load_external_data=False)
     proto.doc_string = ""

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from onnxparity.draw import arrays_for_dims, export_dims
+from onnxparity.environment import quiet
 from onnxparity.errors import ExportError, InvalidSpec, NoMapping
 from onnxparity.exporters import (
     ExportedModel,
@@ -52,9 +54,8 @@ from onnxparity.exporters import (
     require,
     root_cause,
 )
-from onnxparity.onnxutils import file_digest, load_model, quiet, rename_dim_params, rename_values, save_model
+from onnxparity.graph.files import file_digest, load_model, rename_dim_params, rename_values, save_model
 from onnxparity.spec import Input, ParitySpec, Tolerance
-from onnxparity.strategies import arrays_for_dims, export_dims
 
 #: lossless variants' default for TensorFlow models: see the module's docstring.
 TF_TOLERANCE = Tolerance(atol=1e-5, rtol=1e-4, scaled=2e-4)

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from onnxparity.draw import arrays_for_dims, export_dims
+from onnxparity.environment import quiet
 from onnxparity.errors import ExportError, InvalidSpec
 from onnxparity.exporters import (
     ExportedModel,
@@ -51,9 +53,9 @@ from onnxparity.exporters import (
     require,
     root_cause,
 )
-from onnxparity.onnxutils import default_opset, load_model, quiet
+from onnxparity.graph.files import load_model
+from onnxparity.graph.nodes import default_opset
 from onnxparity.spec import ParitySpec
-from onnxparity.strategies import arrays_for_dims, export_dims
 
 _LOGGERS = ("torch", "onnxscript", "onnx_ir")
 

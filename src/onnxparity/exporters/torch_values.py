@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from onnxparity.draw import arrays_for_dims, export_dims
+from onnxparity.environment import quiet
 from onnxparity.errors import NoMapping
 from onnxparity.exporters.torch import _LOGGERS, Call, _torch, dynamo_arguments
-from onnxparity.onnxutils import leaving_values, quiet, scope_tokens
+from onnxparity.graph.nodes import leaving_values, scope_tokens
 from onnxparity.spec import ParitySpec
-from onnxparity.strategies import arrays_for_dims, export_dims
 
 
 def intermediates(

@@ -19,7 +19,8 @@ import numpy as np
 
 from onnxparity.errors import NoMapping
 from onnxparity.forensics import Divergence
-from onnxparity.onnxutils import load_model, node_source, with_outputs
+from onnxparity.graph.files import load_model
+from onnxparity.graph.nodes import node_source, with_outputs
 
 #: at most this many nodes are reported as computing one diverging value
 MAX_SPAN = 32

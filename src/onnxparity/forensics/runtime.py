@@ -29,7 +29,8 @@ import onnx
 
 from onnxparity.forensics import Divergence
 from onnxparity.forensics.export import node_names, off, walk
-from onnxparity.onnxutils import is_standard_domain, load_model, node_source, with_outputs
+from onnxparity.graph.files import load_model
+from onnxparity.graph.nodes import is_standard_domain, node_source, with_outputs
 
 #: the whole graph goes through the (pure Python) reference evaluator only up to this many nodes
 SPEC_NODES = 400

@@ -1,246 +1,33 @@
-"""Results of a parity check: what a verdict carries, as plain data with a text rendering.
-
-``CheckResult`` (one model) holds a ``VariantResult`` per variant. ``to_dict`` gives the
-JSON-able form that reports are built from. Knows nothing of frameworks.
+"""Reports: the JSON document of a run and its renderings (terminal, Markdown, HTML), the
+baseline gate, the advisor and history. Everything here reads result data as dicts; the
+result objects themselves live in :mod:`onnxparity.results` and are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from onnxparity.results import (
+    BudgetResult,
+    CheckResult,
+    OutputPower,
+    OutputSummary,
+    Power,
+    VariantResult,
+    error_value,
+    worst_error,
+)
 
-from onnxparity.budgets import BudgetResult
-from onnxparity.compare import Verdict, json_float
-from onnxparity.errors import ParityFailure
-from onnxparity.spec import Policy
+__all__ = [
+    "STATUSES",
+    "BudgetResult",
+    "CheckResult",
+    "OutputPower",
+    "OutputSummary",
+    "Power",
+    "VariantResult",
+    "error_value",
+    "worst_error",
+]
 
 STATUSES = ("passed", "failed", "error", "skipped")
 
 
-def error_value(value: Any) -> float | None:
-    """A stored error as a float: a number as it is, and the strings "nan", "inf" and "-inf"
-    that strict JSON stores non-finite floats as (:func:`~onnxparity.compare.json_float`) as
-    the floats they stand for; anything else (None, a missing error) is None."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if value in ("nan", "inf", "-inf"):
-        return float(value)
-    return None
-
-
-def worst_error(outputs: Iterable[Mapping[str, Any]]) -> float | None:
-    """The largest ``max_abs_error`` over output dicts (a report's, or ``to_dict()``'s); None when
-    no output has one.
-
-    One rule for non-finite errors, wherever a worst error is shown: infinity (a value NaN or
-    infinite on one side only) ranks above every finite error, and NaN (an error that could not
-    be measured) above everything — a non-finite error is never hidden, and the answer does not
-    depend on the outputs' order as ``max()`` over NaN does."""
-    errors = [e for e in (error_value(o.get("max_abs_error")) for o in outputs) if e is not None]
-    if any(e != e for e in errors):
-        return float("nan")
-    return max(errors, default=None)
-
-
-@dataclass(frozen=True)
-class OutputSummary:
-    """The worst errors one output showed over every example tried, and how many of all its
-    values checked differed (for a label output: the flip rate)."""
-
-    name: str
-    max_abs_error: float = 0.0
-    max_rel_error: float = 0.0
-    max_mismatched_fraction: float = 0.0
-    mismatched: int = 0
-    values: int = 0
-    #: agreement metrics, where the policy computed them (lossy variants)
-    min_cosine: float | None = None
-    min_sqnr_db: float | None = None
-    top1_agree: int = 0
-    top1_rows: int = 0
-    #: ort-cpu's own max abs error vs the reference on the same inputs (other variants only):
-    #: small here and large above means the variant, not the export, loses accuracy
-    max_abs_error_vs_ort_cpu: float | None = None
-    #: cosine and SQNR pooled over every example (what an Agreement judges)
-    cosine: float | None = None
-    sqnr_db: float | None = None
-
-    @property
-    def mismatched_rate(self) -> float:
-        return self.mismatched / self.values if self.values else 0.0
-
-    @property
-    def top1_rate(self) -> float | None:
-        return self.top1_agree / self.top1_rows if self.top1_rows else None
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "max_abs_error": json_float(self.max_abs_error),
-            "max_rel_error": json_float(self.max_rel_error),
-            "max_mismatched_fraction": self.max_mismatched_fraction,
-            "mismatched": self.mismatched,
-            "values": self.values,
-            "mismatched_rate": self.mismatched_rate,
-            "min_cosine": json_float(self.min_cosine),
-            "min_sqnr_db": json_float(self.min_sqnr_db),
-            "top1_rate": self.top1_rate,
-            "max_abs_error_vs_ort_cpu": json_float(self.max_abs_error_vs_ort_cpu),
-            "cosine": json_float(self.cosine),
-            "sqnr_db": json_float(self.sqnr_db),
-        }
-
-
-@dataclass(frozen=True)
-class OutputPower:
-    """How much one output's check could have caught, measured over the search's examples."""
-
-    name: str
-    #: the largest |expected| value seen
-    scale: float
-    #: how much the expected values moved with the input (across a batch's rows, else overall)
-    variation: float
-    #: the tolerance band at ``scale`` (atol + rtol * scale; 0 for exact outputs)
-    band: float
-    #: the smallest relative change of the whole output the check would catch (inf: none)
-    detectable_change: float
-    #: the output moved beyond the band across the inputs drawn
-    input_dependent: bool
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "scale": json_float(self.scale),
-            "variation": json_float(self.variation),
-            "band": json_float(self.band),
-            "detectable_change": json_float(self.detectable_change),
-            "input_dependent": self.input_dependent,
-        }
-
-
-@dataclass(frozen=True)
-class Power:
-    """Whether a passing check could have failed: ``weak`` with the reasons when not."""
-
-    weak: bool
-    reasons: tuple[str, ...] = ()
-    outputs: tuple[OutputPower, ...] = ()
-
-    def to_dict(self) -> dict:
-        return {
-            "weak": self.weak,
-            "reasons": list(self.reasons),
-            "outputs": [o.to_dict() for o in self.outputs],
-        }
-
-
-@dataclass(frozen=True)
-class VariantResult:
-    """One variant's verdict over the drawn inputs."""
-
-    variant: str
-    status: str
-    policy: Policy | None = None
-    examples: int = 0
-    outputs: tuple[OutputSummary, ...] = ()
-    dims_covered: dict[str, tuple[int, int]] = field(default_factory=dict)
-    failing_example: dict | None = None
-    reproducer: str | None = None
-    message: str = ""
-    verdict: Verdict | None = None
-    #: the opset of an opset-matrix item (None: the export's own)
-    opset: int | None = None
-    #: how much the check could have caught (None: not measured, e.g. nothing ran)
-    power: Power | None = None
-    #: boundaries the graph branches on: ``{"sides": n, "unreached": [lines]}`` (None: none)
-    coverage: dict | None = None
-    #: the first node that went wrong (:class:`onnxparity.forensics.Divergence`; None: passed,
-    #: or nothing could be localized)
-    divergence: Any = None
-    #: each example's numbers in bounded size (:class:`onnxparity.distribution.Distribution`)
-    distribution: dict | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-    def to_dict(self) -> dict:
-        return {
-            "variant": self.variant,
-            "status": self.status,
-            "opset": self.opset,
-            "policy": None if self.policy is None else self.policy.to_dict(),
-            "examples": self.examples,
-            "outputs": [o.to_dict() for o in self.outputs],
-            "dims_covered": {k: list(v) for k, v in self.dims_covered.items()},
-            "failing_example": self.failing_example,
-            "failing_outputs": None
-            if self.verdict is None
-            else [o.to_dict() for o in self.verdict.failed_outputs],
-            "reproducer": self.reproducer,
-            "message": self.message,
-            "power": None if self.power is None else self.power.to_dict(),
-            "coverage": self.coverage,
-            "divergence": None if self.divergence is None else self.divergence.to_dict(),
-            "distribution": self.distribution,
-        }
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """A model's parity check: how it was exported and each variant's result."""
-
-    name: str
-    exporter: str = ""
-    opset: int | None = None
-    notes: tuple[str, ...] = ()
-    #: parity results by item id (the variant name, or ``<variant>-opset<N>`` in a matrix)
-    variants: dict[str, VariantResult] = field(default_factory=dict)
-    #: budget results by item id (``opset``, ``latency-<variant>``)
-    budgets: dict[str, BudgetResult] = field(default_factory=dict)
-    #: where the export came from across runs (``ExportedModel.cache``; empty: no cache)
-    cache: str = ""
-
-    @property
-    def passed(self) -> bool:
-        """True when no item failed or errored (skipped items do not fail a check)."""
-        return all(
-            v.status in ("passed", "skipped") for v in (*self.variants.values(), *self.budgets.values())
-        )
-
-    def __getitem__(self, variant: str) -> VariantResult:
-        return self.variants[variant]
-
-    def raise_for_failures(self) -> None:
-        """Raise :class:`ParityFailure` with every failed variant's diagnosis."""
-        __tracebackhide__ = True
-        bad = [
-            v for v in (*self.variants.values(), *self.budgets.values()) if v.status in ("failed", "error")
-        ]
-        if bad:
-            raise ParityFailure("\n\n".join(v.message for v in bad))
-
-    def summary(self) -> str:
-        lines = [
-            f"{self.name}: exported with {self.exporter}" + (f", opset {self.opset}" if self.opset else "")
-        ]
-        for v in self.variants.values():
-            worst = worst_error(o.to_dict() for o in v.outputs)
-            worst = 0.0 if worst is None else worst
-            label = v.variant + (f"@opset{v.opset}" if v.opset is not None else "")
-            lines.append(f"  {label:<16} {v.status:<8} {v.examples:>4} examples  max abs error {worst:.3g}")
-        for b in self.budgets.values():
-            lines.append(f"  {b.item:<16} {b.status:<8} {b.message.splitlines()[0] if b.message else ''}")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "exporter": self.exporter,
-            "opset": self.opset,
-            "notes": list(self.notes),
-            "cache": self.cache,
-            "variants": {k: v.to_dict() for k, v in self.variants.items()},
-            "budgets": {k: v.to_dict() for k, v in self.budgets.items()},
-        }

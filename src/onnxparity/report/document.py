@@ -33,10 +33,10 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from onnxparity import onnxutils
-from onnxparity._machine import environment  # the report's form; ``document.environment`` stays importable
-from onnxparity.compare import json_float
+from onnxparity.environment import environment  # the report's form; ``document.environment`` stays importable
+from onnxparity.graph import files as onnxutils
 from onnxparity.report import STATUSES, worst_error
+from onnxparity.verdict.compare import json_float
 
 SCHEMA = "onnxparity-report"
 SCHEMA_VERSION = 3

@@ -7,7 +7,7 @@ distribution over the examples (histograms) and the error against the input's ma
 size (scatter), budget bars with the measured spread, the advised tolerance, the change from a
 baseline and the trend over earlier reports. Charts are drawn by Chart.js (MIT, inlined from
 ``assets/``); the page needs no network and no server. The payload is the report's own numbers
-(bounded per item: :mod:`onnxparity.distribution`), so the page stays small for hundreds of
+(bounded per item: :mod:`onnxparity.verdict.distribution`), so the page stays small for hundreds of
 items. Pure: a report document in, a string out.
 """
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from onnxparity.errors import InvalidSpec
-from onnxparity.onnxutils import canonical_domain
+from onnxparity.graph.nodes import canonical_domain
 from onnxparity.spec.inputs import _freeze_mapping, _is_int, _is_real
 
 #: operator domains an opset budget allows unless told otherwise.

@@ -186,7 +186,7 @@ class Input:
     bound) for numeric inputs; a ``boundary`` pattern draws at them and at the next representable
     float32/float64 values either side, mixed with ordinary values. A ``(column, value)`` pair
     applies to one position of the last axis (a tabular feature's split). The runner adds the
-    constants the ONNX graph branches on (:mod:`onnxparity.boundaries`).
+    constants the ONNX graph branches on (:mod:`onnxparity.graph.boundaries`).
     """
 
     name: str

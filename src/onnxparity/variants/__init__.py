@@ -94,7 +94,7 @@ class BuildContext:
         onnxruntime, onnx and numpy: copied from the persistent cache when an earlier run stored
         them, else made by ``build()`` and stored once it returns (a step that raises stores
         nothing). True when reused. A cache that cannot be read or written never fails a build."""
-        from onnxparity._machine import version
+        from onnxparity.environment import version
         from onnxparity.persist import Store, digest
 
         if not (self.cache_root and self.cache_key):

@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from onnxparity.forensics import Divergence
-from onnxparity.onnxutils import load_model, node_source, with_outputs
+from onnxparity.graph.files import load_model
+from onnxparity.graph.nodes import node_source, with_outputs
 from onnxparity.variants.ort import OrtRunnable
 
 #: a tensor is off when its error exceeds this fraction of its largest fp32 value
@@ -159,7 +160,7 @@ def explain_fp16(
 
 def _meets(policy, expected: np.ndarray, actual: np.ndarray) -> bool:
     """One input's output within ``policy``'s cosine and SQNR, with no NaN or infinity of its own."""
-    from onnxparity.agreement import agreement_metrics
+    from onnxparity.verdict.agreement import agreement_metrics
 
     if np.asarray(expected).dtype.kind != "f":
         return bool(np.array_equal(expected, actual))
@@ -174,7 +175,7 @@ def convert_fp16(model, blocked):
     import onnx
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
-    from onnxparity.onnxutils import is_standard_domain
+    from onnxparity.graph.nodes import is_standard_domain
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
@@ -208,7 +209,7 @@ def layer_agreement(float_model, quant_model, feeds: Mapping[str, np.ndarray]):
     """Per float node whose output the quantized graph also computes (paired by name): (node,
     tensor, cosine, SQNR dB, max abs error) in graph order, and the float and quantized runs'
     values."""
-    from onnxparity.agreement import agreement_metrics
+    from onnxparity.verdict.agreement import agreement_metrics
 
     produced = {out: node for node in float_model.graph.node for out in node.output if out}
     shared = set(produced) & {out for node in quant_model.graph.node for out in node.output if out}

@@ -22,9 +22,11 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from onnxparity.cache import options_digest
+from onnxparity.environment import quiet, working_directory
 from onnxparity.errors import InvalidSpec, VariantBuildError, VariantUnavailable
-from onnxparity.onnxutils import is_standard_domain, load_model, quiet, save_model, working_directory
+from onnxparity.graph.files import load_model, save_model
+from onnxparity.graph.nodes import is_standard_domain
+from onnxparity.persist import options_digest
 from onnxparity.spec import Agreement
 from onnxparity.variants import BuildContext, register_variant
 from onnxparity.variants.localize import HalfRunnable, QuantRunnable, StaticRunnable, convert_fp16

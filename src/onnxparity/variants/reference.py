@@ -19,7 +19,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from onnxparity.errors import VariantUnavailable
-from onnxparity.onnxutils import is_standard_domain, load_model, walk_nodes
+from onnxparity.graph.files import load_model
+from onnxparity.graph.nodes import is_standard_domain, walk_nodes
 from onnxparity.variants import BuildContext, VariantRunError, register_variant
 
 MAX_EXAMPLES = 10

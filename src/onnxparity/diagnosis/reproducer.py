@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
-from onnxparity.onnxutils import copy_model_files
+from onnxparity.graph.files import copy_model_files
+from onnxparity.search.tally import Evidence
 from onnxparity.spec import ParitySpec
-from onnxparity.tally import Evidence
 
 if TYPE_CHECKING:
     from onnxparity.exporters import ModelPair

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from onnxparity.cache import ExampleKey
-from onnxparity.compare import Verdict, compare_outputs
+from onnxparity.search.data import ExampleKey
+from onnxparity.search.tally import Evidence
 from onnxparity.spec import DEFAULT_TOLERANCE
-from onnxparity.tally import Evidence
+from onnxparity.verdict.compare import Verdict, compare_outputs
 
 if TYPE_CHECKING:
     from onnxparity.exporters import ModelPair

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from onnxparity.agreement import Energies
-from onnxparity.compare import Verdict
-from onnxparity.distribution import Distribution
-from onnxparity.power import OutputRange, measure
-from onnxparity.report import OutputSummary, Power
+from onnxparity.draw import Example
+from onnxparity.results import OutputSummary, Power
 from onnxparity.spec import Agreement, Policy
-from onnxparity.strategies import Example
+from onnxparity.verdict.agreement import Energies
+from onnxparity.verdict.compare import Verdict
+from onnxparity.verdict.distribution import Distribution
+from onnxparity.verdict.power import OutputRange, measure
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class SearchTally:
             seen[0], seen[1] = min(seen[0], value), max(seen[1], value)
 
     def add_expected(self, names: tuple[str, ...], summaries: list) -> None:
-        """Record the reference's outputs of one example (their :func:`~onnxparity.power.summarize`)."""
+        """Record the reference's outputs of one example (their :func:`~onnxparity.verdict.power.summarize`)."""
         for name, summary in zip(names, summaries):
             found = self.ranges.get(name)
             if found is None:
@@ -149,7 +149,7 @@ class SearchTally:
             found.merge(summary)
 
     def power(self, policy: Policy) -> Power:
-        """How much this (passing) search could have caught: see :mod:`onnxparity.power`."""
+        """How much this (passing) search could have caught: see :mod:`onnxparity.verdict.power`."""
         return measure(self.ranges, policy, self.tried)
 
     def add(self, verdict: Verdict, evidence: Callable[[], Evidence]) -> Verdict:

@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 from onnxparity.diagnosis import agreement_diagnosis, diagnosis, variant_explanation
+from onnxparity.diagnosis.reproducer import write_reproducer
 from onnxparity.forensics import Divergence
 from onnxparity.forensics.subgraph import Subgraph, extract
-from onnxparity.report import VariantResult
-from onnxparity.reproducer import write_reproducer
+from onnxparity.results import VariantResult
 from onnxparity.spec import ParitySpec, Tolerance
 
 
@@ -125,7 +125,7 @@ def _against_spec(path: str, failure: Any, tolerance: Tolerance) -> tuple[list, 
     not localize in, and whether the spec's outputs are the framework's."""
     from onnxparity.forensics.export import off
     from onnxparity.forensics.runtime import SPEC_NODES, localize_spec, spec_runs
-    from onnxparity.onnxutils import load_model
+    from onnxparity.graph.files import load_model
 
     proto = load_model(path, external_data=True)
     if len(proto.graph.node) > SPEC_NODES or not spec_runs(proto):

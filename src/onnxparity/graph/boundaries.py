@@ -21,22 +21,22 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxparity.domains import output_bounds
+from onnxparity.graph.domains import output_bounds
 from onnxparity.spec import ParitySpec
 
 #: at most this many boundaries per input and per column (the smallest in magnitude first).
 MAX_BOUNDARIES = 64
 
 _BRANCHING = {"Clip", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Equal", "Where", "Max", "Min"}
-_KINKS = {"Relu": (0.0,), "LeakyRelu": (0.0,), "PRelu": (0.0,), "Elu": (0.0,), "Celu": (0.0,)}
-_KINKS |= {"Selu": (0.0,), "ThresholdedRelu": (1.0,), "HardSwish": (-3.0, 3.0), "Shrink": (-0.5, 0.5)}
+KINKS = {"Relu": (0.0,), "LeakyRelu": (0.0,), "PRelu": (0.0,), "Elu": (0.0,), "Celu": (0.0,)}
+KINKS |= {"Selu": (0.0,), "ThresholdedRelu": (1.0,), "HardSwish": (-3.0, 3.0), "Shrink": (-0.5, 0.5)}
 #: ops whose output holds the same values as their first input (in another shape or type)
 _SAME_VALUES = {"Cast", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand"}
 _SAME_VALUES |= {"Slice", "Gather", "Concat", "Tile", "CastLike"}
 _TREES = {"TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble"}
 
 
-def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+def graph_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     found = {}
     for tensor in graph.initializer:
         if _small(tensor.dims):
@@ -58,7 +58,7 @@ def _small(dims) -> bool:
     return int(np.prod(dims, dtype=np.int64)) <= MAX_BOUNDARIES
 
 
-def _values(array: np.ndarray) -> list[float]:
+def constant_values(array: np.ndarray) -> list[float]:
     if array.dtype.kind not in "iuf":
         return []
     flat = array.astype(np.float64).ravel()
@@ -140,7 +140,7 @@ class Site(NamedTuple):
 def harvest_sites(proto: onnx.ModelProto) -> dict[str, list[Site]]:
     """Per graph input: every boundary the graph branches on there, with its node."""
     graph = proto.graph
-    constants = _constants(graph)
+    constants = graph_constants(graph)
     readers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for value in node.input:
@@ -154,10 +154,10 @@ def harvest_sites(proto: onnx.ModelProto) -> dict[str, list[Site]]:
             seen: list[tuple[int | None, float]] = []
             if node.op_type in _BRANCHING:
                 seen += [
-                    (None, v) for name in node.input if name in constants for v in _values(constants[name])
+                    (None, v) for name in node.input if name in constants for v in constant_values(constants[name])
                 ]
-            elif node.op_type in _KINKS:
-                seen += [(None, v) for v in _KINKS[node.op_type]]
+            elif node.op_type in KINKS:
+                seen += [(None, v) for v in KINKS[node.op_type]]
             elif node.op_type in _TREES:
                 seen += [(c, v) for c, values in _tree_thresholds(node).items() for v in values]
             for column, value in seen:  # what the node sees is scale * x + shift
@@ -210,7 +210,7 @@ class BoundaryCache:
         self, key: str, path: str, spec: ParitySpec
     ) -> tuple[ParitySpec, dict[str, list[Site]], list[tuple[str, str, float]]]:
         """(``spec`` with the boundaries added to its inputs, the sites per input name, and the
-        outputs whose size an input's values set: :func:`onnxparity.domains.output_bounds` at
+        outputs whose size an input's values set: :func:`onnxparity.graph.domains.output_bounds` at
         the largest dims, for the resource guard), the graph read once for all three."""
         cache_key = (key, spec.input_digest)  # the inputs only: tolerances and options vary
         if cache_key not in self._found:

@@ -9,7 +9,7 @@ from onnxparity.spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
 from onnxparity.spec.policy import tolerance_for
 
 if TYPE_CHECKING:
-    from onnxparity.compare import OutputComparison
+    from onnxparity.verdict.compare import OutputComparison
 
 
 def explain_output(result: OutputComparison, policy: Policy) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxparity.onnxutils import is_standard_domain, walk_nodes
+from onnxparity.graph.nodes import is_standard_domain, walk_nodes
 from onnxparity.spec.inputs import INTEGERS
 
 #: the largest count, size or repeat a drawn input may ask for (outputs stay small)
@@ -112,7 +112,7 @@ def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
                 if position in CARRIERS.get(node.op_type, ()):
                     for output in node.output:
                         carried[output] = carried[name]
-    from onnxparity.domains.rules import RULES
+    from onnxparity.graph.domains.rules import RULES
 
     found: dict[str, Domain | Undrawable] = {}
     for name, uses in consumers.items():
@@ -145,7 +145,7 @@ def output_bounds(proto: Any, inputs: Sequence[Any], dims: Mapping[str, int]) ->
     """(input, op, largest output elements) for each input whose values set the size of an
     op's output, at the inputs' largest declared values and ``dims`` (every dim at its
     largest): what a drawn example could ask that op to allocate."""
-    from onnxparity.domains.rules import _label
+    from onnxparity.graph.domains.rules import _label
 
     declared = {i.name: i for i in inputs if i.low is not None and i.dtype not in ("bool", "str")}
     sizers = [

@@ -19,11 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from onnxparity._machine import version
-from onnxparity.cache import options_digest
+from onnxparity.environment import version
 from onnxparity.exporters.identity import onnxparity_digest
-from onnxparity.persist import digest
-from onnxparity.report import OutputSummary, Power, VariantResult
+from onnxparity.persist import digest, options_digest
+from onnxparity.results import OutputSummary, Power, VariantResult
 
 KIND = "results"
 #: the packages every search runs through (the model source adds its own)

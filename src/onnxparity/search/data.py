@@ -2,7 +2,7 @@
 example, and a least-recently-used store bounded in bytes.
 
 An example's arrays depend on the spec's inputs and dims (``ParitySpec.input_digest``), the real
-rows (``data=``) and the drawn :class:`~onnxparity.strategies.Example`: :class:`ExampleKey`
+rows (``data=``) and the drawn :class:`~onnxparity.draw.Example`: :class:`ExampleKey`
 holds all three, and every cache entry computed from those arrays — the drawn feeds, the
 reference's outputs, the anchor variant's outputs — is keyed by it. (Leaving the digest out
 once made one prebuilt ONNX file checked under two input ranges reuse the other range's
@@ -12,17 +12,16 @@ anchor outputs.)
 from __future__ import annotations
 
 import collections
-import hashlib
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from onnxparity.distribution import input_size
-from onnxparity.power import summarize
+from onnxparity.draw import Example, materialize
 from onnxparity.spec import ParitySpec
-from onnxparity.strategies import Example, materialize
+from onnxparity.verdict.distribution import input_size
+from onnxparity.verdict.power import summarize
 
 if TYPE_CHECKING:
     from onnxparity.exporters import ModelPair
@@ -96,32 +95,6 @@ class ArrayCache:
         return len(self._entries)
 
 
-def options_digest(options: Mapping[str, Any]) -> str:
-    """A digest of a variant's options (arrays by content), keying its build."""
-    if not options:
-        return ""
-    h = hashlib.blake2b(digest_size=8)
-
-    def feed(value: Any) -> None:
-        if isinstance(value, np.ndarray):
-            h.update(f"array{value.dtype}{value.shape}".encode())
-            h.update(np.ascontiguousarray(value).tobytes() if value.dtype != object else repr(value).encode())
-        elif isinstance(value, Mapping):
-            for k in sorted(value, key=str):
-                h.update(repr(k).encode())
-                feed(value[k])
-        elif isinstance(value, (list, tuple)):
-            h.update(b"[")
-            for item in value:
-                feed(item)
-            h.update(b"]")
-        else:
-            h.update(repr(value).encode())
-
-    feed(dict(options))
-    return "-" + h.hexdigest()
-
-
 class ExampleData:
     """What a session computes per example, once: the drawn feeds (read-only, shared by every
     variant), the reference's outputs and their power summaries, and the anchor's outputs
@@ -172,7 +145,7 @@ class ExampleData:
         return outputs
 
     def input_size(self, key: ExampleKey, feeds: Mapping[str, np.ndarray]) -> tuple[float, int]:
-        """:func:`~onnxparity.distribution.input_size` of an example, computed once for every
+        """:func:`~onnxparity.verdict.distribution.input_size` of an example, computed once for every
         variant that checks it (a max and a min over each input: 1.2M values cost ~0.6 ms)."""
         found = self.input_sizes.get(key)
         if found is None:

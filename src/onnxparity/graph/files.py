@@ -1,5 +1,6 @@
-"""ONNX helpers every part of onnxparity shares: walking a graph, the standard domain, loading,
-saving and copying model files, renaming values, and keeping third-party output quiet.
+"""An ONNX model on disk: loading, saving (weights beside the file past protobuf's limit),
+copying with its external data (never from outside its folder), renaming values and dims, and
+writing files atomically.
 
 Imports no framework and imports ``onnx`` only inside the functions that need it, so
 ``import onnxparity`` stays light.
@@ -7,70 +8,27 @@ Imports no framework and imports ``onnx`` only inside the functions that need it
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
-import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-#: the two spellings of ONNX's standard operator domain.
-STANDARD_DOMAINS = ("", "ai.onnx")
+from onnxparity.graph.nodes import all_graphs, walk_nodes
 
 #: largest serialized model saved inline: protobuf refuses messages of 2 GiB and more (1 MiB
 #: margin for what is added while serializing).
 INLINE_LIMIT_BYTES = 2**31 - 2**20
 
 
-def canonical_domain(domain: str) -> str:
-    """``"ai.onnx"`` for either spelling of the standard domain; any other domain unchanged."""
-    return "ai.onnx" if domain in STANDARD_DOMAINS else domain
-
-
-def is_standard_domain(domain: str) -> bool:
-    """True for ``""`` and ``"ai.onnx"``, the standard operator domain's two spellings."""
-    return domain in STANDARD_DOMAINS
-
-
-def walk_nodes(graph: Any, where: str = "") -> Iterator[tuple[Any, str]]:
-    """``(node, where)`` for every node of ``graph``, subgraphs (If/Loop/Scan bodies) included;
-    ``where`` is the path to a subgraph's node, like ``"If_0/then_branch/"`` (``""`` at the top)."""
-    for node in graph.node:
-        yield node, where
-        for attribute in node.attribute:
-            subgraphs = ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs)
-            for sub in subgraphs:
-                yield from walk_nodes(sub, f"{where}{node.name or node.op_type}/{attribute.name}/")
-
-
-def _graphs(graph: Any) -> Iterator[Any]:
-    """``graph`` and every subgraph in it."""
-    yield graph
-    for node, _ in walk_nodes(graph):
-        for attribute in node.attribute:
-            if attribute.HasField("g"):
-                yield attribute.g
-            yield from attribute.graphs
-
-
 def _tensors(proto: Any) -> Iterator[Any]:
     """Every tensor that can hold data: initializers and tensor attributes, subgraphs included."""
-    for graph in _graphs(proto.graph):
+    for graph in all_graphs(proto.graph):
         yield from graph.initializer
         for node in graph.node:
             for attribute in node.attribute:
                 if attribute.HasField("t"):
                     yield attribute.t
                 yield from attribute.tensors
-
-
-def default_opset(proto: Any) -> int | None:
-    """The model's opset of the standard domain (None when it imports none)."""
-    for entry in proto.opset_import:
-        if is_standard_domain(entry.domain):
-            return int(entry.version)
-    return None
 
 
 def load_model(path: str | os.PathLike, *, external_data: bool = False) -> Any:
@@ -174,60 +132,6 @@ def external_data_files(path: str | os.PathLike, proto: Any = None) -> list[str]
     return list(locations)
 
 
-def with_outputs(model: Any, names: set[str]) -> Any:
-    """A copy of ``model`` whose graph outputs also list ``names`` (untyped: ORT infers them)."""
-    import onnx
-
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    known = {o.name for o in copy.graph.output}
-    for name in sorted(names - known):
-        copy.graph.output.append(onnx.ValueInfoProto(name=name))
-    return copy
-
-
-def node_source(node: Any) -> str | None:
-    """The framework-side module or layer ``node`` came from, where the exporter recorded it;
-    None otherwise (never guessed from an op's own name).
-
-    - PyTorch's dynamo exporter: metadata ``pkg.torch.onnx.name_scopes``, each entry a module's
-      qualified name (``['', 'encoder', 'encoder.layers.0', 'encoder.layers.0.linear1',
-      'linear']`` → ``encoder.layers.0.linear1``; the last entry is the op itself, the first the
-      root module).
-    - PyTorch's TorchScript exporter: the node name's scope (``/encoder/layers.0/linear1/MatMul``
-      → ``encoder.layers.0.linear1``).
-    - tf2onnx: the node name's scope (``sequential/dense/MatMul`` → ``sequential/dense``).
-    """
-    for entry in getattr(node, "metadata_props", ()):
-        if entry.key == "pkg.torch.onnx.name_scopes":
-            scopes = [s.strip(" '\"") for s in entry.value.strip("[]").split(",")]
-            modules = [s for s in scopes[1:-1] if s]
-            cumulative = all(b.startswith(f"{a}.") for a, b in zip(modules, modules[1:]))
-            return (modules[-1] if cumulative else ".".join(modules)) if modules else None
-    name = getattr(node, "name", "") or ""
-    if "/" not in name.strip("/"):
-        return None
-    scope = name.rsplit("/", 1)[0]
-    return scope.strip("/").replace("/", ".") if name.startswith("/") else scope
-
-
-def scope_tokens(node: Any) -> list[str]:
-    """The scope of a node's name as tokens: ``/encoder/layers.0/linear1/MatMul`` ->
-    ``['encoder', 'layers', '0', 'linear1']``; ``model_1/dense_1/MatMul`` -> ``['model_1', 'dense_1']``."""
-    parts = (getattr(node, "name", "") or "").strip("/").split("/")[:-1]
-    return [token for part in parts for token in part.split(".") if token]
-
-
-def leaving_values(graph: Any, belongs: Any) -> list[str]:
-    """The values produced by nodes for which ``belongs(node)`` holds and read by a node for
-    which it does not (or that are graph outputs), in graph order: what leaves that part."""
-    inside = {id(node) for node in graph.node if belongs(node)}
-    produced = [out for node in graph.node if id(node) in inside for out in node.output if out]
-    read_outside = {value for node in graph.node if id(node) not in inside for value in node.input}
-    outputs = {o.name for o in graph.output}
-    return [value for value in produced if value in read_outside or value in outputs]
-
-
 class UnsafeLocation(ValueError):
     """An ONNX file's external data location points outside the file's directory."""
 
@@ -299,42 +203,3 @@ def rename_dim_params(proto: Any, renames: Mapping[str, str]) -> None:
                     dim.dim_param = renames[dim.dim_param]
 
 
-@contextlib.contextmanager
-def quiet(*logger_prefixes: str) -> Iterator[None]:
-    """Keep a third-party library's warnings, log records (loggers named by or under the
-    prefixes) and prints out of the user's output while it works; its errors still arrive
-    as exceptions."""
-    import logging
-
-    manager = logging.Logger.manager
-    names = list(logger_prefixes) + [n for n in list(manager.loggerDict) if n.startswith(logger_prefixes)]
-    loggers = [logging.getLogger(n) for n in dict.fromkeys(names)]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with (
-            warnings.catch_warnings(),
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
-        ):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-@contextlib.contextmanager
-def working_directory(path: str | os.PathLike) -> Iterator[None]:
-    """Run a third-party step with ``path`` as the current directory, then come back: tools
-    that drop temporary files in the current directory (ONNX Runtime's ``quant_pre_process``
-    leaves ``sym_shape_infer_temp.onnx`` and ``<uuid>.data`` there) drop them in ours.
-    Give the step absolute paths."""
-    previous = os.getcwd()
-    os.makedirs(path, exist_ok=True)
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)

@@ -7,10 +7,10 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from onnxparity.explanation import mismatch_table
+from onnxparity.search.tally import Evidence, Shortfall
 from onnxparity.spec import Agreement, ParitySpec, Policy
-from onnxparity.tally import Evidence, Shortfall
 from onnxparity.variants import Runnable, explain_with
+from onnxparity.verdict.explanation import mismatch_table
 
 if TYPE_CHECKING:
     from onnxparity.exporters import ModelPair

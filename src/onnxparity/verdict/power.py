@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from onnxparity.report import OutputPower, Power
+from onnxparity.results import OutputPower, Power
 from onnxparity.spec import DEFAULT_TOLERANCE, Policy, Tolerance
 
 #: an output that would pass a relative change larger than this is weak (lossless policies).

@@ -31,7 +31,7 @@ def over_memory_budget(
 ) -> str | None:
     """Why the spec's largest example is refused under a budget of ``budget_mb`` MiB of
     inputs, or of one op's output whose size an input's values set (``outputs``: (input, op,
-    largest elements), :func:`onnxparity.domains.output_bounds`), naming the input that makes
+    largest elements), :func:`onnxparity.graph.domains.output_bounds`), naming the input that makes
     it so; None when it fits."""
     sizes = largest_example_bytes(spec)
     if sum(sizes.values()) <= budget_mb * 2**20:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxparity.compare import json_float
+from onnxparity.verdict.compare import json_float
 
 #: bin edges: the share of the tolerance (1 = at the limit), four bins a decade from 1e-6 to 100
 USED_EDGES = tuple(float(f"{10 ** (k / 4):.4g}") for k in range(-24, 9))

@@ -1,7 +1,6 @@
-"""Hypothesis strategies: specs -> concrete shapes and arrays.
-
-Hypothesis chooses, numpy fills: Hypothesis draws the symbolic dims, one data *pattern* per
-input and a seed; numpy fills the arrays from that seed. Drawing stays cheap whatever the
+"""Drawing inputs: an example (dims, one data *pattern* per input, a seed) -> numpy arrays;
+boundary, sampled and default examples; real rows (``data=``). No Hypothesis here: the search
+(:mod:`onnxparity.search.engine`) draws the examples, numpy fills the arrays from their seed. Drawing stays cheap whatever the
 tensor size, and shrinking still reaches small shapes (dims shrink to their minimum), simple
 patterns (``zeros`` first) and seed 0. Knows nothing of frameworks, ONNX Runtime or pytest.
 
@@ -18,10 +17,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from hypothesis import strategies as st
 
-from onnxparity.errors import InvalidSpec
-from onnxparity.fills import (  # noqa: F401  (PATTERNS and the densities: re-exported for tests)
+from onnxparity.draw.fills import (  # noqa: F401  (PATTERNS and the densities: re-exported for tests)
     BAND_PATTERN,
     BOUNDARY_DENSITY,
     BOUNDARY_PATTERN,
@@ -41,6 +38,7 @@ from onnxparity.fills import (  # noqa: F401  (PATTERNS and the densities: re-ex
     row_lengths,
     unit_band,
 )
+from onnxparity.errors import InvalidSpec
 from onnxparity.spec import Input, ParitySpec
 from onnxparity.spec.inputs import FLOATS
 
@@ -87,20 +85,6 @@ def patterns_for(item: Input, rows: Mapping[str, np.ndarray] | None = None) -> t
     if rows is not None and item.name in rows:
         patterns = ROW_PATTERNS + patterns
     return patterns
-
-
-def examples(spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = None) -> st.SearchStrategy[Example]:
-    """The strategy of examples over ``spec``'s declared input space (and ``rows``, real data)."""
-    dim_strategies = [
-        st.integers(0, spec.dims[name].values_count - 1).map(spec.dims[name].value)
-        for name in spec.symbolic_dims
-    ]
-    return st.builds(
-        lambda dims, patterns, seed: Example(tuple(zip(spec.symbolic_dims, dims)), tuple(patterns), seed),
-        st.tuples(*dim_strategies),
-        st.tuples(*[st.sampled_from(patterns_for(i, rows)) for i in spec.inputs]),
-        st.integers(0, SEED_MAX),
-    )
 
 
 def default_pattern(item: Input) -> str:

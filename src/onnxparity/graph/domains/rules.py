@@ -1,13 +1,13 @@
-"""The rules of :mod:`onnxparity.domains`: for each op type, how each of its inputs constrains
-a graph input fed to it (a :class:`~onnxparity.domains.Domain`, an
-:class:`~onnxparity.domains.Undrawable`, or None: no constraint at that position)."""
+"""The rules of :mod:`onnxparity.graph.domains`: for each op type, how each of its inputs constrains
+a graph input fed to it (a :class:`~onnxparity.graph.domains.Domain`, an
+:class:`~onnxparity.graph.domains.Undrawable`, or None: no constraint at that position)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from onnxparity.domains import SMALL, Domain, Undrawable, _Graph
+from onnxparity.graph.domains import SMALL, Domain, Undrawable, _Graph
 
 
 def _attribute(node: Any, name: str, default: Any) -> Any:

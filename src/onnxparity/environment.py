@@ -1,13 +1,19 @@
-"""What machine this is, for reports and latency results (no framework imported)."""
+"""The process and the machine it runs on: what machine this is and which versions are
+installed (for reports and latency results; no framework imported), and the context managers
+that keep a third-party step quiet or in a folder of its own."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import warnings
+from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
 
@@ -131,3 +137,44 @@ def _onnxruntime_version() -> str | None:
     except ImportError:
         return None
     return onnxruntime.__version__
+
+
+@contextlib.contextmanager
+def quiet(*logger_prefixes: str) -> Iterator[None]:
+    """Keep a third-party library's warnings, log records (loggers named by or under the
+    prefixes) and prints out of the user's output while it works; its errors still arrive
+    as exceptions."""
+    import logging
+
+    manager = logging.Logger.manager
+    names = list(logger_prefixes) + [n for n in list(manager.loggerDict) if n.startswith(logger_prefixes)]
+    loggers = [logging.getLogger(n) for n in dict.fromkeys(names)]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def working_directory(path: str | os.PathLike) -> Iterator[None]:
+    """Run a third-party step with ``path`` as the current directory, then come back: tools
+    that drop temporary files in the current directory (ONNX Runtime's ``quant_pre_process``
+    leaves ``sym_shape_infer_temp.onnx`` and ``<uuid>.data`` there) drop them in ours.
+    Give the step absolute paths."""
+    previous = os.getcwd()
+    os.makedirs(path, exist_ok=True)
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)

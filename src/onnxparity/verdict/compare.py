@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from onnxparity.agreement import BLOCK, Energies, agreement_parts, same_nonfinite
-from onnxparity.explanation import explain_output, float_tolerance
 from onnxparity.spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
 from onnxparity.spec.inputs import NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES
 from onnxparity.spec.policy import tolerance_for
+from onnxparity.verdict.agreement import BLOCK, Energies, agreement_parts, same_nonfinite
+from onnxparity.verdict.explanation import explain_output, float_tolerance
 
 #: rows of the worst-mismatch table kept per output.
 MAX_TABLE_ROWS = 10

@@ -2,7 +2,7 @@
 
 A :class:`ParitySession` lives for one pytest session (or one library call). It owns the
 caches — model pairs by (subject, spec, opset), built variants by (export, variant, options),
-drawn feeds and outputs by :class:`~onnxparity.cache.ExampleKey`, the examples of passing
+drawn feeds and outputs by :class:`~onnxparity.search.data.ExampleKey`, the examples of passing
 searches — so that Hypothesis examples only pay for inference (DESIGN.md principle 1). For
 each item it hands the work to the part that owns it: the exporter (:mod:`.exporters`), the
 variant builders (:mod:`.variants`), the search (:mod:`.search`), the anchor
@@ -26,26 +26,27 @@ from typing import Any
 
 import numpy as np
 
-from onnxparity import budgets, stored_results
-from onnxparity.anchor import ANCHOR_VARIANT, Anchor
-from onnxparity.boundaries import BoundaryCache
-from onnxparity.cache import ExampleData, ExampleKey, OutputKey, options_digest
+from onnxparity import budgets
 from onnxparity.config import LATENCY_MODES, ParityConfig
-from onnxparity.coverage import Coverage, InnerCache
 from onnxparity.diagnosis import all_rejected, indent, timeout_diagnosis
+from onnxparity.diagnosis.failure import failed_result
+from onnxparity.diagnosis.reproducer import safe_name
+from onnxparity.draw import boundary_examples, default_example, materialize, resolve_data, sampler
 from onnxparity.errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
 from onnxparity.exporters import ModelPair, Subject, resolve
 from onnxparity.exporters.prebuilt import load as load_prebuilt
 from onnxparity.exporters.stored import export_cached
-from onnxparity.forensics.failure import failed_result
-from onnxparity.persist import Store
+from onnxparity.graph.boundaries import BoundaryCache
+from onnxparity.graph.resources import over_memory_budget
+from onnxparity.persist import Store, options_digest
 from onnxparity.planning import Item, plan_items, stable_seed
-from onnxparity.report import CheckResult, VariantResult
-from onnxparity.reproducer import safe_name
-from onnxparity.resources import over_memory_budget
-from onnxparity.search import ExampleCrashed, Search, TimeBudgetReached
+from onnxparity.results import CheckResult, VariantResult
+from onnxparity.runner import reuse as stored_results
+from onnxparity.search.anchor import ANCHOR_VARIANT, Anchor
+from onnxparity.search.coverage import Coverage, InnerCache
+from onnxparity.search.data import ExampleData, ExampleKey, OutputKey
+from onnxparity.search.engine import ExampleCrashed, Search, TimeBudgetReached
 from onnxparity.spec import ParitySpec
-from onnxparity.strategies import boundary_examples, default_example, materialize, resolve_data, sampler
 from onnxparity.variants import BuildContext, Runnable, VariantInfo, VariantRunError, get_variant
 from onnxparity.variants.worker import IsolatedVariant, NotImportable, isolates
 

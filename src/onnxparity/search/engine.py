@@ -21,17 +21,18 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, reject, settings, target
 from hypothesis import example as explicit_example
 from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable, UnsatisfiedAssumption
 
-from onnxparity.anchor import Anchor
-from onnxparity.cache import ExampleKey
-from onnxparity.compare import compare_outputs
-from onnxparity.coverage import Coverage
+from onnxparity.draw import SEED_MAX, Example, patterns_for, rows_digest
+from onnxparity.search.anchor import Anchor
+from onnxparity.search.coverage import Coverage
+from onnxparity.search.data import ExampleKey
+from onnxparity.search.tally import Evidence, SearchTally
 from onnxparity.spec import ParitySpec, Policy
-from onnxparity.strategies import Example, examples, rows_digest
-from onnxparity.tally import Evidence, SearchTally
 from onnxparity.variants import Runnable, VariantRunError
 from onnxparity.variants.worker import VariantRunCrashed
+from onnxparity.verdict.compare import compare_outputs
 
 if TYPE_CHECKING:
     from onnxparity.exporters import ModelPair
@@ -298,3 +299,17 @@ def _find_failure(exc: BaseException) -> ExampleFailed | None:
             return found
     cause = exc.__cause__ or exc.__context__
     return _find_failure(cause) if cause is not None else None
+
+
+def examples(spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = None) -> st.SearchStrategy[Example]:
+    """The strategy of examples over ``spec``'s declared input space (and ``rows``, real data)."""
+    dim_strategies = [
+        st.integers(0, spec.dims[name].values_count - 1).map(spec.dims[name].value)
+        for name in spec.symbolic_dims
+    ]
+    return st.builds(
+        lambda dims, patterns, seed: Example(tuple(zip(spec.symbolic_dims, dims)), tuple(patterns), seed),
+        st.tuples(*dim_strategies),
+        st.tuples(*[st.sampled_from(patterns_for(i, rows)) for i in spec.inputs]),
+        st.integers(0, SEED_MAX),
+    )

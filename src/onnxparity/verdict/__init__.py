@@ -1,0 +1,4 @@
+"""The verdict: whether a variant's outputs are the reference's within a policy. Pure numpy —
+the tolerance rule and its wording (:mod:`.compare`, :mod:`.explanation`), agreement metrics
+for lossy variants (:mod:`.agreement`), whether a pass could have failed (:mod:`.power`), and
+each example's numbers in bounded size (:mod:`.distribution`)."""
