@@ -286,7 +286,7 @@ def test_help_documents_every_flag_and_ini_key(pytester: pytest.Pytester, monkey
     for s in cfg.SETTINGS:
         metavar = f"={re.escape(s.metavar)}" if s.metavar else ""
         flags.append(rf"\s+{re.escape(s.flag)}{metavar}(\s|$)")
-        helps.append(rf".*\s{re.escape(s.description.replace('%%', '%'))}$")
+        helps.append(rf".*\s{re.escape(s.describe(op.ALL_VARIANTS).replace('%%', '%'))}$")
         if s.ini is not None:
             inis.append(rf"\s+{re.escape(s.ini)} \({s.ini_kind}\):")
     assert (

@@ -184,7 +184,7 @@ _LAZY = {"Exporter", "ExportedModel", "register_exporter"}
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from onnxparity import exporters
+        import onnxparity.exporters as exporters
 
         return getattr(exporters, name)
     raise AttributeError(f"module 'onnxparity' has no attribute {name!r}")

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from onnxparity import ALL_VARIANTS
 from onnxparity.config import argparse_type, setting
 from onnxparity.report import document, gate, history, render
 from onnxparity.report.run import write_problem
@@ -73,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
             type=argparse_type(known.parse, option),
             default=known.default,
             metavar=known.metavar,
-            help=known.description,
+            help=known.describe(ALL_VARIANTS),
         )
     check.add_argument(
         "--error-floor",

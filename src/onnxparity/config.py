@@ -12,7 +12,7 @@ error. Knows nothing of pytest.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,13 +93,10 @@ class Setting:
         """The flag's argparse dest: ``--onnx-parity-examples`` -> ``onnx_parity_examples``."""
         return self.flag.lstrip("-").replace("-", "_")
 
-    @property
-    def description(self) -> str:
-        """The help text, with the default (and the built-in variants) written in."""
-        from onnxparity import ALL_VARIANTS  # here, not at import: the package may be importing us
-
+    def describe(self, builtin: Sequence[str] = ()) -> str:
+        """The help text, with the default and the ``builtin`` variants written in."""
         text = self.help.replace("{default}", _shown(self.default))
-        return text.replace("{builtin}", ", ".join(ALL_VARIANTS))
+        return text.replace("{builtin}", ", ".join(builtin))
 
     @property
     def ini_kind(self) -> str:

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from onnxparity import config as cfg
+import onnxparity.config as cfg
+from onnxparity import ALL_VARIANTS
 from onnxparity.config import ParityConfig
 from onnxparity.errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError, WeakCheck
 from onnxparity.planning import Item, plan_items, stable_seed, test_name
@@ -55,7 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("onnx-parity", "ONNX parity checks (onnxparity)")
     for s in cfg.SETTINGS:
         # default=None on every flag: resolve_config tells "not given" from a given value.
-        kwargs: dict[str, Any] = {"dest": s.dest, "default": None, "help": s.description}
+        kwargs: dict[str, Any] = {"dest": s.dest, "default": None, "help": s.describe(ALL_VARIANTS)}
         if s.switch:
             kwargs["action"] = "store_true"
         else:

@@ -42,9 +42,7 @@ __all__ = ["Identity", "NotCacheable", "Walker", "is_library", "memoized", "once
 @functools.cache
 def onnxparity_digest() -> str:
     """A digest of onnxparity's own source (an editable install changes without a version)."""
-    import onnxparity
-
-    root = os.path.dirname(onnxparity.__file__)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the package's folder
     h = hashlib.blake2b(digest_size=16)
     for folder, _, names in sorted(os.walk(root)):
         for name in sorted(n for n in names if n.endswith(".py")):

@@ -33,8 +33,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import onnxparity.graph.files as onnxutils
 from onnxparity.environment import environment  # the report's form; ``document.environment`` stays importable
-from onnxparity.graph import files as onnxutils
 from onnxparity.report import STATUSES, worst_error
 from onnxparity.verdict.compare import json_float
 

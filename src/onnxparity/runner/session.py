@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from onnxparity import budgets
+import onnxparity.budgets as budgets
+import onnxparity.runner.reuse as stored_results
 from onnxparity.config import LATENCY_MODES, ParityConfig
 from onnxparity.diagnosis import all_rejected, indent, timeout_diagnosis
 from onnxparity.diagnosis.failure import failed_result
@@ -41,7 +42,6 @@ from onnxparity.graph.resources import over_memory_budget
 from onnxparity.persist import Store, options_digest
 from onnxparity.planning import Item, plan_items, stable_seed
 from onnxparity.results import CheckResult, VariantResult
-from onnxparity.runner import reuse as stored_results
 from onnxparity.search.anchor import ANCHOR_VARIANT, Anchor
 from onnxparity.search.coverage import Coverage, InnerCache
 from onnxparity.search.data import ExampleData, ExampleKey, OutputKey

@@ -431,7 +431,7 @@ def _fork_here(variant: IsolatedVariant, ends: list[int], parents: tuple[int, in
             if connection is not None:
                 connection.forget()
         _LIVE.clear()
-        from onnxparity.variants import zygote as zygote_module
+        import onnxparity.variants.zygote as zygote_module
 
         zygote_module.forget()
         os.dup2(log, 1)

@@ -17,70 +17,13 @@ range is valid for every drawn shape. Knows nothing of frameworks, runtimes or p
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from onnxparity.graph.domains.types import SMALL, Domain, GraphView, Undrawable  # noqa: F401 (re-exported)
 from onnxparity.graph.nodes import is_standard_domain, walk_nodes
 from onnxparity.spec.inputs import INTEGERS
-
-#: the largest count, size or repeat a drawn input may ask for (outputs stay small)
-SMALL = 4
-
-
-@dataclass(frozen=True)
-class Domain:
-    """A value range for one input (inclusive), and the ops it comes from."""
-
-    low: float
-    high: float
-    why: str
-
-
-@dataclass(frozen=True)
-class Undrawable:
-    """No range of drawn values is valid for this input; ``why`` names the op and the reason."""
-
-    why: str
-
-
-class _Graph:
-    """The sizes and ranks of the graph's tensors that are known before a run: the graph
-    inputs' as given (their smallest or largest), initializers', and shape inference's."""
-
-    def __init__(
-        self, proto: Any, min_sizes: Mapping[str, tuple[int | None, ...]], kinds: Mapping[str, str]
-    ) -> None:
-        import onnx
-
-        #: "int" for a graph input of an integer type (a divisor rule applies only to those)
-        self.kinds = kinds
-
-        self.shapes: dict[str, tuple[int | None, ...]] = dict(min_sizes)
-        for tensor in proto.graph.initializer:
-            self.shapes[tensor.name] = tuple(tensor.dims)
-        try:
-            inferred = onnx.shape_inference.infer_shapes(proto).graph.value_info
-        except Exception:  # shape inference is a help, never a requirement
-            inferred = []
-        for value in inferred:
-            if value.name not in self.shapes and value.type.tensor_type.HasField("shape"):
-                self.shapes[value.name] = tuple(
-                    d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim
-                )
-
-    def rank(self, name: str) -> int | None:
-        shape = self.shapes.get(name)
-        return None if shape is None else len(shape)
-
-    def size(self, name: str, axis: int) -> int | None:
-        """The smallest size of ``name``'s axis ``axis`` (negative counts from the end)."""
-        shape = self.shapes.get(name)
-        if shape is None or not -len(shape) <= axis < len(shape):
-            return None
-        return shape[axis]
-
 
 #: ops whose outputs hold some of the values of their inputs at these positions (rearranged,
 #: a part of them, or one of two): a rule met after them applies to the graph input, since
@@ -101,7 +44,7 @@ def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
         for i in inputs
     }
     kinds = {i.name: ("int" if i.dtype in INTEGERS else "other") for i in inputs}
-    graph = _Graph(proto, min_sizes, kinds)
+    graph = GraphView(proto, min_sizes, kinds)
     # each graph input, and what carries its values on unchanged (an Unsqueeze of indices)
     carried = {i.name: i.name for i in inputs}
     consumers: dict[str, list[tuple[Any, int]]] = {i.name: [] for i in inputs}
@@ -156,7 +99,7 @@ def output_bounds(proto: Any, inputs: Sequence[Any], dims: Mapping[str, int]) ->
     if not sizers:  # the common case: no shape inference to pay for
         return []
     largest = {i.name: tuple(dims.get(e, e) if isinstance(e, str) else e for e in i.shape) for i in inputs}
-    graph = _Graph(proto, largest, {})
+    graph = GraphView(proto, largest, {})
     found = []
     for node in sizers:
         item = declared[node.input[_SIZERS[node.op_type]]]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from onnxparity.graph.domains import SMALL, Domain, Undrawable, _Graph
+from onnxparity.graph.domains.types import SMALL, Domain, GraphView, Undrawable
 
 
 def _attribute(node: Any, name: str, default: Any) -> Any:
@@ -23,7 +23,7 @@ def _label(node: Any) -> str:
     return f"{node.op_type} {node.name!r}" if node.name else node.op_type
 
 
-Rule = Callable[[Any, int, _Graph], "Domain | Undrawable | None"]
+Rule = Callable[[Any, int, GraphView], "Domain | Undrawable | None"]
 
 
 def _along(
@@ -36,7 +36,7 @@ def _along(
     correct export. An axis whose size is not known before the run constrains nothing (an
     example both sides reject is then not counted)."""
 
-    def rule(node: Any, at: int, graph: _Graph) -> Domain | Undrawable | None:
+    def rule(node: Any, at: int, graph: GraphView) -> Domain | Undrawable | None:
         if at != position:
             return None
         axis = axis_of(node)
@@ -52,7 +52,7 @@ def _along(
     return rule
 
 
-def _gather_nd(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+def _gather_nd(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
     if position != 1:
         return None
     batch = _attribute(node, "batch_dims", 0)
@@ -69,7 +69,7 @@ def _axes(first: int = 1, extra: int = 0) -> Rule:
     """An axes input (at ``first``): within the rank of the node's first input (plus
     ``extra``). A list of several axes may repeat one when drawn: undrawable."""
 
-    def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    def rule(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
         if position != first:
             return None
         rank = graph.rank(node.input[0])
@@ -90,7 +90,7 @@ def _axis(position: int, *, but_last: bool = False) -> Rule:
     """A single axis of the node's first input: within its rank (``but_last``: not the last
     axis, which DFT keeps for the real and imaginary parts)."""
 
-    def rule(node: Any, at: int, graph: _Graph) -> Domain | Undrawable | None:
+    def rule(node: Any, at: int, graph: GraphView) -> Domain | Undrawable | None:
         if at != position:
             return None
         rank = graph.rank(node.input[0])
@@ -104,7 +104,7 @@ def _axis(position: int, *, but_last: bool = False) -> Rule:
 
 
 def _small(*positions: int, low: float = 1, high: float = SMALL, what: str = "a size") -> Rule:
-    def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    def rule(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
         if position not in positions:
             return None
         return Domain(low, high, f"{what} of {_label(node)} (kept small: the output grows with it)")
@@ -113,7 +113,7 @@ def _small(*positions: int, low: float = 1, high: float = SMALL, what: str = "a 
 
 
 def _undrawable(*positions: int, why: str) -> Rule:
-    def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    def rule(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
         if position not in positions:
             return None
         return Undrawable(f"it is {why} of {_label(node)}")
@@ -122,7 +122,7 @@ def _undrawable(*positions: int, why: str) -> Rule:
 
 
 def _positive(*positions: int, what: str = "a scale", low: float = 0.0625, high: float = 1.0) -> Rule:
-    def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    def rule(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
         if position not in positions:
             return None
         return Domain(low, high, f"{what} of {_label(node)} (positive)")
@@ -134,7 +134,7 @@ def _integer(position: int, low: int, high: int, what: str) -> Rule:
     """An integer input at ``position`` (a float one needs no bound: a float division by 0 is
     inf on both sides, a float power does not wrap)."""
 
-    def rule(node: Any, at: int, graph: _Graph) -> Domain | Undrawable | None:
+    def rule(node: Any, at: int, graph: GraphView) -> Domain | Undrawable | None:
         if at != position or graph.kinds.get(node.input[at]) != "int":
             return None
         return Domain(low, high, f"{what} of {_label(node)}")
@@ -145,7 +145,7 @@ def _integer(position: int, low: int, high: int, what: str) -> Rule:
 def _room(position: int, axis_default: int) -> Rule:
     """TensorScatter's write indices: room for the update along the axis of the cache."""
 
-    def rule(node: Any, at: int, graph: _Graph) -> Domain | Undrawable | None:
+    def rule(node: Any, at: int, graph: GraphView) -> Domain | Undrawable | None:
         if at != position:
             return None
         axis = _attribute(node, "axis", axis_default)
@@ -159,7 +159,7 @@ def _room(position: int, axis_default: int) -> Rule:
     return rule
 
 
-def _pads(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+def _pads(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
     if position != 1:
         return None
     high = 2
@@ -170,7 +170,7 @@ def _pads(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None
     return Domain(0, high, f"the pads of {_label(node)} (kept small: the output grows with them)")
 
 
-def _split_size(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+def _split_size(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
     """SplitToSequence's split: one size within the axis (a list must add up to it)."""
     if position != 1:
         return None
@@ -182,7 +182,7 @@ def _split_size(node: Any, position: int, graph: _Graph) -> Domain | Undrawable 
 
 
 def _chain(*rules: Rule) -> Rule:
-    def rule(node: Any, position: int, graph: _Graph) -> Domain | Undrawable | None:
+    def rule(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
         for each in rules:
             found = each(node, position, graph)
             if found is not None:
