@@ -14,6 +14,7 @@ from typing import Any
 from onnxparity.errors import ParityFailure
 from onnxparity.spec import Policy
 from onnxparity.verdict.compare import Verdict, json_float
+from onnxparity.verdict.power import OutputPower, Power  # noqa: F401 (OutputPower: re-exported)
 
 
 @dataclass(frozen=True)
@@ -88,49 +89,6 @@ class OutputSummary:
             "max_abs_error_vs_ort_cpu": json_float(self.max_abs_error_vs_ort_cpu),
             "cosine": json_float(self.cosine),
             "sqnr_db": json_float(self.sqnr_db),
-        }
-
-
-@dataclass(frozen=True)
-class OutputPower:
-    """How much one output's check could have caught, measured over the search's examples."""
-
-    name: str
-    #: the largest |expected| value seen
-    scale: float
-    #: how much the expected values moved with the input (across a batch's rows, else overall)
-    variation: float
-    #: the tolerance band at ``scale`` (atol + rtol * scale; 0 for exact outputs)
-    band: float
-    #: the smallest relative change of the whole output the check would catch (inf: none)
-    detectable_change: float
-    #: the output moved beyond the band across the inputs drawn
-    input_dependent: bool
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "scale": json_float(self.scale),
-            "variation": json_float(self.variation),
-            "band": json_float(self.band),
-            "detectable_change": json_float(self.detectable_change),
-            "input_dependent": self.input_dependent,
-        }
-
-
-@dataclass(frozen=True)
-class Power:
-    """Whether a passing check could have failed: ``weak`` with the reasons when not."""
-
-    weak: bool
-    reasons: tuple[str, ...] = ()
-    outputs: tuple[OutputPower, ...] = ()
-
-    def to_dict(self) -> dict:
-        return {
-            "weak": self.weak,
-            "reasons": list(self.reasons),
-            "outputs": [o.to_dict() for o in self.outputs],
         }
 
 

@@ -7,20 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from onnxparity.spec.budgets import STANDARD_DOMAINS, canonical_domain, is_standard_domain  # noqa: F401 (re-exported)
+
+
 #: the two spellings of ONNX's standard operator domain.
-STANDARD_DOMAINS = ("", "ai.onnx")
-
-
-def canonical_domain(domain: str) -> str:
-    """``"ai.onnx"`` for either spelling of the standard domain; any other domain unchanged."""
-    return "ai.onnx" if domain in STANDARD_DOMAINS else domain
-
-
-def is_standard_domain(domain: str) -> bool:
-    """True for ``""`` and ``"ai.onnx"``, the standard operator domain's two spellings."""
-    return domain in STANDARD_DOMAINS
-
-
 def walk_nodes(graph: Any, where: str = "") -> Iterator[tuple[Any, str]]:
     """``(node, where)`` for every node of ``graph``, subgraphs (If/Loop/Scan bodies) included;
     ``where`` is the path to a subgraph's node, like ``"If_0/then_branch/"`` (``""`` at the top)."""

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from onnxparity.errors import InvalidSpec
-from onnxparity.graph.nodes import canonical_domain
-from onnxparity.spec.inputs import _freeze_mapping, _is_int, _is_real
+from onnxparity.spec.inputs import freeze_mapping, is_int, is_real
 
 #: operator domains an opset budget allows unless told otherwise.
 DEFAULT_DOMAINS = ("ai.onnx", "ai.onnx.ml")
@@ -23,6 +22,19 @@ def _op_names(value: Any, where: str) -> tuple[str, ...]:
     if not all(isinstance(n, str) and n for n in names):
         raise InvalidSpec(f"{where}={value!r}: op types are non-empty strings such as 'Conv'")
     return names
+
+
+STANDARD_DOMAINS = ("", "ai.onnx")
+
+
+def canonical_domain(domain: str) -> str:
+    """``"ai.onnx"`` for either spelling of the standard domain; any other domain unchanged."""
+    return "ai.onnx" if domain in STANDARD_DOMAINS else domain
+
+
+def is_standard_domain(domain: str) -> bool:
+    """True for ``""`` and ``"ai.onnx"``, the standard operator domain's two spellings."""
+    return domain in STANDARD_DOMAINS
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,7 @@ class Opset:
     def __post_init__(self) -> None:
         for fname in ("min", "max", "target"):
             value = getattr(self, fname)
-            if value is not None and (not _is_int(value) or value < 1):
+            if value is not None and (not is_int(value) or value < 1):
                 raise InvalidSpec(f"Opset({fname}={value!r}): give an ONNX opset number such as 17")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise InvalidSpec(f"Opset(min={self.min}, max={self.max}): min is larger than max")
@@ -61,7 +73,7 @@ class Opset:
             raise InvalidSpec(f"Opset(matrix={matrix!r}): give a list of opsets, e.g. [13, 17, 21]")
         matrix = tuple(dict.fromkeys(matrix))
         for value in matrix:
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise InvalidSpec(f"Opset(matrix={self.matrix!r}): {value!r} is not an opset number")
         object.__setattr__(self, "matrix", tuple(int(v) for v in matrix))
         if self.target is not None and self.matrix:
@@ -142,21 +154,21 @@ class Latency:
         if not isinstance(self.variant, str) or not self.variant:
             raise InvalidSpec(f"Latency(variant={self.variant!r}): give a variant name such as 'ort-cpu'")
         if not isinstance(self.at, Mapping) or not all(
-            isinstance(k, str) and _is_int(v) and v >= 1 for k, v in self.at.items()
+            isinstance(k, str) and is_int(v) and v >= 1 for k, v in self.at.items()
         ):
             raise InvalidSpec(
                 f"Latency(at={self.at!r}): give concrete dims, e.g. {{'batch': 1, 'size': 224}}"
             )
-        object.__setattr__(self, "at", _freeze_mapping({k: int(v) for k, v in self.at.items()}))
+        object.__setattr__(self, "at", freeze_mapping({k: int(v) for k, v in self.at.items()}))
         for fname in ("p50_ms", "p95_ms", "max_ratio", "min_time_s", "max_time_s"):
             value = getattr(self, fname)
-            if value is not None and (not _is_real(value) or not math.isfinite(value) or value <= 0):
+            if value is not None and (not is_real(value) or not math.isfinite(value) or value <= 0):
                 raise InvalidSpec(f"Latency({fname}={value!r}): give a positive number")
         for fname in ("threads", "min_repeats"):
             value = getattr(self, fname)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise InvalidSpec(f"Latency({fname}={value!r}): give a positive integer")
-        if not _is_int(self.warmup) or self.warmup < 0:
+        if not is_int(self.warmup) or self.warmup < 0:
             raise InvalidSpec(f"Latency(warmup={self.warmup!r}): give a number of runs >= 0")
 
     @property

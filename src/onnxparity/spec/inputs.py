@@ -81,11 +81,11 @@ KINDS = ("values", "mask", "lengths")
 PADDINGS = ("right", "left")
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _is_real(value: Any) -> bool:
+def is_real(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
         value, (bool, np.bool_)
     )
@@ -102,7 +102,7 @@ class Dim:
     def __post_init__(self) -> None:
         for fname in ("min", "max", "multiple_of"):
             value = getattr(self, fname)
-            if not _is_int(value):
+            if not is_int(value):
                 raise InvalidSpec(
                     f"Dim({fname}={value!r}): {fname} must be an integer, got {type(value).__name__}"
                 )
@@ -140,7 +140,7 @@ class Dim:
 
     def __contains__(self, value: object) -> bool:
         return (
-            _is_int(value)
+            is_int(value)
             and self.first <= value <= self.last  # type: ignore[operator]
             and value % self.multiple_of == 0  # type: ignore[operator]
         )
@@ -218,7 +218,7 @@ class Input:
             if isinstance(entry, str):
                 if not entry.isidentifier():
                     raise InvalidSpec(f"{where}: dim name {entry!r} at axis {axis} must be an identifier")
-            elif _is_int(entry):
+            elif is_int(entry):
                 if entry < 0:  # 0: a zero-length axis, which ONNX allows and some graphs fix
                     raise InvalidSpec(f"{where}: axis {axis} has size {entry}; sizes must be >= 0")
             else:
@@ -265,7 +265,7 @@ class Input:
         low = low if self.low is None else self.low
         high = high if self.high is None else self.high
         for fname, value in (("low", low), ("high", high)):
-            if not _is_real(value) or not math.isfinite(value):
+            if not is_real(value) or not math.isfinite(value):
                 raise InvalidSpec(f"{where}: {fname}={value!r} must be a finite number")
         if dtype in _INT_LIMITS:
             for fname, value in (("low", low), ("high", high)):
@@ -331,10 +331,10 @@ class Input:
                     f"{where}: kind='lengths' needs within=: the dim the lengths lie within, e.g. within='seq'"
                 )
             if not (isinstance(within, str) and within.isidentifier()) and not (
-                _is_int(within) and within >= 1
+                is_int(within) and within >= 1
             ):
                 raise InvalidSpec(f"{where}: within={within!r} must be a dim name or a size >= 1")
-            if _is_int(within):
+            if is_int(within):
                 within = int(within)
                 if within > _INT_LIMITS[dtype].max:
                     raise InvalidSpec(f"{where}: within={within} does not fit dtype {dtype}")
@@ -362,14 +362,14 @@ class Input:
         if ids is None:
             return
         if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
-            ids = (ids,) if _is_int(ids) else None
+            ids = (ids,) if is_int(ids) else None
         ids = tuple(ids) if ids is not None else ()
         if not ids:
             raise InvalidSpec(
                 f"{where}: special_ids={self.special_ids!r}: give a non-empty tuple of token ids"
             )
         for value in ids:
-            if not _is_int(value):
+            if not is_int(value):
                 raise InvalidSpec(f"{where}: special_ids has {value!r}; token ids are integers")
             if not self.low <= value <= self.high:
                 raise InvalidSpec(
@@ -405,7 +405,7 @@ def _canonical_dtype(dtype: Any, where: str) -> str:
     return name
 
 
-def _freeze_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+def freeze_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
@@ -417,15 +417,15 @@ def _boundaries(given: Any, where: str) -> tuple[tuple[int | None, float], ...]:
     for entry in given:
         column, value = (
             (None, entry)
-            if _is_real(entry)
+            if is_real(entry)
             else tuple(entry)
             if isinstance(entry, (tuple, list))
             else (None, None)
         )
         if (
-            not _is_real(value)
+            not is_real(value)
             or not math.isfinite(value)
-            or not (column is None or (_is_int(column) and column >= 0))
+            or not (column is None or (is_int(column) and column >= 0))
         ):
             raise InvalidSpec(
                 f"{where}: boundaries has {entry!r}; give finite values, or (column, value) pairs with a column >= 0"

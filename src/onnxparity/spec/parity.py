@@ -13,7 +13,7 @@ from typing import Any
 
 from onnxparity.errors import InvalidSpec
 from onnxparity.spec.budgets import Latency, Opset, latencies
-from onnxparity.spec.inputs import Dim, Input, _freeze_mapping, _is_int
+from onnxparity.spec.inputs import Dim, Input, freeze_mapping, is_int
 from onnxparity.spec.policy import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
 
 
@@ -83,7 +83,7 @@ class ParitySpec:
         unused = sorted(set(self.dims) - used)
         if unused:
             raise InvalidSpec(f"dims declares {unused[0]!r} but no input uses it; check its spelling")
-        object.__setattr__(self, "dims", _freeze_mapping(self.dims))
+        object.__setattr__(self, "dims", freeze_mapping(self.dims))
 
         variants = self.variants
         if isinstance(variants, str):
@@ -106,7 +106,7 @@ class ParitySpec:
                     f"tolerance[{key!r}]={value!r}: keys are variant names or patterns, "
                     "values op.Tolerance(atol=..., rtol=...) or op.Agreement(labels=...)"
                 )
-        object.__setattr__(self, "tolerance", _freeze_mapping(tolerance))
+        object.__setattr__(self, "tolerance", freeze_mapping(tolerance))
 
         if isinstance(self.opset, Opset):
             raise InvalidSpec(
@@ -115,7 +115,7 @@ class ParitySpec:
             )
         if self.opset_budget is not None and not isinstance(self.opset_budget, Opset):
             raise InvalidSpec(f"opset_budget={self.opset_budget!r}: give op.Opset(...)")
-        if self.opset is not None and (not _is_int(self.opset) or self.opset < 7):
+        if self.opset is not None and (not is_int(self.opset) or self.opset < 7):
             raise InvalidSpec(f"opset={self.opset!r}: give an ONNX opset number such as 17, or op.Opset(...)")
         latency = latencies(self.latency)
         for item in latency:
@@ -128,7 +128,7 @@ class ParitySpec:
                         f"{item.describe()}: {name}={value} is outside dims[{name!r}]={self.dims[name]}"
                     )
         object.__setattr__(self, "latency", latency)
-        if self.examples is not None and (not _is_int(self.examples) or self.examples < 1):
+        if self.examples is not None and (not is_int(self.examples) or self.examples < 1):
             raise InvalidSpec(f"examples={self.examples!r}: give a positive number of examples")
 
         options = self.variant_options or {}
@@ -141,7 +141,7 @@ class ParitySpec:
                 "e.g. {'int8-static': {'method': 'entropy'}}"
             )
         object.__setattr__(
-            self, "variant_options", _freeze_mapping({k: _freeze_mapping(v) for k, v in options.items()})
+            self, "variant_options", freeze_mapping({k: freeze_mapping(v) for k, v in options.items()})
         )
         _check_variant_keys("tolerance", self.tolerance, variants, globs=True)
         _check_variant_keys("variant_options", self.variant_options, variants, globs=False)

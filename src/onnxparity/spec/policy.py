@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from onnxparity.errors import InvalidSpec
-from onnxparity.spec.inputs import _is_real
+from onnxparity.spec.inputs import is_real
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Tolerance:
     def __post_init__(self) -> None:
         for fname in ("atol", "rtol", "scaled"):
             value = getattr(self, fname)
-            if not _is_real(value) or not math.isfinite(value) or value < 0:
+            if not is_real(value) or not math.isfinite(value) or value < 0:
                 raise InvalidSpec(f"Tolerance({fname}={value!r}): {fname} must be a finite number >= 0")
             object.__setattr__(self, fname, float(value))
 
@@ -103,7 +103,7 @@ class Agreement:
     sqnr_db: float | None = None
 
     def __post_init__(self) -> None:
-        if not _is_real(self.labels) or not 0 < self.labels <= 1:
+        if not is_real(self.labels) or not 0 < self.labels <= 1:
             raise InvalidSpec(f"Agreement(labels={self.labels!r}): labels must be a fraction in (0, 1]")
         if self.tolerance is not None and not isinstance(self.tolerance, Tolerance):
             raise InvalidSpec(
@@ -111,15 +111,15 @@ class Agreement:
             )
         object.__setattr__(self, "labels", float(self.labels))
         if self.top1 is not None:
-            if not _is_real(self.top1) or not 0 < self.top1 <= 1:
+            if not is_real(self.top1) or not 0 < self.top1 <= 1:
                 raise InvalidSpec(f"Agreement(top1={self.top1!r}): top1 must be a fraction in (0, 1]")
             object.__setattr__(self, "top1", float(self.top1))
         if self.cosine is not None:
-            if not _is_real(self.cosine) or not -1 < self.cosine <= 1:
+            if not is_real(self.cosine) or not -1 < self.cosine <= 1:
                 raise InvalidSpec(f"Agreement(cosine={self.cosine!r}): cosine must be in (-1, 1], e.g. 0.99")
             object.__setattr__(self, "cosine", float(self.cosine))
         if self.sqnr_db is not None:
-            if not _is_real(self.sqnr_db) or not math.isfinite(self.sqnr_db):
+            if not is_real(self.sqnr_db) or not math.isfinite(self.sqnr_db):
                 raise InvalidSpec(f"Agreement(sqnr_db={self.sqnr_db!r}): give a finite number of dB, e.g. 20")
             object.__setattr__(self, "sqnr_db", float(self.sqnr_db))
 

@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from onnxparity.results import OutputPower, Power
 from onnxparity.spec import DEFAULT_TOLERANCE, Policy, Tolerance
+from onnxparity.verdict.compare import json_float
 
 #: an output that would pass a relative change larger than this is weak (lossless policies).
 WEAK_CHANGE = 0.01
@@ -202,3 +203,46 @@ def _show(value) -> str:
 def weak_message(name: str, power: Power) -> str:
     """The text of a :class:`~onnxparity.errors.WeakCheck` warning for a weak pass."""
     return f"{name} passed, but could not have failed:\n" + "\n".join(f"  {r}" for r in power.reasons)
+
+
+@dataclass(frozen=True)
+class OutputPower:
+    """How much one output's check could have caught, measured over the search's examples."""
+
+    name: str
+    #: the largest |expected| value seen
+    scale: float
+    #: how much the expected values moved with the input (across a batch's rows, else overall)
+    variation: float
+    #: the tolerance band at ``scale`` (atol + rtol * scale; 0 for exact outputs)
+    band: float
+    #: the smallest relative change of the whole output the check would catch (inf: none)
+    detectable_change: float
+    #: the output moved beyond the band across the inputs drawn
+    input_dependent: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "scale": json_float(self.scale),
+            "variation": json_float(self.variation),
+            "band": json_float(self.band),
+            "detectable_change": json_float(self.detectable_change),
+            "input_dependent": self.input_dependent,
+        }
+
+
+@dataclass(frozen=True)
+class Power:
+    """Whether a passing check could have failed: ``weak`` with the reasons when not."""
+
+    weak: bool
+    reasons: tuple[str, ...] = ()
+    outputs: tuple[OutputPower, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "weak": self.weak,
+            "reasons": list(self.reasons),
+            "outputs": [o.to_dict() for o in self.outputs],
+        }
