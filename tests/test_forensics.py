@@ -295,16 +295,16 @@ def test_a_large_models_values_are_compared_a_slice_at_a_time(parity_session, fo
     its own, in graph order, and the run stops at the first that diverges: the same node is
     named as with everything at once."""
     from onnxparity.forensics import export
-    from onnxparity.variants import localize
+    from onnxparity.variants import probe
 
     model, path = forensic
     broken = onnx.load(path)
     edited = epsilon(broken)
     runs = []
-    real = localize.tensor_values
+    real = probe.tensor_values
     monkeypatch.setattr(export, "CHUNK_BYTES", 1)
     monkeypatch.setattr(
-        localize, "tensor_values", lambda m, feeds: runs.append(len(m.graph.output)) or real(m, feeds)
+        probe, "tensor_values", lambda m, feeds: runs.append(len(m.graph.output)) or real(m, feeds)
     )
     result = check_edited(parity_session, model, broken, "forensics slices")
     assert {result.divergence.node} == edited
@@ -380,3 +380,30 @@ def test_the_exports_own_program_is_reused_and_exported_again_only_when_gone(
     assert localized("forensics kept program") and calls == []
     monkeypatch.setattr(torch_source, "PROGRAMS", type(torch_source.PROGRAMS)())
     assert localized("forensics program gone") and calls == [1]
+
+
+def test_a_float16_value_within_its_precision_is_not_named_as_a_divergence():
+    """Each tensor is judged by the verdict's rule: under an undeclared tolerance a float16 value
+    is compared at float16's precision (2^-9), as a float16 output is, not at the default
+    atol=1e-5 — a value one rounding step away is not the first divergence, one 0.1 away is; a
+    declared tolerance applies as declared, to tensors as to outputs."""
+    from onnxparity.forensics.export import off, walk
+    from onnxparity.spec import DEFAULT_TOLERANCE
+    from onnxparity.verdict.compare import compare_output
+
+    half = onnx.TensorProto.FLOAT16
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["h"], name="relu"), helper.make_node("Neg", ["h"], ["y"], name="neg")],
+        "g",
+        [helper.make_tensor_value_info("x", half, [4])],
+        [helper.make_tensor_value_info("y", half, [4])],
+    )
+    h = np.array([0.5, 1.0, 2.0, 0.25], np.float16)
+    step = np.nextafter(h, np.float16(np.inf))  # one float16 rounding step: 2^-10 at 1.0
+    assert off(h, step, DEFAULT_TOLERANCE)[2] is False
+    assert walk(graph, {"h": h, "y": -h}, {"h": step, "y": -step}, DEFAULT_TOLERANCE) is None
+    far = h + np.float16(0.1)
+    assert walk(graph, {"h": h, "y": -h}, {"h": far, "y": -far}, DEFAULT_TOLERANCE).node == "relu"
+    for tolerance in (DEFAULT_TOLERANCE, op.Tolerance(), op.Tolerance(0.0, 0.0, 0.02)):
+        for actual in (step, far, np.where(h == 1.0, np.float16(np.inf), h)):
+            assert off(h, actual, tolerance)[2] is not compare_output("h", h, actual, tolerance).passed

@@ -246,13 +246,12 @@ def test_instance_changes_the_class_does_not_show_are_digested_by_their_code():
 
 def test_a_reused_results_outputs_read_as_the_fresh_ones():
     from onnxparity.results import OutputSummary
-
-    from onnxparity.runner.reuse import _summary
+    from onnxparity.runner.reuse import output_summary
 
     fresh = OutputSummary("y", 1.5e-7, 3e-6, 0.0, 0, 32, None, None, 0, 0, 2e-7, None, None)
-    assert _summary(fresh.to_dict()) == fresh
+    assert output_summary(fresh.to_dict()) == fresh
     lossy = OutputSummary("y", float("inf"), float("nan"), 0.5, 3, 32, 0.99, 20.5, 0, 0, None, 0.999, 31.0)
-    again = _summary(lossy.to_dict())
+    again = output_summary(lossy.to_dict())
     assert again.max_abs_error == float("inf") and again.max_rel_error != again.max_rel_error
     assert (again.min_cosine, again.sqnr_db, again.mismatched) == (0.99, 31.0, 3)
 

@@ -437,7 +437,7 @@ WIDE = [op.Input("x", ("batch", 512), low=-3, high=3)]
 def test_a_provider_that_agrees_with_the_cpu_is_said_to(tmp_path, parity_session):
     """The GPU's localization runs the model with every value as an output on both providers;
     with the CPU on both sides every value agrees, and the line says so."""
-    from onnxparity.variants.localize import explain_providers
+    from onnxparity.forensics.precision import explain_providers
 
     torch.manual_seed(0)
     path = parity_session.prepare(Wide().eval(), op.ParitySpec(inputs=tuple(WIDE), dims=DIMS)).exported.path
@@ -506,6 +506,34 @@ def test_a_registered_variant_can_be_removed_again():
         get_variant("gone-test")
     with pytest.raises(op.InvalidSpec, match=r"unregister_variant\('gone-test'\): not registered"):
         unregister_variant("gone-test")
+
+
+def test_the_builtin_tables_resolve_and_the_nearest_explain_wins():
+    """Built-in variants and their explainers are tables of dotted names, which no import
+    checks: each resolves, each built-in's info has its own name, and a runnable explains as its
+    nearest class says (a user's subclass with its own ``explain`` keeps it)."""
+    import importlib
+
+    from onnxparity.forensics import by_variant
+    from onnxparity.variants import BUILTINS
+    from onnxparity.variants.base import EXPLAIN_WITH, lineage
+    from onnxparity.variants.int8 import StaticRunnable
+    from onnxparity.variants.ort import OptimizedRunnable
+
+    assert all(get_variant(name).name == name for name in BUILTINS) and op.ALL_VARIANTS == tuple(BUILTINS)
+    for reference in (*by_variant.EXPLAINERS, *by_variant.EXPLAINERS.values()):
+        module, _, name = reference.partition(":")
+        assert callable(getattr(importlib.import_module(module), name)), reference
+
+    class Mine(OptimizedRunnable):
+        def explain(self, feeds):
+            return ["mine"]
+
+    def chosen(cls):
+        return by_variant.explainer(lineage(cls.__new__(cls)))
+
+    assert chosen(StaticRunnable) == "onnxparity.forensics.precision:explain_static"
+    assert chosen(OrtRunnable) is None and chosen(Mine) == EXPLAIN_WITH
 
 
 def test_fp16_skips_models_with_machine_learning_operators(tmp_path):
@@ -646,6 +674,7 @@ def test_an_fp16_overflow_is_localized_to_its_node_with_a_verified_fix(tmp_path)
     only after re-checking it on that input. (On ONNX Runtime's CPU this model passes as a
     whole: without float16 kernels for Mul it computes there in float32; the intermediate
     tensors, stored as float16, show the overflow.)"""
+    from onnxparity.forensics.by_variant import explain
     from parity_models import HalfOverflow
 
     torch.manual_seed(0)
@@ -653,7 +682,7 @@ def test_an_fp16_overflow_is_localized_to_its_node_with_a_verified_fix(tmp_path)
     torch.onnx.export(HalfOverflow().eval(), (torch.ones(2, 4),), path, input_names=["x"], dynamo=False)
     context = BuildContext(model_path=path, workdir=str(tmp_path), name="fp16")
     runnable = get_variant("fp16").build(context)
-    explained = runnable.explain({"x": np.full((2, 4), 0.9, np.float32)})
+    explained = explain(runnable, {"x": np.full((2, 4), 0.9, np.float32)})
     (found,) = [e for e in explained if not isinstance(e, str)]  # what result.divergence carries
     assert (found.node, found.op_type, found.nonfinite) == ("/Mul", "Mul", 16)
     lines = [e for e in explained if isinstance(e, str)]
@@ -665,5 +694,5 @@ def test_an_fp16_overflow_is_localized_to_its_node_with_a_verified_fix(tmp_path)
         "verified: with variant_options={'fp16': {'op_block_list': ['Mul']}} fp16 meets its default policy on this input"
     )
     # an input that stays below 65504 everywhere: nothing to name
-    quiet = runnable.explain({"x": np.full((2, 4), 0.1, np.float32)})
+    quiet = explain(runnable, {"x": np.full((2, 4), 0.1, np.float32)})
     assert quiet == ["first divergence: none found between the float32 and float16 graphs' shared tensors"]

@@ -26,6 +26,11 @@ from onnxparity.errors import (
 )
 from onnxparity.spec import Agreement, Dim, Input, Latency, Opset, ParitySpec, Tolerance
 
+# every built-in variant, for a marker's ``variants=``: lossless ONNX Runtime CPU (with and
+# without graph optimizations), CUDA (skipped without a GPU), int8 dynamic and static, fp16,
+# and the ONNX reference evaluator — the names of :mod:`onnxparity.variants`' table
+from onnxparity.variants import ALL_VARIANTS
+
 if TYPE_CHECKING:
     from onnxparity.exporters import ExportedModel, Exporter, register_exporter
     from onnxparity.results import CheckResult
@@ -33,19 +38,6 @@ if TYPE_CHECKING:
     from onnxparity.variants import BuildContext, Runnable
 
 __version__ = "0.1.0"
-
-#: every built-in variant, for a marker's ``variants=``: lossless ONNX Runtime CPU (with and
-#: without graph optimizations), CUDA (skipped without a GPU), int8 dynamic and static, fp16,
-#: and the ONNX reference evaluator.
-ALL_VARIANTS = (
-    "ort-cpu",
-    "ort-cpu-noopt",
-    "ort-gpu",
-    "int8-dynamic",
-    "int8-static",
-    "fp16",
-    "onnx-reference",
-)
 
 __all__ = [
     "ALL_VARIANTS",
@@ -108,44 +100,45 @@ def check(
     ``"enforce"`` (a broken latency budget fails; the default without ``session``), ``"report"``
     or ``"off"`` (default with ``session``: the session's mode).
     """
+    import contextlib
+
     from onnxparity.config import ParityConfig
-    from onnxparity.exporters import resolve
-    from onnxparity.planning import build_spec
     from onnxparity.runner import ParitySession
+    from onnxparity.runner.check import run_check, warn_weak
 
-    subject = resolve(model, onnx=onnx, reference=reference)
-    spec = build_spec(
-        subject,
-        data=data,
-        inputs=inputs,
-        dims=dims,
-        variants=tuple(variants),
-        tolerance=tolerance if tolerance is not None else {},
-        opset=opset,
-        examples=examples,
-        variant_options=variant_options or {},
-        latency=latency if latency is not None else (),
-        calibration=calibration,
-    )
-    if session is not None:
-        result = session.check(subject, spec=spec, name=name, data=data, latency_mode=latency_mode)
-    else:
+    def declared() -> dict[str, Any]:
+        """This call's declaration, as build_spec takes it."""
+        return dict(
+            data=data,
+            inputs=inputs,
+            dims=dims,
+            variants=tuple(variants),
+            tolerance=tolerance if tolerance is not None else {},
+            opset=opset,
+            examples=examples,
+            variant_options=variant_options or {},
+            latency=latency if latency is not None else (),
+            calibration=calibration,
+        )
+
+    def opened() -> contextlib.AbstractContextManager[ParitySession]:
+        """The caller's session (left open), else one of our own for this call."""
+        if session is not None:
+            return contextlib.nullcontext(session)
         config = ParityConfig(reproducer_dir=os.fspath(reproducer_dir), latency=latency_mode or "enforce")
-        with ParitySession(config) as own:
-            result = own.check(subject, spec=spec, name=name, data=data)
-    _warn_weak(result)
+        return ParitySession(config)
+
+    result = run_check(
+        model,
+        onnx=onnx,
+        reference=reference,
+        arguments=declared,
+        session=opened,
+        name=name,
+        latency_mode=latency_mode if session is not None else None,  # our own session has it
+    )
+    warn_weak(result)
     return result
-
-
-def _warn_weak(result: CheckResult) -> None:
-    """A :class:`WeakCheck` warning for every passing variant that could not have failed."""
-    import warnings
-
-    from onnxparity.verdict.power import weak_message
-
-    for item, outcome in result.variants.items():
-        if outcome.passed and outcome.power is not None and outcome.power.weak:
-            warnings.warn(WeakCheck(weak_message(f"{result.name} [{item}]", outcome.power)), stacklevel=3)
 
 
 def register_variant(

@@ -24,10 +24,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from onnxparity import ALL_VARIANTS
 from onnxparity.config import argparse_type, setting
 from onnxparity.report import document, gate, history, render
 from onnxparity.report.run import write_problem
+from onnxparity.variants import ALL_VARIANTS
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 import onnxparity.config as cfg
-from onnxparity import ALL_VARIANTS
 from onnxparity.config import ParityConfig
-from onnxparity.errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError, WeakCheck
+from onnxparity.errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError
 from onnxparity.planning import Item, plan_items, stable_seed, test_name
 from onnxparity.spec import ParitySpec
+from onnxparity.variants import ALL_VARIANTS
 
 CONFIG_KEY = pytest.StashKey[ParityConfig]()
 ENTRY_KEY = pytest.StashKey[dict]()  # one item's report entry, set by its fixture
@@ -356,7 +356,7 @@ class ParityFixture:
         the budget does not hold; returns the VariantResult (or BudgetResult).
         """
         __tracebackhide__ = True
-        from onnxparity.exporters import resolve
+        from onnxparity.runner.check import run_check, warn_weak
 
         self.checks += 1
         if self.checks > 1:
@@ -369,15 +369,16 @@ class ParityFixture:
         skip = failure = None
         checked = None
         try:
-            # the test that builds the model is part of what its export is keyed by across runs
-            subject = resolve(model, onnx=onnx, reference=reference, origin=getattr(self.item, "function", None))
-            spec, data = self._spec(overrides, subject)
-            checked = _session(self._config).check(
-                subject,
-                spec=spec,
+            checked = run_check(
+                model,
+                onnx=onnx,
+                reference=reference,
+                # the test that builds the model is part of what its export is keyed by across runs
+                origin=getattr(self.item, "function", None),
+                arguments=lambda: self._declared_with(overrides),
+                session=lambda: contextlib.nullcontext(_session(self._config)),  # the run's: left open
                 name=_base_id(self.item),
-                data=data,
-                items=[self._bound(spec)],
+                items=lambda spec: [self._bound(spec)],
             )
             result = {**checked.variants, **checked.budgets}[self.planned.id]
         except FrameworkNotInstalled as exc:
@@ -401,11 +402,8 @@ class ParityFixture:
             result.measured.get("broken") or not result.measured.get("reliable", True)
         ):
             warnings.warn(LatencyReport(result.message), stacklevel=2)
-        power = getattr(result, "power", None)
-        if power is not None and power.weak:
-            from onnxparity.verdict.power import weak_message
-
-            warnings.warn(WeakCheck(weak_message(self.item.nodeid, power)), stacklevel=2)
+        # after the entry is recorded, as before: under -W error the item's entry stays its pass
+        warn_weak(checked, label=lambda _: self.item.nodeid)
         return result
 
     def _record(self, status: str, result: dict, checked: Any = None) -> None:
@@ -432,9 +430,9 @@ class ParityFixture:
             raise InvalidSpec("item opset: declare opset=op.Opset(...) on the marker")
         return planned
 
-    def _spec(self, overrides: dict, subject: Any) -> tuple[ParitySpec, Any]:
-        from onnxparity.planning import build_spec
-
+    def _declared_with(self, overrides: dict) -> dict[str, Any]:
+        """The marker's arguments with the test's overrides, as build_spec takes them (``data``
+        included); checked once the model resolved, as the check reads them then."""
         if self._marker_args:
             raise InvalidSpec("the onnx_parity marker takes keyword arguments only (inputs=..., dims=...)")
         args = {**self._declared, **overrides}
@@ -443,8 +441,7 @@ class ParityFixture:
             raise InvalidSpec(f"unknown onnx_parity argument {unknown[0]!r}; known: {', '.join(MARKER_ARGS)}")
         args.setdefault("variants", (self.variant,) if self.variant else ("ort-cpu",))
         args["latency"] = args.get("latency") or ()
-        data = args.pop("data", None)
-        return build_spec(subject, data=data, **args), data
+        return args
 
 
 class LatencyReport(UserWarning):

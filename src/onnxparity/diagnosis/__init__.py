@@ -7,12 +7,14 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from onnxparity.forensics.by_variant import explain
 from onnxparity.search.tally import Evidence, Shortfall
 from onnxparity.spec import Agreement, ParitySpec, Policy
-from onnxparity.variants import Runnable, explain_with
+from onnxparity.variants import Runnable
 from onnxparity.verdict.explanation import mismatch_table
 
 if TYPE_CHECKING:
+    from onnxparity.draw import Example
     from onnxparity.exporters import ModelPair
 
 
@@ -110,12 +112,13 @@ def pattern_hints(patterns) -> list[str]:
 
 
 def variant_explanation(runnable: Runnable, failure: Evidence, tolerance: Any = None) -> list:
-    """A variant's own explanation of a failing input (e.g. int8 saturation), if it has one;
-    ``tolerance``: the item's, for a variant that judges two runs of its graph by it."""
-    if getattr(runnable, "explain", None) is None or failure.reference_error or failure.crashed:
+    """The forensics' explanation of a variant's failing input (e.g. int8 saturation), or a
+    user runnable's own ``explain``; ``tolerance``: the item's, for a variant that judges two
+    runs of its graph by it."""
+    if failure.reference_error or failure.crashed:
         return []
     try:
-        return explain_with(runnable, failure.feeds, tolerance)
+        return explain(runnable, failure.feeds, tolerance)
     except Exception:  # an explanation must never mask the verdict
         return []
 
@@ -196,14 +199,17 @@ def all_rejected(variant: str, count: int) -> str:
     )
 
 
-def timeout_diagnosis(variant: str, spec: ParitySpec, search: Any, total: int, budget: float, spell) -> str:
-    """An item whose time budget ran out: how far it got, the largest input it reached."""
-    largest = search.largest.describe(spec) if search.largest is not None else "none"
+def timeout_diagnosis(
+    variant: str, spec: ParitySpec, tried: int, largest: Example | None, total: int, budget: float, spell
+) -> str:
+    """An item whose time budget ran out: how far it got (``tried`` examples), the largest input
+    it reached."""
+    reached = largest.describe(spec) if largest is not None else "none"
     return "\n".join(
         [
-            f"{variant}: the time budget of {budget:g} s ran out after {search.tally.tried} of {total} examples "
+            f"{variant}: the time budget of {budget:g} s ran out after {tried} of {total} examples "
             "(every example checked so far passed)",
-            f"largest input reached: {largest}",
+            f"largest input reached: {reached}",
             f"next: raise the budget ({spell('item_timeout_s', budget * 4)}), or lower examples= or narrow dims=",
         ]
     )

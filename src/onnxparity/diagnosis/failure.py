@@ -1,34 +1,47 @@
 """A failed item's result: the reproducer bundle, the localization of the failure, and the
-diagnosis that puts them together (what :class:`~onnxparity.runner.ParitySession` returns for
-an item whose search found a failing example, or whose pooled agreement fell short)."""
+diagnosis that puts them together (what the runner returns for an item whose search found a
+failing example, or whose pooled agreement fell short). Takes the search's results as values:
+the evidence, the tally, the anchor's finding and the run's stats."""
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from onnxparity.diagnosis import agreement_diagnosis, diagnosis, variant_explanation
 from onnxparity.diagnosis.reproducer import write_reproducer
 from onnxparity.forensics import Divergence
 from onnxparity.forensics.subgraph import Subgraph, extract
 from onnxparity.results import VariantResult
-from onnxparity.spec import ParitySpec, Tolerance
+from onnxparity.search.anchor import AnchorFinding
+from onnxparity.search.stats import RunStats
+from onnxparity.search.tally import Evidence, SearchTally, Shortfall
+from onnxparity.spec import ParitySpec, Policy, Tolerance
+from onnxparity.variants import Runnable
+
+if TYPE_CHECKING:
+    from onnxparity.exporters import ModelPair
 
 
 def failed_result(
     reproducer_dir: str,
     name: str,
     variant: str,
-    pair: Any,
+    pair: ModelPair,
     spec: ParitySpec,
-    runnable: Any,
-    policy: Any,
-    search: Any,
-    failure: Any,
-    shortfall: list,
+    runnable: Runnable,
+    policy: Policy,
+    failure: Evidence,
+    shortfall: list[Shortfall],
+    tally: SearchTally,
+    anchor: AnchorFinding | None,
+    stats: RunStats,
 ) -> VariantResult:
-    tally, anchor, started = search.tally, search.anchor, time.perf_counter()
+    """The failed result of an item: ``failure`` (or the worst example of ``shortfall``)
+    localized, written as a reproducer and diagnosed; ``anchor``: the anchor on that example
+    (None for the anchor's own item)."""
+    started = time.perf_counter()
     tolerance = policy if isinstance(policy, Tolerance) else None
     explained = variant_explanation(runnable, failure, tolerance)  # lines, and its own localization
     divergence = next((e for e in explained if isinstance(e, Divergence)), None)
@@ -36,10 +49,8 @@ def failed_result(
     extra = [e for e in explained if isinstance(e, str)]
     export_right = False
     if anchor is not None:
-        key = search.key(failure.example)
-        extra += anchor.lines(failure, key)
-        anchored = anchor.verdict(failure, key)
-        export_right = anchored is not None and anchored.passed
+        extra += anchor.lines
+        export_right = anchor.export_right
     if tolerance is not None and failure.verdict is not None and not export_right and divergence is None:
         lines, divergence, subgraph = _localize_export(pair, spec, failure, tolerance)
         extra = [*lines, *extra]
@@ -61,7 +72,7 @@ def failed_result(
         except Exception as exc:  # forensics must never mask the verdict
             divergence, lines = None, [f"first divergence: not localized — {type(exc).__name__}: {exc}"]
         extra = [*lines, *extra]
-    search.session.timings["forensics"] += time.perf_counter() - started  # the anchor's lines too
+    stats.timings["forensics"] += time.perf_counter() - started  # (the runner adds the anchor's finding)
     reproducer = write_reproducer(
         reproducer_dir, name, variant, pair, spec, failure, getattr(runnable, "model_path", None), subgraph
     )
@@ -90,8 +101,8 @@ def failed_result(
 
 
 def _localize_export(
-    pair: Any, spec: ParitySpec, failure: Any, tolerance: Tolerance
-) -> tuple[list, Any, Any]:
+    pair: ModelPair, spec: ParitySpec, failure: Evidence, tolerance: Tolerance
+) -> tuple[list, Divergence | None, Subgraph | None]:
     """(diagnosis lines, divergence, subgraph) of an export that gets a failing input wrong: the
     framework's values against the ONNX model's, and what the ONNX spec says of the node found;
     where no framework value pairs, ONNX Runtime against the spec over the whole graph."""
@@ -120,7 +131,9 @@ def _localize_export(
     return [line, *spec_lines], divergence, subgraph
 
 
-def _against_spec(path: str, failure: Any, tolerance: Tolerance) -> tuple[list, Any, Any]:
+def _against_spec(
+    path: str, failure: Evidence, tolerance: Tolerance
+) -> tuple[list, Divergence | None, Subgraph | None]:
     """ONNX Runtime against the reference evaluator over a small graph the framework's values do
     not localize in, and whether the spec's outputs are the framework's."""
     from onnxparity.forensics.export import off

@@ -32,7 +32,6 @@ from onnxparity.draw.fills import (  # noqa: F401  (PATTERNS and the densities: 
     SPECIAL_DENSITY,
     SPECIAL_PATTERN,
     UNIT_PATTERN,
-    _numpy_dtype,
     fill,
     has_boundaries,
     row_lengths,
@@ -40,7 +39,7 @@ from onnxparity.draw.fills import (  # noqa: F401  (PATTERNS and the densities: 
 )
 from onnxparity.errors import InvalidSpec
 from onnxparity.spec import Input, ParitySpec
-from onnxparity.spec.inputs import FLOATS
+from onnxparity.spec.inputs import FLOATS, numpy_dtype
 
 
 @dataclass(frozen=True)
@@ -193,7 +192,7 @@ def _from_rows(item: Input, shape, pattern: str, data: np.ndarray, seed: int) ->
         spread = np.where(spread > 0, spread, 1.0)
         noise = np.random.default_rng([seed, 2]).normal(0.0, JITTER_SCALE, size=picked.shape) * spread
         picked = picked + noise
-    return picked.reshape(shape).astype(_numpy_dtype(item), copy=False)
+    return picked.reshape(shape).astype(numpy_dtype(item.dtype), copy=False)
 
 
 def arrays_for_dims(spec: ParitySpec, dims: Mapping[str, int], seed: int = 0) -> dict[str, np.ndarray]:

@@ -1,11 +1,13 @@
 """Model sources: a framework model (or a prebuilt ONNX file) -> an ONNX file + a reference.
 
-Every model source is one :class:`Exporter` in one module, registered by name, as variants
-are: torch, tensorflow (Keras, ``tf.function``, SavedModel), sklearn, and prebuilt ONNX with a
-callable reference. An exporter owns everything its framework knows — detecting its models,
-the inputs they declare, a fingerprint of their weights, whether they are fit to export, the
-export itself, the reference callable, seeding, thread pinning, label outputs — and nothing
-else does. :func:`resolve` detects a model's source once per check and returns a
+Every model source is one :class:`Exporter` (:mod:`.base`) in one module, registered by name, as
+variants are: torch, tensorflow (Keras, ``tf.function``, SavedModel), sklearn, and prebuilt ONNX
+with a callable reference. An exporter owns everything its framework knows — detecting its
+models, the inputs they declare, a fingerprint of their weights, whether they are fit to export,
+the export itself, the reference callable, seeding, thread pinning, label outputs — and nothing
+else does. This package owns the registry: the built-in sources are a table of dotted names
+(:data:`BUILTINS`), imported on the registry's first use, and a built-in module never imports the
+registry. :func:`resolve` detects a model's source once per check and returns a
 :class:`Subject`; the runner only talks to that.
 
 Each framework is imported only when a model of that framework is checked: ``import
@@ -14,212 +16,70 @@ onnxparity`` imports no framework. Detection reads the model's class without imp
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import random
-import re
-import sys
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from onnxparity.environment import quiet
-from onnxparity.errors import ExportError, FrameworkNotInstalled, InvalidSpec, NoMapping
-from onnxparity.spec import Input, ParitySpec
+from onnxparity.errors import ExportError, InvalidSpec
+from onnxparity.exporters.base import (
+    ExportedModel,
+    Exporter,
+    ModelPair,
+    Reference,
+    Subject,
+    axis_name,
+    check_no_extra_inputs,
+    class_root,
+    export_folder,
+    exported_model,
+    flatten_outputs,
+    require,
+    root_cause,
+    specialised_dims,
+)
 
-#: numpy feeds by input name -> outputs in ONNX output order.
-Reference = Callable[[Mapping[str, np.ndarray]], list]
+__all__ = [
+    "BUILTINS",
+    "ExportedModel",
+    "Exporter",
+    "ModelPair",
+    "Reference",
+    "Subject",
+    "axis_name",
+    "check_no_extra_inputs",
+    "class_root",
+    "export_folder",
+    "exported_model",
+    "exporter_for",
+    "exporter_names",
+    "flatten_outputs",
+    "get_exporter",
+    "register_exporter",
+    "require",
+    "resolve",
+    "root_cause",
+    "seed_frameworks",
+    "specialised_dims",
+    "unregister_exporter",
+]
 
-
-@dataclass(frozen=True)
-class ExportedModel:
-    """An ONNX model on disk (external data beside it) and how it came to be."""
-
-    path: str
-    input_names: tuple[str, ...]
-    output_names: tuple[str, ...]
-    exporter: str
-    opset: int | None
-    key: str
-    notes: tuple[str, ...] = field(default_factory=tuple)
-    #: the tolerance lossless variants get when the declaration names none (None: the global
-    #: default); an exporter sets it from what it knows, e.g. float32 summation of many trees
-    default_tolerance: Any = None
-    #: where the file came from across runs (:mod:`.stored`): "reused from the persistent
-    #: cache", "stored in ...", "not cached: <why>"; empty without a persistent cache
-    cache: str = ""
-    #: its key in the persistent cache (empty: not cached); passing results are keyed by it too
-    cache_key: str = ""
-    #: the digest of what the file computes (:func:`.stored.graph_digest`), where it was taken
-    graph: str = ""
-    #: under the cache's verify mode: how the cached export differed from a fresh one
-    cache_error: str = ""
-
-    def describe(self) -> str:
-        opset = f", opset {self.opset}" if self.opset is not None else ""
-        return f"{self.exporter}{opset}"
-
-
-@dataclass(frozen=True)
-class ModelPair:
-    """An ONNX model (exported or supplied) and the reference it must match."""
-
-    exported: ExportedModel
-    reference: Reference
-    #: the subject's key: the reference's identity in cache keys
-    reference_key: str
-    #: label output -> (its probability output, classes in column order), for classifiers
-    labels: Mapping[str, tuple[str, tuple]] = field(default_factory=dict)
-    subject: Subject | None = None
-
-
-def export_folder(workdir: str, key: str) -> str:
-    """The folder an export with ``key`` writes into: readable, and unique for the whole key
-    (a key's tail, such as its opset, must not be cut off: two opsets would share one file)."""
-    import hashlib
-    import os
-
-    return os.path.join(
-        workdir, f"export-{key[:40]}-{hashlib.blake2b(key.encode(), digest_size=6).hexdigest()}"
-    )
-
-
-class Exporter:
-    """One model source. Subclass it, override what your source knows, and register an
-    instance with :func:`register_exporter` (see docs/variants.md, "Model sources").
-
-    Required: :attr:`name`, :meth:`detects`, :meth:`fingerprint`, :meth:`export` and
-    :meth:`reference`. The rest have defaults that do nothing."""
-
-    #: the name reports and errors use ("torch", "sklearn", ...)
-    name: str = ""
-    #: the ``onnxparity[extra]`` that installs what this source needs (for skip messages)
-    extra: str = ""
-    #: lossless variants' tolerance when a test declares none, where this source's reference
-    #: computes differently from ONNX Runtime (None: the global default); an export may still
-    #: set its own (``ExportedModel.default_tolerance``)
-    default_tolerance: Any = None
-
-    def detects(self, model: Any) -> bool:
-        """Whether ``model`` is one of this source's models; must not import the framework."""
-        raise NotImplementedError
-
-    def declared_inputs(self, model: Any, data: Any = None) -> tuple[Input, ...] | None:
-        """The inputs the model declares itself (None: it declares none; the user must)."""
-        return None
-
-    def fingerprint(self, model: Any) -> str:
-        """A digest of everything the export depends on (class, weights, and the digest of
-        :meth:`identity`): it keys caches within a run, so two models that differ only in a
-        flag must differ here."""
-        raise NotImplementedError
-
-    #: the installed packages an export depends on: their versions key the persistent cache
-    packages: tuple[str, ...] = ()
-
-    def identity(self, model: Any) -> Any:
-        """What the export depends on besides :meth:`fingerprint` (the weights): a digest of
-        the model's other state and of the code it runs, as an
-        :class:`~onnxparity.exporters.identity.Identity` whose ``why`` says why it cannot key
-        the persistent cache (see :mod:`.identity`). The default asks :meth:`cache_identity`."""
-        from onnxparity.exporters.identity import Identity, NotCacheable
-
-        try:
-            return Identity(self.cache_identity(model))
-        except NotCacheable as exc:
-            return Identity("", str(exc))
-
-    def cache_identity(self, model: Any) -> str:
-        """A digest of what the export depends on besides the weights, for sources that do not
-        override :meth:`identity`. Raise
-        :class:`~onnxparity.exporters.identity.NotCacheable` naming why where that cannot be
-        said honestly; the export is then not cached across runs (the default)."""
-        from onnxparity.exporters.identity import NotCacheable
-
-        raise NotCacheable(f"the {self.name} model source does not say what its export depends on")
-
-    def check_fit(self, model: Any, spec: ParitySpec) -> None:
-        """Raise (ExportError, InvalidSpec) when the model cannot give a deterministic
-        reference or contradicts ``spec`` — before any export."""
-
-    def export(self, model: Any, spec: ParitySpec, *, workdir: str, opset: int | None) -> ExportedModel:
-        """Write the model's ONNX file under ``workdir`` at ``spec``'s dims (and ``opset``)."""
-        raise NotImplementedError
-
-    def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
-        """The model itself as numpy feeds -> outputs in ``exported``'s output order. The feeds
-        are read-only and shared with the runtimes: copy them if the model may write into them."""
-        raise NotImplementedError
-
-    #: what a localized failure calls the part of the model a node came from
-    source_kind: str = "module"
-
-    def intermediates(
-        self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any
-    ) -> dict[str, Any]:
-        """The framework's intermediate values on ``feeds`` (numpy arrays), each by the name of
-        the value of ``graph`` (the exported ONNX graph) it corresponds to, for localizing a
-        failure (:mod:`onnxparity.forensics`). Pair only what is certain: an ambiguous value is
-        left out. Raise :class:`~onnxparity.errors.NoMapping` naming why where there is none."""
-        raise NoMapping(f"{self.name} models have no mapping from framework values to ONNX values")
-
-    def source_of(self, node: Any) -> str | None:
-        """The module, layer or step of the model that ``node`` of its export came from."""
-        from onnxparity.graph.nodes import node_source
-
-        return node_source(node)
-
-    def label_outputs(self, model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple]]:
-        """For a classifier: label output -> (its probability output, classes in column order)."""
-        return {}
-
-    def seed(self, seed: int) -> None:
-        """Seed the framework's RNGs, if it is imported (model initialisation is then the same
-        for every item of a test)."""
-
-    def limit_threads(self, threads: int) -> contextlib.AbstractContextManager:
-        """Run the reference with ``threads`` intra-op threads while timing it."""
-        return contextlib.nullcontext()
-
-    def model_name(self, model: Any) -> str:
-        """What a report calls the model."""
-        return type(model).__name__
-
-
-@dataclass(frozen=True, eq=False)
-class Subject:
-    """What one check is about: a model and its source, detected once, and optionally the
-    prebuilt ONNX file the user hands over to be checked against the model."""
-
-    exporter: Exporter
-    model: Any
-    #: a prebuilt ONNX model (path, bytes or ModelProto) checked instead of exporting
-    onnx: Any = None
-    #: ``<source>-<fingerprint>``: the same model gives the same key (a source's fingerprint
-    #: holds its identity's digest: two models that differ only in a flag differ in key)
-    key: str = ""
-    #: the model's state and code beyond its weights (:mod:`.identity`); None: not computed
-    identity: Any = None
-    #: the identity of the function that built the model (the test), keying exports across runs
-    origin: Any = None
-
-    @property
-    def name(self) -> str:
-        return self.exporter.model_name(self.model)
-
-    def declared_inputs(self, data: Any = None) -> tuple[Input, ...] | None:
-        """Inputs the ONNX file declares, else those the model declares (None: neither)."""
-        if self.onnx is not None:
-            from onnxparity.exporters.prebuilt import graph_inputs
-
-            return graph_inputs(self.onnx)
-        return self.exporter.declared_inputs(self.model, data)
-
+#: the built-in model sources: name -> ``"module:attribute"`` of the instance, registered in this
+#: order on the registry's first use (detection asks the latest first: transformers before torch)
+BUILTINS: dict[str, str] = {
+    "torch": "onnxparity.exporters.torch:EXPORTER",
+    "transformers": "onnxparity.exporters.transformers:EXPORTER",
+    "tensorflow": "onnxparity.exporters.tensorflow:EXPORTER",
+    "sklearn": "onnxparity.exporters.sklearn:EXPORTER",
+    "xgboost": "onnxparity.exporters.gbdt:XGBOOST_EXPORTER",
+    "lightgbm": "onnxparity.exporters.gbdt:LIGHTGBM_EXPORTER",
+    "catboost": "onnxparity.exporters.gbdt:CATBOOST_EXPORTER",
+    "callable": "onnxparity.exporters.prebuilt:EXPORTER",
+}
 
 _REGISTRY: dict[str, Exporter] = {}
-_BUILTINS = ("torch", "transformers", "tensorflow", "sklearn", "gbdt", "prebuilt")
 
 
 def register_exporter(exporter: Exporter, *, replace: bool = False) -> Exporter:
@@ -302,7 +162,12 @@ def resolve(
     with once():  # the fingerprint holds the identity's digest: one walk for both
         fingerprint, identity = source.fingerprint(model), source.identity(model)
     origin_identity = origin_digest(origin) if origin is not None else None
-    return Subject(source, model, onnx, f"{source.name}-{fingerprint}", identity, origin_identity)
+    read_graph_inputs = None
+    if onnx is not None:  # the file's own inputs come first (Subject.declared_inputs)
+        from onnxparity.exporters.prebuilt import graph_inputs as read_graph_inputs
+    return Subject(
+        source, model, onnx, f"{source.name}-{fingerprint}", identity, origin_identity, read_graph_inputs
+    )
 
 
 def seed_frameworks(seed: int) -> None:
@@ -317,152 +182,12 @@ _builtins_loaded = False
 
 
 def _ensure_builtins() -> None:
-    # Each built-in module registers its exporter on import (with replace=True: pytester may
-    # import it again).
+    # Every built-in is registered once, before anything else touches the registry; one a user
+    # unregisters stays removed.
     global _builtins_loaded
     if _builtins_loaded:
         return
     _builtins_loaded = True
-    for module in _BUILTINS:
-        importlib.import_module(f"{__name__}.{module}")
-
-
-# -- helpers the source modules share ------------------------------------------------------------
-def flatten_outputs(
-    outputs: Any, is_leaf: Callable[[Any], bool], *, sort_keys: bool = False, prefix: str = ""
-) -> list[tuple[str, Any]]:
-    """Name and flatten a model's outputs depth-first: a leaf is ``output``; a tuple or list
-    gives ``output_0``, ``output_1``...; a dict gives its keys (in insertion order, or sorted
-    when the framework flattens dicts that way); nesting joins names with ``.``. ``None`` is
-    dropped, as the exporters drop it."""
-    if is_leaf(outputs):
-        return [(prefix or "output", outputs)]
-    if outputs is None:
-        return []
-    if isinstance(outputs, (tuple, list)):
-        base = f"{prefix}." if prefix else "output_"
-        return [
-            pair
-            for i, v in enumerate(outputs)
-            for pair in flatten_outputs(v, is_leaf, sort_keys=sort_keys, prefix=f"{base}{i}")
-        ]
-    if isinstance(outputs, Mapping):
-        base = f"{prefix}." if prefix else ""
-        keys = sorted(outputs) if sort_keys else list(outputs)
-        return [
-            pair
-            for k in keys
-            for pair in flatten_outputs(outputs[k], is_leaf, sort_keys=sort_keys, prefix=f"{base}{k}")
-        ]
-    raise ExportError(
-        f"the model returned a {type(outputs).__name__} at {prefix or 'the top level'}; "
-        "parity compares tensors: return tensors, or tuples/lists/dicts of them"
-    )
-
-
-def require(module: str, framework: str, extra: str, *loggers: str) -> Any:
-    """Import ``module`` on first use (quietly, for the given loggers); a missing one is
-    :class:`FrameworkNotInstalled` naming the extra to install. Already imported: free."""
-    loaded = sys.modules.get(module)
-    if loaded is not None:
-        return loaded
-    try:
-        with quiet(*loggers) if loggers else contextlib.nullcontext():
-            return importlib.import_module(module)
-    except ImportError as exc:
-        raise FrameworkNotInstalled(framework, extra) from exc
-
-
-def class_root(model: Any) -> Iterator[str]:
-    """The top-level package of every class in ``model``'s MRO (detection without importing)."""
-    for cls in type(model).__mro__:
-        yield (cls.__module__ or "").split(".")[0]
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def root_cause(exc: BaseException) -> str:
-    """The innermost cause's type and first line: exporters wrap the real reason in advice."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
-
-
-def axis_name(input_name: str, axis: int, hint: str | None) -> str:
-    """The dim name of an input's dynamic axis the model declares: ``batch`` for the first,
-    else the graph's own name when it is an identifier, else ``<input>_<axis>``."""
-    if axis == 0:
-        return "batch"
-    if hint and hint.isidentifier() and not hint.startswith("unk__"):
-        return hint
-    base = "".join(c if c.isalnum() or c == "_" else "_" for c in input_name).strip("_") or "input"
-    return f"{base}_{axis}" if base[0].isalpha() else f"x_{base}_{axis}"
-
-
-def specialised_dims(model_proto, spec: ParitySpec) -> list[str]:
-    """Notes for each dim the spec declares symbolic but the ONNX graph fixes to a size,
-    and for each input whose rank disagrees with the spec."""
-    graph_inputs = {i.name: i for i in model_proto.graph.input}
-    notes = []
-    for item in spec.inputs:
-        graph_input = graph_inputs.get(item.name)
-        if graph_input is None or not graph_input.type.HasField("tensor_type"):
-            continue
-        tensor = graph_input.type.tensor_type
-        if not tensor.HasField("shape"):
-            continue
-        dims = tensor.shape.dim
-        if len(dims) != len(item.shape):
-            notes.append(
-                f"input {item.name!r} has rank {len(dims)} in the ONNX graph but the spec "
-                f"declares shape {item.shape} (rank {len(item.shape)})"
-            )
-            continue
-        for axis, (entry, dim) in enumerate(zip(item.shape, dims)):
-            if isinstance(entry, str) and spec.dims[entry].values_count > 1:
-                if dim.HasField("dim_value") and not dim.dim_param:
-                    notes.append(
-                        f"input {item.name!r} axis {axis} ({entry!r}) is fixed at size "
-                        f"{dim.dim_value} in the ONNX graph: the exporter specialised a dim "
-                        f"declared dynamic, so other sizes are rejected or computed wrongly"
-                    )
-    return notes
-
-
-def check_no_extra_inputs(proto, spec: ParitySpec, exporter: str) -> None:
-    """ExportError naming graph inputs the spec does not declare (initializers aside): an
-    exporter that leaves constants as inputs makes a graph no runtime can feed."""
-    initializers = {t.name for t in proto.graph.initializer}
-    declared = {i.name for i in spec.inputs}
-    extra = [v.name for v in proto.graph.input if v.name not in initializers and v.name not in declared]
-    if extra:
-        shown = ", ".join(repr(n) for n in extra[:5]) + (
-            f" and {len(extra) - 5} more" if len(extra) > 5 else ""
-        )
-        raise ExportError(
-            f"the graph {exporter} exported has inputs the spec does not declare: {shown} "
-            f"(declared: {', '.join(sorted(declared))}); these look like constants the exporter left as "
-            "graph inputs, which no caller feeds — the export is broken, not the spec's dims"
-        )
-
-
-def exported_model(
-    path: str, proto, spec: ParitySpec, *, exporter: str, key: str, notes=(), default_tolerance=None
-) -> ExportedModel:
-    """The :class:`ExportedModel` of an ONNX file an exporter wrote: names from the graph,
-    and a note for every dim it specialised."""
-    from onnxparity.graph.nodes import default_opset
-
-    check_no_extra_inputs(proto, spec, exporter)
-    return ExportedModel(
-        path=path,
-        input_names=tuple(i.name for i in spec.inputs),
-        output_names=tuple(o.name for o in proto.graph.output),
-        exporter=exporter,
-        opset=default_opset(proto),
-        key=key,
-        notes=(*notes, *specialised_dims(proto, spec)),
-        default_tolerance=default_tolerance,
-    )
+    for name, target in BUILTINS.items():
+        module, _, attribute = target.partition(":")
+        _REGISTRY[name] = getattr(importlib.import_module(module), attribute)

@@ -42,20 +42,20 @@ import numpy as np
 
 from onnxparity.environment import quiet
 from onnxparity.errors import ExportError, FrameworkNotInstalled, InvalidSpec
-from onnxparity.exporters import (
+from onnxparity.exporters.base import (
     ExportedModel,
     Exporter,
     Reference,
     class_root,
     export_folder,
     exported_model,
-    register_exporter,
     require,
     root_cause,
 )
 from onnxparity.exporters.tabular import (
     FeatureRanges,
     features_input,
+    label_outputs,
     range_notes,
     rounding_tolerance,
     split_ranges,
@@ -225,14 +225,7 @@ class BoostedTreesExporter(Exporter):
 
         return reference
 
-    def label_outputs(self, model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple]]:
-        classes = getattr(model, "classes_", None)
-        names = exported.output_names
-        label = next((n for n in names if "label" in n.lower()), None)
-        probabilities = next((n for n in names if "probabilit" in n.lower()), None)
-        if classes is None or label is None or probabilities is None:
-            return {}
-        return {label: (probabilities, tuple(np.asarray(classes).tolist()))}
+    label_outputs = staticmethod(label_outputs)
 
 
 class OnnxmltoolsExporter(BoostedTreesExporter):
@@ -466,6 +459,7 @@ def _free_batch_dims(proto, batch: Any, converter: str) -> list[str]:
     return notes
 
 
-register_exporter(XGBoostExporter(), replace=True)
-register_exporter(LightGBMExporter(), replace=True)
-register_exporter(CatBoostExporter(), replace=True)
+#: the built-in instances (:data:`onnxparity.exporters.BUILTINS` names them)
+XGBOOST_EXPORTER = XGBoostExporter()
+LIGHTGBM_EXPORTER = LightGBMExporter()
+CATBOOST_EXPORTER = CatBoostExporter()

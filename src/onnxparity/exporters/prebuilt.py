@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 
 from onnxparity.errors import InvalidSpec, NoMapping
-from onnxparity.exporters import (
+from onnxparity.exporters.base import (
     ExportedModel,
     Exporter,
     Reference,
     axis_name,
-    register_exporter,
     specialised_dims,
 )
 from onnxparity.graph.files import UnsafeLocation, check_external_data, file_digest, load_model, write_atomic
@@ -171,7 +170,7 @@ def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
     """``inputs`` with the value ranges the graph states for them (:mod:`onnxparity.graph.domains`);
     InvalidSpec naming the input and the op where no drawn value would be valid."""
     from onnxparity.graph.domains import DEFAULT_STRINGS, Undrawable, derive, graph_strings
-    from onnxparity.spec.inputs import _INT_LIMITS
+    from onnxparity.spec.inputs import INT_LIMITS
 
     found = derive(proto, inputs)
     ranged = []
@@ -193,8 +192,8 @@ def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
             ranged.append(item)
             continue
         low, high = domain.low, domain.high
-        if item.dtype in _INT_LIMITS:
-            limits = _INT_LIMITS[item.dtype]
+        if item.dtype in INT_LIMITS:
+            limits = INT_LIMITS[item.dtype]
             low, high = max(int(np.ceil(low)), int(limits.min)), min(int(np.floor(high)), int(limits.max))
         if low > high:
             raise InvalidSpec(f"ONNX input {item.name!r}: {domain.why}, which no {item.dtype} value fits")
@@ -371,4 +370,5 @@ class CallableExporter(Exporter):
         return "model"
 
 
-register_exporter(CallableExporter(), replace=True)
+#: the built-in instance (:data:`onnxparity.exporters.BUILTINS` names it)
+EXPORTER = CallableExporter()

@@ -36,33 +36,31 @@ from typing import Any
 
 import numpy as np
 
-from onnxparity.environment import quiet
-from onnxparity.errors import ExportError, FrameworkNotInstalled, InvalidSpec
-from onnxparity.exporters import (
+from onnxparity.errors import ExportError, InvalidSpec
+from onnxparity.exporters.base import (
     ExportedModel,
     Exporter,
     Reference,
     class_root,
     export_folder,
     exported_model,
-    register_exporter,
     require,
     root_cause,
 )
-from onnxparity.exporters.tabular import feature_ranges, features_input, range_notes, rounding_tolerance
+from onnxparity.exporters.sklearn_convert import convert, estimator_rows, floats_as_float64, initial_types_of
+from onnxparity.exporters.tabular import (
+    feature_ranges,
+    features_input,
+    label_outputs,
+    range_notes,
+    rounding_tolerance,
+)
 from onnxparity.graph.files import load_model, save_model
 from onnxparity.spec import Input, ParitySpec
-
-_LOGGERS = ("skl2onnx", "sklearn")
 
 
 def _sklearn():
     return require("sklearn", "scikit-learn", "sklearn")
-
-
-def _skl2onnx():
-    skl2onnx = require("skl2onnx", "skl2onnx", "sklearn", *_LOGGERS)
-    return skl2onnx, require("skl2onnx.common.data_types", "skl2onnx", "sklearn", *_LOGGERS)
 
 
 def fingerprint(model: Any) -> str:
@@ -119,16 +117,6 @@ def check_fit(model: Any, spec: ParitySpec | None = None) -> None:
                 )
 
 
-def _frame(spec: ParitySpec, feeds: Mapping[str, np.ndarray]):
-    if len(spec.inputs) == 1:
-        return feeds[spec.inputs[0].name]
-    try:
-        import pandas as pd
-    except ImportError as exc:
-        raise FrameworkNotInstalled("pandas", "sklearn", "several inputs are DataFrame columns") from exc
-    return pd.DataFrame({i.name: np.asarray(feeds[i.name]).reshape(-1) for i in spec.inputs})
-
-
 def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
     """The estimator's own methods, one per ONNX output, shaped like the ONNX outputs."""
 
@@ -141,12 +129,12 @@ def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel) -> Ref
     def reference(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         if upcast[0]:
             try:
-                return run(_frame(spec, _float64(feeds)))
+                return run(estimator_rows(spec, floats_as_float64(feeds)))
             except (ValueError, TypeError) as exc:
                 if "dtype" not in str(exc):
                     raise
                 upcast[0] = False
-        return run(_frame(spec, feeds))
+        return run(estimator_rows(spec, feeds))
 
     def run(X) -> list[np.ndarray]:
         outputs = []
@@ -159,11 +147,6 @@ def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel) -> Ref
         return outputs
 
     return reference
-
-
-def _float64(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Float inputs as float64: how estimators are usually fitted (KMeans refuses a mismatch)."""
-    return {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in feeds.items()}
 
 
 def _method_for(model: Any, output: str):
@@ -186,52 +169,6 @@ def _method_for(model: Any, output: str):
         f"no {type(model).__name__} method matches the ONNX output {output!r}; "
         "pass reference= to say how to compute it"
     )
-
-
-def label_outputs(model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple]]:
-    """For a classifier: the label output, its probability output and the classes' order."""
-    classes = getattr(model, "classes_", None)
-    names = exported.output_names
-    label = next((n for n in names if "label" in n.lower()), None)
-    probabilities = next((n for n in names if "probabilit" in n.lower()), None)
-    if classes is None or label is None or probabilities is None:
-        return {}
-    return {label: (probabilities, tuple(np.asarray(classes).tolist()))}
-
-
-def initial_types_of(spec: ParitySpec) -> list:
-    """skl2onnx's ``initial_types`` for the declared inputs."""
-    _, types = _skl2onnx()
-    tensor_types = {
-        "float32": types.FloatTensorType,
-        "float64": types.DoubleTensorType,
-        "int64": types.Int64TensorType,
-        "int32": types.Int32TensorType,
-        "str": types.StringTensorType,
-        "bool": types.BooleanTensorType,
-    }
-    initial_types = []
-    for item in spec.inputs:
-        if item.dtype not in tensor_types:
-            raise InvalidSpec(
-                f"Input({item.name!r}) dtype {item.dtype}: skl2onnx takes {', '.join(tensor_types)}"
-            )
-        shape = [None if isinstance(e, str) else e for e in item.shape]
-        initial_types.append((item.name, tensor_types[item.dtype](shape)))
-    return initial_types
-
-
-def convert(model: Any, initial_types: list, opset: int | None, intermediate: bool = False) -> Any:
-    """skl2onnx's conversion as the export does it (``intermediate``: also its topology)."""
-    skl2onnx, _ = _skl2onnx()
-    with quiet(*_LOGGERS):
-        return skl2onnx.convert_sklearn(
-            model,
-            initial_types=initial_types,
-            options=_no_zipmap(model),
-            target_opset=_target_opset(skl2onnx, model, opset),
-            intermediate=intermediate,
-        )
 
 
 def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = None) -> ExportedModel:
@@ -265,19 +202,6 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
     )
 
 
-#: estimators whose skl2onnx converter builds ``ai.onnx.ml`` nodes only up to opset 3 (it raises
-#: "version 4 of domain 'ai.onnx.ml' not supported" at the default, the newest).
-_ML_OPSET_3 = ("IsolationForest",)
-
-
-def _target_opset(skl2onnx: Any, model: Any, opset: int | None) -> int | dict | None:
-    """``opset``, or with ``ai.onnx.ml`` pinned to 3 when the model holds an estimator that needs it."""
-    nested = [model, *model.get_params(deep=True).values()] if hasattr(model, "get_params") else [model]
-    if not any(type(est).__name__ in _ML_OPSET_3 for est in nested):
-        return opset
-    return {"": opset or skl2onnx.get_latest_tested_opset_version(), "ai.onnx.ml": 3}
-
-
 def _advice(exc: BaseException) -> str:
     """What to do about a converter failure: one known incompatibility, else the README."""
     if "Expected an int, got a boolean" in root_cause(exc):
@@ -290,14 +214,6 @@ def _advice(exc: BaseException) -> str:
             "rejects; install 'protobuf<7' until skl2onnx fixes it"
         )
     return "see README 'scikit-learn' for estimators known not to convert"
-
-
-def _no_zipmap(model: Any) -> dict:
-    """``zipmap=False`` for every classifier in the model (skl2onnx rejects it on others)."""
-    from sklearn.base import is_classifier
-
-    found = [model] + [v for v in model.get_params(deep=True).values() if hasattr(v, "get_params")]
-    return {id(est): {"zipmap": False} for est in found if is_classifier(est)}
 
 
 def _describe(model: Any) -> str:
@@ -373,4 +289,5 @@ class SklearnExporter(Exporter):
         return intermediates(model, spec, feeds, graph)
 
 
-register_exporter(SklearnExporter(), replace=True)
+#: the built-in instance (:data:`onnxparity.exporters.BUILTINS` names it)
+EXPORTER = SklearnExporter()

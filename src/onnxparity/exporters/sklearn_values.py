@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from onnxparity.errors import NoMapping
-from onnxparity.exporters.sklearn import _float64, _frame, convert, initial_types_of
+from onnxparity.exporters.sklearn_convert import convert, estimator_rows, floats_as_float64, initial_types_of
 from onnxparity.spec import ParitySpec
 
 
@@ -74,9 +74,9 @@ def intermediates(model: Any, spec: ParitySpec, feeds: Mapping[str, np.ndarray],
 def _call(method: Any, spec: ParitySpec, feeds: Mapping[str, np.ndarray]) -> Any:
     """``method`` on the rows the feeds make, as float64 where the estimators take it."""
     try:
-        return method(_frame(spec, _float64(feeds)))
+        return method(estimator_rows(spec, floats_as_float64(feeds)))
     except (ValueError, TypeError):
-        return method(_frame(spec, feeds))
+        return method(estimator_rows(spec, feeds))
 
 
 def _dense(out: Any) -> np.ndarray:

@@ -16,7 +16,7 @@ import platform
 from typing import Any
 
 from onnxparity.environment import version
-from onnxparity.exporters import ExportedModel, Exporter, export_folder
+from onnxparity.exporters.base import ExportedModel, Exporter, export_folder
 from onnxparity.exporters.identity import onnxparity_digest
 from onnxparity.graph.files import load_model
 

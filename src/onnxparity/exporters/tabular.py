@@ -8,7 +8,8 @@ rows land on both sides of each split), cluster centres, training rows a neighbo
 keeps. :func:`feature_ranges` reads them per feature, reading attributes only (no framework is
 imported), and :func:`features_input` makes the one ``(batch, n_features)`` input; an input
 has one range, so per-feature ranges become their union, and :func:`range_notes` says when
-that (or the [-1, 1] fallback) is a weak stand-in for real rows.
+that (or the [-1, 1] fallback) is a weak stand-in for real rows. What a fitted classifier knows
+of its outputs is here too: :func:`label_outputs` pairs its label output with its probabilities.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxparity.exporters.base import ExportedModel
 from onnxparity.spec import DEFAULT_RANGES, DEFAULT_TOLERANCE, Input, ParitySpec, Tolerance
 
 #: how far past a feature's outermost split thresholds the inferred range reaches, as a fraction
@@ -275,3 +277,14 @@ def rounding_tolerance(model_name: str, proto) -> tuple[Tolerance | None, list[s
         f"for outputs within ±{zone:.2g} of zero, which these trees can give: this model's default "
         f"tolerance is atol={bound:.2g}, rtol={tol.rtol:g} (a tolerance you declare wins)"
     ]
+
+
+def label_outputs(model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple]]:
+    """For a classifier: the label output, its probability output and the classes' order."""
+    classes = getattr(model, "classes_", None)
+    names = exported.output_names
+    label = next((n for n in names if "label" in n.lower()), None)
+    probabilities = next((n for n in names if "probabilit" in n.lower()), None)
+    if classes is None or label is None or probabilities is None:
+        return {}
+    return {label: (probabilities, tuple(np.asarray(classes).tolist()))}

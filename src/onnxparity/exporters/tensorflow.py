@@ -41,7 +41,7 @@ import numpy as np
 from onnxparity.draw import arrays_for_dims, export_dims
 from onnxparity.environment import quiet
 from onnxparity.errors import ExportError, InvalidSpec, NoMapping
-from onnxparity.exporters import (
+from onnxparity.exporters.base import (
     ExportedModel,
     Exporter,
     Reference,
@@ -50,7 +50,6 @@ from onnxparity.exporters import (
     export_folder,
     exported_model,
     flatten_outputs,
-    register_exporter,
     require,
     root_cause,
 )
@@ -467,4 +466,5 @@ class TensorFlowExporter(Exporter):
         return type(model).__name__
 
 
-register_exporter(TensorFlowExporter(), replace=True)
+#: the built-in instance (:data:`onnxparity.exporters.BUILTINS` names it)
+EXPORTER = TensorFlowExporter()

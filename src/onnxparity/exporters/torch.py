@@ -8,14 +8,9 @@ silently specialise a dim (``int(x.shape[0])``, adaptive pooling): the example t
 dims >= 2, distinct from each other, and the exported graph's inputs are checked afterwards
 (:func:`specialised_dims`); the parity loop then shows where the model breaks.
 
-How inputs reach ``forward`` (:func:`plan_call`): when every declared input name is a
-parameter of ``forward`` that can be passed by keyword, they are passed by keyword — in the
-export (``kwargs=``, ``dynamic_shapes`` keyed by name) and in the reference alike — so
-``op.Input("attention_mask", ...)`` lands in ``attention_mask`` whatever its position (GPT-2
-takes ``cache`` second). Otherwise they are passed positionally, in the order the spec declares
-them; an input named after one ``forward`` parameter but landing on another is an error, not a
-silent mix-up. A ``forward`` that takes ``use_cache`` (undeclared) gets ``use_cache=False``:
-a key/value cache is no tensor, and the ONNX graph has no place for it.
+How inputs reach ``forward``: by keyword when every declared input name is a keyword-capable
+parameter of ``forward``, else by position, with ``use_cache=False`` where ``forward`` takes it
+(the rule: :func:`.torch_call.plan_call`).
 
 Outputs are flattened depth-first: a tensor is ``output``; a tuple or list gives ``output_0``,
 ``output_1``...; a dict (a Hugging Face ``ModelOutput`` too) gives its keys in insertion order
@@ -29,19 +24,17 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
-import inspect
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from onnxparity.draw import arrays_for_dims, export_dims
 from onnxparity.environment import quiet
-from onnxparity.errors import ExportError, InvalidSpec
-from onnxparity.exporters import (
+from onnxparity.errors import ExportError
+from onnxparity.exporters.base import (
     ExportedModel,
     Exporter,
     Reference,
@@ -49,24 +42,17 @@ from onnxparity.exporters import (
     export_folder,
     exported_model,
     flatten_outputs,
-    register_exporter,
-    require,
     root_cause,
 )
+from onnxparity.exporters.torch_call import TORCH_LOGGERS, Call, dynamo_arguments, import_torch, plan_call
 from onnxparity.graph.files import load_model
 from onnxparity.graph.nodes import default_opset
 from onnxparity.spec import ParitySpec
 
-_LOGGERS = ("torch", "onnxscript", "onnx_ir")
-
-
-def _torch():
-    return require("torch", "torch", "torch")
-
 
 def fingerprint(model: Any) -> str:
     """A digest of the module's class and every parameter and buffer, to key caches by."""
-    torch = _torch()
+    torch = import_torch()
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
     with torch.no_grad():
@@ -81,7 +67,7 @@ def fingerprint(model: Any) -> str:
 
 def check_fit(model: Any, spec: ParitySpec | None = None) -> None:
     """Raise when the model cannot give a deterministic CPU reference."""
-    torch = _torch()
+    torch = import_torch()
     if not isinstance(model, torch.nn.Module):
         raise ExportError(
             f"{type(model).__name__} is not a torch.nn.Module; wrap the callable in one, "
@@ -103,7 +89,7 @@ def check_fit(model: Any, spec: ParitySpec | None = None) -> None:
 
 def named_outputs(outputs: Any) -> list[tuple[str, Any]]:
     """A forward's outputs, named and flattened in the documented order."""
-    torch = _torch()
+    torch = import_torch()
     try:
         return flatten_outputs(outputs, lambda v: isinstance(v, torch.Tensor))
     except ExportError:
@@ -132,68 +118,8 @@ def _find_cache(value: Any, where: str) -> tuple[str, Any] | None:
     return next((found for k, v in items if (found := _find_cache(v, k)) is not None), None)
 
 
-@dataclass(frozen=True)
-class Call:
-    """How the declared inputs reach ``forward``: by keyword or by position, plus constant
-    keyword arguments (``use_cache=False``). The export and the reference both call through it."""
-
-    names: tuple[str, ...]
-    keyword: bool
-    fixed: Mapping[str, Any] = field(default_factory=dict)
-
-    def __call__(self, model: Any, tensors) -> Any:
-        if self.keyword:
-            return model(**dict(zip(self.names, tensors)), **self.fixed)
-        return model(*tensors, **self.fixed)
-
-    def describe(self) -> str:
-        how = "by keyword" if self.keyword else "positionally"
-        fixed = ", ".join(f"{k}={v!r}" for k, v in self.fixed.items())
-        return how + (f", with {fixed}" if fixed else "")
-
-
-def forward_parameters(model: Any) -> dict[str, inspect.Parameter] | None:
-    """``forward``'s parameters (``self`` excluded), or None when they cannot be read."""
-    try:
-        return dict(inspect.signature(model.forward).parameters)
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
-def plan_call(model: Any, spec: ParitySpec, fixed: Mapping[str, Any] | None = None) -> Call:
-    """By keyword when every declared name is a keyword-capable ``forward`` parameter, else by
-    position (see the module docstring). ``fixed``: constant keyword arguments to pass where
-    ``forward`` takes them and the spec does not declare them; default ``use_cache=False``."""
-    names = tuple(i.name for i in spec.inputs)
-    params = forward_parameters(model)
-    if params is None:
-        return Call(names, keyword=False)
-    by_name = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    named = [n for n, p in params.items() if p.kind in by_name]
-    keyword = all(n in named for n in names)
-    filled = set(names)
-    if not keyword:
-        positional = [
-            n for n, p in params.items() if p.kind in (inspect.Parameter.POSITIONAL_ONLY, by_name[0])
-        ]
-        for position, name in enumerate(names):
-            if name in named and position < len(positional) and positional[position] != name:
-                unknown = [n for n in names if n not in named]
-                them = "it is" if len(unknown) == 1 else "they are"
-                raise InvalidSpec(
-                    f"Input({name!r}) would be passed by position to {type(model).__name__}.forward's "
-                    f"parameter {positional[position]!r}: inputs are passed by keyword only when every "
-                    f"declared name is a forward parameter, and {', '.join(map(repr, unknown))}: {them} not "
-                    f"(forward takes {', '.join(named)}); rename, or declare the inputs in forward's order"
-                )
-        filled = set(positional[: len(names)])
-    wanted = {"use_cache": False} if fixed is None else dict(fixed)
-    constants = {k: v for k, v in wanted.items() if k in named and k not in filled}
-    return Call(names, keyword, constants)
-
-
 def _to_numpy(tensor) -> np.ndarray:
-    torch = _torch()
+    torch = import_torch()
     tensor = tensor.detach().to("cpu")
     if tensor.dtype == torch.bfloat16:
         tensor = tensor.float()
@@ -202,7 +128,7 @@ def _to_numpy(tensor) -> np.ndarray:
 
 def make_reference(model: Any, spec: ParitySpec, call: Call | None = None) -> Reference:
     """The module on CPU under ``torch.inference_mode()``, as numpy in -> numpy out."""
-    torch = _torch()
+    torch = import_torch()
     call = call or plan_call(model, spec)
 
     def reference(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -243,7 +169,7 @@ def export(
 ) -> ExportedModel:
     """Export ``model`` at ``spec``'s dims into ``workdir``, calling it as ``call`` says;
     ``source`` and ``identity`` (the source's fingerprint of the model) key the export."""
-    torch = _torch()
+    torch = import_torch()
 
     check_fit(model)
     call = call or plan_call(model, spec)
@@ -273,7 +199,7 @@ def export(
 
     def torchscript_export() -> None:
         traced = _positional(torch, model, call) if call.keyword or call.fixed else model
-        with quiet(*_LOGGERS):
+        with quiet(*TORCH_LOGGERS):
             torch.onnx.export(
                 traced,
                 args,
@@ -288,7 +214,7 @@ def export(
     how = dynamo_arguments(torch, spec, call, args)
     exporter = "torch.onnx dynamo exporter"
     try:
-        with quiet(*_LOGGERS):
+        with quiet(*TORCH_LOGGERS):
             program = torch.onnx.export(
                 model,
                 f=path,
@@ -349,36 +275,6 @@ def keep_program(key: str, program: Any) -> None:
             PROGRAMS.popitem(last=False)
 
 
-def dynamo_arguments(torch, spec: ParitySpec, call: Call, args: tuple) -> dict:
-    """The arguments of ``torch.onnx.export(dynamo=True)`` that pass ``args`` (tensors in the
-    declared inputs' order) as ``call`` says, with the declared dims dynamic."""
-    if call.keyword:  # graph inputs take forward's parameter names, which are the declared ones
-        how = dict(args=(), kwargs={**dict(zip(call.names, args)), **call.fixed})
-        shapes = _dynamic_shapes(torch, spec)
-        how["dynamic_shapes"] = {**dict(zip(call.names, shapes)), **dict.fromkeys(call.fixed)}
-        return how
-    how = dict(args=args, kwargs=dict(call.fixed) or None, input_names=[i.name for i in spec.inputs])
-    how["dynamic_shapes"] = _dynamic_shapes(torch, spec)
-    if call.fixed:
-        how["dynamic_shapes"] = (*how["dynamic_shapes"], *([None] * len(call.fixed)))
-    return how
-
-
-def _dynamic_shapes(torch, spec: ParitySpec) -> tuple:
-    torch_dims = {
-        name: torch.export.Dim(name, min=dim.first, max=dim.last)
-        for name, dim in spec.dims.items()
-        if dim.values_count > 1
-    }
-    shapes = []
-    for item in spec.inputs:
-        axes = {
-            axis: torch_dims[e] for axis, e in enumerate(item.shape) if isinstance(e, str) and e in torch_dims
-        }
-        shapes.append(axes or None)
-    return tuple(shapes)
-
-
 def _dynamic_axes(spec: ParitySpec) -> dict[str, dict[int, str]]:
     axes: dict[str, dict[int, str]] = {}
     for item in spec.inputs:
@@ -394,7 +290,7 @@ def limit_threads(threads: int) -> Iterator[None]:
 
     Measured on 2 cores: torch eager slowed from ~0.3 ms to ~52 ms when its thread pool competed
     with ONNX Runtime's; timing both sides with the same small thread count avoids it."""
-    torch = _torch()
+    torch = import_torch()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -451,7 +347,7 @@ class TorchExporter(Exporter):
         return intermediates(model, spec, call, feeds, graph, kept)
 
     def plan_call(self, model: Any, spec: ParitySpec) -> Call:
-        """How the declared inputs reach ``forward`` (see the module docstring)."""
+        """How the declared inputs reach ``forward`` (:func:`.torch_call.plan_call`)."""
         return plan_call(model, spec)
 
     def seed(self, seed: int) -> None:
@@ -463,4 +359,5 @@ class TorchExporter(Exporter):
         return limit_threads(threads)
 
 
-register_exporter(TorchExporter(), replace=True)
+#: the built-in instance (:data:`onnxparity.exporters.BUILTINS` names it)
+EXPORTER = TorchExporter()

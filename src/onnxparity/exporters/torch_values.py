@@ -22,7 +22,7 @@ import numpy as np
 from onnxparity.draw import arrays_for_dims, export_dims
 from onnxparity.environment import quiet
 from onnxparity.errors import NoMapping
-from onnxparity.exporters.torch import _LOGGERS, Call, _torch, dynamo_arguments
+from onnxparity.exporters.torch_call import TORCH_LOGGERS, Call, dynamo_arguments, import_torch
 from onnxparity.graph.nodes import leaving_values, scope_tokens
 from onnxparity.spec import ParitySpec
 
@@ -50,13 +50,13 @@ def _by_fx_name(
     wanted: set[str] | frozenset = frozenset(),
 ) -> dict[str, np.ndarray]:
     """The tensors of the FX nodes named in ``wanted`` (only those are copied out)."""
-    torch = _torch()
+    torch = import_torch()
     exported = kept
     if exported is None:  # exported in another session, or evicted: export again, in memory
         arrays = arrays_for_dims(spec, export_dims(spec))
         example = tuple(torch.from_numpy(arrays[i.name]) for i in spec.inputs)
         try:
-            with quiet(*_LOGGERS):
+            with quiet(*TORCH_LOGGERS):
                 program = torch.onnx.export(
                     model, dynamo=True, verbose=False, **dynamo_arguments(torch, spec, call, example)
                 )
@@ -92,7 +92,7 @@ def _by_fx_name(
 def _by_module(
     model: Any, spec: ParitySpec, call: Call, feeds: Mapping[str, np.ndarray], graph: Any
 ) -> dict[str, np.ndarray]:
-    torch = _torch()
+    torch = import_torch()
     outputs: dict[str, np.ndarray] = {}
     hooks = []
 

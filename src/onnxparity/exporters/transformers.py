@@ -30,8 +30,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from onnxparity.exporters import class_root, register_exporter
-from onnxparity.exporters.torch import Call, TorchExporter, forward_parameters, plan_call
+from onnxparity.exporters.base import class_root
+from onnxparity.exporters.torch import TorchExporter
+from onnxparity.exporters.torch_call import Call, forward_parameters, plan_call
 from onnxparity.spec import Input, ParitySpec
 
 #: config attributes holding special token ids, in the order they are declared.
@@ -120,4 +121,5 @@ class TransformersExporter(TorchExporter):
         return plan_call(model, spec, FIXED_KWARGS)
 
 
-register_exporter(TransformersExporter(), replace=True)
+#: the built-in instance (:data:`onnxparity.exporters.BUILTINS` names it)
+EXPORTER = TransformersExporter()

@@ -4,9 +4,10 @@ The model source hands over the framework's intermediate values on the failing i
 the name of the ONNX value it became (``Exporter.intermediates``: PyTorch's dynamo exporter
 names values after FX nodes). The ONNX model runs once on the same input (ONNX Runtime, CPU, no
 graph optimization, so every value exists) with those values as extra outputs, and the values
-are compared in the graph's order under the item's tolerance. Where a source records no
-mapping, or none of its names is in the file, the diagnosis says so in one line; nothing is
-guessed.
+are compared in the graph's order under the item's tolerance, by the verdict's rule (:func:`off`).
+Where a source records no mapping, or none of its names is in the file, the diagnosis says so in
+one line; nothing is guessed. :func:`walk`, the comparison in graph order, serves every other
+localization too (:mod:`.runtime`, :mod:`.precision`).
 """
 
 from __future__ import annotations
@@ -21,39 +22,33 @@ from onnxparity.errors import NoMapping
 from onnxparity.forensics import Divergence
 from onnxparity.graph.files import load_model
 from onnxparity.graph.nodes import node_source, with_outputs
+from onnxparity.variants import probe
+from onnxparity.verdict.compare import applied_tolerance, elementwise, widen
 
 #: at most this many nodes are reported as computing one diverging value
 MAX_SPAN = 32
 
 
 def off(expected: np.ndarray, actual: np.ndarray, tolerance: Any) -> tuple[float, int, bool]:
-    """(max abs error over finite pairs, values non-finite on one side only, diverges) of one
-    tensor under ``tolerance`` (``atol``, ``rtol``, ``scaled``; exact for integers and bools)."""
+    """(max abs error over finite pairs, values non-finite on one side only or a different one on
+    each, diverges) of one tensor by the verdict's rule: float values within ``tolerance`` as it
+    applies to their dtypes (:func:`~onnxparity.verdict.compare.applied_tolerance`: an undeclared
+    tolerance is the tensor's precision's, as for an output: a float16 tensor's is 2^-9, not
+    1e-5), NaN matching only NaN and an infinity only the same one
+    (:func:`~onnxparity.verdict.compare.elementwise`); integers and bools exactly."""
     expected, actual = np.asarray(expected), np.asarray(actual)
     if expected.shape != actual.shape:
         if expected.size != actual.size or expected.size == 0:
             return float("inf"), 0, True
         expected, actual = expected.reshape(-1), actual.reshape(-1)  # the same values, shaped otherwise
-    if expected.dtype.kind != "f" or actual.dtype.kind != "f":
-        different = expected.astype(np.float64) != actual.astype(np.float64)
-        error = (
-            float(np.abs(expected.astype(np.float64) - actual.astype(np.float64)).max())
-            if expected.size
-            else 0.0
-        )
-        return error, 0, bool(different.any())
-    e, a = expected.astype(np.float64), actual.astype(np.float64)
-    finite_e, finite_a = np.isfinite(e), np.isfinite(a)
-    nonfinite = int(
-        (finite_e != finite_a).sum() + (~finite_e & ~finite_a & (np.isnan(e) != np.isnan(a))).sum()
-    )
-    both = finite_e & finite_a
-    if not both.any():
-        return 0.0, nonfinite, bool(nonfinite)
-    error = np.abs(a[both] - e[both])
-    peak = float(np.abs(e[both]).max())
-    allowed = tolerance.atol + tolerance.rtol * np.abs(e[both]) + getattr(tolerance, "scaled", 0.0) * peak
-    return float(error.max()), nonfinite, bool(nonfinite or (error > allowed).any())
+    e, a = widen(expected), widen(actual)  # ml_dtypes' narrow kinds as numpy computes on them
+    if e.dtype.kind != "f" or a.dtype.kind != "f":
+        e, a = e.astype(np.float64), a.astype(np.float64)
+        return (float(np.abs(e - a).max()) if e.size else 0.0), 0, bool((e != a).any())
+    tolerance = applied_tolerance(tolerance, expected, actual)
+    finite, diff, _, ok = elementwise(e.astype(np.float64), a.astype(np.float64), tolerance)
+    error = float(diff.max()) if finite.any() else 0.0  # (diff is 0 where a side is not finite)
+    return error, int((~ok & ~finite).sum()), not bool(ok.all())
 
 
 def node_names(nodes) -> list[str]:
@@ -183,11 +178,9 @@ def localize(
             ),
             {},
         )
-    from onnxparity.variants.localize import tensor_values
-
     found, agreed = None, {}
     for chunk in chunks(proto.graph, shared, values):  # one example's values, a bounded part at a time
-        computed = tensor_values(with_outputs(proto, chunk), feeds)  # the graph's outputs come too
+        computed = probe.tensor_values(with_outputs(proto, chunk), feeds)  # the graph's outputs come too
         onnx_values = {name: value for name, value in computed.items() if name in chunk}
         found = walk(proto.graph, values, onnx_values, tolerance, subject.exporter, sources, agreed)
         if found is not None:
@@ -214,14 +207,12 @@ def localize_rewrite(
     otherwise transformed copy of the export) first parts from the export on an input: both
     run with their shared values as outputs (ONNX Runtime, CPU, no graph optimization), values
     pair by name, and the rewritten graph's nodes are walked in order."""
-    from onnxparity.variants.localize import tensor_values
-
     exported = load_model(exported_path, external_data=True)
     rewritten = load_model(variant_path, external_data=True)
     produced = {out for node in exported.graph.node for out in node.output if out}
     shared = produced & {out for node in rewritten.graph.node for out in node.output if out}
-    expected = tensor_values(with_outputs(exported, shared), feeds)
-    actual = tensor_values(with_outputs(rewritten, shared), feeds)
+    expected = probe.tensor_values(with_outputs(exported, shared), feeds)
+    actual = probe.tensor_values(with_outputs(rewritten, shared), feeds)
     found = walk(rewritten.graph, expected, actual, tolerance)
     title = f"{variant} runs a rewritten graph ({os.path.basename(variant_path)}); against the export on this input:"
     if found is None:

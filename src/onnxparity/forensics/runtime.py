@@ -14,6 +14,9 @@
   the unoptimized values) that still does. Its last node computes the diverging value; the
   nodes of the tail it depends on are what the optimizer rewrote, and the optimized tail's ops
   say into what.
+
+The built-in variants' explainers (:mod:`.by_variant`) of this kind are here too:
+:func:`explain_optimized` for ``ort-cpu`` and :func:`explain_reference` for ``onnx-reference``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from onnxparity.forensics import Divergence
 from onnxparity.forensics.export import node_names, off, walk
 from onnxparity.graph.files import load_model
 from onnxparity.graph.nodes import is_standard_domain, node_source, with_outputs
+from onnxparity.spec import DEFAULT_TOLERANCE
+from onnxparity.variants import probe
 
 #: the whole graph goes through the (pure Python) reference evaluator only up to this many nodes
 SPEC_NODES = 400
@@ -59,11 +64,9 @@ def spec_values(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
 def ort_values(model, feeds: Mapping[str, np.ndarray], optimization: str = "none", names=None):
     """``names`` (default: every node output) of ``model`` on ``feeds``, ONNX Runtime on the CPU
     at graph optimization ``optimization`` ("none" keeps every value)."""
-    from onnxparity.variants.localize import tensor_values
-
     if names is None:
         names = {out for node in model.graph.node for out in node.output if out}
-    return tensor_values(with_outputs(model, set(names)), feeds, optimization=optimization)
+    return probe.tensor_values(with_outputs(model, set(names)), feeds, optimization=optimization)
 
 
 def localize_spec(
@@ -86,6 +89,19 @@ def localize_spec(
     who = "onnx-reference" if reference_is_variant else "ONNX Runtime"
     other = "ONNX Runtime's CPU" if reference_is_variant else "the ONNX reference evaluator (the spec)"
     return found, [f"{who} against {other} on this input (no graph optimization):", found.line()], spec
+
+
+def explain_reference(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+    """``onnx-reference``'s explainer: where the spec's values (``runnable.model`` in the
+    reference evaluator) first part from ONNX Runtime's on a failing input (a reference-evaluator
+    defect, or a runtime that agrees with the framework but not the spec)."""
+    try:
+        found, lines, _ = localize_spec(
+            runnable.model, feeds, tolerance or DEFAULT_TOLERANCE, reference_is_variant=True
+        )
+    except Exception:  # the explanation is a bonus: never let it mask the verdict
+        return []
+    return [*lines, found] if found is not None else lines
 
 
 def spec_verdict(subgraph, tolerance) -> tuple[list[str], Divergence | None, Any]:
@@ -197,10 +213,8 @@ def _diverging(piece, feeds, tolerance, saved: str | None = None) -> tuple[str |
     model, leaving = piece
     if not leaving:
         return None, 0.0, 0, None, None
-    from onnxparity.variants.localize import tensor_values
-
     plain = ort_values(model, feeds, "none", leaving)
-    optimized = tensor_values(model, feeds, optimization="all", saved=saved)  # its outputs: ``leaving``
+    optimized = probe.tensor_values(model, feeds, optimization="all", saved=saved)  # its outputs: ``leaving``
     for name in leaving:
         error, nonfinite, diverges = off(plain[name], optimized[name], tolerance)
         if diverges:
@@ -294,6 +308,19 @@ def localize_optimizer(
     return found, lines + _advice(model, feeds, tolerance, into), subgraph
 
 
+def explain_optimized(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+    """``ort-cpu``'s explainer: where ONNX Runtime's graph optimizer changed a failing input's
+    result (:func:`localize_optimizer` of ``runnable.model_path``; nothing when the
+    unoptimized graph gives the same outputs)."""
+    try:
+        found, lines, subgraph = localize_optimizer(
+            runnable.model_path, feeds, tolerance or DEFAULT_TOLERANCE, "ort-cpu"
+        )
+    except Exception:  # the explanation is a bonus: never let it mask the verdict
+        return []
+    return [*lines, found, subgraph] if found is not None else lines
+
+
 def _listed(ops: list[str]) -> str:
     return ", ".join(ops[:8]) + (f" ... ({len(ops)} ops)" if len(ops) > 8 else "")
 
@@ -321,15 +348,13 @@ FUSIONS = {
 def _advice(model, feeds, tolerance, into: list[str]) -> list[str]:
     """The narrowest setting that keeps the unoptimized result, checked on this input: one
     transformer disabled (``disabled_optimizers``), else a lower optimization level."""
-    from onnxparity.variants.localize import tensor_values
-
     names = [o.name for o in model.graph.output]
     plain = ort_values(model, feeds, "none", names)
 
     def keeps(level: str = "all", disabled: tuple[str, ...] = ()) -> bool:
         return not any(
             off(plain[n], v, tolerance)[2]
-            for n, v in tensor_values(model, feeds, optimization=level, disabled=disabled).items()
+            for n, v in probe.tensor_values(model, feeds, optimization=level, disabled=disabled).items()
         )
 
     for base in dict.fromkeys(t for op in into for t in FUSIONS.get(op, ())):

@@ -8,7 +8,8 @@ that passed, the stored result is reused and says so (``result.cached``, ``passe
 the table). Only passing results of built-in variants on cacheable exports are stored: a
 failure runs again (its diagnosis and reproducer are written fresh), a skip depends on the
 machine, a user-registered variant's builder is code the key cannot see, and latency is a
-measurement of this run. ``--onnx-parity-cache=off`` runs everything.
+measurement of this run. ``--onnx-parity-cache=off`` runs everything. Each function takes the
+store and the values it reads, never the session.
 """
 
 from __future__ import annotations
@@ -17,12 +18,18 @@ import datetime
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onnxparity.environment import version
 from onnxparity.exporters.identity import onnxparity_digest
-from onnxparity.persist import digest, options_digest
+from onnxparity.persist import Store, digest, options_digest
 from onnxparity.results import OutputSummary, Power, VariantResult
+from onnxparity.search.stats import RunStats
+from onnxparity.spec import ParitySpec, Policy
+
+if TYPE_CHECKING:
+    from onnxparity.exporters import ExportedModel, ModelPair
+    from onnxparity.variants import VariantInfo
 
 KIND = "results"
 #: the packages every search runs through (the model source adds its own)
@@ -40,10 +47,21 @@ class CachedResult(VariantResult):
 
 
 def result_key(
-    session: Any, pair: Any, spec: Any, variant: str, info: Any, policy: Any, n: int, seed: int, rows
+    store: Store | None,
+    pair: ModelPair,
+    spec: ParitySpec,
+    variant: str,
+    info: VariantInfo,
+    policy: Policy,
+    n: int,
+    seed: int,
+    rows,
+    *,
+    threads: int,
+    coverage: str,
 ) -> str | None:
-    """The key of this item's search, or None where its result is not kept across runs."""
-    store = getattr(session, "store", None)
+    """The key of this item's search (``threads``, ``coverage``: the run's settings), or None
+    where its result is not kept across runs."""
     if store is None or not pair.exported.cache or not pair.exported.cache_key:
         return None
     if not getattr(info.build, "__module__", "").startswith("onnxparity."):
@@ -59,8 +77,8 @@ def result_key(
         "seed": seed,
         "inputs": spec.input_digest,
         "rows": options_digest({"rows": dict(rows)}) if rows else "",
-        "threads": session.config.threads,
-        "coverage": session.config.coverage,
+        "threads": threads,
+        "coverage": coverage,
         "versions": {p: version(p) for p in (*PACKAGES, *packages)},
         "onnxparity": onnxparity_digest(),
         "python": platform.python_version_tuple()[:2],
@@ -68,12 +86,14 @@ def result_key(
     return digest(parts)
 
 
-def load(session: Any, key: str | None, variant: str, policy: Any) -> CachedResult | None:
-    """The passing result stored under ``key``, or None (nothing there, or an entry whose
-    fields are not a report entry's: a miss, searched again)."""
-    if key is None:
+def load(
+    store: Store | None, key: str | None, variant: str, policy: Policy, *, workdir: str, stats: RunStats
+) -> CachedResult | None:
+    """The passing result stored under ``key`` (counted in ``stats``), or None (nothing there,
+    or an entry whose fields are not a report entry's: a miss, searched again)."""
+    if store is None or key is None:
         return None
-    stored = session.store.get(KIND, key, session.workdir)
+    stored = store.get(KIND, key, workdir)
     if not stored or stored.get("status") != "passed":
         return None
     try:
@@ -81,14 +101,14 @@ def load(session: Any, key: str | None, variant: str, policy: Any) -> CachedResu
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError):
         found = None
     if found is None:
-        session.store.discard(KIND, key)
-        session.store.counts["corrupt"] += 1
+        store.discard(KIND, key)
+        store.counts["corrupt"] += 1
         return None
-    session.counts["cached_results"] += 1
+    stats.counts["cached_results"] += 1
     return found
 
 
-def _result(stored: dict, variant: str, policy: Any) -> CachedResult | None:
+def _result(stored: dict, variant: str, policy: Policy) -> CachedResult | None:
     power, dims = stored.get("power") or {}, stored.get("dims_covered") or {}
     examples = stored.get("examples")
     if not isinstance(examples, int) or isinstance(examples, bool) or examples < 0:
@@ -108,7 +128,7 @@ def _result(stored: dict, variant: str, policy: Any) -> CachedResult | None:
         "passed",
         policy,
         examples,
-        tuple(_summary(o) for o in outputs),
+        tuple(output_summary(o) for o in outputs),
         {str(k): (int(v[0]), int(v[1])) for k, v in dims.items()},
         message=str(stored.get("message") or ""),
         power=Power(bool(power.get("weak")), tuple(str(r) for r in power.get("reasons") or ())),
@@ -119,21 +139,28 @@ def _result(stored: dict, variant: str, policy: Any) -> CachedResult | None:
 
 
 def reused_or(
-    session: Any, key: str | None, cached: CachedResult | None, exported: Any, search: Callable
+    store: Store | None,
+    key: str | None,
+    cached: CachedResult | None,
+    exported: ExportedModel,
+    search: Callable[[str | None], VariantResult],
+    *,
+    verify: bool,
 ) -> VariantResult:
     """``cached``, else ``search(key)`` (storing its pass under ``key``); under the cache's
-    verify mode always a search, compared with what the cache held (:func:`verified`)."""
-    if not session.config.cache_verify:
+    verify mode (``verify``) always a search, compared with what the cache held
+    (:func:`verified`)."""
+    if not verify:
         return cached if cached is not None else search(key)
     fresh = search(None)
     if cached is not None and fresh.status != "passed":
-        session.store.discard(KIND, key)  # a pass a fresh run does not give: never again
+        store.discard(KIND, key)  # a pass a fresh run does not give: never again
     elif cached is None:
-        save(session, key, fresh)
+        save(store, key, fresh)
     return verified(cached, fresh, exported)
 
 
-def verified(stored: CachedResult | None, fresh: VariantResult, exported: Any) -> VariantResult:
+def verified(stored: CachedResult | None, fresh: VariantResult, exported: ExportedModel) -> VariantResult:
     """Under the cache's verify mode: ``fresh``, or an error naming how what the cache would
     have returned (``stored``, the export's digest) differs from what a fresh run gives."""
     problems = []
@@ -156,7 +183,7 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)  # "inf" and "nan" as the report writes them
 
 
-def _summary(entry: dict) -> OutputSummary:
+def output_summary(entry: dict) -> OutputSummary:
     """An output's summary from its report entry (top-1 counts as a rate over 1 row each)."""
     rate = entry.get("top1_rate")
     return OutputSummary(
@@ -176,9 +203,10 @@ def _summary(entry: dict) -> OutputSummary:
     )
 
 
-def save(session: Any, key: str | None, result: VariantResult) -> None:
-    if key is None or result.status != "passed":
+def save(store: Store | None, key: str | None, result: VariantResult) -> None:
+    """Keep a passing result under ``key`` (nothing where there is no key: not kept)."""
+    if store is None or key is None or result.status != "passed":
         return
     entry = result.to_dict()
     entry["cached"] = {"from": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    session.store.put(KIND, key, [], entry)
+    store.put(KIND, key, [], entry)

@@ -6,16 +6,19 @@ drawn feeds and outputs by :class:`~onnxparity.search.data.ExampleKey`, the exam
 searches — so that Hypothesis examples only pay for inference (DESIGN.md principle 1). For
 each item it hands the work to the part that owns it: the exporter (:mod:`.exporters`), the
 variant builders (:mod:`.variants`), the search (:mod:`.search`), the anchor
-(:mod:`.anchor`), the diagnosis (:mod:`.diagnosis`), the reproducer (:mod:`.reproducer`)
-and the budgets (:mod:`.budgets`). It counts and times its work (``counts``, ``timings``)
-for tests and benchmarks. Knows nothing of pytest: messages name settings through
-``config.spell``, which the plugin words as flags.
+(:mod:`.search.anchor`), the diagnosis (:mod:`.diagnosis`), the reproducer
+(:mod:`.diagnosis.reproducer`) and the budgets (:mod:`.budgets`), and hands each the values it
+needs (a :class:`~onnxparity.search.engine.SearchContext`, the anchor's build as a callable,
+the run's :class:`~onnxparity.search.stats.RunStats`), never itself. It counts and times its
+work (``counts``, ``timings``) for tests and benchmarks. Knows nothing of pytest: messages name
+settings through ``config.spell``, which the plugin words as flags.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -27,10 +30,10 @@ from typing import Any
 import numpy as np
 
 import onnxparity.budgets as budgets
-import onnxparity.runner.reuse as stored_results
+import onnxparity.runner.outcome as outcome
+import onnxparity.runner.reuse as reuse
 from onnxparity.config import LATENCY_MODES, ParityConfig
-from onnxparity.diagnosis import all_rejected, indent, timeout_diagnosis
-from onnxparity.diagnosis.failure import failed_result
+from onnxparity.diagnosis import indent
 from onnxparity.diagnosis.reproducer import safe_name
 from onnxparity.draw import boundary_examples, default_example, materialize, resolve_data, sampler
 from onnxparity.errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
@@ -44,8 +47,9 @@ from onnxparity.planning import Item, plan_items, stable_seed
 from onnxparity.results import CheckResult, VariantResult
 from onnxparity.search.anchor import ANCHOR_VARIANT, Anchor
 from onnxparity.search.coverage import Coverage, InnerCache
-from onnxparity.search.data import ExampleData, ExampleKey, OutputKey
-from onnxparity.search.engine import ExampleCrashed, Search, TimeBudgetReached
+from onnxparity.search.data import ExampleData
+from onnxparity.search.engine import ExampleCrashed, Search, SearchContext, TimeBudgetReached
+from onnxparity.search.stats import RunStats
 from onnxparity.spec import ParitySpec
 from onnxparity.variants import BuildContext, Runnable, VariantInfo, VariantRunError, get_variant
 from onnxparity.variants.worker import IsolatedVariant, NotImportable, isolates
@@ -63,16 +67,17 @@ class ParitySession:
             raise InvalidSpec(f"latency mode {self.config.latency!r}: use one of {', '.join(LATENCY_MODES)}")
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(workdir or tempfile.mkdtemp(prefix="onnxparity-"))
-        self.counts: collections.Counter[str] = collections.Counter()
-        #: seconds spent per phase: export, build, draw, reference, variant, anchor, compare,
-        #: coverage, search (whole searches, Hypothesis included): a benchmark's breakdown
-        self.timings: collections.Counter[str] = collections.Counter()
+        #: what every stage counts and times, handed down as a value
+        self.stats = RunStats()
+        #: the stats' own counter and phase timings (seconds per phase: a benchmark's breakdown)
+        self.counts: collections.Counter[str] = self.stats.counts
+        self.timings: collections.Counter[str] = self.stats.timings
         self._pairs: dict[tuple, ModelPair] = {}
         #: the graph's boundaries and their sites, and its inner branches, per exported model
-        self.boundaries, self.inner_coverage = BoundaryCache(), InnerCache(self.timings)
+        self.boundaries, self.inner_coverage = BoundaryCache(), InnerCache(self.stats.timings)
         self._variants: dict[tuple[str, str, str], Runnable | OnnxParityError] = {}
         #: drawn feeds, reference outputs (and their summaries) and anchor outputs per example
-        self.examples = ExampleData(self.counts, self.timings)
+        self.examples = ExampleData(self.stats)
         #: examples of passing searches, replayed by the next variant with the same seed
         self.passing_searches: dict[tuple, list] = {}
         #: exports kept across runs (None: no persistent cache; see the cache_dir setting)
@@ -184,23 +189,23 @@ class ParitySession:
                 else f"{pair.exported.cache_key}-{options_digest(options)}",
             )
             os.makedirs(context.workdir, exist_ok=True)
-            started = time.perf_counter()
-            try:
-                built = self._build(info, context, isolated)
-                self.counts["sessions"] += 1
-                log = getattr(built, "build_cache", None) or context.cache_log
-                self.counts["cached_builds"] += sum("reused" in line for line in log)
-            except OnnxParityError as exc:
-                built = exc
-            except Exception as exc:  # a builder's own error is that variant's error, never a crash
-                built = VariantBuildError(f"{type(exc).__name__}: {exc}")
-            self.timings["build"] += time.perf_counter() - started
+            with self.stats.timed("build"):
+                try:
+                    built = self._build(info, context, isolated)
+                    self.counts["sessions"] += 1
+                    log = getattr(built, "build_cache", None) or context.cache_log
+                    self.counts["cached_builds"] += sum("reused" in line for line in log)
+                except OnnxParityError as exc:
+                    built = exc
+                except Exception as exc:  # a builder's own error is that variant's error, never a crash
+                    built = VariantBuildError(f"{type(exc).__name__}: {exc}")
             self._variants[key] = built
         if isinstance(built, OnnxParityError):
             raise built
         return built
 
     def _build(self, info: VariantInfo, context: BuildContext, isolated: bool) -> Runnable:
+        """The variant built in a worker where ``isolated`` (and its builder importable), else here."""
         if isolated:
             try:
                 runnable = IsolatedVariant(info.build, context, what=info.name, hint=info.crash_hint)
@@ -228,30 +233,17 @@ class ParitySession:
         except OnnxParityError as exc:
             return "error", f"{name} could not be built: {exc}"
 
-    # -- per-example data -----------------------------------------------------------------
-    def anchor_outputs(
-        self, pair: ModelPair, key: ExampleKey, feeds, variant: str = ANCHOR_VARIANT
-    ) -> list | None:
-        """The anchor variant's outputs on an example (cached like references), or None where
-        it cannot build or run."""
-        cache_key = OutputKey(f"{variant}:{pair.exported.key}", key)
-        outputs = self.examples.outputs.get(cache_key)
-        if outputs is None:
-            started = time.perf_counter()
-            try:
-                outputs = self.variant(pair, variant).run(feeds)
-            except (OnnxParityError, VariantRunError):
-                return None
-            finally:
-                self.timings["anchor"] += time.perf_counter() - started
-            self.examples.outputs.put(cache_key, outputs)
-        return outputs
+    def _anchor_build(self, pair: ModelPair, variant: str = ANCHOR_VARIANT) -> Callable[[], Runnable | None]:
+        """The anchor's build for a search: the variant built on first use (once per session),
+        None where it cannot be; the search calls it, never the session."""
 
-    def remember_anchor_outputs(
-        self, pair: ModelPair, key: ExampleKey, outputs: list, variant: str = ANCHOR_VARIANT
-    ) -> None:
-        """The anchor's outputs from its own search: later variants' distances reuse them."""
-        self.examples.outputs.put(OutputKey(f"{variant}:{pair.exported.key}", key), outputs)
+        def build() -> Runnable | None:
+            try:
+                return self.variant(pair, variant)
+            except OnnxParityError:
+                return None
+
+        return build
 
     def searched_spec(self, pair: ModelPair, spec: ParitySpec) -> ParitySpec:
         """``spec`` with the graph's boundaries added to its inputs (:mod:`.boundaries`)."""
@@ -290,83 +282,63 @@ class ParitySession:
         if info.max_examples and not (examples or spec.examples):
             n = min(n, info.max_examples)
         seed = stable_seed(name, self.config.seed)
-        kept = stored_results.result_key(self, pair, spec, variant, info, policy, n, seed, rows)
-        return stored_results.reused_or(  # the same search passed in an earlier run, or a search
-            self, kept, stored_results.load(self, kept, variant, policy), pair.exported,
-            lambda keep: self._search(pair, spec, sites, variant, policy, n, seed, rows, name, anchor, keep),
-        )  # fmt: skip
-
-    def _search(self, pair, spec, sites, variant, policy, n, seed, rows, name, anchor, kept) -> VariantResult:
-        """The search of one item (its passing result stored under ``kept``)."""
-        runnable = self._variant_or_verdict(pair, variant, spec, rows)
-        if isinstance(runnable, tuple):
-            return VariantResult(variant, runnable[0], policy, message=runnable[1])
-        measured_against = None if variant == anchor else Anchor(self, pair, runnable.output_names, anchor)
-        budget = self.config.item_timeout_s
-        progress = self.progress
-        search = Search(
-            self,
-            pair,
-            spec,
-            runnable,
-            policy,
-            rows or {},
-            anchor=measured_against,
-            keeps_anchor_outputs=variant == anchor,
-            coverage=Coverage(
-                sites, self.inner_coverage.claim(pair.exported, sites, spec, self.config.coverage)
-            ),
-            deadline=time.perf_counter() + budget if budget else None,
-            progress=None
-            if progress is None
-            else lambda done, e: progress(name, variant, done, n, e.describe(spec)),
+        item = outcome.SearchedItem(pair, spec, sites, variant, policy, n, seed, rows, name, anchor)
+        config, store = self.config, self.store
+        threads, coverage = config.threads, config.coverage
+        kept = reuse.result_key(
+            store, pair, spec, variant, info, policy, n, seed, rows, threads=threads, coverage=coverage
         )
+        cached = reuse.load(store, kept, variant, policy, workdir=self.workdir, stats=self.stats)
+        search = functools.partial(self._search, item)  # run unless an earlier run's pass is reused
+        return reuse.reused_or(store, kept, cached, pair.exported, search, verify=config.cache_verify)
+
+    def _search(self, item: outcome.SearchedItem, kept: str | None) -> VariantResult:
+        """The search of one item (its passing result stored under ``kept``)."""
+        runnable = self._variant_or_verdict(item.pair, item.variant, item.spec, item.rows)
+        if isinstance(runnable, tuple):
+            return VariantResult(item.variant, runnable[0], item.policy, message=runnable[1])
+        search = self._new_search(item, runnable)
         try:
-            failure = search.run_shrunk(n, seed, boundary_examples(spec))
+            failure = search.run_shrunk(item.examples, item.seed, boundary_examples(item.spec))
         except ExampleCrashed as crash:
             failure = crash.evidence
         except TimeBudgetReached:
-            return VariantResult(
-                variant,
-                "failed",
-                policy,
-                search.tally.tried,
-                search.tally.summaries(),
-                search.tally.covered(),
-                message=timeout_diagnosis(variant, spec, search, n, budget, self.config.spell),
-            )
-        tally = search.tally
-        if failure is None and tally.rejected and not tally.tried:
-            return VariantResult(variant, "error", policy, 0, message=all_rejected(variant, tally.rejected))
-        shortfall = []
-        if failure is None:  # (a crash is a failure too: ExampleCrashed above)
-            shortfall = tally.shortfall()
-            if not shortfall:
-                passed = VariantResult(
-                    variant,
-                    "passed",
-                    policy,
-                    tally.tried,
-                    tally.summaries(),
-                    tally.covered(),
-                    power=tally.power(policy),
-                    coverage=search.coverage_report(),
-                    distribution=tally.distribution.to_dict(),
-                )
-                stored_results.save(self, kept, passed)
-                return passed
-            failure = tally.evidence_for(shortfall)
-        return failed_result(
-            self.config.reproducer_dir,
-            name,
-            variant,
+            return outcome.timed_out(item, search, self.config.item_timeout_s, self.config.spell)
+        return outcome.searched(
+            item, search, runnable, failure, self.store, kept, self.config.reproducer_dir, self.stats
+        )
+
+    def _new_search(self, item: outcome.SearchedItem, runnable: Runnable) -> Search:
+        """The search of ``item`` on ``runnable``: the session's data, replays and stats as a
+        context, the anchor with its build (the anchor's own search keeps its outputs)."""
+        pair, spec, variant = item.pair, item.spec, item.variant
+        build = self._anchor_build(pair, item.anchor)
+        anchor = Anchor(pair, runnable.output_names, build, self.examples.outputs, self.stats, item.anchor)
+        coverage = Coverage(
+            item.sites, self.inner_coverage.claim(pair.exported, item.sites, spec, self.config.coverage)
+        )
+        budget, progress = self.config.item_timeout_s, self.progress
+        context = SearchContext(
+            self.examples,
+            self.passing_searches,
+            self.stats,
+            self.workdir,
+            deadline=time.perf_counter() + budget if budget else None,
+            progress=None
+            if progress is None
+            else lambda done, e: progress(item.name, variant, done, item.examples, e.describe(spec)),
+        )
+        own = variant == item.anchor
+        return Search(
+            context,
             pair,
             spec,
             runnable,
-            policy,
-            search,
-            failure,
-            shortfall,
+            item.policy,
+            item.rows or {},
+            anchor=None if own else anchor,
+            keep_outputs=anchor.keep if own else None,
+            coverage=coverage,
         )
 
     def check(

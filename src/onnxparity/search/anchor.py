@@ -4,41 +4,89 @@ anchor is off too) or from the variant (the anchor agrees with the reference).""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from onnxparity.search.data import ExampleKey
+from onnxparity.errors import OnnxParityError
+from onnxparity.search.data import ArrayCache, ExampleKey, OutputKey
+from onnxparity.search.stats import RunStats
 from onnxparity.search.tally import Evidence
 from onnxparity.spec import DEFAULT_TOLERANCE
+from onnxparity.variants import Runnable, VariantRunError
 from onnxparity.verdict.compare import Verdict, compare_outputs
 
 if TYPE_CHECKING:
     from onnxparity.exporters import ModelPair
-    from onnxparity.runner import ParitySession
 
 #: the variant every other is measured against by default.
 ANCHOR_VARIANT = "ort-cpu"
 
 
+@dataclass(frozen=True)
+class AnchorFinding:
+    """The anchor on a failing example, for the diagnosis: its verdict against the reference
+    (None where it could not be compared) and the lines that say what that means."""
+
+    verdict: Verdict | None
+    lines: tuple[str, ...]
+
+    @property
+    def export_right(self) -> bool:
+        """The anchor matches the reference there: the export is right, the variant differs."""
+        return self.verdict is not None and self.verdict.passed
+
+
 class Anchor:
-    """The anchor variant's outputs on a search's examples, compared with the reference at
-    the default tolerance."""
+    """The anchor variant's outputs on a search's examples, compared with the reference at the
+    default tolerance: kept in ``cache``, else run on the variant ``build()`` returns (the
+    runner's thunk: None where the anchor cannot be built)."""
 
     def __init__(
         self,
-        session: ParitySession,
         pair: ModelPair,
         output_names: tuple[str, ...],
+        build: Callable[[], Runnable | None],
+        cache: ArrayCache,
+        stats: RunStats,
         variant: str = ANCHOR_VARIANT,
     ) -> None:
-        self.session = session
         self.pair = pair
         self.output_names = output_names
+        self.build = build
+        self.cache = cache
+        self.stats = stats
         self.variant = variant
+        self.producer = f"{variant}:{pair.exported.key}"
+
+    def outputs_on(self, key: ExampleKey, feeds) -> list | None:
+        """The anchor's outputs on an example (cached like references), or None where it
+        cannot build or run."""
+        cache_key = OutputKey(self.producer, key)
+        outputs = self.cache.get(cache_key)
+        if outputs is None:
+            started = time.perf_counter()
+            try:
+                runnable = self.build()
+                if runnable is None:
+                    return None
+                outputs = runnable.run(feeds)
+            except (OnnxParityError, VariantRunError):
+                return None
+            finally:
+                self.stats.timings["anchor"] += time.perf_counter() - started
+            self.cache.put(cache_key, outputs)
+        return outputs
+
+    def keep(self, key: ExampleKey, outputs: list) -> None:
+        """The anchor's outputs from its own search: later variants' distances reuse them."""
+        self.cache.put(OutputKey(self.producer, key), outputs)
 
     def compare(self, key: ExampleKey, feeds, expected: list) -> Verdict | None:
         """The anchor's outputs on this example against the reference, or None where the
         anchor cannot run."""
-        outputs = self.session.anchor_outputs(self.pair, key, feeds, self.variant)
+        outputs = self.outputs_on(key, feeds)
         if outputs is None or len(outputs) != len(expected):
             return None
         return compare_outputs(self.output_names, expected, outputs, DEFAULT_TOLERANCE, self.pair.labels)
@@ -50,9 +98,13 @@ class Anchor:
             return None
         return evidence.anchor_verdict or self.compare(key, evidence.feeds, evidence.expected)
 
-    def lines(self, evidence: Evidence, key: ExampleKey) -> list[str]:
-        """Diagnosis lines: the anchor's own error on the failing example and what it means."""
+    def finding(self, evidence: Evidence, key: ExampleKey) -> AnchorFinding:
+        """The anchor's verdict on a failing example and the diagnosis lines it gives."""
         verdict = self.verdict(evidence, key)
+        return AnchorFinding(verdict, tuple(self.lines(evidence, verdict)))
+
+    def lines(self, evidence: Evidence, verdict: Verdict | None) -> list[str]:
+        """Diagnosis lines: the anchor's own error on the failing example and what it means."""
         if verdict is not None and evidence.runtime_error:
             if verdict.passed:
                 return [f"{self.variant} runs the same input and matches the reference: the export is right"]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from onnxparity.draw import Example, materialize
+from onnxparity.search.stats import RunStats
 from onnxparity.spec import ParitySpec
 from onnxparity.verdict.distribution import input_size
 from onnxparity.verdict.power import summarize
@@ -98,11 +99,10 @@ class ArrayCache:
 class ExampleData:
     """What a session computes per example, once: the drawn feeds (read-only, shared by every
     variant), the reference's outputs and their power summaries, and the anchor's outputs
-    (``outputs``, stored by the runner, which builds the anchor)."""
+    (``outputs``, kept there by :class:`~onnxparity.search.anchor.Anchor`)."""
 
-    def __init__(self, counts: collections.Counter, timings: collections.Counter) -> None:
-        self.counts = counts
-        self.timings = timings
+    def __init__(self, stats: RunStats) -> None:
+        self.stats = stats
         self.outputs = ArrayCache(OUTPUTS_CACHE_BYTES)
         self.feeds = ArrayCache(FEEDS_CACHE_BYTES)
         self.summaries: dict[OutputKey, list] = {}
@@ -127,7 +127,7 @@ class ExampleData:
             return feeds
         started = time.perf_counter()
         feeds = materialize(spec, key.example, rows)
-        self.timings["draw"] += time.perf_counter() - started
+        self.stats.timings["draw"] += time.perf_counter() - started
         for array in feeds.values():
             array.flags.writeable = False
         self.feeds.put(key, feeds)
@@ -139,8 +139,8 @@ class ExampleData:
         if outputs is None:
             started = time.perf_counter()
             outputs = pair.reference(feeds)
-            self.timings["reference"] += time.perf_counter() - started
-            self.counts["reference_runs"] += 1
+            self.stats.timings["reference"] += time.perf_counter() - started
+            self.stats.counts["reference_runs"] += 1
             self.outputs.put(cache_key, outputs)
         return outputs
 

@@ -1,8 +1,9 @@
 """One variant's search of the declared input space: drive Hypothesis, replay passing
 searches, and re-shrink failures found at explicit examples.
 
-Each example is drawn once per session and its reference computed once (the session's
-caches); the variant runs on it and the comparison decides. A passing search's examples are
+Each example is drawn once per session and its reference computed once (the
+:class:`~onnxparity.search.data.ExampleData` its :class:`SearchContext` hands in); the
+variant runs on it and the comparison decides. A passing search's examples are
 remembered: Hypothesis draws the same sequence for the same seed while every example passes,
 so the next variant of the same test replays it without Hypothesis's per-example bookkeeping.
 The first failure in a replay hands over to a real Hypothesis search, which finds and shrinks
@@ -15,6 +16,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +29,8 @@ from hypothesis.errors import Unsatisfiable, UnsatisfiedAssumption
 from onnxparity.draw import SEED_MAX, Example, patterns_for, rows_digest
 from onnxparity.search.anchor import Anchor
 from onnxparity.search.coverage import Coverage
-from onnxparity.search.data import ExampleKey
+from onnxparity.search.data import ExampleData, ExampleKey
+from onnxparity.search.stats import RunStats
 from onnxparity.search.tally import Evidence, SearchTally
 from onnxparity.spec import ParitySpec, Policy
 from onnxparity.variants import Runnable, VariantRunError
@@ -36,7 +39,6 @@ from onnxparity.verdict.compare import compare_outputs
 
 if TYPE_CHECKING:
     from onnxparity.exporters import ModelPair
-    from onnxparity.runner import ParitySession
 
 
 class ExampleFailed(Exception):
@@ -64,16 +66,34 @@ class TimeBudgetReached(BaseException):
 PROGRESS_EVERY = 5.0
 
 
-class Search:
-    """Evaluates examples of one (model pair, spec, variant) and keeps the tally.
+@dataclass(frozen=True)
+class SearchContext:
+    """What a search uses beyond its own item, handed in as values: the per-example data, the
+    passing searches to replay (and to add to), the run's stats, the folder Hypothesis may write
+    in, the time budget and the progress report.
 
     ``deadline`` (a ``time.perf_counter()`` value) ends the search with
     :class:`TimeBudgetReached` before the next example; ``progress(done, example)`` is called
     every :data:`PROGRESS_EVERY` seconds of a long search."""
 
+    data: ExampleData
+    replays: dict[tuple, list[Example]]
+    stats: RunStats
+    workdir: str
+    deadline: float | None = None
+    progress: Callable[[int, Example], None] | None = None
+
+
+class Search:
+    """Evaluates examples of one (model pair, spec, variant) and keeps the tally.
+
+    ``anchor`` measures each example against the anchor variant too; ``keep_outputs(key,
+    outputs)`` is how the anchor's own search hands its outputs on for the other variants'
+    distances."""
+
     def __init__(
         self,
-        session: ParitySession,
+        context: SearchContext,
         pair: ModelPair,
         spec: ParitySpec,
         runnable: Runnable,
@@ -81,12 +101,11 @@ class Search:
         rows: Mapping[str, np.ndarray],
         *,
         anchor: Anchor | None = None,
-        keeps_anchor_outputs: bool = False,
-        deadline: float | None = None,
-        progress: Callable[[int, Example], None] | None = None,
+        keep_outputs: Callable[[ExampleKey, list], None] | None = None,
         coverage: Coverage | None = None,
     ) -> None:
-        self.session = session
+        self.context = context
+        self.stats = context.stats
         self.pair = pair
         self.spec = spec
         self.runnable = runnable
@@ -96,10 +115,10 @@ class Search:
         #: how far the anchor variant is from the reference (None for the anchor itself)
         self.anchor = anchor
         #: the anchor's own search keeps its outputs for the other variants' distances
-        self.keeps_anchor_outputs = keeps_anchor_outputs
+        self.keep_outputs = keep_outputs
         self.tally = SearchTally(policy)
-        self.deadline = deadline
-        self.progress = progress
+        self.deadline = context.deadline
+        self.progress = context.progress
         self._next_report = time.perf_counter() + PROGRESS_EVERY
         #: the largest example tried (by input elements): what a time budget reached
         self.largest: Example | None = None
@@ -115,9 +134,9 @@ class Search:
         clock = time.perf_counter
         if self.deadline is not None or self.progress is not None:
             self._watch(example, clock())
-        session = self.session
+        timings = self.stats.timings
         key = self.key(example)
-        data = session.examples
+        data = self.context.data
         feeds = data.feeds_for(self.spec, key, self.rows)
         try:
             expected = data.reference_outputs(self.pair, key, feeds)
@@ -134,7 +153,7 @@ class Search:
         if self.coverage is not None:
             started = clock()
             self.coverage.add(feeds, key)
-            session.timings["coverage"] += clock() - started
+            timings["coverage"] += clock() - started
         started = clock()
         try:
             actual = self.runnable.run(feeds)
@@ -145,15 +164,15 @@ class Search:
         except VariantRunError as exc:
             raise ExampleFailed(Evidence(example, feeds, expected, runtime_error=str(exc))) from None
         finally:
-            session.timings["variant"] += clock() - started
-        if self.keeps_anchor_outputs:
-            session.remember_anchor_outputs(self.pair, key, actual)
+            timings["variant"] += clock() - started
+        if self.keep_outputs is not None:
+            self.keep_outputs(key, actual)
         self.tally.add_expected(
             self.runnable.output_names, data.reference_summaries(self.pair, key, expected)
         )
         started = clock()
         verdict = compare_outputs(self.runnable.output_names, expected, actual, self.policy, self.pair.labels)
-        session.timings["compare"] += clock() - started
+        timings["compare"] += clock() - started
         anchored = self.anchor.compare(key, feeds, expected) if self.anchor is not None else None
         self.tally.add_anchor_distances(anchored)
         self.tally.distribution.add(verdict, data.input_size(key, feeds))
@@ -192,7 +211,7 @@ class Search:
 
     def run(self, max_examples: int, seed: int, explicit: Sequence[Example], phases=None) -> Evidence | None:
         """Search for a failing example; None when every example passes."""
-        store = self.session.passing_searches
+        store = self.context.replays
         replay_key = None
         if phases is None:
             replay_key = (self.spec.input_digest, self.rows_key, seed, max_examples, tuple(explicit))
@@ -219,9 +238,9 @@ class Search:
             options["phases"] = phases
         test = hypothesis_seed(seed)(settings(**options)(test))
         started = time.perf_counter()
-        self.session.counts["hypothesis_searches"] += 1
+        self.stats.counts["hypothesis_searches"] += 1
         try:
-            with hypothesis_storage(os.path.join(self.session.workdir, "hypothesis")):
+            with hypothesis_storage(os.path.join(self.context.workdir, "hypothesis")):
                 test()
         except Unsatisfiable:  # every example was rejected by both sides: the runner says so
             return None
@@ -231,7 +250,7 @@ class Search:
                 raise
             return failure.evidence
         finally:
-            self.session.timings["search"] += time.perf_counter() - started
+            self.stats.timings["search"] += time.perf_counter() - started
         if replay_key is not None:
             store[replay_key] = drawn
         return None
@@ -259,8 +278,8 @@ class Search:
             self.tally.reset()
             return False
         finally:
-            self.session.timings["search"] += time.perf_counter() - started
-        self.session.counts["replayed_searches"] += 1
+            self.stats.timings["search"] += time.perf_counter() - started
+        self.stats.counts["replayed_searches"] += 1
         return True
 
 

@@ -61,7 +61,7 @@ def _int_limits(name: str) -> Any:
     return np.iinfo(name)
 
 
-_INT_LIMITS = {name: _int_limits(name) for name in INTEGERS}
+INT_LIMITS = {name: _int_limits(name) for name in INTEGERS}
 
 #: the largest finite value of each float dtype (a declared range must fit it)
 _FLOAT_MAX = {
@@ -267,12 +267,12 @@ class Input:
         for fname, value in (("low", low), ("high", high)):
             if not is_real(value) or not math.isfinite(value):
                 raise InvalidSpec(f"{where}: {fname}={value!r} must be a finite number")
-        if dtype in _INT_LIMITS:
+        if dtype in INT_LIMITS:
             for fname, value in (("low", low), ("high", high)):
                 if float(value) != int(value):
                     raise InvalidSpec(f"{where}: {fname}={value!r} must be an integer for dtype {dtype}")
             low, high = int(low), int(high)
-            info = _INT_LIMITS[dtype]
+            info = INT_LIMITS[dtype]
             if low < info.min or high > info.max:
                 raise InvalidSpec(
                     f"{where}: range [{low}, {high}] does not fit dtype {dtype} ([{info.min}, {info.max}])"
@@ -298,7 +298,7 @@ class Input:
         if self.within is not None and kind != "lengths":
             raise InvalidSpec(f"{where}: within={self.within!r} is for kind='lengths' inputs only")
         if kind == "values":
-            if self.special_ids is not None and dtype not in _INT_LIMITS:
+            if self.special_ids is not None and dtype not in INT_LIMITS:
                 raise InvalidSpec(f"{where}: special_ids= is for integer token ids, not dtype {dtype}")
             return
         if self.special_ids is not None:
@@ -321,7 +321,7 @@ class Input:
             object.__setattr__(self, "padding", padding)
             bounds = (0, 1)
         else:
-            if dtype not in _INT_LIMITS:
+            if dtype not in INT_LIMITS:
                 raise InvalidSpec(
                     f"{where}: lengths are integers; give dtype='int64' (or int32), not {dtype}"
                 )
@@ -336,7 +336,7 @@ class Input:
                 raise InvalidSpec(f"{where}: within={within!r} must be a dim name or a size >= 1")
             if is_int(within):
                 within = int(within)
-                if within > _INT_LIMITS[dtype].max:
+                if within > INT_LIMITS[dtype].max:
                     raise InvalidSpec(f"{where}: within={within} does not fit dtype {dtype}")
                 object.__setattr__(self, "within", within)
             bounds = (1, within if isinstance(within, int) else None)

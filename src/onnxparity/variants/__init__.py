@@ -2,9 +2,13 @@
 optimizations, CUDA), int8 dynamic/static quantization, fp16 conversion, and the ONNX
 reference evaluator.
 
-A variant is a name bound to a *builder*: ``build(context) -> Runnable``. Adding a variant is
-registering a builder (:func:`register_variant`; :func:`unregister_variant` removes it); the
-runner asks for variants by name only.
+A variant is a name bound to a *builder*: ``build(context) -> Runnable`` (:mod:`.base`).
+Adding a variant is registering a builder (:func:`register_variant`; :func:`unregister_variant`
+removes it); the runner asks for variants by name only. The built-in variants are a table of
+dotted names (:data:`BUILTINS`), each resolved to the :class:`VariantInfo` its module defines
+when the name is first looked up, as pytest's ``default_plugins`` and Hypothesis's
+``AVAILABLE_PROVIDERS`` are: no built-in module imports this package or registers itself, and
+importing it imports neither ONNX nor ONNX Runtime.
 A builder raises :class:`~onnxparity.errors.VariantUnavailable` when the variant cannot run
 here (reported as a skip with its message) and :class:`~onnxparity.errors.VariantBuildError`
 when it cannot be built (that variant's error; other variants are unaffected). Variants whose
@@ -14,164 +18,56 @@ Knows nothing of frameworks or pytest.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import numpy as np
+import importlib
+from collections.abc import Callable
+from typing import Any
 
 from onnxparity.errors import InvalidSpec
+from onnxparity.variants.base import (
+    BUILDS,
+    BuildContext,
+    Runnable,
+    VariantInfo,
+    VariantRunError,
+    explain_with,
+    variant_info,
+)
 
+__all__ = [
+    "ALL_VARIANTS",
+    "BUILDS",
+    "BUILTINS",
+    "BuildContext",
+    "Runnable",
+    "VariantInfo",
+    "VariantRunError",
+    "explain_with",
+    "get_variant",
+    "register_variant",
+    "unregister_variant",
+    "variant_names",
+]
 
-class VariantRunError(Exception):
-    """The runtime raised while running a variant on one input; the message is the runtime's."""
+#: the built-in variants: name -> ``"module:attribute"`` of its :class:`VariantInfo`, imported
+#: when the name is first looked up
+BUILTINS = {
+    "ort-cpu": "onnxparity.variants.ort:ORT_CPU",
+    "ort-cpu-noopt": "onnxparity.variants.ort:ORT_CPU_NOOPT",
+    "ort-gpu": "onnxparity.variants.ort:ORT_GPU",
+    "int8-dynamic": "onnxparity.variants.int8:INT8_DYNAMIC",
+    "int8-static": "onnxparity.variants.int8:INT8_STATIC",
+    "fp16": "onnxparity.variants.fp16:FP16",
+    "onnx-reference": "onnxparity.variants.reference:ONNX_REFERENCE",
+}
 
+#: every built-in variant, for a marker's ``variants=``: lossless ONNX Runtime CPU (with and
+#: without graph optimizations), CUDA (skipped without a GPU), int8 dynamic and static, fp16,
+#: and the ONNX reference evaluator.
+ALL_VARIANTS = tuple(BUILTINS)
 
-class Runnable(Protocol):
-    """A built variant: numpy feeds by input name -> outputs in the ONNX output order.
-
-    Optionally also ``explain(feeds) -> list``: extra diagnosis lines for a failing input (the
-    int8-static variant names the tensors whose calibrated range the input saturated), and the
-    variant's own :class:`~onnxparity.forensics.Divergence` if it localized one; an ``explain``
-    with a ``tolerance`` keyword also gets the item's tolerance (None under an agreement policy)."""
-
-    output_names: tuple[str, ...]
-
-    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]: ...
-
-
-def explain_with(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
-    """``runnable.explain(feeds)``, passing the item's ``tolerance`` to an ``explain`` that takes
-    one (a variant that compares two runs of its graph judges them by it)."""
-    import inspect
-
-    explain = runnable.explain
-    try:
-        takes = "tolerance" in inspect.signature(explain).parameters
-    except (TypeError, ValueError):
-        takes = False
-    return list(explain(feeds, tolerance=tolerance) if takes else explain(feeds))
-
-
-#: the persistent cache's kind for built variants' files
-BUILDS = "variants"
-
-
-def _no_samples(count: int, same_shape: bool = False) -> list[dict[str, np.ndarray]]:
-    return []
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    """What a builder receives: the ONNX file (with its external data, if any, next to it), a
-    private directory for derived files, the options declared for this variant
-    (``variant_options={name: {...}}``), and ``sample_feeds(n)``: n inputs drawn from the
-    declared input space with a fixed seed (boundary shapes first, every data pattern) — for
-    calibration and first runs; ``sample_feeds(n, same_shape=True)`` puts every dim at its
-    largest value (for consumers that stack inputs)."""
-
-    model_path: str
-    workdir: str
-    threads: int = 1
-    options: Mapping[str, Any] = field(default_factory=dict)
-    sample_feeds: Callable[..., list[dict[str, np.ndarray]]] = _no_samples
-    name: str = ""
-    #: the persistent cache (:mod:`onnxparity.persist`): its folder and size, and the key of
-    #: the model this build converts ("" when the model is not cached: every step is built)
-    cache_root: str = ""
-    cache_mb: int = 0
-    cache_key: str = ""
-    #: what :meth:`stored` did, one line per step (the runnable reports it as ``build_cache``)
-    cache_log: list[str] = field(default_factory=list)
-
-    def stored(
-        self, step: str, parts: Mapping[str, Any], outputs: Sequence[str], build: Callable[[], Any]
-    ) -> bool:
-        """Files ``outputs`` (paths in :attr:`workdir`) of a conversion ``step`` whose result
-        depends only on the model, the variant's options (both in :attr:`cache_key`), ``parts``
-        (anything else, such as a digest of drawn calibration data) and the versions of
-        onnxruntime, onnx and numpy: copied from the persistent cache when an earlier run stored
-        them, else made by ``build()`` and stored once it returns (a step that raises stores
-        nothing). True when reused. A cache that cannot be read or written never fails a build."""
-        from onnxparity.environment import version
-        from onnxparity.persist import Store, digest
-
-        if not (self.cache_root and self.cache_key):
-            build()
-            return False
-        store = Store(self.cache_root, self.cache_mb << 20)
-        tools = {p: version(p) for p in ("onnxruntime", "onnx", "numpy")}  # what converted the file
-        key = digest(
-            {
-                "model": self.cache_key,
-                "variant": self.name,
-                "step": step,
-                "parts": dict(parts),
-                "tools": tools,
-            }
-        )
-        meta = store.get(BUILDS, key, self.workdir)
-        kept_files = meta.get("files") if meta is not None else None
-        if isinstance(kept_files, list) and {os.path.basename(p) for p in outputs} <= set(map(str, kept_files)):
-            self.cache_log.append(f"{step}: reused from the persistent cache")
-            return True
-        build()
-        # a model past protobuf's limit keeps its weights beside it (onnxutils.save_model)
-        files = [f for p in outputs for f in (p, p + ".data") if os.path.isfile(f)]
-        kept = store.put(BUILDS, key, files, {"files": [os.path.basename(f) for f in files], "step": step})
-        self.cache_log.append(
-            f"{step}: "
-            + ("stored in the persistent cache" if kept else "not stored (the cache cannot be written)")
-        )
-        return False
-
-    def option(self, key: str, default: Any, allowed: Any = None) -> Any:
-        """An option's value, checked against ``allowed`` (a collection of values, or a type)."""
-        value = self.options.get(key, default)
-        if allowed is None:
-            return value
-        types = allowed if isinstance(allowed, tuple) else (allowed,)
-        if all(isinstance(t, type) for t in types):
-            ok = isinstance(value, types) and (bool in types or not isinstance(value, bool))
-            what = " or ".join(t.__name__ for t in types)
-        else:
-            ok = value in allowed
-            what = "one of " + ", ".join(map(repr, allowed))
-        if not ok:
-            raise InvalidSpec(f"variant_options[{self.name!r}][{key!r}]={value!r}: expected {what}")
-        return value
-
-    def check_options(self, known: Any) -> None:
-        """InvalidSpec naming an option this variant does not take."""
-        unknown = sorted(set(self.options) - set(known))
-        if unknown:  # isolate: every variant's, handled by the runner
-            takes = ", ".join(sorted({*known, "isolate"}))
-            raise InvalidSpec(
-                f"variant_options[{self.name!r}]: unknown option {unknown[0]!r}; {self.name} takes {takes}"
-            )
-
-
-@dataclass(frozen=True)
-class VariantInfo:
-    """A registered variant: its builder and how the runner treats it."""
-
-    name: str
-    build: Callable[[BuildContext], Runnable]
-    description: str = ""
-    #: the policy when the declaration names none for this variant (lossy variants: an Agreement)
-    default_policy: Any = None
-    #: examples per search unless the test or run asks for a number (for slow variants)
-    max_examples: int | None = None
-    #: needs a GPU: "unavailable" fails instead of skipping under --onnx-parity-require-gpu
-    requires_gpu: bool = False
-    #: what it checks, for the docs and `pytest --help`
-    family: str = "lossless"
-    #: appended to the message of a native crash while building or running it
-    crash_hint: str = ""
-
-
-_REGISTRY: dict[str, VariantInfo] = {}
+#: name -> the registered variant, or the dotted name of a built-in not looked up yet. A name
+#: removed here stays removed for the process, built-in or not.
+_REGISTRY: dict[str, VariantInfo | str] = dict(BUILTINS)
 
 
 def register_variant(
@@ -193,22 +89,17 @@ def register_variant(
     ``--onnx-parity-require-gpu`` when unavailable; ``crash_hint`` is added to the message
     when its native code crashes (what to change so it does not).
     """
-    from onnxparity.spec import Agreement, Tolerance
-
-    if not isinstance(name, str) or not name or any(c in name for c in "[], "):
-        raise InvalidSpec(f"register_variant({name!r}): a variant name is a non-empty word like 'ort-cpu'")
-    if not callable(build):
-        raise InvalidSpec(f"register_variant({name!r}): build must be a callable taking a BuildContext")
-    if default_policy is not None and not isinstance(default_policy, (Tolerance, Agreement)):
-        raise InvalidSpec(f"register_variant({name!r}): default_policy must be op.Tolerance or op.Agreement")
-    if max_examples is not None and (not isinstance(max_examples, int) or max_examples < 1):
-        raise InvalidSpec(f"register_variant({name!r}): max_examples must be a positive integer")
+    info = variant_info(
+        name,
+        build,
+        description=description,
+        default_policy=default_policy,
+        max_examples=max_examples,
+        requires_gpu=requires_gpu,
+        crash_hint=crash_hint,
+    )
     if name in _REGISTRY and not replace:
         raise InvalidSpec(f"register_variant({name!r}): already registered; pass replace=True to override")
-    family = "lossy" if isinstance(default_policy, Agreement) and default_policy.has_metrics else "lossless"
-    info = VariantInfo(
-        name, build, description, default_policy, max_examples, requires_gpu, family, crash_hint
-    )
     _REGISTRY[name] = info
     return info
 
@@ -216,30 +107,34 @@ def register_variant(
 def unregister_variant(name: str) -> VariantInfo:
     """Forget the variant ``name`` (a test's own, once the test is done); return what was
     registered. A removed built-in stays removed for the process: remove only your own."""
-    _ensure_builtins()
     try:
-        return _REGISTRY.pop(name)
+        entry = _REGISTRY.pop(name)
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
         raise InvalidSpec(
             f"unregister_variant({name!r}): not registered; registered variants: {known}"
         ) from None
+    return _resolve(entry)
 
 
 def get_variant(name: str) -> VariantInfo:
-    _ensure_builtins()
     try:
-        return _REGISTRY[name]
+        entry = _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
         raise InvalidSpec(f"unknown variant {name!r}; known variants: {known}") from None
+    if isinstance(entry, str):
+        entry = _REGISTRY[name] = _resolve(entry)
+    return entry
 
 
 def variant_names() -> list[str]:
-    _ensure_builtins()
     return sorted(_REGISTRY)
 
 
-def _ensure_builtins() -> None:
-    # Each module registers its variants (with replace=True: pytester may import them again).
-    from onnxparity.variants import lossy, ort, reference  # noqa: F401
+def _resolve(entry: VariantInfo | str) -> VariantInfo:
+    """A built-in's :class:`VariantInfo` from its ``"module:attribute"`` (a registered one as is)."""
+    if not isinstance(entry, str):
+        return entry
+    module, _, attribute = entry.partition(":")
+    return getattr(importlib.import_module(module), attribute)

@@ -3,13 +3,16 @@ is a frame of JSON followed by the raw bytes of the arrays it names (:func:`send
 :func:`receive`); an array is rebuilt from its dtype, shape and bytes only, never from an object
 dtype, and large numeric inputs go through a shared file instead (:class:`SharedFeeds`). A frame
 that is anything else (a pickle, an object array, a broken header) is refused before anything in
-it is decoded (:class:`FrameError`).
+it is decoded (:class:`FrameError`). Besides arrays and JSON's own values, a frame carries the
+policies (:mod:`onnxparity.spec`) and the explanation types named in :data:`CROSSING`, which
+this module names but does not import.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import json
 import math
 import mmap
@@ -103,6 +106,15 @@ MAX_HEADER = 256 << 20
 
 #: array kinds that cross as raw bytes (no object, no structured dtype)
 _RAW_KINDS = "biufcSUmM"
+
+#: the dataclasses of an explanation that cross besides the policies, by tag: resolved by name
+#: when one arrives, so that this package imports nothing of forensics (whose explainers a
+#: worker imports only when asked to explain)
+CROSSING = {
+    "divergence": "onnxparity.forensics:Divergence",
+    "subgraph": "onnxparity.forensics.subgraph:Subgraph",
+}
+_TAGS = {reference: tag for tag, reference in CROSSING.items()}
 
 #: what writes and reads a frame's header (what _encode makes holds no cycle)
 _JSON_OUT = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
@@ -212,7 +224,6 @@ def _encode(value: Any, blobs: list) -> Any:
     if isinstance(value, (bytes, bytearray)):
         blobs.append(np.frombuffer(bytes(value), np.uint8))
         return {"$": "bytes", "i": len(blobs) - 1}
-    from onnxparity.forensics import Divergence
     from onnxparity.spec import Agreement, Tolerance
 
     if isinstance(value, Tolerance):
@@ -223,13 +234,12 @@ def _encode(value: Any, blobs: list) -> Any:
     if isinstance(value, Agreement):
         fields = {f.name: _encode(getattr(value, f.name), blobs) for f in dataclasses.fields(value)}
         return {"$": "agreement", "fields": fields}
-    if isinstance(value, Divergence):
-        fields = {f.name: _encode(getattr(value, f.name), blobs) for f in dataclasses.fields(value)}
-        return {"$": "divergence", "fields": fields}
-    if type(value).__name__ == "Subgraph" and type(value).__module__ == "onnxparity.forensics.subgraph":
+    tag = _TAGS.get(f"{type(value).__module__}:{type(value).__qualname__}")
+    if tag is not None:
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        fields["model"] = fields["model"].SerializeToString()
-        return {"$": "subgraph", "fields": {k: _encode(v, blobs) for k, v in fields.items()}}
+        if tag == "subgraph":
+            fields["model"] = fields["model"].SerializeToString()
+        return {"$": tag, "fields": {k: _encode(v, blobs) for k, v in fields.items()}}
     raise TypeError(f"a {type(value).__module__}.{type(value).__qualname__} cannot be sent between processes")
 
 
@@ -316,7 +326,7 @@ def _decode(value: Any, blobs: list[bytearray]) -> Any:
         return tuple(_decode(v, blobs) for v in value["items"])
     if tag == "bytes":
         return bytes(blobs[value["i"]])
-    if tag not in ("tolerance", "agreement", "divergence", "subgraph"):
+    if tag not in ("tolerance", "agreement", *CROSSING):
         raise FrameError(f"an object tagged {tag!r}")
     fields = value["fields"]
     if not isinstance(fields, dict):
@@ -329,18 +339,13 @@ def _decode(value: Any, blobs: list[bytearray]) -> Any:
         from onnxparity.spec import Agreement
 
         return Agreement(**{k: _decode(v, blobs) for k, v in fields.items()})
-    if tag == "divergence":
-        from onnxparity.forensics import Divergence
-
-        return Divergence(**{k: _decode(v, blobs) for k, v in fields.items()})
+    decoded = {k: _decode(v, blobs) for k, v in fields.items()}
     if tag == "subgraph":
         import onnx
 
-        from onnxparity.forensics.subgraph import Subgraph
-
-        decoded = {k: _decode(v, blobs) for k, v in fields.items()}
         decoded["model"] = onnx.load_model_from_string(decoded["model"])
-        return Subgraph(**decoded)
+    module, _, name = CROSSING[tag].partition(":")
+    return getattr(importlib.import_module(module), name)(**decoded)
 
 
 def _hashable(key: Any) -> Any:

@@ -58,7 +58,7 @@ def run_isolated(target: str, payload: dict[str, Any], *, what: str, hint: str =
             f"{what} did not finish within {PROBE_TIMEOUT} s (in an isolated probe)"
         ) from None
     if done.returncode < 0:
-        name = _signal_name(-done.returncode)
+        name = signal_name(-done.returncode)
         message = (
             f"the native runtime crashed with {name} while {what}; it ran in an isolated child "
             "process, so only this variant fails"
@@ -79,7 +79,8 @@ def run_isolated(target: str, payload: dict[str, Any], *, what: str, hint: str =
     return answer.get("value")
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
+    """The name of signal ``number`` ("SIGSEGV"), or "signal N" for one Python does not name."""
     try:
         return signal.Signals(number).name
     except ValueError:

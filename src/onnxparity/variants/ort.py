@@ -13,6 +13,11 @@
 
 ONNX Runtime writes its own coloured error lines to stderr when a node fails; sessions here log
 at FATAL only, and the exception's message goes into the diagnosis instead.
+
+Each variant is a :class:`~onnxparity.variants.base.VariantInfo` here (:data:`ORT_CPU`,
+:data:`ORT_CPU_NOOPT`, :data:`ORT_GPU`) that the registry's table names; what a failing input
+of ``ort-cpu`` or ``ort-gpu`` means, forensics says from the runnable
+(:mod:`onnxparity.forensics.by_variant`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from onnxparity.errors import VariantBuildError, VariantUnavailable
-from onnxparity.variants import BuildContext, VariantRunError, register_variant
+from onnxparity.variants.base import BuildContext, VariantRunError, variant_info
 
 _QUIET = 4  # ORT severity: 0 verbose ... 3 error, 4 fatal
 
@@ -143,20 +148,8 @@ def clean_message(exc: BaseException) -> str:
 
 
 class OptimizedRunnable(OrtRunnable):
-    """A CPU session with graph optimizations that can say where the optimizer changed a
-    failing input's result (nothing when the unoptimized graph gives the same outputs)."""
-
-    def explain(self, feeds: Mapping[str, np.ndarray], tolerance=None) -> list:
-        from onnxparity.forensics.runtime import localize_optimizer
-        from onnxparity.spec import DEFAULT_TOLERANCE
-
-        try:
-            found, lines, subgraph = localize_optimizer(
-                self.model_path, feeds, tolerance or DEFAULT_TOLERANCE, "ort-cpu"
-            )
-        except Exception:  # the explanation is a bonus: never let it mask the verdict
-            return []
-        return [*lines, found, subgraph] if found is not None else lines
+    """A CPU session with all graph optimizations: where the optimizer changed a failing
+    input's result, forensics can say (:func:`onnxparity.forensics.runtime.explain_optimized`)."""
 
 
 def build_ort_cpu(context: BuildContext) -> OrtRunnable:
@@ -194,22 +187,12 @@ def cuda_library_error(message: str) -> str | None:
 
 
 class GpuRunnable(OrtRunnable):
-    """A CUDA session that can say where it first parts from ONNX Runtime's CPU on an input."""
+    """A CUDA session; forensics can say where it first parts from ONNX Runtime's CPU on an
+    input (:func:`onnxparity.forensics.precision.explain_gpu`)."""
 
     def __init__(self, model_path: str, providers: Sequence, **options) -> None:
         super().__init__(model_path, providers, **options)
         self.cuda_providers = list(providers)  # as asked, options included (``providers``: as run)
-
-    def explain(self, feeds: Mapping[str, np.ndarray]) -> list:
-        from onnxparity.spec import DEFAULT_TOLERANCE
-        from onnxparity.variants.localize import explain_providers
-
-        try:
-            return explain_providers(
-                self.model_path, feeds, self.cuda_providers, DEFAULT_TOLERANCE, "ort-gpu"
-            )
-        except Exception:  # the explanation is a bonus: never let it mask the verdict
-            return []
 
 
 def build_ort_gpu(context: BuildContext) -> OrtRunnable:
@@ -262,24 +245,19 @@ def build_ort_gpu(context: BuildContext) -> OrtRunnable:
     return runnable
 
 
-# replace=True: this module may be imported again (importlib.reload, pytester's module
-# snapshots) and must then re-register its builtins rather than fail.
-register_variant(
+ORT_CPU = variant_info(
     "ort-cpu",
     build_ort_cpu,
     description="ONNX Runtime, CPU execution provider, all graph optimizations",
-    replace=True,
 )
-register_variant(
+ORT_CPU_NOOPT = variant_info(
     "ort-cpu-noopt",
     build_ort_cpu_noopt,
     description="ONNX Runtime, CPU, graph optimizations disabled: separates exporter bugs from optimizer bugs",
-    replace=True,
 )
-register_variant(
+ORT_GPU = variant_info(
     "ort-gpu",
     build_ort_gpu,
     description="ONNX Runtime, CUDA execution provider (use_tf32=0 unless set); skipped without a GPU",
     requires_gpu=True,
-    replace=True,
 )

@@ -21,7 +21,7 @@ import numpy as np
 from onnxparity.errors import VariantUnavailable
 from onnxparity.graph.files import load_model
 from onnxparity.graph.nodes import is_standard_domain, walk_nodes
-from onnxparity.variants import BuildContext, VariantRunError, register_variant
+from onnxparity.variants.base import BuildContext, VariantRunError, variant_info
 
 MAX_EXAMPLES = 10
 
@@ -35,7 +35,9 @@ _NOT_SUPPORTED = "not supported by the reference evaluator"
 
 
 class ReferenceRunnable:
-    """``onnx.reference.ReferenceEvaluator`` over one model, outputs in graph order."""
+    """``onnx.reference.ReferenceEvaluator`` over one model, outputs in graph order; ``model``:
+    the model it evaluates (where it parts from ONNX Runtime on an input, forensics can say:
+    :func:`onnxparity.forensics.runtime.explain_reference`)."""
 
     def __init__(self, model_path: str) -> None:
         from onnx.reference import ReferenceEvaluator
@@ -69,21 +71,6 @@ class ReferenceRunnable:
         self.output_names = tuple(o.name for o in model.graph.output)
         self.model = model
 
-    def explain(self, feeds: Mapping[str, np.ndarray], tolerance=None) -> list:
-        """Where the spec's values first part from ONNX Runtime's on a failing input (a
-        reference-evaluator defect, or a runtime that agrees with the framework but not the
-        spec)."""
-        from onnxparity.forensics.runtime import localize_spec
-        from onnxparity.spec import DEFAULT_TOLERANCE
-
-        try:
-            found, lines, _ = localize_spec(
-                self.model, feeds, tolerance or DEFAULT_TOLERANCE, reference_is_variant=True
-            )
-        except Exception:  # the explanation is a bonus: never let it mask the verdict
-            return []
-        return [*lines, found] if found is not None else lines
-
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         try:
             # NaN/inf are results to compare, not warnings for the user's output.
@@ -109,10 +96,9 @@ def build_onnx_reference(context: BuildContext) -> ReferenceRunnable:
     return runnable
 
 
-register_variant(
+ONNX_REFERENCE = variant_info(
     "onnx-reference",
     build_onnx_reference,
     description="onnx.reference.ReferenceEvaluator: the ONNX spec's semantics, independent of ONNX Runtime",
     max_examples=MAX_EXAMPLES,
-    replace=True,
 )

@@ -1,8 +1,11 @@
 """The worker's side of a variant run in a process of its own (:mod:`.worker` is the test
 process's side): import or receive the builder, build the variant (its ``sample_feeds`` requests
-answered by the parent), then answer ``run`` and ``explain`` requests until the parent closes the
-pipe. Every message crosses as a frame (:mod:`.frames`), never a pickle: a request that is not
-onnxparity's ends the worker with :data:`REFUSED`.
+answered by the parent), then answer ``run`` and ``call`` requests until the parent closes the
+pipe. A ``call`` names a function ``"module:qualname"`` that the worker imports, as it imports
+the builder, and calls with the runnable it holds, the request's feeds and tolerance: how an
+explanation (:mod:`onnxparity.forensics.by_variant`) runs next to the runnable without this
+package importing forensics. Every message crosses as a frame (:mod:`.frames`), never a pickle:
+a request that is not onnxparity's ends the worker with :data:`REFUSED`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from onnxparity.errors import OnnxParityError
-from onnxparity.variants import BuildContext, VariantRunError, explain_with
+from onnxparity.variants.base import BuildContext, VariantRunError, lineage
 from onnxparity.variants.frames import FrameError, SharedFeeds, encode_frame, receive, send, write_frame
 
 #: a worker's exit status when it refused a request frame (it decoded nothing of it)
@@ -43,11 +46,8 @@ def serve_fds(requests_fd: int, replies_fd: int, shared_fd: int) -> int:
         return REFUSED
     sys.path[:0] = [p for p in map(str, path) if p not in sys.path]  # the test session's, as it is now
     os.chdir(fields["workdir"])  # third-party steps drop files into the cwd: ours, not the user's
-    module, _, qualname = reference.partition(":")
     try:
-        build: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            build = getattr(build, part)
+        build = imported(reference)
     except Exception as exc:
         send(replies, {"kind": "not-importable", "message": f"{reference}: {type(exc).__name__}: {exc}"})
         return 0
@@ -67,11 +67,20 @@ def serve_fds(requests_fd: int, replies_fd: int, shared_fd: int) -> int:
     return serve(build, context, requests, replies, shared)
 
 
+def imported(reference: str) -> Any:
+    """The object a ``"module:qualname"`` names, its module imported."""
+    module, _, qualname = reference.partition(":")
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
+
+
 def serve(
     build: Callable, context: BuildContext, requests: Any, replies: Any, shared: SharedFeeds | None
 ) -> int:
     """(In the worker.) Build the variant, say what was built, then answer ``run`` and
-    ``explain`` requests; exit status :data:`REFUSED` on a frame that is not onnxparity's."""
+    ``call`` requests; exit status :data:`REFUSED` on a frame that is not onnxparity's."""
     try:
         runnable = build(context)
     except (EOFError, FrameError) as exc:  # the parent went away, or answered a samples request oddly
@@ -94,6 +103,7 @@ def serve(
             "providers": [str(p) for p in getattr(runnable, "providers", ()) or ()],
             "model_path": getattr(runnable, "model_path", None),
             "explains": callable(getattr(runnable, "explain", None)),
+            "lineage": list(lineage(runnable)),
             "build_cache": [str(line) for line in context.cache_log],
         },
     )
@@ -107,6 +117,7 @@ def serve(
                 feeds = request["feeds"]
                 if not isinstance(feeds, dict):
                     raise FrameError("feeds that are not a dict")
+            function = str(request["function"]) if kind == "call" else ""
         except EOFError:
             return 0
         except (FrameError, KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -125,7 +136,8 @@ def serve(
                 except TypeError as exc:
                     frame = encode_frame({"kind": "run-error", "message": _unsendable(outputs, exc)})
         else:
-            frame = encode_frame({"kind": "ok", "value": _explanation(runnable, feeds, request.get("tolerance"))})
+            explained = _called(function, runnable, feeds, request.get("tolerance"))
+            frame = encode_frame({"kind": "ok", "value": explained})
         write_frame(replies, frame)
 
 
@@ -143,11 +155,12 @@ def _unsendable(outputs: list, exc: TypeError) -> str:
     return f"the outputs cannot be sent from the worker process: {exc}"
 
 
-def _explanation(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any) -> list:
-    """(In the worker.) The variant's explanation, without what cannot cross (what the parent
-    reads of it is lines, a Divergence and a Subgraph)."""
+def _called(function: str, runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any) -> list:
+    """(In the worker.) What ``function(runnable, feeds, tolerance)`` returns (an explainer),
+    without what cannot cross (what the parent reads of it is lines, a Divergence and a
+    Subgraph); nothing when it cannot be imported or raises."""
     try:
-        explained = explain_with(runnable, feeds, tolerance)
+        explained = list(imported(function)(runnable, feeds, tolerance))
     except Exception:  # an explanation must never mask the verdict
         return []
     kept = []
@@ -158,7 +171,6 @@ def _explanation(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any)
             continue
         kept.append(item)
     return kept
-
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ signal and the input named, and the test session goes on.
 This is the test process's side; the worker's is :mod:`.serve`. The worker imports the variant's
 builder by module and name, builds the variant (the builder's ``sample_feeds`` requests are
 answered by the parent, which owns the declared input space) and then answers ``run`` and
-``explain`` requests. A builder that cannot be imported by name (a
-lambda, a closure, a function defined in a test or in ``__main__``) is built in a fork of the
-test process instead, which has it in memory (:func:`_fork_here`). A worker that dies is started
-again (and the variant built again) on the next request, so one crash costs one item. At most
-:data:`MAX_LIVE` workers live at once; the least recently used is stopped, and starts again
-when it is next needed.
+``call`` requests (:meth:`IsolatedVariant.call`: a function named ``"module:qualname"``, run
+there with the runnable: how forensics explains a failing input next to it). A builder that
+cannot be imported by name (a lambda, a closure, a function defined in a test or in
+``__main__``) is built in a fork of the test process instead, which has it in memory
+(:func:`.zygote.fork_here`). A worker that dies is started again (and the variant built again)
+on the next request, so one crash costs one item. At most :data:`MAX_LIVE` workers live at
+once; the least recently used is stopped, and starts again when it is next needed.
 
 Nothing is pickled between the processes, either way (:mod:`.frames`): a frame that is not
 onnxparity's (a pickle, an object array) is refused before anything in it is decoded: the worker
@@ -21,12 +22,9 @@ isolation costs is measured in ``benchmarks/isolation.py``.
 from __future__ import annotations
 
 import collections
-import faulthandler
-import gc
 import os
 import subprocess
 import sys
-import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -34,11 +32,10 @@ from typing import Any
 import numpy as np
 
 from onnxparity.errors import InvalidSpec, VariantBuildError, VariantUnavailable
-from onnxparity.variants import BuildContext, VariantRunError
+from onnxparity.variants.base import EXPLAIN_WITH, BuildContext, VariantRunError
 from onnxparity.variants.frames import FrameError, SharedFeeds, encode_frame, receive, send, write_frame
-from onnxparity.variants.isolate import VariantCrashed, _signal_name
-from onnxparity.variants.serve import serve
-from onnxparity.variants.zygote import ForkedChild, ForkedWorker, zygote
+from onnxparity.variants.isolate import VariantCrashed, signal_name
+from onnxparity.variants.zygote import ForkedWorker, fork_here, zygote
 
 #: workers alive at once (each holds a Python interpreter and a runtime session).
 MAX_LIVE = 4
@@ -139,7 +136,8 @@ def _close_all(holder: dict) -> None:
 
 class IsolatedVariant:
     """A variant built and run in a worker process; a Runnable (with ``explain`` when the
-    variant has one)."""
+    variant's runnable has one), whose :attr:`lineage` is the worker's runnable's
+    (:func:`~onnxparity.variants.base.lineage`) and whose :meth:`call` runs a function next to it."""
 
     def __init__(self, build: Callable, context: BuildContext, *, what: str = "", hint: str = "") -> None:
         try:
@@ -162,6 +160,8 @@ class IsolatedVariant:
         self.providers: tuple[str, ...] = ()
         self.model_path: str | None = None
         self._explains = False
+        #: the worker's runnable's class and bases (:func:`~onnxparity.variants.base.lineage`)
+        self.lineage: tuple[str, ...] = ()
         #: what the build took from or gave to the persistent cache (BuildContext.cache_log)
         self.build_cache: list[str] = []
         self._log_start = 0
@@ -181,11 +181,15 @@ class IsolatedVariant:
         return outputs
 
     def explain(self, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
-        if not self._explains:
-            return []
+        return self.call(EXPLAIN_WITH, feeds, tolerance) if self._explains else []
+
+    def call(self, function: str, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+        """What ``function`` (``"module:qualname"``, an explainer) returns when the worker
+        imports it and calls it with its runnable, ``feeds`` and ``tolerance``; nothing where
+        the worker cannot (an explanation must never mask the verdict)."""
         try:
-            reply = self._request("explain", feeds, f"explaining {self.what}'s failure", tolerance)
-        except VariantRunError:  # an explanation must never mask the verdict
+            reply = self._request("call", feeds, f"explaining {self.what}'s failure", (function, tolerance))
+        except VariantRunError:
             return []
         value = reply.get("value")
         return list(value) if reply.get("kind") == "ok" and isinstance(value, list) else []
@@ -196,7 +200,7 @@ class IsolatedVariant:
         _close_all(self._holder)
 
     # -- the worker ------------------------------------------------------------------------
-    def _request(self, kind: str, feeds: Mapping[str, np.ndarray], doing: str, tolerance: Any = None) -> dict:
+    def _request(self, kind: str, feeds: Mapping[str, np.ndarray], doing: str, call: tuple = ()) -> dict:
         if "connection" not in self._holder:
             self._start()
         connection = self._holder["connection"]
@@ -205,8 +209,8 @@ class IsolatedVariant:
             message = connection.shared.put(feeds)
         else:
             message = {"kind": kind, "feeds": dict(feeds)}
-            if kind == "explain":
-                message["tolerance"] = tolerance
+            if call:
+                message["function"], message["tolerance"] = call
         try:
             frame = encode_frame(message)
         except TypeError as exc:
@@ -239,7 +243,8 @@ class IsolatedVariant:
         process: Any = None
         try:
             if not self.reference:
-                process = _fork_here(self, ends, (parent_to_child[1], child_to_parent[0]))
+                parents = (parent_to_child[1], child_to_parent[0])
+                process = fork_here(self.build, self.context, ends, parents, _forget_live)
             else:
                 server = zygote()
                 if server is not None:
@@ -337,6 +342,7 @@ class IsolatedVariant:
             self.providers = tuple(map(str, reply["providers"]))
             self.model_path = None if reply["model_path"] is None else str(reply["model_path"])
             self._explains = bool(reply["explains"])
+            self.lineage = tuple(map(str, reply["lineage"]))
             self.build_cache = list(map(str, reply["build_cache"]))
         except (KeyError, TypeError) as exc:
             raise self._refused(
@@ -403,59 +409,17 @@ class IsolatedVariant:
             process.kill()
             code = process.wait()
         connection.close()
-        return _signal_name(-code) if code < 0 else f"exit status {code}"
+        return signal_name(-code) if code < 0 else f"exit status {code}"
 
 
-def _fork_here(variant: IsolatedVariant, ends: list[int], parents: tuple[int, int]) -> ForkedChild:
-    """A worker forked from the test process, which has the builder in memory: the way a lambda,
-    a closure or a function of ``__main__`` runs isolated. The child keeps only the forking
-    thread: the parent's thread pools are not there, so it sets PyTorch to one thread, as a
-    DataLoader worker does (measured: a fork whose PyTorch had run a matmul on 2 threads hung in
-    its next one; with 1 it ran). It freezes the garbage collector (no finalizer of the parent's
-    objects runs there) and closes its copies of the parent's other ends. Measured with PyTorch
-    loaded (0.8 GB virtual): the fork takes 5-14 ms; worker, ONNX Runtime session and first run
-    0.04-0.06 s (benchmarks/isolation.py)."""
-    requests, replies, shared_fd, log = ends
-    with warnings.catch_warnings():  # Python 3.12 warns of forking a threaded process: see above
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid:
-        return ForkedChild(pid)
-    code = 1
-    try:
-        gc.freeze()
-        for fd in parents:
-            os.close(fd)
-        for other in list(_LIVE.values()):
-            connection = other._holder.get("connection")
-            if connection is not None:
-                connection.forget()
-        _LIVE.clear()
-        import onnxparity.variants.zygote as zygote_module
-
-        zygote_module.forget()
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
-        sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False)
-        faulthandler.enable(sys.stderr)  # a crash prints the Python stack to worker.log
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(1)
-        os.chdir(variant.context.workdir)
-        code = serve(
-            variant.build,
-            variant.context,
-            os.fdopen(requests, "rb"),
-            os.fdopen(replies, "wb"),
-            SharedFeeds(shared_fd) if shared_fd >= 0 else None,
-        )
-    except BaseException as exc:  # nothing may return into the test session
-        try:
-            os.write(2, f"onnxparity worker: {type(exc).__name__}: {exc}\n".encode())
-        except OSError:
-            pass
-    finally:
-        os._exit(code)
+def _forget_live() -> None:
+    """(In a fork of the test process.) Close this process's copies of every live worker's
+    ends, so that the workers they lead to still see the parent close them."""
+    for other in list(_LIVE.values()):
+        connection = other._holder.get("connection")
+        if connection is not None:
+            connection.forget()
+    _LIVE.clear()
 
 
 def _short(value: Any) -> str:

@@ -6,7 +6,7 @@ build than in the test process (symbolic shape inference imports sympy), 3.7x a 
 time; a fork of this process starts with them loaded. The zygote is started from nothing but
 this module: no framework, no thread pool (``OPENBLAS_NUM_THREADS=1``), so forking it is safe,
 unlike forking the test process, which holds PyTorch's and TensorFlow's threads (only a builder
-that cannot be imported by name is forked from there: :class:`ForkedChild`).
+that cannot be imported by name is forked from there: :func:`fork_here`).
 
 Protocol (a ``SOCK_SEQPACKET`` socket pair): ``fork`` with the worker's file descriptors
 attached -> the pid; ``wait <pid> <seconds>`` -> its exit status (negative: the signal),
@@ -16,6 +16,8 @@ elsewhere :func:`zygote` returns None and workers start as fresh processes.
 
 from __future__ import annotations
 
+import faulthandler
+import gc
 import importlib
 import os
 import signal
@@ -24,6 +26,11 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from onnxparity.variants.frames import SharedFeeds
 
 #: imported when the zygote starts (0.3 s); a built-in variant module's own ``WORKER_PRELOAD``
 #: (the quantization tools and sympy: 0.7 s more) is imported by the zygote before it forks the
@@ -171,6 +178,57 @@ class ForkedChild:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def fork_here(
+    build: Callable, context: Any, ends: list[int], parents: tuple[int, int], forget_others: Callable
+) -> ForkedChild:
+    """A worker forked from the test process, which has the builder in memory: the way a lambda,
+    a closure or a function of ``__main__`` runs isolated. The child keeps only the forking
+    thread: the parent's thread pools are not there, so it sets PyTorch to one thread, as a
+    DataLoader worker does (measured: a fork whose PyTorch had run a matmul on 2 threads hung in
+    its next one; with 1 it ran). It freezes the garbage collector (no finalizer of the parent's
+    objects runs there) and closes its copies of the parent's other ends (``parents``, the
+    other workers' by ``forget_others()``, the zygote's socket). Measured with PyTorch loaded
+    (0.8 GB virtual): the fork takes 5-14 ms; worker, ONNX Runtime session and first run
+    0.04-0.06 s (benchmarks/isolation.py)."""
+    requests, replies, shared_fd, log = ends
+    with warnings.catch_warnings():  # Python 3.12 warns of forking a threaded process: see above
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid:
+        return ForkedChild(pid)
+    code = 1
+    try:
+        gc.freeze()
+        for fd in parents:
+            os.close(fd)
+        forget_others()
+        forget()
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False)
+        faulthandler.enable(sys.stderr)  # a crash prints the Python stack to worker.log
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
+        os.chdir(context.workdir)
+        from onnxparity.variants.serve import serve
+
+        code = serve(
+            build,
+            context,
+            os.fdopen(requests, "rb"),
+            os.fdopen(replies, "wb"),
+            SharedFeeds(shared_fd) if shared_fd >= 0 else None,
+        )
+    except BaseException as exc:  # nothing may return into the test session
+        try:
+            os.write(2, f"onnxparity worker: {type(exc).__name__}: {exc}\n".encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
 
 
 def forget() -> None:

@@ -182,16 +182,14 @@ def compare_output(
     )
     if expected.shape != actual.shape:
         return OutputComparison(passed=False, problem="shape", **base)
-    expected, actual = widen(expected), widen(actual)
+    given, (expected, actual) = (expected, actual), (widen(expected), widen(actual))
     kind = _kind(expected.dtype)
     if kind != _kind(actual.dtype):
         return OutputComparison(passed=False, problem="dtype", **base)
 
     exact = kind != "float"
-    if not exact:  # none declared: the output's precision decides
-        tolerance = tolerance_for(tolerance, base["expected_dtype"], base["actual_dtype"])
-    if not exact and tolerance.scaled:
-        tolerance = tolerance.at_peak(_peak(expected))
+    if not exact:  # none declared: the output's precision decides; scaled: at this output's peak
+        tolerance = applied_tolerance(tolerance, *given)
     if not exact and fast:
         passing = _passing_floats(expected, actual, tolerance, base)
         if passing is not None:
@@ -227,6 +225,25 @@ def compare_output(
         tolerance_used=used,
         **base,
     )
+
+
+def applied_tolerance(tolerance: Tolerance, expected: np.ndarray, actual: np.ndarray) -> Tolerance:
+    """The plain atol/rtol tolerance a float pair is judged under (:func:`compare_output`, and
+    forensics on each tensor): ``tolerance`` as declared, or their dtypes' precision's when it is
+    the undeclared default (:func:`tolerance_for`), at ``expected``'s peak when ``scaled``."""
+    tolerance = tolerance_for(tolerance, expected.dtype.name, actual.dtype.name)
+    return tolerance.at_peak(_peak(widen(expected))) if tolerance.scaled else tolerance
+
+
+def elementwise(e: np.ndarray, a: np.ndarray, tolerance: Tolerance) -> tuple[np.ndarray, ...]:
+    """(finite pairs, ``|a - e|`` there (0 elsewhere), what is allowed, which values pass) of
+    float64 arrays under a plain tolerance: the rule, ``|a - e| <= atol + rtol * |e|``, where NaN
+    matches only NaN and an infinity only the same infinity."""
+    finite = np.isfinite(e) & np.isfinite(a)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(finite, np.abs(a - e), 0.0)
+        allowed = tolerance.atol + tolerance.rtol * np.abs(np.where(finite, e, 0.0))
+    return finite, diff, allowed, same_nonfinite(e, a) | (finite & (diff <= allowed))
 
 
 def _peak(expected: np.ndarray) -> float:
@@ -270,12 +287,8 @@ class _Numbers:
             ok = np.asarray(e_native == a_native, dtype=bool)
             diff = excess = np.abs(a - e)
         else:
-            finite = np.isfinite(e) & np.isfinite(a)
-            with np.errstate(invalid="ignore", over="ignore"):
-                diff = np.where(finite, np.abs(a - e), 0.0)
-                allowed = tolerance.atol + tolerance.rtol * np.abs(np.where(finite, e, 0.0))
-                ok = same_nonfinite(e, a) | (finite & (diff <= allowed))
-                # Non-finite mismatches rank above every finite one.
+            finite, diff, allowed, ok = elementwise(e, a, tolerance)
+            with np.errstate(invalid="ignore", over="ignore"):  # non-finite mismatches rank above all
                 excess = np.where(finite, diff - allowed, np.inf)
         mismatch = ~ok
         self.mismatched += int(mismatch.sum())

@@ -88,7 +88,7 @@ def output_bounds(proto: Any, inputs: Sequence[Any], dims: Mapping[str, int]) ->
     """(input, op, largest output elements) for each input whose values set the size of an
     op's output, at the inputs' largest declared values and ``dims`` (every dim at its
     largest): what a drawn example could ask that op to allocate."""
-    from onnxparity.graph.domains.rules import _label
+    from onnxparity.graph.domains.rules import node_label
 
     declared = {i.name: i for i in inputs if i.low is not None and i.dtype not in ("bool", "str")}
     sizers = [
@@ -118,7 +118,7 @@ def output_bounds(proto: Any, inputs: Sequence[Any], dims: Mapping[str, int]) ->
             bound = float(np.prod([d + 2 * high for d in data], dtype=np.float64))
         else:  # OneHot: one row of depth per index
             bound = elements * high
-        found.append((item.name, _label(node), bound))
+        found.append((item.name, node_label(node), bound))
     return found
 
 

@@ -19,7 +19,7 @@ def _attribute(node: Any, name: str, default: Any) -> Any:
     return default
 
 
-def _label(node: Any) -> str:
+def node_label(node: Any) -> str:
     return f"{node.op_type} {node.name!r}" if node.name else node.op_type
 
 
@@ -46,7 +46,7 @@ def _along(
         return Domain(
             low,
             size + past_end,
-            f"{what} of {_label(node)} into axis {axis} of {node.input[source]!r} (size {size})",
+            f"{what} of {node_label(node)} into axis {axis} of {node.input[source]!r} (size {size})",
         )
 
     return rule
@@ -61,7 +61,7 @@ def _gather_nd(node: Any, position: int, graph: GraphView) -> Domain | Undrawabl
     if not sizes:
         return None  # not known before the run: no constraint
     return Domain(
-        0, min(sizes) - 1, f"indices of {_label(node)} into {node.input[0]!r} (smallest axis {min(sizes)})"
+        0, min(sizes) - 1, f"indices of {node_label(node)} into {node.input[0]!r} (smallest axis {min(sizes)})"
     )
 
 
@@ -78,10 +78,10 @@ def _axes(first: int = 1, extra: int = 0) -> Rule:
             return None  # not known before the run: no constraint
         if count is None or (len(count) == 1 and count[0] != 1) or len(count) > 1:
             return Undrawable(
-                f"it lists axes of {_label(node)}: drawn lists may repeat an axis, which the op rejects"
+                f"it lists axes of {node_label(node)}: drawn lists may repeat an axis, which the op rejects"
             )
         rank += extra
-        return Domain(-rank, rank - 1, f"an axis of {_label(node)} (rank {rank})")
+        return Domain(-rank, rank - 1, f"an axis of {node_label(node)} (rank {rank})")
 
     return rule
 
@@ -97,8 +97,8 @@ def _axis(position: int, *, but_last: bool = False) -> Rule:
         if not rank or (but_last and rank < 2):
             return None  # not known before the run: no constraint
         if but_last:
-            return Domain(0, rank - 2, f"the axis of {_label(node)} (not the last of rank {rank})")
-        return Domain(-rank, rank - 1, f"the axis of {_label(node)} (rank {rank})")
+            return Domain(0, rank - 2, f"the axis of {node_label(node)} (not the last of rank {rank})")
+        return Domain(-rank, rank - 1, f"the axis of {node_label(node)} (rank {rank})")
 
     return rule
 
@@ -107,7 +107,7 @@ def _small(*positions: int, low: float = 1, high: float = SMALL, what: str = "a 
     def rule(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
         if position not in positions:
             return None
-        return Domain(low, high, f"{what} of {_label(node)} (kept small: the output grows with it)")
+        return Domain(low, high, f"{what} of {node_label(node)} (kept small: the output grows with it)")
 
     return rule
 
@@ -116,7 +116,7 @@ def _undrawable(*positions: int, why: str) -> Rule:
     def rule(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
         if position not in positions:
             return None
-        return Undrawable(f"it is {why} of {_label(node)}")
+        return Undrawable(f"it is {why} of {node_label(node)}")
 
     return rule
 
@@ -125,7 +125,7 @@ def _positive(*positions: int, what: str = "a scale", low: float = 0.0625, high:
     def rule(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
         if position not in positions:
             return None
-        return Domain(low, high, f"{what} of {_label(node)} (positive)")
+        return Domain(low, high, f"{what} of {node_label(node)} (positive)")
 
     return rule
 
@@ -137,7 +137,7 @@ def _integer(position: int, low: int, high: int, what: str) -> Rule:
     def rule(node: Any, at: int, graph: GraphView) -> Domain | Undrawable | None:
         if at != position or graph.kinds.get(node.input[at]) != "int":
             return None
-        return Domain(low, high, f"{what} of {_label(node)}")
+        return Domain(low, high, f"{what} of {node_label(node)}")
 
     return rule
 
@@ -153,7 +153,7 @@ def _room(position: int, axis_default: int) -> Rule:
         if cache is None or update is None or cache < update:
             return None  # not known before the run: no constraint
         return Domain(
-            0, cache - update, f"write positions of {_label(node)} (room {cache - update} along axis {axis})"
+            0, cache - update, f"write positions of {node_label(node)} (room {cache - update} along axis {axis})"
         )
 
     return rule
@@ -167,7 +167,7 @@ def _pads(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | N
         shape = graph.shapes.get(node.input[0])
         if shape is not None and None not in shape:  # (unknown sizes: pads past them are rejected by both)
             high = min(high, min(shape) - 1)
-    return Domain(0, high, f"the pads of {_label(node)} (kept small: the output grows with them)")
+    return Domain(0, high, f"the pads of {node_label(node)} (kept small: the output grows with them)")
 
 
 def _split_size(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
@@ -177,8 +177,8 @@ def _split_size(node: Any, position: int, graph: GraphView) -> Domain | Undrawab
     axis = _attribute(node, "axis", 0)
     size, count = graph.size(node.input[0], axis), graph.shapes.get(node.input[1])
     if count != () or not size:
-        return Undrawable(f"it is the split sizes of {_label(node)} (they must add up to the axis)")
-    return Domain(1, size, f"the split size of {_label(node)} (axis {axis} of size {size})")
+        return Undrawable(f"it is the split sizes of {node_label(node)} (they must add up to the axis)")
+    return Domain(1, size, f"the split size of {node_label(node)} (axis {axis} of size {size})")
 
 
 def _chain(*rules: Rule) -> Rule:
