@@ -9,10 +9,10 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from onnxparity.graph.branches import harvest_branches
 
 import onnxparity as op
 from onnxparity.config import ParityConfig
+from onnxparity.graph.branches import harvest_branches
 from onnxparity.graph.nodes import node_source
 from onnxparity.runner import ParitySession
 
