@@ -186,10 +186,14 @@ def test_the_localizer_names_the_edited_node(parity_session, forensic, edit):
     assert result.status == "failed"
     found = result.divergence
     assert found is not None, result.message
-    assert found.node in edited and found.source == SOURCES[edit]
+    assert (found.node in edited or set(found.nodes) == edited) and found.source == SOURCES[edit]
     assert found.input_max_abs_error < 1e-5 < found.max_abs_error
     line = next(line for line in result.message.splitlines() if "first divergence:" in line).strip()
-    assert line.startswith(f"first divergence: {found.op_type} {found.node!r}")
+    if found.span:  # the framework exposes no value inside: the span is named, not one of its nodes
+        assert line.startswith("first divergence: between ") and f"{len(found.nodes)} nodes" in line
+        assert "the framework exposes no value in between" in line
+    else:
+        assert line.startswith(f"first divergence: {found.op_type} {found.node!r}")
     assert (f"(module {found.source})" in line) == (found.source is not None)
     assert result.to_dict()["divergence"]["node"] == found.node
     # the ONNX spec computes the edited node as ONNX Runtime does: the file is wrong, not the runtime
@@ -198,7 +202,9 @@ def test_the_localizer_names_the_edited_node(parity_session, forensic, edit):
         "means something other than the framework's code here"
     ) in result.message.splitlines()
     if edit == "decomposed_gelu":
-        assert set(found.nodes) == edited and "one of 3 nodes computing it" in line
+        assert set(found.nodes) == edited and line.startswith(
+            "first divergence: between 'layer_norm' (agree, max abs "
+        ) and "and 'gelu' (max abs error " in line and ": 3 nodes — gelu_scale, gelu_sigmoid, gelu_out;" in line
     if edit == "reduce_axis":  # a shape, not a number, is what differs
         assert "has shape (1, 8) where the framework's has (1, 1)" in line
 
@@ -308,8 +314,10 @@ def test_a_large_models_values_are_compared_a_slice_at_a_time(parity_session, fo
     )
     result = check_edited(parity_session, model, broken, "forensics slices")
     assert {result.divergence.node} == edited
-    # conv2d, mul, hardtanh, upsample, conv2d_1, mean, mean_1, sub, layer_norm: one run each, then stop
-    assert len(runs) == 9 and all(outputs <= 2 for outputs in runs)
+    # conv2d, mul, hardtanh, upsample, conv2d_1, mean, mean_1, sub, layer_norm: one run each, then stop;
+    # then the layer norm alone on the framework's inputs (its inputs agree only within the tolerance:
+    # does it compute otherwise from them?), and its input read once more (a constant row there?)
+    assert len(runs) == 11 and all(outputs <= 2 for outputs in runs)
 
 
 def build_rewritten(context):

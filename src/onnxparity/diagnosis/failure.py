@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from onnxparity.diagnosis import agreement_diagnosis, diagnosis, variant_explanation
 from onnxparity.diagnosis.reproducer import write_reproducer
 from onnxparity.forensics import Divergence
+from onnxparity.forensics.inputs import degenerate
 from onnxparity.forensics.subgraph import Subgraph, extract
 from onnxparity.results import VariantResult
 from onnxparity.search.anchor import AnchorFinding
@@ -51,9 +52,13 @@ def failed_result(
     if anchor is not None:
         extra += anchor.lines
         export_right = anchor.export_right
+    causes = degenerate(failure.feeds)  # an input that explains the failure by itself
     if tolerance is not None and failure.verdict is not None and not export_right and divergence is None:
-        lines, divergence, subgraph = _localize_export(pair, spec, failure, tolerance)
+        lines, divergence, subgraph, found = _localize_export(pair, spec, failure, tolerance)
+        causes += found
         extra = [*lines, *extra]
+    if causes:  # the spec's agreement with ONNX Runtime then no longer shows the graph is what differs
+        extra = [*causes, *(line.replace(GRAPH_MEANS, INPUT_MAY) if isinstance(line, str) else line for line in extra)]
     rewritten = getattr(runnable, "model_path", None)
     if (
         divergence is None
@@ -100,9 +105,14 @@ def failed_result(
     )
 
 
+#: the spec's cause line, and what it says instead where the input is a likely cause
+GRAPH_MEANS = "the exported graph means something other than the framework's code here"
+INPUT_MAY = "with the likely cause above, the input rather than the graph may be what differs"
+
+
 def _localize_export(
     pair: ModelPair, spec: ParitySpec, failure: Evidence, tolerance: Tolerance
-) -> tuple[list, Divergence | None, Subgraph | None]:
+) -> tuple[list, Divergence | None, Subgraph | None, list[str]]:
     """(diagnosis lines, divergence, subgraph) of an export that gets a failing input wrong: the
     framework's values against the ONNX model's, and what the ONNX spec says of the node found;
     where no framework value pairs, ONNX Runtime against the spec over the whole graph."""
@@ -121,14 +131,14 @@ def _localize_export(
             verdict, narrowed, cut = [], None, None
         if narrowed is not None:  # the node that parts from the spec, within the span
             divergence, subgraph = narrowed, cut or subgraph
-        return [line, *verdict], divergence, subgraph
+        return [line, *verdict], divergence, subgraph, list(values.get("causes") or ())
     try:
         spec_lines, divergence, subgraph = _against_spec(pair.exported.path, failure, tolerance)
     except Exception:  # the spec's say is a bonus (and a failure of its own leaves nothing localized)
         spec_lines, divergence, subgraph = [], None, None
     if divergence is not None:  # the spec localized it: the framework's line is context only
         line = line.replace("first divergence: ", "framework values: ", 1)
-    return [line, *spec_lines], divergence, subgraph
+    return [line, *spec_lines], divergence, subgraph, []
 
 
 def _against_spec(

@@ -10,6 +10,9 @@
   Forward hooks record every submodule's output on the failing input, and a module's output
   pairs with the one ONNX value that leaves the module's nodes (produced inside, read outside);
   a module with several such values, or a non-tensor output, is left out rather than guessed.
+  A module the exporter folded into the one before it (a BatchNorm into its Conv, in eval mode)
+  leaves no node: the Conv's value is the BatchNorm's output, and pairs with it (measured: the
+  Conv module's own output once blamed the first Conv for a bias lost in the second).
 """
 
 from __future__ import annotations
@@ -94,12 +97,19 @@ def _by_module(
 ) -> dict[str, np.ndarray]:
     torch = import_torch()
     outputs: dict[str, np.ndarray] = {}
+    #: the tensors each module read and returned (kept alive, so their ids stay theirs)
+    reads: dict[str, list[int]] = {}
+    returned: dict[str, int] = {}
+    alive: list[Any] = []
     hooks = []
 
     def keep(path):
         def hook(module, args, result):
             if torch.is_tensor(result) and not result.is_complex():
                 outputs[path] = result.detach().cpu().numpy().copy()
+                returned[path] = id(result)
+                reads[path] = [id(a) for a in args if torch.is_tensor(a)]
+                alive.extend([result, *args])
 
         return hook
 
@@ -115,16 +125,41 @@ def _by_module(
         for hook in hooks:
             hook.remove()
     scopes = [(node, scope_tokens(node)) for node in graph.node]
+    members = {
+        path: {id(node) for node, tokens in scopes if _contains(tokens, path.split("."))} for path in outputs
+    }
+    folded = _folded_into(outputs, members, reads, returned)
     paired: dict[str, np.ndarray] = {}
-    for path, value in outputs.items():
-        wanted = path.split(".")
-        members = {id(node) for node, tokens in scopes if _contains(tokens, wanted)}
-        leaving = leaving_values(graph, lambda node, members=members: id(node) in members) if members else []
+    for path in outputs:
+        leaving = (
+            leaving_values(graph, lambda node, own=members[path]: id(node) in own) if members[path] else []
+        )
         if len(leaving) == 1 and leaving[0] not in paired:
-            paired[leaving[0]] = value
+            paired[leaving[0]] = outputs[folded.get(path, path)]
     if not paired:
         raise NoMapping("no module's output pairs with exactly one value of the TorchScript export")
     return paired
+
+
+def _folded_into(
+    outputs: Mapping[str, Any], members: Mapping[str, set], reads: Mapping[str, list], returned: Mapping[str, int]
+) -> dict[str, str]:
+    """Module -> the module whose output its ONNX value computes, where the modules after it
+    left no node of their own: the exporter folded them in (a BatchNorm into the Conv before it,
+    in eval mode). The Conv's ONNX value is then the BatchNorm's output, not the Conv module's."""
+    takes = {}  # a tensor's id -> the node-less module that read it
+    for path in outputs:
+        if not members[path] and len(reads[path]) == 1:
+            takes.setdefault(reads[path][0], path)
+    folded = {}
+    for path in outputs:
+        last, seen = path, {path}
+        while returned.get(last) in takes and takes[returned[last]] not in seen:
+            last = takes[returned[last]]
+            seen.add(last)
+        if last != path:
+            folded[path] = last
+    return folded
 
 
 def _contains(tokens: list[str], wanted: list[str]) -> bool:

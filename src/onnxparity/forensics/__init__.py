@@ -16,10 +16,14 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Divergence:
-    """The first node whose output diverges while its inputs agree.
+    """Where a failing input first goes wrong, as far as what was observed shows.
 
-    ``nodes``: the ONNX nodes that compute ``tensor`` from agreeing values (usually one; more
-    where an op was lowered to several, e.g. a decomposed op); ``node`` is the last of them."""
+    ``nodes``: the ONNX nodes that compute ``tensor`` from values known to agree (``inputs``:
+    paired values that agreed, graph inputs, constants); ``node`` is the last of them. One node:
+    its inputs were observed to agree, so that node is named. Several: the framework exposed no
+    value in between (an op lowered to several nodes, a functional call inside a module, a
+    module whose output pairs with no single value), so the line names the span — never one of
+    its nodes as the culprit."""
 
     node: str
     op_type: str
@@ -34,22 +38,49 @@ class Divergence:
     nodes: tuple[str, ...] = field(default_factory=tuple)
     #: overrides how ``line`` states the output's error (e.g. float16's overflow)
     detail: str = ""
+    #: the values the span starts from, each known to agree (observed, a graph input or a constant)
+    inputs: tuple[str, ...] = field(default_factory=tuple)
+    #: the span reached its size limit before values known to agree: it may start earlier
+    truncated: bool = False
+    #: within the span, the first node whose output is NaN or infinite from finite inputs (the
+    #: ONNX values were computed for it), where the framework's value is finite
+    first_nonfinite: str = ""
+    #: why a span has no value in between (what the two sides were)
+    unobserved: str = "the framework exposes no value in between"
+
+    @property
+    def span(self) -> bool:
+        return len(self.nodes) > 1
 
     def line(self) -> str:
-        source = f" ({self.source_kind} {self.source})" if self.source else ""
         if self.detail:
             what = self.detail
         elif self.nonfinite:
             what = f"{self.nonfinite} values NaN or infinite where the reference is finite"
         else:
             what = f"max abs error {self.max_abs_error:.3g}"
-        shown = ", ".join(self.nodes[:6]) + (
-            f", ... {len(self.nodes) - 6} more" if len(self.nodes) > 6 else ""
+        if not self.span:
+            source = f" ({self.source_kind} {self.source})" if self.source else ""
+            return (
+                f"first divergence: {self.op_type} {self.node!r}{source} — inputs agree (max abs "
+                f"{self.input_max_abs_error:.2g}), output {self.tensor!r} {what}"
+            )
+        shown = ", ".join(self.nodes[:6]) + (f", ... {len(self.nodes) - 6} more" if len(self.nodes) > 6 else "")
+        start = ", ".join(repr(v) for v in self.inputs[:3]) + (
+            f" and {len(self.inputs) - 3} more" if len(self.inputs) > 3 else ""
         )
-        span = f" (one of {len(self.nodes)} nodes computing it: {shown})" if len(self.nodes) > 1 else ""
+        agree = f"agree, max abs {self.input_max_abs_error:.2g}" if self.inputs else "graph inputs"
+        source = f" ({self.source_kind} {self.source})" if self.source else ""
+        count = f"at least {len(self.nodes)}" if self.truncated else str(len(self.nodes))
+        nonfinite = (
+            f"; the first NaN or infinity is made by {self.first_nonfinite!r} from finite inputs"
+            if self.first_nonfinite
+            else ""
+        )
         return (
-            f"first divergence: {self.op_type} {self.node!r}{source} — inputs agree (max abs "
-            f"{self.input_max_abs_error:.2g}), output {self.tensor!r} {what}{span}"
+            f"first divergence: between {start or 'the graph inputs'} ({agree}) and {self.tensor!r} "
+            f"({what}): {count} nodes{source} — {shown}; {self.unobserved}"
+            f"{nonfinite}"
         )
 
     def to_dict(self) -> dict:
@@ -62,6 +93,9 @@ class Divergence:
             "input_max_abs_error": _finite(self.input_max_abs_error),
             "nonfinite": self.nonfinite,
             "nodes": list(self.nodes),
+            "inputs": list(self.inputs),
+            "first_nonfinite": self.first_nonfinite or None,
+            "line": self.line(),
         }
 
 

@@ -12,6 +12,7 @@ localization too (:mod:`.runtime`, :mod:`.precision`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +22,8 @@ import numpy as np
 from onnxparity.errors import NoMapping
 from onnxparity.forensics import Divergence
 from onnxparity.graph.files import load_model
-from onnxparity.graph.nodes import node_source, with_outputs
+from onnxparity.graph.nodes import node_names, node_source, with_outputs
+from onnxparity.spec import Tolerance
 from onnxparity.variants import probe
 from onnxparity.verdict.compare import applied_tolerance, elementwise, widen
 
@@ -51,8 +53,26 @@ def off(expected: np.ndarray, actual: np.ndarray, tolerance: Any) -> tuple[float
     return error, int((~ok & ~finite).sum()), not bool(ok.all())
 
 
-def node_names(nodes) -> list[str]:
-    return [node.name or f"{node.op_type}#{i}" for i, node in enumerate(nodes)]
+def layouts(expected: np.ndarray, actual: np.ndarray) -> list[np.ndarray]:
+    """``expected`` laid out as ``actual`` in each way known to hold the same values: as it is,
+    with size-1 axes dropped or added, or with channels moved from last (TensorFlow's NHWC) to
+    first (tf2onnx's NCHW; measured: compared flat, every Keras conv value differed by 0.3 on an
+    export nothing was wrong with — and where channels, height and width are all 4 the shapes
+    match either way, so both layouts are tried). A size that differs gives ``expected`` as it
+    is (the shapes are the divergence); the same size laid out in no way known gives nothing
+    (neither agreeing nor diverging: not observed)."""
+    expected, actual = np.asarray(expected), np.asarray(actual)
+    if expected.size != actual.size:
+        return [expected]
+    found = [expected] if expected.shape == actual.shape else []
+    squeezed = tuple(n for n in expected.shape if n != 1)
+    if not found and squeezed == tuple(n for n in actual.shape if n != 1):
+        found.append(expected.reshape(actual.shape))
+    if expected.ndim == actual.ndim >= 3:
+        first = np.moveaxis(expected, -1, 1)
+        if first.shape == actual.shape and first.strides != expected.strides:
+            found.append(first)
+    return found
 
 
 def walk(
@@ -63,11 +83,14 @@ def walk(
     exporter: Any = None,
     sources: Mapping[str, str] | None = None,
     agreed: dict[str, float] | None = None,
+    unobserved: str = "the framework exposes no value in between",
+    chosen: dict[str, np.ndarray] | None = None,
 ) -> Divergence | None:
     """The first node of ``graph`` (topological order) whose paired output diverges; its inputs
     agree by construction (every paired value before it did). Values present in both
     ``expected`` and ``actual`` are paired by name. ``agreed`` carries the values that agreed
-    (with their errors) from one call to the next when ``actual`` comes in chunks."""
+    (with their errors) from one call to the next when ``actual`` comes in chunks; ``chosen``
+    gets each compared framework value as laid out like the ONNX one (:func:`layouts`)."""
     nodes = list(graph.node)
     names = node_names(nodes)
     producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
@@ -77,15 +100,24 @@ def walk(
         for out in node.output:
             if out not in expected or out not in actual:
                 continue
-            error, nonfinite, diverges = off(expected[out], actual[out], tolerance)
+            candidates = layouts(expected[out], actual[out])
+            if not candidates:  # the same values laid out otherwise, in no way known: not observed
+                continue
+            judged = [(*off(framework, actual[out], tolerance), framework) for framework in candidates]
+            error, nonfinite, diverges, framework = min(judged, key=lambda j: (j[2], j[0]))  # any layout agrees
+            if chosen is not None:
+                chosen[out] = framework
             if not diverges:
                 agreed[out] = error
                 continue
-            span, boundary = _span(index, nodes, producer, constants, agreed)
+            span, boundary, truncated = _span(index, nodes, producer, constants, agreed)
             source_of = exporter.source_of if exporter is not None else node_source
-            source = (sources or {}).get(out) or next(
-                (s for s in (source_of(nodes[i]) for i in reversed(span)) if s), None
-            )
+            # a span's every module, in graph order, and whether code outside any module is in it
+            # too (a functional call): naming the last module alone blamed the consumer
+            recorded = [source_of(nodes[i]) for i in span]
+            found = list(dict.fromkeys(s for s in recorded if s))
+            outside = " and code outside them" if found and None in recorded else ""
+            source = (sources or {}).get(out) or (", ".join(found) + outside if found else None)
             shapes = np.shape(actual[out]), np.shape(expected[out])
             detail = (
                 f"has shape {shapes[0]} where the framework's has {shapes[1]}"
@@ -103,25 +135,31 @@ def walk(
                 getattr(exporter, "source_kind", "module"),
                 tuple(names[i] for i in span),
                 detail,
+                inputs=tuple(sorted(boundary)),
+                truncated=truncated,
+                unobserved=unobserved,
             )
     return None
 
 
-def _span(index, nodes, producer, constants, agreed) -> tuple[list[int], set[str]]:
-    """The nodes that compute node ``index``'s output from agreeing values (graph inputs,
-    constants, paired values that agreed), in graph order, and those boundary values."""
+def _span(index, nodes, producer, constants, agreed) -> tuple[list[int], set[str], bool]:
+    """The nodes that compute node ``index``'s output from values known to agree (graph inputs,
+    constants, paired values that agreed), in graph order; those boundary values (constants
+    left out); whether the span stopped at :data:`MAX_SPAN` before reaching them all."""
     span, boundary, stack = {index}, set(), [index]
     while stack and len(span) < MAX_SPAN:
         for value in nodes[stack.pop()].input:
             if not value or value in constants:
                 continue
             source = producer.get(value)
-            if value in agreed or source is None or nodes[source].op_type == "Constant":
+            if source is not None and nodes[source].op_type == "Constant":
+                continue
+            if value in agreed or source is None:
                 boundary.add(value)
             elif source not in span:
                 span.add(source)
                 stack.append(source)
-    return sorted(span), boundary
+    return sorted(span), boundary, bool(stack)
 
 
 #: the ONNX values one run of the localization materializes at most (bytes, by the framework's
@@ -178,11 +216,11 @@ def localize(
             ),
             {},
         )
-    found, agreed = None, {}
+    found, agreed, chosen = None, {}, {}
     for chunk in chunks(proto.graph, shared, values):  # one example's values, a bounded part at a time
         computed = probe.tensor_values(with_outputs(proto, chunk), feeds)  # the graph's outputs come too
         onnx_values = {name: value for name, value in computed.items() if name in chunk}
-        found = walk(proto.graph, values, onnx_values, tolerance, subject.exporter, sources, agreed)
+        found = walk(proto.graph, values, onnx_values, tolerance, subject.exporter, sources, agreed, chosen=chosen)
         if found is not None:
             break
     if found is None:
@@ -197,7 +235,136 @@ def localize(
         )
     if unmapped and len(found.nodes) > 1:  # only the outputs paired: one node alone is certain
         return None, unmapped, {}
-    return found, found.line(), {"framework": values, "onnx": onnx_values, "proto": proto}
+    framework = {**values, **chosen}  # as laid out like the ONNX values they were compared with
+    found = upstream(proto, found, framework, agreed, feeds, tolerance, subject.exporter)
+    if found.nonfinite and found.span:
+        found = dataclasses.replace(found, first_nonfinite=first_nonfinite(proto, found, feeds))
+    causes = normalized_constants(proto, found, feeds)
+    if found.tensor not in onnx_values:  # traced upstream, out of the last chunk
+        onnx_values = {**onnx_values, **probe.tensor_values(with_outputs(proto, {found.tensor}), feeds)}
+    return found, found.line(), {"framework": framework, "onnx": onnx_values, "proto": proto, "causes": causes}
+
+
+def normalized_constants(proto, found: Divergence, feeds: Mapping[str, np.ndarray]) -> list[str]:
+    """Likely-cause lines for the normalization nodes of ``found``'s span that read a constant
+    row on this input (their input computed by ONNX Runtime)."""
+    from onnxparity.forensics.inputs import NORMALIZATIONS, constant_row
+
+    nodes = [n for n, name in zip(proto.graph.node, node_names(proto.graph.node)) if name in set(found.nodes)]
+    reads = {n.input[0]: f"{n.op_type} {n.name!r}" for n in nodes if n.op_type in NORMALIZATIONS and n.input}
+    if not reads:
+        return []
+    try:
+        values = {**dict(feeds), **probe.tensor_values(with_outputs(proto, set(reads) - set(feeds)), feeds)}
+    except Exception:  # not computable apart: say nothing
+        return []
+    lines = []
+    for name, node in reads.items():
+        line = constant_row(node, name, np.asarray(values[name])) if name in values else ""
+        if line:
+            lines.append(line)
+    return lines
+
+
+#: how far an amplified error is traced back (nodes named in turn), at most
+MAX_UPSTREAM = 8
+#: what "reproduces exactly" means for a value already within the tolerance: a few float32 ulps
+EXACT = Tolerance(atol=0.0, rtol=1e-6)
+
+
+def upstream(
+    proto, found: Divergence, framework: Mapping[str, np.ndarray], agreed: Mapping[str, float], feeds, tolerance,
+    exporter: Any = None,
+) -> Divergence:
+    """Where a divergence starts when its inputs agree only within the tolerance: a node (or
+    span) that computes the framework's value from the framework's inputs is not what went wrong
+    — it amplifies an input that was already off a little (0/1e-12 where an epsilon was removed,
+    sqrt near 0). Then the producer of the input off the most is examined in turn, each fed the
+    framework's values (its cut-out subgraph, run in ONNX Runtime): the first that does not
+    reproduce the framework's output from them is named, with what it passes on. ``found``
+    itself where its inputs agree exactly, or it computes otherwise even on the framework's
+    inputs (the usual case)."""
+    from onnxparity.forensics.subgraph import extract
+
+    nodes = list(proto.graph.node)
+    names = node_names(nodes)
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
+    constants = {t.name for t in proto.graph.initializer}
+    current, policy = found, tolerance
+    for _ in range(MAX_UPSTREAM):
+        errors = {v: agreed[v] for v in current.inputs if agreed.get(v, 0.0) > 0.0 and v in producer}
+        if not errors:
+            return current
+        cut = extract(proto, current, framework, {current.tensor: framework[current.tensor]}, feeds)
+        if cut is None or current.tensor not in framework:
+            return current
+        try:
+            ours = probe.tensor_values(cut.model, cut.inputs)[current.tensor]
+        except Exception:  # it cannot run apart: keep what is known
+            return current
+        if off(framework[current.tensor], ours, policy)[2]:
+            return current  # it computes otherwise from the framework's own inputs: it is the place
+        value = max(errors, key=errors.get)
+        index = producer[value]
+        span, boundary, truncated = _span(index, nodes, producer, constants, agreed)
+        actual = probe.tensor_values(with_outputs(proto, {value}), feeds)[value]
+        error, nonfinite, _ = off(framework[value], actual, tolerance)
+        source_of = exporter.source_of if exporter is not None else node_source
+        recorded = [source_of(nodes[i]) for i in span]
+        sources = list(dict.fromkeys(r for r in recorded if r))
+        current = Divergence(
+            names[index],
+            nodes[index].op_type,
+            value,
+            error,
+            max((agreed.get(v, 0.0) for v in boundary), default=0.0),
+            nonfinite,
+            ", ".join(sources) or None,
+            getattr(exporter, "source_kind", "module"),
+            tuple(names[i] for i in span),
+            f"off by {error:.2g} (within the tolerance), which {_what(found)} downstream",
+            inputs=tuple(sorted(boundary)),
+            truncated=truncated,
+            unobserved=found.unobserved,
+        )
+        policy = EXACT
+    return current
+
+
+def _what(found: Divergence) -> str:
+    """How an amplified divergence is named downstream: its node or span, and its error."""
+    where = f"{found.op_type} {found.node!r}" if not found.span else f"the {len(found.nodes)} nodes to {found.tensor!r}"
+    error = (
+        f"{found.nonfinite} NaN or infinite values" if found.nonfinite else f"an error of {found.max_abs_error:.3g}"
+    )
+    return f"{where} amplifies into {error}"
+
+
+def first_nonfinite(proto, found: Divergence, feeds: Mapping[str, np.ndarray]) -> str:
+    """The first node of ``found``'s span whose output holds NaN or infinity while the values it
+    reads (constants aside) are finite: where the non-finite values start, from the ONNX values
+    computed on ``feeds`` ("" where none does, or the span's values cannot be computed)."""
+    nodes = list(proto.graph.node)
+    names = node_names(nodes)
+    members = [i for i, name in enumerate(names) if name in set(found.nodes)]
+    constants = {t.name for t in proto.graph.initializer}
+    constants |= {out for n in nodes if n.op_type == "Constant" for out in n.output}
+    wanted = {v for i in members for v in (*nodes[i].input, *nodes[i].output) if v and v not in constants}
+    try:
+        values = {**dict(feeds), **probe.tensor_values(with_outputs(proto, wanted - set(feeds)), feeds)}
+    except Exception:  # the span cannot be run apart: say nothing of where NaN starts
+        return ""
+
+    def finite(name: str) -> bool:
+        value = np.asarray(values[name])
+        return value.dtype.kind != "f" or bool(np.isfinite(value).all())
+
+    for i in members:
+        reads = [v for v in nodes[i].input if v in values]
+        made = [v for v in nodes[i].output if v in values]
+        if all(finite(v) for v in reads) and any(not finite(v) for v in made):
+            return names[i]
+    return ""
 
 
 def localize_rewrite(
@@ -213,7 +380,9 @@ def localize_rewrite(
     shared = produced & {out for node in rewritten.graph.node for out in node.output if out}
     expected = probe.tensor_values(with_outputs(exported, shared), feeds)
     actual = probe.tensor_values(with_outputs(rewritten, shared), feeds)
-    found = walk(rewritten.graph, expected, actual, tolerance)
+    found = walk(
+        rewritten.graph, expected, actual, tolerance, unobserved="the export has no value of that name in between"
+    )
     title = f"{variant} runs a rewritten graph ({os.path.basename(variant_path)}); against the export on this input:"
     if found is None:
         return None, [f"{title} no value they share by name differs ({len(shared)} shared)"]

@@ -31,9 +31,9 @@ import numpy as np
 import onnx
 
 from onnxparity.forensics import Divergence
-from onnxparity.forensics.export import node_names, off, walk
+from onnxparity.forensics.export import off, walk
 from onnxparity.graph.files import load_model
-from onnxparity.graph.nodes import is_standard_domain, node_source, with_outputs
+from onnxparity.graph.nodes import is_standard_domain, node_names, node_source, with_outputs
 from onnxparity.spec import DEFAULT_TOLERANCE
 from onnxparity.variants import probe
 
@@ -79,7 +79,7 @@ def localize_spec(
     ours = ort_values(model, feeds)
     spec = spec_values(model, feeds)
     expected, actual = (ours, spec) if reference_is_variant else (spec, ours)
-    found = walk(model.graph, expected, actual, tolerance)
+    found = walk(model.graph, expected, actual, tolerance, unobserved="the two runs share no value in between")
     if found is None:
         return (
             None,
@@ -142,7 +142,7 @@ def spec_verdict(subgraph, tolerance) -> tuple[list[str], Divergence | None, Any
         from onnxparity.forensics.subgraph import extract
 
         ours = ort_values(subgraph.model, subgraph.inputs)
-        found = walk(subgraph.model.graph, spec, ours, tolerance)
+        found = walk(subgraph.model.graph, spec, ours, tolerance, unobserved="the two runs share no value in between")
         if found is not None:
             by = ("the ONNX reference evaluator's", "the ONNX reference evaluator's")
             narrowed = extract(subgraph.model, found, spec, ours, subgraph.inputs, by)
@@ -294,6 +294,7 @@ def localize_optimizer(
         node_source(nodes[span[-1]]),
         "module",
         tuple(names[i] for i in span),
+        unobserved="the optimized graph keeps no value in between",
     )
     rewrite = f"; it rewrites {_listed(ops)} into {_listed(into)}" if into else ""
     lines = [

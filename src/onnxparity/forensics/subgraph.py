@@ -14,7 +14,7 @@ import onnx
 from onnx import helper
 
 from onnxparity.forensics import Divergence
-from onnxparity.forensics.export import node_names
+from onnxparity.graph.nodes import node_names
 
 
 @dataclass(frozen=True)

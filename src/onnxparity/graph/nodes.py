@@ -92,3 +92,8 @@ def leaving_values(graph: Any, belongs: Any) -> list[str]:
     read_outside = {value for node in graph.node if id(node) not in inside for value in node.input}
     outputs = {o.name for o in graph.output}
     return [value for value in produced if value in read_outside or value in outputs]
+
+
+def node_names(nodes) -> list[str]:
+    """Each node's name, or ``<op type>#<index>`` for a node without one."""
+    return [node.name or f"{node.op_type}#{i}" for i, node in enumerate(nodes)]
