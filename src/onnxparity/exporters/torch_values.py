@@ -12,7 +12,10 @@
   a module with several such values, or a non-tensor output, is left out rather than guessed.
   A module the exporter folded into the one before it (a BatchNorm into its Conv, in eval mode)
   leaves no node: the Conv's value is the BatchNorm's output, and pairs with it (measured: the
-  Conv module's own output once blamed the first Conv for a bias lost in the second).
+  Conv module's own output once blamed the first Conv for a bias lost in the second). Every
+  torch function's output on the way is kept too (``unnamed``, at most :data:`UNNAMED_BYTES`):
+  where names do not tell, forensics pairs them by value (:func:`onnxparity.forensics.export.
+  by_value`), so a functional call between two modules is seen agreeing or not.
 """
 
 from __future__ import annotations
@@ -28,6 +31,18 @@ from onnxparity.errors import NoMapping
 from onnxparity.exporters.torch_call import TORCH_LOGGERS, Call, dynamo_arguments, import_torch
 from onnxparity.graph.nodes import leaving_values, scope_tokens
 from onnxparity.spec import ParitySpec
+
+#: the framework values kept for pairing by value (bytes): beyond, the rest is not kept
+UNNAMED_BYTES = 64 << 20
+
+
+class Intermediates(dict):
+    """Values by ONNX value name, and the framework's other values on the way (``unnamed``:
+    every torch function's output, in call order), which forensics may pair by value."""
+
+    def __init__(self, values: dict, unnamed: list) -> None:
+        super().__init__(values)
+        self.unnamed = unnamed
 
 
 def intermediates(
@@ -113,11 +128,27 @@ def _by_module(
 
         return hook
 
+    unnamed: list[np.ndarray] = []
+    kept = [0]  # bytes
+
+    class Record(torch.overrides.TorchFunctionMode):
+        """Every torch function's tensor outputs, copied, within :data:`UNNAMED_BYTES`."""
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            result = func(*args, **(kwargs or {}))
+            for value in result if isinstance(result, (tuple, list)) else (result,):
+                if torch.is_tensor(value) and not value.is_complex() and value.numel() > 1:
+                    size = value.numel() * value.element_size()
+                    if kept[0] + size <= UNNAMED_BYTES:
+                        unnamed.append(value.detach().cpu().numpy().copy())
+                        kept[0] += size
+            return result
+
     for path, module in model.named_modules():
         if path:
             hooks.append(module.register_forward_hook(keep(path)))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), Record():
             call(model, _tensors(feeds, spec, torch))
     except Exception as exc:
         raise NoMapping(f"the model did not run on the failing input ({type(exc).__name__})") from None
@@ -136,9 +167,9 @@ def _by_module(
         )
         if len(leaving) == 1 and leaving[0] not in paired:
             paired[leaving[0]] = outputs[folded.get(path, path)]
-    if not paired:
+    if not paired and not unnamed:
         raise NoMapping("no module's output pairs with exactly one value of the TorchScript export")
-    return paired
+    return Intermediates(paired, unnamed)
 
 
 def _folded_into(

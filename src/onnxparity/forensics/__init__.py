@@ -47,6 +47,8 @@ class Divergence:
     first_nonfinite: str = ""
     #: why a span has no value in between (what the two sides were)
     unobserved: str = "the framework exposes no value in between"
+    #: of ``inputs``, those paired with a framework value by its values, not by a name
+    by_value: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def span(self) -> bool:
@@ -59,17 +61,18 @@ class Divergence:
             what = f"{self.nonfinite} values NaN or infinite where the reference is finite"
         else:
             what = f"max abs error {self.max_abs_error:.3g}"
+        paired = f"; {', '.join(repr(v) for v in self.by_value)} paired by value" if self.by_value else ""
         if not self.span:
             source = f" ({self.source_kind} {self.source})" if self.source else ""
             return (
                 f"first divergence: {self.op_type} {self.node!r}{source} — inputs agree (max abs "
-                f"{self.input_max_abs_error:.2g}), output {self.tensor!r} {what}"
+                f"{self.input_max_abs_error:.2g}{paired}), output {self.tensor!r} {what}"
             )
         shown = ", ".join(self.nodes[:6]) + (f", ... {len(self.nodes) - 6} more" if len(self.nodes) > 6 else "")
         start = ", ".join(repr(v) for v in self.inputs[:3]) + (
             f" and {len(self.inputs) - 3} more" if len(self.inputs) > 3 else ""
         )
-        agree = f"agree, max abs {self.input_max_abs_error:.2g}" if self.inputs else "graph inputs"
+        agree = f"agree, max abs {self.input_max_abs_error:.2g}{paired}" if self.inputs else "graph inputs"
         source = f" ({self.source_kind} {self.source})" if self.source else ""
         count = f"at least {len(self.nodes)}" if self.truncated else str(len(self.nodes))
         nonfinite = (

@@ -202,6 +202,7 @@ def localize(
     except NoMapping as exc:
         values, unmapped = {}, f"first divergence: not localized — {exc}"
     sources = dict(getattr(values, "sources", {}))
+    unnamed = list(getattr(values, "unnamed", ()))  # values no name pairs (before the dict is rebuilt)
     if outputs is not None and len(outputs) == len(pair.exported.output_names):
         values = {**values, **dict(zip(pair.exported.output_names, outputs))}
     produced = {out for node in proto.graph.node for out in node.output if out}
@@ -236,6 +237,8 @@ def localize(
     if unmapped and len(found.nodes) > 1:  # only the outputs paired: one node alone is certain
         return None, unmapped, {}
     framework = {**values, **chosen}  # as laid out like the ONNX values they were compared with
+    if found.span and unnamed:
+        found = by_value(proto, found, unnamed, framework, agreed, feeds, tolerance, subject.exporter)
     found = upstream(proto, found, framework, agreed, feeds, tolerance, subject.exporter)
     if found.nonfinite and found.span:
         found = dataclasses.replace(found, first_nonfinite=first_nonfinite(proto, found, feeds))
@@ -264,6 +267,56 @@ def normalized_constants(proto, found: Divergence, feeds: Mapping[str, np.ndarra
         if line:
             lines.append(line)
     return lines
+
+
+def by_value(
+    proto, found: Divergence, unnamed: list, framework: dict, agreed: dict, feeds, tolerance, exporter: Any = None
+) -> Divergence:
+    """``found``'s span narrowed by the framework's values that no name pairs (``unnamed``: a
+    torch function's output between two modules): a value inside the span that holds the same
+    values as one of them — same shape (or layout), within the tolerance, not constant — was
+    observed agreeing, and the span then starts after it. Each value so paired joins
+    ``framework`` and ``agreed``; the divergence keeps its tensor, its span shrinks."""
+    nodes = list(proto.graph.node)
+    names = node_names(nodes)
+    index = {name: i for i, name in enumerate(names)}
+    inside = [out for name in found.nodes[:-1] for out in nodes[index[name]].output if out]
+    try:
+        computed = probe.tensor_values(with_outputs(proto, set(inside)), feeds)
+    except Exception:  # the span cannot be run apart: keep it whole
+        return found
+    paired = 0
+    for value in inside:
+        actual = computed.get(value)
+        if actual is None or np.asarray(actual).size < 2 or np.ptp(np.asarray(actual, np.float64)) == 0:
+            continue  # a constant value would match anything constant: no evidence
+        for candidate in unnamed:
+            matched = [f for f in layouts(candidate, actual) if f.shape == np.shape(actual)]
+            match = next((f for f in matched if not off(f, actual, tolerance)[2]), None)
+            if match is not None:
+                framework[value] = match
+                agreed[value] = off(match, actual, tolerance)[0]
+                paired += 1
+                break
+    if not paired:
+        return found
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
+    constants = {t.name for t in proto.graph.initializer}
+    last = index[found.nodes[-1]]
+    span, boundary, truncated = _span(last, nodes, producer, constants, agreed)
+    source_of = exporter.source_of if exporter is not None else node_source
+    recorded = [source_of(nodes[i]) for i in span]
+    sources = list(dict.fromkeys(r for r in recorded if r))
+    outside = " and code outside them" if sources and None in recorded and len(span) > 1 else ""
+    return dataclasses.replace(
+        found,
+        nodes=tuple(names[i] for i in span),
+        inputs=tuple(sorted(boundary)),
+        input_max_abs_error=max((agreed.get(v, 0.0) for v in boundary), default=0.0),
+        source=", ".join(sources) + outside if sources else None,
+        truncated=truncated,
+        by_value=tuple(sorted(v for v in boundary if v in set(inside))),
+    )
 
 
 #: how far an amplified error is traced back (nodes named in turn), at most
