@@ -415,3 +415,30 @@ def test_a_float16_value_within_its_precision_is_not_named_as_a_divergence():
     for tolerance in (DEFAULT_TOLERANCE, op.Tolerance(), op.Tolerance(0.0, 0.0, 0.02)):
         for actual in (step, far, np.where(h == 1.0, np.float16(np.inf), h)):
             assert off(h, actual, tolerance)[2] is not compare_output("h", h, actual, tolerance).passed
+
+
+def test_the_report_and_the_page_carry_the_span_and_the_evidence_behind_its_cause(parity_session, forensic):
+    """A span's agreeing start, its nodes and the printed line travel with the divergence in the
+    JSON report, with the lines that say what it means (here the spec's verdict); the HTML page
+    shows them."""
+    from onnxparity.report import document
+    from onnxparity.report.html import payload
+
+    model, path = forensic
+    broken = onnx.load(path)
+    decomposed_gelu(broken)
+    result = check_edited(parity_session, model, broken, "forensics evidence")
+    entry = result.to_dict()["divergence"]
+    assert entry["inputs"] == ["layer_norm"] and len(entry["nodes"]) == 3
+    assert entry["line"].startswith("first divergence: between 'layer_norm' (agree, max abs ")
+    assert any(line.startswith("the ONNX reference evaluator (the spec) computes this value as ONNX Runtime does")
+               for line in entry["evidence"])
+    from onnxparity.planning import plan_items
+
+    (planned,) = plan_items(("ort-cpu",))
+    item = document.entry("t.py::t[ort-cpu]", "t.py::t", planned, "failed", result.to_dict())
+    doc = document.check_document(document.build([item], planned=1))
+    shown = next(i for i in payload(doc)["items"] if i["id"] == "t.py::t[ort-cpu]")
+    assert shown["divergence"]["line"] == entry["line"] and shown["divergence"]["evidence"] == entry["evidence"]
+    script = open(os.path.join(os.path.dirname(document.__file__), "assets", "report.js")).read()
+    assert '["what it means", div && div.evidence' in script

@@ -5,6 +5,7 @@ the evidence, the tally, the anchor's finding and the run's stats."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import TYPE_CHECKING
@@ -59,6 +60,11 @@ def failed_result(
         extra = [*lines, *extra]
     if causes:  # the spec's agreement with ONNX Runtime then no longer shows the graph is what differs
         extra = [*causes, *(line.replace(GRAPH_MEANS, INPUT_MAY) if isinstance(line, str) else line for line in extra)]
+    if divergence is not None:  # what the divergence means, as printed, travels with it (report, page)
+        evidence = tuple(
+            line.strip() for line in extra if isinstance(line, str) and not line.startswith("first divergence")
+        )
+        divergence = dataclasses.replace(divergence, evidence=evidence)
     rewritten = getattr(runnable, "model_path", None)
     if (
         divergence is None

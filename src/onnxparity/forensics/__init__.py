@@ -49,6 +49,9 @@ class Divergence:
     unobserved: str = "the framework exposes no value in between"
     #: of ``inputs``, those paired with a framework value by its values, not by a name
     by_value: tuple[str, ...] = field(default_factory=tuple)
+    #: the lines that say what the divergence means, each printed with what proves it (the
+    #: spec's verdict, a likely cause in the input, the anchor's distance, the optimizer's fix)
+    evidence: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def span(self) -> bool:
@@ -72,7 +75,7 @@ class Divergence:
         start = ", ".join(repr(v) for v in self.inputs[:3]) + (
             f" and {len(self.inputs) - 3} more" if len(self.inputs) > 3 else ""
         )
-        agree = f"agree, max abs {self.input_max_abs_error:.2g}{paired}" if self.inputs else "graph inputs"
+        agree = f" (agree, max abs {self.input_max_abs_error:.2g}{paired})" if self.inputs else ""
         source = f" ({self.source_kind} {self.source})" if self.source else ""
         count = f"at least {len(self.nodes)}" if self.truncated else str(len(self.nodes))
         nonfinite = (
@@ -81,7 +84,7 @@ class Divergence:
             else ""
         )
         return (
-            f"first divergence: between {start or 'the graph inputs'} ({agree}) and {self.tensor!r} "
+            f"first divergence: between {start or 'the graph inputs'}{agree} and {self.tensor!r} "
             f"({what}): {count} nodes{source} — {shown}; {self.unobserved}"
             f"{nonfinite}"
         )
@@ -98,7 +101,9 @@ class Divergence:
             "nodes": list(self.nodes),
             "inputs": list(self.inputs),
             "first_nonfinite": self.first_nonfinite or None,
+            "by_value": list(self.by_value),
             "line": self.line(),
+            "evidence": list(self.evidence),
         }
 
 

@@ -271,8 +271,9 @@
       ["examples", item.examples],
       ["reused", item.cached ? "computed in the run of " + item.cached + "; nothing it depends on has changed since" : null],
       ["model", item.model ? [item.model.name, item.model.exporter, item.model.opset ? "opset " + item.model.opset : ""].filter(Boolean).join(" · ") : null],
-      ["first divergence", div ? div.op_type + " '" + div.node + "'" + (div.source ? " (" + div.source + ")" : "") + ": output '" + div.tensor +
-        "' max abs error " + short(div.max_abs_error) + ", its inputs " + short(div.input_max_abs_error) : null],
+      ["first divergence", div ? (div.line ? div.line.replace(/^first divergence: /, "") : div.op_type + " '" + div.node + "'" + (div.source ? " (" + div.source + ")" : "") + ": output '" + div.tensor +
+        "' max abs error " + short(div.max_abs_error) + ", its inputs " + short(div.input_max_abs_error)) : null],
+      ["what it means", div && div.evidence && div.evidence.length ? el("span", {}, ...div.evidence.map((line) => el("div", { text: line }))) : null],
       ["against the baseline", item.baseline ? el("span", {}, el("span", { class: "badge change-" + item.baseline.change, text: item.baseline.change }), " " + item.baseline.text) : null],
       ["advised tolerance", advice],
       ["weak because", item.weak.length ? item.weak.join("; ") : null],
