@@ -442,3 +442,27 @@ def test_the_report_and_the_page_carry_the_span_and_the_evidence_behind_its_caus
     assert shown["divergence"]["line"] == entry["line"] and shown["divergence"]["evidence"] == entry["evidence"]
     script = open(os.path.join(os.path.dirname(document.__file__), "assets", "report.js")).read()
     assert '["what it means", div && div.evidence' in script
+
+
+def test_a_file_whose_names_tell_nothing_is_localized_by_value(parity_session, forensic):
+    """A prebuilt file from elsewhere: the same graph, every value renamed, so no FX node's name
+    pairs. The framework's values are paired by their values instead (same shape, within the
+    tolerance, not constant), and the dropped bias is still named — as a node whose inputs were
+    paired by value, never with 'inputs agree' about values nobody compared."""
+    from onnxparity.graph.files import rename_values
+
+    model, path = forensic
+    broken = onnx.load(path)
+    edited = dropped_bias(broken)
+    outputs = {o.name for o in broken.graph.output}
+    renamed = {
+        out: f"t{i}" for i, out in enumerate(o for n in broken.graph.node for o in n.output) if out not in outputs
+    }
+    rename_values(broken, renamed)
+    result = check_edited(parity_session, model, broken, "forensics renamed")
+    assert result.status == "failed"
+    found = result.divergence
+    assert found is not None, result.message
+    assert edited & set(found.nodes) and len(found.nodes) <= 10
+    line = next(line for line in result.message.splitlines() if "first divergence:" in line).strip()
+    assert "paired by value" in line

@@ -67,7 +67,8 @@ def _by_fx_name(
     kept: Any = None,
     wanted: set[str] | frozenset = frozenset(),
 ) -> dict[str, np.ndarray]:
-    """The tensors of the FX nodes named in ``wanted`` (only those are copied out)."""
+    """The tensors of the FX nodes named in ``wanted``, and the others as ``unnamed`` (a prebuilt
+    file from elsewhere names none of them: its values are then paired by value)."""
     torch = import_torch()
     exported = kept
     if exported is None:  # exported in another session, or evicted: export again, in memory
@@ -89,12 +90,18 @@ def _by_fx_name(
     except Exception:  # torch's own helper (torch.onnx.verification uses it) moved: positional order
         flat = [*failing["args"], *[v for v in (failing["kwargs"] or {}).values() if torch.is_tensor(v)]]
     values: dict[str, np.ndarray] = {}
+    unnamed: list[np.ndarray] = []  # a file whose names are not the FX nodes' pairs these by value
+    held = [0]  # bytes of unnamed
 
     class Capture(torch.fx.Interpreter):
         def run_node(self, node):
             result = super().run_node(node)
-            if node.name in wanted and torch.is_tensor(result) and not result.is_complex():
-                values[node.name] = result.detach().cpu().numpy().copy()
+            if torch.is_tensor(result) and not result.is_complex():
+                if node.name in wanted:
+                    values[node.name] = result.detach().cpu().numpy().copy()
+                elif result.numel() > 1 and held[0] + result.numel() * result.element_size() <= UNNAMED_BYTES:
+                    unnamed.append(result.detach().cpu().numpy().copy())
+                    held[0] += result.numel() * result.element_size()
             return result
 
     try:
@@ -104,7 +111,7 @@ def _by_fx_name(
         raise NoMapping(
             f"the exported program did not run on the failing input ({type(exc).__name__}: {exc})"
         ) from None
-    return values
+    return Intermediates(values, unnamed)
 
 
 def _by_module(
