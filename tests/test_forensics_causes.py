@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from onnx import TensorProto, helper
 
 import onnxparity as op
@@ -59,7 +60,7 @@ def test_a_failure_on_subnormal_inputs_names_them_not_the_graph(tmp_path):
     result = op.check(
         onnx=_sign_model(),
         reference=_flushing_sign,
-        inputs=[op.Input("x", ("batch", 4), low=-1e-40, high=1e-40)],
+        inputs=[op.Input("x", ("batch", 4), low=-1e-40, high=1e-40, allow_subnormal=True)],
         dims={"batch": op.Dim(1, 3)},
         examples=10,
         reproducer_dir=tmp_path,
@@ -68,6 +69,21 @@ def test_a_failure_on_subnormal_inputs_names_them_not_the_graph(tmp_path):
     lines = result.message.splitlines()
     assert any(line.startswith("likely cause: input 'x' holds ") and "subnormal floats" in line for line in lines)
     assert not any("means something other than the framework's code" in line for line in lines)
+
+
+def test_subnormals_are_drawn_only_when_an_input_allows_them(tmp_path):
+    """A correct file whose reference flushes subnormals (as TensorFlow does on CPU) and a
+    boundary at 0: drawn one float step from it (1e-45), the check failed on values no caller
+    sends. Now they are drawn as the smallest normal unless the input allows subnormals."""
+    declared = dict(dims={"batch": op.Dim(1, 3)}, examples=12, reproducer_dir=tmp_path)
+    plain = op.Input("x", ("batch", 4), low=-1, high=1, boundaries=(0.0,))
+    result = op.check(onnx=_sign_model(), reference=_flushing_sign, inputs=[plain], **declared)["ort-cpu"]
+    assert result.status == "passed", result.message
+    allowed = dataclasses.replace(plain, allow_subnormal=True)
+    result = op.check(onnx=_sign_model(), reference=_flushing_sign, inputs=[allowed], **declared)["ort-cpu"]
+    assert result.status == "failed" and "subnormal floats" in result.message
+    with pytest.raises(op.InvalidSpec, match=r"allow_subnormal=True needs a float dtype, not int64"):
+        op.Input("ids", ("batch",), dtype="int64", low=0, high=5, allow_subnormal=True)
 
 
 def test_nan_in_a_span_is_traced_to_the_node_that_makes_it():

@@ -126,7 +126,21 @@ def fill(
     """An array of ``shape`` for ``item`` filled by ``pattern``, within its domain (``within``:
     the sequence length a ``lengths`` input's values lie within). Shape ``()`` gives a 0-d
     array, never a numpy scalar (arrays are made read-only, which a scalar cannot be)."""
-    return np.asarray(_fill_any(item, shape, pattern, rng, within))
+    values = np.asarray(_fill_any(item, shape, pattern, rng, within))
+    if values.dtype.kind == "f" and not item.allow_subnormal and values.size:
+        values = normal_only(values)
+    return values
+
+
+def normal_only(values: np.ndarray) -> np.ndarray:
+    """``values`` with each subnormal (0 < |x| < the smallest normal) drawn as the smallest
+    normal of its sign: no subnormal reaches a model unless its input allows them."""
+    tiny = np.finfo(values.dtype).tiny
+    magnitude = np.abs(values)
+    subnormal = (magnitude > 0) & (magnitude < tiny)
+    if subnormal.any():
+        values = np.where(subnormal, np.copysign(tiny, values), values).astype(values.dtype, copy=False)
+    return values
 
 
 def _fill_any(item: Input, shape, pattern: str, rng: np.random.Generator, within: int | None) -> np.ndarray:

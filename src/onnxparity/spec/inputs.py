@@ -156,6 +156,12 @@ class Input:
     ``low`` and ``high`` are inclusive bounds of the values drawn; for integer inputs (token
     ids, indices) both are integers. Booleans take no range. String inputs (``dtype="str"``,
     tabular categories) draw from ``categories`` (given here, or learned from ``data=``).
+    ``allow_subnormal=True`` (Hypothesis' own name) lets float inputs hold subnormal values
+    (0 < |x| < the type's smallest normal, e.g. 1e-45 drawn one float step from a boundary at 0).
+    By default none is drawn: TensorFlow flushes them to zero on CPU and ONNX Runtime does not,
+    so a correct model fails on them; a value that would be subnormal is drawn as the smallest
+    normal of its sign instead.
+
     ``allow_nan=True`` lets float inputs contain NaN (a ``nan`` data pattern); by default no
     NaN is drawn, since frameworks and ONNX models often disagree on NaN by design.
 
@@ -205,6 +211,8 @@ class Input:
     within: DimLike | None = None
     #: (column or None, value) pairs, sorted: see the class docstring
     boundaries: tuple = ()
+    #: float inputs may hold subnormal values (below the type's smallest normal): see the docstring
+    allow_subnormal: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -236,6 +244,10 @@ class Input:
         object.__setattr__(self, "dtype", dtype)
         if self.allow_nan and dtype not in FLOATS:
             raise InvalidSpec(f"{where}: allow_nan=True needs a float dtype, not {dtype}")
+        if not isinstance(self.allow_subnormal, bool):
+            raise InvalidSpec(f"{where}: allow_subnormal={self.allow_subnormal!r}: give True or False")
+        if self.allow_subnormal and dtype not in FLOATS:
+            raise InvalidSpec(f"{where}: allow_subnormal=True needs a float dtype, not {dtype}")
         self._check_domain(where, dtype)
         object.__setattr__(self, "boundaries", _boundaries(self.boundaries, where))
         if self.boundaries and (self.kind != "values" or dtype in ("str", "bool")):
