@@ -186,3 +186,20 @@ def test_planted_kernel_change_fails_or_is_weak(exported):
     assert r.status == "failed" or (r.power is not None and r.power.weak), r.message
     if not MODELS[name].weak or name == "resnet50":  # weak by a hair: the plant still fails
         assert r.status == "failed", f"{name}: a planted change passed a check that could have failed"
+
+
+def test_a_masked_recurrent_model_passes_at_defaults():
+    """Masking + LSTM over one feature, exported correctly, with a boundary at 0 (the mask value): the search draws
+    one float step from it — 1e-45, a subnormal TensorFlow flushes to zero on CPU and ONNX
+    Runtime does not. It failed on those; subnormals are now drawn only where an input allows
+    them."""
+    keras.utils.set_random_seed(0)
+    steps = keras.Input((None, 1), name="x")
+    hidden = keras.layers.LSTM(8)(keras.layers.Masking(mask_value=0.0)(steps))
+    model = keras.Model(steps, keras.layers.Dense(3)(hidden))
+    result = op.check(
+        model,
+        inputs=[op.Input("x", ("batch", "steps", 1), low=-1, high=1, boundaries=(0.0,))],
+        dims={"batch": op.Dim(1, 3), "steps": op.Dim(1, 6)},
+    )["ort-cpu"]
+    assert result.status == "passed", result.message
