@@ -254,7 +254,7 @@ def test_unknown_variant(onnx_parity):
         [
             "ExportError: Mlp is in training mode (Mlp has training=True): call model.eval() first: dropout/batch-norm make outputs random",
             "InvalidSpec: Input('x'): unknown dim name 'seq' at axis 1 (known: batch); declare it in dims=*",
-            "InvalidSpec: unknown onnx_parity argument 'tolerence'; known: inputs, dims, variants, tolerance, opset, examples, data, variant_options, calibration, latency",
+            "InvalidSpec: unknown onnx_parity argument 'tolerence'; known: inputs, dims, variants, tolerance, opset, examples, data, variant_options, calibration, latency, outputs",
             "unknown variant 'ort-cpy'; known variants: *ort-cpu*",
         ]
     )

@@ -24,7 +24,7 @@ from onnxparity.errors import (
     VariantUnavailable,
     WeakCheck,
 )
-from onnxparity.spec import Agreement, Dim, Input, Latency, Opset, ParitySpec, Tolerance
+from onnxparity.spec import Agreement, Dim, Input, Latency, Opset, Output, ParitySpec, Tolerance
 
 # every built-in variant, for a marker's ``variants=``: lossless ONNX Runtime CPU (with and
 # without graph optimizations), CUDA (skipped without a GPU), int8 dynamic and static, fp16,
@@ -52,6 +52,7 @@ __all__ = [
     "Latency",
     "Opset",
     "OnnxParityError",
+    "Output",
     "ParityFailure",
     "ParitySpec",
     "Tolerance",
@@ -83,6 +84,7 @@ def check(
     variant_options: Mapping[str, Mapping[str, Any]] | None = None,
     calibration: Iterable[Mapping[str, Any]] | None = None,
     latency_mode: str | None = None,
+    outputs: Output | Iterable[Output] | None = None,
 ) -> CheckResult:
     """Check ``model`` (or ``onnx`` against ``reference``) on every variant; return the result.
 
@@ -98,7 +100,9 @@ def check(
     calibrates int8-static instead of drawn inputs. ``opset=op.Opset(...)`` and
     ``latency=op.Latency(...)`` add budget results (``result.budgets``); ``latency_mode`` is
     ``"enforce"`` (a broken latency budget fails; the default without ``session``), ``"report"``
-    or ``"off"`` (default with ``session``: the session's mode).
+    or ``"off"`` (default with ``session``: the session's mode). ``outputs=[op.Output("boxes",
+    unordered=True)]`` declares outputs whose rows have no fixed order (detections): compared as
+    a set, or sorted first (``sort_by=``); see :class:`Output`.
     """
     import contextlib
 
@@ -119,6 +123,7 @@ def check(
             variant_options=variant_options or {},
             latency=latency if latency is not None else (),
             calibration=calibration,
+            outputs=outputs if outputs is not None else (),
         )
 
     def opened() -> contextlib.AbstractContextManager[ParitySession]:

@@ -139,11 +139,30 @@ def _onnxruntime_version() -> str | None:
     return onnxruntime.__version__
 
 
+class Swallowed:
+    """What a :func:`quiet` step printed (Python's ``sys.stdout``/``sys.stderr`` and, with
+    ``native=True``, native code's writes to file descriptors 1 and 2), filled in when the step
+    ends: at most :data:`SWALLOWED_BYTES`, the rest cut with a note. A place to keep it (a log
+    beside the export) rather than the user's terminal or a failure message."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.text.strip())
+
+
+#: how much of what a quiet step printed :class:`Swallowed` keeps
+SWALLOWED_BYTES = 4 << 20
+
+
 @contextlib.contextmanager
-def quiet(*logger_prefixes: str) -> Iterator[None]:
+def quiet(*logger_prefixes: str, native: bool = False) -> Iterator[Swallowed]:
     """Keep a third-party library's warnings, log records (loggers named by or under the
     prefixes) and prints out of the user's output while it works; its errors still arrive
-    as exceptions."""
+    as exceptions. ``native=True`` also keeps out what native code writes straight to file
+    descriptors 1 and 2 (C++ ``std::cout``: PyTorch's TorchScript exporter prints the whole
+    graph there when it fails). Yields a :class:`Swallowed` holding what was printed."""
     import logging
 
     manager = logging.Logger.manager
@@ -152,17 +171,73 @@ def quiet(*logger_prefixes: str) -> Iterator[None]:
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
+    swallowed = Swallowed()
+    out, err = io.StringIO(), io.StringIO()
+    written: list[str] = []
     try:
         with (
             warnings.catch_warnings(),
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            _native_output(written) if native else contextlib.nullcontext(),
         ):
             warnings.simplefilter("ignore")
-            yield
+            yield swallowed
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+        text = out.getvalue() + err.getvalue() + "".join(written)
+        if len(text) > SWALLOWED_BYTES:
+            text = text[:SWALLOWED_BYTES] + f"\n[... {len(text) - SWALLOWED_BYTES} more characters cut]\n"
+        swallowed.text = text
+
+
+@contextlib.contextmanager
+def _native_output(written: list[str]) -> Iterator[None]:
+    """File descriptors 1 and 2 pointed at a temporary file while the block runs; what was
+    written there goes into ``written``. Where the descriptors cannot be redirected (closed,
+    not a POSIX process), nothing is captured."""
+    import tempfile
+
+    for stream in (sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    _flush_c_stdio()  # what native code wrote before the step stays where it was going
+    try:
+        sink = tempfile.TemporaryFile()
+    except OSError:
+        yield
+        return
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:
+        sink.close()
+        yield
+        return
+    try:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            _flush_c_stdio()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            sink.seek(0)
+            written.append(sink.read().decode("utf-8", "replace"))
+    finally:
+        for fd in saved:
+            os.close(fd)
+        sink.close()
+
+
+def _flush_c_stdio() -> None:
+    """Flush C's stdio buffers (what ``std::cout`` wrote into a buffered ``stdout``): text left
+    there would reach the real descriptor after it is restored."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
 
 
 @contextlib.contextmanager

@@ -71,7 +71,9 @@ def build_spec(subject: Any = None, *, data: Any = None, inputs=None, dims=None,
     Every dim the model declares and the user does not gets :data:`DEFAULT_DIM`; values get the
     dtype's default range. ``opset=op.Opset(...)`` is the opset budget (exported at its
     target). ``calibration=`` (feeds for int8-static) is shorthand for
-    ``variant_options={"int8-static": {"calibration": ...}}``."""
+    ``variant_options={"int8-static": {"calibration": ...}}``. ``outputs=`` (:class:`op.Output
+    <onnxparity.spec.Output>` declarations) goes to the spec as given: its names are checked
+    against the model's outputs when the model runs, as only the export knows them."""
     opset = declared.pop("opset", None)
     if isinstance(opset, Opset):
         declared["opset_budget"], opset = opset, opset.target

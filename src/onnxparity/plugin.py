@@ -33,14 +33,15 @@ PLAN_SENT_KEY = pytest.StashKey[bool]()  # the plan went out with this process's
 
 #: marker arguments, with what each declares.
 MARKER_ARGS = tuple(
-    "inputs dims variants tolerance opset examples data variant_options calibration latency".split()
+    "inputs dims variants tolerance opset examples data variant_options calibration latency outputs".split()
 )
 
 MARKER_DOC = (
     "onnx_parity(inputs=[op.Input(...)], dims={name: op.Dim(min, max)}, variants=['ort-cpu'], "
     "tolerance=op.Tolerance(atol, rtol) or {variant: Tolerance or Agreement}, opset=None, examples=None, "
     "data=None, variant_options={variant: {...}}, calibration=[feeds], opset=op.Opset(...), "
-    "latency=op.Latency(...) or a list): declare an ONNX parity check run by the onnx_parity fixture; "
+    "latency=op.Latency(...) or a list, outputs=[op.Output(name, unordered=True or sort_by=column)]): "
+    "declare an ONNX parity check run by the onnx_parity fixture; "
     "one test item per variant (per variant and opset for Opset(matrix=...)), plus [opset] and "
     "[latency-<variant>] items for the budgets. "
     "Runs only under --onnx-parity."
@@ -352,8 +353,8 @@ class ParityFixture:
         """Check ``model`` (or ``onnx`` against it or ``reference``) for this item.
 
         Keyword arguments override the marker's (inputs, dims, tolerance, opset, examples, data,
-        variant_options, calibration, latency). Fails the test with a diagnosis when parity or
-        the budget does not hold; returns the VariantResult (or BudgetResult).
+        variant_options, calibration, latency, outputs). Fails the test with a diagnosis when
+        parity or the budget does not hold; returns the VariantResult (or BudgetResult).
         """
         __tracebackhide__ = True
         from onnxparity.runner.check import run_check, warn_weak

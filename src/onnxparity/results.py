@@ -65,6 +65,9 @@ class OutputSummary:
     #: cosine and SQNR pooled over every example (what an Agreement judges)
     cosine: float | None = None
     sqnr_db: float | None = None
+    #: values at padded positions of a mask or lengths input left out of the comparison
+    #: (``values`` counts them; ``op.Input(..., compare_padded=True)`` compares them)
+    padded_left_out: int = 0
 
     @property
     def mismatched_rate(self) -> float:
@@ -89,6 +92,7 @@ class OutputSummary:
             "max_abs_error_vs_ort_cpu": json_float(self.max_abs_error_vs_ort_cpu),
             "cosine": json_float(self.cosine),
             "sqnr_db": json_float(self.sqnr_db),
+            "padded_left_out": self.padded_left_out,
         }
 
 

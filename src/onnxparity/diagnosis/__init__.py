@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from onnxparity.forensics.by_variant import explain
+from onnxparity.forensics.inputs import declared_fix
 from onnxparity.search.tally import Evidence, Shortfall
 from onnxparity.spec import Agreement, ParitySpec, Policy
 from onnxparity.variants import Runnable
@@ -77,7 +78,7 @@ def diagnosis(
     else:
         lines = [f"{variant} differs from the reference (model from {source}):", failure.verdict.explain()]
         kind = "op.Agreement(...)" if isinstance(policy, Agreement) else "op.Tolerance(...)"
-        advice = (
+        advice = declared_fix([e for e in extra if isinstance(e, str)]) or (
             f"inspect the reproducer; if this difference is acceptable, loosen "
             f"tolerance={{{variant!r}: {kind}}} (now {policy.describe()})"
         )

@@ -17,6 +17,7 @@ from onnxparity.forensics.inputs import degenerate
 from onnxparity.forensics.subgraph import Subgraph, extract
 from onnxparity.results import VariantResult
 from onnxparity.search.anchor import AnchorFinding
+from onnxparity.search.padding import left_out_line
 from onnxparity.search.stats import RunStats
 from onnxparity.search.tally import Evidence, SearchTally, Shortfall
 from onnxparity.spec import ParitySpec, Policy, Tolerance
@@ -53,7 +54,7 @@ def failed_result(
     if anchor is not None:
         extra += anchor.lines
         export_right = anchor.export_right
-    causes = degenerate(failure.feeds)  # an input that explains the failure by itself
+    causes = degenerate(failure.feeds, spec.inputs, variant)  # an input that explains the failure by itself
     if tolerance is not None and failure.verdict is not None and not export_right and divergence is None:
         lines, divergence, subgraph, found = _localize_export(pair, spec, failure, tolerance)
         causes += found
@@ -83,6 +84,8 @@ def failed_result(
         except Exception as exc:  # forensics must never mask the verdict
             divergence, lines = None, [f"first divergence: not localized — {type(exc).__name__}: {exc}"]
         extra = [*lines, *extra]
+    if failure.padded:  # what the comparison left out (padding is don't-care), before the forensics
+        extra = [left_out_line(failure.padded, failure.verdict), *extra]
     stats.timings["forensics"] += time.perf_counter() - started  # (the runner adds the anchor's finding)
     reproducer = write_reproducer(
         reproducer_dir, name, variant, pair, spec, failure, getattr(runnable, "model_path", None), subgraph

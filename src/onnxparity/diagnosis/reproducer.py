@@ -110,6 +110,9 @@ def _write(
     if variant_model and os.path.abspath(variant_model) != os.path.abspath(pair.exported.path):
         run_name = f"{safe_name(variant)}.onnx"
         shutil.copy2(variant_model, os.path.join(staging, run_name))
+    if pair.exported.log:  # what the exporter printed: kept here, never in the failure message
+        with open(os.path.join(staging, "export.log"), "w", encoding="utf-8", errors="replace") as f:
+            f.write(pair.exported.log)
     names: dict[str, dict[str, str | None]] = {}
     names["inputs"] = _save(staging, "inputs", "input", list(failure.feeds.items()))
     outputs = list(pair.exported.output_names)

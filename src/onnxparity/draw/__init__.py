@@ -1,5 +1,6 @@
 """Drawing inputs: an example (dims, one data *pattern* per input, a seed) -> numpy arrays;
-boundary, sampled and default examples; real rows (``data=``). No Hypothesis here: the search
+boundary, sampled and default examples, and a search's explicit ones (small dims value by
+value); real rows (``data=``). No Hypothesis here: the search
 (:mod:`onnxparity.search.engine`) draws the examples, numpy fills the arrays from their seed. Drawing stays cheap whatever the
 tensor size, and shrinking still reaches small shapes (dims shrink to their minimum), simple
 patterns (``zeros`` first) and seed 0. Knows nothing of frameworks, ONNX Runtime or pytest.
@@ -122,6 +123,52 @@ def boundary_examples(spec: ParitySpec) -> list[Example]:
             patterns = tuple(c or p for c, p in zip(chosen, base.patterns))
             corners.append(Example(base.dims, patterns, 0))
     return corners
+
+
+def search_examples(
+    spec: ParitySpec, budget: int, rows: Mapping[str, np.ndarray] | None = None
+) -> tuple[list[Example], int]:
+    """The explicit examples of a search of ``budget`` examples, and how many to draw besides.
+
+    The corners (:func:`boundary_examples`), then every combination of the values of the dims
+    small enough to be tried value by value (:func:`enumerated_dims`; the other dims at their
+    minimum) that the corners do not try. Like the corners, they come on top of the ``budget``
+    drawn examples: counted in it, they displaced the draws Hypothesis steers toward unreached
+    branches (measured: an IsolationForest on iris at batch Dim(1, 16) and 25 examples never
+    reached its second label). Each input cycles through its data patterns over them."""
+    corners = boundary_examples(spec)
+    tried = {c.dims for c in corners[:2]}  # the plain corners: every dim at its minimum, at its maximum
+    every = [e for e in _every_value(spec, budget, rows) if e.dims not in tried]
+    return corners + every, budget
+
+
+def enumerated_dims(spec: ParitySpec, budget: int) -> tuple[str, ...]:
+    """The dims a search of ``budget`` examples tries value by value: the narrowest ranges
+    first, while the number of their combinations stays within the budget (in the spec's order)."""
+    chosen, product = set(), 1
+    for name in sorted(spec.symbolic_dims, key=lambda n: spec.dims[n].values_count):
+        count = spec.dims[name].values_count
+        if 1 < count and product * count <= budget:
+            chosen.add(name)
+            product *= count
+    return tuple(n for n in spec.symbolic_dims if n in chosen)
+
+
+def _every_value(spec: ParitySpec, budget: int, rows: Mapping[str, np.ndarray] | None) -> list[Example]:
+    """An example at each combination of the enumerated dims' values, the smallest first."""
+    names = enumerated_dims(spec, budget)
+    if not names:
+        return []
+    grids = np.meshgrid(*[np.arange(spec.dims[n].values_count) for n in names], indexing="ij")
+    combinations = sorted(zip(*(g.ravel().tolist() for g in grids)), key=lambda k: (sum(k), k))
+    options = [patterns_for(i, rows) for i in spec.inputs]
+    found = []
+    for k, chosen in enumerate(combinations):
+        dims = {name: spec.dims[name].first for name in spec.symbolic_dims}
+        dims.update({name: spec.dims[name].value(i) for name, i in zip(names, chosen)})
+        patterns = tuple(o[(k + j) % len(o)] for j, o in enumerate(options))
+        found.append(Example(tuple((n, dims[n]) for n in spec.symbolic_dims), patterns, k + 1))
+    return found
 
 
 def sample_examples(

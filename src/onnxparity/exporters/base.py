@@ -10,8 +10,8 @@ import contextlib
 import importlib
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,16 @@ class ExportedModel:
     graph: str = ""
     #: under the cache's verify mode: how the cached export differed from a fresh one
     cache_error: str = ""
+    #: what the exporter printed while exporting (``export.log`` beside the file; "" when it
+    #: printed nothing): kept for the reproducer, never shown in a failure message
+    log: str = ""
+    #: ONNX output name -> the model's own name, for outputs renamed in the export because an
+    #: input has the model's name (:func:`outputs_apart`); a note says both names
+    renamed: Mapping[str, str] = field(default_factory=dict)
+
+    def model_name(self, output: str) -> str:
+        """The name the model gives ONNX output ``output`` (the same unless it was renamed)."""
+        return self.renamed.get(output, output)
 
     def describe(self) -> str:
         opset = f", opset {self.opset}" if self.opset is not None else ""
@@ -205,10 +215,30 @@ class Subject:
         return self.exporter.model_name(self.model)
 
     def declared_inputs(self, data: Any = None) -> tuple[Input, ...] | None:
-        """Inputs the ONNX file declares, else those the model declares (None: neither)."""
-        if self.onnx is not None and self.read_graph_inputs is not None:
-            return self.read_graph_inputs(self.onnx)
-        return self.exporter.declared_inputs(self.model, data)
+        """Inputs the ONNX file declares, else those the model declares (None: neither). With
+        a file and real rows (``data=``), an input the model declares alike (name, shape, dtype)
+        takes its value range from the model's — the rows' — as the model's own export would:
+        a file's own range is the default [-1, 1], where a tabular model's thresholds lie outside."""
+        if self.onnx is None or self.read_graph_inputs is None:
+            return self.exporter.declared_inputs(self.model, data)
+        from_file = self.read_graph_inputs(self.onnx)
+        if data is None or from_file is None or self.model is None:
+            return from_file
+        try:
+            own = {i.name: i for i in self.exporter.declared_inputs(self.model, data) or ()}
+        except Exception:  # the model declares nothing it can say from these rows: the file's
+            return from_file
+        alike = [
+            replace(item, low=own[item.name].low, high=own[item.name].high)
+            if item.name in own
+            and own[item.name].shape == item.shape
+            and own[item.name].dtype == item.dtype
+            and own[item.name].low is not None
+            and item.kind == own[item.name].kind == "values"
+            else item
+            for item in from_file
+        ]
+        return tuple(alike)
 
 
 # -- helpers the source modules share ------------------------------------------------------------
@@ -330,6 +360,32 @@ def check_no_extra_inputs(proto, spec: ParitySpec, exporter: str) -> None:
             f"(declared: {', '.join(sorted(declared))}); these look like constants the exporter left as "
             "graph inputs, which no caller feeds — the export is broken, not the spec's dims"
         )
+
+
+def outputs_apart(outputs: Sequence[str], inputs: Sequence[str]) -> tuple[list[str], dict[str, str], list[str]]:
+    """Output names for the ONNX graph, none of them an input's: a graph where an output is
+    named like an input is invalid (a diffusers UNet's ``forward(sample)`` returns
+    ``{"sample": ...}``). Such an output is named ``<name>_output`` (``_output_2``... while that
+    is taken). Returns the names, ``{ONNX name: the model's name}`` of those renamed, and a note
+    for each that says both."""
+    taken = set(inputs) | set(outputs)
+    names, renamed, notes = [], {}, []
+    for name in outputs:
+        if name not in set(inputs):
+            names.append(name)
+            continue
+        new, n = f"{name}_output", 1
+        while new in taken:
+            n += 1
+            new = f"{name}_output_{n}"
+        taken.add(new)
+        names.append(new)
+        renamed[new] = name
+        notes.append(
+            f"output {name!r} is named {new!r} in the ONNX file: an ONNX graph cannot name an output "
+            "like an input"
+        )
+    return names, renamed, notes
 
 
 def exported_model(

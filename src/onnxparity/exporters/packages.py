@@ -44,21 +44,35 @@ def _root(name: str) -> str:
     return name.split(".")[0]
 
 
+def real_file(module: object) -> str | None:
+    """The file ``module`` was loaded from, when it names one: an absolute path to a file that
+    exists (its ``__file__``, else its spec's origin). None for a module with no real file —
+    ``torch.ops`` says ``__file__ = "_ops.py"``, its namespaces ``"torch.ops"`` — and never a
+    path resolved against the working directory (which may be gone)."""
+    spec = getattr(module, "__spec__", None)
+    for path in (getattr(module, "__file__", None), getattr(spec, "origin", None)):
+        if isinstance(path, str) and os.path.isabs(path) and os.path.isfile(path):
+            return path
+    return None
+
+
 def _module_file(name: str) -> str | None:
-    """The file of module ``name`` (or of its top-level package), without importing it."""
+    """The real file of module ``name`` (or of its top-level package), without importing it."""
     module = sys.modules.get(name)
-    path = getattr(module, "__file__", None) if module is not None else None
+    path = real_file(module) if module is not None else None
     if path:
         return path
     top = sys.modules.get(_root(name))
-    path = getattr(top, "__file__", None) if top is not None else None
+    path = real_file(top) if top is not None else None
     if path:
         return path
     try:
         spec = importlib.util.find_spec(_root(name))
     except (ImportError, ValueError):
         return None
-    return spec.origin if spec is not None and spec.has_location else None
+    if spec is None or not spec.has_location or not isinstance(spec.origin, str) or not os.path.isabs(spec.origin):
+        return None
+    return spec.origin
 
 
 def is_library(name: str) -> bool:
@@ -70,4 +84,7 @@ def is_library(name: str) -> bool:
     path = _module_file(name)
     if not path:
         return False  # no file to say so: digest what it holds
-    return os.path.realpath(path).startswith(_library_roots())
+    try:
+        return os.path.realpath(path).startswith(_library_roots())
+    except OSError:  # a path that cannot be resolved: no library's
+        return False

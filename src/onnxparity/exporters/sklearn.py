@@ -47,7 +47,15 @@ from onnxparity.exporters.base import (
     require,
     root_cause,
 )
-from onnxparity.exporters.sklearn_convert import convert, estimator_rows, floats_as_float64, initial_types_of
+from onnxparity.exporters.sklearn_convert import (
+    convert,
+    estimator_rows,
+    floats_as_float64,
+    initial_types_of,
+    is_classifier,
+    is_regressor,
+    round_bin_edges,
+)
 from onnxparity.exporters.tabular import (
     feature_ranges,
     features_input,
@@ -150,9 +158,11 @@ def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel) -> Ref
 
 
 def _method_for(model: Any, output: str):
-    from sklearn.base import is_classifier, is_regressor
-
     lowered = output.lower()
+    if lowered == "gpmean":  # GaussianProcessRegressor: the mean, and with return_std its std
+        return model.predict
+    if lowered in ("gpcovstd", "gpstd"):
+        return lambda X: model.predict(X, return_std=True)[1]
     if "label" in lowered:
         return model.predict
     if "probabilit" in lowered:
@@ -193,10 +203,11 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
         raise ExportError(
             f"skl2onnx produced an invalid ONNX model for {_describe(model)}: {root_cause(exc)}"
         ) from exc
+    edges = round_bin_edges(proto, model)
     save_model(proto, path)
     name = _describe(model)
     tolerance, rounding = rounding_tolerance(name, proto)
-    notes = [*range_notes(name, feature_ranges(model), spec), *rounding]
+    notes = [*range_notes(name, feature_ranges(model), spec), *rounding, *edges]
     return exported_model(
         path, proto, spec, exporter="skl2onnx", key=key, notes=notes, default_tolerance=tolerance
     )

@@ -93,7 +93,77 @@ def _target_opset(skl2onnx: Any, model: Any, opset: int | None) -> int | dict | 
 
 def _no_zipmap(model: Any) -> dict:
     """``zipmap=False`` for every classifier in the model (skl2onnx rejects it on others)."""
-    from sklearn.base import is_classifier
-
     found = [model] + [v for v in model.get_params(deep=True).values() if hasattr(v, "get_params")]
     return {id(est): {"zipmap": False} for est in found if is_classifier(est)}
+
+
+def is_classifier(est: Any) -> bool:
+    """scikit-learn's ``is_classifier``, False for what is not an estimator: a parameter that has
+    ``get_params`` but no tags (a Gaussian process's kernel) makes scikit-learn >= 1.6 raise."""
+    from sklearn.base import is_classifier as sklearn_is_classifier
+
+    try:
+        return bool(sklearn_is_classifier(est))
+    except (AttributeError, TypeError):
+        return False
+
+
+def is_regressor(est: Any) -> bool:
+    """scikit-learn's ``is_regressor``, False for what is not an estimator (see is_classifier)."""
+    from sklearn.base import is_regressor as sklearn_is_regressor
+
+    try:
+        return bool(sklearn_is_regressor(est))
+    except (AttributeError, TypeError):
+        return False
+
+
+def _kbins(model: Any) -> list[Any]:
+    """Every fitted KBinsDiscretizer inside ``model`` (pipelines, column transformers, unions)."""
+    from sklearn.preprocessing import KBinsDiscretizer
+
+    found, stack = [], [model]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, KBinsDiscretizer) and hasattr(current, "bin_edges_"):
+            found.append(current)
+        for attribute in ("steps", "transformers_", "transformer_list"):
+            for entry in getattr(current, attribute, None) or ():
+                if isinstance(entry, tuple) and len(entry) >= 2:
+                    stack.append(entry[1])
+    return found
+
+
+def round_bin_edges(proto: Any, model: Any) -> list[str]:
+    """Move each KBinsDiscretizer bin edge skl2onnx stored rounded down up to the next float32,
+    in place; a note for the edges moved. skl2onnx stores an edge as the nearest float32 and
+    bins with ``x < edge``, where scikit-learn compares in float64: a float32 input exactly on an
+    edge that rounded down falls in the next bin (measured: 6 of 8 edges of a uniform KBins
+    changed a prediction). The smallest float32 at or above each edge decides as scikit-learn
+    does for every float32 input."""
+    from onnx import TensorProto, numpy_helper
+
+    wanted = []
+    for kbins in _kbins(model):
+        for edges in kbins.bin_edges_:
+            inner = np.asarray(edges[1:-1], dtype=np.float64)
+            nearest = inner.astype(np.float32)
+            up = np.where(nearest.astype(np.float64) < inner, np.nextafter(nearest, np.float32(np.inf)), nearest)
+            if not np.array_equal(up, nearest):
+                wanted.append((nearest, up.astype(np.float32)))
+    moved = 0
+    for tensor in proto.graph.initializer:
+        if tensor.data_type != TensorProto.FLOAT or not wanted:
+            continue
+        values = numpy_helper.to_array(tensor)
+        for nearest, up in wanted:
+            if values.size == nearest.size and np.array_equal(values.reshape(-1), nearest):
+                tensor.CopyFrom(numpy_helper.from_array(up.reshape(values.shape), tensor.name))
+                moved += int((up != nearest).sum())
+                break
+    if not moved:
+        return []
+    return [
+        f"{moved} KBinsDiscretizer bin edge(s) moved up to the next float32: skl2onnx stores each edge as "
+        "the nearest float32, and an input exactly on one that rounded down fell in the next bin"
+    ]

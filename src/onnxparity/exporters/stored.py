@@ -86,6 +86,7 @@ def _meta(exported: ExportedModel) -> dict:
         "opset": exported.opset,
         "key": exported.key,
         "notes": list(exported.notes),
+        "renamed": dict(exported.renamed),
         "default_tolerance": None if tolerance is None else dataclasses.asdict(tolerance),
         "graph": graph_digest(exported.path),
     }
@@ -116,6 +117,9 @@ def _exported(meta: Any, folder: str, key: str) -> ExportedModel | None:
         or not (tolerance is None or isinstance(tolerance, dict))
     ):
         return None
+    renamed = meta.get("renamed", {})
+    if not (isinstance(renamed, dict) and all(isinstance(v, str) for v in (*renamed, *renamed.values()))):
+        return None
     path = os.path.join(folder, file)
     try:
         default = None if tolerance is None else Tolerance(**tolerance)
@@ -135,6 +139,7 @@ def _exported(meta: Any, folder: str, key: str) -> ExportedModel | None:
         cache="reused from the persistent cache",
         cache_key=key,
         graph=meta["graph"],
+        renamed=renamed,
     )
 
 
@@ -152,10 +157,14 @@ def load(store: Any, key: str, workdir: str, *, label: str = "cached") -> Export
 
 
 def save(store: Any, key: str, exported: ExportedModel) -> bool:
-    """Store ``exported``'s folder (the model and its external data) under ``key``."""
+    """Store ``exported``'s folder (the model and its external data; not what the exporter
+    printed, :attr:`ExportedModel.log`) under ``key``."""
     folder = os.path.dirname(exported.path)
+    log = os.path.abspath(exported.log) if exported.log else None
     files = [
-        os.path.join(folder, n) for n in sorted(os.listdir(folder)) if os.path.isfile(os.path.join(folder, n))
+        os.path.join(folder, n)
+        for n in sorted(os.listdir(folder))
+        if os.path.isfile(os.path.join(folder, n)) and os.path.abspath(os.path.join(folder, n)) != log
     ]
     return store.put(KIND, key, files, _meta(exported))
 

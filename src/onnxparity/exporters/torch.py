@@ -16,13 +16,20 @@ Outputs are flattened depth-first: a tensor is ``output``; a tuple or list gives
 ``output_1``...; a dict (a Hugging Face ``ModelOutput`` too) gives its keys in insertion order
 (``last_hidden_state``, ``logits``); nesting joins names with ``.`` (``output_1.logits``).
 ``None`` outputs are dropped, as the exporters drop them. A cache object among the outputs is
-an error that says to pass ``use_cache=False``.
+an error that says to pass ``use_cache=False``. An output named like an input (a diffusers
+UNet's ``forward(sample)`` returns ``{"sample": ...}``) is ``sample_output`` in the file, which
+could not be valid otherwise; a note says both names (:func:`.base.outputs_apart`).
+
+What torch prints while exporting — warnings, log records, and what its C++ writes straight to
+the terminal (a failed TorchScript export prints the whole graph) — is kept out of the user's
+output and of failure messages, in ``export.log`` beside the file (``ExportedModel.log``).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import os
 import sys
@@ -42,6 +49,7 @@ from onnxparity.exporters.base import (
     export_folder,
     exported_model,
     flatten_outputs,
+    outputs_apart,
     root_cause,
 )
 from onnxparity.exporters.torch_call import TORCH_LOGGERS, Call, dynamo_arguments, import_torch, plan_call
@@ -192,14 +200,14 @@ def export(
                 f"{type(exc).__name__}: {exc}; check that op.Input shapes and dtypes match forward() "
                 f"(the inputs were passed {call.describe()})"
             ) from exc
-    output_names = [name for name, _ in named_outputs(example_outputs)]
     input_names = [i.name for i in spec.inputs]
+    output_names, renamed, notes = outputs_apart([name for name, _ in named_outputs(example_outputs)], input_names)
 
-    notes: list[str] = []
+    printed: list[str] = []  # what torch printed while exporting: kept in export.log, not shown
 
     def torchscript_export() -> None:
         traced = _positional(torch, model, call) if call.keyword or call.fixed else model
-        with quiet(*TORCH_LOGGERS):
+        with exporting(torch, printed):
             torch.onnx.export(
                 traced,
                 args,
@@ -214,7 +222,7 @@ def export(
     how = dynamo_arguments(torch, spec, call, args)
     exporter = "torch.onnx dynamo exporter"
     try:
-        with quiet(*TORCH_LOGGERS):
+        with exporting(torch, printed):
             program = torch.onnx.export(
                 model,
                 f=path,
@@ -233,10 +241,14 @@ def export(
         try:
             torchscript_export()
         except Exception as legacy_exc:
-            raise ExportError(
-                f"torch.onnx could not export {type(model).__name__}:\n"
-                f"  dynamo exporter: {reason}\n"
-                f"  TorchScript exporter: {root_cause(legacy_exc)}"
+            raise left_out(
+                ExportError(
+                    f"torch.onnx could not export {type(model).__name__}:\n"
+                    f"  dynamo exporter: {reason}\n"
+                    f"  TorchScript exporter: {root_cause(legacy_exc)}"
+                ),
+                path,
+                printed,
             ) from legacy_exc
 
     got = default_opset(load_model(path))
@@ -247,13 +259,67 @@ def export(
             exporter = "torch.onnx TorchScript exporter"
             notes.append(f"the dynamo exporter emits opset {got}, not {opset}; used the TorchScript exporter")
         except Exception as exc:
-            raise ExportError(
-                f"torch.onnx's dynamo exporter emits opset {got}, not {opset}, and the TorchScript exporter "
-                f"failed at {opset}: {root_cause(exc)}"
+            raise left_out(
+                ExportError(
+                    f"torch.onnx's dynamo exporter emits opset {got}, not {opset}, and the TorchScript exporter "
+                    f"failed at {opset}: {root_cause(exc)}"
+                ),
+                path,
+                printed,
             ) from exc
 
     proto = load_model(path)
-    return exported_model(path, proto, spec, exporter=exporter, key=key, notes=notes)
+    exported = exported_model(path, proto, spec, exporter=exporter, key=key, notes=notes)
+    return dataclasses.replace(exported, log=keep_log(path, printed), renamed=renamed)
+
+
+@contextlib.contextmanager
+def exporting(torch: Any, printed: list[str]) -> Iterator[None]:
+    """A torch export step kept quiet, native output too (the TorchScript exporter prints the
+    whole graph to ``std::cout`` when it fails); what it printed goes into ``printed``. The
+    TorchScript exporter turns torch's ONNX log on for the rest of the process (it reads
+    ``_C._jit_is_onnx_log_enabled`` without calling it): it is put back as it was."""
+    reads = getattr(torch._C, "_jit_is_onnx_log_enabled", None)
+    was = bool(reads()) if callable(reads) else None
+    swallowed = None
+    try:
+        with quiet(*TORCH_LOGGERS, native=True) as swallowed:
+            yield
+    finally:
+        if swallowed:
+            printed.append(swallowed.text)
+        if was is not None and was != bool(reads()):
+            torch._C._jit_set_onnx_log_enabled(was)
+
+
+def left_out(error: ExportError, path: str, printed: list[str]) -> ExportError:
+    """``error`` saying how much torch printed (kept out of the message: a failed TorchScript
+    export prints the whole graph), with the text as ``error.printed`` and the file kept as
+    ``error.log`` (:func:`keep_log`) for whoever keeps the failure's files."""
+    text = "".join(printed)
+    lines = len(text.strip().splitlines())
+    error.printed = text  # type: ignore[attr-defined]
+    error.log = keep_log(path, printed)  # type: ignore[attr-defined]
+    if lines:
+        error.args = (f"{error.args[0]}\n  (torch printed {lines} lines while exporting: left out here)",)
+    return error
+
+
+def keep_log(path: str, printed: list[str]) -> str:
+    """What torch printed while exporting, as ``export.log`` beside the file at ``path`` (kept
+    for the reproducer, out of the failure message); its path, or "" when it printed nothing."""
+    log = os.path.join(os.path.dirname(path), "export.log")
+    text = "".join(printed)
+    with contextlib.suppress(OSError):
+        os.remove(log)  # an earlier export's
+    if not text.strip():
+        return ""
+    try:
+        with open(log, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError:
+        return ""
+    return log
 
 
 #: the programs the dynamo exporter last translated, by :func:`program_key`: a failure's

@@ -7,9 +7,11 @@
   interpreter on the failing input, keeping the tensor of every ``call_function`` node whose
   name the ONNX graph has.
 - **TorchScript exports** name nodes by module scope (``/encoder/layers.0/linear1/MatMul``).
-  Forward hooks record every submodule's output on the failing input, and a module's output
-  pairs with the one ONNX value that leaves the module's nodes (produced inside, read outside);
-  a module with several such values, or a non-tensor output, is left out rather than guessed.
+  Forward hooks record every call of every submodule on the failing input, and a call's output
+  pairs with the one ONNX value that leaves that call's nodes (produced inside, read outside);
+  a call with several such values, or a non-tensor output, is left out rather than guessed. A
+  module called several times (a detection head shared across feature levels) has a scope per
+  call: ``head/act`` for the first, ``head/act_1`` for the second (see :class:`_Calls`).
   A module the exporter folded into the one before it (a BatchNorm into its Conv, in eval mode)
   leaves no node: the Conv's value is the BatchNorm's output, and pairs with it (measured: the
   Conv module's own output once blamed the first Conv for a bias lost in the second). Every
@@ -75,7 +77,7 @@ def _by_fx_name(
         arrays = arrays_for_dims(spec, export_dims(spec))
         example = tuple(torch.from_numpy(arrays[i.name]) for i in spec.inputs)
         try:
-            with quiet(*TORCH_LOGGERS):
+            with quiet(*TORCH_LOGGERS, native=True):
                 program = torch.onnx.export(
                     model, dynamo=True, verbose=False, **dynamo_arguments(torch, spec, call, example)
                 )
@@ -105,7 +107,7 @@ def _by_fx_name(
             return result
 
     try:
-        with torch.no_grad():
+        with torch.no_grad(), quiet(*TORCH_LOGGERS, native=True):
             Capture(exported.module()).run(*flat, enable_io_processing=False)
     except Exception as exc:
         raise NoMapping(
@@ -118,23 +120,7 @@ def _by_module(
     model: Any, spec: ParitySpec, call: Call, feeds: Mapping[str, np.ndarray], graph: Any
 ) -> dict[str, np.ndarray]:
     torch = import_torch()
-    outputs: dict[str, np.ndarray] = {}
-    #: the tensors each module read and returned (kept alive, so their ids stay theirs)
-    reads: dict[str, list[int]] = {}
-    returned: dict[str, int] = {}
-    alive: list[Any] = []
-    hooks = []
-
-    def keep(path):
-        def hook(module, args, result):
-            if torch.is_tensor(result) and not result.is_complex():
-                outputs[path] = result.detach().cpu().numpy().copy()
-                returned[path] = id(result)
-                reads[path] = [id(a) for a in args if torch.is_tensor(a)]
-                alive.extend([result, *args])
-
-        return hook
-
+    calls = _Calls(torch)
     unnamed: list[np.ndarray] = []
     kept = [0]  # bytes
 
@@ -151,32 +137,109 @@ def _by_module(
                         kept[0] += size
             return result
 
+    hooks = []
     for path, module in model.named_modules():
         if path:
-            hooks.append(module.register_forward_hook(keep(path)))
+            hooks.append(module.register_forward_pre_hook(calls.enter(path)))
+            hooks.append(module.register_forward_hook(calls.leave(path)))
     try:
-        with torch.no_grad(), Record():
+        with torch.no_grad(), Record(), quiet(*TORCH_LOGGERS, native=True):
             call(model, _tensors(feeds, spec, torch))
     except Exception as exc:
         raise NoMapping(f"the model did not run on the failing input ({type(exc).__name__})") from None
     finally:
         for hook in hooks:
             hook.remove()
-    scopes = [(node, scope_tokens(node)) for node in graph.node]
-    members = {
-        path: {id(node) for node, tokens in scopes if _contains(tokens, path.split("."))} for path in outputs
-    }
-    folded = _folded_into(outputs, members, reads, returned)
+    members = calls.members(graph)
+    folded = _folded_into(calls.outputs, members, calls.reads, calls.returned)
     paired: dict[str, np.ndarray] = {}
-    for path in outputs:
+    for key in calls.outputs:
         leaving = (
-            leaving_values(graph, lambda node, own=members[path]: id(node) in own) if members[path] else []
+            leaving_values(graph, lambda node, own=members[key]: id(node) in own) if members[key] else []
         )
         if len(leaving) == 1 and leaving[0] not in paired:
-            paired[leaving[0]] = outputs[folded.get(path, path)]
+            paired[leaving[0]] = calls.outputs[folded.get(key, key)]
     if not paired and not unnamed:
         raise NoMapping("no module's output pairs with exactly one value of the TorchScript export")
     return Intermediates(paired, unnamed)
+
+
+class _Calls:
+    """Every call of every submodule on one run, in order: a module called several times (a
+    detection head shared across feature levels) has one entry per call, ``(path, k)`` for its
+    k-th call, with the call it ran inside. The TorchScript exporter names the nodes of the
+    k-th call of ``head.conv`` by the scope ``head/conv_k`` (``head/conv`` for the first): the
+    module's path with the call's count on its last part, its parents by their plain names."""
+
+    def __init__(self, torch: Any) -> None:
+        self.torch = torch
+        self.count: dict[str, int] = {}
+        self.stack: list[tuple[str, int]] = []
+        self.parent: dict[tuple[str, int], tuple[str, int] | None] = {}
+        #: each call's tensor output, the ids of the tensors it read and returned
+        self.outputs: dict[tuple[str, int], np.ndarray] = {}
+        self.reads: dict[tuple[str, int], list[int]] = {}
+        self.returned: dict[tuple[str, int], int] = {}
+        self.alive: list[Any] = []  # kept alive, so their ids stay theirs
+
+    def enter(self, path: str):
+        def hook(module, args):
+            k = self.count.get(path, 0)
+            self.count[path] = k + 1
+            self.parent[(path, k)] = self.stack[-1] if self.stack else None
+            self.stack.append((path, k))
+
+        return hook
+
+    def leave(self, path: str):
+        torch = self.torch
+
+        def hook(module, args, result):
+            if self.stack and self.stack[-1][0] == path:
+                key = self.stack.pop()
+            else:  # entered without its pre-hook: its latest call
+                key = (path, self.count.get(path, 1) - 1)
+            if torch.is_tensor(result) and not result.is_complex():
+                self.outputs[key] = result.detach().cpu().numpy().copy()
+                self.returned[key] = id(result)
+                self.reads[key] = [id(a) for a in args if torch.is_tensor(a)]
+                self.alive.extend([result, *args])
+
+        return hook
+
+    @staticmethod
+    def scope(key: tuple[str, int]) -> tuple[str, ...]:
+        """The scope tokens of a call's own nodes (see :func:`scope_tokens`)."""
+        path, k = key
+        parts = path.split(".")
+        if k:
+            parts[-1] = f"{parts[-1]}_{k}"
+        return tuple(parts)
+
+    def members(self, graph: Any) -> dict[tuple[str, int], set[int]]:
+        """Each call's nodes (by id): those of its own scope and of the calls it made. The
+        scopes may sit under a prefix (the exporter's wrapper module, ``model``): the prefix
+        most nodes agree on is taken."""
+        scopes = {key: self.scope(key) for key in self.parent}
+        nodes = [(node, tuple(scope_tokens(node))) for node in graph.node]
+        self.alive.append(nodes)  # a node's id is its wrapper's, which lives while held
+        known = set(scopes.values())
+        prefixes: dict[tuple[str, ...], int] = {}
+        for _, tokens in nodes:
+            for at in range(len(tokens)):
+                if tokens[at:] in known:
+                    prefixes[tokens[:at]] = prefixes.get(tokens[:at], 0) + 1
+        prefix = min(prefixes, key=lambda p: (-prefixes[p], len(p))) if prefixes else ()
+        by_scope: dict[tuple[str, ...], set[int]] = {}
+        for node, tokens in nodes:
+            if tokens[: len(prefix)] == prefix:
+                by_scope.setdefault(tokens[len(prefix) :], set()).add(id(node))
+        members = {key: set(by_scope.get(scopes[key], ())) for key in self.parent}
+        for key in reversed(list(self.parent)):  # a call's nodes count for the calls around it
+            outer = self.parent[key]
+            if outer is not None:
+                members[outer] |= members[key]
+        return members
 
 
 def _folded_into(
@@ -198,8 +261,3 @@ def _folded_into(
         if last != path:
             folded[path] = last
     return folded
-
-
-def _contains(tokens: list[str], wanted: list[str]) -> bool:
-    n = len(wanted)
-    return any(tokens[i : i + n] == wanted for i in range(len(tokens) - n + 1))

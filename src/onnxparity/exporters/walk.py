@@ -21,7 +21,7 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from onnxparity.exporters.packages import distributions_of, is_library, version_of
+from onnxparity.exporters.packages import distributions_of, is_library, real_file, version_of
 
 
 class NotCacheable(Exception):
@@ -56,9 +56,24 @@ def hash_parts(*parts: Any) -> bytes:
     return h.digest()
 
 
-def _file_bytes(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+def _file_bytes(path: str) -> bytes | None:
+    """The file's bytes; None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _namespace(module: Any) -> bool:
+    """Whether ``module`` is a namespace package (folders, no file)."""
+    spec = getattr(module, "__spec__", None)
+    return (
+        getattr(module, "__file__", None) is None
+        and spec is not None
+        and spec.origin in (None, "namespace")
+        and spec.submodule_search_locations is not None
+    )
 
 
 def _described(value: Any) -> str:
@@ -337,13 +352,21 @@ class Walker:
                 self.refuse(f"{where} imports {name} inside the function, and it cannot be imported ({exc})")
                 return hash_parts("missing", name)
         parts = [hash_parts("module", name)]
-        path = getattr(module, "__file__", None)
-        if path and path.endswith(".py") and os.path.isfile(path):
-            parts.append(_file_bytes(path))
+        path = real_file(module)
+        source = _file_bytes(path) if path and path.endswith(".py") else None
+        told = f"{where}: {name}{', imported inside the function,' if inside else ''}"
+        if source is not None:
+            parts.append(source)
+        elif path and path.endswith(".py"):
+            self.refuse(f"{told}: its source file {path} cannot be read")
         elif path:
+            self.refuse(f"{told} is {os.path.basename(path)}, native code outside an installed package")
+        elif not _namespace(module):  # a namespace package has no code of its own to read
+            stated = getattr(module, "__file__", None)
             self.refuse(
-                f"{where}: {name}{', imported inside the function,' if inside else ''} is "
-                f"{os.path.basename(path)}, native code outside an installed package"
+                f"{told} has no readable source file"
+                + (f" (its __file__ is {stated!r})" if stated else "")
+                + " and is from no installed package, so its code cannot be digested"
             )
         for attr in names:
             if attr in vars(module):
@@ -362,7 +385,7 @@ def _native(kind: type) -> bool:
     if name in sys.builtin_module_names or (name == "builtins" and kind is not object):
         return True
     module = sys.modules.get(name)
-    path = getattr(module, "__file__", None) if module is not None else None
+    path = real_file(module) if module is not None else None
     return bool(path) and not path.endswith(".py")
 
 

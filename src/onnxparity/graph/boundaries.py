@@ -3,12 +3,16 @@
 
 Harvested: the constant operands of ``Clip`` and of comparisons, ``Where``, ``Max`` and
 ``Min``; activation kinks (``Relu`` and kin at 0, ``HardSigmoid``/``HardSwish`` where they
-saturate); and tree ensembles' split thresholds, per feature (``ai.onnx.ml`` trees). A value
-belongs to an input when the node sees that input directly or through shape-only and scalar
-affine ops (``Cast``, ``Reshape``, ``Add``/``Sub``/``Mul``/``Div`` by a constant, ...): the
-threshold is then mapped back to the input's scale (``x * 255 > 128`` makes ``128 / 255`` a
-boundary of ``x``). A tree's feature ``j`` is column ``j`` of a 2-D input. Reads the graph
-only; knows nothing of frameworks or runtimes.
+saturate), ``Binarizer``'s threshold; and tree ensembles' split thresholds, per feature
+(``ai.onnx.ml`` trees). A value belongs to an input when the node sees that input directly or
+through the ops :mod:`.columns` follows — shape-only ops, affine ops by a constant (``x * 255``,
+a ``Scaler``), and column selection (``Gather``/``ArrayFeatureExtractor``, ``Slice``,
+``Split``, ``Concat`` along the last axis: a ``ColumnTransformer``'s plumbing): the threshold is
+then mapped back to the input's scale (``x * 255 > 128`` makes ``128 / 255`` a boundary of
+``x``) and to the column it came from (a KBinsDiscretizer's bin edges of column 2 are column 2's
+boundaries; a tree's feature ``j`` is whichever input column the tree's input holds at ``j``). A
+value compared with every column alike is a boundary of all of them (column None). Reads the
+graph only; knows nothing of frameworks or runtimes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from onnxparity.graph.columns import Trace, step
 from onnxparity.graph.domains import output_bounds
 from onnxparity.spec import ParitySpec
 
@@ -30,9 +35,6 @@ MAX_BOUNDARIES = 64
 _BRANCHING = {"Clip", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Equal", "Where", "Max", "Min"}
 KINKS = {"Relu": (0.0,), "LeakyRelu": (0.0,), "PRelu": (0.0,), "Elu": (0.0,), "Celu": (0.0,)}
 KINKS |= {"Selu": (0.0,), "ThresholdedRelu": (1.0,), "HardSwish": (-3.0, 3.0), "Shrink": (-0.5, 0.5)}
-#: ops whose output holds the same values as their first input (in another shape or type)
-_SAME_VALUES = {"Cast", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand"}
-_SAME_VALUES |= {"Slice", "Gather", "Concat", "Tile", "CastLike"}
 _TREES = {"TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble"}
 
 
@@ -49,7 +51,7 @@ def graph_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
             for attribute in node.attribute:
                 if attribute.name == "value" and _small(attribute.t.dims):
                     found[node.output[0]] = numpy_helper.to_array(attribute.t)
-                elif attribute.name in ("value_float", "value_int"):
+                elif attribute.name in ("value_float", "value_int", "value_floats", "value_ints"):
                     found[node.output[0]] = np.asarray(onnx.helper.get_attribute_value(attribute))
     return found
 
@@ -63,27 +65,6 @@ def constant_values(array: np.ndarray) -> list[float]:
         return []
     flat = array.astype(np.float64).ravel()
     return [float(v) for v in flat[np.isfinite(flat)]]
-
-
-def _affine_step(node: onnx.NodeProto, source: str, constants) -> tuple[float, float] | None:
-    """(scale, shift) of ``node``'s output as a function of its input ``source``, for the ops
-    that keep values (1, 0) or apply a scalar affine map; None for any other."""
-    if node.op_type in _SAME_VALUES and node.input and node.input[0] == source:
-        return 1.0, 0.0
-    if node.op_type not in ("Add", "Sub", "Mul", "Div") or len(node.input) != 2:
-        return None
-    first, second = node.input
-    other = second if first == source else first if second == source else None
-    if other is None or other not in constants or constants[other].size != 1:
-        return None
-    k = float(constants[other].ravel()[0])
-    if node.op_type == "Add":
-        return 1.0, k
-    if node.op_type == "Mul":
-        return (k, 0.0) if k != 0 else None
-    if node.op_type == "Sub":
-        return (1.0, -k) if first == source else (-1.0, k)
-    return (1.0 / k, 0.0) if first == source and k != 0 else None
 
 
 def _tree_thresholds(node: onnx.NodeProto) -> dict[int, list[float]]:
@@ -107,20 +88,96 @@ def _tree_thresholds(node: onnx.NodeProto) -> dict[int, list[float]]:
     return found
 
 
-def _walk(name: str, constants, readers) -> Iterator[tuple[onnx.NodeProto, float, float]]:
-    """The nodes that read ``name``'s values, directly or through value-keeping and scalar
-    affine ops, each with the (scale, shift) that maps the input to what the node sees."""
-    stack, seen = [(name, 1.0, 0.0)], set()
-    while stack:
-        value, scale, shift = stack.pop()
-        if value in seen:
+def _traced(graph: onnx.GraphProto, item, constants, width) -> Iterator[tuple[onnx.NodeProto, Trace]]:
+    """The nodes that read ``item``'s values (directly, or through the value-keeping, affine
+    and column-selecting ops of :mod:`.columns`), in graph order, each with how what it reads
+    holds the input's values."""
+    traces = {item.name: Trace.start(item)}
+    for node in graph.node:
+        read = {i: traces[v] for i, v in enumerate(node.input) if v in traces}
+        if not read:
             continue
-        seen.add(value)
-        for node in readers.get(value, ()):
-            yield node, scale, shift
-            step = _affine_step(node, value, constants)
-            if step is not None and node.output:
-                stack.append((node.output[0], step[0] * scale, step[0] * shift + step[1]))
+        for trace in dict.fromkeys(read.values()):
+            yield node, trace
+        for name, trace in step(node, read, constants, width):
+            traces.setdefault(name, trace)
+
+
+def _applied(trace: Trace, array: np.ndarray) -> list[tuple[int | None, float | None]]:
+    """(column, input value) of each constant a node compares ``trace``'s value with: one per
+    position along the last axis where the constant has one per position, else each everywhere."""
+    positions = trace.one_by_one() if array.ndim and array.shape[-1] == trace.size != 1 else None
+    if positions is not None:
+        return [
+            (s.column, s.inverse(v))
+            for j, s in enumerate(positions)
+            if s is not None
+            for v in constant_values(array[..., j])
+        ]
+    return [(s.column, s.inverse(v)) for v in constant_values(array) for s in trace.everywhere()]
+
+
+def _branched(node: onnx.NodeProto, trace: Trace, constants) -> list[tuple[int | None, float]]:
+    """The (column or None, input value) boundaries ``node`` branches on, for the input ``trace`` follows."""
+    op = node.op_type
+    found: list[tuple[int | None, float | None]] = []
+    if op in _BRANCHING:
+        found = [p for name in node.input if name in constants for p in _applied(trace, constants[name])]
+    elif op in KINKS or op == "Binarizer":
+        values = KINKS.get(op) or (float(_attribute(node, "threshold", 0.0)),)
+        found = [(s.column, s.inverse(v)) for v in values for s in trace.everywhere()]
+    elif op in _TREES:
+        for feature, values in _tree_thresholds(node).items():
+            source = trace.at(feature)
+            found += [(source.column, source.inverse(v)) for v in values] if source is not None else []
+    return [(c, v) for c, v in found if v is not None and np.isfinite(v)]
+
+
+def _collapsed(pairs: list[tuple[int | None, float]], columns: int | None) -> list[tuple[int | None, float]]:
+    """``pairs`` with a value found in every one of the input's ``columns`` as one for all (None)."""
+    if not columns:
+        return pairs
+    where: dict[float, set] = {}
+    for column, value in pairs:
+        where.setdefault(value, set()).add(column)
+    everywhere = {v for v, found in where.items() if found >= set(range(columns))}
+    return [(c, v) for c, v in pairs if v not in everywhere] + [(None, v) for v in sorted(everywhere)]
+
+
+def _attribute(node: onnx.NodeProto, name: str, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def _columns(item: onnx.ValueInfoProto) -> int | None:
+    """How many columns (last-axis positions) a graph input has, where fixed."""
+    dims = item.type.tensor_type.shape.dim if item.type.HasField("tensor_type") else ()
+    return int(dims[-1].dim_value) if dims and dims[-1].HasField("dim_value") else None
+
+
+class _Widths:
+    """The size of each value's last axis where the graph fixes it: declared, or found by ONNX's
+    shape inference (run once, when a Concat needs a width its own traces do not give)."""
+
+    def __init__(self, proto: onnx.ModelProto) -> None:
+        self.proto = proto
+        self.known: dict[str, int] | None = None
+
+    def __call__(self, name: str) -> int | None:
+        if self.known is None:
+            self.known = {t.name: int(t.dims[-1]) if t.dims else 1 for t in self.proto.graph.initializer}
+            graph = self.proto.graph
+            try:
+                graph = onnx.shape_inference.infer_shapes(self.proto).graph
+            except Exception:  # noqa: BLE001 - an op it does not know, a graph too large: declared shapes only
+                pass
+            for info in (*graph.input, *graph.value_info, *graph.output):
+                dims = info.type.tensor_type.shape.dim if info.type.HasField("tensor_type") else ()
+                if dims and dims[-1].HasField("dim_value"):
+                    self.known.setdefault(info.name, int(dims[-1].dim_value))
+        return self.known.get(name)
 
 
 class Site(NamedTuple):
@@ -141,29 +198,18 @@ def harvest_sites(proto: onnx.ModelProto) -> dict[str, list[Site]]:
     """Per graph input: every boundary the graph branches on there, with its node."""
     graph = proto.graph
     constants = graph_constants(graph)
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for value in node.input:
-            readers.setdefault(value, []).append(node)
+    width = _Widths(proto)
     found: dict[str, list[Site]] = {}
     for graph_input in graph.input:
         if graph_input.name in constants:
             continue
         sites: dict[tuple, Site] = {}
-        for node, scale, shift in _walk(graph_input.name, constants, readers):
-            seen: list[tuple[int | None, float]] = []
-            if node.op_type in _BRANCHING:
-                seen += [
-                    (None, v) for name in node.input if name in constants for v in constant_values(constants[name])
-                ]
-            elif node.op_type in KINKS:
-                seen += [(None, v) for v in KINKS[node.op_type]]
-            elif node.op_type in _TREES:
-                seen += [(c, v) for c, values in _tree_thresholds(node).items() for v in values]
-            for column, value in seen:  # what the node sees is scale * x + shift
-                if scale != 0:
-                    site = Site(node.name or node.op_type, node.op_type, column, (value - shift) / scale)
-                    sites.setdefault((site.column, site.value), site)
+        columns = _columns(graph_input)
+        for node, trace in _traced(graph, graph_input, constants, width):
+            found_here = _branched(node, trace, constants)
+            for column, value in found_here if node.op_type in _TREES else _collapsed(found_here, columns):
+                site = Site(node.name or node.op_type, node.op_type, column, value)
+                sites.setdefault((site.column, site.value), site)
         if sites:
             found[graph_input.name] = list(sites.values())
     return found

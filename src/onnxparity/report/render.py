@@ -118,6 +118,26 @@ def _coverage_lines(document: Mapping[str, Any], shown: int = 3) -> list[str]:
     return lines
 
 
+def _padding_lines(document: Mapping[str, Any]) -> list[str]:
+    """One line where items compared outputs at real positions only: how many padded values
+    they left out in all (each output's ``padded_left_out`` in the JSON report)."""
+    counts = [
+        sum(
+            o["padded_left_out"]
+            for o in (item.get("result") or {}).get("outputs") or []
+            if isinstance(o, Mapping) and isinstance(o.get("padded_left_out"), int)
+        )
+        for item in document["items"]
+    ]
+    items, total = sum(1 for c in counts if c), sum(counts)
+    if not total:
+        return []
+    return [
+        f"padding: {items} item(s) compared outputs at real positions only, {total} padded values left out "
+        "(padded_left_out per output in the JSON report; op.Input(..., compare_padded=True) compares them)"
+    ]
+
+
 def _agreement(outputs: list) -> str:
     """The pooled cosine and SQNR an Agreement judged (the worst output's); a report written
     before they were pooled has only each example's minimum cosine."""
@@ -158,6 +178,7 @@ def terminal(document: Mapping[str, Any], gate: GateResult | None = None) -> lis
     lines += _incomplete_lines(document)
     lines += _weak_lines(document)
     lines += _coverage_lines(document)
+    lines += _padding_lines(document)
     lines += _gate_lines(gate)
     return lines
 

@@ -76,6 +76,7 @@ def result_key(
         "examples": n,
         "seed": seed,
         "inputs": spec.input_digest,
+        **({"outputs": [o.to_dict() for o in spec.outputs]} if spec.outputs else {}),
         "rows": options_digest({"rows": dict(rows)}) if rows else "",
         "threads": threads,
         "coverage": coverage,
@@ -200,6 +201,7 @@ def output_summary(entry: dict) -> OutputSummary:
         _number(entry.get("max_abs_error_vs_ort_cpu")),
         _number(entry.get("cosine")),
         _number(entry.get("sqnr_db")),
+        padded_left_out=int(entry.get("padded_left_out") or 0),
     )
 
 

@@ -35,7 +35,7 @@ import onnxparity.runner.reuse as reuse
 from onnxparity.config import LATENCY_MODES, ParityConfig
 from onnxparity.diagnosis import indent
 from onnxparity.diagnosis.reproducer import safe_name
-from onnxparity.draw import boundary_examples, default_example, materialize, resolve_data, sampler
+from onnxparity.draw import default_example, materialize, resolve_data, sampler, search_examples
 from onnxparity.errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
 from onnxparity.exporters import ModelPair, Subject, resolve
 from onnxparity.exporters.prebuilt import load as load_prebuilt
@@ -299,7 +299,8 @@ class ParitySession:
             return VariantResult(item.variant, runnable[0], item.policy, message=runnable[1])
         search = self._new_search(item, runnable)
         try:
-            failure = search.run_shrunk(item.examples, item.seed, boundary_examples(item.spec))
+            explicit, drawn = search_examples(item.spec, item.examples, item.rows)
+            failure = search.run_shrunk(drawn, item.seed, explicit)
         except ExampleCrashed as crash:
             failure = crash.evidence
         except TimeBudgetReached:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from onnxparity.errors import OnnxParityError
 from onnxparity.search.data import ArrayCache, ExampleKey, OutputKey
+from onnxparity.search.padding import NO_PADDING, PaddingPlan
 from onnxparity.search.stats import RunStats
 from onnxparity.search.tally import Evidence
 from onnxparity.spec import DEFAULT_TOLERANCE
@@ -59,6 +60,10 @@ class Anchor:
         self.stats = stats
         self.variant = variant
         self.producer = f"{variant}:{pair.exported.key}"
+        #: outputs compared at real positions only, as the search compares them (its search sets it)
+        self.padding: PaddingPlan = NO_PADDING
+        #: declared outputs (op.Output), compared as the search compares them (its search sets it)
+        self.declared: tuple = ()
 
     def outputs_on(self, key: ExampleKey, feeds) -> list | None:
         """The anchor's outputs on an example (cached like references), or None where it
@@ -89,7 +94,13 @@ class Anchor:
         outputs = self.outputs_on(key, feeds)
         if outputs is None or len(outputs) != len(expected):
             return None
-        return compare_outputs(self.output_names, expected, outputs, DEFAULT_TOLERANCE, self.pair.labels)
+        if self.padding:
+            outputs, _ = self.padding.apply(
+                self.output_names, expected, outputs, feeds, key.example.dim_values
+            )
+        return compare_outputs(
+            self.output_names, expected, outputs, DEFAULT_TOLERANCE, self.pair.labels, self.declared
+        )
 
     def verdict(self, evidence: Evidence, key: ExampleKey) -> Verdict | None:
         """The anchor against the reference on a failing example (compared during the search,

@@ -7,7 +7,8 @@ checked on the value it actually sees: a second ONNX Runtime session of the expo
 also outputs those tensors runs each example once (cached across the variants of a model), and
 keeps only each tensor's minimum and maximum. Reported per item (``coverage``): how many sides
 there are, and a line for each side no example reached, e.g.
-``Clip '/act/Clip': upper bound 6 never reached in 25 examples``.
+``Clip '/act/Clip': upper bound 6 never reached in 25 examples``; and the values each dim took
+(``{"dims": {"batch": [1, 2, 3, 4]}}``).
 """
 
 from __future__ import annotations
@@ -161,8 +162,14 @@ class Coverage:
         self.inner = inner
         self.inner_reached = {(b, s): False for b in (inner.branches if inner else ()) for s in b.sides}
         self.inner_examples = 0
+        #: the values each dim took in the examples tried
+        self.dims: dict[str, set[int]] = {}
 
     def add(self, feeds, key=None) -> None:
+        """Count one example's ``feeds`` (``key``: its :class:`~onnxparity.search.data.ExampleKey`,
+        for its dims and the inner statistics' cache)."""
+        for dim, value in key.example.dims if key is not None else ():
+            self.dims.setdefault(dim, set()).add(int(value))
         for name, sites in self.sites.items():
             values = np.asarray(feeds.get(name))
             if values.dtype.kind not in "iuf" or not values.size:
@@ -210,3 +217,14 @@ class Coverage:
     @property
     def total(self) -> int:
         return 2 * len(self.below) + (len(self.inner_reached) if self.inner_examples else 0)
+
+    def report(self, examples: int) -> dict | None:
+        """The result's ``coverage``: how many boundary sides the inputs could reach and a line
+        for each never reached (where the graph branches on any), and the values each dim took
+        in the ``examples`` tried (``dims``, sorted); None where there is neither."""
+        found: dict = {}
+        if self.total:
+            found = {"sides": self.total, "unreached": list(self.unreached(examples))}
+        if self.dims:
+            found["dims"] = {name: sorted(values) for name, values in self.dims.items()}
+        return found or None

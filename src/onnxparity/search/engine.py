@@ -16,7 +16,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from onnxparity.draw import SEED_MAX, Example, patterns_for, rows_digest
 from onnxparity.search.anchor import Anchor
 from onnxparity.search.coverage import Coverage
 from onnxparity.search.data import ExampleData, ExampleKey
+from onnxparity.search.padding import padding_plan
 from onnxparity.search.stats import RunStats
 from onnxparity.search.tally import Evidence, SearchTally
 from onnxparity.spec import ParitySpec, Policy
@@ -64,6 +65,11 @@ class TimeBudgetReached(BaseException):
 
 #: seconds between progress reports of a long search (none for a search shorter than this).
 PROGRESS_EVERY = 5.0
+
+#: Hypothesis's phases but ``explain``: after shrinking, it re-runs the minimal failure with each
+#: part varied to print which parts matter — a report this search never prints. Measured on a
+#: tiny BERT's 0/1 mask: 232 examples run (15 s on 2 cores) for a failure found at the 4th; 6 without.
+PHASES = tuple(p for p in Phase if p.name != "explain")
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,10 @@ class Search:
         self.context = context
         self.stats = context.stats
         self.pair = pair
+        if spec.outputs and pair.exported.renamed:  # op.Output('sample') of an output the file renamed
+            in_file = {model: onnx_name for onnx_name, model in pair.exported.renamed.items()}
+            outputs = tuple(replace(o, name=in_file.get(o.name, o.name)) for o in spec.outputs)
+            spec = replace(spec, outputs=outputs)
         self.spec = spec
         self.runnable = runnable
         self.policy = policy
@@ -124,6 +134,11 @@ class Search:
         self.largest: Example | None = None
         #: which side of each graph boundary the inputs reached (None: not measured)
         self.coverage = coverage
+        #: outputs compared at real positions only (:mod:`onnxparity.search.padding`)
+        self.padding = padding_plan(pair.exported.path, pair.exported.key, spec, runnable.output_names)
+        if anchor is not None:
+            anchor.padding = self.padding
+            anchor.declared = spec.outputs
 
     def key(self, example: Example) -> ExampleKey:
         return ExampleKey(self.spec.input_digest, self.rows_key, example)
@@ -171,16 +186,25 @@ class Search:
             self.runnable.output_names, data.reference_summaries(self.pair, key, expected)
         )
         started = clock()
-        verdict = compare_outputs(self.runnable.output_names, expected, actual, self.policy, self.pair.labels)
+        names, left_out = self.runnable.output_names, {}
+        compared = actual
+        if self.padding:  # padded positions are don't-care: set to the reference's, counted
+            compared, left_out = self.padding.apply(names, expected, actual, feeds, example.dim_values)
+        verdict = compare_outputs(names, expected, compared, self.policy, self.pair.labels, self.spec.outputs)
         timings["compare"] += clock() - started
         anchored = self.anchor.compare(key, feeds, expected) if self.anchor is not None else None
         self.tally.add_anchor_distances(anchored)
+        self.tally.add_left_out(left_out)
         self.tally.distribution.add(verdict, data.input_size(key, feeds))
-        verdict = self.tally.add(
-            verdict, lambda: Evidence(example, feeds, expected, actual, verdict, anchor_verdict=anchored)
-        )
+
+        def evidence() -> Evidence:
+            return Evidence(
+                example, feeds, expected, actual, verdict, anchor_verdict=anchored, padded=left_out
+            )
+
+        verdict = self.tally.add(verdict, evidence)
         if not verdict.passed:
-            raise ExampleFailed(Evidence(example, feeds, expected, actual, verdict, anchor_verdict=anchored))
+            raise ExampleFailed(evidence())
         return closeness(verdict)
 
     def _variant_rejects(self, feeds) -> bool:
@@ -194,10 +218,9 @@ class Search:
         return False
 
     def coverage_report(self) -> dict | None:
-        """How many boundary sides the inputs could reach, and a line for each never reached."""
-        if self.coverage is None or not self.coverage.total:
-            return None
-        return {"sides": self.coverage.total, "unreached": list(self.coverage.unreached(self.tally.tried))}
+        """How many boundary sides the inputs could reach, a line for each never reached, and
+        the values each dim took (:meth:`~onnxparity.search.coverage.Coverage.report`)."""
+        return None if self.coverage is None else self.coverage.report(self.tally.tried)
 
     def _watch(self, example: Example, now: float) -> None:
         """The time budget and progress reports, before ``example`` runs."""
@@ -234,8 +257,7 @@ class Search:
             report_multiple_bugs=False,
             suppress_health_check=list(HealthCheck),
         )
-        if phases is not None:
-            options["phases"] = phases
+        options["phases"] = PHASES if phases is None else phases
         test = hypothesis_seed(seed)(settings(**options)(test))
         started = time.perf_counter()
         self.stats.counts["hypothesis_searches"] += 1

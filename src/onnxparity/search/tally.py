@@ -38,6 +38,9 @@ class Evidence:
     anchor_verdict: Verdict | None = None
     #: the variant's native code crashed on this example (``runtime_error`` says how); not shrunk
     crashed: bool = False
+    #: per output, the values at padded positions left out of ``verdict`` (:mod:`.padding`);
+    #: ``actual`` holds what the variant returned there
+    padded: Any = None  # Mapping[str, int] | None
 
 
 @dataclass
@@ -54,6 +57,8 @@ class OutputTally:
     top1_agree: int = 0
     top1_rows: int = 0
     max_abs_error_vs_ort_cpu: float | None = None
+    #: values at padded positions left out of the comparison (:mod:`onnxparity.search.padding`)
+    padded_left_out: int = 0
     #: cosine/SQNR sums over every example, and whether any differed beyond the default tolerance
     energies: Energies | None = None
     beyond_default: bool = False
@@ -169,6 +174,11 @@ class SearchTally:
         if self.label_agreement < 1.0:
             return self._defer_label_flips(verdict, evidence)
         return verdict
+
+    def add_left_out(self, left_out) -> None:
+        """Count the values at padded positions one example left out, per output."""
+        for name, count in left_out.items():
+            self.outputs.setdefault(name, OutputTally()).padded_left_out += count
 
     def add_anchor_distances(self, verdict: Verdict | None) -> None:
         """Keep, per float output, the worst distance of the anchor variant from the reference."""

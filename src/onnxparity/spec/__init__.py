@@ -2,12 +2,13 @@
 
 Knows nothing of frameworks, ONNX Runtime or pytest. Every constructor validates its
 arguments and raises :class:`~onnxparity.errors.InvalidSpec` naming the bad value and the fix.
-``inputs`` (Dim, Input), ``policy`` (Tolerance, Agreement), ``budgets`` (Opset, Latency) and
-``parity`` (ParitySpec, the whole declaration of one check).
+``inputs`` (Dim, Input), ``outputs`` (Output), ``policy`` (Tolerance, Agreement), ``budgets``
+(Opset, Latency) and ``parity`` (ParitySpec, the whole declaration of one check).
 """
 
 from onnxparity.spec.budgets import DEFAULT_DOMAINS, Latency, Opset
 from onnxparity.spec.inputs import DEFAULT_RANGES, SUPPORTED_DTYPES, Dim, Input
+from onnxparity.spec.outputs import Output
 from onnxparity.spec.parity import ParitySpec
 from onnxparity.spec.policy import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
 
@@ -21,6 +22,7 @@ __all__ = [
     "Input",
     "Latency",
     "Opset",
+    "Output",
     "ParitySpec",
     "Policy",
     "Tolerance",

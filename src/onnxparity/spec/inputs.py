@@ -188,6 +188,10 @@ class Input:
 
     Masks and lengths take no ``low``/``high``: their domain is set by the sequence length.
 
+    Padding is don't-care: outputs whose leading axes are a mask's (or lengths') rows and
+    sequence are compared at real positions only, the values left out counted
+    (:mod:`onnxparity.search.padding`); ``compare_padded=True`` on the mask compares them all.
+
     ``boundaries=(0.5, 1.0)``: values where the model changes behaviour (a threshold, a clip
     bound) for numeric inputs; a ``boundary`` pattern draws at them and at the next representable
     float32/float64 values either side, mixed with ordinary values. A ``(column, value)`` pair
@@ -211,6 +215,8 @@ class Input:
     within: DimLike | None = None
     #: (column or None, value) pairs, sorted: see the class docstring
     boundaries: tuple = ()
+    #: masks and lengths only: compare outputs at padded positions too (see the class docstring)
+    compare_padded: bool = False
     #: float inputs may hold subnormal values (below the type's smallest normal): see the docstring
     allow_subnormal: bool = False
 
@@ -307,6 +313,9 @@ class Input:
         kind = self.kind
         if self.padding is not None and kind != "mask":
             raise InvalidSpec(f"{where}: padding={self.padding!r} is for kind='mask' inputs only")
+        if self.compare_padded not in (False, True) or (self.compare_padded and kind == "values"):
+            raise InvalidSpec(f"{where}: compare_padded= is True or False, for kind='mask' or 'lengths' only")
+        object.__setattr__(self, "compare_padded", bool(self.compare_padded))
         if self.within is not None and kind != "lengths":
             raise InvalidSpec(f"{where}: within={self.within!r} is for kind='lengths' inputs only")
         if kind == "values":

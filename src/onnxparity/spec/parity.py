@@ -14,6 +14,7 @@ from typing import Any
 from onnxparity.errors import InvalidSpec
 from onnxparity.spec.budgets import Latency, Opset, latencies
 from onnxparity.spec.inputs import Dim, Input, freeze_mapping, is_int
+from onnxparity.spec.outputs import Output, declared_outputs
 from onnxparity.spec.policy import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
 
 
@@ -31,6 +32,9 @@ class ParitySpec:
 
     ``variant_options`` maps a variant name to the options its builder takes (e.g.
     ``{"ort-gpu": {"device_id": 1}, "int8-static": {"method": "entropy"}}``).
+
+    ``outputs`` declares outputs whose rows have no fixed order (:class:`Output`: compared as
+    a set, or sorted first); the names are checked against the model's when it runs.
     """
 
     inputs: tuple[Input, ...]
@@ -47,6 +51,8 @@ class ParitySpec:
     #: the inputs were read from the model (nobody declared them): an example that the
     #: reference and the variant both reject is outside the model's domain, not a failure
     inferred: bool = False
+    #: outputs whose rows have no fixed order (detections): see :class:`Output`
+    outputs: tuple[Output, ...] = ()
 
     def __post_init__(self) -> None:
         inputs = self.inputs
@@ -143,6 +149,7 @@ class ParitySpec:
         object.__setattr__(
             self, "variant_options", freeze_mapping({k: freeze_mapping(v) for k, v in options.items()})
         )
+        object.__setattr__(self, "outputs", declared_outputs(self.outputs))
         _check_variant_keys("tolerance", self.tolerance, variants, globs=True)
         _check_variant_keys("variant_options", self.variant_options, variants, globs=False)
 

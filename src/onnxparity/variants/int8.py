@@ -236,7 +236,10 @@ def _calibration_feeds(
             "calibration= feeds have different shapes, which entropy and percentile calibration cannot "
             "stack: give feeds of one shape, or use variant_options={'int8-static': {'method': 'minmax'}}"
         )
-    return feeds, f"{len(feeds)} feeds given by calibration="
+    blank = [n for n in input_names if feeds[0][n].dtype.kind == "f" and not any(np.any(f[n]) for f in feeds)]
+    named = ", ".join(map(repr, blank))
+    note = f" (every feed's {named} is all zeros: each calibrated range is a bias's; calibrate on real data)"
+    return feeds, f"{len(feeds)} feeds given by calibration=" + (note if blank else "")
 
 
 def _calibrated_ranges(qdq_path: str) -> dict[str, tuple[float, float]]:

@@ -2,8 +2,10 @@
 
 One documented meaning (DESIGN.md principle 4): a float value passes when
 ``|actual - expected| <= atol + rtol * |expected|``; NaN matches only NaN; an infinity matches
-only the same infinity. Integer, bool and string outputs compare exactly. Shapes must be equal and
-the kinds of dtype (float / integer / bool) must agree.
+only the same infinity (:mod:`.rule`). Integer, bool and string outputs compare exactly. Shapes
+must be equal and the kinds of dtype (float / integer / bool) must agree — but for a declared
+output (``op.Output``) whose rows come in another order: its rows are paired first
+(:mod:`.outputs`).
 
 Under an :class:`~onnxparity.spec.Agreement` with metrics (lossy variants), float outputs are
 judged by whole-tensor cosine similarity and SQNR per example instead (or as well, when the
@@ -18,11 +20,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from onnxparity.spec import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance
-from onnxparity.spec.inputs import NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES
+from onnxparity.spec import DEFAULT_TOLERANCE, Agreement, Output, Policy, Tolerance
+from onnxparity.spec.outputs import check_names
 from onnxparity.spec.policy import tolerance_for
-from onnxparity.verdict.agreement import BLOCK, Energies, agreement_parts, same_nonfinite
+from onnxparity.verdict.agreement import BLOCK, Energies, agreement_parts
 from onnxparity.verdict.explanation import explain_output, float_tolerance
+from onnxparity.verdict.outputs import RowMatch, pair_rows, reordered_axis
+from onnxparity.verdict.rule import elementwise, value_kind, widen
+from onnxparity.verdict.ties import excuse_ties
 
 #: rows of the worst-mismatch table kept per output.
 MAX_TABLE_ROWS = 10
@@ -35,6 +40,9 @@ class Mismatch:
     index: tuple[int, ...]
     expected: float | str
     actual: float | str
+    #: where ``actual`` is in the variant's output, where that differs from ``index`` (the rows
+    #: of a declared output paired with others: :mod:`onnxparity.verdict.outputs`)
+    actual_index: tuple[int, ...] | None = None
 
     @property
     def difference(self) -> float | None:
@@ -75,12 +83,20 @@ class OutputComparison:
     #: the largest share of its tolerance a value used: max |a - e| / (atol + rtol·|e|) (1: at
     #: the limit; inf: a NaN/inf difference, or any difference where nothing is allowed)
     tolerance_used: float = 0.0
+    #: how a declared output's rows were paired (None: compared in order)
+    rows: RowMatch | None = None
+    #: an undeclared output that fails in order but whose rows along this axis are the
+    #: reference's in another order (:func:`~onnxparity.verdict.outputs.reordered_axis`)
+    reordered_axis: int | None = None
 
     @property
     def mismatched_fraction(self) -> float:
         return self.mismatched / self.size if self.size else 0.0
 
     def to_dict(self) -> dict:
+        rows = {} if self.rows is None else {"rows": self.rows.to_dict()}
+        if self.reordered_axis is not None:
+            rows["reordered_axis"] = self.reordered_axis
         return {
             "name": self.name,
             "passed": self.passed,
@@ -102,9 +118,15 @@ class OutputComparison:
             "top1_agree": self.top1_agree,
             "top1_rows": self.top1_rows,
             "worst": [
-                {"index": list(m.index), "expected": json_float(m.expected), "actual": json_float(m.actual)}
+                {
+                    "index": list(m.index),
+                    "expected": json_float(m.expected),
+                    "actual": json_float(m.actual),
+                    **({} if m.actual_index is None else {"actual_index": list(m.actual_index)}),
+                }
                 for m in self.worst
             ],
+            **rows,
         }
 
 
@@ -147,24 +169,6 @@ def json_float(value: float | str | None) -> float | str | None:
     return float(value)
 
 
-_KINDS = {"b": "bool", "O": "string", "U": "string", "S": "string", "i": "integer", "u": "integer"}
-
-
-def widen(array: np.ndarray) -> np.ndarray:
-    """``ml_dtypes``' narrow floats (bfloat16, float8) as float32 and int4/uint4 as int8/uint8:
-    numpy computes on them only through these (every value is exact in the wider type)."""
-    name = array.dtype.name
-    if name in NARROW_FLOAT_DTYPES:
-        return array.astype(np.float32)
-    if name in NARROW_INT_DTYPES:
-        return array.astype(np.int8 if name == "int4" else np.uint8)
-    return array
-
-
-def _kind(dtype: np.dtype) -> str:
-    return _KINDS.get(dtype.kind, "float" if dtype.kind in "fc" else dtype.name)
-
-
 def compare_output(
     name: str, expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance, *, fast: bool = True
 ) -> OutputComparison:
@@ -183,8 +187,8 @@ def compare_output(
     if expected.shape != actual.shape:
         return OutputComparison(passed=False, problem="shape", **base)
     given, (expected, actual) = (expected, actual), (widen(expected), widen(actual))
-    kind = _kind(expected.dtype)
-    if kind != _kind(actual.dtype):
+    kind = value_kind(expected.dtype)
+    if kind != value_kind(actual.dtype):
         return OutputComparison(passed=False, problem="dtype", **base)
 
     exact = kind != "float"
@@ -233,17 +237,6 @@ def applied_tolerance(tolerance: Tolerance, expected: np.ndarray, actual: np.nda
     the undeclared default (:func:`tolerance_for`), at ``expected``'s peak when ``scaled``."""
     tolerance = tolerance_for(tolerance, expected.dtype.name, actual.dtype.name)
     return tolerance.at_peak(_peak(widen(expected))) if tolerance.scaled else tolerance
-
-
-def elementwise(e: np.ndarray, a: np.ndarray, tolerance: Tolerance) -> tuple[np.ndarray, ...]:
-    """(finite pairs, ``|a - e|`` there (0 elsewhere), what is allowed, which values pass) of
-    float64 arrays under a plain tolerance: the rule, ``|a - e| <= atol + rtol * |e|``, where NaN
-    matches only NaN and an infinity only the same infinity."""
-    finite = np.isfinite(e) & np.isfinite(a)
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.where(finite, np.abs(a - e), 0.0)
-        allowed = tolerance.atol + tolerance.rtol * np.abs(np.where(finite, e, 0.0))
-    return finite, diff, allowed, same_nonfinite(e, a) | (finite & (diff <= allowed))
 
 
 def _peak(expected: np.ndarray) -> float:
@@ -356,59 +349,22 @@ def _passing_floats(
     )
 
 
-def excuse_ties(
-    result: OutputComparison,
-    expected_labels: np.ndarray,
-    actual_labels: np.ndarray,
-    expected_probabilities: np.ndarray,
-    classes: Sequence,
-    tolerance: Tolerance,
-) -> OutputComparison:
-    """Label differences where the reference's own probabilities tie are not failures.
-
-    A row is a tie when the reference gives the ONNX model's label a probability within
-    ``tolerance`` of its top probability: the two runtimes may break such a tie differently.
-    """
-    if result.passed or result.problem != "values":
-        return result
-    column_of = {c: i for i, c in enumerate(np.asarray(classes).tolist())}
-    rows = len(expected_labels)
-    probs = np.asarray(expected_probabilities, dtype=np.float64).reshape(rows, -1)
-    labels_e = np.asarray(expected_labels).reshape(rows).tolist()
-    labels_a = np.asarray(actual_labels).reshape(rows).tolist()
-    tie_rows = set()
-    for row in range(rows):
-        if labels_e[row] == labels_a[row]:
-            continue
-        column = column_of.get(labels_a[row])
-        top = probs[row].max()
-        if column is not None and top - probs[row, column] <= tolerance.atol + tolerance.rtol * abs(top):
-            tie_rows.add((row,))
-    if not tie_rows:
-        return result
-    remaining = result.mismatched - len(tie_rows)
-    return replace(
-        result,
-        passed=remaining == 0,
-        problem=None if remaining == 0 else "values",
-        mismatched=remaining,
-        ties=len(tie_rows),
-        worst=tuple(m for m in result.worst if m.index not in tie_rows),
-    )
-
-
 def compare_outputs(
     names: Sequence[str],
     expected: Sequence[np.ndarray],
     actual: Sequence[np.ndarray],
     policy: Policy,
     labels: Mapping[str, tuple[str, Sequence]] | None = None,
+    declared: Sequence[Output] = (),
 ) -> Verdict:
     """Compare every output pair; outputs are paired by position and named by ``names``.
 
     ``policy`` is a :class:`Tolerance`, or an :class:`Agreement` (see :func:`apply_agreement`).
     ``labels`` maps a label output's name to (its probability output's name, the classes in
     column order): label differences on tied rows are then excused (:func:`excuse_ties`).
+    ``declared`` (the spec's ``outputs``): outputs whose rows are paired before they are
+    compared, where they fail in order (:mod:`onnxparity.verdict.outputs`); an output it names
+    that ``names`` lacks is an InvalidSpec.
     """
     if len(expected) != len(actual):
         return Verdict(
@@ -420,6 +376,28 @@ def compare_outputs(
         )
     tolerance = float_tolerance(policy)
     results = [compare_output(n, e, a, tolerance) for n, e, a in zip(names, expected, actual)]
+    declared_names = {n for item in declared for n in item.members}
+    for p, result in enumerate(results):
+        if result.problem == "values" and not result.exact and names[p] not in declared_names:
+            axis = reordered_axis(
+                expected[p], actual[p], applied_tolerance(tolerance, expected[p], actual[p])
+            )
+            results[p] = replace(result, reordered_axis=axis) if axis is not None else result
+    if declared:
+        check_names(declared, names)
+        expected, actual = list(expected), list(actual)
+        pairings = pair_rows(
+            declared,
+            names,
+            expected,
+            actual,
+            lambda p: results[p].problem in ("values", "shape"),
+            lambda e, a: applied_tolerance(tolerance, e, a),
+        )
+        for p, pairing in pairings.items():
+            e, a = pairing.arrays(expected[p], actual[p])
+            results[p] = pairing.settle(compare_output(names[p], e, a, tolerance), expected[p], actual[p])
+            expected[p], actual[p] = e, a  # what the agreement metrics and ties see: the pairs
     if isinstance(policy, Agreement) and policy.has_metrics:
         results = [apply_agreement(r, e, a, policy) for r, e, a in zip(results, expected, actual)]
     position = {n: i for i, n in enumerate(names)}

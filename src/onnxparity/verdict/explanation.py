@@ -39,6 +39,15 @@ def explain_output(result: OutputComparison, policy: Policy) -> str:
         rule = "exactly" if result.exact else f"beyond {applied.describe()}"
         pct = 100.0 * result.mismatched_fraction
         lines = [f"{head}: {result.mismatched} of {result.size} values differ ({pct:.3g}%) {rule}"]
+        if result.rows is not None:
+            lines.extend(result.rows.lines())
+        if result.reordered_axis is not None:
+            axis = f", axis={result.reordered_axis}" if result.reordered_axis else ""
+            lines.append(
+                f"  its rows along axis {result.reordered_axis} are the reference's in another order: "
+                "where their order means nothing (detections, a set), declare "
+                f"outputs=[op.Output({result.name!r}, unordered=True{axis})]; else the export reorders them"
+            )
         if result.ties:
             lines.append(
                 f"  {result.ties} more differ on ties (the reference's top probabilities are equal "
@@ -64,17 +73,21 @@ def _cell(value, spec: str) -> str:
 
 
 def mismatch_table(result: OutputComparison) -> list[str]:
-    """The worst-mismatches table of a failed output (no lines when it has none)."""
+    """The worst-mismatches table of a failed output (no lines when it has none). Where rows
+    were paired (a declared output), ``index`` is the reference's and ``ONNX index`` where the
+    value paired with it lies."""
     rows = result.worst
     if not rows:
         return []
     capped = len(rows) < result.mismatched
-    header = ("index", "expected", "actual", "difference")
+    moved = any(m.actual_index is not None for m in rows)
+    header = ("index", "expected", "actual", "difference") + (("ONNX index",) if moved else ())
     cells = [header] + [
         (str(m.index), _cell(m.expected, ".7g"), _cell(m.actual, ".7g"), _cell(m.difference, ".4g"))
+        + ((str(m.actual_index or m.index),) if moved else ())
         for m in rows
     ]
-    widths = [max(len(r[i]) for r in cells) for i in range(4)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     out = ["  worst mismatches:" if not capped else f"  worst {len(rows)} mismatches:"]
     for r in cells:
         out.append(
