@@ -269,3 +269,24 @@ class HalfOverflow(torch.nn.Module):
         h = self.up(x)
         squared = h * h  # up to 9e4: past 65504
         return self.down(torch.sqrt(squared + 1.0) / 300.0)
+
+
+class GroupNormAudio(torch.nn.Module):
+    """A waveform front end as Wav2Vec2's: a strided convolution, a GroupNorm over time per
+    channel, a second convolution and a LayerNorm over channels. Correct, and ill-conditioned
+    on a constant waveform: the first convolution's output is then constant over time, its
+    variance 0, and the GroupNorm divides rounding noise by sqrt(epsilon) — float32 and float64
+    PyTorch differ by 3e-5, one float32 rounding of the input moves float64 by more."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = torch.nn.Conv1d(1, 8, 10, stride=5, bias=False)
+        self.norm = torch.nn.GroupNorm(8, 8)
+        self.c2 = torch.nn.Conv1d(8, 8, 3, stride=2, bias=False)
+        self.ln = torch.nn.LayerNorm(8)
+        self.proj = torch.nn.Linear(8, 16)
+
+    def forward(self, x):
+        h = torch.nn.functional.gelu(self.norm(self.c1(x[:, None])))
+        h = torch.nn.functional.gelu(self.c2(h)).transpose(1, 2)
+        return self.proj(self.ln(h))

@@ -18,6 +18,7 @@ from parity_models import (
     AdaptivePool,
     BakedBatch,
     DataDependentBranch,
+    GroupNormAudio,
     InPlaceInput,
     MeanBranch,
     Mlp,
@@ -49,6 +50,10 @@ POOL = op.ParitySpec(
 )
 BAKED = op.ParitySpec(inputs=(op.Input("x", ("batch", 4, 5)),), dims={"batch": op.Dim(1, 8)})
 NAN = op.ParitySpec(inputs=(op.Input("x", ("batch", 6), low=-1, high=1),), dims={"batch": op.Dim(1, 4)})
+AUDIO = op.ParitySpec(
+    inputs=(op.Input("x", ("batch", "samples"), low=-1, high=1),),
+    dims={"batch": op.Dim(1, 2), "samples": op.Dim(100, 400)},
+)
 
 
 def _model(cls):
@@ -70,6 +75,7 @@ MODELS = {
         PixelScaleBranch,
         MeanBranch,
         Piecewise,
+        GroupNormAudio,
     )
 }
 
@@ -89,6 +95,12 @@ PLANTED = {
     "relu dropped: NaN path": (Activations, ACT, drop_relu, "output_2"),
     "weights perturbed by 0.1%": (Mlp, MLP, lambda m: perturb_weights(m, 1e-3), "output"),
     "weights rounded through float16": (Mlp, MLP, weights_to_fp16, "output"),
+    "weights perturbed by 0.1% in a model ill-conditioned on some inputs": (
+        GroupNormAudio,
+        AUDIO,
+        lambda m: perturb_weights(m, 1e-3),
+        "output",
+    ),
 }
 
 
@@ -220,6 +232,7 @@ def test_tree_thresholds_rounded_the_wrong_way_are_caught(parity_session):
         (NanBoth, NAN),
         (InPlaceInput, NAN),
         (Piecewise, NAN),
+        (GroupNormAudio, AUDIO),
     ],
     ids=[
         "activations",
@@ -228,6 +241,7 @@ def test_tree_thresholds_rounded_the_wrong_way_are_caught(parity_session):
         "NaN in both",
         "in-place on its input",
         "heavy branching on constants (drawn at them)",
+        "a GroupNorm audio front end (ill-conditioned on near-constant waveforms)",
     ],
 )
 @pytest.mark.parametrize("variant", LOSSLESS)

@@ -256,6 +256,17 @@ def test_a_reused_results_outputs_read_as_the_fresh_ones():
     assert (again.min_cosine, again.sqnr_db, again.mismatched) == (0.99, 31.0, 3)
 
 
+def test_a_reused_pass_keeps_its_ill_conditioned_examples():
+    import onnxparity as op
+    from onnxparity.results import VariantResult
+    from onnxparity.runner.reuse import _result
+
+    fresh = VariantResult("ort-cpu", "passed", op.Tolerance(), 28, ill_conditioned=5, conditioning="ill-conditioned: x")
+    again = _result(fresh.to_dict(), "ort-cpu", op.Tolerance())
+    assert (again.ill_conditioned, again.conditioning) == (5, "ill-conditioned: x")
+    assert _result({**fresh.to_dict(), "ill_conditioned": "5"}, "ort-cpu", op.Tolerance()) is None
+
+
 def test_a_cache_that_cannot_be_written_or_read_never_fails_a_run(tmp_path):
     """An entry whose files cannot be copied out is a miss; a read-only cache folder stores
     nothing and the run goes on."""

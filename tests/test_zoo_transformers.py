@@ -88,6 +88,24 @@ def whisper_encoder():
     return WhisperEncoder(config)  # 2 x 32 frames: the encoder takes exactly that many
 
 
+#: Wav2Vec2 and HuBERT: a GroupNorm front end, ill-conditioned on constant waveforms
+AUDIO = dict(
+    hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
+    conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=4, num_conv_pos_embedding_groups=2,
+    feat_extract_norm="group", do_stable_layer_norm=False, vocab_size=10,
+)  # fmt: skip
+
+
+def wav2vec2():
+    return transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(**AUDIO))
+
+
+def hubert():
+    return transformers.HubertModel(transformers.HubertConfig(**AUDIO))
+
+
+WAVEFORM = ([op.Input("input_values", ("batch", "samples"), low=-1, high=1)], {"batch": op.Dim(1, 2), "samples": op.Dim(400, 800)})
+
 #: name: (constructor, inputs, dims, the first layer's initializer, by its name's ending)
 MODELS = {
     # RoBERTa's position ids start after the padding id (1): seq 16 + 2 fits its 512 positions.
@@ -113,6 +131,10 @@ MODELS = {
         {"batch": op.Dim(1, 4)},
         "conv1.weight",
     ),
+    # the second convolution: the first is scaled away by the GroupNorm after it (a x1.01 there
+    # shows only under its epsilon, where the model is ill-conditioned: search/conditioning.py)
+    "wav2vec2": (wav2vec2, *WAVEFORM, "conv_layers.1.conv.weight"),
+    "hubert": (hubert, *WAVEFORM, "conv_layers.1.conv.weight"),
 }
 
 
@@ -162,6 +184,15 @@ def test_correct_export_passes(session, models, name):
     assert result.status == "passed", result.message
 
 
+@pytest.mark.parametrize("name", ["wav2vec2", "hubert"])
+def test_audio_models_pass_with_constant_waveforms_judged_as_ill_conditioned(session, models, name):
+    """Before: failed on a constant waveform, where PyTorch's own float32 and float64 differ by
+    2e-3 (Wav2Vec2) and 2.5 (HuBERT): a GroupNorm over a signal with no variance."""
+    result = check(session, models, name)
+    assert result.status == "passed", result.message
+    assert result.ill_conditioned > 0 and "hangs on rounding" in result.conditioning
+
+
 def test_t5_takes_the_torchscript_exporter(session, models):
     """T5 with SDPA attention breaks the dynamo exporter's decomposition; the fallback is right."""
     _, inputs, dims, _ = MODELS["t5"]
@@ -180,7 +211,8 @@ def test_first_layer_x1_01_fails_or_is_weak(session, models, name):
         weight = next(t.name for t in proto.graph.initializer if t.name.endswith(MODELS[name][3]))
         readers = {n.name for n in proto.graph.node if weight in n.input}
         assert r.divergence is not None and r.divergence.node in readers, r.message
-        assert r.divergence.input_max_abs_error == 0 and r.divergence.nodes == (r.divergence.node,)
+        # its inputs agree (exactly, or to rounding where a normalization comes first: audio)
+        assert r.divergence.input_max_abs_error < 1e-6 and r.divergence.nodes == (r.divergence.node,)
 
 
 @pytest.mark.parametrize("name", ["bert", "gpt2"])

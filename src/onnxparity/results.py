@@ -121,6 +121,10 @@ class VariantResult:
     divergence: Any = None
     #: each example's numbers in bounded size (:class:`onnxparity.verdict.distribution.Distribution`)
     distribution: dict | None = None
+    #: examples not counted as failures because the framework disagrees with itself there
+    #: (:mod:`onnxparity.search.conditioning`), and the line of the worst of them
+    ill_conditioned: int = 0
+    conditioning: str = ""
 
     @property
     def passed(self) -> bool:
@@ -145,6 +149,11 @@ class VariantResult:
             "coverage": self.coverage,
             "divergence": None if self.divergence is None else self.divergence.to_dict(),
             "distribution": self.distribution,
+            **(
+                {"ill_conditioned": {"examples": self.ill_conditioned, "line": self.conditioning}}
+                if self.ill_conditioned
+                else {}
+            ),
         }
 
 

@@ -86,6 +86,8 @@ def failed_result(
         extra = [*lines, *extra]
     if failure.padded:  # what the comparison left out (padding is don't-care), before the forensics
         extra = [left_out_line(failure.padded, failure.verdict), *extra]
+    if failure.conditioning:  # the framework disagrees with itself here, and the variant more
+        extra = [failure.conditioning, *extra]
     stats.timings["forensics"] += time.perf_counter() - started  # (the runner adds the anchor's finding)
     reproducer = write_reproducer(
         reproducer_dir, name, variant, pair, spec, failure, getattr(runnable, "model_path", None), subgraph

@@ -74,6 +74,9 @@ class ModelPair:
     #: label output -> (its probability output, classes in column order), for classifiers
     labels: Mapping[str, tuple[str, tuple]] = field(default_factory=dict)
     subject: Subject | None = None
+    #: the framework in float64 where the source can run it so (None: it cannot), for telling
+    #: an ill-conditioned example from a parity failure (:mod:`onnxparity.search.conditioning`)
+    reference64: Reference | None = None
 
 
 def export_folder(workdir: str, key: str) -> str:
@@ -154,6 +157,11 @@ class Exporter:
         """The model itself as numpy feeds -> outputs in ``exported``'s output order. The feeds
         are read-only and shared with the runtimes: copy them if the model may write into them."""
         raise NotImplementedError
+
+    def reference64(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference | None:
+        """The model computing in float64 (float inputs widened), as :meth:`reference` takes and
+        gives values; None where the source cannot (the default). Run only on failing examples."""
+        return None
 
     #: what a localized failure calls the part of the model a node came from
     source_kind: str = "module"

@@ -403,6 +403,20 @@ class TorchExporter(Exporter):
     def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
         return make_reference(model, spec, self.plan_call(model, spec))
 
+    def reference64(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference | None:
+        """A float64 copy of the module, made on first use (a failing example), float feeds widened."""
+        call, held = self.plan_call(model, spec), []
+
+        def reference(feeds: Mapping[str, np.ndarray]) -> list:
+            if not held:
+                import copy
+
+                held.append(make_reference(copy.deepcopy(model).double(), spec, call))
+            wide = {n: v.astype(np.float64) if np.asarray(v).dtype.kind == "f" else v for n, v in feeds.items()}
+            return held[0](wide)
+
+        return reference
+
     def intermediates(
         self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any
     ) -> dict[str, Any]:

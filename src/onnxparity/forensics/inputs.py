@@ -64,7 +64,7 @@ def subnormals(name: str, value: np.ndarray) -> str:
         f"likely cause: input {name!r} holds {int(found.sum())} subnormal floats (e.g. {example:.3g}, below "
         f"{float(tiny):.3g}): TensorFlow flushes them to zero on CPU (PyTorch too under "
         "torch.set_flush_denormal), ONNX Runtime computes with them — a difference of the input, not of the "
-        "export"
+        "export (flush-to-zero); they are drawn only where the input says allow_subnormal=True"
     )
 
 

@@ -138,6 +138,20 @@ def _padding_lines(document: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _conditioning_lines(document: Mapping[str, Any]) -> list[str]:
+    """A line per item that passed with examples the framework computes unstably (each item's
+    ``ill_conditioned`` in the JSON report): those were not counted as failures, and say why."""
+    lines = []
+    for item in document["items"]:
+        found = (item.get("result") or {}).get("ill_conditioned")
+        if isinstance(found, Mapping) and isinstance(found.get("examples"), int) and found["examples"]:
+            lines.append(
+                f"ill-conditioned: {item.get('nodeid')}: {found['examples']} example(s) not counted as failures — "
+                f"{str(found.get('line') or '').removeprefix('ill-conditioned: ')}"
+            )
+    return lines
+
+
 def _agreement(outputs: list) -> str:
     """The pooled cosine and SQNR an Agreement judged (the worst output's); a report written
     before they were pooled has only each example's minimum cosine."""
@@ -179,6 +193,7 @@ def terminal(document: Mapping[str, Any], gate: GateResult | None = None) -> lis
     lines += _weak_lines(document)
     lines += _coverage_lines(document)
     lines += _padding_lines(document)
+    lines += _conditioning_lines(document)
     lines += _gate_lines(gate)
     return lines
 

@@ -84,6 +84,8 @@ def searched(
                 power=tally.power(policy),
                 coverage=search.coverage_report(),
                 distribution=tally.distribution.to_dict(),
+                ill_conditioned=tally.ill_conditioned,
+                conditioning=tally.conditioning[1],
             )
             reuse.save(store, kept, passed)
             return passed

@@ -116,7 +116,7 @@ def _result(stored: dict, variant: str, policy: Policy) -> CachedResult | None:
         return None
     if not isinstance(power, dict) or not isinstance(dims, dict):
         return None
-    outputs = stored.get("outputs") or ()
+    outputs = stored.get("outputs") or []
     if not isinstance(outputs, list) or not all(
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
@@ -124,6 +124,9 @@ def _result(stored: dict, variant: str, policy: Policy) -> CachedResult | None:
     for field_ in ("message", "cached"):
         if field_ in stored and not isinstance(stored[field_], (str, dict, type(None))):
             return None
+    ill = stored.get("ill_conditioned") or {}
+    if not isinstance(ill, dict) or not isinstance(ill.get("examples", 0), int):
+        return None
     return CachedResult(
         variant,
         "passed",
@@ -135,6 +138,8 @@ def _result(stored: dict, variant: str, policy: Policy) -> CachedResult | None:
         power=Power(bool(power.get("weak")), tuple(str(r) for r in power.get("reasons") or ())),
         coverage=stored.get("coverage") if isinstance(stored.get("coverage"), dict) else None,
         distribution=stored.get("distribution") if isinstance(stored.get("distribution"), dict) else None,
+        ill_conditioned=int(ill.get("examples", 0)),
+        conditioning=str(ill.get("line") or ""),
         stored=stored,
     )
 

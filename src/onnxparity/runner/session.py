@@ -145,6 +145,7 @@ class ParitySession:
             subject.key,
             source.label_outputs(subject.model, exported),
             subject,
+            source.reference64(subject.model, spec, exported),
         )
         self._pairs[key] = pair
         return pair

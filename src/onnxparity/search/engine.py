@@ -28,12 +28,13 @@ from hypothesis.errors import Unsatisfiable, UnsatisfiedAssumption
 
 from onnxparity.draw import SEED_MAX, Example, patterns_for, rows_digest
 from onnxparity.search.anchor import Anchor
+from onnxparity.search.conditioning import Conditioning, conditioning, rounded
 from onnxparity.search.coverage import Coverage
 from onnxparity.search.data import ExampleData, ExampleKey
 from onnxparity.search.padding import padding_plan
 from onnxparity.search.stats import RunStats
 from onnxparity.search.tally import Evidence, SearchTally
-from onnxparity.spec import ParitySpec, Policy
+from onnxparity.spec import ParitySpec, Policy, Tolerance
 from onnxparity.variants import Runnable, VariantRunError
 from onnxparity.variants.worker import VariantRunCrashed
 from onnxparity.verdict.compare import compare_outputs
@@ -134,6 +135,8 @@ class Search:
         self.largest: Example | None = None
         #: which side of each graph boundary the inputs reached (None: not measured)
         self.coverage = coverage
+        #: failing examples' conditioning, by example (:mod:`onnxparity.search.conditioning`)
+        self._float64: dict[ExampleKey, Conditioning | None] = {}
         #: outputs compared at real positions only (:mod:`onnxparity.search.padding`)
         self.padding = padding_plan(pair.exported.path, pair.exported.key, spec, runnable.output_names)
         if anchor is not None:
@@ -197,15 +200,49 @@ class Search:
         self.tally.add_left_out(left_out)
         self.tally.distribution.add(verdict, data.input_size(key, feeds))
 
+        judged = None if verdict.passed else self._conditioning(key, example, feeds, expected, compared)
+        if judged is not None and judged.excused:  # the framework's own float32 is as far off
+            self.tally.ill_conditioned += 1
+            if judged.framework >= self.tally.conditioning[0]:
+                self.tally.conditioning = (judged.framework, judged.line())
+            return 0.0
+
         def evidence() -> Evidence:
             return Evidence(
-                example, feeds, expected, actual, verdict, anchor_verdict=anchored, padded=left_out
+                example,
+                feeds,
+                expected,
+                actual,
+                verdict,
+                anchor_verdict=anchored,
+                padded=left_out,
+                conditioning=judged.line() if judged is not None and judged.ill else "",
             )
 
         verdict = self.tally.add(verdict, evidence)
         if not verdict.passed:
             raise ExampleFailed(evidence())
         return closeness(verdict)
+
+    def _conditioning(self, key: ExampleKey, example: Example, feeds, expected: list, compared: list):
+        """A failing example's conditioning: the framework in float64 against its float32 and
+        the variant (:mod:`.conditioning`), where the source runs it so; once per example.
+        Padded positions are left out as the comparison leaves them out: float64 takes the
+        float32 reference's values there, so padding never widens the allowance."""
+        reference64 = self.pair.reference64
+        if reference64 is None or not isinstance(self.policy, Tolerance):
+            return None
+        if key not in self._float64:
+            try:
+                wide, moved = reference64(feeds), reference64(rounded(feeds))
+                if self.padding:
+                    names, dims = self.runnable.output_names, example.dim_values
+                    wide, _ = self.padding.apply(names, expected, wide, feeds, dims)
+                    moved, _ = self.padding.apply(names, expected, moved, feeds, dims)
+                self._float64[key] = conditioning(expected, wide, compared, self.policy, moved)
+            except Exception:  # a model that cannot run in float64: the verdict stands
+                self._float64[key] = None
+        return self._float64[key]
 
     def _variant_rejects(self, feeds) -> bool:
         """Whether the variant refuses ``feeds`` too (a crash is not a refusal)."""

@@ -41,6 +41,8 @@ class Evidence:
     #: per output, the values at padded positions left out of ``verdict`` (:mod:`.padding`);
     #: ``actual`` holds what the variant returned there
     padded: Any = None  # Mapping[str, int] | None
+    #: the framework disagrees with itself here (:mod:`.conditioning`): the line saying how far
+    conditioning: str = ""
 
 
 @dataclass
@@ -138,6 +140,9 @@ class SearchTally:
         self.worst_top1: tuple[int, Evidence] | None = None
         #: the example with the lowest SQNR beyond the default tolerance: a pooled metric's evidence
         self.worst_metric: tuple[float, Evidence] | None = None
+        #: examples excused as ill-conditioned (:mod:`.conditioning`), and the worst one's line
+        self.ill_conditioned = 0
+        self.conditioning: tuple[float, str] = (0.0, "")
 
     def count_example(self, example: Example) -> None:
         self.tried += 1
