@@ -516,12 +516,12 @@ def test_the_builtin_tables_resolve_and_the_nearest_explain_wins():
     import importlib
 
     from onnxparity.forensics import by_variant
-    from onnxparity.variants import BUILTINS
+    from onnxparity.variants import BUILTINS, REWRITE_VARIANTS
     from onnxparity.variants.base import EXPLAIN_WITH, lineage
     from onnxparity.variants.int8 import StaticRunnable
     from onnxparity.variants.ort import OptimizedRunnable
 
-    assert all(get_variant(name).name == name for name in BUILTINS) and op.ALL_VARIANTS == tuple(BUILTINS)
+    assert all(get_variant(name).name == name for name in BUILTINS) and (*op.ALL_VARIANTS, *REWRITE_VARIANTS) == tuple(BUILTINS)
     for reference in (*by_variant.EXPLAINERS, *by_variant.EXPLAINERS.values()):
         module, _, name = reference.partition(":")
         assert callable(getattr(importlib.import_module(module), name)), reference

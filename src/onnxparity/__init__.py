@@ -56,6 +56,7 @@ __all__ = [
     "ParityFailure",
     "ParitySpec",
     "Tolerance",
+    "register_rewrite",
     "VariantBuildError",
     "VariantUnavailable",
     "WeakCheck",
@@ -173,6 +174,22 @@ def register_variant(
         crash_hint=crash_hint,
         replace=replace,
     )
+
+
+def register_rewrite(
+    name: str,
+    rewrite: Callable[[Any], Any],
+    *,
+    description: str = "",
+    default_policy: Tolerance | Agreement | None = None,
+    replace: bool = False,
+):
+    """Make ``name`` a variant that runs ``rewrite`` (``onnx.ModelProto -> onnx.ModelProto``: a
+    team's own graph surgery) on the export and checks the result against the framework, with
+    the built-in steps' reporting, caching and forensics. See docs/variants.md."""
+    from onnxparity.variants.rewrite import register_rewrite as _register
+
+    return _register(name, rewrite, description=description, default_policy=default_policy, replace=replace)
 
 
 #: names served from :mod:`onnxparity.exporters` on first use: importing the model-source

@@ -125,6 +125,9 @@ class VariantResult:
     #: (:mod:`onnxparity.search.conditioning`), and the line of the worst of them
     ill_conditioned: int = 0
     conditioning: str = ""
+    #: what building the variant did, where it says (a post-export step's nodes before and
+    #: after, ops added and removed, fusions, dims fixed: :mod:`onnxparity.variants.rewrite`)
+    build: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -154,6 +157,7 @@ class VariantResult:
                 if self.ill_conditioned
                 else {}
             ),
+            **({"build": self.build} if self.build else {}),
         }
 
 

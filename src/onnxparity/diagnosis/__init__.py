@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from onnxparity.forensics import FIX
 from onnxparity.forensics.by_variant import explain
 from onnxparity.forensics.inputs import declared_fix
 from onnxparity.search.tally import Evidence, Shortfall
@@ -33,6 +34,8 @@ def diagnosis(
     """``export_right``: the anchor variant ran the failing input and matched the reference."""
     exported = pair.exported
     source = exported.describe()
+    verified = next((e for e in extra if isinstance(e, str) and e.startswith(FIX)), "")
+    extra = [e for e in extra if e is not verified]  # a verified fix is the next: line, said once
     if failure.reference_error:
         lines = [
             f"the reference model raised on an input the spec declares valid ({variant} not compared):",
@@ -56,7 +59,7 @@ def diagnosis(
             f"{variant} cannot run this model on an input the spec declares valid (model from {source}):",
             indent(failure.runtime_error),
         ]
-        advice = (
+        advice = verified.removeprefix(FIX) or (
             f"the export is right and {variant} cannot run it: drop {variant} from this model's variants, "
             "or report the error to the runtime's authors with the reproducer"
         )
@@ -78,7 +81,7 @@ def diagnosis(
     else:
         lines = [f"{variant} differs from the reference (model from {source}):", failure.verdict.explain()]
         kind = "op.Agreement(...)" if isinstance(policy, Agreement) else "op.Tolerance(...)"
-        advice = declared_fix([e for e in extra if isinstance(e, str)]) or (
+        advice = verified.removeprefix(FIX) or declared_fix([e for e in extra if isinstance(e, str)]) or (
             f"inspect the reproducer; if this difference is acceptable, loosen "
             f"tolerance={{{variant!r}: {kind}}} (now {policy.describe()})"
         )

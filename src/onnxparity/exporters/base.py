@@ -77,6 +77,8 @@ class ModelPair:
     #: the framework in float64 where the source can run it so (None: it cannot), for telling
     #: an ill-conditioned example from a parity failure (:mod:`onnxparity.search.conditioning`)
     reference64: Reference | None = None
+    #: what the source says of the model for the steps after export (``Exporter.model_facts``)
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
 
 def export_folder(workdir: str, key: str) -> str:
@@ -165,6 +167,12 @@ class Exporter:
 
     #: what a localized failure calls the part of the model a node came from
     source_kind: str = "module"
+
+    def model_facts(self, model: Any) -> dict[str, Any]:
+        """What the model says of itself that a step after the export can use (plain JSON
+        values): ``model_type``, ``num_heads``, ``hidden_size`` of a transformers config, for
+        ONNX Runtime's fusion optimizer (:mod:`onnxparity.variants.fusion`). Empty by default."""
+        return {}
 
     def intermediates(
         self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any

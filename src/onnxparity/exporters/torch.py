@@ -403,6 +403,23 @@ class TorchExporter(Exporter):
     def reference(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference:
         return make_reference(model, spec, self.plan_call(model, spec))
 
+    def model_facts(self, model: Any) -> dict[str, Any]:
+        """A transformers model's ``config``: its model type, heads and hidden size (read by
+        attribute: transformers is not imported)."""
+        config = getattr(model, "config", None)
+        model_type = getattr(config, "model_type", None)
+        if not isinstance(model_type, str) or not model_type:
+            return {}
+        facts: dict[str, Any] = {"model_type": model_type}
+        for key, names in (
+            ("num_heads", ("num_attention_heads", "n_head", "num_heads", "encoder_attention_heads")),
+            ("hidden_size", ("hidden_size", "n_embd", "d_model", "dim")),
+        ):
+            value = next((getattr(config, n) for n in names if isinstance(getattr(config, n, None), int)), None)
+            if value is not None:
+                facts[key] = int(value)
+        return facts
+
     def reference64(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference | None:
         """A float64 copy of the module, made on first use (a failing example), float feeds widened."""
         call, held = self.plan_call(model, spec), []

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: how a forensics line states a fix it verified on the failing input (or one that follows from
+#: what it found): the diagnosis makes it the failure's ``next:`` line
+FIX = "fix: "
+
 
 @dataclass(frozen=True)
 class Divergence:

@@ -41,6 +41,7 @@ EXPLAINERS = {
     "onnxparity.variants.int8:QuantRunnable": "onnxparity.forensics.precision:explain_quantized",
     "onnxparity.variants.fp16:HalfRunnable": "onnxparity.forensics.precision:explain_half",
     "onnxparity.variants.reference:ReferenceRunnable": "onnxparity.forensics.runtime:explain_reference",
+    "onnxparity.variants.rewrite:RewriteRunnable": "onnxparity.forensics.rewrite:explain_rewrite",
 }
 
 

@@ -4,6 +4,7 @@ search's tally and evidence, the store, the stats), never the session."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -86,6 +87,7 @@ def searched(
                 distribution=tally.distribution.to_dict(),
                 ill_conditioned=tally.ill_conditioned,
                 conditioning=tally.conditioning[1],
+                build=getattr(runnable, "build_facts", None),
             )
             reuse.save(store, kept, passed)
             return passed
@@ -94,7 +96,7 @@ def searched(
     if search.anchor is not None:
         with stats.timed("forensics"):  # with the forensics failed_result times
             found = search.anchor.finding(failure, search.key(failure.example))
-    return failed_result(
+    failed = failed_result(
         reproducer_dir,
         item.name,
         variant,
@@ -108,3 +110,5 @@ def searched(
         found,
         stats,
     )
+    build = getattr(runnable, "build_facts", None)
+    return dataclasses.replace(failed, build=build) if build else failed

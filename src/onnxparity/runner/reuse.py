@@ -84,6 +84,12 @@ def result_key(
         "onnxparity": onnxparity_digest(),
         "python": platform.python_version_tuple()[:2],
     }
+    step = getattr(info.build, "key_parts", None)  # what a post-export step is (versions, code)
+    if step is not None:
+        known = step()
+        if known is None:
+            return None  # a step whose code has no stable digest: never reused
+        parts["step"] = known
     return digest(parts)
 
 
@@ -140,6 +146,7 @@ def _result(stored: dict, variant: str, policy: Policy) -> CachedResult | None:
         distribution=stored.get("distribution") if isinstance(stored.get("distribution"), dict) else None,
         ill_conditioned=int(ill.get("examples", 0)),
         conditioning=str(ill.get("line") or ""),
+        build=stored.get("build") if isinstance(stored.get("build"), dict) else None,
         stored=stored,
     )
 

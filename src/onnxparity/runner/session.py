@@ -146,6 +146,7 @@ class ParitySession:
             source.label_outputs(subject.model, exported),
             subject,
             source.reference64(subject.model, spec, exported),
+            source.model_facts(subject.model),
         )
         self._pairs[key] = pair
         return pair
@@ -183,6 +184,7 @@ class ParitySession:
                 options=options,
                 sample_feeds=sampler(spec, rows, SAMPLE_SEED),
                 name=name,
+                source=dict(pair.facts),
                 cache_root=self.store.root if self.store is not None else "",
                 cache_mb=self.config.cache_mb,
                 cache_key=""  # verify: every conversion made afresh

@@ -1,6 +1,7 @@
 """ONNX model -> a runnable variant: ONNX Runtime sessions (CPU with and without graph
 optimizations, CUDA), int8 dynamic/static quantization, fp16 conversion, and the ONNX
-reference evaluator.
+reference evaluator; and the post-export steps teams ship (:mod:`.rewrite`: simplifiers, ONNX
+Runtime's fusion optimizer, its offline-optimized graph, the ORT format, a user's own rewrite).
 
 A variant is a name bound to a *builder*: ``build(context) -> Runnable`` (:mod:`.base`).
 Adding a variant is registering a builder (:func:`register_variant`; :func:`unregister_variant`
@@ -38,6 +39,7 @@ __all__ = [
     "BUILDS",
     "BUILTINS",
     "BuildContext",
+    "REWRITE_VARIANTS",
     "Runnable",
     "VariantInfo",
     "VariantRunError",
@@ -58,12 +60,34 @@ BUILTINS = {
     "int8-static": "onnxparity.variants.int8:INT8_STATIC",
     "fp16": "onnxparity.variants.fp16:FP16",
     "onnx-reference": "onnxparity.variants.reference:ONNX_REFERENCE",
+    "onnxslim": "onnxparity.variants.simplify:ONNXSLIM",
+    "onnxsim": "onnxparity.variants.simplify:ONNXSIM",
+    "onnxoptimizer": "onnxparity.variants.simplify:ONNXOPTIMIZER",
+    "onnxscript-optimizer": "onnxparity.variants.simplify:ONNXSCRIPT_OPTIMIZER",
+    "ort-transformers": "onnxparity.variants.fusion:ORT_TRANSFORMERS",
+    "ort-transformers-fp16": "onnxparity.variants.fusion:ORT_TRANSFORMERS_FP16",
+    "ort-offline": "onnxparity.variants.rewrite:ORT_OFFLINE",
+    "ort-format": "onnxparity.variants.rewrite:ORT_FORMAT",
 }
 
-#: every built-in variant, for a marker's ``variants=``: lossless ONNX Runtime CPU (with and
-#: without graph optimizations), CUDA (skipped without a GPU), int8 dynamic and static, fp16,
-#: and the ONNX reference evaluator.
-ALL_VARIANTS = tuple(BUILTINS)
+#: the built-in post-export steps (:mod:`.rewrite`): simplifiers, ONNX Runtime's transformer
+#: fusion optimizer (float32 and float16), its offline-optimized graph and the ORT format. Not in
+#: :data:`ALL_VARIANTS`: a model ships through some of them, named in its ``variants=``.
+REWRITE_VARIANTS = (
+    "onnxslim",
+    "onnxsim",
+    "onnxoptimizer",
+    "onnxscript-optimizer",
+    "ort-transformers",
+    "ort-transformers-fp16",
+    "ort-offline",
+    "ort-format",
+)
+
+#: every built-in runtime and precision variant, for a marker's ``variants=``: lossless ONNX
+#: Runtime CPU (with and without graph optimizations), CUDA (skipped without a GPU), int8
+#: dynamic and static, fp16, and the ONNX reference evaluator.
+ALL_VARIANTS = tuple(name for name in BUILTINS if name not in REWRITE_VARIANTS)
 
 #: name -> the registered variant, or the dotted name of a built-in not looked up yet. A name
 #: removed here stays removed for the process, built-in or not.

@@ -98,6 +98,9 @@ class BuildContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     sample_feeds: Callable[..., list[dict[str, np.ndarray]]] = _no_samples
     name: str = ""
+    #: what the model's source says of it (``model_type``, ``num_heads``, ``hidden_size`` of a
+    #: transformers config; empty where it says nothing): JSON values
+    source: Mapping[str, Any] = field(default_factory=dict)
     #: the persistent cache (:mod:`onnxparity.persist`): its folder and size, and the key of
     #: the model this build converts ("" when the model is not cached: every step is built)
     cache_root: str = ""

@@ -105,6 +105,7 @@ def serve(
             "explains": callable(getattr(runnable, "explain", None)),
             "lineage": list(lineage(runnable)),
             "build_cache": [str(line) for line in context.cache_log],
+            "build_facts": getattr(runnable, "build_facts", None),
         },
     )
     while True:

@@ -164,6 +164,8 @@ class IsolatedVariant:
         self.lineage: tuple[str, ...] = ()
         #: what the build took from or gave to the persistent cache (BuildContext.cache_log)
         self.build_cache: list[str] = []
+        #: what the build says it did (a rewrite's nodes and fusions), JSON values
+        self.build_facts: dict | None = None
         self._log_start = 0
         weakref.finalize(self, _close_all, self._holder)
         self._start()
@@ -290,6 +292,7 @@ class IsolatedVariant:
             "threads": context.threads,
             "options": dict(context.options),
             "name": context.name,
+            "source": dict(context.source),
             "cache_root": context.cache_root,
             "cache_mb": context.cache_mb,
             "cache_key": context.cache_key,
@@ -344,6 +347,7 @@ class IsolatedVariant:
             self._explains = bool(reply["explains"])
             self.lineage = tuple(map(str, reply["lineage"]))
             self.build_cache = list(map(str, reply["build_cache"]))
+            self.build_facts = reply.get("build_facts") or None
         except (KeyError, TypeError) as exc:
             raise self._refused(
                 VariantBuildError, f"building {self.what}", f"a build reply without {exc}"
