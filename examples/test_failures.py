@@ -61,3 +61,35 @@ def test_edited_layer_norm_is_localized(onnx_parity, tmp_path):
         onnx_parity.check(model, onnx=exported_then_edited(model, tmp_path))
     assert "first divergence: LayerNormalization 'node_layer_norm' (module norm)" in str(failed.value)
     raise failed.value
+
+
+class MeanOverSeq(torch.nn.Module):
+    """A mean over the sequence as a sum divided by its length (a value the export computes
+    from the input's shape)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).sum(dim=1) / x.shape[1]
+
+
+@pytest.mark.xfail(
+    strict=True, raises=pytest.fail.Exception, reason="on purpose: simplified with fixed input shapes"
+)
+@pytest.mark.onnx_parity(
+    inputs=[op.Input("x", ("batch", "seq", 8))],
+    dims={"batch": op.Dim(1, 4), "seq": op.Dim(1, 12)},
+    variants=["onnxsim"],
+    # what `onnxsim model.onnx out.onnx --overwrite-input-shape x:2,5,8` ships
+    variant_options={"onnxsim": {"input_shapes": {"x": [2, 5, 8]}}},
+)
+def test_simplified_with_fixed_shapes(onnx_parity):
+    pytest.importorskip("onnxsim")
+    torch.manual_seed(0)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        onnx_parity.check(MeanOverSeq().eval())
+    assert "onnxsim fixed dims the export leaves dynamic (input 'x' dim 0 ('batch') fixed at 2" in str(failed.value)
+    assert "next: drop input_shapes from variant_options['onnxsim']" in str(failed.value)
+    raise failed.value

@@ -24,7 +24,8 @@ class MLP(torch.nn.Module):
 @pytest.mark.onnx_parity(
     inputs=[op.Input("x", ("batch", 32), dtype="float32", low=-3, high=3)],
     dims={"batch": op.Dim(1, 64)},
-    variants=[*op.ALL_VARIANTS, "ort-offline"],  # ort-offline: registered in examples/conftest.py
+    # ort-offline: a built-in post-export step; shape-inferred: a rewrite of our own (conftest.py)
+    variants=[*op.ALL_VARIANTS, "ort-offline", "shape-inferred"],
     # Every variant at two opsets: test_mlp[ort-cpu-opset17], test_mlp[ort-cpu-opset21], ...
     opset=op.Opset(matrix=[17, 21]),
     tolerance={"ort-cpu": op.Tolerance(atol=1e-4, rtol=1e-4)},

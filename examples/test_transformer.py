@@ -27,7 +27,10 @@ class TinyEncoder(torch.nn.Module):
 @pytest.mark.onnx_parity(
     inputs=[op.Input("tokens", ("batch", "seq"), dtype="int64", low=0, high=VOCAB - 1)],
     dims={"batch": op.Dim(1, 4), "seq": op.Dim(1, MAX_SEQ)},
-    variants=op.ALL_VARIANTS,
+    # the post-export steps shipped for this model: ONNX Runtime's fusion optimizer (no
+    # transformers config here, so its model type is declared) and a simplifier
+    variants=[*op.ALL_VARIANTS, "ort-transformers", "onnxslim"],
+    variant_options={"ort-transformers": {"model_type": "bert", "num_heads": 4, "hidden_size": 32}},
     # int8 on attention is lossier than on convolutions: the 2-logit head measured 21.8 dB
     # SQNR (static) and 27.3 dB (dynamic) here, near the 20 dB default. A glob sets one
     # agreement for both int8 variants; a release gate would pin what it measured and accepts.
@@ -35,3 +38,20 @@ class TinyEncoder(torch.nn.Module):
 )
 def test_tiny_encoder(onnx_parity):
     onnx_parity.check(TinyEncoder().eval())
+
+
+@pytest.mark.onnx_parity(
+    inputs=[
+        op.Input("input_ids", ("batch", "seq"), dtype="int64", low=0, high=99, special_ids=(0, 1, 2)),
+        op.Input("attention_mask", ("batch", "seq"), kind="mask"),
+    ],
+    dims={"batch": op.Dim(1, 4), "seq": op.Dim(1, 16)},
+    # the fusion optimizer reads the model type, heads and hidden size from the BERT config
+    variants=["ort-cpu", "ort-transformers", "onnxslim"],
+)
+def test_tiny_bert(onnx_parity):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37
+    )
+    onnx_parity.check(transformers.BertModel(config).eval())

@@ -89,6 +89,11 @@ def settings(context: BuildContext) -> dict[str, Any]:
     """The optimizer's settings: the model type (declared, else the source's), heads, hidden
     size, level, mask format and fusion flags, checked (VariantBuildError naming the fix)."""
     optimizer, fusion_options, _ = _optimizer()
+    if "fp16" in context.options:
+        raise VariantBuildError(
+            f"variant_options[{context.name!r}]['fp16']: the fused graph in float16 is the variant "
+            "'ort-transformers-fp16' (it has float16's default policy); name it in variants=[...]"
+        )
     flags = {k for k, v in vars(fusion_options("bert")).items() if isinstance(v, bool)}
     context.check_options({*_SETTINGS, *flags, "optimization"})
     source = dict(context.source)
@@ -235,7 +240,5 @@ ORT_TRANSFORMERS_FP16 = variant_info(
     build_ort_transformers_fp16,
     description=f"the fused graph in float16 (keep_io_types=True); default {FP16_POLICY.describe()}",
     default_policy=FP16_POLICY,
-    crash_hint=crash_hint("ort-transformers-fp16", "variant option enable_attention=False, ...").replace(
-        "'basic'", "'basic' (it runs at 'extended' unless told: 'all' crashed ONNX Runtime 1.32 on the CPU)"
-    ),
+    crash_hint=crash_hint("ort-transformers-fp16", "a fusion turned off: variant option enable_attention=False, ..."),
 )
