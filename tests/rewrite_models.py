@@ -91,13 +91,19 @@ class MeanOverSeq(torch.nn.Module):
         return self.linear(x).sum(dim=1) / x.shape[1]
 
 
-def fold_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+SIMPLIFIERS = {
+    "onnxslim": lambda model: __import__("onnxslim").slim(model),
+    "onnxsim": lambda model: __import__("onnxsim").simplify(model, check_n=0)[0],
+    "onnxoptimizer": lambda model: __import__("onnxoptimizer").optimize(model),
+    "onnxscript-optimizer": lambda model: __import__("onnxscript.optimizer").optimizer.optimize(model),
+}
+
+
+def fold_shapes(model: onnx.ModelProto, simplifier: str = "onnxslim") -> onnx.ModelProto:
     """A constant folder's classic bug, planted: every ``Shape`` of a graph input replaced by a
-    constant holding the shape the folder assumed (batch 2, sequence 5), then onnxslim's own
+    constant holding the shape the folder assumed (batch 2, sequence 5), then the simplifier's own
     folding carries that constant on — as a simplifier run with fixed shapes on a model that is
     then fed others does."""
-    import onnxslim
-
     assumed = {"batch": 2, "seq": 5}
     inputs = {
         i.name: [assumed.get(d.dim_param, d.dim_value) for d in i.type.tensor_type.shape.dim]
@@ -115,4 +121,4 @@ def fold_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
                 value=onnx.numpy_helper.from_array(np.array(shape, dtype=np.int64)),
             )
             model.graph.node[index].CopyFrom(constant)
-    return onnxslim.slim(model)
+    return SIMPLIFIERS[simplifier](model)

@@ -48,17 +48,21 @@ def test_a_correct_model_passes_each_step_and_the_report_says_what_the_step_did(
     assert build["step"] == variant and len(build["nodes"]) == 2 and build["fixed_dims"] == []
 
 
-def test_a_folded_shape_dependent_value_fails_naming_the_step_and_the_folded_value():
-    op.register_rewrite("slim-folded", fold_shapes, replace=True)
+@pytest.mark.parametrize("simplifier", ["onnxslim", "onnxsim", "onnxoptimizer", "onnxscript-optimizer"])
+def test_a_folded_shape_dependent_value_fails_naming_the_step_and_the_folded_value(simplifier):
+    def folded(model):
+        return fold_shapes(model, simplifier)
+
+    op.register_rewrite("folded", folded, replace=True)
     try:
         torch.manual_seed(0)
-        result = op.check(MeanOverSeq().eval(), inputs=SEQ_INPUT, dims=SEQ_DIMS, variants=["slim-folded"], examples=8)
+        result = op.check(MeanOverSeq().eval(), inputs=SEQ_INPUT, dims=SEQ_DIMS, variants=["folded"], examples=8)
     finally:
-        unregister_variant("slim-folded")
-    checked = result["slim-folded"]
+        unregister_variant("folded")
+    checked = result["folded"]
     assert checked.status == "failed"
-    assert "rewrite step: slim-folded (fold_shapes)" in checked.message
-    assert "slim-folded made the difference" in checked.message
+    assert "rewrite step: folded (test_a_folded_shape_dependent_value_fails" in checked.message
+    assert "folded made the difference" in checked.message
     assert "was folded into a constant" in checked.message and "input's Shape" in checked.message
 
 
@@ -113,13 +117,14 @@ def test_a_saved_optimized_graph_keeps_the_optimizers_wrong_fusion_and_names_it(
     assert "the .ort file computes what the same optimization saved as ONNX computes" in result["ort-format"].message
 
 
-def test_the_fusion_optimizer_passes_a_right_padded_encoder_and_records_its_fusions(encoder_file):
+@pytest.mark.parametrize("variant", ["ort-transformers", "ort-transformers-fp16"])
+def test_the_fusion_optimizer_passes_a_right_padded_encoder_and_records_its_fusions(encoder_file, variant):
     model, path = encoder_file
     result = op.check(
-        model, onnx=path, inputs=text_inputs("right"), dims=TEXT_DIMS, variants=["ort-transformers"], examples=8,
-        variant_options={"ort-transformers": FUSION},
+        model, onnx=path, inputs=text_inputs("right"), dims=TEXT_DIMS, variants=[variant], examples=8,
+        variant_options={variant: FUSION},
     )
-    checked = result["ort-transformers"]
+    checked = result[variant]
     assert checked.status == "passed", checked.message
     assert checked.build["fusions"]["Attention"] == 2 and checked.build["fusions"]["SkipLayerNormalization"] == 4
 
