@@ -132,6 +132,7 @@ class Anchor:
         cause = (
             "within the default tolerance: the export is right and this variant loses the accuracy"
             if verdict.passed
-            else f"beyond the default tolerance too: the export itself differs; check {self.variant} first"
+            else f"beyond the default tolerance too: {self.variant} shares what differs (the export, or ONNX Runtime "
+            f"on it: {self.variant} alone cannot tell them apart); check {self.variant} first"
         )
         return [f"{self.variant} on the same input: {'; '.join(parts)} ({cause})"]
