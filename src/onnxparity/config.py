@@ -29,6 +29,7 @@ from onnxparity.parsers import (  # noqa: F401 (importable from here, as before)
     parse_positive_float,
     parse_positive_int,
     parse_seed,
+    parse_shard,
     parse_variants,
 )
 
@@ -54,6 +55,9 @@ FLAG_SEED = "--onnx-parity-seed"
 FLAG_CACHE = "--onnx-parity-cache"
 FLAG_CACHE_MB = "--onnx-parity-cache-mb"
 FLAG_HTML = "--onnx-parity-html"
+FLAG_SHARD = "--onnx-parity-shard"
+FLAG_DURATIONS = "--onnx-parity-durations"
+FLAG_EXCLUDE_VARIANTS = "--onnx-parity-exclude-variants"
 
 #: variants of a test that declares none, unless --onnx-parity-variants names them.
 DEFAULT_VARIANTS = ("ort-cpu",)
@@ -159,6 +163,37 @@ SETTINGS: tuple[Setting, ...] = (
         parse_variants,
         "V1,V2",
         ini_type="args",
+    ),
+    Setting(
+        "exclude_variants",
+        FLAG_EXCLUDE_VARIANTS,
+        "onnx_parity_exclude_variants",
+        None,
+        "deselect these variants' items (CPU jobs of a suite whose ort-gpu items run on a GPU job); the "
+        "report records them as planned, so a merge without the job that runs them is incomplete",
+        parse_variants,
+        "V1,V2",
+        ini_type="args",
+    ),
+    Setting(
+        "shard",
+        FLAG_SHARD,
+        None,
+        None,
+        "run shard K of N of the parity items: grouped by the model they check (every variant and opset of "
+        "one test's model on one shard, one export), balanced by " + FLAG_DURATIONS + " or by item count; "
+        "other tests are left to your selection",
+        parse_shard,
+        "K/N",
+    ),
+    Setting(
+        "durations_path",
+        FLAG_DURATIONS,
+        "onnx_parity_durations",
+        None,
+        "an earlier run's JSON report whose item durations balance the shards",
+        metavar="REPORT",
+        relative_to="invocation_dir",
     ),
     Setting(
         "reproducer_dir",
@@ -357,6 +392,11 @@ class ParityConfig:
     seed: int = DEFAULTS["seed"]
     #: variants to run; ``None`` runs what each marker declares.
     variants: tuple[str, ...] | None = DEFAULTS["variants"]
+    #: variants whose items are deselected (recorded as planned); this process's shard (K, N);
+    #: the report whose durations balance the shards
+    exclude_variants: tuple[str, ...] | None = DEFAULTS["exclude_variants"]
+    shard: tuple[int, int] | None = DEFAULTS["shard"]
+    durations_path: str | None = DEFAULTS["durations_path"]
     reproducer_dir: str = DEFAULTS["reproducer_dir"]
     threads: int = DEFAULTS["threads"]
     #: a GPU variant that cannot run fails instead of skipping

@@ -41,6 +41,18 @@ def parse_variants(text: str | list, what: str) -> tuple[str, ...]:
     return names
 
 
+def parse_shard(text: str, what: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N), 1 <= K <= N; a ValueError naming the bad text."""
+    head, slash, tail = str(text).strip().partition("/")
+    try:
+        index, count = int(head), int(tail)
+    except ValueError:
+        index = count = 0
+    if not slash or not 1 <= index <= count:
+        raise ValueError(f"{what} must be K/N with 1 <= K <= N (e.g. 2/4), got {text!r}")
+    return index, count
+
+
 def parse_cache_dir(text: str, what: str) -> str:
     """``auto``, ``off``, ``verify``, or a folder."""
     value = str(text).strip()

@@ -19,9 +19,13 @@ from typing import Any
 import pytest
 
 import onnxparity.config as cfg
+from onnxparity import selection
 from onnxparity.config import ParityConfig
 from onnxparity.errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError
-from onnxparity.planning import Item, plan_items, stable_seed, test_name
+from onnxparity.planning import Item, plan_items, stable_seed
+from onnxparity.selection import base_id as _base_id
+from onnxparity.selection import is_parity as _is_parity
+from onnxparity.selection import item_of as _item_of
 from onnxparity.spec import ParitySpec
 from onnxparity.variants import ALL_VARIANTS
 
@@ -149,30 +153,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("onnx_parity", items, indirect=True, ids=[i.id for i in items])
 
 
-def _is_parity(item: pytest.Item) -> bool:
-    return "onnx_parity" in getattr(item, "fixturenames", ())
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if item.config.stash[CONFIG_KEY].enabled:
+        selection.group(item.config, item)  # a model's items on one xdist worker
 
 
-def _item_of(item: pytest.Item) -> Item | None:
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get("onnx_parity") if callspec is not None else None
-
-
-def _selected(planned: Item | None, variants: tuple[str, ...]) -> bool:
-    """--onnx-parity-variants keeps the items of those variants, and the opset budget."""
-    return planned is not None and (planned.kind == "opset" or planned.variant in variants)
-
-
+@pytest.hookimpl(trylast=True)  # after -k and -m
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Variants, excluded variants and shards select the parity items (:mod:`.selection`)."""
     parity = config.stash[CONFIG_KEY]
-    parity_items = [i for i in items if _is_parity(i)]
-    if parity.variants is not None:
-        deselected = [i for i in parity_items if not _selected(_item_of(i), parity.variants)]
-        if deselected:
-            config.hook.pytest_deselected(items=deselected)
-            gone = set(map(id, deselected))
-            items[:] = [i for i in items if id(i) not in gone]
-            parity_items = [i for i in parity_items if id(i) not in gone]
+    parity_items = selection.choose(config, parity, items)
     if not parity.enabled:
         skip = pytest.mark.skip(reason=SKIP_REASON)
         for item in parity_items:
@@ -184,7 +174,7 @@ def _planned(item: pytest.Item) -> dict:
 
     parity = item.config.stash[CONFIG_KEY]
     planned = _item_of(item) or plan_items(parity.default_variants[:1])[0]
-    return document.planned_entry(item.nodeid, _base_id(item), planned)
+    return document.planned_entry(selection.nodeid(item), _base_id(item), planned)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -229,6 +219,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     if not item.config.stash.get(PLAN_SENT_KEY, False):
         report.onnx_parity_plan = plan
+        report.onnx_parity_run = item.config.stash.get(selection.RUN_KEY, None)
         item.config.stash[PLAN_SENT_KEY] = True
     if _is_parity(item) and (report.when == "call" or (report.when == "setup" and not report.passed)):
         entry = item.stash.get(ENTRY_KEY, None)
@@ -276,7 +267,8 @@ class ParityReporter:
         from onnxparity.report import run
 
         parity = self.config.stash[CONFIG_KEY]
-        self.run.record("", plan=self.config.stash.get(PLAN_KEY, None))  # serial: the plan is here
+        # serial: the plan and the run's split are here
+        self.run.record("", plan=self.config.stash.get(PLAN_KEY, None), run=self.config.stash.get(selection.RUN_KEY, None))
         stopped = session.shouldfail or session.shouldstop
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         self.document = self.run.document(parity, interrupted=interrupted, stopped=str(stopped or "") or None)
@@ -322,13 +314,6 @@ def _session(config: pytest.Config):
             session.progress = progress
         config.stash[SESSION_KEY] = session
     return session
-
-
-def _base_id(item: pytest.Item) -> str:
-    """The item's node id without its parity item (its other parameters kept): one name for
-    all the items of one parameter set."""
-    planned = _item_of(item)
-    return test_name(item.nodeid, planned.id) if planned is not None else item.nodeid
 
 
 class ParityFixture:
@@ -412,7 +397,7 @@ class ParityFixture:
         numbers as JUnit properties."""
         from onnxparity.report import document
 
-        entry = document.entry(self.item.nodeid, _base_id(self.item), self.planned, status, result, checked)
+        entry = document.entry(selection.nodeid(self.item), _base_id(self.item), self.planned, status, result, checked)
         self.item.stash[ENTRY_KEY] = entry
         self.item.user_properties.extend(document.junit_properties(entry))
 

@@ -175,6 +175,8 @@ class CheckResult:
     budgets: dict[str, BudgetResult] = field(default_factory=dict)
     #: where the export came from across runs (``ExportedModel.cache``; empty: no cache)
     cache: str = ""
+    #: the export's key (``ExportedModel.key``): one model's items share it
+    export_key: str = ""
 
     @property
     def passed(self) -> bool:

@@ -76,8 +76,30 @@ def entry(
             "opset": checked.opset,
             "notes": list(checked.notes),
             "cache": getattr(checked, "cache", ""),
+            "export": export_entry(checked),
         }
     return {**planned_entry(nodeid, test, item), "status": status, "model": model, "result": jsonable(result)}
+
+
+def export_entry(checked: Any) -> dict[str, Any]:
+    """The export's key and who exported it: this process (``host:pid``), or None where the
+    export came from the persistent cache."""
+    import socket
+
+    cache = str(getattr(checked, "cache", ""))
+    by = None if cache.startswith("reused") else f"{socket.gethostname()}:{os.getpid()}"
+    return {"key": str(getattr(checked, "export_key", ""))[:48], "by": by}
+
+
+def exports(document: Mapping[str, Any]) -> int:
+    """How many exports the run's processes made: distinct (process, export key) pairs among
+    its items (an export reused from the persistent cache is none)."""
+    made = set()
+    for item in document.get("items", ()):
+        export = (item.get("model") or {}).get("export") or {}
+        if export.get("by") and export.get("key"):
+            made.add((export["by"], export["key"]))
+    return len(made)
 
 
 def planned_entry(nodeid: str, test: str, item: Any) -> dict:
@@ -125,10 +147,12 @@ def build(
     settings: Mapping[str, Any] | None = None,
     planned: int | None = None,
     interruption: str | None = None,
+    run: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A report document from item entries (any order; sorted by node id here). ``planned``:
     how many items the run collected (None: unknown); ``interruption``: why the run is
-    incomplete (None: it is complete)."""
+    incomplete (None: it is complete); ``run``: a shard's ``shard`` and its whole run's
+    ``run_plan`` (node ids), kept top-level where given (:mod:`.shards`)."""
     items = sorted((dict(e) for e in entries), key=lambda e: e["nodeid"])
     summary = {status: 0 for status in STATUSES}
     for item in items:
@@ -145,6 +169,7 @@ def build(
         "settings": dict(settings or {}),
         "items": items,
         "summary": summary,
+        **{k: v for k, v in (run or {}).items() if k in ("shard", "run_plan", "shards") and v is not None},
     }
 
 
@@ -261,7 +286,11 @@ def merge(documents: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     keeps its last occurrence. Environment and settings come from the first; the others'
     environments are kept under ``merged_environments`` when they differ. The merge is
     interrupted when any part is, and knows how many items were planned when every part says
-    and no item is in two parts."""
+    and no item is in two parts. Where the parts are shards that recorded their run's plan, an
+    item that plan holds and no part reported makes the merge incomplete, naming it: a shard's
+    report is missing (:func:`.shards.unreported`)."""
+    from onnxparity.report.shards import unreported
+
     documents = list(documents)
     if not documents:
         raise ReportError("nothing to merge: give at least one report")
@@ -277,12 +306,24 @@ def merge(documents: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         for n, d in enumerate(documents, 1)
         if d.get("interrupted")
     ]
+    missing, run_planned = unreported(documents)
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        reasons.append(
+            f"{len(missing)} item(s) the run planned were reported by no part ({shown}): a shard's or a job's "
+            "report is missing from the merge"
+        )
+    shards = [d["shard"] for d in documents if isinstance(d.get("shard"), dict)]
     merged = build(
         items.values(),
         env=first["environment"],
         settings=first.get("settings"),
-        planned=sum(parts) if disjoint and None not in parts else None,
+        planned=run_planned if run_planned is not None else (sum(parts) if disjoint and None not in parts else None),
         interruption="; ".join(reasons) or None,
+        run={
+            "run_plan": sorted({str(n) for d in documents for n in d.get("run_plan") or ()}) if run_planned else None,
+            "shards": shards or None,
+        },
     )
     others = [d["environment"] for d in documents[1:] if d["environment"] != first["environment"]]
     if others:

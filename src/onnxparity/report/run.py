@@ -35,10 +35,17 @@ class Run:
     #: what stopped the session from outside ("KeyboardInterrupt", "pytest.exit: ...")
     stopped_by: str | None = None
     collection_errors: int = 0
+    #: what selected this process's items from the whole run: its ``shard`` and the run's
+    #: ``run_plan`` (None: the run was not split)
+    selection: dict | None = None
 
-    def record(self, nodeid: str, *, plan: Any = None, entry: Any = None, crash: str | None = None) -> None:
+    def record(
+        self, nodeid: str, *, plan: Any = None, entry: Any = None, crash: str | None = None, run: Any = None
+    ) -> None:
         if self.plan is None and plan is not None:
             self.plan = list(plan)
+        if self.selection is None and isinstance(run, dict):
+            self.selection = dict(run)
         if entry is not None:
             self.entries[entry["nodeid"]] = entry
         elif crash is not None:
@@ -53,6 +60,7 @@ class Run:
             plan=getattr(report, "onnx_parity_plan", None),
             entry=getattr(report, "onnx_parity", None),
             crash=str(report.longrepr).strip() if crashed else None,
+            run=getattr(report, "onnx_parity_run", None),
         )
 
     def interruption(self, *, interrupted: bool, stopped: str | None) -> str | None:
@@ -75,6 +83,7 @@ class Run:
         """The run's report; a crashed worker's planned item is an error entry with the crash."""
         planned = {p["nodeid"]: p for p in self.plan or ()}
         for nodeid, reason in self.crashed:
+            nodeid = nodeid if nodeid in planned else nodeid.rsplit("@", 1)[0]  # xdist's loadgroup suffix
             if nodeid in planned and nodeid not in self.entries:
                 self.entries[nodeid] = document.placeholder(planned[nodeid], "error", reason)
         return document.build(
@@ -89,6 +98,7 @@ class Run:
             },
             planned=None if self.plan is None else len(self.plan),
             interruption=self.interruption(interrupted=interrupted, stopped=stopped),
+            run=self.selection,
         )
 
 

@@ -406,7 +406,14 @@ class ParitySession:
             first = pair_at(spec.opset)
         exported = first.exported
         return CheckResult(
-            name, exported.exporter, exported.opset, exported.notes, results, budget_results, exported.cache
+            name,
+            exported.exporter,
+            exported.opset,
+            exported.notes,
+            results,
+            budget_results,
+            exported.cache,
+            exported.key,
         )
 
     def check_latency(self, pair: ModelPair, spec: ParitySpec, latency, item: str, rows=None, mode=None):
