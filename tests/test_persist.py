@@ -534,3 +534,32 @@ def test_an_export_that_does_not_parse_is_a_miss(pytester, warm_exporter):
             for entry in _entries(pytester.path, "results"):
                 entry.parent.joinpath(MANIFEST).unlink()
             _rehash(manifest.parent, "model.onnx", b"\x08\x07 not a model" * 10)
+
+
+def test_a_skip_is_kept_like_a_pass_and_a_gpu_variant_is_searched_again(tmp_path):
+    """A variant that cannot run a model (fp16 on ai.onnx.ml ops) is a skip a later run reuses
+    without building the variant again; ort-gpu's skip hangs on the machine's CUDA libraries,
+    which no key names, so it is never kept (issue 31: a second run does only what changed)."""
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    import onnxparity as op
+    from onnxparity.config import ParityConfig
+    from onnxparity.runner import ParitySession
+
+    x, y = load_iris(return_X_y=True)
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(x, y)
+    variants = ("ort-cpu", "fp16", "ort-gpu")
+    spec = op.ParitySpec(inputs=(op.Input("input", ("batch", 4)),), dims={"batch": op.Dim(1, 4)}, variants=variants)
+
+    def run():
+        config = ParityConfig(reproducer_dir=str(tmp_path / "r"), cache_dir=str(tmp_path / "cache"))
+        with ParitySession(config) as session:
+            pair = session.prepare(model, spec)
+            results = [session.check_variant(pair, spec, v, name="t", examples=3) for v in variants]
+            return [(r.status, "cached" in r.to_dict()) for r in results], session.stats.counts["cached_results"]
+
+    first, _ = run()
+    assert [status for status, _ in first] == ["passed", "skipped", "skipped"]
+    again, reused = run()
+    assert again == [("passed", True), ("skipped", True), ("skipped", False)] and reused == 2

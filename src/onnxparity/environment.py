@@ -122,6 +122,11 @@ def gpu_names() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
+def available_providers() -> list[str]:
+    """ONNX Runtime's available execution providers (empty where it does not import)."""
+    return _available_providers()
+
+
 def _available_providers() -> list[str]:
     try:
         import onnxruntime

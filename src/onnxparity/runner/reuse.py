@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from onnxparity.environment import version
+from onnxparity.environment import available_providers, version
 from onnxparity.exporters.identity import onnxparity_digest
 from onnxparity.persist import Store, digest, options_digest
 from onnxparity.results import OutputSummary, Power, VariantResult
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 KIND = "results"
 #: the packages every search runs through (the model source adds its own)
 PACKAGES = ("onnxruntime", "onnx", "numpy", "hypothesis")
+#: the verdicts kept across runs: a pass, and a skip (a variant that cannot run this model here,
+#: keyed like a pass and by the runtime's providers; never a GPU variant's)
+KEPT = ("passed", "skipped")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,11 @@ def result_key(
         "onnxparity": onnxparity_digest(),
         "python": platform.python_version_tuple()[:2],
     }
+    if info.requires_gpu:
+        # a GPU variant's verdict (a skip above all) hangs on the machine's CUDA libraries too,
+        # which no version here names: searched afresh on every run
+        return None
+    parts["providers"] = available_providers()  # a skip says what this runtime can run
     step = getattr(info.build, "key_parts", None)  # what a post-export step is (versions, code)
     if step is not None:
         known = step()
@@ -101,7 +109,7 @@ def load(
     if store is None or key is None:
         return None
     stored = store.get(KIND, key, workdir)
-    if not stored or stored.get("status") != "passed":
+    if not stored or stored.get("status") not in KEPT:
         return None
     try:
         found = _result(stored, variant, policy)
@@ -133,15 +141,16 @@ def _result(stored: dict, variant: str, policy: Policy) -> CachedResult | None:
     ill = stored.get("ill_conditioned") or {}
     if not isinstance(ill, dict) or not isinstance(ill.get("examples", 0), int):
         return None
+    skipped = stored["status"] == "skipped"
     return CachedResult(
         variant,
-        "passed",
+        stored["status"],
         policy,
         examples,
         tuple(output_summary(o) for o in outputs),
         {str(k): (int(v[0]), int(v[1])) for k, v in dims.items()},
         message=str(stored.get("message") or ""),
-        power=Power(bool(power.get("weak")), tuple(str(r) for r in power.get("reasons") or ())),
+        power=None if skipped else Power(bool(power.get("weak")), tuple(str(r) for r in power.get("reasons") or ())),
         coverage=stored.get("coverage") if isinstance(stored.get("coverage"), dict) else None,
         distribution=stored.get("distribution") if isinstance(stored.get("distribution"), dict) else None,
         ill_conditioned=int(ill.get("examples", 0)),
@@ -166,8 +175,8 @@ def reused_or(
     if not verify:
         return cached if cached is not None else search(key)
     fresh = search(None)
-    if cached is not None and fresh.status != "passed":
-        store.discard(KIND, key)  # a pass a fresh run does not give: never again
+    if cached is not None and fresh.status != cached.status:
+        store.discard(KIND, key)  # a verdict a fresh run does not give: never again
     elif cached is None:
         save(store, key, fresh)
     return verified(cached, fresh, exported)
@@ -179,10 +188,11 @@ def verified(stored: CachedResult | None, fresh: VariantResult, exported: Export
     problems = []
     if exported.cache_error:
         problems.append(exported.cache_error)
-    if stored is not None and fresh.status != "passed":
+    if stored is not None and fresh.status != stored.status:
         when = (stored.stored.get("cached") or {}).get("from", "an earlier run")
+        held = "a pass" if stored.status == "passed" else f"a {stored.status} result"
         problems.append(
-            f"cache error: the cache held a pass for this item (stored {when}, on export graph "
+            f"cache error: the cache held {held} for this item (stored {when}, on export graph "
             f"{exported.graph or 'unknown'}), a fresh run gives {fresh.status}: its key misses "
             "something the result depends on"
         )
@@ -218,8 +228,8 @@ def output_summary(entry: dict) -> OutputSummary:
 
 
 def save(store: Store | None, key: str | None, result: VariantResult) -> None:
-    """Keep a passing result under ``key`` (nothing where there is no key: not kept)."""
-    if store is None or key is None or result.status != "passed":
+    """Keep a passing (or skipped) result under ``key`` (nothing where there is no key: not kept)."""
+    if store is None or key is None or result.status not in KEPT:
         return
     entry = result.to_dict()
     entry["cached"] = {"from": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

@@ -299,7 +299,9 @@ class ParitySession:
         """The search of one item (its passing result stored under ``kept``)."""
         runnable = self._variant_or_verdict(item.pair, item.variant, item.spec, item.rows)
         if isinstance(runnable, tuple):
-            return VariantResult(item.variant, runnable[0], item.policy, message=runnable[1])
+            verdict = VariantResult(item.variant, runnable[0], item.policy, message=runnable[1])
+            reuse.save(self.store, kept, verdict)  # a skip is kept like a pass (never an error)
+            return verdict
         search = self._new_search(item, runnable)
         try:
             explicit, drawn = search_examples(item.spec, item.examples, item.rows)
