@@ -232,3 +232,23 @@ def test_one_export_per_opset_and_one_session_per_variant_and_opset(tmp_path):
         assert session.counts["sessions"] == 4
         check(session, variants=["ort-cpu", "ort-cpu-noopt"], opset=op.Opset(matrix=[17, 21]))
         assert session.counts["exports"] == 2 and session.counts["sessions"] == 4  # all cached
+
+
+def test_report_mode_latency_is_kept_across_runs_on_this_machine_and_enforce_measures_again(tmp_path):
+    """A report-mode latency (numbers, never a verdict) is measured once per model, variant and
+    machine and shown as measured earlier; an enforced one is always measured again (issue 31)."""
+    from onnxparity.config import ParityConfig
+    from onnxparity.runner import ParitySession
+
+    def run(mode):
+        config = ParityConfig(reproducer_dir=str(tmp_path / "r"), cache_dir=str(tmp_path / "cache"))
+        with ParitySession(config) as session:
+            result = check(session, latency=op.Latency(p95_ms=10_000, **QUICK), latency_mode=mode)
+            return result.budgets["latency-ort-cpu"]
+
+    first, second, enforced = run("report"), run("report"), run("enforce")
+    assert first.status == second.status == enforced.status == "passed"
+    assert "cached_from" not in first.measured and "measured in an earlier run" not in first.message
+    assert second.measured["cached_from"] and "measured in an earlier run" in second.message
+    assert second.measured["variant"] == first.measured["variant"]
+    assert "cached_from" not in enforced.measured

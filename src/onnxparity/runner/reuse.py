@@ -234,3 +234,61 @@ def save(store: Store | None, key: str | None, result: VariantResult) -> None:
     entry = result.to_dict()
     entry["cached"] = {"from": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     store.put(KIND, key, [], entry)
+
+
+# -- latency measured in report mode -----------------------------------------------------------
+def latency_key(
+    store: Store | None, pair: ModelPair, spec: ParitySpec, latency: Any, info: VariantInfo, rows, threads: int
+) -> str | None:
+    """The key of a latency item measured in report mode (numbers recorded, never a verdict):
+    the model as a pass's key has it, the budget, the variant and its options, and the machine
+    the numbers come from (CPU, threads, providers). None where it is not kept: no cache, a
+    model that is not cached, a user's variant, a GPU variant."""
+    from onnxparity.environment import cpu_name
+
+    if store is None or not pair.exported.cache or not pair.exported.cache_key or info.requires_gpu:
+        return None
+    if not getattr(info.build, "__module__", "").startswith("onnxparity.") or getattr(info.build, "key_parts", None):
+        return None
+    return digest(
+        {
+            "latency": latency.to_dict(),
+            "export": pair.exported.cache_key,
+            "file": pair.exported.key,
+            "options": options_digest(spec.options_for(latency.variant)),
+            "inputs": spec.input_digest,
+            "rows": options_digest({"rows": dict(rows)}) if rows else "",
+            "machine": [cpu_name(), threads, available_providers()],
+            "versions": {p: version(p) for p in PACKAGES},
+            "onnxparity": onnxparity_digest(),
+        }
+    )
+
+
+def load_latency(store: Store | None, key: str | None, workdir: str) -> Any:
+    """The report-mode latency result kept under ``key``, marked as measured in an earlier run;
+    None (a miss) for anything but a whole passed entry."""
+    from onnxparity.budgets import BudgetResult
+
+    if store is None or key is None:
+        return None
+    stored = store.get(KIND, key, workdir)
+    if not stored or stored.get("status") != "passed" or stored.get("kind") != "latency":
+        return None
+    measured, budget = stored.get("measured"), stored.get("budget")
+    if not isinstance(measured, dict) or not isinstance(budget, dict) or not isinstance(stored.get("item"), str):
+        return None
+    when = str(stored.get("cached_from") or "an earlier run")
+    message = str(stored.get("message") or "")
+    note = f"measured in an earlier run ({when}) on this CPU; --onnx-parity-latency=enforce measures again"
+    return BudgetResult(
+        stored["item"], "latency", "passed", f"{message}\n{note}".strip(), budget, {**measured, "cached_from": when}
+    )
+
+
+def save_latency(store: Store | None, key: str | None, result: Any) -> None:
+    if store is None or key is None or result.status != "passed":
+        return
+    entry = result.to_dict()
+    entry["cached_from"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    store.put(KIND, key, [], entry)
