@@ -10,7 +10,8 @@ skl2onnx (a random forest, the examples' pipeline) — one export through
 of another model per source, so the converters' first imports are not counted). The
 converter's share is the profile's cumulative time in its entry point (``torch.onnx.export``,
 ``tf2onnx``'s ``from_graph_def``, ``skl2onnx.convert_sklearn``); the rest of ``prepare`` is
-ours (tracing the call, identity, reading the file back, checks, renames).
+spent outside it: ours (planning the call, identity, reading the file back, checks, renames)
+and, for Keras, TensorFlow tracing the model before tf2onnx runs.
 
 Prints a Markdown table (copied into docs/benchmarks.md).
 """
@@ -102,7 +103,7 @@ def converter_time(profile: cProfile.Profile, source: str) -> float:
 
 
 def main() -> None:
-    print("| model | source | export (s) | converter (s) | ours (s) | ours / export |")
+    print("| model | source | export (s) | converter (s) | outside it (s) | outside / export |")
     print("|---|---|---|---|---|---|")
     for source, models in (("torch", torch_models), ("keras", keras_models), ("sklearn", sklearn_models)):
         listed = models()
