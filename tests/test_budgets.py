@@ -252,3 +252,16 @@ def test_report_mode_latency_is_kept_across_runs_on_this_machine_and_enforce_mea
     assert second.measured["cached_from"] and "measured in an earlier run" in second.message
     assert second.measured["variant"] == first.measured["variant"]
     assert "cached_from" not in enforced.measured
+
+
+def test_an_unknown_latency_variant_is_that_items_error_with_a_cache_too(tmp_path):
+    """Keeping report-mode latency must not look the variant up before its build does: an
+    unknown name stays the item's error naming the known variants, never a crash of the check."""
+    from onnxparity.config import ParityConfig
+    from onnxparity.runner import ParitySession
+
+    config = ParityConfig(reproducer_dir=str(tmp_path / "r"), cache_dir=str(tmp_path / "cache"))
+    with ParitySession(config) as session:
+        result = check(session, latency=op.Latency(variant="nope", p95_ms=1_000, **QUICK), latency_mode="report")
+    budget = result.budgets["latency-nope"]
+    assert budget.status == "error" and "unknown variant 'nope'; known variants:" in budget.message

@@ -238,14 +238,21 @@ def save(store: Store | None, key: str | None, result: VariantResult) -> None:
 
 # -- latency measured in report mode -----------------------------------------------------------
 def latency_key(
-    store: Store | None, pair: ModelPair, spec: ParitySpec, latency: Any, info: VariantInfo, rows, threads: int
+    store: Store | None, pair: ModelPair, spec: ParitySpec, latency: Any, rows, threads: int
 ) -> str | None:
     """The key of a latency item measured in report mode (numbers recorded, never a verdict):
     the model as a pass's key has it, the budget, the variant and its options, and the machine
     the numbers come from (CPU, threads, providers). None where it is not kept: no cache, a
-    model that is not cached, a user's variant, a GPU variant."""
+    model that is not cached, an unknown variant (its error comes from the build), a user's
+    variant, a GPU variant, a post-export step."""
     from onnxparity.environment import cpu_name
+    from onnxparity.errors import InvalidSpec
+    from onnxparity.variants import get_variant
 
+    try:
+        info = get_variant(latency.variant)
+    except InvalidSpec:
+        return None
     if store is None or not pair.exported.cache or not pair.exported.cache_key or info.requires_gpu:
         return None
     if not getattr(info.build, "__module__", "").startswith("onnxparity.") or getattr(info.build, "key_parts", None):

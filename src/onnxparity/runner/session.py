@@ -427,9 +427,7 @@ class ParitySession:
             raise InvalidSpec(f"latency mode {mode!r}: use one of {', '.join(LATENCY_MODES)}")
         kept = None
         if mode == "report":  # numbers only, never a verdict: an earlier run's on this machine stand
-            kept = reuse.latency_key(
-                self.store, pair, spec, latency, get_variant(latency.variant), rows, latency.threads or self.config.threads
-            )
+            kept = reuse.latency_key(self.store, pair, spec, latency, rows, latency.threads or self.config.threads)
             cached = reuse.load_latency(self.store, kept, self.workdir)
             if cached is not None:
                 return dataclasses.replace(cached, item=item)
