@@ -123,22 +123,19 @@ def settings(context: BuildContext) -> dict[str, Any]:
     return chosen
 
 
-def fused(model, chosen: Mapping[str, Any], off: tuple[str, ...] = ()):
-    """``model`` through the fusion optimizer with ``chosen`` settings (and the flags ``off``
-    turned off); (the fused ModelProto, fused op type -> count)."""
+def fused(path: str, chosen: Mapping[str, Any], off: tuple[str, ...] = ()):
+    """The model at ``path`` (the export, read by the optimizer itself with its external data)
+    through the fusion optimizer with ``chosen`` settings (and the flags ``off`` turned off);
+    (the fused ModelProto, fused op type -> count)."""
     optimizer, fusion_options, mask_formats = _optimizer()
     options = fusion_options(chosen["model_type"])
     for flag, value in {**chosen.get("flags", {}), **dict.fromkeys(off, False)}.items():
         setattr(options, flag, value)
     if chosen.get("attention_mask_format"):
         options.attention_mask_format = getattr(mask_formats, MASK_FORMATS[chosen["attention_mask_format"]])
-    from onnxparity.graph.files import save_model
-
-    source = os.path.abspath("fusion-input.onnx")  # the optimizer reads a file (ours: the step's folder)
-    save_model(model, source)
     with quiet(*STEP_LOGGERS, *QUANT_LOGGERS, native=True):
         result = optimizer.optimize_model(
-            source,
+            path,
             model_type=chosen["model_type"],
             num_heads=chosen["num_heads"],
             hidden_size=chosen["hidden_size"],
@@ -163,11 +160,9 @@ def halved(model):
 def fused_without(runnable: RewriteRunnable, flags: tuple[str, ...], chosen_change: Mapping[str, Any] = ()):
     """The runnable's fused float32 graph made again with ``flags`` off (and settings changed by
     ``chosen_change``): what forensics runs to confirm which fusion made a difference."""
-    from onnxparity.graph.files import load_model
-
     settings_ = {**runnable.fusion, **dict(chosen_change)}
-    with working_directory(os.path.dirname(runnable.model_path)):
-        return fused(load_model(runnable.export_path, external_data=True), settings_, flags)[0]
+    with working_directory(os.path.dirname(runnable.model_path)):  # where the optimizer's files go
+        return fused(runnable.export_path, settings_, flags)[0]
 
 
 def _fusion_facts(counts_holder: dict):
@@ -185,8 +180,8 @@ def _build(context: BuildContext, fp16: bool) -> RewriteRunnable:
     parts = {"onnxruntime": version("onnxruntime"), **chosen}
     counts: dict[str, int] = {}
 
-    def fuse(model):
-        fused_model, found = fused(model, chosen)
+    def fuse(export):  # (the export as loaded for the interface check; the optimizer reads its file)
+        fused_model, found = fused(context.model_path, chosen)
         counts.update(found)
         return fused_model
 
