@@ -36,11 +36,16 @@ def item_of(item: pytest.Item) -> Item | None:
     return callspec.params.get("onnx_parity") if callspec is not None else None
 
 
+def _group_suffix(item: pytest.Item) -> str:
+    """The ``@group`` suffix xdist's loadgroup gives the item, as xdist writes it ("": none)."""
+    names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")})
+    return "@" + "_".join(names) if names else ""
+
+
 def nodeid(item: pytest.Item) -> str:
     """The item's node id without the ``@group`` suffix xdist's loadgroup appends."""
-    names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")})
-    suffix = "@" + "_".join(names)
-    return item.nodeid.removesuffix(suffix) if names else item.nodeid
+    suffix = _group_suffix(item)
+    return item.nodeid.removesuffix(suffix) if suffix else item.nodeid
 
 
 def base_id(item: pytest.Item) -> str:
@@ -76,9 +81,8 @@ def keep_groups(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
-        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")})
-        suffix = "@" + "_".join(names)
-        if not is_parity(item) or not names or item.nodeid.endswith(suffix):
+        suffix = _group_suffix(item)
+        if not is_parity(item) or not suffix or item.nodeid.endswith(suffix):
             continue
         if hasattr(item, "_id"):  # pytest >= 9.2: a structured id
             from _pytest.nodeid import coerce_node_id
