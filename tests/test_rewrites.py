@@ -268,3 +268,29 @@ def test_the_plugin_runs_the_steps_named_on_the_command_line(pytester):
     report = json.loads((pytester.path / "r.json").read_text())
     steps = {item["result"]["variant"]: item["result"]["build"]["step"] for item in report["items"]}
     assert steps == {"ort-transformers": "ort-transformers", "onnxslim": "onnxslim"}
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "said"),
+    [
+        (lambda model: None, "returned NoneType, not an onnx.ModelProto"),
+        (lambda model: _renamed_output(model), "changed the model's outputs: the export's are ['output'], the rewritten file's ['renamed']"),
+    ],
+    ids=["not-a-model", "renamed-output"],
+)
+def test_a_rewrite_that_breaks_the_interface_is_that_variants_error_saying_how(rewrite, said):
+    op.register_rewrite("broken", rewrite, replace=True)
+    try:
+        torch.manual_seed(0)
+        result = op.check(MeanOverSeq().eval(), inputs=SEQ_INPUT, dims=SEQ_DIMS, variants=["broken"], examples=2)
+    finally:
+        unregister_variant("broken")
+    assert result["broken"].status == "error" and said in result["broken"].message
+
+
+def _renamed_output(model):
+    old = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = ["renamed" if o == old else o for o in node.output]
+    model.graph.output[0].name = "renamed"
+    return model
