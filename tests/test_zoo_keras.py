@@ -110,9 +110,10 @@ MODELS = {
     # weights=None as built, default settings
     "mobilenetv2": Case(lambda: application("MobileNetV2"), IMAGES, weak=True),
     "efficientnetb0": Case(lambda: application("EfficientNetB0"), IMAGES, weak=True),
-    # a near-uniform softmax (0.11 +- 0.004): a 1.03% change of that part would pass, so weak
-    # (at the global default tolerance it measured 0.4%); the planted x1.01 still fails
-    "resnet50": Case(lambda: application("ResNet50"), IMAGES, weak=True),
+    # a near-uniform softmax (0.11 +- 0.005): borderline. The detectable change measured 1.03%
+    # (weak) with one example per Hypothesis example, 0.83% with the grouped draw; the planted
+    # x1.01 fails either way
+    "resnet50": Case(lambda: application("ResNet50"), IMAGES),
     "two-inputs": Case(two_branches, {**BATCH, "tokens_1": op.Dim(1, 8)}),
     "lstm": Case(recurrent, TIME),
     # BatchNormalization statistics set as trained: outputs O(1..100), logits compared
@@ -184,7 +185,7 @@ def test_planted_kernel_change_fails_or_is_weak(exported):
     caught = "failed" if r.status == "failed" else f"{r.status}, weak={r.power.weak if r.power else None}"
     print(f"{name}: planted {kernel} x1.01 -> {caught} in {time.perf_counter() - started:.1f}s")
     assert r.status == "failed" or (r.power is not None and r.power.weak), r.message
-    if not MODELS[name].weak or name == "resnet50":  # weak by a hair: the plant still fails
+    if not MODELS[name].weak:
         assert r.status == "failed", f"{name}: a planted change passed a check that could have failed"
 
 

@@ -26,7 +26,7 @@ from onnxparity.spec.policy import tolerance_for
 from onnxparity.verdict.agreement import BLOCK, Energies, agreement_parts
 from onnxparity.verdict.explanation import explain_output, float_tolerance
 from onnxparity.verdict.outputs import RowMatch, pair_rows, reordered_axis
-from onnxparity.verdict.rule import elementwise, value_kind, widen
+from onnxparity.verdict.rule import dtype_name, elementwise, value_kind, widen
 from onnxparity.verdict.ties import excuse_ties
 
 #: rows of the worst-mismatch table kept per output.
@@ -180,8 +180,8 @@ def compare_output(
         name=name,
         expected_shape=tuple(expected.shape),
         actual_shape=tuple(actual.shape),
-        expected_dtype=expected.dtype.name,
-        actual_dtype=actual.dtype.name,
+        expected_dtype=dtype_name(expected.dtype),
+        actual_dtype=dtype_name(actual.dtype),
         size=int(expected.size),
     )
     if expected.shape != actual.shape:
@@ -235,7 +235,7 @@ def applied_tolerance(tolerance: Tolerance, expected: np.ndarray, actual: np.nda
     """The plain atol/rtol tolerance a float pair is judged under (:func:`compare_output`, and
     forensics on each tensor): ``tolerance`` as declared, or their dtypes' precision's when it is
     the undeclared default (:func:`tolerance_for`), at ``expected``'s peak when ``scaled``."""
-    tolerance = tolerance_for(tolerance, expected.dtype.name, actual.dtype.name)
+    tolerance = tolerance_for(tolerance, dtype_name(expected.dtype), dtype_name(actual.dtype))
     return tolerance.at_peak(_peak(widen(expected))) if tolerance.scaled else tolerance
 
 

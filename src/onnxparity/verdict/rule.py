@@ -12,12 +12,22 @@ from onnxparity.spec.inputs import NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES
 from onnxparity.verdict.agreement import same_nonfinite
 
 _KINDS = {"b": "bool", "O": "string", "U": "string", "S": "string", "i": "integer", "u": "integer"}
+_NAMES: dict[np.dtype, str] = {}
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    """``dtype.name``, remembered: numpy builds the name on every access (~4 us), and a search
+    asks for it several times per output and example."""
+    name = _NAMES.get(dtype)
+    if name is None:
+        name = _NAMES[dtype] = dtype.name
+    return name
 
 
 def widen(array: np.ndarray) -> np.ndarray:
     """``ml_dtypes``' narrow floats (bfloat16, float8) as float32 and int4/uint4 as int8/uint8:
     numpy computes on them only through these (every value is exact in the wider type)."""
-    name = array.dtype.name
+    name = dtype_name(array.dtype)
     if name in NARROW_FLOAT_DTYPES:
         return array.astype(np.float32)
     if name in NARROW_INT_DTYPES:
@@ -27,7 +37,7 @@ def widen(array: np.ndarray) -> np.ndarray:
 
 def value_kind(dtype: np.dtype) -> str:
     """The kind a comparison tells apart: float, integer, bool or string (else the dtype's name)."""
-    return _KINDS.get(dtype.kind, "float" if dtype.kind in "fc" else dtype.name)
+    return _KINDS.get(dtype.kind, "float" if dtype.kind in "fc" else dtype_name(dtype))
 
 
 def elementwise(e: np.ndarray, a: np.ndarray, tolerance: Tolerance) -> tuple[np.ndarray, ...]:
