@@ -184,3 +184,39 @@ def test_exports_of_one_model_at_two_opsets_keep_a_file_each(tmp_path):
         assert default.path != at13.path
         versions = {o.domain: o.version for o in onnx.load(default.path).opset_import}
         assert versions[""] == default.opset != 13
+
+
+def test_a_check_reads_a_torch_models_weights_once_and_copies_none():
+    """A 2.25 GB embedding peaked at 2.07x its weights: the fingerprint hashed a bytes copy of
+    every parameter, and the export hashed them all again. The fingerprint now reads each
+    tensor's own memory, once per check (``state_dict`` is what it walks)."""
+    import tracemalloc
+
+    torch = pytest.importorskip("torch")
+    from onnxparity.exporters.torch import fingerprint
+
+    class Counted(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(2048, 2048)  # 16 MB of weights
+            self.walks = 0
+
+        def forward(self, x):
+            return self.linear(x)
+
+        def state_dict(self, *args, **kwargs):
+            self.walks += 1
+            return super().state_dict(*args, **kwargs)
+
+    model = Counted().eval()
+    tracemalloc.start()
+    try:
+        fingerprint(model)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"fingerprint allocated {peak / 2**20:.1f} MiB for 16 MiB of weights"
+    model.walks = 0
+    result = op.check(model, inputs=[op.Input("x", ("batch", 2048))], dims={"batch": op.Dim(1, 2)}, examples=2)
+    assert result["ort-cpu"].status == "passed"
+    assert model.walks == 1

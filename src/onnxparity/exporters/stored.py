@@ -17,7 +17,7 @@ from typing import Any
 
 from onnxparity.environment import version
 from onnxparity.exporters.base import ExportedModel, Exporter, export_folder
-from onnxparity.exporters.identity import onnxparity_digest
+from onnxparity.exporters.identity import fingerprinted, onnxparity_digest
 from onnxparity.graph.files import load_model
 
 KIND = "exports"
@@ -182,7 +182,8 @@ def export_cached(
         if stored is not None and not verify:
             counts["cached_exports"] += 1
             return stored
-    exported = source.export(subject.model, spec, workdir=workdir, opset=spec.opset)
+    with fingerprinted(subject.model, subject.key[len(source.name) + 1 :]):
+        exported = source.export(subject.model, spec, workdir=workdir, opset=spec.opset)
     counts["exports"] += 1
     if store is None:
         return exported
