@@ -178,8 +178,9 @@ def _fill_float(item: Input, shape, pattern: str, rng: np.random.Generator) -> n
         values *= np.float32(span / 6)
         values += np.float32(low + span / 2)
         return np.clip(values, low, high, out=values)
-    if pattern == "extremes":  # random bits, float32 bounds: 7.6 -> 2 ms at 8x3x224x224
-        return np.where(rng.integers(0, 2, shape, dtype=np.bool_), np.float32(low), np.float32(high))
+    if pattern == "extremes":  # random bits picking a float32 bound: 0.38 -> 0.16 ms at 8x3x64x64
+        bounds = np.asarray((high, low), dtype=np.float32)
+        return np.take(bounds, rng.integers(0, 2, shape, dtype=np.uint8))
     if pattern in (BAND_PATTERN, UNIT_PATTERN):
         start, end = _band(item, rng) if pattern == BAND_PATTERN else (unit_band(item) or (low, high))
         kind = np.float64 if item.dtype == "float64" else np.float32
