@@ -1,5 +1,7 @@
-"""``onnxparity``: the command line over reports — show, diff, merge, and the release gate.
+"""``onnxparity``: the command line — a check of an ONNX file, and reports: show, diff, merge,
+and the release gate.
 
+    onnxparity check MODEL.onnx [--variants ort-cpu,...] [--examples N] [--report R.json] [--html R.html]
     onnxparity report show R.json
     onnxparity report diff A.json B.json
     onnxparity report merge A.json B.json ... -o ALL.json
@@ -8,12 +10,15 @@
     onnxparity advise R.json [--margin M]
     onnxparity gate R.json --baseline B.json [--max-error-growth X] [--max-latency-regression F]
 
-Exit status: 0 fine; 1 the gate found a regression (or ``report show`` of a report with
-failures, or of an interrupted run); 2 bad usage, or a report that is unreadable, malformed
+Exit status: 0 fine; 1 the gate found a regression (or ``check``: a variant differs from the
+reference; ``report show`` of a report with failures, or of an interrupted run); 2 bad usage
+(``check``: a file that is not a readable ONNX model, an unknown variant, a check that could
+not run), or a report that is unreadable, malformed
 (the message names the file and the field) or — for ``gate``, on either side — from an
 interrupted run, or an output path that cannot be written. ``gate`` prints the Markdown summary
 on stdout, ready for ``$GITHUB_STEP_SUMMARY``. Shares every rule with the pytest plugin
-(:mod:`onnxparity.report`). Imports no framework and no ONNX Runtime.
+(:mod:`onnxparity.report`). Imports no framework and no ONNX Runtime, but ``check`` runs
+ONNX Runtime and the ONNX reference evaluator.
 """
 
 from __future__ import annotations
@@ -32,9 +37,32 @@ from onnxparity.variants import ALL_VARIANTS
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="onnxparity", description="Reports of pytest --onnx-parity runs: show, diff, merge, gate."
+        prog="onnxparity",
+        description="Check an ONNX file; show, diff, merge and gate reports of pytest --onnx-parity runs.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "check",
+        help="check an ONNX file's variants against the ONNX reference evaluator on drawn inputs",
+        description="Inputs are read from the graph (its dims 1 to 16 where symbolic); the ONNX "
+        "reference evaluator (the spec's semantics) computes the expected outputs; each variant "
+        "runs on the same drawn inputs and is compared at the default tolerance. Exit 0: every "
+        "variant agrees; 1: one differs (the diagnosis, shrunk input and reproducer are printed); "
+        "2: the file or an option is unusable, or a check could not run.",
+    )
+    run.add_argument("model", help="the .onnx file (its external data beside it)")
+    run.add_argument(
+        "--variants",
+        default="ort-cpu",
+        help="comma-separated variants to check (default ort-cpu), e.g. ort-cpu,ort-cpu-noopt,fp16",
+    )
+    run.add_argument(
+        "--examples", type=_number("--examples", 1, "inputs drawn per variant"), default=None, metavar="N",
+        help="inputs drawn per variant (default 25)",
+    )
+    run.add_argument("--seed", type=int, default=0, help="mixed into the search's seed (default 0)")
+    run.add_argument("--report", type=_output, help="write the JSON report here")
+    run.add_argument("--html", type=_output, help="write the HTML report here")
     report = commands.add_parser("report", help="show, diff or merge reports")
     actions = report.add_subparsers(dest="action", required=True)
     show = actions.add_parser("show", help="the terminal table of a report")
@@ -120,6 +148,8 @@ def _write(stream: TextIO, text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "check":
+            return _check(args)
         if args.command == "advise":
             from onnxparity.report.advise import advise, marker_lines
 
@@ -180,6 +210,109 @@ def main(argv: Sequence[str] | None = None) -> int:
     except document.ReportError as exc:
         _write(sys.stderr, f"onnxparity: {exc}\n")
         return 2
+
+
+def _check(args: argparse.Namespace) -> int:
+    """``onnxparity check MODEL.onnx``: the prebuilt-file check against the ONNX reference
+    evaluator, printed as under pytest, with the report and page where asked."""
+    import os
+
+    import onnxparity as op
+    from onnxparity.config import ParityConfig
+    from onnxparity.errors import OnnxParityError
+    from onnxparity.planning import Item
+    from onnxparity.report.html import page
+    from onnxparity.runner import ParitySession
+
+    path = args.model
+    problem = _unreadable(path)
+    if problem:
+        _write(sys.stderr, f"onnxparity check: {path}: {problem}\n")
+        return 2
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    name = os.path.basename(path)
+    examples = int(args.examples) if args.examples is not None else None
+    config = ParityConfig(seed=args.seed, reproducer_dir=os.path.join(".onnxparity", "reproducers"))
+
+    def progress(item: str, variant: str, done: int, total: int, example: str) -> None:
+        _write(sys.stderr, f"  {variant}: {done} of {total} examples ({example})\n")
+
+    with ParitySession(config) as session:
+        session.progress = progress
+        _write(sys.stderr, f"checking {path} on {', '.join(variants)} against the ONNX reference evaluator\n")
+        try:
+            checked = op.check(
+                onnx=path,
+                reference=_evaluator(path),
+                variants=variants,
+                examples=examples,
+                name=name,
+                session=session,
+                reproducer_dir=config.reproducer_dir,
+            )
+        except OnnxParityError as exc:
+            _write(sys.stderr, f"onnxparity check: {type(exc).__name__}: {exc}\n")
+            return 2
+    entries = [
+        document.entry(f"{path}::{variant}", path, Item("parity", variant, variant), r.status, r.to_dict(), checked)
+        for variant, r in checked.variants.items()
+    ]
+    report = document.build(
+        entries, settings={"examples": examples or config.examples, "variants": variants}, planned=len(entries)
+    )
+    lines = render.terminal(report)
+    for variant, r in checked.variants.items():
+        if r.status in ("failed", "error"):
+            lines += ["", f"{variant}: {r.status}", *r.message.splitlines()]
+    _write(sys.stdout, render.show(lines))
+    for option, target, text in (
+        ("--report", args.report, lambda: document.dumps(report)),
+        ("--html", args.html, lambda: page(report, title=f"ONNX parity: {name}")),
+    ):
+        if target:
+            try:
+                document.write_atomic(target, text())
+            except OSError as exc:
+                _write(sys.stderr, f"onnxparity check: cannot write {option} {target}: {write_problem(target, exc)}\n")
+                return 2
+            _write(sys.stdout, f"{option[2:]}: {target}\n")
+    statuses = {r.status for r in checked.variants.values()}
+    return 2 if "error" in statuses else 1 if "failed" in statuses else 0
+
+
+def _unreadable(path: str) -> str | None:
+    """Why ``path`` is no ONNX model to check (None: it loads, its weights left on disk)."""
+    import os
+
+    if not os.path.exists(path):
+        return "no such file"
+    if os.path.isdir(path):
+        return "a folder, not an .onnx file"
+    try:
+        from onnxparity.graph.files import load_model
+
+        load_model(path)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        return f"not an ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'})"
+    return None
+
+
+def _evaluator(path: str) -> Callable[..., list]:
+    """The ONNX reference evaluator on ``path`` as a ``reference=`` callable: the graph's inputs
+    (initializers aside) in order, its outputs as a list."""
+    from onnx.reference import ReferenceEvaluator
+
+    from onnxparity.graph.files import load_model
+
+    model = load_model(path, external_data=True)
+    initializers = {t.name for t in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in initializers]
+    runner = ReferenceEvaluator(model)
+
+    def reference(*arrays):
+        return list(runner.run(None, dict(zip(names, arrays))))
+
+    return reference
 
 
 def _pages(args: argparse.Namespace) -> int:

@@ -1,0 +1,78 @@
+"""``onnxparity check MODEL.onnx``: the prebuilt-file check from the command line, against the
+ONNX reference evaluator, with the verdict table, the report, the page and the exit status."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxparity import cli
+
+
+def _model(path, scale: float = 1.0) -> str:
+    """y = relu(x @ W) * scale, x of shape (batch, 4)."""
+    weights = numpy_helper.from_array(np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3), "w")
+    factor = numpy_helper.from_array(np.asarray(scale, dtype=np.float32), "scale")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["h"], name="project"),
+            helper.make_node("Relu", ["h"], ["r"], name="act"),
+            helper.make_node("Mul", ["r", "scale"], ["y"], name="scaled"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+        [weights, factor],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def test_a_file_that_agrees_passes_with_its_table_report_and_page(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = _model(tmp_path / "model.onnx")
+    report, html = tmp_path / "r.json", tmp_path / "r.html"
+    code = cli.main(["check", model, "--variants", "ort-cpu,ort-cpu-noopt", "--examples", "6",
+                     "--report", str(report), "--html", str(html)])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    assert "against the ONNX reference evaluator" in out.err
+    assert any("ort-cpu" in line and "passed" in line for line in out.out.splitlines())
+    assert any("ort-cpu-noopt" in line and "passed" in line for line in out.out.splitlines())
+    document = json.loads(report.read_text())
+    assert document["summary"]["passed"] == 2 and not document["interrupted"]
+    assert {item["variant"] for item in document["items"]} == {"ort-cpu", "ort-cpu-noopt"}
+    assert html.read_text().startswith("<!DOCTYPE html>")
+    assert cli.main(["report", "show", str(report)]) == 0  # the report reads back like a pytest run's
+
+
+def test_a_variant_that_differs_exits_1_with_the_diagnosis(tmp_path, capsys, monkeypatch):
+    """y = relu(x @ W) * 70000: past float16's 65504, the fp16 variant differs; the diagnosis
+    (the first diverging node, ort-cpu on the same input), the reproducer and the next step
+    are printed as under pytest."""
+    monkeypatch.chdir(tmp_path)
+    model = _model(tmp_path / "big.onnx", scale=70000.0)
+    code = cli.main(["check", model, "--variants", "ort-cpu,fp16", "--examples", "6"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert any("fp16" in line and "failed" in line for line in out.splitlines())
+    assert "fp16: failed" in out and "first divergence: Mul 'scaled'" in out
+    assert "ort-cpu on the same input" in out and "\nnext: " in out
+    assert f"reproducer: {tmp_path / '.onnxparity' / 'reproducers'}" in out  # under .onnxparity/
+
+
+def test_bad_input_exits_2_naming_what_is_wrong(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["check", str(tmp_path / "missing.onnx")]) == 2
+    assert "missing.onnx: no such file" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x00not a model\xff" * 10)
+    assert cli.main(["check", str(garbage)]) == 2
+    assert "garbage.onnx: not an ONNX model" in capsys.readouterr().err
+    model = _model(tmp_path / "model.onnx")
+    assert cli.main(["check", model, "--variants", "ort-cpu,no-such-variant"]) == 2
+    assert "no-such-variant" in capsys.readouterr().err
