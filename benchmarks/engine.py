@@ -1,6 +1,7 @@
 """Where a tiny model's per-example time goes: Hypothesis's engine alone (a test drawing one
 integer, with and without ``target()``), the engine drawing onnxparity's examples without
-evaluating them, and a whole onnxparity check (the examples' MLP, 25 examples, ort-cpu).
+evaluating them, and a whole onnxparity check (the examples' MLP, 25 examples, ort-cpu); then
+what a check adds per example over a hand-written loop on the same inputs (MLP, transformer).
 
     .venv/bin/python benchmarks/engine.py
 
@@ -24,7 +25,7 @@ from hypothesis import seed as hypothesis_seed  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from onnxparity.runner import ParitySession  # noqa: E402
-from onnxparity.search.engine import examples  # noqa: E402
+from onnxparity.search.engine import GROUP, example_groups, examples  # noqa: E402
 
 N = 25
 OPTIONS = dict(max_examples=N, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -47,6 +48,7 @@ def per_example(strategy, body) -> float:
 
 
 def main() -> None:
+    bench.fix_malloc_thresholds()
     model, spec = bench.models()["MLP (examples)"]
     with ParitySession() as session:
         prepared = session.prepare(model, spec)
@@ -79,8 +81,12 @@ def main() -> None:
             lambda: per_example(st.integers(0, 10**6), lambda x: target(float(x % 7), label="t")),
         ),
         (
-            "the engine drawing onnxparity's examples, not evaluated",
+            "the engine drawing onnxparity's examples one per engine example, not evaluated",
             lambda: per_example(examples(spec), lambda e: None),
+        ),
+        (
+            f"the same, {GROUP} per engine example (as a search draws them), per example",
+            lambda: per_example(example_groups(spec), lambda g: None) / GROUP,
         ),
     ]
     print("| per example (MLP, 25 examples, ort-cpu) | ms |")
@@ -92,6 +98,23 @@ def main() -> None:
         f"| the test's next variant (ort-cpu-noopt), replaying the examples | {statistics.median(replayed) * 1e3:.3f} |"
     )
     print(f"| its ONNX Runtime runs alone, on the same inputs | {statistics.median(runs) * 1e3:.3f} |")
+    print()
+    print("Added per example: a check of 25 examples against a hand-written loop over the same inputs")
+    print("(framework forward, one ONNX Runtime run), both in this run; median of 7 repeats.")
+    print()
+    print("| model (ort-cpu, 25 examples) | onnxparity per example | the loop per input | ratio | added per example |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in ("MLP (examples)", "transformer (examples)"):
+        model, spec = bench.models()[name]
+        found, floors, _, tried, inputs = bench.overhead(model, spec, N, ["ort-cpu"], 7)
+        ours = [r / tried for r in found]
+        floor = [f / inputs for f in floors]
+        ratios = [o / f for o, f in zip(ours, floor)]
+        added = [o - f for o, f in zip(ours, floor)]
+        print(
+            f"| {name} | {statistics.median(ours) * 1e3:.3f} ms | {statistics.median(floor) * 1e3:.3f} ms "
+            f"| {statistics.median(ratios):.2f}x | **{statistics.median(added) * 1e3:.3f} ms** |"
+        )
 
 
 if __name__ == "__main__":
