@@ -93,7 +93,7 @@ HYPOTHESIS_IMPORTERS = ["onnxparity.search.engine", "onnxparity.search.strategie
 HYPOTHESIS_AT_IMPORT = 4
 
 #: parts that may hold a session: the runner owns it, the plugin and the facade make it
-SESSION_OWNERS = {"runner", "plugin", "onnxparity"}
+SESSION_OWNERS = {"runner", "plugin", "onnxparity", "cli"}  # the entry points, and the runner
 
 
 class Module:
@@ -275,8 +275,8 @@ def test_no_private_name_is_imported_from_another_module():
 
 def test_no_session_below_the_runner():
     """The stages get values and callables: a parameter named ``session`` or a
-    ``ParitySession`` anywhere outside the runner, the plugin and the facade is the runner
-    handing itself down."""
+    ``ParitySession`` anywhere outside the runner and the entry points (the plugin, the facade,
+    the command line) is the runner handing itself down."""
     found = []
     for module in MODULES.values():
         if module.part in SESSION_OWNERS:
