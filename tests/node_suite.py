@@ -81,8 +81,13 @@ def judge(case) -> str:
     ``evaluator``, ``both``, or ``false-alarm`` (neither: the failure came from our inputs or
     tolerance)."""
     import onnxruntime as ort
+    from onnx import TensorProto, numpy_helper
+
+    def array(value):  # the suite keeps bfloat16, float8 and int4 data sets as TensorProtos
+        return numpy_helper.to_array(value) if isinstance(value, TensorProto) else value
 
     (inputs, outputs) = case.data_sets[0]
+    inputs, outputs = [array(v) for v in inputs], [array(v) for v in outputs]
     initializers = {t.name for t in case.model.graph.initializer}
     names = [i.name for i in case.model.graph.input if i.name not in initializers]
     feeds = dict(zip(names, inputs))
@@ -97,7 +102,13 @@ def judge(case) -> str:
         )
 
     def run_ort():
+        from onnxparity.variants.narrow import narrow_values, run_typed
+
         session = ort.InferenceSession(case.model.SerializeToString(), providers=["CPUExecutionProvider"])
+        narrow_in, narrow_out = narrow_values(session.get_inputs()), narrow_values(session.get_outputs())
+        if narrow_in or narrow_out:  # bfloat16, float8, int4: typed OrtValues (variants/narrow.py)
+            names = [o.name for o in session.get_outputs()]
+            return run_typed(session, feeds, names, narrow_in, narrow_out, None)
         return session.run(None, feeds)
 
     ort_ok = matches(run_ort)

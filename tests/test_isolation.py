@@ -502,6 +502,8 @@ def test_what_crosses_between_processes_comes_back_as_it_was():
         np.arange(12, dtype=np.int32).reshape(3, 4)[:, 1],  # not contiguous
         np.array([1.5, -2.0], ml_dtypes.bfloat16),  # ml_dtypes' narrow kinds (their dtype.str is "<V2")
         np.array([3, -8], ml_dtypes.int4),
+        np.array([0.5, -57344.0], ml_dtypes.float8_e5m2),  # kind "f", str "<f1": numpy cannot read that back
+        np.array([0.5, 448.0], ml_dtypes.float8_e4m3fn),
     ]
     for array in arrays:
         back = crossed(array)

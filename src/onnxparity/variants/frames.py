@@ -53,7 +53,9 @@ class SharedFeeds:
         # np.require, not np.ascontiguousarray: that one turns a 0-d array into shape (1,)
         arrays = {name: np.require(value, requirements="C") for name, value in feeds.items()}
         total = sum(a.nbytes + 64 for a in arrays.values())
-        if total < SHARED_FROM or any(a.dtype.kind not in "biufc" for a in arrays.values()):
+        if total < SHARED_FROM or any(
+            a.dtype.kind not in "biufc" or a.dtype.type.__module__ == "ml_dtypes" for a in arrays.values()
+        ):  # (ml_dtypes' float8 is kind "f", its str "<f1": such arrays go in the frame, by name)
             return {"kind": "run", "feeds": arrays}
         if total > self.size:
             size = max(total, 2 * self.size)
@@ -247,10 +249,10 @@ def _encode_array(array: np.ndarray, blobs: list) -> dict:
     if not array.flags.c_contiguous:  # (0-d arrays always are: ascontiguousarray would make them 1-d)
         array = np.ascontiguousarray(array)
     kind = array.dtype.kind
-    if kind in _RAW_KINDS:
+    if array.dtype.type.__module__ == "ml_dtypes":  # bfloat16, float8, int4: named; their str is
+        name = f"ml_dtypes:{array.dtype.name}"  # "<V2", or "<f1" for float8 (numpy cannot read it back)
+    elif kind in _RAW_KINDS:
         name = array.dtype.str
-    elif array.dtype.type.__module__ == "ml_dtypes":  # bfloat16, float8, int4: named, their str is "<V2"
-        name = f"ml_dtypes:{array.dtype.name}"
     elif kind == "O":
         items = array.reshape(-1).tolist()
         if all(isinstance(i, str) for i in items):  # strings (sklearn's inputs): as a unicode array

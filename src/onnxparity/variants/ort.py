@@ -28,6 +28,7 @@ import numpy as np
 
 from onnxparity.errors import VariantBuildError, VariantUnavailable
 from onnxparity.variants.base import BuildContext, VariantRunError, variant_info
+from onnxparity.variants.narrow import NARROW, narrow_values, run_typed
 
 _QUIET = 4  # ORT severity: 0 verbose ... 3 error, 4 fatal
 
@@ -61,22 +62,8 @@ def session_options(threads: int = 1, optimization: str = "all"):
 
 #: tensor types ONNX Runtime's Python API cannot turn into or from numpy arrays (measured with
 #: onnxruntime 1.32: "Numpy_type 256 can't be converted to MLDataType" for ml_dtypes' bfloat16)
-UNFEEDABLE = frozenset(
-    f"tensor({t})"
-    for t in (
-        "bfloat16",
-        "float8e4m3fn",
-        "float8e4m3fnuz",
-        "float8e5m2",
-        "float8e5m2fnuz",
-        "int4",
-        "uint4",
-        "float4e2m1",
-        "float8e8m0",
-        "int2",
-        "uint2",
-    )
-)
+#: bfloat16, float8 and int4/uint4 cross as typed OrtValues instead (:mod:`.narrow`)
+UNFEEDABLE = frozenset(f"tensor({t})" for t in ("float4e2m1", "float8e8m0", "int2", "uint2"))
 
 
 class OrtRunnable:
@@ -102,11 +89,14 @@ class OrtRunnable:
             )
         except Exception as exc:
             raise VariantBuildError(f"ONNX Runtime could not load the model: {clean_message(exc)}") from exc
+        self.narrow_inputs = narrow_values(self.session.get_inputs())
+        self.narrow_outputs = narrow_values(self.session.get_outputs())
+        unfeedable = UNFEEDABLE | (frozenset(NARROW) if binding is not None else frozenset())
         unfed = [
             f"{kind} {v.name!r} is a {v.type}"
             for kind, values in (("input", self.session.get_inputs()), ("output", self.session.get_outputs()))
             for v in values
-            if v.type in UNFEEDABLE
+            if v.type in unfeedable
         ]
         if unfed:
             raise VariantUnavailable(
@@ -125,6 +115,10 @@ class OrtRunnable:
         try:
             if self.binding is not None:
                 return self._run_bound(feeds)
+            if self.narrow_inputs or self.narrow_outputs:
+                return run_typed(
+                    self.session, feeds, self.output_names, self.narrow_inputs, self.narrow_outputs, self.run_options
+                )
             return self.session.run(None, dict(feeds), self.run_options)
         except Exception as exc:
             raise VariantRunError(clean_message(exc)) from exc

@@ -1,0 +1,110 @@
+"""Narrow tensor types through ONNX Runtime's Python API: bfloat16, the float8 kinds, int4 and
+uint4, which it exchanges with numpy only as typed ``OrtValue`` s of raw bytes.
+
+``session.run`` refuses ml_dtypes' arrays ("Numpy_type 256 can't be converted to MLDataType")
+and ``OrtValue.numpy()`` refuses these outputs ("No corresponding Numpy type"); an OrtValue
+allocated with the ONNX element type and filled with the values' bytes is accepted, and an
+output's bytes are read from its buffer. 4-bit values are packed two per byte, the first in the
+low nibble (the ONNX layout; ml_dtypes keeps one per byte). Measured with onnxruntime 1.32.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: ONNX Runtime's type string -> (ml_dtypes' name, the ONNX element type)
+NARROW: dict[str, tuple[str, int]] = {
+    "tensor(bfloat16)": ("bfloat16", 16),
+    "tensor(float8e4m3fn)": ("float8_e4m3fn", 17),
+    "tensor(float8e4m3fnuz)": ("float8_e4m3fnuz", 18),
+    "tensor(float8e5m2)": ("float8_e5m2", 19),
+    "tensor(float8e5m2fnuz)": ("float8_e5m2fnuz", 20),
+    "tensor(uint4)": ("uint4", 21),
+    "tensor(int4)": ("int4", 22),
+}
+
+#: 4-bit kinds: two values per byte
+PACKED = frozenset(("int4", "uint4"))
+
+
+def narrow_values(values: Sequence[Any]) -> dict[str, tuple[str, int]]:
+    """The session inputs or outputs (``NodeArg`` s) of a narrow type, by name."""
+    return {v.name: NARROW[v.type] for v in values if v.type in NARROW}
+
+
+def run_typed(
+    inference: Any,
+    feeds: Mapping[str, np.ndarray],
+    output_names: Sequence[str],
+    inputs: Mapping[str, tuple[str, int]],
+    outputs: Mapping[str, tuple[str, int]],
+    run_options: Any,
+) -> list[np.ndarray]:
+    """One run of ``inference`` (an ``onnxruntime.InferenceSession``) with every input as an
+    OrtValue (the narrow ones from their bytes) and the outputs read back, the narrow ones as
+    ml_dtypes arrays."""
+    import onnxruntime as ort
+
+    values = {}
+    for name, array in feeds.items():
+        if name in inputs:
+            values[name] = to_ortvalue(ort, np.asarray(array), *inputs[name])
+        else:
+            values[name] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
+    found = inference.run_with_ort_values(list(output_names), values, run_options)
+    return [
+        from_ortvalue(value, outputs[name][0]) if name in outputs else value.numpy()
+        for name, value in zip(output_names, found)
+    ]
+
+
+def to_ortvalue(ort: Any, array: np.ndarray, kind: str, element_type: int) -> Any:
+    """An OrtValue of ONNX ``element_type`` holding ``array`` (an ml_dtypes array of ``kind``)."""
+    import ml_dtypes
+
+    array = np.ascontiguousarray(array.astype(getattr(ml_dtypes, kind), copy=False))
+    data = pack(array) if kind in PACKED else array.view(np.uint8 if array.itemsize == 1 else np.uint16)
+    value = ort.OrtValue.ortvalue_from_shape_and_type(list(array.shape), element_type)
+    if value.tensor_size_in_bytes() != data.nbytes:
+        raise ValueError(f"{kind} {list(array.shape)}: {data.nbytes} bytes for {value.tensor_size_in_bytes()}")
+    if data.nbytes:
+        ctypes.memmove(value.data_ptr(), np.ascontiguousarray(data).ctypes.data, data.nbytes)
+    return value
+
+
+def from_ortvalue(value: Any, kind: str) -> np.ndarray:
+    """An output OrtValue of a narrow type as an ml_dtypes array of ``kind``."""
+    import ml_dtypes
+
+    shape = tuple(value.shape())
+    size = value.tensor_size_in_bytes()
+    raw = np.frombuffer(ctypes.string_at(value.data_ptr(), size), dtype=np.uint8) if size else np.zeros(0, np.uint8)
+    dtype = np.dtype(getattr(ml_dtypes, kind))
+    if kind in PACKED:
+        return unpack(raw, math.prod(shape), kind).reshape(shape)
+    return raw.view(np.uint8 if dtype.itemsize == 1 else np.uint16).view(dtype).reshape(shape)
+
+
+def pack(array: np.ndarray) -> np.ndarray:
+    """4-bit values (one per byte) two per byte, the first in the low nibble."""
+    nibbles = array.reshape(-1).view(np.uint8) & 0x0F
+    if nibbles.size % 2:
+        nibbles = np.concatenate([nibbles, np.zeros(1, np.uint8)])
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8)
+
+
+def unpack(raw: np.ndarray, count: int, kind: str) -> np.ndarray:
+    """``count`` 4-bit values from packed bytes, as ml_dtypes' ``kind`` (int4 sign-extended)."""
+    import ml_dtypes
+
+    nibbles = np.empty(raw.size * 2, np.uint8)
+    nibbles[0::2], nibbles[1::2] = raw & 0x0F, raw >> 4
+    nibbles = nibbles[:count]
+    if kind == "int4":
+        return ((nibbles.astype(np.int8) ^ 8) - 8).astype(np.int8).astype(ml_dtypes.int4)
+    return nibbles.astype(ml_dtypes.uint4)
