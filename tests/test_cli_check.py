@@ -76,3 +76,38 @@ def test_bad_input_exits_2_naming_what_is_wrong(tmp_path, capsys, monkeypatch):
     model = _model(tmp_path / "model.onnx")
     assert cli.main(["check", model, "--variants", "ort-cpu,no-such-variant"]) == 2
     assert "no-such-variant" in capsys.readouterr().err
+
+
+def test_an_inputs_file_declares_the_input_space(tmp_path, capsys, monkeypatch):
+    """Without it a symbolic dim is drawn over 1..16; declared, over the file's range."""
+    monkeypatch.chdir(tmp_path)
+    model = _model(tmp_path / "model.onnx")
+    declared = tmp_path / "inputs.json"
+    declared.write_text(json.dumps({
+        "inputs": [{"name": "x", "shape": ["batch", 4], "dtype": "float32", "low": -0.01, "high": 0.01}],
+        "dims": {"batch": [2, 3]},
+    }))
+    for extra, low, high in (([], 1, 16), (["--inputs", str(declared)], 2, 3)):
+        report = tmp_path / "r.json"
+        code = cli.main(["check", model, "--examples", "6", "--report", str(report), *extra])
+        assert code == 0, capsys.readouterr().out
+        covered = json.loads(report.read_text())["items"][0]["result"]["dims_covered"]["batch"]
+        assert covered == [low, high], covered
+
+
+def test_a_bad_inputs_file_exits_2_naming_the_entry(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = _model(tmp_path / "model.onnx")
+    cases = {
+        "not json {": "not JSON",
+        json.dumps({"inputs": [], "dim": {}}): 'give an object with "inputs"',
+        json.dumps({"inputs": [{"name": "x", "shape": ["batch", 4]}], "dim": {}}): "unknown keys ['dim']",
+        json.dumps({"inputs": [{"name": "x", "shape": ["batch", 4], "dtype": "float33"}]}): "inputs[0]: ",
+        json.dumps({"inputs": [{"name": "x", "shape": ["batch", 4]}], "dims": {"batch": 8}}): "dims['batch']: give [min, max]",
+    }
+    for text, message in cases.items():
+        declared = tmp_path / "inputs.json"
+        declared.write_text(text)
+        assert cli.main(["check", model, "--inputs", str(declared)]) == 2, text
+        err = capsys.readouterr().err
+        assert f"--inputs {declared}: " in err and message in err, err

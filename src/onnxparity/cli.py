@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
         "--examples", type=_number("--examples", 1, "inputs drawn per variant"), default=None, metavar="N",
         help="inputs drawn per variant (default 25)",
     )
+    run.add_argument(
+        "--inputs",
+        metavar="FILE",
+        help='a JSON file declaring inputs and dims instead of reading them from the graph: {"inputs": '
+        '[{"name": "x", "shape": ["batch", 4], "dtype": "float32", "low": -1, "high": 1}], "dims": '
+        '{"batch": [1, 8]}} (an input takes op.Input\'s arguments; a dim [min, max] or [min, max, multiple_of])',
+    )
     run.add_argument("--seed", type=int, default=0, help="mixed into the search's seed (default 0)")
     run.add_argument("--report", type=_output, help="write the JSON report here")
     run.add_argument("--html", type=_output, help="write the HTML report here")
@@ -229,6 +236,13 @@ def _check(args: argparse.Namespace) -> int:
     if problem:
         _write(sys.stderr, f"onnxparity check: {path}: {problem}\n")
         return 2
+    declared: dict = {}
+    if args.inputs:
+        try:
+            declared = declarations(args.inputs)
+        except (OSError, ValueError, TypeError, OnnxParityError) as exc:
+            _write(sys.stderr, f"onnxparity check: --inputs {args.inputs}: {exc}\n")
+            return 2
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     name = os.path.basename(path)
     examples = int(args.examples) if args.examples is not None else None
@@ -249,6 +263,7 @@ def _check(args: argparse.Namespace) -> int:
                 name=name,
                 session=session,
                 reproducer_dir=config.reproducer_dir,
+                **declared,
             )
         except OnnxParityError as exc:
             _write(sys.stderr, f"onnxparity check: {type(exc).__name__}: {exc}\n")
@@ -278,6 +293,42 @@ def _check(args: argparse.Namespace) -> int:
             _write(sys.stdout, f"{option[2:]}: {target}\n")
     statuses = {r.status for r in checked.variants.values()}
     return 2 if "error" in statuses else 1 if "failed" in statuses else 0
+
+
+def declarations(path: str) -> dict:
+    """``inputs=`` and ``dims=`` from an ``--inputs`` JSON file; a ValueError, TypeError or
+    InvalidSpec naming the entry that is wrong."""
+    import json
+
+    import onnxparity as op
+
+    with open(path, encoding="utf-8") as f:
+        try:
+            found = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(found, dict) or not isinstance(found.get("inputs"), list) or not found["inputs"]:
+        raise ValueError('give an object with "inputs": a list of inputs, each op.Input\'s arguments')
+    unknown = sorted(set(found) - {"inputs", "dims"})
+    if unknown:
+        raise ValueError(f"unknown keys {unknown}: the file takes \"inputs\" and \"dims\"")
+    inputs = []
+    for n, item in enumerate(found["inputs"]):
+        if not isinstance(item, dict) or "name" not in item or "shape" not in item:
+            raise ValueError(f"inputs[{n}]: give an object with at least \"name\" and \"shape\"")
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in item.items()}
+        try:
+            inputs.append(op.Input(**fields))
+        except TypeError as exc:
+            raise TypeError(f"inputs[{n}]: {exc}") from None
+        except op.InvalidSpec as exc:
+            raise op.InvalidSpec(f"inputs[{n}]: {exc}") from None
+    dims = {}
+    for name, bounds in (found.get("dims") or {}).items():
+        if not isinstance(bounds, list) or len(bounds) not in (2, 3):
+            raise ValueError(f"dims[{name!r}]: give [min, max] or [min, max, multiple_of], got {bounds!r}")
+        dims[name] = op.Dim(*bounds)
+    return {"inputs": inputs, "dims": dims} if dims else {"inputs": inputs}
 
 
 def _unreadable(path: str) -> str | None:
