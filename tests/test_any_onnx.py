@@ -77,6 +77,49 @@ def test_a_declared_range_past_the_graphs_domain_is_noted(tmp_path):
     ), result.notes
 
 
+@pytest.mark.parametrize(
+    ("op_type", "count", "keepdims"), [("ReduceSum", 2, 1), ("ReduceMax", 3, 0), ("ReduceL2", 0, 1), ("Unsqueeze", 2, None)]
+)
+def test_an_axes_list_is_drawn_with_each_axis_once(op_type, count, keepdims, tmp_path):
+    """An axes input of several axes was refused ("drawn lists may repeat an axis"); it is now
+    drawn distinct modulo the rank (-1 and rank-1 are one axis), in either form, and checked.
+    An empty list (ReduceL2's default: every axis) is drawn as one."""
+    attributes = {"keepdims": keepdims} if keepdims is not None else {}
+    model = _model(
+        [helper.make_node(op_type, ["x", "axes"], ["y"], **attributes)],
+        [_value("x", TensorProto.FLOAT, [2, 3, 4]), _value("axes", TensorProto.INT64, [count])],
+        [_value("y", TensorProto.FLOAT, None)],
+        opset=18,
+    )
+    axes = next(i for i in graph_inputs(model) if i.name == "axes")
+    rank = 5 if op_type == "Unsqueeze" else 3
+    assert (axes.low, axes.high, axes.distinct) == (-rank, rank - 1, rank)
+    result = _check(model, tmp_path, examples=10)
+    assert result["ort-cpu"].status == "passed", result["ort-cpu"].message
+
+
+def test_distinct_values_name_each_axis_once_in_every_pattern():
+    from onnxparity.draw import PATTERNS, Example, materialize
+
+    spec = op.ParitySpec(
+        inputs=[op.Input("axes", ("rows", 3), dtype="int64", low=-4, high=3, distinct=4)], dims={"rows": op.Dim(1, 6)}
+    )
+    forms = set()
+    for seed in range(20):
+        for pattern in PATTERNS:
+            values = materialize(spec, Example((("rows", 6),), (pattern,), seed))["axes"]
+            assert values.shape == (6, 3) and values.min() >= -4 and values.max() <= 3
+            assert all(len(set((row % 4).tolist())) == 3 for row in values), (pattern, values)
+            forms |= set(values.ravel().tolist())
+    assert forms == set(range(-4, 4))  # both forms of every axis are drawn
+    zeros = materialize(spec, Example((("rows", 1),), ("zeros",), 0))["axes"]
+    assert zeros.tolist() == [[0, 1, 2]]  # the simplest list
+    with pytest.raises(op.InvalidSpec, match="distinct=2 cannot hold 3 distinct values"):
+        op.Input("axes", (3,), dtype="int64", low=-2, high=1, distinct=2)
+    with pytest.raises(op.InvalidSpec, match="needs an integer dtype"):
+        op.Input("axes", (3,), distinct=4)
+
+
 def test_a_domain_follows_the_values_through_ops_that_carry_them():
     """target -> Unsqueeze -> GatherElements (an expanded NegativeLogLikelihoodLoss)."""
     model = _model(

@@ -199,6 +199,8 @@ def _fill_float(item: Input, shape, pattern: str, rng: np.random.Generator) -> n
 
 
 def _fill_int(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+    if item.distinct:
+        return _distinct(item, shape, pattern, rng)
     low, high = int(item.low), int(item.high)
     rest = min(max(0, low), high)
     if pattern == "zeros":
@@ -234,6 +236,26 @@ def _fill_int(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.
         values[mask] = rng.integers(low, high, size=int(mask.sum()), endpoint=True)
         return values
     raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
+
+
+def _distinct(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+    """Rows (the last axis) of values distinct modulo ``item.distinct`` within [low, high]: an
+    axes list names each axis once. ``zeros`` gives 0, 1, 2, ... (the simplest); other patterns
+    a random choice of axes, each written as itself or as its negative form where the range
+    allows both."""
+    modulus, low, high = int(item.distinct), int(item.low), int(item.high)
+    size = shape[-1] if shape else 1
+    rows = int(np.prod(shape[:-1], dtype=np.int64)) if shape else 1
+    if pattern == "zeros" or not rows * size:
+        residues = np.broadcast_to(np.arange(size), (rows, size))
+    else:
+        residues = np.argsort(rng.random((rows, modulus)), axis=1)[:, :size]
+    positive, negative = residues, residues - modulus
+    use_negative = (positive > high) | ((negative >= low) & (rng.random(residues.shape) < 0.5))
+    if pattern == "zeros":
+        use_negative = positive > high
+    values = np.where(use_negative, negative, positive)
+    return np.clip(values, low, high).astype(np.int64).reshape(shape)
 
 
 def row_lengths(pattern: str, rows: int, seq: int, rng: np.random.Generator) -> np.ndarray:

@@ -199,8 +199,10 @@ def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
             raise InvalidSpec(f"ONNX input {item.name!r}: {domain.why}, which no {item.dtype} value fits")
         # the domain's edges are boundaries too: the boundary pattern draws at them (an index at
         # the table's last row, a length equal to the sequence: where off-by-one exports break)
-        edges = (low, high) if high > low else ()
-        ranged.append(Input(item.name, item.shape, dtype=item.dtype, low=low, high=high, boundaries=edges))
+        edges = (low, high) if high > low and not domain.distinct else ()
+        ranged.append(
+            Input(item.name, item.shape, dtype=item.dtype, low=low, high=high, boundaries=edges, distinct=domain.distinct)
+        )
     return tuple(ranged)
 
 

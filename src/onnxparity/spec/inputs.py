@@ -13,74 +13,20 @@ from typing import Any
 import numpy as np
 
 from onnxparity.errors import InvalidSpec
-
-#: float dtypes numpy has natively, and the narrow ones ``ml_dtypes`` adds (what ONNX's
-#: bfloat16, float8 and int4 tensors are in numpy), by canonical name.
-FLOAT_DTYPES = ("float16", "float32", "float64")
-NARROW_FLOAT_DTYPES = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz")
-INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
-NARROW_INT_DTYPES = ("int4", "uint4")
-
-#: every float and every integer dtype, narrow ones included
-FLOATS = frozenset((*FLOAT_DTYPES, *NARROW_FLOAT_DTYPES))
-INTEGERS = frozenset((*INT_DTYPES, *NARROW_INT_DTYPES))
-
-#: dtypes an :class:`Input` may declare, by canonical name.
-SUPPORTED_DTYPES = (*FLOAT_DTYPES, *NARROW_FLOAT_DTYPES, *INT_DTYPES, *NARROW_INT_DTYPES, "bool", "str")
-
-#: value range used when an Input gives no ``low``/``high``: [-1, 1] for floats, an int8 or
-#: uint8 (and int4, uint4) input's whole range, [0, 100] for wider integers.
-DEFAULT_RANGES: dict[str, tuple[float, float]] = {
-    **{name: (-1.0, 1.0) for name in FLOATS},
-    **{name: (0, 100) for name in INT_DTYPES},
-    "int8": (-128, 127),
-    "uint8": (0, 255),
-    "int4": (-8, 7),
-    "uint4": (0, 15),
-    "bool": (0, 1),
-    "str": (0, 1),
-}
-
-
-def numpy_dtype(name: str) -> np.dtype:
-    """The numpy dtype of a canonical dtype name (``ml_dtypes``' for the narrow kinds)."""
-    if name == "str":
-        return np.dtype(object)
-    if name in NARROW_FLOAT_DTYPES or name in NARROW_INT_DTYPES:
-        import ml_dtypes
-
-        return np.dtype(getattr(ml_dtypes, name))
-    return np.dtype(name)
-
-
-@dataclass(frozen=True)
-class IntLimits:
-    """An integer dtype's smallest and largest value (``np.iinfo``'s ``min`` and ``max``)."""
-
-    min: int
-    max: int
-
-
-def _int_limits(name: str) -> IntLimits:
-    """Written out for int4 and uint4: ``ml_dtypes.iinfo`` would import ml_dtypes, 0.44 s, with
-    ``import onnxparity`` (measured: 513 ms in all, against 80 ms without it)."""
-    if name in NARROW_INT_DTYPES:
-        return IntLimits(-8, 7) if name == "int4" else IntLimits(0, 15)
-    info = np.iinfo(name)
-    return IntLimits(int(info.min), int(info.max))
-
-
-INT_LIMITS = {name: _int_limits(name) for name in INTEGERS}
-
-#: the largest finite value of each float dtype (a declared range must fit it)
-_FLOAT_MAX = {
-    "float16": 65504.0,
-    "bfloat16": 3.3895e38,
-    "float8_e4m3fn": 448.0,
-    "float8_e4m3fnuz": 240.0,
-    "float8_e5m2": 57344.0,
-    "float8_e5m2fnuz": 57344.0,
-}
+from onnxparity.spec.dtypes import (  # noqa: F401  (re-exported: the names inputs.* had)
+    DEFAULT_RANGES,
+    FLOAT_DTYPES,
+    FLOAT_MAX,
+    FLOATS,
+    INT_DTYPES,
+    INT_LIMITS,
+    INTEGERS,
+    NARROW_FLOAT_DTYPES,
+    NARROW_INT_DTYPES,
+    SUPPORTED_DTYPES,
+    IntLimits,
+    numpy_dtype,
+)
 
 #: what an :class:`Input`'s values are: plain values in a range, a 0/1 mask of real tokens,
 #: or per-row lengths.
@@ -169,7 +115,9 @@ class Input:
     (0 < |x| < the type's smallest normal, e.g. 1e-45 drawn one float step from a boundary at 0).
     By default none is drawn: TensorFlow flushes them to zero on CPU and ONNX Runtime does not,
     so a correct model fails on them; a value that would be subnormal is drawn as the smallest
-    normal of its sign instead.
+    normal of its sign instead. ``distinct=r`` (integer inputs): the values along the last axis
+    are distinct modulo ``r`` — an axes list of a rank-``r`` tensor names each axis once, as
+    ``a`` or ``a - r``; the prebuilt-file path sets it where the graph takes a list of axes.
 
     ``allow_nan=True`` lets float inputs contain NaN (a ``nan`` data pattern); by default no
     NaN is drawn, since frameworks and ONNX models often disagree on NaN by design.
@@ -228,6 +176,9 @@ class Input:
     compare_padded: bool = False
     #: float inputs may hold subnormal values (below the type's smallest normal): see the docstring
     allow_subnormal: bool = False
+    #: integer inputs: the values along the last axis are distinct modulo this (an axes list of a
+    #: rank-``distinct`` tensor, where -1 and ``distinct - 1`` name the same axis); None: no rule
+    distinct: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -263,6 +214,15 @@ class Input:
             raise InvalidSpec(f"{where}: allow_subnormal={self.allow_subnormal!r}: give True or False")
         if self.allow_subnormal and dtype not in FLOATS:
             raise InvalidSpec(f"{where}: allow_subnormal=True needs a float dtype, not {dtype}")
+        if self.distinct is not None:
+            last = self.shape[-1] if self.shape else None
+            if dtype not in INTEGERS or not is_int(self.distinct) or self.distinct < 1:
+                raise InvalidSpec(f"{where}: distinct={self.distinct!r} needs an integer dtype and a count >= 1")
+            if not self.shape or (is_int(last) and last > self.distinct):
+                raise InvalidSpec(
+                    f"{where}: distinct={self.distinct} cannot hold {last if self.shape else 'no'} distinct values "
+                    "along the last axis"
+                )
         self._check_domain(where, dtype)
         object.__setattr__(self, "boundaries", _boundaries(self.boundaries, where))
         if self.boundaries and (self.kind != "values" or dtype in ("str", "bool")):
@@ -306,7 +266,7 @@ class Input:
                 )
         else:
             low, high = float(low), float(high)
-            largest = _FLOAT_MAX.get(dtype)
+            largest = FLOAT_MAX.get(dtype)
             if largest is not None and max(abs(low), abs(high)) > largest:
                 raise InvalidSpec(f"{where}: range [{low}, {high}] does not fit {dtype} (±{largest:g})")
         if low > high:

@@ -74,8 +74,9 @@ def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
                 low = max(d.low for d in domains)
                 high = min(d.high for d in domains)
                 why = "; ".join(dict.fromkeys(d.why for d in domains))
+                distinct = max((d.distinct for d in domains if d.distinct), default=None)
                 found[name] = (
-                    Domain(low, high, why) if low <= high else Undrawable(f"no value fits all of: {why}")
+                    Domain(low, high, why, distinct) if low <= high else Undrawable(f"no value fits all of: {why}")
                 )
     return found
 

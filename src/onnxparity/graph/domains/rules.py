@@ -65,9 +65,11 @@ def _gather_nd(node: Any, position: int, graph: GraphView) -> Domain | Undrawabl
     )
 
 
-def _axes(first: int = 1, extra: int = 0) -> Rule:
-    """An axes input (at ``first``): within the rank of the node's first input (plus
-    ``extra``). A list of several axes may repeat one when drawn: undrawable."""
+def _axes(first: int = 1, inserted: bool = False) -> Rule:
+    """An axes input (at ``first``): within the rank of the node's first input (``inserted``:
+    of the output, which has one axis more per listed axis: Unsqueeze), a list's axes distinct
+    (``Input.distinct``: -1 and rank-1 are one axis). A list whose length is not known before
+    the run, or longer than the rank, is undrawable."""
 
     def rule(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
         if position != first:
@@ -76,12 +78,16 @@ def _axes(first: int = 1, extra: int = 0) -> Rule:
         count = graph.shapes.get(node.input[position])
         if rank is None:
             return None  # not known before the run: no constraint
-        if count is None or (len(count) == 1 and count[0] != 1) or len(count) > 1:
+        if count is None or len(count) > 1 or (len(count) == 1 and count[0] is None):
             return Undrawable(
-                f"it lists axes of {node_label(node)}: drawn lists may repeat an axis, which the op rejects"
+                f"it lists axes of {node_label(node)}, how many is not known before the run, and drawn "
+                "lists may repeat an axis, which the op rejects"
             )
-        rank += extra
-        return Domain(-rank, rank - 1, f"an axis of {node_label(node)} (rank {rank})")
+        if inserted:
+            rank += count[0] if count else 1
+        if count and count[0] > rank:
+            return Undrawable(f"it lists {count[0]} axes of {node_label(node)}, more than its rank {rank}")
+        return Domain(-rank, rank - 1, f"axes of {node_label(node)} (rank {rank}, each once)", distinct=rank)
 
     return rule
 
@@ -219,7 +225,7 @@ RULES: dict[str, Rule] = {
     "ArrayFeatureExtractor": _along(1, 0, lambda node: -1, "indices"),
     **{op: _axes() for op in _REDUCE},
     "Squeeze": _undrawable(1, why="the axes (each must be of size 1)"),
-    "Unsqueeze": _axes(extra=1),
+    "Unsqueeze": _axes(inserted=True),
     "CumSum": _axis(1),
     "CumProd": _axis(1),
     "Slice": _chain(

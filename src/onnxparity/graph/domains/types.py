@@ -19,6 +19,8 @@ class Domain:
     low: float
     high: float
     why: str
+    #: an axes list: its values distinct modulo this (the rank), see ``Input.distinct``
+    distinct: int | None = None
 
 
 @dataclass(frozen=True)
