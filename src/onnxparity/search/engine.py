@@ -316,10 +316,12 @@ class Search:
         """Hypothesis drawing :data:`GROUP` examples per engine example (not shrinking: a group
         shrinks one byte at a time for all its members; :meth:`_shrink` takes the failing one)."""
 
+        failing = []  # once one fails, Hypothesis runs that group again: it must run as before
+
         def parity_holds(group: tuple[Example, ...]) -> None:
             closest, rejected = None, 0
             for example in dict.fromkeys(group):  # a group may draw one example twice: run it once
-                if len(drawn) >= budget:  # the last group's rest: over budget
+                if len(drawn) >= budget and not failing:  # the last group's rest: over budget
                     break
                 drawn.append(example)
                 try:
@@ -327,6 +329,9 @@ class Search:
                 except UnsatisfiedAssumption:  # rejected by both sides: the group's others still count
                     rejected += 1
                     continue
+                except ExampleFailed:
+                    failing.append(example)
+                    raise
                 closest = found if closest is None else max(closest, found)
             if closest is None and rejected:
                 reject()
