@@ -76,6 +76,20 @@ def test_bad_input_exits_2_naming_what_is_wrong(tmp_path, capsys, monkeypatch):
     model = _model(tmp_path / "model.onnx")
     assert cli.main(["check", model, "--variants", "ort-cpu,no-such-variant"]) == 2
     assert "no-such-variant" in capsys.readouterr().err
+    contrib = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("FastGelu", ["x"], ["y"], domain="com.microsoft")],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        ),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+    )
+    onnx.save(contrib, str(tmp_path / "contrib.onnx"))
+    assert cli.main(["check", str(tmp_path / "contrib.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "contrib.onnx: the ONNX reference evaluator cannot be the reference" in err
+    assert "com.microsoft.FastGelu" in err
 
 
 def test_an_inputs_file_declares_the_input_space(tmp_path, capsys, monkeypatch):

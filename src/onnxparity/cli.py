@@ -232,9 +232,9 @@ def _check(args: argparse.Namespace) -> int:
     from onnxparity.runner import ParitySession
 
     path = args.model
-    problem = _unreadable(path)
-    if problem:
-        _write(sys.stderr, f"onnxparity check: {path}: {problem}\n")
+    reference = _reference(path)
+    if isinstance(reference, str):
+        _write(sys.stderr, f"onnxparity check: {path}: {reference}\n")
         return 2
     declared: dict = {}
     if args.inputs:
@@ -257,7 +257,7 @@ def _check(args: argparse.Namespace) -> int:
         try:
             checked = op.check(
                 onnx=path,
-                reference=_evaluator(path),
+                reference=reference,
                 variants=variants,
                 examples=examples,
                 name=name,
@@ -331,39 +331,28 @@ def declarations(path: str) -> dict:
     return {"inputs": inputs, "dims": dims} if dims else {"inputs": inputs}
 
 
-def _unreadable(path: str) -> str | None:
-    """Why ``path`` is no ONNX model to check (None: it loads, its weights left on disk)."""
+def _reference(path: str) -> Callable[..., list] | str:
+    """The ONNX reference evaluator on ``path`` (the ``onnx-reference`` variant's runnable) as a
+    ``reference=`` callable taking the graph's inputs (initializers aside) in order; or why
+    ``path`` gives none: no file, not an ONNX model, ops the evaluator does not run."""
     import os
+
+    from onnxparity.errors import OnnxParityError
+    from onnxparity.variants.reference import ReferenceRunnable
 
     if not os.path.exists(path):
         return "no such file"
     if os.path.isdir(path):
         return "a folder, not an .onnx file"
     try:
-        from onnxparity.graph.files import load_model
-
-        load_model(path)
+        runnable = ReferenceRunnable(path)
+    except OnnxParityError as exc:
+        return f"the ONNX reference evaluator cannot be the reference: {exc}"
     except Exception as exc:  # protobuf's DecodeError and friends
         return f"not an ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'})"
-    return None
-
-
-def _evaluator(path: str) -> Callable[..., list]:
-    """The ONNX reference evaluator on ``path`` as a ``reference=`` callable: the graph's inputs
-    (initializers aside) in order, its outputs as a list."""
-    from onnx.reference import ReferenceEvaluator
-
-    from onnxparity.graph.files import load_model
-
-    model = load_model(path, external_data=True)
-    initializers = {t.name for t in model.graph.initializer}
-    names = [i.name for i in model.graph.input if i.name not in initializers]
-    runner = ReferenceEvaluator(model)
-
-    def reference(*arrays):
-        return list(runner.run(None, dict(zip(names, arrays))))
-
-    return reference
+    initializers = {t.name for t in runnable.model.graph.initializer}
+    names = [i.name for i in runnable.model.graph.input if i.name not in initializers]
+    return lambda *arrays: runnable.run(dict(zip(names, arrays)))
 
 
 def _pages(args: argparse.Namespace) -> int:
