@@ -27,35 +27,11 @@ from onnxparity.exporters.base import (
 from onnxparity.graph.files import UnsafeLocation, check_external_data, file_digest, load_model, write_atomic
 from onnxparity.graph.nodes import default_opset
 from onnxparity.spec import Input, ParitySpec
-
-#: ONNX element types an inferred input may have (TensorProto numbers -> canonical dtypes)
-_ONNX_DTYPES = {
-    1: "float32",
-    2: "uint8",
-    3: "int8",
-    4: "uint16",
-    5: "int16",
-    6: "int32",
-    7: "int64",
-    8: "str",
-    9: "bool",
-    10: "float16",
-    11: "float64",
-    12: "uint32",
-    13: "uint64",
-    16: "bfloat16",
-    17: "float8_e4m3fn",
-    18: "float8_e4m3fnuz",
-    19: "float8_e5m2",
-    20: "float8_e5m2fnuz",
-    21: "uint4",
-    22: "int4",
-}
-
+from onnxparity.spec.dtypes import ONNX_DTYPES
 
 #: what a refusal of an element type says onnxparity draws instead
 _DRAWS = (
-    f"onnxparity draws none (it draws {', '.join(sorted(set(_ONNX_DTYPES.values())))}); check the part "
+    f"onnxparity draws none (it draws {', '.join(sorted(set(ONNX_DTYPES.values())))}); check the part "
     "of the model that takes one of those"
 )
 
@@ -143,7 +119,7 @@ def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
                 "part of the model after it (its tensors) instead"
             )
         tensor = value.type.tensor_type
-        dtype = _ONNX_DTYPES.get(tensor.elem_type)
+        dtype = ONNX_DTYPES.get(tensor.elem_type)
         if dtype is None:
             raise InvalidSpec(f"ONNX input {value.name!r} is a {_type_name(value.type)}: {_DRAWS}")
         shape = tuple(
@@ -227,7 +203,7 @@ def check_input_types(model_proto, spec: ParitySpec) -> None:
     graph_inputs = {v.name: v for v in model_proto.graph.input}
     for item in spec.inputs:
         tensor = graph_inputs[item.name].type.tensor_type
-        elem = _ONNX_DTYPES.get(tensor.elem_type)
+        elem = ONNX_DTYPES.get(tensor.elem_type)
         if value_kind(graph_inputs[item.name]) != "tensor_type":
             raise InvalidSpec(
                 f"Input({item.name!r}) is declared a tensor but the ONNX graph's input is a "

@@ -75,3 +75,27 @@ FLOAT_MAX = {
     "float8_e5m2": 57344.0,
     "float8_e5m2fnuz": 57344.0,
 }
+
+#: ONNX element types an inferred input may have (TensorProto numbers -> canonical dtypes)
+ONNX_DTYPES = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    8: "str",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+    16: "bfloat16",
+    17: "float8_e4m3fn",
+    18: "float8_e4m3fnuz",
+    19: "float8_e5m2",
+    20: "float8_e5m2fnuz",
+    21: "uint4",
+    22: "int4",
+}

@@ -17,15 +17,14 @@ from typing import Any
 
 import numpy as np
 
-#: ONNX Runtime's type string -> (ml_dtypes' name, the ONNX element type)
+from onnxparity.spec.dtypes import NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES, ONNX_DTYPES
+
+#: ONNX Runtime's type string -> (ml_dtypes' name, the ONNX element type): ``tensor(float8e4m3fn)``
+#: for ml_dtypes' ``float8_e4m3fn``
 NARROW: dict[str, tuple[str, int]] = {
-    "tensor(bfloat16)": ("bfloat16", 16),
-    "tensor(float8e4m3fn)": ("float8_e4m3fn", 17),
-    "tensor(float8e4m3fnuz)": ("float8_e4m3fnuz", 18),
-    "tensor(float8e5m2)": ("float8_e5m2", 19),
-    "tensor(float8e5m2fnuz)": ("float8_e5m2fnuz", 20),
-    "tensor(uint4)": ("uint4", 21),
-    "tensor(int4)": ("int4", 22),
+    f"tensor({name.replace('_', '')})": (name, number)
+    for number, name in ONNX_DTYPES.items()
+    if name in NARROW_FLOAT_DTYPES or name in NARROW_INT_DTYPES
 }
 
 #: 4-bit kinds: two values per byte
@@ -83,7 +82,9 @@ def from_ortvalue(value: Any, kind: str) -> np.ndarray:
 
     shape = tuple(value.shape())
     size = value.tensor_size_in_bytes()
-    raw = np.frombuffer(ctypes.string_at(value.data_ptr(), size), dtype=np.uint8) if size else np.zeros(0, np.uint8)
+    raw = np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(value.data_ptr())).copy() if size else (
+        np.zeros(0, np.uint8)
+    )
     dtype = np.dtype(getattr(ml_dtypes, kind))
     if kind in PACKED:
         return unpack(raw, math.prod(shape), kind).reshape(shape)
