@@ -460,3 +460,60 @@ def test_progress_is_reported_during_a_long_search(tmp_path, monkeypatch):
         )
     assert reports and reports[0][:2] == ("slow", "ort-cpu") and reports[-1][3] == 3
     assert reports[-1][4].startswith("dims batch=")
+
+
+def _relu_file():
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_failure_is_called_shrunk_only_when_it_was(tmp_path):
+    """Only at the largest batch (a corner, tried first): the search from the simplest inputs
+    finds nothing smaller, so the input is shown as found, saying why; elsewhere "shrunk"."""
+
+    def at_40(x):
+        return np.maximum(x, 0) + (1.0 if x.shape[0] == 40 else 0.0)
+
+    def at_3(x):
+        return np.maximum(x, 0) + (1.0 if x.shape[0] == 3 else 0.0)
+
+    corner = op.check(onnx=_relu_file(), reference=at_40, dims={"batch": op.Dim(1, 40)}, examples=3,
+                      reproducer_dir=tmp_path)["ort-cpu"]
+    assert corner.status == "failed"
+    assert "input (not shrunk: a corner or dim value tried first; a search from the simplest inputs " \
+           "found no failure): dims batch=40;" in corner.message
+    drawn = op.check(onnx=_relu_file(), reference=at_3, dims={"batch": op.Dim(1, 4)}, examples=3,
+                     reproducer_dir=tmp_path)["ort-cpu"]
+    assert "shrunk input: dims batch=3; x[3, 4] zeros; seed 0" in drawn.message
+
+
+def test_a_failure_that_passes_when_run_again_says_so(tmp_path):
+    """A variant that differs only the first time it sees an input: its failure cannot be
+    replayed for shrinking, and the input is shown as found, not as shrunk."""
+
+    class FirstTimeOff:
+        def __init__(self, path: str) -> None:
+            self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            self.output_names = ("y",)
+            self.seen: set[bytes] = set()
+
+        def run(self, feeds):
+            out = self.session.run(None, dict(feeds))
+            key = feeds["x"].tobytes()
+            if feeds["x"].shape[0] >= 2 and key not in self.seen:
+                self.seen.add(key)
+                return [out[0] + 1]
+            return out
+
+    op.register_variant("first-time-off", lambda context: FirstTimeOff(context.model_path), replace=True)
+    result = op.check(onnx=_relu_file(), reference=lambda x: np.maximum(x, 0), dims={"batch": op.Dim(1, 40)},
+                      variants=["first-time-off"], examples=25, reproducer_dir=tmp_path)["first-time-off"]
+    assert result.status == "failed"
+    assert "input (not shrunk: it passed when run again to be shrunk)" in result.message

@@ -87,7 +87,10 @@ def diagnosis(
         )
     lines.extend(extra)
     lines.extend(pattern_hints(failure.example.patterns) if failure.verdict is not None else [])
-    shrunk = "input (not shrunk: each try would crash again)" if failure.crashed else "shrunk input"
+    if failure.crashed:
+        shrunk = "input (not shrunk: each try would crash again)"
+    else:
+        shrunk = f"input ({failure.unshrunk})" if failure.unshrunk else "shrunk input"
     lines.append(f"{shrunk}: {failure.example.describe(spec)}")
     lines.append(f"examples tried: {tried}")
     lines.extend(f"note: {n}" for n in exported.notes)

@@ -287,19 +287,12 @@ class Search:
             if sequence is not None and self._replay(sequence):
                 return None
         phases = PHASES if phases is None else tuple(phases)
-        drawn: list[Example] = []
-        started = time.perf_counter()
-        try:  # the explicit examples, one by one: through Hypothesis each cost ~1 ms of its own
-            for corner in explicit:
-                drawn.append(corner)
-                try:
-                    self.evaluate(corner)
-                except UnsatisfiedAssumption:  # rejected by both sides, as in the search
-                    continue
-        except ExampleFailed as failed:  # not shrunk: run_shrunk searches again from the simplest
-            return failed.evidence
-        finally:
-            self.stats.timings["search"] += time.perf_counter() - started
+        drawn = list(explicit)
+        # the explicit examples, one by one (through Hypothesis each cost ~1 ms of its own); a
+        # failure among them is not shrunk: run_shrunk searches again from the simplest inputs
+        corner = self._each(explicit)
+        if corner is not None:
+            return corner
         budget = len(explicit) + max_examples  # drawn examples past it are not run
         found = self._groups(max_examples, seed, budget, drawn, tuple(p for p in phases if p != Phase.shrink))
         if found is None:
@@ -349,7 +342,7 @@ class Search:
 
         chosen = choices_of(self.spec, self.rows or None, failure.example)
         if chosen is None:
-            return failure
+            return replace(failure, unshrunk="not shrunk: the search cannot draw it again to shrink it")
         database = InMemoryExampleDatabase()
         database.save(SHRINK_KEY + b".secondary", choices_to_bytes(chosen))
 
@@ -360,7 +353,9 @@ class Search:
         found = self._hypothesis(
             test, seed, max_examples=1, phases=(Phase.reuse, Phase.shrink), database=database
         )
-        return found if found is not None else failure
+        if found is None:
+            return replace(failure, unshrunk="not shrunk: it passed when run again to be shrunk")
+        return replace(found, unshrunk="")
 
     def _hypothesis(self, test, seed: int, *, max_examples: int, phases: tuple, database=None) -> Evidence | None:
         """Run the Hypothesis ``test``; the failure it found (shrunk when ``phases`` say so)."""
@@ -398,25 +393,34 @@ class Search:
         if failure is not None and failure.example in explicit:
             smaller = self.run(max_examples, seed, [], phases=(Phase.generate, Phase.shrink))
             if smaller is not None:
-                failure = smaller
+                return smaller
+            why = "not shrunk: a corner or dim value tried first; a search from the simplest inputs found no failure"
+            return replace(failure, unshrunk=why)
         return failure
 
     def _replay(self, sequence: list[Example]) -> bool:
         """Evaluate a remembered passing sequence; False (counts reset) at its first failure."""
+        if self._each(sequence) is not None:
+            self.tally.reset()
+            return False
+        self.stats.counts["replayed_searches"] += 1
+        return True
+
+    def _each(self, sequence: Sequence[Example]) -> Evidence | None:
+        """Evaluate ``sequence`` in order, outside Hypothesis; the first failure's evidence (None:
+        every example passed or was rejected by both sides, as in the search)."""
         started = time.perf_counter()
         try:
             for example in sequence:
                 try:
                     self.evaluate(example)
-                except UnsatisfiedAssumption:  # rejected by both sides, as in the search
+                except UnsatisfiedAssumption:
                     continue
-        except ExampleFailed:
-            self.tally.reset()
-            return False
+        except ExampleFailed as failed:
+            return failed.evidence
         finally:
             self.stats.timings["search"] += time.perf_counter() - started
-        self.stats.counts["replayed_searches"] += 1
-        return True
+        return None
 
 
 def closeness(verdict) -> float:

@@ -38,6 +38,8 @@ class Evidence:
     anchor_verdict: Verdict | None = None
     #: the variant's native code crashed on this example (``runtime_error`` says how); not shrunk
     crashed: bool = False
+    #: why the example is as found, not shrunk ("": Hypothesis shrank it)
+    unshrunk: str = "not shrunk"
     #: per output, the values at padded positions left out of ``verdict`` (:mod:`.padding`);
     #: ``actual`` holds what the variant returned there
     padded: Any = None  # Mapping[str, int] | None
