@@ -118,6 +118,9 @@ def test_distinct_values_name_each_axis_once_in_every_pattern():
         op.Input("axes", (3,), dtype="int64", low=-2, high=1, distinct=2)
     with pytest.raises(op.InvalidSpec, match="needs an integer dtype"):
         op.Input("axes", (3,), distinct=4)
+    with pytest.raises(op.InvalidSpec, match=r"distinct=4 needs each of 0..3, or its negative form, within "
+                       r"low=0..high=2; 3 is not: widen the range, e.g. low=-4, high=3"):
+        op.Input("axes", (3,), dtype="int64", low=0, high=2, distinct=4)
 
 
 def test_a_domain_follows_the_values_through_ops_that_carry_them():

@@ -251,11 +251,10 @@ def _distinct(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.
     else:
         residues = np.argsort(rng.random((rows, modulus)), axis=1)[:, :size]
     positive, negative = residues, residues - modulus
-    use_negative = (positive > high) | ((negative >= low) & (rng.random(residues.shape) < 0.5))
-    if pattern == "zeros":
-        use_negative = positive > high
-    values = np.where(use_negative, negative, positive)
-    return np.clip(values, low, high).astype(np.int64).reshape(shape)
+    use_negative = positive > high  # (Input checks that every axis has a form within [low, high])
+    if pattern != "zeros":
+        use_negative |= (negative >= low) & (rng.random(residues.shape) < 0.5)
+    return np.where(use_negative, negative, positive).astype(np.int64).reshape(shape)
 
 
 def row_lengths(pattern: str, rows: int, seq: int, rng: np.random.Generator) -> np.ndarray:

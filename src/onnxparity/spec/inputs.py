@@ -276,6 +276,14 @@ class Input:
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
         self._check_special_ids(where)
+        if self.distinct is not None:  # every axis needs a form (a or a - distinct) in the range
+            missing = [a for a in range(self.distinct) if not (low <= a <= high or low <= a - self.distinct <= high)]
+            if missing:
+                raise InvalidSpec(
+                    f"{where}: distinct={self.distinct} needs each of 0..{self.distinct - 1}, or its negative "
+                    f"form, within low={low}..high={high}; {missing[0]} is not: widen the range, e.g. "
+                    f"low={-self.distinct}, high={self.distinct - 1}"
+                )
 
     def _check_domain(self, where: str, dtype: str) -> None:
         """Validate (and normalise) ``kind``, ``padding`` and ``within``."""
