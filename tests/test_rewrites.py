@@ -48,18 +48,23 @@ def test_a_correct_model_passes_each_step_and_the_report_says_what_the_step_did(
     assert build["step"] == variant and len(build["nodes"]) == 2 and build["fixed_dims"] == []
 
 
+def _checked_with(name: str, rewrite, examples: int):
+    """MeanOverSeq checked on the rewrite ``rewrite`` registered as ``name`` (then unregistered)."""
+    op.register_rewrite(name, rewrite, replace=True)
+    try:
+        torch.manual_seed(0)
+        result = op.check(MeanOverSeq().eval(), inputs=SEQ_INPUT, dims=SEQ_DIMS, variants=[name], examples=examples)
+    finally:
+        unregister_variant(name)
+    return result[name]
+
+
 @pytest.mark.parametrize("simplifier", ["onnxslim", "onnxsim", "onnxoptimizer", "onnxscript-optimizer"])
 def test_a_folded_shape_dependent_value_fails_naming_the_step_and_the_folded_value(simplifier):
     def folded(model):
         return fold_shapes(model, simplifier)
 
-    op.register_rewrite("folded", folded, replace=True)
-    try:
-        torch.manual_seed(0)
-        result = op.check(MeanOverSeq().eval(), inputs=SEQ_INPUT, dims=SEQ_DIMS, variants=["folded"], examples=8)
-    finally:
-        unregister_variant("folded")
-    checked = result["folded"]
+    checked = _checked_with("folded", folded, examples=8)
     assert checked.status == "failed"
     assert "rewrite step: folded (test_a_folded_shape_dependent_value_fails" in checked.message
     assert "folded made the difference" in checked.message
@@ -279,13 +284,8 @@ def test_the_plugin_runs_the_steps_named_on_the_command_line(pytester):
     ids=["not-a-model", "renamed-output"],
 )
 def test_a_rewrite_that_breaks_the_interface_is_that_variants_error_saying_how(rewrite, said):
-    op.register_rewrite("broken", rewrite, replace=True)
-    try:
-        torch.manual_seed(0)
-        result = op.check(MeanOverSeq().eval(), inputs=SEQ_INPUT, dims=SEQ_DIMS, variants=["broken"], examples=2)
-    finally:
-        unregister_variant("broken")
-    assert result["broken"].status == "error" and said in result["broken"].message
+    checked = _checked_with("broken", rewrite, examples=2)
+    assert checked.status == "error" and said in checked.message
 
 
 def _renamed_output(model):
