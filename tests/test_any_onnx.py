@@ -21,7 +21,7 @@ from onnxparity.verdict.explanation import explain_output
 def _model(nodes, inputs, outputs, opset=21, initializers=()):
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 10
+    model.ir_version = 10 if opset <= 21 else 11
     return model
 
 
@@ -243,15 +243,27 @@ def test_every_integer_type_onnx_runtime_runs_is_drawn_and_compared(elem, tmp_pa
         ([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT8E5M2)], TensorProto.FLOAT, TensorProto.FLOAT8E5M2, False),
         ([helper.make_node("DequantizeLinear", ["x", "s"], ["y"])], TensorProto.INT4, TensorProto.FLOAT, True),
         ([helper.make_node("DequantizeLinear", ["x", "s"], ["y"])], TensorProto.UINT4, TensorProto.FLOAT, True),
+        ([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], TensorProto.INT2, TensorProto.FLOAT, False),
+        ([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.INT8)], TensorProto.UINT2, TensorProto.INT8, False),
+        ([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], TensorProto.FLOAT8E8M0, TensorProto.FLOAT, False),
+        ([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT8E8M0)], TensorProto.FLOAT, TensorProto.FLOAT8E8M0, False),
     ],
-    ids=["bfloat16", "float8e4m3fn-in", "float8e5m2-out", "int4", "uint4"],
+    ids=["bfloat16", "float8e4m3fn-in", "float8e5m2-out", "int4", "uint4", "int2", "uint2", "e8m0-in", "e8m0-out"],
 )
 def test_narrow_types_cross_as_typed_ortvalues_and_are_checked(nodes, elem_in, elem_out, scale, tmp_path):
-    """bfloat16, float8 and int4 were skipped ("ONNX Runtime's Python API exchanges no ...
+    """bfloat16, float8, int4 and int2 were skipped ("ONNX Runtime's Python API exchanges no ...
     arrays with numpy"); they now go in and come out as typed OrtValues of raw bytes (int4
-    packed two per byte: an odd count of 5 per row here), in the test process and in a worker."""
+    packed two per byte, int2 four: an odd count of 5 per row here), in the test process and in
+    a worker."""
     scales = [numpy_helper.from_array(np.asarray(0.5, np.float32), "s")] if scale else []
-    model = _model(nodes, [_value("x", elem_in, ["batch", 5])], [_value("y", elem_out, ["batch", 5])], initializers=scales)
+    newer = {TensorProto.INT2, TensorProto.UINT2, TensorProto.FLOAT8E8M0} & {elem_in, elem_out}  # (opset 25's types)
+    model = _model(
+        nodes,
+        [_value("x", elem_in, ["batch", 5])],
+        [_value("y", elem_out, ["batch", 5])],
+        initializers=scales,
+        opset=25 if newer else 21,
+    )
     result = _check(model, tmp_path, variants=["ort-cpu", "ort-cpu-noopt", "onnx-reference"], examples=6)
     for variant in ("ort-cpu", "ort-cpu-noopt", "onnx-reference"):
         assert result[variant].status == "passed", result[variant].message
@@ -277,16 +289,46 @@ def test_a_narrow_typed_model_that_differs_is_caught(tmp_path):
     assert "output 'y'" in result["ort-cpu"].message
 
 
-def test_types_onnx_runtime_cannot_exchange_skip_with_the_type_named(tmp_path):
-    """int2 (and float4, float8e8m0) stay skipped, the type named: not exchanged yet."""
+def test_float4_is_drawn_and_a_missing_kernel_is_named(tmp_path):
+    """float4 (e2m1) inputs are drawn (they were refused: "onnxparity draws none"); ONNX Runtime
+    1.32 has no CPU Cast from float4, and the variant says so, naming the op."""
     model = _model(
-        [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.INT2)],
-        [_value("x", TensorProto.FLOAT, [4])],
-        [_value("y", TensorProto.INT2, [4])],
+        [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)],
+        [_value("x", TensorProto.FLOAT4E2M1, [5])],
+        [_value("y", TensorProto.FLOAT, [5])],
+        opset=25,
     )
-    result = _check(model, tmp_path, variants=["ort-cpu"], examples=4)
-    assert result["ort-cpu"].status in ("skipped", "error"), result["ort-cpu"].message
-    assert "int2" in result["ort-cpu"].message
+    assert [i.dtype for i in graph_inputs(model)] == ["float4_e2m1fn"]
+    result = _check(model, tmp_path, variants=["ort-cpu", "onnx-reference"], examples=4)
+    assert result["onnx-reference"].status == "passed", result["onnx-reference"].message
+    assert result["ort-cpu"].status == "error", result["ort-cpu"].message
+    assert "Could not find an implementation for Cast" in result["ort-cpu"].message
+
+
+@pytest.mark.parametrize("bits, kind", [(4, "int4"), (4, "uint4"), (4, "float4_e2m1fn"), (2, "int2"), (2, "uint2")])
+def test_packed_values_survive_packing(bits, kind):
+    """The ONNX layout (the first value in the lowest bits, the last byte padded) and back, for
+    every value of the kind, at counts that do and do not fill the last byte."""
+    import ml_dtypes
+
+    from onnxparity.variants.narrow import pack, unpack
+
+    every = np.arange(2**bits, dtype=np.uint8).view(getattr(ml_dtypes, kind))
+    for count in (1, 2**bits - 1, 2**bits, 2**bits + 3):
+        values = np.resize(every, count)
+        packed = pack(values, bits)
+        assert packed.size == -(-count * bits // 8)
+        back = unpack(packed, count, kind, bits)
+        assert back.dtype == values.dtype and back.view(np.uint8).tolist() == (values.view(np.uint8) & (2**bits - 1)).tolist()
+    assert pack(np.asarray([1, 2, 3, 0], np.uint8).view(getattr(ml_dtypes, kind)), bits).tolist() == (
+        [0x21, 0x03] if bits == 4 else [0b00111001]
+    )
+
+
+def test_float8_e8m0_takes_a_positive_range_only():
+    with pytest.raises(InvalidSpec, match="float8_e8m0fnu holds only positive values"):
+        op.Input("x", (2,), dtype="float8e8m0", low=-1.0, high=1.0)
+    assert op.Input("x", (2,), dtype="float8e8m0").low == 0.125
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The dtypes an :class:`~onnxparity.spec.Input` may declare, by canonical name: numpy's floats
-and integers, the narrow kinds ``ml_dtypes`` adds (what ONNX's bfloat16, float8 and int4
-tensors are in numpy), their default ranges and limits."""
+and integers, the narrow kinds ``ml_dtypes`` adds (what ONNX's bfloat16, float8, float4, int4
+and int2 tensors are in numpy), their default ranges and limits."""
 
 from __future__ import annotations
 
@@ -9,11 +9,23 @@ from dataclasses import dataclass
 import numpy as np
 
 #: float dtypes numpy has natively, and the narrow ones ``ml_dtypes`` adds (what ONNX's
-#: bfloat16, float8 and int4 tensors are in numpy), by canonical name.
+#: bfloat16, float8, float4, int4 and int2 tensors are in numpy), by canonical name.
 FLOAT_DTYPES = ("float16", "float32", "float64")
-NARROW_FLOAT_DTYPES = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz")
+NARROW_FLOAT_DTYPES = (
+    "bfloat16",
+    "float8_e4m3fn",
+    "float8_e4m3fnuz",
+    "float8_e5m2",
+    "float8_e5m2fnuz",
+    "float8_e8m0fnu",
+    "float4_e2m1fn",
+)
 INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
-NARROW_INT_DTYPES = ("int4", "uint4")
+NARROW_INT_DTYPES = ("int4", "uint4", "int2", "uint2")
+
+#: ONNX's spelling of a narrow type where it is not ml_dtypes' less its underscores
+#: (``float8e4m3fn`` is ``float8_e4m3fn``): ONNX drops the ``fn``/``fnu`` suffix of these two
+ONNX_NAMES = {"float8_e8m0fnu": "float8e8m0", "float4_e2m1fn": "float4e2m1"}
 
 #: every float and every integer dtype, narrow ones included
 FLOATS = frozenset((*FLOAT_DTYPES, *NARROW_FLOAT_DTYPES))
@@ -22,8 +34,9 @@ INTEGERS = frozenset((*INT_DTYPES, *NARROW_INT_DTYPES))
 #: dtypes an :class:`Input` may declare, by canonical name.
 SUPPORTED_DTYPES = (*FLOAT_DTYPES, *NARROW_FLOAT_DTYPES, *INT_DTYPES, *NARROW_INT_DTYPES, "bool", "str")
 
-#: value range used when an Input gives no ``low``/``high``: [-1, 1] for floats, an int8 or
-#: uint8 (and int4, uint4) input's whole range, [0, 100] for wider integers.
+#: value range used when an Input gives no ``low``/``high``: [-1, 1] for floats (float8_e8m0fnu,
+#: which holds only positive powers of two, [1/8, 8]), an int8 or uint8 (and int4, uint4, int2,
+#: uint2) input's whole range, [0, 100] for wider integers.
 DEFAULT_RANGES: dict[str, tuple[float, float]] = {
     **{name: (-1.0, 1.0) for name in FLOATS},
     **{name: (0, 100) for name in INT_DTYPES},
@@ -31,6 +44,9 @@ DEFAULT_RANGES: dict[str, tuple[float, float]] = {
     "uint8": (0, 255),
     "int4": (-8, 7),
     "uint4": (0, 15),
+    "int2": (-2, 1),
+    "uint2": (0, 3),
+    "float8_e8m0fnu": (0.125, 8.0),
     "bool": (0, 1),
     "str": (0, 1),
 }
@@ -56,10 +72,11 @@ class IntLimits:
 
 
 def _int_limits(name: str) -> IntLimits:
-    """Written out for int4 and uint4: ``ml_dtypes.iinfo`` would import ml_dtypes, 0.44 s, with
-    ``import onnxparity`` (measured: 513 ms in all, against 80 ms without it)."""
+    """Written out for int4, uint4, int2 and uint2: ``ml_dtypes.iinfo`` would import ml_dtypes,
+    0.44 s, with ``import onnxparity`` (measured: 513 ms in all, against 80 ms without it)."""
     if name in NARROW_INT_DTYPES:
-        return IntLimits(-8, 7) if name == "int4" else IntLimits(0, 15)
+        bits = 4 if name.endswith("4") else 2
+        return IntLimits(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if name[0] == "i" else IntLimits(0, 2**bits - 1)
     info = np.iinfo(name)
     return IntLimits(int(info.min), int(info.max))
 
@@ -74,7 +91,12 @@ FLOAT_MAX = {
     "float8_e4m3fnuz": 240.0,
     "float8_e5m2": 57344.0,
     "float8_e5m2fnuz": 57344.0,
+    "float8_e8m0fnu": 1.7014118e38,
+    "float4_e2m1fn": 6.0,
 }
+
+#: float dtypes that hold no value at or below 0 (a declared range must be positive)
+POSITIVE_ONLY = frozenset(("float8_e8m0fnu",))
 
 #: ONNX element types an inferred input may have (TensorProto numbers -> canonical dtypes)
 ONNX_DTYPES = {
@@ -98,4 +120,14 @@ ONNX_DTYPES = {
     20: "float8_e5m2fnuz",
     21: "uint4",
     22: "int4",
+    23: "float4_e2m1fn",
+    24: "float8_e8m0fnu",
+    25: "uint2",
+    26: "int2",
 }
+
+
+def onnx_name(name: str) -> str:
+    """ONNX's (and ONNX Runtime's) spelling of a canonical dtype: ``float8e4m3fn`` for
+    ``float8_e4m3fn``, ``float4e2m1`` for ``float4_e2m1fn``."""
+    return ONNX_NAMES.get(name, name.replace("_", ""))

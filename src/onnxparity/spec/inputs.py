@@ -23,9 +23,11 @@ from onnxparity.spec.dtypes import (  # noqa: F401  (re-exported: the names inpu
     INTEGERS,
     NARROW_FLOAT_DTYPES,
     NARROW_INT_DTYPES,
+    POSITIVE_ONLY,
     SUPPORTED_DTYPES,
     IntLimits,
     numpy_dtype,
+    onnx_name,
 )
 
 #: what an :class:`Input`'s values are: plain values in a range, a 0/1 mask of real tokens,
@@ -267,6 +269,11 @@ class Input:
         else:
             low, high = float(low), float(high)
             largest = FLOAT_MAX.get(dtype)
+            if dtype in POSITIVE_ONLY and low <= 0:
+                raise InvalidSpec(
+                    f"{where}: {dtype} holds only positive values (powers of two), so low={low} cannot be drawn; "
+                    "give low > 0"
+                )
             if largest is not None and max(abs(low), abs(high)) > largest:
                 raise InvalidSpec(f"{where}: range [{low}, {high}] does not fit {dtype} (±{largest:g})")
         if low > high:
@@ -384,11 +391,15 @@ class Input:
         return tuple(dims[e] if isinstance(e, str) else e for e in self.shape)
 
 
+#: ONNX's spelling of each narrow dtype -> its canonical (ml_dtypes') name
+ONNX_SPELLINGS = {onnx_name(name): name for name in (*NARROW_FLOAT_DTYPES, *NARROW_INT_DTYPES) if onnx_name(name) != name}
+
+
 def _canonical_dtype(dtype: Any, where: str) -> str:
     if dtype in (str, "str", "string", "object", object):
         return "str"
-    if isinstance(dtype, str) and dtype.replace("float8e", "float8_e") in SUPPORTED_DTYPES:
-        return dtype.replace("float8e", "float8_e")  # ONNX spells float8e4m3fn, ml_dtypes float8_e4m3fn
+    if isinstance(dtype, str) and dtype in ONNX_SPELLINGS:
+        return ONNX_SPELLINGS[dtype]  # ONNX spells float8e4m3fn, ml_dtypes float8_e4m3fn
     try:
         name = np.dtype(dtype).name
     except TypeError:

@@ -53,7 +53,8 @@ DEFAULT_TOLERANCE = Tolerance()
 #: what DEFAULT_TOLERANCE becomes on an output of a narrower float type: two units in the last
 #: place at 1.0 (atol and rtol alike), since two correct computations each rounded once to
 #: that type may differ by one: float16 2^-9 (10 stored mantissa bits), bfloat16 2^-6 (7),
-#: float8 e4m3 2^-2 (3), e5m2 2^-1 (2). float32 and float64 keep DEFAULT_TOLERANCE.
+#: float8 e4m3 2^-2 (3), e5m2 2^-1 (2), float4 e2m1 1 (1), float8 e8m0 2 (none: powers of two).
+#: float32 and float64 keep DEFAULT_TOLERANCE.
 PRECISION_TOLERANCES = {
     "float16": Tolerance(2.0**-9, 2.0**-9),
     "bfloat16": Tolerance(2.0**-6, 2.0**-6),
@@ -61,6 +62,8 @@ PRECISION_TOLERANCES = {
     "float8_e4m3fnuz": Tolerance(0.25, 0.25),
     "float8_e5m2": Tolerance(0.5, 0.5),
     "float8_e5m2fnuz": Tolerance(0.5, 0.5),
+    "float4_e2m1fn": Tolerance(1.0, 1.0),
+    "float8_e8m0fnu": Tolerance(2.0, 2.0),
 }
 
 

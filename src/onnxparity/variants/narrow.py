@@ -1,11 +1,13 @@
-"""Narrow tensor types through ONNX Runtime's Python API: bfloat16, the float8 kinds, int4 and
-uint4, which it exchanges with numpy only as typed ``OrtValue`` s of raw bytes.
+"""Narrow tensor types through ONNX Runtime's Python API: bfloat16, the float8 kinds, float4,
+int4, uint4, int2 and uint2, which it exchanges with numpy only as typed ``OrtValue`` s of raw
+bytes.
 
 ``session.run`` refuses ml_dtypes' arrays ("Numpy_type 256 can't be converted to MLDataType")
 and ``OrtValue.numpy()`` refuses these outputs ("No corresponding Numpy type"); an OrtValue
 allocated with the ONNX element type and filled with the values' bytes is accepted, and an
 output's bytes are read from its buffer. 4-bit values are packed two per byte, the first in the
-low nibble (the ONNX layout; ml_dtypes keeps one per byte). Measured with onnxruntime 1.32.
+low nibble, 2-bit values four per byte, the first in the lowest bits (the ONNX layout;
+ml_dtypes keeps one per byte). Measured with onnxruntime 1.32.
 """
 
 from __future__ import annotations
@@ -17,18 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from onnxparity.spec.dtypes import NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES, ONNX_DTYPES
+from onnxparity.spec.dtypes import NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES, ONNX_DTYPES, onnx_name
 
 #: ONNX Runtime's type string -> (ml_dtypes' name, the ONNX element type): ``tensor(float8e4m3fn)``
 #: for ml_dtypes' ``float8_e4m3fn``
 NARROW: dict[str, tuple[str, int]] = {
-    f"tensor({name.replace('_', '')})": (name, number)
+    f"tensor({onnx_name(name)})": (name, number)
     for number, name in ONNX_DTYPES.items()
     if name in NARROW_FLOAT_DTYPES or name in NARROW_INT_DTYPES
 }
 
-#: 4-bit kinds: two values per byte
-PACKED = frozenset(("int4", "uint4"))
+#: the kinds packed several to a byte, by their bits per value
+PACKED = {"int4": 4, "uint4": 4, "float4_e2m1fn": 4, "int2": 2, "uint2": 2}
 
 
 def narrow_values(values: Sequence[Any]) -> dict[str, tuple[str, int]]:
@@ -67,7 +69,7 @@ def to_ortvalue(ort: Any, array: np.ndarray, kind: str, element_type: int) -> An
     import ml_dtypes
 
     array = np.ascontiguousarray(array.astype(getattr(ml_dtypes, kind), copy=False))
-    data = pack(array) if kind in PACKED else array.view(np.uint8 if array.itemsize == 1 else np.uint16)
+    data = pack(array, PACKED[kind]) if kind in PACKED else array.view(np.uint8 if array.itemsize == 1 else np.uint16)
     value = ort.OrtValue.ortvalue_from_shape_and_type(list(array.shape), element_type)
     if value.tensor_size_in_bytes() != data.nbytes:
         raise ValueError(f"{kind} {list(array.shape)}: {data.nbytes} bytes for {value.tensor_size_in_bytes()}")
@@ -87,25 +89,34 @@ def from_ortvalue(value: Any, kind: str) -> np.ndarray:
     )
     dtype = np.dtype(getattr(ml_dtypes, kind))
     if kind in PACKED:
-        return unpack(raw, math.prod(shape), kind).reshape(shape)
+        return unpack(raw, math.prod(shape), kind, PACKED[kind]).reshape(shape)
     return raw.view(np.uint8 if dtype.itemsize == 1 else np.uint16).view(dtype).reshape(shape)
 
 
-def pack(array: np.ndarray) -> np.ndarray:
-    """4-bit values (one per byte) two per byte, the first in the low nibble."""
-    nibbles = array.reshape(-1).view(np.uint8) & 0x0F
-    if nibbles.size % 2:
-        nibbles = np.concatenate([nibbles, np.zeros(1, np.uint8)])
-    return (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8)
+def pack(array: np.ndarray, bits: int) -> np.ndarray:
+    """Values of ``bits`` bits (one per byte, as ml_dtypes keeps them) ``8 // bits`` per byte,
+    the first in the lowest bits; the last byte padded with zeros."""
+    per = 8 // bits
+    values = array.reshape(-1).view(np.uint8) & np.uint8(2**bits - 1)
+    if values.size % per:
+        values = np.concatenate([values, np.zeros(per - values.size % per, np.uint8)])
+    packed = np.zeros(values.size // per, np.uint8)
+    for slot in range(per):
+        packed |= values[slot::per] << np.uint8(slot * bits)
+    return packed
 
 
-def unpack(raw: np.ndarray, count: int, kind: str) -> np.ndarray:
-    """``count`` 4-bit values from packed bytes, as ml_dtypes' ``kind`` (int4 sign-extended)."""
+def unpack(raw: np.ndarray, count: int, kind: str, bits: int) -> np.ndarray:
+    """``count`` values of ``bits`` bits from packed bytes, as ml_dtypes' ``kind`` (the signed
+    integer kinds sign-extended; float4's bits as they are)."""
     import ml_dtypes
 
-    nibbles = np.empty(raw.size * 2, np.uint8)
-    nibbles[0::2], nibbles[1::2] = raw & 0x0F, raw >> 4
-    nibbles = nibbles[:count]
-    if kind == "int4":
-        return ((nibbles.astype(np.int8) ^ 8) - 8).astype(np.int8).astype(ml_dtypes.int4)
-    return nibbles.astype(ml_dtypes.uint4)
+    per = 8 // bits
+    values = np.empty(raw.size * per, np.uint8)
+    for slot in range(per):
+        values[slot::per] = (raw >> np.uint8(slot * bits)) & np.uint8(2**bits - 1)
+    values = values[:count]
+    if kind in ("int4", "int2"):
+        sign = np.int8(2 ** (bits - 1))
+        return ((values.astype(np.int8) ^ sign) - sign).astype(np.int8).astype(getattr(ml_dtypes, kind))
+    return values.view(getattr(ml_dtypes, kind))

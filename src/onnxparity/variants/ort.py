@@ -60,12 +60,6 @@ def session_options(threads: int = 1, optimization: str = "all"):
     return options
 
 
-#: tensor types ONNX Runtime's Python API cannot turn into or from numpy arrays (measured with
-#: onnxruntime 1.32: "Numpy_type 256 can't be converted to MLDataType" for ml_dtypes' bfloat16)
-#: bfloat16, float8 and int4/uint4 cross as typed OrtValues instead (:mod:`.narrow`)
-UNFEEDABLE = frozenset(f"tensor({t})" for t in ("float4e2m1", "float8e8m0", "int2", "uint2"))
-
-
 class OrtRunnable:
     """An ONNX Runtime session over one model file, with the given providers."""
 
@@ -91,7 +85,10 @@ class OrtRunnable:
             raise VariantBuildError(f"ONNX Runtime could not load the model: {clean_message(exc)}") from exc
         self.narrow_inputs = narrow_values(self.session.get_inputs())
         self.narrow_outputs = narrow_values(self.session.get_outputs())
-        unfeedable = UNFEEDABLE | (frozenset(NARROW) if binding is not None else frozenset())
+        # narrow types (bfloat16, float8, float4, int4, int2) cross as typed OrtValues (:mod:`.narrow`):
+        # onnxruntime 1.32's plain API says "Numpy_type 256 can't be converted to MLDataType" for
+        # them; IO binding takes numpy arrays only
+        unfeedable = frozenset(NARROW) if binding is not None else frozenset()
         unfed = [
             f"{kind} {v.name!r} is a {v.type}"
             for kind, values in (("input", self.session.get_inputs()), ("output", self.session.get_outputs()))

@@ -25,13 +25,14 @@ def dtype_name(dtype: np.dtype) -> str:
 
 
 def widen(array: np.ndarray) -> np.ndarray:
-    """``ml_dtypes``' narrow floats (bfloat16, float8) as float32 and int4/uint4 as int8/uint8:
+    """``ml_dtypes``' narrow floats (bfloat16, float8, float4) as float32 and the narrow integers
+    (int4, uint4, int2, uint2) as int8/uint8:
     numpy computes on them only through these (every value is exact in the wider type)."""
     name = dtype_name(array.dtype)
     if name in NARROW_FLOAT_DTYPES:
         return array.astype(np.float32)
     if name in NARROW_INT_DTYPES:
-        return array.astype(np.int8 if name == "int4" else np.uint8)
+        return array.astype(np.uint8 if name[0] == "u" else np.int8)
     return array
 
 
