@@ -187,21 +187,108 @@ def test_counts_axes_and_divisors_get_their_domain(node, inputs, name, low, high
 
 
 def test_an_input_no_drawn_value_fits_is_refused_by_name_and_op(tmp_path):
+    """Reshape's target where the data's size is drawn and 0 does not copy an axis
+    (allowzero=1): no target keeps the element count at every size."""
     model = _model(
-        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
-        [_value("x", TensorProto.FLOAT, [2, 6]), _value("shape", TensorProto.INT64, [2])],
+        [helper.make_node("Reshape", ["x", "shape"], ["y"], allowzero=1)],
+        [_value("x", TensorProto.FLOAT, ["batch", 6]), _value("shape", TensorProto.INT64, [2])],
         [_value("y", TensorProto.FLOAT, None)],
+        opset=14,
     )
     with pytest.raises(InvalidSpec) as caught:
         _check(model, tmp_path)
     message = str(caught.value)
-    assert (
-        "ONNX input 'shape': it is the target shape (it must keep the number of elements) of Reshape"
-        in message
-    )
-    assert "op.Input('shape', (2,), dtype='int64', low=v, high=v)" in message
-    declared = [op.Input("x", (2, 6)), op.Input("shape", (2,), dtype="int64")]
+    assert "ONNX input 'shape': it is the target shape of Reshape (it must keep the number of elements" in message
+    assert "op.Input('shape', (2,), dtype='int64', choices=[value, ...])" in message
+    declared = [op.Input("x", ("batch", 6)), op.Input("shape", (2,), dtype="int64")]
     assert isinstance(derive(model, declared)["shape"], Undrawable)
+
+
+# -- structured inputs: whole values whose parts must agree (were refused as undrawable) ------
+def _structured(node, inputs, opset=21):
+    model = _model([node], [_value(*i) for i in inputs], [_value(o, TensorProto.FLOAT, None) for o in node.output], opset=opset)
+    return model, {i.name: i for i in graph_inputs(model)}
+
+
+def test_split_sizes_are_partitions_of_the_axis(tmp_path):
+    model, found = _structured(
+        helper.make_node("Split", ["x", "split"], ["a", "b", "c"], axis=1),
+        [("x", TensorProto.FLOAT, [2, 7]), ("split", TensorProto.INT64, [3])],
+        opset=13,
+    )
+    assert found["split"].choices == ((3, 2, 2), (5, 1, 1), (1, 1, 5))
+    result = _check(model, tmp_path, examples=6)
+    assert result["ort-cpu"].status == "passed", result["ort-cpu"].message
+
+
+def test_reshape_targets_keep_the_element_count_at_every_drawn_size(tmp_path):
+    model, found = _structured(
+        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+        [("x", TensorProto.FLOAT, [2, 3, 4]), ("shape", TensorProto.INT64, [2])],
+    )
+    assert found["shape"].choices[0] == (0, -1)
+    assert (24, 1) in found["shape"].choices and (2, -1) in found["shape"].choices
+    assert _check(model, tmp_path, examples=6)["ort-cpu"].status == "passed"
+    model, found = _structured(
+        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+        [("x", TensorProto.FLOAT, ["batch", 6]), ("shape", TensorProto.INT64, [3])],
+    )
+    assert found["shape"].choices == ((0, 0, -1), (0, 0, 1))  # copies only: the batch is drawn
+    assert _check(model, tmp_path, examples=6)["ort-cpu"].status == "passed"
+
+
+def test_resize_scales_and_sizes_keep_batch_and_channels(tmp_path):
+    model, found = _structured(
+        helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear"),
+        [("x", TensorProto.FLOAT, [1, 2, 4, 6]), ("scales", TensorProto.FLOAT, [4])],
+        opset=19,
+    )
+    assert found["scales"].choices == ((1.0, 1.0, 2.0, 2.0), (1.0, 1.0, 0.5, 0.5), (1.0, 1.0, 2.0, 0.5))
+    assert _check(model, tmp_path, examples=6)["ort-cpu"].status == "passed"
+    model, found = _structured(
+        helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest"),
+        [("x", TensorProto.FLOAT, [1, 2, 4, 6]), ("sizes", TensorProto.INT64, [4])],
+        opset=19,
+    )
+    assert found["sizes"].choices == ((1, 2, 8, 12), (1, 2, 2, 3), (1, 2, 8, 3))
+    assert _check(model, tmp_path, examples=6)["ort-cpu"].status == "passed"
+
+
+def test_squeeze_axes_training_flags_and_affine_grid_sizes(tmp_path):
+    _, found = _structured(
+        helper.make_node("Squeeze", ["x", "axes"], ["y"]),
+        [("x", TensorProto.FLOAT, [1, 3, 1]), ("axes", TensorProto.INT64, [1])],
+    )
+    assert found["axes"].choices == ((0,), (2,), (-3,))
+    _, found = _structured(
+        helper.make_node("Dropout", ["x", "ratio", "training"], ["y"]),
+        [("x", TensorProto.FLOAT, [3]), ("ratio", TensorProto.FLOAT, []), ("training", TensorProto.BOOL, [])],
+    )
+    assert found["training"].choices == (False,)
+    _, found = _structured(
+        helper.make_node("AffineGrid", ["theta", "size"], ["grid"]),
+        [("theta", TensorProto.FLOAT, [2, 2, 3]), ("size", TensorProto.INT64, [4])],
+    )
+    assert {c[0] for c in found["size"].choices} == {2}  # theta's batch
+
+
+def test_a_declared_input_without_the_choices_the_graph_takes_gets_a_note():
+    model, _ = _structured(
+        helper.make_node("Split", ["x", "split"], ["a", "b"], axis=0),
+        [("x", TensorProto.FLOAT, [4]), ("split", TensorProto.INT64, [2])],
+        opset=13,
+    )
+    from onnxparity.exporters.prebuilt import declared_outside
+    from onnxparity.spec import ParitySpec
+
+    spec = ParitySpec(inputs=(op.Input("x", (4,)), op.Input("split", (2,), dtype="int64", low=0, high=4)))
+    (note,) = declared_outside(model, spec)
+    assert "Input('split') is declared 0…4, but the graph takes whole values there (the split sizes of Split" in note
+    assert "(declare choices=)" in note
+    fixed = ParitySpec(inputs=(op.Input("x", (4,)), op.Input("split", (2,), dtype="int64", choices=[[1, 3]])))
+    assert declared_outside(model, fixed) == []  # (1, 3) is one of the graph's
+    other = ParitySpec(inputs=(op.Input("x", (4,)), op.Input("split", (2,), dtype="int64", choices=[[0, 4]])))
+    assert "is declared with other choices" in declared_outside(model, other)[0]
 
 
 def test_a_fixed_value_declared_for_it_is_checked(tmp_path):

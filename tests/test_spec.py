@@ -285,3 +285,36 @@ def test_calibration_without_int8_static_is_an_error():
         op.InvalidSpec, match=r"calibration= calibrates int8-static, which this check does not run"
     ):
         op.check(onnx=b"unused", reference=abs, inputs=[op.Input("x", (2,))], calibration=[{"x": [1.0, 2.0]}])
+
+
+# -- choices: whole values, one per example -------------------------------------------------
+def test_choices_are_whole_values_drawn_first_then_at_random():
+    import numpy as np
+
+    from onnxparity.draw import fill, patterns_for
+
+    item = op.Input("split", (2,), dtype="int64", choices=([2, 4], [3, 3], [1, 5]))
+    assert (item.low, item.high) == (1, 5) and item.choices == ((2, 4), (3, 3), (1, 5))
+    assert patterns_for(item) == ("first", "choice")
+    rng = np.random.default_rng(0)
+    assert fill(item, (2,), "first", rng).tolist() == [2, 4]
+    drawn = {tuple(fill(item, (2,), "choice", rng).tolist()) for _ in range(30)}
+    assert drawn == {(2, 4), (3, 3), (1, 5)}  # every choice, nothing else
+    flag = op.Input("training", (), dtype="bool", choices=(False,))
+    assert fill(flag, (), "choice", rng).dtype == np.bool_ and not fill(flag, (), "choice", rng)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(shape=(2,), choices=([1, 2, 3],)), r"choices\[0\]=\[1, 2, 3\] is not a finite value of shape \(2,\)"),
+        (dict(shape=(2,), choices=()), "give a non-empty list of values of shape"),
+        (dict(shape=(2,), choices=([1.5, 2],)), "holds a fraction; int64 needs integers"),
+        (dict(shape=(2,), choices=([1, 2],), low=2), "a choice holds 1, below low=2"),
+        (dict(shape=("n",), choices=([1],)), r"choices= needs a fixed shape .*not \('n',\)"),
+        (dict(shape=(2,), choices=([0, 1],), distinct=2), "choices= fixes whole values; drop distinct="),
+    ],
+)
+def test_bad_choices_say_what_is_wrong(kwargs, message):
+    with pytest.raises(op.InvalidSpec, match=message):
+        op.Input("s", dtype="int64", **kwargs)

@@ -23,6 +23,7 @@ from onnxparity.draw.fills import (  # noqa: F401  (PATTERNS and the densities: 
     BAND_PATTERN,
     BOUNDARY_DENSITY,
     BOUNDARY_PATTERN,
+    CHOICE_PATTERNS,
     JITTER_SCALE,
     MASK_PATTERNS,
     NAN_DENSITY,
@@ -82,15 +83,19 @@ def patterns_for(item: Input, rows: Mapping[str, np.ndarray] | None = None) -> t
     )
     if item.kind in ("mask", "lengths"):
         patterns = MASK_PATTERNS
+    if item.choices is not None:
+        patterns = CHOICE_PATTERNS
     if rows is not None and item.name in rows:
         patterns = ROW_PATTERNS + patterns
     return patterns
 
 
 def default_pattern(item: Input) -> str:
-    """The pattern of the export example, boundary shapes and latency inputs: ``uniform``, or
+    """The pattern of the export example, boundary shapes and latency inputs: ``uniform``,
     ``ragged`` for masks and lengths (a padded row and a full one, so a tracing exporter sees
-    padding)."""
+    padding), ``first`` for an input with choices."""
+    if item.choices is not None:
+        return "first"
     return "ragged" if item.kind in ("mask", "lengths") else "uniform"
 
 

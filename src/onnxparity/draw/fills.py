@@ -34,6 +34,9 @@ BOUNDARY_DENSITY = 0.5
 #: resampled rows with small noise (1% of each column's spread) to probe split thresholds.
 ROW_PATTERNS = ("rows", "jitter")
 
+#: patterns of an input with ``choices=``: the first choice (the simplest), one at random.
+CHOICE_PATTERNS = ("first", "choice")
+
 #: patterns of masks and lengths (each row's real length), in shrink order: see ``op.Input``.
 MASK_PATTERNS = ("full", "shortest", "ragged", "uniform", "extremes")
 
@@ -144,6 +147,11 @@ def normal_only(values: np.ndarray) -> np.ndarray:
 
 
 def _fill_any(item: Input, shape, pattern: str, rng: np.random.Generator, within: int | None) -> np.ndarray:
+    if item.choices is not None:
+        if pattern not in CHOICE_PATTERNS:
+            raise ValueError(f"unknown pattern {pattern!r} for choices; known: {', '.join(CHOICE_PATTERNS)}")
+        picked = item.choices[0 if pattern == "first" else int(rng.integers(len(item.choices)))]
+        return np.asarray(picked).astype(numpy_dtype(item.dtype)).reshape(shape)
     if item.kind == "mask":
         return _fill_mask(item, shape, pattern, rng)
     if item.kind == "lengths":

@@ -161,9 +161,15 @@ def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
             shape = tuple(item.shape)
             raise InvalidSpec(
                 f"ONNX input {item.name!r}: {domain.why}, so drawn values would be rejected; declare inputs= "
-                f"with its value fixed, e.g. op.Input({item.name!r}, {shape}, dtype={item.dtype!r}, low=v, high=v), "
-                "or make it an initializer of the file"
+                f"with the values it takes, e.g. op.Input({item.name!r}, {shape}, dtype={item.dtype!r}, "
+                "choices=[value, ...]) (or low=v, high=v: every element v), or make it an initializer of the file"
             )
+        if domain is not None and domain.choices is not None and item.kind == "values" and item.dtype != "str":
+            try:  # whole values (Split's sizes, Reshape's target): each must fit the input's type
+                ranged.append(Input(item.name, item.shape, dtype=item.dtype, choices=domain.choices))
+            except InvalidSpec as exc:
+                raise InvalidSpec(f"ONNX input {item.name!r}: {domain.why}, which it cannot hold ({exc})") from None
+            continue
         if domain is None or item.dtype in ("bool", "str") or item.kind != "values":
             ranged.append(item)
             continue
@@ -294,7 +300,16 @@ def declared_outside(proto, spec: ParitySpec) -> list[str]:
         domain = found.get(item.name)
         if item.dtype in ("bool", "str") or item.low is None:
             continue
-        if isinstance(domain, Domain) and (item.low < domain.low or item.high > domain.high):
+        if isinstance(domain, Domain) and domain.choices is not None:
+            fixed = item.choices is None and item.low == item.high  # one value, yours to choose
+            if not fixed and (item.choices is None or not set(item.choices) <= set(domain.choices)):
+                declared = "with other choices" if item.choices is not None else f"{item.low:g}…{item.high:g}"
+                notes.append(
+                    f"Input({item.name!r}) is declared {declared}, but the graph takes whole values there "
+                    f"({domain.why}), e.g. {list(domain.choices[:3])}: other values may be rejected (declare "
+                    "choices=)"
+                )
+        elif isinstance(domain, Domain) and (item.low < domain.low or item.high > domain.high):
             notes.append(
                 f"Input({item.name!r}) is declared {item.low:g}…{item.high:g}, but the graph takes "
                 f"{domain.low:g}…{domain.high:g} there ({domain.why}): values outside are rejected"

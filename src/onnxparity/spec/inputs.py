@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from onnxparity.errors import InvalidSpec
+from onnxparity.spec.choices import checked_choices
 from onnxparity.spec.dtypes import (  # noqa: F401  (re-exported: the names inputs.* had)
     DEFAULT_RANGES,
     FLOAT_DTYPES,
@@ -121,6 +122,13 @@ class Input:
     are distinct modulo ``r`` — an axes list of a rank-``r`` tensor names each axis once, as
     ``a`` or ``a - r``; the prebuilt-file path sets it where the graph takes a list of axes.
 
+    ``choices=([2, 4], [3, 3], [1, 5])``: the whole values the input takes, one per example —
+    an op's structured argument whose parts must agree (Split's sizes adding up to the axis,
+    Reshape's target keeping the element count, Resize's scales per axis). The shape must be
+    fixed and every choice of that shape; ``low``/``high`` default to the smallest and largest
+    value in them. Patterns: ``first`` (the first choice: the simplest, what a failure shrinks
+    toward) and ``choice`` (one drawn at random). The prebuilt-file path sets it from the graph.
+
     ``allow_nan=True`` lets float inputs contain NaN (a ``nan`` data pattern); by default no
     NaN is drawn, since frameworks and ONNX models often disagree on NaN by design.
 
@@ -181,6 +189,8 @@ class Input:
     #: integer inputs: the values along the last axis are distinct modulo this (an axes list of a
     #: rank-``distinct`` tensor, where -1 and ``distinct - 1`` name the same axis); None: no rule
     distinct: int | None = None
+    #: whole values, one per example (see the class docstring); None: values drawn in the range
+    choices: tuple | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -226,6 +236,11 @@ class Input:
                     "along the last axis"
                 )
         self._check_domain(where, dtype)
+        if self.choices is not None:
+            choices, low, high = checked_choices(self, where, dtype)
+            object.__setattr__(self, "choices", choices)
+            object.__setattr__(self, "low", low)
+            object.__setattr__(self, "high", high)
         object.__setattr__(self, "boundaries", _boundaries(self.boundaries, where))
         if self.boundaries and (self.kind != "values" or dtype in ("str", "bool")):
             raise InvalidSpec(f"{where}: boundaries= is for numeric inputs (kind='values'), not {dtype}")

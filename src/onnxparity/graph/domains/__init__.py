@@ -44,7 +44,8 @@ def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
         for i in inputs
     }
     kinds = {i.name: ("int" if i.dtype in INTEGERS else "other") for i in inputs}
-    graph = GraphView(proto, min_sizes, kinds)
+    free = frozenset((i.name, axis) for i in inputs for axis, e in enumerate(i.shape) if not isinstance(e, int))
+    graph = GraphView(proto, min_sizes, kinds, free)
     # each graph input, and what carries its values on unchanged (an Unsqueeze of indices)
     carried = {i.name: i.name for i in inputs}
     consumers: dict[str, list[tuple[Any, int]]] = {i.name: [] for i in inputs}
@@ -71,14 +72,27 @@ def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
                 domains.append(result)
         else:
             if domains:
-                low = max(d.low for d in domains)
-                high = min(d.high for d in domains)
-                why = "; ".join(dict.fromkeys(d.why for d in domains))
-                distinct = max((d.distinct for d in domains if d.distinct), default=None)
-                found[name] = (
-                    Domain(low, high, why, distinct) if low <= high else Undrawable(f"no value fits all of: {why}")
-                )
+                found[name] = _meet(domains)
     return found
+
+
+def _meet(domains: list[Domain]) -> Domain | Undrawable:
+    """The values every one of ``domains`` allows: the common range, and the choices (where
+    any rule gives whole values) that lie in it and in every other rule's choices."""
+    low = max(d.low for d in domains)
+    high = min(d.high for d in domains)
+    why = "; ".join(dict.fromkeys(d.why for d in domains))
+    distinct = max((d.distinct for d in domains if d.distinct), default=None)
+    listed = [d.choices for d in domains if d.choices is not None]
+    if not listed:
+        return Domain(low, high, why, distinct) if low <= high else Undrawable(f"no value fits all of: {why}")
+    kept = [
+        c
+        for c in listed[0]
+        if all(c in other for other in listed[1:])
+        and all(low <= v <= high for v in np.asarray(c, dtype=np.float64).reshape(-1))
+    ]
+    return Domain.of(kept, why) if kept else Undrawable(f"no value fits all of: {why}")
 
 
 #: ops whose output size an input's values set: (op type, the position of that input)

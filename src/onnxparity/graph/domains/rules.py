@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from onnxparity.graph.domains import structured
 from onnxparity.graph.domains.types import SMALL, Domain, GraphView, Undrawable
 
 
@@ -224,7 +225,7 @@ RULES: dict[str, Rule] = {
     "ScatterND": _gather_nd,
     "ArrayFeatureExtractor": _along(1, 0, lambda node: -1, "indices"),
     **{op: _axes() for op in _REDUCE},
-    "Squeeze": _undrawable(1, why="the axes (each must be of size 1)"),
+    "Squeeze": structured.squeeze_axes,
     "Unsqueeze": _axes(inserted=True),
     "CumSum": _axis(1),
     "CumProd": _axis(1),
@@ -233,8 +234,8 @@ RULES: dict[str, Rule] = {
         _small(4, low=1, high=2, what="a step"),
         _small(1, 2, low=-SMALL, high=SMALL, what="a start or end"),
     ),
-    "Split": _undrawable(1, why="the split sizes (they must add up to the axis)"),
-    "Reshape": _undrawable(1, why="the target shape (it must keep the number of elements)"),
+    "Split": structured.split_sizes,
+    "Reshape": structured.reshape_target,
     "Expand": _small(1, low=1, high=1, what="the target shape"),
     "Tile": _small(1, low=1, high=3, what="the repeats"),
     "Pad": _chain(_pads, _axes(first=3)),
@@ -246,13 +247,11 @@ RULES: dict[str, Rule] = {
     ),
     "TopK": _along(1, 0, _axis_attribute(-1), "k", past_end=0),
     "OneHot": _small(1, low=1, high=2 * SMALL, what="the depth"),
-    "Resize": _undrawable(
-        2, 3, why="the scales or sizes (each axis needs its own: batch and channels usually 1)"
-    ),
+    "Resize": structured.resize_inputs,
     "Upsample": _positive(
         1, what="the scales (the integer 2: nearest mode takes integers)", low=2.0, high=2.0
     ),
-    "AffineGrid": _undrawable(1, why="the output size (its batch must be theta's)"),
+    "AffineGrid": structured.affine_grid_size,
     "Attention": _along(6, 1, lambda node: -2, "key lengths", low=1, past_end=0),  # nonpad_kv_seqlen
     "RotaryEmbedding": _along(3, 1, lambda node: 0, "positions"),  # rows of the cos cache
     "TensorScatter": _room(2, -2),
@@ -260,7 +259,7 @@ RULES: dict[str, Rule] = {
     "Pow": _integer(1, 0, 3, "an integer exponent (integer powers overflow past it)"),
     "Dropout": _chain(
         _positive(1, what="the ratio", low=0.0, high=0.5),
-        _undrawable(2, why="the training mode (in training, Dropout's output is random)"),
+        structured.training_flag,
     ),
     "DFT": _chain(_small(1, low=1, high=2 * SMALL, what="the DFT length"), _axis(2, but_last=True)),
     "STFT": _chain(
@@ -296,7 +295,7 @@ RULES: dict[str, Rule] = {
         _small(2, low=0, high=SMALL, what="the boxes kept per class"),
         _positive(3, 4, what="a threshold", low=0.0, high=1.0),
     ),
-    "Col2Im": _undrawable(1, 2, why="the image or block shape (they must match the columns)"),
+    "Col2Im": structured.col2im_shapes,
     "MaxUnpool": _undrawable(1, 2, why="the indices or output shape (they must match the pooling)"),
     "CenterCropPad": _small(1, low=1, high=SMALL, what="the target shape"),
     "Trilu": _small(1, low=-SMALL, high=SMALL, what="the diagonal"),

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from onnxparity.spec.choices import nested
+
 #: the largest count, size or repeat a drawn input may ask for (outputs stay small)
 SMALL = 4
 
@@ -21,6 +23,21 @@ class Domain:
     why: str
     #: an axes list: its values distinct modulo this (the rank), see ``Input.distinct``
     distinct: int | None = None
+    #: whole values the input must take one of (Split's sizes, Reshape's target), as nested
+    #: tuples of its fixed shape, the simplest first (see ``Input.choices``); None: any in range
+    choices: tuple | None = None
+
+    @classmethod
+    def of(cls, choices: list, why: str) -> Domain:
+        """A domain of whole values: ``choices`` (nested lists or tuples), duplicates dropped,
+        ``low``/``high`` their extremes."""
+        kept = tuple(dict.fromkeys(nested(c) for c in choices))
+        flat = [float(v) for c in kept for v in _flat(c)] or [0.0]
+        return cls(min(flat), max(flat), why, choices=kept)
+
+
+def _flat(value: Any) -> list:
+    return [x for v in value for x in _flat(v)] if isinstance(value, tuple) else [value]
 
 
 @dataclass(frozen=True)
@@ -35,12 +52,18 @@ class GraphView:
     inputs' as given (their smallest or largest), initializers', and shape inference's."""
 
     def __init__(
-        self, proto: Any, min_sizes: Mapping[str, tuple[int | None, ...]], kinds: Mapping[str, str]
+        self,
+        proto: Any,
+        min_sizes: Mapping[str, tuple[int | None, ...]],
+        kinds: Mapping[str, str],
+        free: frozenset[tuple[str, int]] = frozenset(),
     ) -> None:
         import onnx
 
         #: "int" for a graph input of an integer type (a divisor rule applies only to those)
         self.kinds = kinds
+        #: (graph input, axis) pairs whose size is drawn: ``min_sizes`` holds their smallest
+        self.free = free
 
         self.shapes: dict[str, tuple[int | None, ...]] = dict(min_sizes)
         for tensor in proto.graph.initializer:
@@ -58,6 +81,13 @@ class GraphView:
     def rank(self, name: str) -> int | None:
         shape = self.shapes.get(name)
         return None if shape is None else len(shape)
+
+    def fixed(self, name: str) -> tuple[int, ...] | None:
+        """``name``'s shape where every size is known before the run (none drawn), else None."""
+        shape = self.shapes.get(name)
+        if shape is None or None in shape or any((name, axis) in self.free for axis in range(len(shape))):
+            return None
+        return shape  # type: ignore[return-value]
 
     def size(self, name: str, axis: int) -> int | None:
         """The smallest size of ``name``'s axis ``axis`` (negative counts from the end)."""
