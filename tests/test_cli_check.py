@@ -125,3 +125,82 @@ def test_a_bad_inputs_file_exits_2_naming_the_entry(tmp_path, capsys, monkeypatc
         assert cli.main(["check", model, "--inputs", str(declared)]) == 2, text
         err = capsys.readouterr().err
         assert f"--inputs {declared}: " in err and message in err, err
+
+
+def _stored_pairs(folder, model_path, rows=(1, 3), shift=0.0):
+    """test_data_set_N/input_0.pb and output_0.pb of the model's outputs (the ONNX backend
+    tests' layout), the outputs moved by ``shift``."""
+    from onnx.reference import ReferenceEvaluator
+
+    evaluator = ReferenceEvaluator(model_path)
+    for n, batch in enumerate(rows):
+        x = np.linspace(-1, 1, batch * 4, dtype=np.float32).reshape(batch, 4)
+        (y,) = evaluator.run(None, {"x": x})
+        where = folder / f"test_data_set_{n}"
+        where.mkdir(parents=True)
+        onnx.save_tensor(numpy_helper.from_array(x, "x"), str(where / "input_0.pb"))
+        onnx.save_tensor(numpy_helper.from_array(y + np.float32(shift), "y"), str(where / "output_0.pb"))
+
+
+def test_stored_pairs_are_the_reference_with_data(tmp_path, capsys, monkeypatch, recwarn):
+    """--data: each stored pair is checked on its stored inputs against its stored outputs (one
+    example each: nothing else is drawn), one row per pair and variant. No weak-check warning:
+    one input says nothing of how the output moves with it (it claimed a change 'by a factor
+    of inf would pass')."""
+    monkeypatch.chdir(tmp_path)
+    model = _model(tmp_path / "model.onnx")
+    _stored_pairs(tmp_path / "data", model)
+    report = tmp_path / "r.json"
+    code = cli.main(["check", model, "--data", str(tmp_path / "data"), "--variants", "ort-cpu,ort-cpu-noopt",
+                     "--report", str(report)])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    assert "against 2 stored pairs in" in out.err
+    rows = [line for line in out.out.splitlines() if "passed" in line and "[test_data_set_" in line]
+    assert len(rows) == 4
+    document = json.loads(report.read_text())
+    assert document["summary"]["passed"] == 4
+    assert {item["result"]["examples"] for item in document["items"]} == {1}
+    assert not [w for w in recwarn if "could not have failed" in str(w.message)]
+
+
+def test_stored_outputs_that_differ_exit_1_naming_the_pair(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = _model(tmp_path / "model.onnx")
+    _stored_pairs(tmp_path / "data", model, rows=(2,), shift=0.01)
+    code = cli.main(["check", model, "--data", str(tmp_path / "data")])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "ort-cpu[test_data_set_0]: failed" in out
+    assert "not shrunk: every input is fixed, so it is the one input tried" in out
+    # the spec's outputs are ONNX Runtime's, not the stored ones: said of the reference, not a framework
+    assert (
+        "the ONNX reference evaluator (the spec) computes the outputs on this input as ONNX Runtime does: the "
+        "file's graph means something other than the reference here"
+    ) in out.splitlines()
+    assert "reproducer: " in out
+    assert cli.main(["check", model, "--data", str(tmp_path / "data"), "--atol", "0.02"]) == 0
+
+
+def test_npz_pairs_and_bad_data_get_exit_2_naming_what_is_wrong(tmp_path, capsys, monkeypatch):
+    from onnx.reference import ReferenceEvaluator
+
+    monkeypatch.chdir(tmp_path)
+    model = _model(tmp_path / "model.onnx")
+    x = np.ones((2, 4), np.float32)
+    (y,) = ReferenceEvaluator(model).run(None, {"x": x})
+    (tmp_path / "npz").mkdir()
+    np.savez(tmp_path / "npz" / "one.npz", x=x, y=y)
+    assert cli.main(["check", model, "--data", str(tmp_path / "npz")]) == 0
+    np.savez(tmp_path / "npz" / "two.npz", x=x)
+    assert cli.main(["check", model, "--data", str(tmp_path / "npz")]) == 2
+    assert "two.npz: no array named 'y'" in capsys.readouterr().err
+    (tmp_path / "npz" / "two.npz").unlink()
+    np.savez(tmp_path / "npz" / "three.npz", x=x.astype(np.float64), y=y)
+    assert cli.main(["check", model, "--data", str(tmp_path / "npz")]) == 2
+    assert "input 'x' is stored as float64, but the graph takes float32" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["check", model, "--data", str(tmp_path / "empty")]) == 2
+    assert "no stored pair" in capsys.readouterr().err
+    assert cli.main(["check", model, "--data", str(tmp_path / "npz"), "--inputs", "x.json"]) == 2
+    assert "--data and --inputs both say what the inputs are" in capsys.readouterr().err

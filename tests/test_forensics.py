@@ -252,8 +252,9 @@ def test_a_failure_without_a_framework_mapping_says_so_in_one_line(parity_sessio
     assert result.status == "failed" and result.divergence is None
     lines = [line.strip() for line in result.message.splitlines() if "first divergence" in line]
     assert lines == [
-        "first divergence: not localized — the reference is a callable, which exposes no intermediate values; "
-        "pass the framework model itself (op.check(model, onnx=...)) to have the first diverging node named"
+        "first divergence: not localized — the reference (a callable, or stored outputs) exposes no intermediate "
+        "values; with the framework model itself as the reference (op.check(model, onnx=...)) the first diverging "
+        "node is named"
     ]
 
 

@@ -312,12 +312,14 @@ def test_without_framework_values_the_whole_graph_is_run_against_the_spec(parity
     )["ort-cpu"]
     assert failed.divergence.node == "mvn"
     assert failed.message.splitlines()[-8:-4] == [
-        "framework values: not localized — the reference is a callable, which exposes no intermediate values; "
-        "pass the framework model itself (op.check(model, onnx=...)) to have the first diverging node named",
+        # (the reference is a callable: the lines name it, not a framework)
+        "reference values: not localized — the reference (a callable, or stored outputs) exposes no intermediate "
+        "values; with the framework model itself as the reference (op.check(model, onnx=...)) the first diverging "
+        "node is named",
         "ONNX Runtime against the ONNX reference evaluator (the spec) on this input (no graph optimization):",
         "first divergence: MeanVarianceNormalization 'mvn' — inputs agree (max abs 0), output 'm' 3 values NaN "
         "or infinite where the reference is finite",
-        "  the spec's outputs on this input are the framework's: ONNX Runtime is what differs (report it to ONNX "
+        "  the spec's outputs on this input are the reference's: ONNX Runtime is what differs (report it to ONNX "
         "Runtime with subgraph.onnx from the reproducer)",
     ]
 

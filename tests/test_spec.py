@@ -307,7 +307,8 @@ def test_choices_are_whole_values_drawn_first_then_at_random():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(shape=(2,), choices=([1, 2, 3],)), r"choices\[0\]=\[1, 2, 3\] is not a finite value of shape \(2,\)"),
+        (dict(shape=(2,), choices=([1, 2, 3],)), r"choices\[0\]=\[1, 2, 3\] is not a value of shape \(2,\)"),
+        (dict(shape=(1,), choices=([float("inf")],), dtype="float32"), "holds a value that is not finite"),
         (dict(shape=(2,), choices=()), "give a non-empty list of values of shape"),
         (dict(shape=(2,), choices=([1.5, 2],)), "holds a fraction; int64 needs integers"),
         (dict(shape=(2,), choices=([1, 2],), low=2), "a choice holds 1, below low=2"),
@@ -317,4 +318,32 @@ def test_choices_are_whole_values_drawn_first_then_at_random():
 )
 def test_bad_choices_say_what_is_wrong(kwargs, message):
     with pytest.raises(op.InvalidSpec, match=message):
-        op.Input("s", dtype="int64", **kwargs)
+        op.Input("s", **{"dtype": "int64", **kwargs})
+
+
+def test_choices_keep_integers_exact_and_take_strings():
+    """An int64 past 2**53 is no float64: the choices (and the range) keep it exact."""
+    import numpy as np
+
+    from onnxparity.draw import fill
+
+    big = op.Input("h", (1,), dtype="uint64", choices=([2**64 - 1],))
+    assert (big.low, big.high) == (2**64 - 1, 2**64 - 1)
+    assert fill(big, (1,), "first", None).tolist() == [2**64 - 1]
+    assert fill(op.Input("i", (1,), dtype="int64", choices=([2**62 + 1],)), (1,), "first", None)[0] == 2**62 + 1
+    words = op.Input("w", (2,), dtype="str", choices=(["a", ""], ["b", " c"]))
+    assert fill(words, (2,), "first", np.random.default_rng(0)).tolist() == ["a", ""]
+
+
+def test_choices_over_a_wide_range_get_no_unit_band_example():
+    """A stored pixel row (0..255) as a choice: the corner examples draw it whole; the unit-band
+    corner (values in [0, 1] inside a wider range) crashed with 'unknown pattern unit'."""
+    from onnxparity.draw import CHOICE_PATTERNS, search_examples
+    from onnxparity.spec import ParitySpec
+
+    spec = ParitySpec(inputs=(op.Input("x", (2,), choices=([0.0, 255.0],)),))
+    explicit, drawn = search_examples(spec, 10)
+    assert drawn == 0 and [e.patterns for e in explicit] == [("first",)]  # one point: nothing else to try
+    wider = ParitySpec(inputs=(op.Input("x", (2,), choices=([0.0, 255.0], [3.0, 4.0])),))
+    explicit, drawn = search_examples(wider, 10)
+    assert drawn == 10 and all(p in CHOICE_PATTERNS for e in explicit for p in e.patterns)

@@ -1,7 +1,8 @@
 """``onnxparity``: the command line — a check of an ONNX file, and reports: show, diff, merge,
 and the release gate.
 
-    onnxparity check MODEL.onnx [--variants ort-cpu,...] [--examples N] [--report R.json] [--html R.html]
+    onnxparity check MODEL.onnx [--variants ort-cpu,...] [--examples N] [--inputs F.json | --data DIR]
+                                [--report R.json] [--html R.html]
     onnxparity report show R.json
     onnxparity report diff A.json B.json
     onnxparity report merge A.json B.json ... -o ALL.json
@@ -67,6 +68,21 @@ def _parser() -> argparse.ArgumentParser:
         '[{"name": "x", "shape": ["batch", 4], "dtype": "float32", "low": -1, "high": 1}], "dims": '
         '{"batch": [1, 8]}} (an input takes op.Input\'s arguments; a dim [min, max] or [min, max, multiple_of])',
     )
+    run.add_argument(
+        "--data",
+        metavar="DIR",
+        help="stored input/output pairs as the reference instead of the evaluator: test_data_set_N/ folders "
+        "of input_K.pb and output_K.pb (the ONNX backend tests' layout), those files in DIR, or .npz files "
+        "of arrays named after the graph's inputs and outputs; each pair is checked on its stored inputs",
+    )
+    for bound, default in (("atol", "1e-5"), ("rtol", "1e-4")):
+        run.add_argument(
+            f"--{bound}",
+            type=_number(f"--{bound}", 0, "of |actual - expected| <= atol + rtol * |expected|"),
+            metavar="X",
+            help=f"the tolerance's {bound} for every variant (default: each output type's precision, {default} "
+            "for float32)",
+        )
     run.add_argument("--seed", type=int, default=0, help="mixed into the search's seed (default 0)")
     run.add_argument("--report", type=_output, help="write the JSON report here")
     run.add_argument("--html", type=_output, help="write the HTML report here")
@@ -232,7 +248,14 @@ def _check(args: argparse.Namespace) -> int:
     from onnxparity.runner import ParitySession
 
     path = args.model
-    reference = _reference(path)
+    if args.data and args.inputs:
+        _write(sys.stderr, "onnxparity check: --data and --inputs both say what the inputs are: give one\n")
+        return 2
+    stored = _stored(path, args.data) if args.data else None
+    if isinstance(stored, str):
+        _write(sys.stderr, f"onnxparity check: {stored}\n")
+        return 2
+    reference = _reference(path) if stored is None else None
     if isinstance(reference, str):
         _write(sys.stderr, f"onnxparity check: {path}: {reference}\n")
         return 2
@@ -244,6 +267,9 @@ def _check(args: argparse.Namespace) -> int:
             _write(sys.stderr, f"onnxparity check: --inputs {args.inputs}: {exc}\n")
             return 2
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if args.atol is not None or args.rtol is not None:
+        given = {k: v for k, v in (("atol", args.atol), ("rtol", args.rtol)) if v is not None}
+        declared["tolerance"] = op.Tolerance(**given)
     name = os.path.basename(path)
     examples = int(args.examples) if args.examples is not None else None
     config = ParityConfig(seed=args.seed, reproducer_dir=os.path.join(".onnxparity", "reproducers"))
@@ -251,34 +277,50 @@ def _check(args: argparse.Namespace) -> int:
     def progress(item: str, variant: str, done: int, total: int, example: str) -> None:
         _write(sys.stderr, f"  {variant}: {done} of {total} examples ({example})\n")
 
+    # (label, reference, declarations, examples): the evaluator on drawn inputs, or each stored pair
+    runs = [("", reference, declared, examples)]
+    if stored is not None:
+        runs = [(f"[{pair.name}]", _replay(pair), {**declared, "inputs": fixed}, 1) for pair, fixed in stored]
+    against = (
+        "the ONNX reference evaluator"
+        if stored is None
+        else f"{len(runs)} stored pair{'s' if len(runs) > 1 else ''} in {args.data}"
+    )
+    results = []
     with ParitySession(config) as session:
         session.progress = progress
-        _write(sys.stderr, f"checking {path} on {', '.join(variants)} against the ONNX reference evaluator\n")
-        try:
-            checked = op.check(
-                onnx=path,
-                reference=reference,
-                variants=variants,
-                examples=examples,
-                name=name,
-                session=session,
-                reproducer_dir=config.reproducer_dir,
-                **declared,
-            )
-        except OnnxParityError as exc:
-            _write(sys.stderr, f"onnxparity check: {type(exc).__name__}: {exc}\n")
-            return 2
+        _write(sys.stderr, f"checking {path} on {', '.join(variants)} against {against}\n")
+        for label, expected, declaration, count in runs:
+            try:
+                checked = op.check(
+                    onnx=path,
+                    reference=expected,
+                    variants=variants,
+                    examples=count,
+                    name=name + label,
+                    session=session,
+                    reproducer_dir=config.reproducer_dir,
+                    **declaration,
+                )
+            except OnnxParityError as exc:
+                _write(sys.stderr, f"onnxparity check: {label and label + ': '}{type(exc).__name__}: {exc}\n")
+                return 2
+            results.append((label, checked))
     entries = [
-        document.entry(f"{path}::{variant}", path, Item("parity", variant, variant), r.status, r.to_dict(), checked)
+        document.entry(
+            f"{path}{label}::{variant}", path + label, Item("parity", variant, variant), r.status, r.to_dict(), checked
+        )
+        for label, checked in results
         for variant, r in checked.variants.items()
     ]
     report = document.build(
         entries, settings={"examples": examples or config.examples, "variants": variants}, planned=len(entries)
     )
     lines = render.terminal(report)
-    for variant, r in checked.variants.items():
-        if r.status in ("failed", "error"):
-            lines += ["", f"{variant}: {r.status}", *r.message.splitlines()]
+    for label, checked in results:
+        for variant, r in checked.variants.items():
+            if r.status in ("failed", "error"):
+                lines += ["", f"{variant}{label}: {r.status}", *r.message.splitlines()]
     _write(sys.stdout, render.show(lines))
     for option, target, text in (
         ("--report", args.report, lambda: document.dumps(report)),
@@ -291,8 +333,41 @@ def _check(args: argparse.Namespace) -> int:
                 _write(sys.stderr, f"onnxparity check: cannot write {option} {target}: {write_problem(target, exc)}\n")
                 return 2
             _write(sys.stdout, f"{option[2:]}: {target}\n")
-    statuses = {r.status for r in checked.variants.values()}
+    statuses = {r.status for _, checked in results for r in checked.variants.values()}
     return 2 if "error" in statuses else 1 if "failed" in statuses else 0
+
+
+def _stored(path: str, folder: str) -> list | str:
+    """(pair, its fixed declarations) for each stored pair in ``folder``, or what is wrong."""
+    import os
+
+    from onnxparity.errors import OnnxParityError
+    from onnxparity.exporters.prebuilt import read_proto
+    from onnxparity.graph.datasets import fixed_inputs, read_pairs
+
+    if not os.path.isfile(path):
+        return f"{path}: no such file"
+    try:
+        proto = read_proto(path)
+        return [(pair, fixed_inputs(pair, proto)) for pair in read_pairs(folder, proto)]
+    except OnnxParityError as exc:
+        return f"--data {folder}: {exc}"
+
+
+def _replay(pair) -> Callable[..., list]:
+    """The stored outputs of ``pair`` as a ``reference=`` callable; it refuses other inputs
+    (the check draws only the stored ones: each is an input's one choice)."""
+    import numpy as np
+
+    def reference(*arrays):
+        if len(arrays) != len(pair.inputs) or not all(
+            a.shape == b.shape and np.array_equal(np.asarray(a, dtype=b.dtype), b, equal_nan=b.dtype.kind == "f")
+            for a, b in zip(arrays, pair.inputs.values())
+        ):
+            raise RuntimeError(f"{pair.name}: the check ran inputs other than the stored ones")
+        return list(pair.outputs)
+
+    return reference
 
 
 def declarations(path: str) -> dict:

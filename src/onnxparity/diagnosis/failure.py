@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from onnxparity.diagnosis import agreement_diagnosis, diagnosis, variant_explanation
 from onnxparity.diagnosis.reproducer import write_reproducer
+from onnxparity.exporters.prebuilt import CallableExporter
 from onnxparity.forensics import Divergence
 from onnxparity.forensics.inputs import degenerate
 from onnxparity.forensics.subgraph import Subgraph, extract
@@ -61,6 +62,9 @@ def failed_result(
         extra = [*lines, *extra]
     if causes:  # the spec's agreement with ONNX Runtime then no longer shows the graph is what differs
         extra = [*causes, *(line.replace(GRAPH_MEANS, INPUT_MAY) if isinstance(line, str) else line for line in extra)]
+    if pair.subject is not None and isinstance(pair.subject.exporter, CallableExporter):  # no framework
+        # (a reference callable, or stored outputs: the facts hold of it as of a framework)
+        extra = [_as_reference(line) if isinstance(line, str) else line for line in extra]
     if divergence is not None:  # what the divergence means, as printed, travels with it (report, page)
         evidence = tuple(
             line.strip() for line in extra if isinstance(line, str) and not line.startswith("first divergence")
@@ -119,6 +123,19 @@ def failed_result(
 #: the spec's cause line, and what it says instead where the input is a likely cause
 GRAPH_MEANS = "the exported graph means something other than the framework's code here"
 INPUT_MAY = "with the likely cause above, the input rather than the graph may be what differs"
+_REFERENCE_WORDS = (
+    (GRAPH_MEANS, "the file's graph means something other than the reference here"),
+    ("framework values: ", "reference values: "),
+    ("the framework's", "the reference's"),
+)
+
+
+def _as_reference(line: str) -> str:
+    """A forensics line about a framework, said of the reference a prebuilt file is checked
+    against (the facts are the same: the expected values are the reference's)."""
+    for framework, reference in _REFERENCE_WORDS:
+        line = line.replace(framework, reference)
+    return line
 
 
 def _localize_export(
@@ -152,6 +169,22 @@ def _localize_export(
     return [line, *spec_lines], divergence, subgraph, []
 
 
+def _spec_sides(outputs: list[str], spec: dict, failure: Evidence, tolerance: Tolerance) -> list[str]:
+    """The cause line where the spec's outputs are the variant's and not the expected ones (each
+    side compared by the verdict's rule), else nothing: no side is shown to be the spec's."""
+    from onnxparity.forensics.export import off
+
+    if not (failure.actual and failure.expected and spec) or not all(o in spec for o in outputs):
+        return []
+    if not len(outputs) == len(failure.actual) == len(failure.expected):
+        return []
+    runtime = any(off(spec[o], a, tolerance)[2] for o, a in zip(outputs, failure.actual))
+    expected = any(off(e, spec[o], tolerance)[2] for o, e in zip(outputs, failure.expected))
+    if runtime or not expected:
+        return []
+    return [f"the ONNX reference evaluator (the spec) computes the outputs on this input as ONNX Runtime does: {GRAPH_MEANS}"]
+
+
 def _against_spec(
     path: str, failure: Evidence, tolerance: Tolerance
 ) -> tuple[list, Divergence | None, Subgraph | None]:
@@ -165,9 +198,9 @@ def _against_spec(
     if len(proto.graph.node) > SPEC_NODES or not spec_runs(proto):
         return [], None, None
     found, lines, spec = localize_spec(proto, failure.feeds, tolerance)
-    if found is None:
-        return [], None, None
     outputs = [o.name for o in proto.graph.output]
+    if found is None:  # ONNX Runtime computes the spec's values: whether the expected ones are too
+        return _spec_sides(outputs, spec, failure, tolerance), None, None
     if len(outputs) == len(failure.expected) and all(o in spec for o in outputs):
         framework = not any(off(e, spec[o], tolerance)[2] for o, e in zip(outputs, failure.expected))
         lines.append(

@@ -140,8 +140,11 @@ def search_examples(
     minimum) that the corners do not try. Like the corners, they come on top of the ``budget``
     drawn examples: counted in it, they displaced the draws Hypothesis steers toward unreached
     branches (measured: an IsolationForest on iris at batch Dim(1, 16) and 25 examples never
-    reached its second label). Each input cycles through its data patterns over them."""
+    reached its second label). Each input cycles through its data patterns over them. Where
+    the input space is one point (no dims, every input one choice), that one example only."""
     corners = boundary_examples(spec)
+    if not spec.symbolic_dims and all(i.choices is not None and len(i.choices) == 1 for i in spec.inputs):
+        return corners[:1], 0  # one input space point (stored inputs): nothing else to draw
     tried = {c.dims for c in corners[:2]}  # the plain corners: every dim at its minimum, at its maximum
     every = [e for e in _every_value(spec, budget, rows) if e.dims not in tried]
     return corners + every, budget
@@ -329,7 +332,7 @@ def check_drawable(spec: ParitySpec, rows: Mapping[str, np.ndarray]) -> None:
                 f"Input({item.name!r}): within={item.within!r} is not a declared dim (known: {known}); "
                 f"name the sequence dim of the inputs these lengths belong to"
             )
-        if item.dtype == "str" and not item.categories and item.name not in rows:
+        if item.dtype == "str" and not item.categories and item.choices is None and item.name not in rows:
             raise InvalidSpec(
                 f"Input({item.name!r}) is a str input with no categories: give categories=[...] "
                 f"or data= with a {item.name!r} column"

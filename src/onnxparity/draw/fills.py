@@ -64,7 +64,7 @@ def has_boundaries(item: Input) -> bool:
 def unit_band(item: Input) -> tuple[float, float] | None:
     """[0, 1], else [-1, 1], where it lies inside a declared range wider than 2 (pixels of
     0-255, epoch seconds): the band of the explicit band example, drawn half of the time."""
-    if item.dtype not in FLOATS or item.high - item.low <= 2:  # [-1, 1] and narrower: none
+    if item.dtype not in FLOATS or item.choices is not None or item.high - item.low <= 2:  # [-1, 1] and narrower: none
         return None
     for low, high in ((0.0, 1.0), (-1.0, 1.0)):
         if item.low <= low and high <= item.high:
@@ -151,7 +151,9 @@ def _fill_any(item: Input, shape, pattern: str, rng: np.random.Generator, within
         if pattern not in CHOICE_PATTERNS:
             raise ValueError(f"unknown pattern {pattern!r} for choices; known: {', '.join(CHOICE_PATTERNS)}")
         picked = item.choices[0 if pattern == "first" else int(rng.integers(len(item.choices)))]
-        return np.asarray(picked).astype(numpy_dtype(item.dtype)).reshape(shape)
+        return np.asarray(picked, dtype=object if item.dtype == "str" else None).astype(
+            numpy_dtype(item.dtype)
+        ).reshape(shape)
     if item.kind == "mask":
         return _fill_mask(item, shape, pattern, rng)
     if item.kind == "lengths":

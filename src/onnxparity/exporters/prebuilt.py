@@ -355,8 +355,8 @@ class CallableExporter(Exporter):
         self, model: Any, spec: ParitySpec, feeds: Mapping[str, Any], graph: Any
     ) -> dict[str, Any]:
         raise NoMapping(
-            "the reference is a callable, which exposes no intermediate values; pass the framework model "
-            "itself (op.check(model, onnx=...)) to have the first diverging node named"
+            "the reference (a callable, or stored outputs) exposes no intermediate values; with the framework "
+            "model itself as the reference (op.check(model, onnx=...)) the first diverging node is named"
         )
 
     def model_name(self, model: Any) -> str:

@@ -390,6 +390,8 @@ class Search:
         """Search, and when the failure is one of the explicit examples (which Hypothesis does
         not shrink), search again from the simplest inputs so the reported example is shrunk."""
         failure = self.run(max_examples, seed, explicit)
+        if failure is not None and not max_examples:  # nothing is drawn: no other input to shrink toward
+            return replace(failure, unshrunk="not shrunk: every input is fixed, so it is the one input tried")
         if failure is not None and failure.example in explicit:
             smaller = self.run(max_examples, seed, [], phases=(Phase.generate, Phase.shrink))
             if smaller is not None:

@@ -273,7 +273,7 @@ class Input:
                 raise InvalidSpec(f"{where}: {fname}={value!r} must be a finite number")
         if dtype in INT_LIMITS:
             for fname, value in (("low", low), ("high", high)):
-                if float(value) != int(value):
+                if not is_int(value) and float(value) != int(value):  # (an int is exact; its float may not be)
                     raise InvalidSpec(f"{where}: {fname}={value!r} must be an integer for dtype {dtype}")
             low, high = int(low), int(high)
             info = INT_LIMITS[dtype]

@@ -185,7 +185,7 @@ def measure(ranges: dict[str, OutputRange], policy: Policy, examples: int) -> Po
                 "far as this check can see; declare a tolerance scaled to the output "
                 "(tolerance=op.Tolerance(atol=...)), widen the input ranges, or initialise the model as trained"
             )
-        elif change > limit:
+        elif change > limit and examples > 1:  # (one input: how the output moves with it is not measured)
             by = f"a factor of {1 + change:.3g}" if change >= 1 else f"{100 * change:.3g}%"
             reasons.append(
                 f"output {name!r} moved by at most {variation:.3g} across {examples} inputs (scale "

@@ -1,0 +1,121 @@
+"""Stored input/output pairs of an ONNX graph, read from a folder: the ONNX backend tests'
+layout (``test_data_set_N/input_K.pb`` and ``output_K.pb``, TensorProtos, or one such set in
+the folder itself) or ``.npz`` files (one pair per file, arrays named after the graph's inputs
+and outputs). ``onnxparity check MODEL --data DIR`` checks the variants on these inputs against
+these outputs. Nothing is run here."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from onnxparity.errors import InvalidSpec
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One stored example: its name (the set's folder or file), the inputs by graph input
+    name and the outputs in graph output order."""
+
+    name: str
+    inputs: dict[str, np.ndarray]
+    outputs: tuple[np.ndarray, ...]
+
+
+def _numbered(folder: str, prefix: str) -> list[str]:
+    found = glob.glob(os.path.join(folder, f"{prefix}_*.pb"))
+    number = re.compile(rf"{prefix}_(\d+)\.pb$")
+    keyed = [(int(m.group(1)), path) for path in found if (m := number.search(os.path.basename(path)))]
+    return [path for _, path in sorted(keyed)]
+
+
+def _tensor(path: str) -> tuple[str, np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        tensor = onnx.load_tensor(path)
+        return tensor.name, numpy_helper.to_array(tensor)
+    except Exception as exc:
+        raise InvalidSpec(f"{path}: not a readable TensorProto ({type(exc).__name__}: {exc})") from None
+
+
+def _ordered(found: list[tuple[str, np.ndarray]], names: list[str], what: str, where: str) -> list[np.ndarray]:
+    """The arrays in ``names`` order: by their tensor names where every one names one of
+    ``names``, else in file order; InvalidSpec where the count differs."""
+    if len(found) != len(names):
+        raise InvalidSpec(f"{where}: {len(found)} {what} files for the graph's {len(names)} {what}s {names}")
+    by_name = {name: array for name, array in found}
+    if set(by_name) == set(names):
+        return [by_name[n] for n in names]
+    return [array for _, array in found]
+
+
+def read_pairs(folder: str, proto: Any) -> list[Pair]:
+    """The stored pairs in ``folder`` for the graph of ``proto`` (initializers aside); InvalidSpec
+    naming the file or the count that does not fit."""
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = [v.name for v in proto.graph.input if v.name not in initializers]
+    outputs = [v.name for v in proto.graph.output]
+    if not os.path.isdir(folder):
+        raise InvalidSpec(f"--data {folder}: not a folder")
+    sets = sorted(glob.glob(os.path.join(folder, "test_data_set_*")), key=_set_number)
+    if _numbered(folder, "input"):
+        sets = [folder, *sets]
+    pairs = []
+    for where in sets:
+        feeds = _ordered([_tensor(p) for p in _numbered(where, "input")], inputs, "input", where)
+        expected = _ordered([_tensor(p) for p in _numbered(where, "output")], outputs, "output", where)
+        pairs.append(Pair(os.path.basename(where.rstrip(os.sep)) or where, dict(zip(inputs, feeds)), tuple(expected)))
+    for path in sorted(glob.glob(os.path.join(folder, "*.npz"))):
+        with np.load(path, allow_pickle=False) as stored:
+            missing = [n for n in (*inputs, *outputs) if n not in stored.files]
+            if missing:
+                raise InvalidSpec(
+                    f"{path}: no array named {missing[0]!r}; an .npz pair holds one array per graph input "
+                    f"{inputs} and output {outputs}, by name"
+                )
+            pairs.append(
+                Pair(os.path.basename(path), {n: stored[n] for n in inputs}, tuple(stored[n] for n in outputs))
+            )
+    if not pairs:
+        raise InvalidSpec(
+            f"--data {folder}: no stored pair: give test_data_set_N/ folders of input_K.pb and output_K.pb "
+            "(the ONNX backend tests' layout), input_K.pb and output_K.pb in the folder, or .npz files "
+            "with arrays named after the graph's inputs and outputs"
+        )
+    return pairs
+
+
+def _set_number(path: str) -> int:
+    found = re.search(r"(\d+)$", path)
+    return int(found.group(1)) if found else -1
+
+
+def fixed_inputs(pair: Pair, proto: Any) -> list:
+    """Declarations (:class:`~onnxparity.spec.Input`) that draw exactly ``pair``'s inputs: each
+    of its stored shape, with its stored value as the one choice, of the graph's element type
+    (InvalidSpec where a stored array is of another)."""
+    from onnxparity.spec import Input
+    from onnxparity.spec.dtypes import ONNX_DTYPES
+
+    types = {v.name: v.type for v in proto.graph.input}
+    declared = []
+    for name, array in pair.inputs.items():
+        kind = types[name].WhichOneof("value")
+        dtype = ONNX_DTYPES.get(types[name].tensor_type.elem_type) if kind == "tensor_type" else None
+        if dtype is None:
+            raise InvalidSpec(f"{pair.name}: input {name!r} is not a tensor of a type onnxparity draws")
+        if dtype == "str":
+            array = np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else str(v), otypes=[object])(array)
+        elif array.dtype.name != dtype:
+            raise InvalidSpec(
+                f"{pair.name}: input {name!r} is stored as {array.dtype.name}, but the graph takes {dtype}"
+            )
+        declared.append(Input(name, tuple(array.shape), dtype=dtype, choices=[array]))
+    return declared
