@@ -33,6 +33,8 @@ def main() -> None:
     print(
         f"{len(names)} models in {time.perf_counter() - started:.0f} s: {dict(counts)}; failed: {dict(kinds)}"
     )
+    with open(node_suite.EXPECTED, encoding="utf-8") as f:
+        print("\n".join(node_suite.report(outcomes, json.load(f))))
     if args.output:
         with open(args.output, "w") as f:
             json.dump(dict(sorted(outcomes.items())), f, indent=1)

@@ -251,3 +251,54 @@ def _serve(pipe, examples: int) -> None:
             pipe.send(check_case(known[name], examples, session))
             if len(session._pairs) > 50:  # keep the worker's memory flat
                 session.clear_example_caches()
+
+
+#: why a model is refused, by the first pattern its message matches (in this order)
+REFUSALS = (
+    ("a kernel ONNX Runtime lacks", r"NOT_IMPLEMENTED|is not a registered function/op|Could not find an implementation"),
+    ("a model ONNX Runtime cannot load", r"ONNX Runtime could not load the model"),
+    ("an input no drawn value fits", r"so drawn values would be rejected"),
+    ("a type onnxparity does not draw", r"onnxparity (draws|compares) tensors"),
+    ("every drawn input rejected by both sides", r"was rejected by both"),
+)
+
+
+def refusal_reason(detail: str) -> str:
+    """The category of a refusal (:data:`REFUSALS`), or ``other`` — which the conformance run
+    does not allow: a refusal must say why in one of these ways."""
+    import re
+
+    return next((reason for reason, pattern in REFUSALS if re.search(pattern, detail)), "other")
+
+
+def report(outcomes: dict, expected: dict) -> list[str]:
+    """The run in categories: checked with a verdict (passed, and failures with a known reason
+    from ``expected``, by kind), refused (by reason, the ops named), no reference, and anything
+    else (new failures, internal errors, hangs)."""
+    import collections
+    import re
+
+    passed = sorted(n for n, (o, _) in outcomes.items() if o == "passed")
+    failed = sorted(n for n, (o, _) in outcomes.items() if o == "failed")
+    known = [n for n in failed if n in expected["failures"]]
+    lines = [
+        f"{len(outcomes)} models: {len(passed) + len(known)} with a verdict ({len(passed)} passed, {len(known)} "
+        "known differences)",
+        "known differences, by kind and reason (fixtures/conformance.json):",
+    ]
+    reasons = collections.Counter((expected["failures"][n]["kind"], expected["failures"][n]["reason"]) for n in known)
+    lines += [f"  {count:4d}  {kind}: {reason[:150]}" for (kind, reason), count in sorted(reasons.items())]
+    refused = collections.defaultdict(list)
+    for outcome, detail in outcomes.values():
+        if outcome == "refused":
+            refused[refusal_reason(detail)].append(detail)
+    lines.append(f"refused: {sum(len(v) for v in refused.values())}")
+    for reason, details in sorted(refused.items(), key=lambda kv: -len(kv[1])):
+        found = (re.search(r"implementation for (\w+\(\d+\))|kernel for (\w+\(\d+\))|(\S+\(-?\d+\)) is not a", d) for d in details)
+        ops = collections.Counter(next(g for g in m.groups() if g) for m in found if m)
+        named = ", ".join(f"{op} ×{n}" if n > 1 else op for op, n in ops.most_common(12))
+        lines.append(f"  {len(details):4d}  {reason}" + (f" ({named}{', ...' if len(ops) > 12 else ''})" if named else ""))
+    others = collections.Counter(o for n, (o, _) in outcomes.items() if o not in ("passed", "refused", "failed"))
+    others["new failure"] = len(failed) - len(known)
+    lines += [f"  {count:4d}  {what}" for what, count in sorted(others.items()) if count]
+    return lines

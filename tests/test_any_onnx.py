@@ -5,6 +5,8 @@ on the team wrote."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -425,9 +427,11 @@ def test_float8_e8m0_takes_a_positive_range_only():
             _value("x", TensorProto.COMPLEX64, [2]),
             "ONNX input 'x' is a tensor(complex64): onnxparity draws none",
         ),
-        (
-            helper.make_tensor_sequence_value_info("x", TensorProto.FLOAT, [2]),
-            "ONNX input 'x' is a seq(tensor(float))",
+        (  # (a sequence is drawn now: its elements stacked)
+            helper.make_value_info(
+                "x", helper.make_map_type_proto(TensorProto.STRING, helper.make_tensor_type_proto(TensorProto.FLOAT, []))
+            ),
+            "ONNX input 'x' is a map(",
         ),
     ],
 )
@@ -436,20 +440,6 @@ def test_inputs_it_cannot_draw_are_refused_by_type_name(value, message):
         [helper.make_node("Identity", ["x"], ["y"])], [value], [_value("y", TensorProto.FLOAT, None)]
     )
     with pytest.raises(InvalidSpec, match=message.replace("(", r"\(").replace(")", r"\)")):
-        graph_inputs(model)
-
-
-def test_a_graph_without_inputs_says_so():
-    model = _model(
-        [
-            helper.make_node(
-                "Constant", [], ["y"], value=helper.make_tensor("c", TensorProto.FLOAT, [1], [1.0])
-            )
-        ],
-        [],
-        [_value("y", TensorProto.FLOAT, [1])],
-    )
-    with pytest.raises(InvalidSpec, match="the ONNX graph has no inputs"):
         graph_inputs(model)
 
 
@@ -590,3 +580,83 @@ def test_string_inputs_are_drawn_from_the_graphs_own_strings_and_a_few_of_every_
     (x,) = graph_inputs(model)
     assert x.categories[:2] == ("cat", "dog") and "" in x.categories and "ÄÖü ß" in x.categories
     assert _check(model, tmp_path)["ort-cpu"].status == "passed"
+
+
+# -- sequences, optionals, and a graph without inputs (were refused by type) --------------------
+def _sequence_model():
+    """y = x with t inserted at position p: seq(tensor(float)) in and out."""
+    seq = helper.make_tensor_sequence_value_info
+    return _model(
+        [helper.make_node("SequenceInsert", ["x", "t", "p"], ["y"])],
+        [seq("x", TensorProto.FLOAT, [3]), _value("t", TensorProto.FLOAT, [3]), _value("p", TensorProto.INT64, [])],
+        [seq("y", TensorProto.FLOAT, [3])],
+    )
+
+
+def test_sequences_are_drawn_stacked_and_compared_in_their_tensor_form(tmp_path):
+    """A sequence input is drawn as its elements stacked (a dim of its length), split back
+    inside the graph; a sequence output is compared as its values, shapes and count; the
+    reference takes and returns lists as the original graph does."""
+    model = _sequence_model()
+    found = {i.name: i for i in graph_inputs(model)}
+    assert found["x"].shape == ("x_length", 3)
+    assert (found["p"].low, found["p"].high) == (-1, 1)  # a position in the shortest drawn sequence
+    with warnings.catch_warnings():  # (its shapes and count are compared, not measured: no weak-check claim)
+        warnings.simplefilter("error", op.WeakCheck)
+        result = op.check(onnx=model, reference=_evaluator(model), variants=["ort-cpu", "onnx-reference"],
+                          examples=8, reproducer_dir=tmp_path)
+    assert result["ort-cpu"].status == "passed", result["ort-cpu"].message
+    assert result["onnx-reference"].status == "passed", result["onnx-reference"].message
+    assert [o.name for o in result["ort-cpu"].outputs] == ["y:values", "y:shapes", "y:count"]
+
+
+@pytest.mark.parametrize(
+    ("planted", "output"),
+    [
+        (lambda items: [items[0] * 1.01, *items[1:]], "y:values"),  # one element's values
+        (lambda items: items[:-1], "y:count"),  # one element fewer
+    ],
+    ids=["value", "length"],
+)
+def test_a_sequence_that_differs_is_caught_naming_the_part(planted, output, tmp_path):
+    model = _sequence_model()
+    evaluate = _evaluator(model)
+
+    def reference(x, t, p):
+        (items,) = evaluate(x, t, p)
+        return [planted([np.asarray(a) for a in items])]
+
+    result = op.check(onnx=model, reference=reference, examples=8, reproducer_dir=tmp_path)["ort-cpu"]
+    assert result.status == "failed"
+    assert f"output {output!r}" in result.message
+
+
+def test_an_optional_tensor_input_is_drawn_present_and_optional_sequences_are_refused(tmp_path):
+    optional = helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [4]))
+    model = _model(
+        [helper.make_node("OptionalGetElement", ["x"], ["y"])],
+        [helper.make_value_info("x", optional)],
+        [_value("y", TensorProto.FLOAT, [4])],
+        opset=18,
+    )
+    assert [(i.name, i.shape) for i in graph_inputs(model)] == [("x", (4,))]
+    result = _check(model, tmp_path, variants=["onnx-reference"], examples=4)
+    assert result["onnx-reference"].status == "passed", result["onnx-reference"].message
+    nested = helper.make_optional_type_proto(helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [4])))
+    model = _model(
+        [helper.make_node("Identity", ["x"], ["y"])], [helper.make_value_info("x", nested)], [helper.make_value_info("y", nested)], opset=18
+    )
+    with pytest.raises(InvalidSpec, match="ONNX input 'x' is an optional sequence: onnxparity draws tensors, sequences"):
+        graph_inputs(model)
+
+
+def test_a_graph_without_inputs_is_checked_on_its_one_run(tmp_path):
+    constant = helper.make_node("Constant", [], ["y"], value=numpy_helper.from_array(np.arange(3, dtype=np.float32)))
+    model = _model([constant], [], [_value("y", TensorProto.FLOAT, [3])])
+    assert graph_inputs(model) == ()
+    result = op.check(onnx=model, reference=lambda: [np.arange(3, dtype=np.float32)], reproducer_dir=tmp_path)
+    assert result["ort-cpu"].status == "passed" and result["ort-cpu"].examples == 1
+    wrong = op.check(onnx=model, reference=lambda: [np.ones(3, np.float32)], reproducer_dir=tmp_path)["ort-cpu"]
+    assert wrong.status == "failed" and "the input space is one point" in wrong.message
+    with pytest.raises(InvalidSpec, match="declare at least one op.Input"):
+        op.check(onnx=model, inputs=[], reference=lambda: [np.ones(3, np.float32)])

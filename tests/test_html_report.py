@@ -123,7 +123,7 @@ def test_the_page_is_self_contained_and_shows_a_planted_regression_against_the_b
     assert [g["id"].split("::")[-1] for g in data["baseline"]["gone"]] == ["test_other[ort-cpu]"]
     worse = next(i for i in data["items"] if i["baseline"]["change"] == "worse")
     assert worse["baseline"]["text"].startswith("passed → failed")
-    assert "first divergence: not localized — the reference is a callable" in worse["message"]
+    assert "first divergence: not localized — the reference (a callable, or stored outputs)" in worse["message"]
     # one matrix cell per item: rows are tests, columns variants
     assert {(i["test"].split("::")[-1], i["column"]) for i in data["items"]} == {
         ("test_layer", "ort-cpu"),

@@ -53,6 +53,9 @@ class ExportedModel:
     #: ONNX output name -> the model's own name, for outputs renamed in the export because an
     #: input has the model's name (:func:`outputs_apart`); a note says both names
     renamed: Mapping[str, str] = field(default_factory=dict)
+    #: a prebuilt graph's sequence inputs and outputs converted to tensors (the plan of
+    #: :func:`onnxparity.graph.containers.tensor_form`; empty: none)
+    containers: Mapping[str, Any] = field(default_factory=dict)
 
     def model_name(self, output: str) -> str:
         """The name the model gives ONNX output ``output`` (the same unless it was renamed)."""

@@ -24,7 +24,14 @@ from onnxparity.exporters.base import (
     axis_name,
     specialised_dims,
 )
-from onnxparity.graph.files import UnsafeLocation, check_external_data, file_digest, load_model, write_atomic
+from onnxparity.graph.files import (
+    UnsafeLocation,
+    check_external_data,
+    file_digest,
+    load_model,
+    save_model,
+    write_atomic,
+)
 from onnxparity.graph.nodes import default_opset
 from onnxparity.spec import Input, ParitySpec
 from onnxparity.spec.dtypes import ONNX_DTYPES
@@ -63,6 +70,24 @@ def _type_name(value_type) -> str:
 def value_kind(value) -> str:
     """``tensor_type``, ``sequence_type``, ``optional_type``, ``map_type`` ("" when unset)."""
     return value.type.WhichOneof("value") or ""
+
+
+def drawn_tensor(value) -> Any:
+    """The tensor type drawn for a graph input: its own, or an optional tensor's (drawn present:
+    ONNX Runtime and the evaluator take an array for it); None for any other kind."""
+    if value_kind(value) == "optional_type" and value.type.optional_type.elem_type.WhichOneof("value") == "tensor_type":
+        return value.type.optional_type.elem_type.tensor_type
+    return value.type.tensor_type if value_kind(value) == "tensor_type" else None
+
+
+def tensor_proto(proto) -> tuple[Any, dict | None, list[str]]:
+    """``proto`` with its sequence inputs and outputs and optional outputs as tensors
+    (:mod:`onnxparity.graph.containers`), what was converted (None: nothing) and notes."""
+    from onnxparity.graph.containers import has_containers, tensor_form
+
+    if not has_containers(proto):
+        return proto, None, []
+    return tensor_form(proto)
 
 
 def read_proto(onnx_model: Any):
@@ -106,24 +131,28 @@ def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
     """The inputs an ONNX graph declares (initializers excluded): names, dtypes, shapes with a
     dim name for every dynamic axis, and the value ranges the graph states (:func:`within_domains`);
     a rank-2 input named ``...attention_mask`` is a mask (``kind="mask"``)."""
-    proto = read_proto(onnx_model)
+    proto, plan, _ = tensor_proto(read_proto(onnx_model))  # a sequence input: its elements stacked
+    stacked = {n for n, kind in (plan or {}).get("inputs", {}).items() if kind[0] == "seq"}
     initializers = {t.name for t in proto.graph.initializer}
     inputs = []
     for value in proto.graph.input:
         if value.name in initializers:
             continue
-        if value_kind(value) != "tensor_type":
+        tensor = drawn_tensor(value)
+        if tensor is None:
             raise InvalidSpec(
-                f"ONNX input {value.name!r} is a {_type_name(value.type)}: onnxparity draws tensors only, so "
-                "a graph taking sequences, optionals or maps cannot be checked on drawn inputs; check the "
-                "part of the model after it (its tensors) instead"
+                f"ONNX input {value.name!r} is a {_type_name(value.type)}: onnxparity draws tensors, sequences of "
+                "tensors and optional tensors; check the part of the model after it (its tensors) instead"
             )
-        tensor = value.type.tensor_type
         dtype = ONNX_DTYPES.get(tensor.elem_type)
         if dtype is None:
             raise InvalidSpec(f"ONNX input {value.name!r} is a {_type_name(value.type)}: {_DRAWS}")
         shape = tuple(
-            d.dim_value if d.HasField("dim_value") else axis_name(value.name, axis, d.dim_param)
+            d.dim_value
+            if d.HasField("dim_value")
+            else d.dim_param  # a sequence's length (its own dim: not a batch shared with other inputs)
+            if axis == 0 and value.name in stacked
+            else axis_name(value.name, axis, d.dim_param)
             for axis, d in enumerate(tensor.shape.dim)
         )
         mask = value.name.endswith("attention_mask") and len(shape) == 2 and dtype != "str"
@@ -133,11 +162,6 @@ def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
             Input(value.name, shape, dtype=dtype, kind="mask")
             if mask
             else Input(value.name, shape, dtype=dtype)
-        )
-    if not inputs:
-        raise InvalidSpec(
-            "the ONNX graph has no inputs (its outputs are constants of the file): there is no input "
-            "space to search; check the model that computes them"
         )
     return within_domains(proto, inputs)
 
@@ -208,9 +232,9 @@ def check_input_types(model_proto, spec: ParitySpec) -> None:
     that is a baked shape, what the check is for (it becomes a note and shows in the search)."""
     graph_inputs = {v.name: v for v in model_proto.graph.input}
     for item in spec.inputs:
-        tensor = graph_inputs[item.name].type.tensor_type
+        tensor = drawn_tensor(graph_inputs[item.name]) or graph_inputs[item.name].type.tensor_type
         elem = ONNX_DTYPES.get(tensor.elem_type)
-        if value_kind(graph_inputs[item.name]) != "tensor_type":
+        if drawn_tensor(graph_inputs[item.name]) is None:
             raise InvalidSpec(
                 f"Input({item.name!r}) is declared a tensor but the ONNX graph's input is a "
                 f"{_type_name(graph_inputs[item.name].type)}: onnxparity draws tensors only"
@@ -247,8 +271,10 @@ def check_input_types(model_proto, spec: ParitySpec) -> None:
 
 
 def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
-    """The user's ONNX model on disk (written under ``workdir`` unless it is a path)."""
+    """The user's ONNX model on disk (written under ``workdir`` unless it is a path; a graph
+    with sequence inputs or outputs is checked in its tensor form, written there too)."""
     proto = read_proto(onnx_model)
+    converted, plan, converted_notes = tensor_proto(proto)
     if isinstance(onnx_model, (str, os.PathLike)):
         path = os.path.abspath(os.fspath(onnx_model))
         try:
@@ -256,6 +282,8 @@ def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
         except UnsafeLocation as exc:
             raise InvalidSpec(f"onnx={os.fspath(onnx_model)!r}: {exc}") from None
         key = "file-" + file_digest(path)
+        if plan is not None:  # its weights come along (the tensor form is written elsewhere)
+            converted = tensor_proto(load_model(path, external_data=True))[0]
     else:
         data = (
             bytes(onnx_model)
@@ -265,16 +293,16 @@ def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
         kind = "bytes" if isinstance(onnx_model, (bytes, bytearray)) else "proto"
         key = f"{kind}-" + hashlib.blake2b(data, digest_size=16).hexdigest()
         path = os.path.join(workdir, key, "model.onnx")
-        if not os.path.exists(path):
+        if not os.path.exists(path) and plan is None:
             write_atomic(path, data)
+    if plan is not None:
+        key = "tensors-" + key
+        path = os.path.join(workdir, key, "model.onnx")
+        if not os.path.exists(path):
+            save_model(converted, path)
+        proto = converted
     check_input_names(proto, spec)
     check_input_types(proto, spec)
-    for output in proto.graph.output:
-        if value_kind(output) not in ("tensor_type", ""):
-            raise InvalidSpec(
-                f"ONNX output {output.name!r} is a {_type_name(output.type)}: onnxparity compares tensors only; "
-                "check the model with that output split into tensors (SequenceAt, OptionalGetElement)"
-            )
     return ExportedModel(
         path=path,
         input_names=tuple(i.name for i in spec.inputs),
@@ -282,7 +310,8 @@ def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
         exporter="prebuilt ONNX",
         opset=default_opset(proto),
         key=key,
-        notes=(*specialised_dims(proto, spec), *declared_outside(proto, spec)),
+        notes=(*converted_notes, *specialised_dims(proto, spec), *declared_outside(proto, spec)),
+        containers=plan or {},
     )
 
 
@@ -338,16 +367,24 @@ class CallableExporter(Exporter):
         raise InvalidSpec("reference= needs onnx= (the ONNX model to check against it)")
 
     def reference(self, model: Callable, spec: ParitySpec, exported: ExportedModel) -> Reference:
+        from onnxparity.graph.containers import to_reference_inputs, to_tensor_outputs
+
         names = [i.name for i in spec.inputs]
+        plan = exported.containers  # a graph checked in its tensor form: the callable takes lists
+        outputs = [name for name, _ in plan["outputs"]] if plan else list(exported.output_names)
 
         def call(feeds: Mapping[str, np.ndarray]) -> list:
-            out = model(*[np.array(feeds[n]) for n in names])  # a copy: the feeds are shared
+            given = {n: np.array(feeds[n]) for n in names}  # a copy: the feeds are shared
+            given = to_reference_inputs(plan, given) if plan else given
+            out = model(*[given[n] for n in names])
             if isinstance(out, Mapping):
-                keys = [k for k in exported.output_names if k in out] or list(out)
-                return [np.asarray(out[k]) for k in keys]
-            if isinstance(out, (list, tuple)):
-                return [np.asarray(o) for o in out]
-            return [np.asarray(out)]
+                keys = [k for k in outputs if k in out] or list(out)
+                out = [out[k] for k in keys]
+            elif not isinstance(out, (list, tuple)) or (plan and _one_sequence(plan) and not _one_listed(out)):
+                out = [out]  # one output (a single sequence, as a list of its elements)
+            if plan:
+                return to_tensor_outputs(plan, out)
+            return [np.asarray(o) for o in out]
 
         return call
 
@@ -361,6 +398,16 @@ class CallableExporter(Exporter):
 
     def model_name(self, model: Any) -> str:
         return "model"
+
+
+def _one_sequence(plan: Mapping) -> bool:
+    return len(plan["outputs"]) == 1 and plan["outputs"][0][1][0] == "seq"
+
+
+def _one_listed(out: Any) -> bool:
+    """Whether a callable's result for a graph of one container output is already the list of
+    outputs (``[elements]``, as the ONNX reference evaluator returns it), not that one output."""
+    return len(out) == 1 and (isinstance(out[0], (list, tuple)) or out[0] is None)
 
 
 #: the built-in instance (:data:`onnxparity.exporters.BUILTINS` names it)

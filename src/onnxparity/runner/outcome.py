@@ -14,6 +14,7 @@ import numpy as np
 import onnxparity.runner.reuse as reuse
 from onnxparity.diagnosis import all_rejected, timeout_diagnosis
 from onnxparity.diagnosis.failure import failed_result
+from onnxparity.graph.containers import structural_outputs
 from onnxparity.persist import Store
 from onnxparity.results import VariantResult
 from onnxparity.search.stats import RunStats
@@ -82,7 +83,7 @@ def searched(
                 tally.tried,
                 tally.summaries(),
                 tally.covered(),
-                power=tally.power(policy),
+                power=tally.power(policy, structural_outputs(search.pair.exported.containers)),
                 coverage=search.coverage_report(),
                 distribution=tally.distribution.to_dict(),
                 ill_conditioned=tally.ill_conditioned,

@@ -391,7 +391,8 @@ class Search:
         not shrink), search again from the simplest inputs so the reported example is shrunk."""
         failure = self.run(max_examples, seed, explicit)
         if failure is not None and not max_examples:  # nothing is drawn: no other input to shrink toward
-            return replace(failure, unshrunk="not shrunk: every input is fixed, so it is the one input tried")
+            why = "not shrunk: the input space is one point (every input fixed, or none), so it is the one input tried"
+            return replace(failure, unshrunk=why)
         if failure is not None and failure.example in explicit:
             smaller = self.run(max_examples, seed, [], phases=(Phase.generate, Phase.shrink))
             if smaller is not None:

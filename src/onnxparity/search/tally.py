@@ -160,9 +160,12 @@ class SearchTally:
                 found = self.ranges[name] = OutputRange()
             found.merge(summary)
 
-    def power(self, policy: Policy) -> Power:
-        """How much this (passing) search could have caught: see :mod:`onnxparity.verdict.power`."""
-        return measure(self.ranges, policy, self.tried)
+    def power(self, policy: Policy, structural: frozenset[str] = frozenset()) -> Power:
+        """How much this (passing) search could have caught: see :mod:`onnxparity.verdict.power`.
+        ``structural``: outputs that say how a container is made (a sequence's shapes and
+        count), constant by design where its elements' shape is: compared, not measured."""
+        ranges = {n: r for n, r in self.ranges.items() if n not in structural}
+        return measure(ranges, policy, self.tried)
 
     def add(self, verdict: Verdict, evidence: Callable[[], Evidence]) -> Verdict:
         """Count ``verdict``'s outputs; return the verdict that decides this example (label

@@ -81,7 +81,9 @@ class ReferenceRunnable:
             raise VariantRunError(f"{_NOT_SUPPORTED}: {exc}") from exc
         except Exception as exc:
             raise VariantRunError(f"{type(exc).__name__}: {exc}") from exc
-        return [np.asarray(o) for o in outputs]
+        # (a sequence or an absent optional of a graph the check did not convert stays as it is:
+        # the CLI's reference over the user's own file; see graph.containers)
+        return [o if isinstance(o, list) or o is None else np.asarray(o) for o in outputs]
 
 
 def build_onnx_reference(context: BuildContext) -> ReferenceRunnable:

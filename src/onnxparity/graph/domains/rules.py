@@ -178,11 +178,13 @@ def _pads(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | N
 
 
 def _split_size(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
-    """SplitToSequence's split: one size within the axis (a list must add up to it)."""
+    """SplitToSequence's split: one size within the axis, or a list adding up to it."""
     if position != 1:
         return None
     axis = _attribute(node, "axis", 0)
     size, count = graph.size(node.input[0], axis), graph.shapes.get(node.input[1])
+    if count is not None and len(count) == 1:  # a list: as Split's sizes, one per element
+        return structured.split_sizes(node, position, graph, parts=count[0])
     if count != () or not size:
         return Undrawable(f"it is the split sizes of {node_label(node)} (they must add up to the axis)")
     return Domain(1, size, f"the split size of {node_label(node)} (axis {axis} of size {size})")
@@ -256,6 +258,9 @@ RULES: dict[str, Rule] = {
     "RotaryEmbedding": _along(3, 1, lambda node: 0, "positions"),  # rows of the cos cache
     "TensorScatter": _room(2, -2),
     "SplitToSequence": _split_size,
+    "SequenceAt": structured.sequence_position(1),
+    "SequenceErase": structured.sequence_position(1),
+    "SequenceInsert": structured.sequence_position(2, insert=True),
     "Pow": _integer(1, 0, 3, "an integer exponent (integer powers overflow past it)"),
     "Dropout": _chain(
         _positive(1, what="the ratio", low=0.0, high=0.5),

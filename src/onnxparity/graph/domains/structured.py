@@ -33,12 +33,13 @@ def _length(graph: GraphView, node: Any, position: int) -> int | None:
     return shape[0] if shape is not None and len(shape) == 1 else None
 
 
-def split_sizes(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
-    """Split's sizes: one per output, adding up to the axis: even, first-heavy, last-heavy."""
+def split_sizes(node: Any, position: int, graph: GraphView, parts: int | None = None) -> Domain | Undrawable | None:
+    """Split's sizes: one per output (``parts``: SplitToSequence's, one per element), adding up
+    to the axis: even, first-heavy, last-heavy."""
     if position != 1:
         return None
     axis = _attribute(node, "axis", 0)
-    shape, parts = graph.fixed(node.input[0]), len(node.output)
+    shape, parts = graph.fixed(node.input[0]), len(node.output) if parts is None else parts
     what = f"the split sizes of {_label(node)} (they must add up to axis {axis}"
     if shape is None or not -len(shape) <= axis < len(shape):
         return Undrawable(f"it is {what}, whose size is not known before the run)")
@@ -237,3 +238,20 @@ def training_flag(node: Any, position: int, graph: GraphView) -> Domain | Undraw
     if position != 2:
         return None
     return Domain.of([False], f"the training mode of {_label(node)} (false: in training its output is random)")
+
+
+def sequence_position(at: int, *, insert: bool = False):
+    """A position in a sequence input (SequenceAt, SequenceErase; SequenceInsert may also name
+    the end): within the shortest drawn sequence, in either form (``-n … n-1``)."""
+
+    def rule(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
+        if position != at:
+            return None
+        length = graph.sequence_length(node.input[0])
+        if length is None:
+            return None  # not known before the run: no constraint
+        return Domain(
+            -length, length - (0 if insert else 1), f"a position in {node.input[0]!r} of {_label(node)} (at least {length} long)"
+        )
+
+    return rule

@@ -64,6 +64,15 @@ class GraphView:
         self.kinds = kinds
         #: (graph input, axis) pairs whose size is drawn: ``min_sizes`` holds their smallest
         self.free = free
+        #: sequence value -> the tensor its elements are the rows of (``SplitToSequence``, axis 0)
+        self.sequences = {
+            node.output[0]: node.input[0]
+            for node in proto.graph.node
+            if node.op_type == "SplitToSequence"
+            and len(node.input) == 1
+            and not any(a.name == "axis" and a.i != 0 for a in node.attribute)
+            and any(a.name == "keepdims" and a.i == 0 for a in node.attribute)
+        }
 
         self.shapes: dict[str, tuple[int | None, ...]] = dict(min_sizes)
         for tensor in proto.graph.initializer:
@@ -81,6 +90,12 @@ class GraphView:
     def rank(self, name: str) -> int | None:
         shape = self.shapes.get(name)
         return None if shape is None else len(shape)
+
+    def sequence_length(self, name: str) -> int | None:
+        """The smallest length of sequence ``name`` where a graph input's stacked elements make
+        it (:mod:`onnxparity.graph.containers`: ``SplitToSequence`` of axis 0, one per row)."""
+        stacked = self.sequences.get(name)
+        return None if stacked is None else self.size(stacked, 0)
 
     def fixed(self, name: str) -> tuple[int, ...] | None:
         """``name``'s shape where every size is known before the run (none drawn), else None."""
