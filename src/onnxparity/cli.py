@@ -239,10 +239,11 @@ def _check(args: argparse.Namespace) -> int:
     """``onnxparity check MODEL.onnx``: the prebuilt-file check against the ONNX reference
     evaluator, printed as under pytest, with the report and page where asked."""
     import os
+    import warnings
 
     import onnxparity as op
     from onnxparity.config import ParityConfig
-    from onnxparity.errors import OnnxParityError
+    from onnxparity.errors import OnnxParityError, WeakCheck
     from onnxparity.planning import Item
     from onnxparity.report.html import page
     from onnxparity.runner import ParitySession
@@ -287,7 +288,8 @@ def _check(args: argparse.Namespace) -> int:
         else f"{len(runs)} stored pair{'s' if len(runs) > 1 else ''} in {args.data}"
     )
     results = []
-    with ParitySession(config) as session:
+    with ParitySession(config) as session, warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeakCheck)  # (the table marks a weak pass and says why)
         session.progress = progress
         _write(sys.stderr, f"checking {path} on {', '.join(variants)} against {against}\n")
         for label, expected, declaration, count in runs:
