@@ -95,4 +95,4 @@ def test_the_real_differences_found_are_still_reported(outcomes):
         assert outcomes[name][0] == "failed", (name, outcomes[name])
     counts = {o: sum(1 for v in outcomes.values() if v[0] == o) for o in ("passed", "refused", "failed")}
     verdicts = counts["passed"] + sum(1 for n, v in outcomes.items() if v[0] == "failed" and n in expected["failures"])
-    assert verdicts >= 1700, counts  # 1,753 of 1,884 when measured (1,692 passed, 61 known differences)
+    assert verdicts >= 1700, counts  # 1,756 of 1,884 when measured (1,694 passed, 62 known differences)

@@ -196,14 +196,28 @@ def agreement_diagnosis(
     return "\n".join(lines)
 
 
-def all_rejected(variant: str, count: int) -> str:
+def all_rejected(variant: str, count: int, first: tuple[str, str, str] | None = None) -> str:
     """The message of a search whose every example the reference and the variant both
-    refused: the inputs read from the model claim more than it accepts."""
-    return (
+    refused: the inputs read from the model claim more than it accepts; ``first``: the first
+    such input and what each side said of it."""
+    lines = [
         f"every one of the {count} drawn inputs was rejected by both the reference and {variant}: the inputs "
         "read from the model allow values it does not accept (an index, a size or a count it does not bound "
         "in a way onnxparity reads); declare inputs= with the ranges the model takes"
-    )
+    ]
+    if first is not None:
+        described, reference, runtime = first
+        lines += [
+            f"the first: {described}",
+            f"  the reference: {_first_line(reference)}",
+            f"  {variant}: {_first_line(runtime)}",
+        ]
+    return "\n".join(lines)
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else "(no message)"
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def timeout_diagnosis(

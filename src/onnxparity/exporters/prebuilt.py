@@ -132,7 +132,7 @@ def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
     dim name for every dynamic axis, and the value ranges the graph states (:func:`within_domains`);
     a rank-2 input named ``...attention_mask`` is a mask (``kind="mask"``)."""
     proto, plan, _ = tensor_proto(read_proto(onnx_model))  # a sequence input: its elements stacked
-    stacked = {n for n, kind in (plan or {}).get("inputs", {}).items() if kind[0] == "seq"}
+    stacked = {n for n, kind in (plan or {}).get("inputs", {}).items() if "seq" in (kind[0], kind[1][0])}
     initializers = {t.name for t in proto.graph.initializer}
     inputs = []
     for value in proto.graph.input:

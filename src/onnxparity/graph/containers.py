@@ -27,6 +27,10 @@ from onnxparity.errors import InvalidSpec
 #: a value's kind: ("tensor", ONNX element type) | ("seq", kind) | ("optional", kind)
 Kind = tuple
 
+#: the metadata key of a tensor form the ONNX reference evaluator cannot run (an optional
+#: sequence output): the ``onnx-reference`` variant is then unavailable, not failed
+EVALUATOR_CANNOT = "onnxparity.evaluator_cannot_run_optional_sequences"
+
 
 def kind_of(value_type: Any) -> Kind | None:
     """The kind of an ONNX TypeProto, or None for a map or an undefined type."""
@@ -80,11 +84,6 @@ def tensor_form(proto: Any) -> tuple[Any, dict, list[str]]:
             inputs.append(value)
             plan["inputs"][value.name] = kind
             continue
-        if kind[0] == "optional":
-            raise InvalidSpec(
-                f"ONNX input {value.name!r} is an optional sequence: onnxparity draws tensors, sequences of tensors "
-                "and optional tensors; check the model with a sequence input instead"
-            )
         element = _element(value.type)
         if element is None or _depth(kind) > 1:
             raise InvalidSpec(f"ONNX input {value.name!r} holds sequences of sequences: onnxparity draws one level")
@@ -96,7 +95,7 @@ def tensor_form(proto: Any) -> tuple[Any, dict, list[str]]:
             notes.append(f"ONNX input {value.name!r}: its elements' shape is not declared; they are drawn 1-D")
         inner = f"{value.name}:{kind[0]}"
         inputs.append(helper.make_tensor_value_info(value.name, element.elem_type, dims))
-        builders += _build(value.name, inner)
+        builders += _build(value.name, inner, optional=kind[0] == "optional")
         plan["inputs"][value.name] = kind
         _rename(graph, value.name, inner)
     outputs = []
@@ -104,11 +103,10 @@ def tensor_form(proto: Any) -> tuple[Any, dict, list[str]]:
         kind = kind_of(value.type)
         if kind is None:
             raise InvalidSpec(f"ONNX output {value.name!r} is a map: onnxparity compares tensors, sequences and optionals")
-        if kind[0] == "optional" and kind[1][0] != "tensor" or _depth(kind) > 1:
+        if _depth(kind) > 1:
             raise InvalidSpec(
-                f"ONNX output {value.name!r} is {'a sequence of sequences' if _depth(kind) > 1 else 'an optional sequence'}: "
-                "onnxparity compares tensors, sequences of tensors and optional tensors; check the model with that "
-                "output taken apart (OptionalGetElement, SequenceAt)"
+                f"ONNX output {value.name!r} is a sequence of sequences: onnxparity compares tensors, sequences of "
+                "tensors and optionals of them; check the model with that output taken apart (SequenceAt)"
             )
         plan["outputs"].append([value.name, kind])
         if kind[0] == "tensor":
@@ -124,6 +122,10 @@ def tensor_form(proto: Any) -> tuple[Any, dict, list[str]]:
     graph.input.extend(inputs)
     graph.ClearField("output")
     graph.output.extend(outputs)
+    if any(kind[0] == "optional" and kind[1][0] == "seq" for _, kind in plan["outputs"]):
+        # (the reference evaluator's If returns an optional sequence wrapped in one more list, and
+        # its Loop then fails on it: measured with onnx 1.23; the onnx-reference variant reads this)
+        helper.set_model_props(form, {**{p.key: p.value for p in form.metadata_props}, EVALUATOR_CANNOT: "1"})
     return form, plan, notes
 
 
@@ -149,11 +151,14 @@ def _holds_seq(kind: Kind) -> bool:
     return kind[0] == "seq" or (kind[0] == "optional" and kind[1][0] == "seq")
 
 
-def _build(name: str, inner: str) -> list:
-    """The node making the sequence ``inner`` from the stacked tensor input ``name``."""
+def _build(name: str, inner: str, optional: bool = False) -> list:
+    """The nodes making the sequence ``inner`` (``optional``: a present optional sequence) from
+    the stacked tensor input ``name``."""
     from onnx import helper
 
-    return [helper.make_node("SplitToSequence", [name], [inner], axis=0, keepdims=0, name=f"{inner}.split")]
+    items = f"{inner}.items" if optional else inner
+    split = helper.make_node("SplitToSequence", [name], [items], axis=0, keepdims=0, name=f"{inner}.split")
+    return [split, helper.make_node("Optional", [items], [inner], name=f"{inner}.wrap")] if optional else [split]
 
 
 def _rename(graph: Any, old: str, new: str) -> None:

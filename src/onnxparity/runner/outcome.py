@@ -71,7 +71,8 @@ def searched(
     under ``reproducer_dir``)."""
     tally, variant, policy = search.tally, item.variant, item.policy
     if failure is None and tally.rejected and not tally.tried:
-        return VariantResult(variant, "error", policy, 0, message=all_rejected(variant, tally.rejected))
+        message = all_rejected(variant, tally.rejected, tally.first_rejection)
+        return VariantResult(variant, "error", policy, 0, message=message)
     shortfall = []
     if failure is None:  # (a crash is a failure too: the runner hands its evidence in)
         shortfall = tally.shortfall()

@@ -166,8 +166,11 @@ class Search:
         try:
             expected = data.reference_outputs(self.pair, key, feeds)
         except Exception as exc:
-            if self.spec.inferred and self._variant_rejects(feeds):
+            refused = self._variant_rejects(feeds) if self.spec.inferred else None
+            if refused is not None:
                 # outside the model's domain, by both sides' account: not an example of the search
+                if not self.tally.rejected:  # the first: what each side said, for the message
+                    self.tally.first_rejection = (example.describe(self.spec), f"{type(exc).__name__}: {exc}", refused)
                 self.tally.rejected += 1
                 reject()
             self.tally.count_example(example)
@@ -251,15 +254,16 @@ class Search:
                 self._float64[key] = None
         return self._float64[key]
 
-    def _variant_rejects(self, feeds) -> bool:
-        """Whether the variant refuses ``feeds`` too (a crash is not a refusal)."""
+    def _variant_rejects(self, feeds) -> str | None:
+        """What the variant says refusing ``feeds`` too, or None where it does not (a crash is
+        not a refusal)."""
         try:
             self.runnable.run(feeds)
         except VariantRunCrashed:
-            return False
-        except VariantRunError:
-            return True
-        return False
+            return None
+        except VariantRunError as exc:
+            return str(exc)
+        return None
 
     def coverage_report(self) -> dict | None:
         """How many boundary sides the inputs could reach, a line for each never reached, and

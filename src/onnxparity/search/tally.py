@@ -131,6 +131,8 @@ class SearchTally:
         self.tried = 0
         #: examples the reference and the variant both rejected (inferred inputs only; not in ``tried``)
         self.rejected = 0
+        #: the first of them: (its description, the reference's error, the variant's)
+        self.first_rejection: tuple[str, str, str] | None = None
         self.dims: dict[str, list[int]] = {}
         self.outputs: dict[str, OutputTally] = {}
         #: the reference's values per output: what the check could have caught (power)

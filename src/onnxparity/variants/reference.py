@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from onnxparity.errors import VariantUnavailable
+from onnxparity.graph.containers import EVALUATOR_CANNOT
 from onnxparity.graph.files import load_model
 from onnxparity.graph.nodes import is_standard_domain, walk_nodes
 from onnxparity.variants.base import BuildContext, VariantRunError, variant_info
@@ -55,6 +56,11 @@ class ReferenceRunnable:
             raise VariantUnavailable(
                 f"{_NOT_SUPPORTED}: ops outside the standard domains ({', '.join(foreign[:8])}); "
                 "they run only on ONNX Runtime"
+            )
+        if any(p.key == EVALUATOR_CANNOT for p in model.metadata_props):
+            raise VariantUnavailable(
+                f"{_NOT_SUPPORTED}: the file's optional sequence output, compared in its tensor form (an If "
+                "over OptionalHasElement), which the evaluator's If returns wrapped in one more list"
             )
         unreliable = sorted(
             {f"{n.domain}.{n.op_type}" for n in nodes if (n.domain, n.op_type) in UNRELIABLE_OPS}
