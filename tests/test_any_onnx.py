@@ -671,3 +671,21 @@ def test_a_graph_without_inputs_is_checked_on_its_one_run(tmp_path):
     assert wrong.status == "failed" and "the input space is one point" in wrong.message
     with pytest.raises(InvalidSpec, match="declare at least one op.Input"):
         op.check(onnx=model, inputs=[], reference=lambda: [np.ones(3, np.float32)])
+
+
+def test_a_narrow_output_that_differs_is_localized_and_said_of_the_reference(tmp_path):
+    """Cast to int2: ONNX Runtime rounds and wraps where the spec truncates (a known difference).
+    The forensics probe ran ONNX Runtime through numpy ('No corresponding Numpy type for Tensor
+    Type. Int2x4'): now typed, it names the Cast and says the spec sides with the reference."""
+    model = _model(
+        [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.INT2)],
+        [_value("x", TensorProto.FLOAT, [7])],
+        [_value("y", TensorProto.INT2, [7])],
+        opset=25,
+    )
+    result = op.check(onnx=model, reference=_evaluator(model), examples=10, reproducer_dir=tmp_path)["ort-cpu"]
+    assert result.status == "failed"
+    lines = result.message.splitlines()
+    assert any(line.startswith("first divergence: Cast") for line in lines), result.message
+    assert any("computes this value as the reference does: ONNX Runtime parts from the spec" in line for line in lines)
+    assert "framework" not in result.message

@@ -127,6 +127,7 @@ _REFERENCE_WORDS = (
     (GRAPH_MEANS, "the file's graph means something other than the reference here"),
     ("framework values: ", "reference values: "),
     ("the framework's", "the reference's"),
+    ("as the framework does", "as the reference does"),
 )
 
 

@@ -29,6 +29,7 @@ def tensor_values(
     written; ``disabled``: optimizers turned off by name."""
     import onnxruntime as ort
 
+    from onnxparity.variants.narrow import narrow_values, run_typed
     from onnxparity.variants.ort import session_options
 
     options = session_options(1, optimization)
@@ -39,4 +40,8 @@ def tensor_values(
     )
     names = [o.name for o in session.get_outputs()]
     used = {i.name for i in session.get_inputs()}
-    return dict(zip(names, session.run(names, {k: v for k, v in feeds.items() if k in used})))
+    feeds = {k: v for k, v in feeds.items() if k in used}
+    narrow_in, narrow_out = narrow_values(session.get_inputs()), narrow_values(session.get_outputs())
+    if narrow_in or narrow_out:  # bfloat16, float8, float4, int4, int2: typed OrtValues (:mod:`.narrow`)
+        return dict(zip(names, run_typed(session, feeds, names, narrow_in, narrow_out, None)))
+    return dict(zip(names, session.run(names, feeds)))
