@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from onnxparity.exporters import ExportedModel, Exporter, register_exporter
     from onnxparity.results import CheckResult
     from onnxparity.runner import ParitySession
-    from onnxparity.variants import BuildContext, Runnable
+    from onnxparity.variants import BuildContext, Runnable, VariantInfo
 
 __version__ = "0.1.0"
 
@@ -74,12 +74,12 @@ def check(
     variants: Sequence[str] = ("ort-cpu",),
     tolerance: Tolerance | Agreement | Mapping[str, Tolerance | Agreement] | None = None,
     onnx: Any = None,
-    reference: Callable | None = None,
+    reference: Callable[..., Any] | None = None,
     opset: int | Opset | None = None,
     latency: Latency | Sequence[Latency] | None = None,
     examples: int | None = None,
     name: str | None = None,
-    reproducer_dir: str | os.PathLike = ".onnxparity/reproducers",
+    reproducer_dir: str | os.PathLike[str] = ".onnxparity/reproducers",
     session: ParitySession | None = None,
     data: Any = None,
     variant_options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -157,7 +157,7 @@ def register_variant(
     requires_gpu: bool = False,
     crash_hint: str = "",
     replace: bool = False,
-):
+) -> VariantInfo:
     """Make ``name`` usable in ``variants=[...]``: ``build(context)`` returns an object with
     ``output_names`` and ``run(feeds) -> list of arrays``. A builder importable by name (a
     module-level function) is built and run in a worker process of its own, so a native crash
@@ -183,7 +183,7 @@ def register_rewrite(
     description: str = "",
     default_policy: Tolerance | Agreement | None = None,
     replace: bool = False,
-):
+) -> VariantInfo:
     """Make ``name`` a variant that runs ``rewrite`` (``onnx.ModelProto -> onnx.ModelProto``: a
     team's own graph surgery) on the export and checks the result against the framework, with
     the built-in steps' reporting, caching and forensics. See docs/variants.md."""

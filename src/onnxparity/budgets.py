@@ -43,7 +43,7 @@ def _named(entries: list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def opset_problems(model_path: str, budget: Opset) -> tuple[list[str], dict]:
+def opset_problems(model_path: str, budget: Opset) -> tuple[list[str], dict[str, Any]]:
     """Every way the model at ``model_path`` breaks ``budget``, and what was measured."""
     import onnx
 
@@ -164,7 +164,7 @@ class Timing:
         spread = float((max(blocks) - min(blocks)) / p50) if p50 > 0 else 0.0
         return cls(len(ms), p50, float(np.percentile(ms, 95)), float(ms.min()), float(ms.max()), spread)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("samples", "p50", "p95", "min", "max", "spread")}
 
     def describe(self) -> str:
@@ -215,6 +215,8 @@ def latency_verdict(
     measured value (the variant's spread; for the ratio, both sides' spreads added): a rerun
     on the same machine could then land on the other side of it."""
     measured = {"p50_ms": variant.p50, "p95_ms": variant.p95, "max_ratio": latency_ratio(variant, framework)}
+    broken: list[str]
+    kept: list[str]
     broken, kept = [], []
     reliable = True
     for key, limit in latency.budgets.items():

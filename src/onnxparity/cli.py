@@ -28,12 +28,17 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from onnxparity.config import argparse_type, setting
+from onnxparity.config import setting
+from onnxparity.parsers import argparse_type
 from onnxparity.report import document, gate, history, render
 from onnxparity.report.run import write_problem
 from onnxparity.variants import ALL_VARIANTS
+
+if TYPE_CHECKING:
+    from onnxparity.graph.datasets import Pair
+    from onnxparity.spec import Input
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         option = "--" + name.replace("_", "-")
         check.add_argument(
             option,
-            type=argparse_type(known.parse, option),
+            type=argparse_type(cast("Callable[[Any, str], Any]", known.parse), option),  # (these settings parse)
             default=known.default,
             metavar=known.metavar,
             help=known.describe(ALL_VARIANTS),
@@ -260,7 +265,7 @@ def _check(args: argparse.Namespace) -> int:
     if isinstance(reference, str):
         _write(sys.stderr, f"onnxparity check: {path}: {reference}\n")
         return 2
-    declared: dict = {}
+    declared: dict[str, Any] = {}
     if args.inputs:
         try:
             declared = declarations(args.inputs)
@@ -324,6 +329,7 @@ def _check(args: argparse.Namespace) -> int:
             if r.status in ("failed", "error"):
                 lines += ["", f"{variant}{label}: {r.status}", *r.message.splitlines()]
     _write(sys.stdout, render.show(lines))
+    text: Callable[[], str]
     for option, target, text in (
         ("--report", args.report, lambda: document.dumps(report)),
         ("--html", args.html, lambda: page(report, title=f"ONNX parity: {name}")),
@@ -339,7 +345,7 @@ def _check(args: argparse.Namespace) -> int:
     return 2 if "error" in statuses else 1 if "failed" in statuses else 0
 
 
-def _stored(path: str, folder: str) -> list | str:
+def _stored(path: str, folder: str) -> list[tuple[Pair, list[Input]]] | str:
     """(pair, its fixed declarations) for each stored pair in ``folder``, or what is wrong."""
     import os
 
@@ -356,12 +362,12 @@ def _stored(path: str, folder: str) -> list | str:
         return f"--data {folder}: {exc}"
 
 
-def _replay(pair) -> Callable[..., list]:
+def _replay(pair: Pair) -> Callable[..., list[Any]]:
     """The stored outputs of ``pair`` as a ``reference=`` callable; it refuses other inputs
     (the check draws only the stored ones: each is an input's one choice)."""
     import numpy as np
 
-    def reference(*arrays):
+    def reference(*arrays: Any) -> list[Any]:
         if len(arrays) != len(pair.inputs) or not all(
             a.shape == b.shape and np.array_equal(np.asarray(a, dtype=b.dtype), b, equal_nan=b.dtype.kind == "f")
             for a, b in zip(arrays, pair.inputs.values())
@@ -372,7 +378,7 @@ def _replay(pair) -> Callable[..., list]:
     return reference
 
 
-def declarations(path: str) -> dict:
+def declarations(path: str) -> dict[str, Any]:
     """``inputs=`` and ``dims=`` from an ``--inputs`` JSON file; a ValueError, TypeError or
     InvalidSpec naming the entry that is wrong."""
     import json
@@ -393,7 +399,7 @@ def declarations(path: str) -> dict:
     for n, item in enumerate(found["inputs"]):
         if not isinstance(item, dict) or "name" not in item or "shape" not in item:
             raise ValueError(f"inputs[{n}]: give an object with at least \"name\" and \"shape\"")
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in item.items()}
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in item.items()}
         try:
             inputs.append(op.Input(**fields))
         except TypeError as exc:
@@ -408,7 +414,7 @@ def declarations(path: str) -> dict:
     return {"inputs": inputs, "dims": dims} if dims else {"inputs": inputs}
 
 
-def _reference(path: str) -> Callable[..., list] | str:
+def _reference(path: str) -> Callable[..., list[Any]] | str:
     """The ONNX reference evaluator on ``path`` (the ``onnx-reference`` variant's runnable) as a
     ``reference=`` callable taking the graph's inputs (initializers aside) in order; or why
     ``path`` gives none: no file, not an ONNX model, ops the evaluator does not run."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from onnxparity.parsers import (  # noqa: F401 (importable from here, as before)
     COVERAGE_MODES,
@@ -65,6 +65,10 @@ DEFAULT_VARIANTS = ("ort-cpu",)
 WORDINGS = ("library", "pytest")
 
 
+#: the ini value types a setting uses (pytest's ``addini`` types)
+IniKind = Literal["string", "bool", "args"]
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its ParityConfig field, flag, ini key, parser, default and help."""
@@ -79,7 +83,7 @@ class Setting:
     parse: Callable[[Any, str], Any] | None = None  # None: the text as given
     metavar: str | None = None
     switch: bool = False  # a store_true flag and a bool ini key
-    ini_type: str | None = None  # pytest's addini type; None: "bool" for a switch, else "string"
+    ini_type: IniKind | None = None  # pytest's addini type; None: "bool" for a switch, else "string"
     #: a path, joined to "rootdir" or "invocation_dir" (after ``~`` expansion); None: not a path
     relative_to: str | None = None
 
@@ -103,7 +107,7 @@ class Setting:
         return text.replace("{builtin}", ", ".join(builtin))
 
     @property
-    def ini_kind(self) -> str:
+    def ini_kind(self) -> IniKind:
         return self.ini_type or ("bool" if self.switch else "string")
 
     @property

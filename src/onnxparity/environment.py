@@ -15,7 +15,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 #: distributions whose versions a report records (read from metadata: nothing is imported).
 VERSIONED = (
@@ -141,7 +141,7 @@ def _onnxruntime_version() -> str | None:
         import onnxruntime
     except ImportError:
         return None
-    return onnxruntime.__version__
+    return cast(str, onnxruntime.__version__)
 
 
 class Swallowed:
@@ -206,7 +206,7 @@ def _native_output(written: list[str]) -> Iterator[None]:
 
     for stream in (sys.__stdout__, sys.__stderr__):
         with contextlib.suppress(Exception):
-            stream.flush()
+            stream.flush()  # type: ignore[union-attr]  # a None stream is caught by suppress()
     _flush_c_stdio()  # what native code wrote before the step stays where it was going
     try:
         sink = tempfile.TemporaryFile()
@@ -246,7 +246,7 @@ def _flush_c_stdio() -> None:
 
 
 @contextlib.contextmanager
-def working_directory(path: str | os.PathLike) -> Iterator[None]:
+def working_directory(path: str | os.PathLike[str]) -> Iterator[None]:
     """Run a third-party step with ``path`` as the current directory, then come back: tools
     that drop temporary files in the current directory (ONNX Runtime's ``quant_pre_process``
     leaves ``sym_shape_infer_temp.onnx`` and ``<uuid>.data`` there) drop them in ours.

@@ -33,7 +33,7 @@ def parse_seed(text: str | int, what: str) -> int:
     return _integer(text, what, 0, "an integer of 0 or more")
 
 
-def parse_variants(text: str | list, what: str) -> tuple[str, ...]:
+def parse_variants(text: str | list[str], what: str) -> tuple[str, ...]:
     items = text if isinstance(text, list) else str(text).replace(",", " ").split()
     names = tuple(dict.fromkeys(s.strip() for s in items if s.strip()))
     if not names:

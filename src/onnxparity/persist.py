@@ -104,7 +104,7 @@ class Store:
                 return "missing"
         return "real"
 
-    def get(self, kind: str, key: str, into: str) -> dict | None:
+    def get(self, kind: str, key: str, into: str) -> dict[str, Any] | None:
         """The entry's stored metadata, with its files copied into folder ``into``, each checked
         against its size and digest; None on a miss (nothing there, or anything not as
         :meth:`put` writes it), never an exception."""
@@ -137,12 +137,12 @@ class Store:
         except ValueError:
             return False
 
-    def _miss(self) -> None:
+    def _miss(self) -> dict[str, Any] | None:  # what get() returns on a miss: always None
         """Count a miss: nothing there, or not readable here (the entry is kept)."""
         self.counts["misses"] += 1
         return None
 
-    def _corrupt(self, entry: str) -> None:
+    def _corrupt(self, entry: str) -> dict[str, Any] | None:  # likewise always None
         """Count a miss on an entry not as :meth:`put` writes one, and remove it when it is ours."""
         self.counts["corrupt"] += 1
         self.counts["misses"] += 1
@@ -357,7 +357,7 @@ def _read(path: str, limit: int) -> bytes:
     return data
 
 
-def _parse(data: bytes, kind: str, key: str) -> tuple[dict, dict]:
+def _parse(data: bytes, kind: str, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(files by name with their size and digest, metadata) of a manifest; _Corrupt unless it is
     one :meth:`Store.put` writes for this kind and key."""
     try:
@@ -389,7 +389,7 @@ def _parse(data: bytes, kind: str, key: str) -> tuple[dict, dict]:
     return files, meta
 
 
-def _copy_out(entry: str, files: dict, into: str) -> None:
+def _copy_out(entry: str, files: dict[str, Any], into: str) -> None:
     """Copy each of ``files`` from ``entry`` into folder ``into``, each checked against its size
     and digest before any takes its name there; _Corrupt on a mismatch, and nothing is left."""
     os.makedirs(into, exist_ok=True)

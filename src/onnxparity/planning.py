@@ -64,7 +64,14 @@ def stable_seed(name: str, seed: int = 0) -> int:
 DEFAULT_DIM = Dim(1, 16)
 
 
-def build_spec(subject: Any = None, *, data: Any = None, inputs=None, dims=None, **declared) -> ParitySpec:
+def build_spec(
+    subject: Any = None,
+    *,
+    data: Any = None,
+    inputs: Input | Iterable[Input] | None = None,
+    dims: Mapping[str, Dim] | None = None,
+    **declared: Any,
+) -> ParitySpec:
     """The ParitySpec of a declaration (marker or ``check()`` arguments), reading the inputs
     from ``subject`` (an :class:`onnxparity.exporters.Subject`) when they are not given.
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -22,6 +22,7 @@ import onnxparity.config as cfg
 from onnxparity import selection
 from onnxparity.config import ParityConfig
 from onnxparity.errors import FrameworkNotInstalled, InvalidSpec, OnnxParityError
+from onnxparity.parsers import argparse_type
 from onnxparity.planning import Item, plan_items, stable_seed
 from onnxparity.selection import base_id as _base_id
 from onnxparity.selection import is_parity as _is_parity
@@ -29,10 +30,15 @@ from onnxparity.selection import item_of as _item_of
 from onnxparity.spec import ParitySpec
 from onnxparity.variants import ALL_VARIANTS
 
+if TYPE_CHECKING:
+    from onnxparity.report.run import Finished
+    from onnxparity.results import BudgetResult, CheckResult, VariantResult
+    from onnxparity.runner import ParitySession
+
 CONFIG_KEY = pytest.StashKey[ParityConfig]()
-ENTRY_KEY = pytest.StashKey[dict]()  # one item's report entry, set by its fixture
+ENTRY_KEY = pytest.StashKey[dict[str, Any]]()  # one item's report entry, set by its fixture
 SESSION_KEY = pytest.StashKey[Any]()  # the run's ParitySession, created on first use
-PLAN_KEY = pytest.StashKey[list]()  # this process's collected parity items, as planned entries
+PLAN_KEY = pytest.StashKey[list[dict[str, Any]]]()  # this process's collected parity items, as planned entries
 PLAN_SENT_KEY = pytest.StashKey[bool]()  # the plan went out with this process's first test report
 
 #: marker arguments, with what each declares.
@@ -67,7 +73,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         else:
             kwargs["metavar"] = s.metavar
             if s.parse is not None:
-                kwargs["type"] = cfg.argparse_type(s.parse, s.flag)
+                kwargs["type"] = argparse_type(s.parse, s.flag)
         group.addoption(s.flag, **kwargs)
     for s in cfg.SETTINGS:
         if s.ini is not None:
@@ -136,7 +142,7 @@ def _marker_items(metafunc: pytest.Metafunc, parity: ParityConfig) -> list[Item]
     kwargs = marker.kwargs if marker else {}
     declared = kwargs.get("variants")
     if declared is None:
-        variants: tuple = parity.default_variants
+        variants: tuple[str, ...] = parity.default_variants
     else:
         variants = (declared,) if isinstance(declared, str) else tuple(declared)
     try:
@@ -169,7 +175,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def _planned(item: pytest.Item) -> dict:
+def _planned(item: pytest.Item) -> dict[str, Any]:
     from onnxparity.report import document
 
     parity = item.config.stash[CONFIG_KEY]
@@ -208,7 +214,7 @@ def pytest_runtest_call(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     """Plain attributes travel with a report from an xdist worker to the controller: the first
     report carries the plan; each parity item's concluding report carries its entry (one made
     from the outcome when the item ended before its check recorded one)."""
@@ -238,14 +244,14 @@ class ParityReporter:
     """Gathers entries as test reports arrive (under xdist on the controller; a crashed worker's
     item becomes an error entry), then writes the outputs and gates (:mod:`.report.run`)."""
 
-    def __init__(self, config: pytest.Config, baseline: dict | None = None) -> None:
+    def __init__(self, config: pytest.Config, baseline: dict[str, Any] | None = None) -> None:
         from onnxparity.report.run import Run
 
         self.config = config
         self.baseline = baseline
         self.run = Run()
-        self.document: dict | None = None
-        self.finished = None
+        self.document: dict[str, Any] | None = None
+        self.finished: Finished | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.run.record_report(report)
@@ -253,7 +259,7 @@ class ParityReporter:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         self.run.collection_errors += bool(report.failed)
 
-    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         """Ctrl-C or pytest.exit(); pytest's own stops (-x, collection errors) show on the session."""
         if isinstance(excinfo.value, pytest.exit.Exception):
             self.run.stopped_by = f"pytest.exit: {excinfo.value.msg}"
@@ -280,20 +286,21 @@ class ParityReporter:
         if self.finished.refused and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
             session.exitstatus = pytest.ExitCode.INTERRUPTED  # an incomplete run, not gated or kept
 
-    def pytest_terminal_summary(self, terminalreporter) -> None:
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """The parity table, whether the run was complete, where the outputs went, the gate."""
         if self.document is None:
             return
         from onnxparity.report.run import summary_lines
 
-        lines = summary_lines(self.document, self.finished, self.config.stash[CONFIG_KEY])
+        # (finished: set with the document, in pytest_sessionfinish)
+        lines = summary_lines(self.document, cast("Finished", self.finished), self.config.stash[CONFIG_KEY])
         if lines:
             terminalreporter.section("onnx parity")
         for line, red in lines:
             terminalreporter.write_line(line, red=red)
 
 
-def _session(config: pytest.Config):
+def _session(config: pytest.Config) -> ParitySession:
     """The run's ParitySession, made from the resolved config on first use."""
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
@@ -328,13 +335,18 @@ class ParityFixture:
         marker = item.get_closest_marker("onnx_parity")
         self._declared = dict(marker.kwargs) if marker else {}
         self._marker_args = tuple(marker.args) if marker else ()
-        self.result = None
+        self.result: VariantResult | BudgetResult | None = None
         #: calls of check(): one item checks one model, so a second call fails
         self.checks = 0
 
     def check(
-        self, model: Any = None, *, onnx: Any = None, reference: Callable | None = None, **overrides: Any
-    ):
+        self,
+        model: Any = None,
+        *,
+        onnx: Any = None,
+        reference: Callable[..., Any] | None = None,
+        **overrides: Any,
+    ) -> VariantResult | BudgetResult:
         """Check ``model`` (or ``onnx`` against it or ``reference``) for this item.
 
         Keyword arguments override the marker's (inputs, dims, tolerance, opset, examples, data,
@@ -366,7 +378,7 @@ class ParityFixture:
                 name=_base_id(self.item),
                 items=lambda spec: [self._bound(spec)],
             )
-            result = {**checked.variants, **checked.budgets}[self.planned.id]
+            result = cast("VariantResult | BudgetResult", {**checked.variants, **checked.budgets}[self.planned.id])
         except FrameworkNotInstalled as exc:
             skip = str(exc)
         except OnnxParityError as exc:
@@ -385,14 +397,16 @@ class ParityFixture:
         if result.status != "passed":
             pytest.fail(result.message, pytrace=False)
         if self.planned.kind == "latency" and (
-            result.measured.get("broken") or not result.measured.get("reliable", True)
+            # (a latency item's result is a BudgetResult)
+            cast("BudgetResult", result).measured.get("broken")
+            or not cast("BudgetResult", result).measured.get("reliable", True)
         ):
             warnings.warn(LatencyReport(result.message), stacklevel=2)
         # after the entry is recorded, as before: under -W error the item's entry stays its pass
-        warn_weak(checked, label=lambda _: self.item.nodeid)
+        warn_weak(cast("CheckResult", checked), label=lambda _: self.item.nodeid)  # set: nothing raised
         return result
 
-    def _record(self, status: str, result: dict, checked: Any = None) -> None:
+    def _record(self, status: str, result: dict[str, Any], checked: Any = None) -> None:
         """This item's report entry (sent to the controller with the test report) and its key
         numbers as JUnit properties."""
         from onnxparity.report import document
@@ -416,7 +430,7 @@ class ParityFixture:
             raise InvalidSpec("item opset: declare opset=op.Opset(...) on the marker")
         return planned
 
-    def _declared_with(self, overrides: dict) -> dict[str, Any]:
+    def _declared_with(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """The marker's arguments with the test's overrides, as build_spec takes them (``data``
         included); checked once the model resolved, as the check reads them then."""
         if self._marker_args:

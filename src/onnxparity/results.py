@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from onnxparity.errors import ParityFailure
 from onnxparity.spec import Policy
@@ -25,14 +25,14 @@ class BudgetResult:
     kind: str  # "opset" or "latency"
     status: str  # "passed", "failed", "error", "skipped"
     message: str = ""
-    budget: dict = field(default_factory=dict)
-    measured: dict = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
+    measured: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return self.status == "passed"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "item": self.item,
             "kind": self.kind,
@@ -77,7 +77,7 @@ class OutputSummary:
     def top1_rate(self) -> float | None:
         return self.top1_agree / self.top1_rows if self.top1_rows else None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "max_abs_error": json_float(self.max_abs_error),
@@ -106,7 +106,7 @@ class VariantResult:
     examples: int = 0
     outputs: tuple[OutputSummary, ...] = ()
     dims_covered: dict[str, tuple[int, int]] = field(default_factory=dict)
-    failing_example: dict | None = None
+    failing_example: dict[str, Any] | None = None
     reproducer: str | None = None
     message: str = ""
     verdict: Verdict | None = None
@@ -115,25 +115,25 @@ class VariantResult:
     #: how much the check could have caught (None: not measured, e.g. nothing ran)
     power: Power | None = None
     #: boundaries the graph branches on: ``{"sides": n, "unreached": [lines]}`` (None: none)
-    coverage: dict | None = None
+    coverage: dict[str, Any] | None = None
     #: the first node that went wrong (:class:`onnxparity.forensics.Divergence`; None: passed,
     #: or nothing could be localized)
     divergence: Any = None
     #: each example's numbers in bounded size (:class:`onnxparity.verdict.distribution.Distribution`)
-    distribution: dict | None = None
+    distribution: dict[str, Any] | None = None
     #: examples not counted as failures because the framework disagrees with itself there
     #: (:mod:`onnxparity.search.conditioning`), and the line of the worst of them
     ill_conditioned: int = 0
     conditioning: str = ""
     #: what building the variant did, where it says (a post-export step's nodes before and
     #: after, ops added and removed, fusions, dims fixed: :mod:`onnxparity.variants.rewrite`)
-    build: dict | None = None
+    build: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
         return self.status == "passed"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "variant": self.variant,
             "status": self.status,
@@ -182,7 +182,8 @@ class CheckResult:
     def passed(self) -> bool:
         """True when no item failed or errored (skipped items do not fail a check)."""
         return all(
-            v.status in ("passed", "skipped") for v in (*self.variants.values(), *self.budgets.values())
+            v.status in ("passed", "skipped")
+            for v in cast("Iterable[VariantResult | BudgetResult]", (*self.variants.values(), *self.budgets.values()))
         )
 
     def __getitem__(self, variant: str) -> VariantResult:
@@ -192,7 +193,9 @@ class CheckResult:
         """Raise :class:`ParityFailure` with every failed variant's diagnosis."""
         __tracebackhide__ = True
         bad = [
-            v for v in (*self.variants.values(), *self.budgets.values()) if v.status in ("failed", "error")
+            v
+            for v in cast("Iterable[VariantResult | BudgetResult]", (*self.variants.values(), *self.budgets.values()))
+            if v.status in ("failed", "error")
         ]
         if bad:
             raise ParityFailure("\n\n".join(v.message for v in bad))
@@ -210,7 +213,7 @@ class CheckResult:
             lines.append(f"  {b.item:<16} {b.status:<8} {b.message.splitlines()[0] if b.message else ''}")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "exporter": self.exporter,

@@ -17,14 +17,14 @@ and durations name items the same way under every distribution.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from onnxparity.planning import Item, test_name
 
 #: what split this process's items off a larger run: ``{"run_plan": [...], "shard": {...}}``
-RUN_KEY = pytest.StashKey[dict]()
+RUN_KEY = pytest.StashKey[dict[str, Any]]()
 
 
 def is_parity(item: pytest.Item) -> bool:
@@ -104,7 +104,15 @@ def choose(config: pytest.Config, parity: Any, items: list[pytest.Item]) -> list
         run: dict[str, Any] = {"run_plan": sorted(nodeid(i) for i in kept)}
         if parity.exclude_variants:
             excluded = set(parity.exclude_variants)
-            dropped += [i for i in kept if (item_of(i) is not None and item_of(i).kind != "opset" and item_of(i).variant in excluded)]
+            dropped += [
+                i
+                for i in kept
+                if (
+                    item_of(i) is not None
+                    and cast(Item, item_of(i)).kind != "opset"
+                    and cast(Item, item_of(i)).variant in excluded
+                )
+            ]
             kept = _without(kept, dropped)
         if parity.shard:
             groups: dict[str, list[str]] = {}
@@ -127,7 +135,7 @@ def _without(items: list[pytest.Item], dropped: list[pytest.Item]) -> list[pytes
     return [i for i in items if id(i) not in gone]
 
 
-def _shard(groups: dict[str, list[str]], parity: Any) -> tuple[set[str], dict]:
+def _shard(groups: dict[str, list[str]], parity: Any) -> tuple[set[str], dict[str, Any]]:
     from onnxparity.report import document, shards
 
     recorded: dict[str, float] = {}

@@ -4,8 +4,8 @@ anchor says about it, where the reproducer is, and a ``next:`` line saying what 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from onnxparity.forensics import FIX
 from onnxparity.forensics.by_variant import explain
@@ -18,6 +18,7 @@ from onnxparity.verdict.explanation import mismatch_table
 if TYPE_CHECKING:
     from onnxparity.draw import Example
     from onnxparity.exporters import ModelPair
+    from onnxparity.verdict.compare import Verdict
 
 
 def diagnosis(
@@ -79,7 +80,10 @@ def diagnosis(
                 "(high=), e.g. the vocabulary's last id"
             )
     else:
-        lines = [f"{variant} differs from the reference (model from {source}):", failure.verdict.explain()]
+        lines = [
+            f"{variant} differs from the reference (model from {source}):",
+            cast("Verdict", failure.verdict).explain(),  # neither raised nor crashed: compared
+        ]
         kind = "op.Agreement(...)" if isinstance(policy, Agreement) else "op.Tolerance(...)"
         advice = verified.removeprefix(FIX) or declared_fix([e for e in extra if isinstance(e, str)]) or (
             f"inspect the reproducer; if this difference is acceptable, loosen "
@@ -113,12 +117,12 @@ _PATTERN_HINTS = {
 }
 
 
-def pattern_hints(patterns) -> list[str]:
+def pattern_hints(patterns: Iterable[str]) -> list[str]:
     """A line for each data pattern of a failing example that points at a kind of bug."""
     return [f"hint: {_PATTERN_HINTS[p]}" for p in dict.fromkeys(patterns) if p in _PATTERN_HINTS]
 
 
-def variant_explanation(runnable: Runnable, failure: Evidence, tolerance: Any = None) -> list:
+def variant_explanation(runnable: Runnable, failure: Evidence, tolerance: Any = None) -> list[Any]:
     """The forensics' explanation of a variant's failing input (e.g. int8 saturation), or a
     user runnable's own ``explain``; ``tolerance``: the item's, for a variant that judges two
     runs of its graph by it."""
@@ -174,11 +178,11 @@ def agreement_diagnosis(
                 f"({100.0 * item.differ / item.total:.3g}%; at most {100.0 * (1.0 - item.required):.3g}% allowed)"
             )
     lines.append(f"the example with the {_RULES[shortfall[0].rule][1]}: {worst.example.describe(spec)}")
-    explained = worst.verdict.explain()
+    explained = cast("Verdict", worst.verdict).explain()  # the worst example was compared
     if explained:
         lines.append(explained)
     if not rates:
-        for o in worst.verdict.outputs:
+        for o in cast("Verdict", worst.verdict).outputs:
             if o.cosine is not None and o.sqnr_db is not None and any(s.output == o.name for s in shortfall):
                 lines.append(
                     f"on that example, output {o.name!r}: cosine {o.cosine:.6g} · SQNR {o.sqnr_db:.3g} dB · "
@@ -221,7 +225,13 @@ def _first_line(text: str, limit: int = 300) -> str:
 
 
 def timeout_diagnosis(
-    variant: str, spec: ParitySpec, tried: int, largest: Example | None, total: int, budget: float, spell
+    variant: str,
+    spec: ParitySpec,
+    tried: int,
+    largest: Example | None,
+    total: int,
+    budget: float,
+    spell: Callable[[str, Any], str],
 ) -> str:
     """An item whose time budget ran out: how far it got (``tried`` examples), the largest input
     it reached."""

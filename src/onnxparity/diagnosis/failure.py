@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from onnxparity.diagnosis import agreement_diagnosis, diagnosis, variant_explanation
 from onnxparity.diagnosis.reproducer import write_reproducer
@@ -25,6 +25,8 @@ from onnxparity.spec import ParitySpec, Policy, Tolerance
 from onnxparity.variants import Runnable
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from onnxparity.exporters import ModelPair
 
 
@@ -141,7 +143,7 @@ def _as_reference(line: str) -> str:
 
 def _localize_export(
     pair: ModelPair, spec: ParitySpec, failure: Evidence, tolerance: Tolerance
-) -> tuple[list, Divergence | None, Subgraph | None, list[str]]:
+) -> tuple[list[str], Divergence | None, Subgraph | None, list[str]]:
     """(diagnosis lines, divergence, subgraph) of an export that gets a failing input wrong: the
     framework's values against the ONNX model's, and what the ONNX spec says of the node found;
     where no framework value pairs, ONNX Runtime against the spec over the whole graph."""
@@ -170,7 +172,9 @@ def _localize_export(
     return [line, *spec_lines], divergence, subgraph, []
 
 
-def _spec_sides(outputs: list[str], spec: dict, failure: Evidence, tolerance: Tolerance) -> list[str]:
+def _spec_sides(
+    outputs: list[str], spec: dict[str, np.ndarray], failure: Evidence, tolerance: Tolerance
+) -> list[str]:
     """The cause line where the spec's outputs are the variant's and not the expected ones (each
     side compared by the verdict's rule), else nothing: no side is shown to be the spec's."""
     from onnxparity.forensics.export import off
@@ -188,7 +192,7 @@ def _spec_sides(outputs: list[str], spec: dict, failure: Evidence, tolerance: To
 
 def _against_spec(
     path: str, failure: Evidence, tolerance: Tolerance
-) -> tuple[list, Divergence | None, Subgraph | None]:
+) -> tuple[list[str], Divergence | None, Subgraph | None]:
     """ONNX Runtime against the reference evaluator over a small graph the framework's values do
     not localize in, and whether the spec's outputs are the framework's."""
     from onnxparity.forensics.export import off
@@ -202,8 +206,11 @@ def _against_spec(
     outputs = [o.name for o in proto.graph.output]
     if found is None:  # ONNX Runtime computes the spec's values: whether the expected ones are too
         return _spec_sides(outputs, spec, failure, tolerance), None, None
-    if len(outputs) == len(failure.expected) and all(o in spec for o in outputs):
-        framework = not any(off(e, spec[o], tolerance)[2] for o, e in zip(outputs, failure.expected))
+    # (failure.expected: set on an example that was compared)
+    if len(outputs) == len(cast("list[Any]", failure.expected)) and all(o in spec for o in outputs):
+        framework = not any(
+            off(e, spec[o], tolerance)[2] for o, e in zip(outputs, cast("list[Any]", failure.expected))
+        )
         lines.append(
             "  the spec's outputs on this input are the framework's: ONNX Runtime is what differs (report "
             "it to ONNX Runtime with subgraph.onnx from the reproducer)"

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -116,6 +116,7 @@ def _write(
     names: dict[str, dict[str, str | None]] = {}
     names["inputs"] = _save(staging, "inputs", "input", list(failure.feeds.items()))
     outputs = list(pair.exported.output_names)
+    arrays: list[Any] | dict[str, np.ndarray] | None  # the evidence's outputs, then the subgraph's
     for label, arrays in (("expected", failure.expected), ("actual", failure.actual)):
         if arrays is not None:  # output names by position only where the counts agree
             known = outputs if len(outputs) == len(arrays) else [None] * len(arrays)
@@ -161,12 +162,12 @@ def _write(
         f.write(readme)
 
 
-def _save(staging: str, label: str, prefix: str, arrays: list[tuple[str | None, object]]) -> dict:
+def _save(staging: str, label: str, prefix: str, arrays: list[tuple[str | None, object]]) -> dict[str, str | None]:
     """``arrays`` into ``<label>.npz`` under keys ``<prefix>_0``, ``<prefix>_1``, ...: a name
     is no key (``file`` is np.savez's own parameter, a NUL or slash breaks the zip entry, two
     names can clean to one); return key -> name (None: unknown) for names.json."""
     keys = [f"{prefix}_{i}" for i in range(len(arrays))]
-    stored = {
+    stored: dict[str, Any] = {  # (Any: np.savez's **kwds would otherwise be checked against allow_pickle)
         key: _storable(array, f"{prefix} {name!r} of {label}.npz") for key, (name, array) in zip(keys, arrays)
     }
     np.savez(os.path.join(staging, f"{label}.npz"), **stored)

@@ -13,9 +13,9 @@ no example — drawn, shrunk or sampled for calibration — has a row without a 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from onnxparity.draw.fills import (  # noqa: F401  (PATTERNS and the densities: 
 )
 from onnxparity.errors import InvalidSpec
 from onnxparity.spec import Input, ParitySpec
-from onnxparity.spec.inputs import FLOATS, numpy_dtype
+from onnxparity.spec.dtypes import FLOATS, numpy_dtype
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Example:
         dims = ", ".join(f"{k}={v}" for k, v in self.dims)
         return (f"dims {dims}; " if dims else "") + "; ".join(parts) + f"; seed {self.seed}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"dims": dict(self.dims), "patterns": list(self.patterns), "seed": self.seed}
 
 
@@ -227,19 +227,21 @@ def materialize(
     Row patterns pick the same row indices for every input, so the columns of one record
     stay together."""
     rng = np.random.default_rng(example.seed)
-    dims = example.dim_values
-    arrays = {}
+    dims: Mapping[Any, int] = example.dim_values  # (looked up by ``within`` too: a name or a size)
+    arrays: dict[str, np.ndarray] = {}
     for item, pattern in zip(spec.inputs, example.patterns):
         shape = item.concrete_shape(dims)
         if pattern in ROW_PATTERNS:
-            arrays[item.name] = _from_rows(item, shape, pattern, rows[item.name], example.seed)
+            arrays[item.name] = _from_rows(  # (row patterns are only drawn with rows)
+                item, shape, pattern, cast(Mapping[str, np.ndarray], rows)[item.name], example.seed
+            )
         else:
-            within = dims.get(item.within, item.within) if item.kind == "lengths" else None
+            within = cast(int, dims.get(item.within, item.within)) if item.kind == "lengths" else None
             arrays[item.name] = fill(item, shape, pattern, rng, within=within)
     return arrays
 
 
-def _from_rows(item: Input, shape, pattern: str, data: np.ndarray, seed: int) -> np.ndarray:
+def _from_rows(item: Input, shape: tuple[int, ...], pattern: str, data: np.ndarray, seed: int) -> np.ndarray:
     picker = np.random.default_rng([seed, 1])  # the same indices for every input of an example
     picked = data[picker.integers(0, len(data), size=shape[0])]
     if pattern == "jitter" and item.dtype in FLOATS:
@@ -247,7 +249,7 @@ def _from_rows(item: Input, shape, pattern: str, data: np.ndarray, seed: int) ->
         spread = np.where(spread > 0, spread, 1.0)
         noise = np.random.default_rng([seed, 2]).normal(0.0, JITTER_SCALE, size=picked.shape) * spread
         picked = picked + noise
-    return picked.reshape(shape).astype(numpy_dtype(item.dtype), copy=False)
+    return cast(np.ndarray, picked.reshape(shape).astype(numpy_dtype(cast(str, item.dtype)), copy=False))
 
 
 def arrays_for_dims(spec: ParitySpec, dims: Mapping[str, int], seed: int = 0) -> dict[str, np.ndarray]:
@@ -349,7 +351,9 @@ def rows_digest(rows: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def sampler(spec: ParitySpec | None, rows: Mapping[str, np.ndarray] | None, seed: int):
+def sampler(
+    spec: ParitySpec | None, rows: Mapping[str, np.ndarray] | None, seed: int
+) -> Callable[..., list[dict[str, np.ndarray]]]:
     """``sample_feeds(n)`` for a variant builder: n inputs from the declared space with a fixed
     seed (:func:`sample_examples`); ``same_shape=True`` puts every dim at its largest value."""
 

@@ -10,11 +10,12 @@ the input allows them. Masks and lengths: :data:`MASK_PATTERNS`, a row never emp
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 
 from onnxparity.spec import Input
-from onnxparity.spec.inputs import FLOATS, INTEGERS, numpy_dtype
+from onnxparity.spec.dtypes import FLOATS, INTEGERS, numpy_dtype
 
 #: data patterns in shrink order: the simplest first.
 PATTERNS = ("zeros", "constant", "uniform", "normal", "extremes", "sparse")
@@ -64,10 +65,14 @@ def has_boundaries(item: Input) -> bool:
 def unit_band(item: Input) -> tuple[float, float] | None:
     """[0, 1], else [-1, 1], where it lies inside a declared range wider than 2 (pixels of
     0-255, epoch seconds): the band of the explicit band example, drawn half of the time."""
-    if item.dtype not in FLOATS or item.choices is not None or item.high - item.low <= 2:  # [-1, 1] and narrower: none
+    if (
+        item.dtype not in FLOATS
+        or item.choices is not None
+        or cast(float, item.high) - cast(float, item.low) <= 2  # [-1, 1] and narrower: none
+    ):
         return None
     for low, high in ((0.0, 1.0), (-1.0, 1.0)):
-        if item.low <= low and high <= item.high:
+        if cast(float, item.low) <= low and high <= cast(float, item.high):
             return low, high
     return None
 
@@ -75,7 +80,7 @@ def unit_band(item: Input) -> tuple[float, float] | None:
 def _band(item: Input, rng: np.random.Generator) -> tuple[float, float]:
     """The ``band`` pattern's sub-interval: the unit band half of the time (where it applies),
     else a log-uniform width (1/1000 of the range to all of it) at a uniform position."""
-    low, high = float(item.low), float(item.high)
+    low, high = float(cast(float, item.low)), float(cast(float, item.high))
     unit = unit_band(item)
     if unit is not None and rng.random() < 0.5:
         return unit
@@ -105,7 +110,7 @@ def _near(value: float, dtype: np.dtype) -> list[float]:
 def _boundary(item: Input, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``values`` with a :data:`BOUNDARY_DENSITY` share of positions at or next to a boundary:
     per last-axis column its own (``(column, value)`` pairs) and the ones for every position."""
-    low, high = item.low, item.high
+    low, high = cast(float, item.low), cast(float, item.high)
     everywhere = [c for v in item.boundary_values() for c in _near(v, values.dtype)]
     columns = values.shape[-1] if values.ndim else 1
     flat = values.reshape(-1, columns)
@@ -120,7 +125,7 @@ def _boundary(item: Input, values: np.ndarray, rng: np.random.Generator) -> np.n
 
 
 def _numpy_dtype(item: Input) -> np.dtype:
-    return numpy_dtype(item.dtype)
+    return numpy_dtype(cast(str, item.dtype))
 
 
 def fill(
@@ -146,26 +151,36 @@ def normal_only(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _fill_any(item: Input, shape, pattern: str, rng: np.random.Generator, within: int | None) -> np.ndarray:
+def _fill_any(
+    item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator, within: int | None
+) -> np.ndarray:
     if item.choices is not None:
         if pattern not in CHOICE_PATTERNS:
             raise ValueError(f"unknown pattern {pattern!r} for choices; known: {', '.join(CHOICE_PATTERNS)}")
         picked = item.choices[0 if pattern == "first" else int(rng.integers(len(item.choices)))]
-        return np.asarray(picked, dtype=object if item.dtype == "str" else None).astype(
-            numpy_dtype(item.dtype)
-        ).reshape(shape)
+        return cast(
+            np.ndarray,
+            np.asarray(picked, dtype=object if item.dtype == "str" else None).astype(
+                numpy_dtype(cast(str, item.dtype))
+            ).reshape(shape),
+        )
     if item.kind == "mask":
         return _fill_mask(item, shape, pattern, rng)
     if item.kind == "lengths":
         rows = int(np.prod(shape, dtype=np.int64))
-        return row_lengths(pattern, rows, int(within), rng).reshape(shape).astype(item.dtype)
+        return cast(
+            np.ndarray,
+            row_lengths(pattern, rows, int(cast(int, within)), rng).reshape(shape).astype(item.dtype),
+        )
     if item.dtype == "str":
         return _fill_str(item, shape, pattern, rng)
     if pattern == "nan":
-        values = np.asarray(_fill_float(item, shape, "uniform", rng).astype(numpy_dtype(item.dtype)))
+        values = np.asarray(
+            _fill_float(item, shape, "uniform", rng).astype(numpy_dtype(cast(str, item.dtype)))
+        )
         values[rng.random(shape) < NAN_DENSITY] = np.nan
         return values
-    dtype = numpy_dtype(item.dtype)
+    dtype = numpy_dtype(cast(str, item.dtype))
     if dtype == np.bool_:
         return _fill_bool(shape, pattern, rng)
     if item.dtype in INTEGERS:
@@ -173,8 +188,8 @@ def _fill_any(item: Input, shape, pattern: str, rng: np.random.Generator, within
     return _fill_float(item, shape, pattern, rng).astype(dtype, copy=False)
 
 
-def _fill_float(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
-    low, high = float(item.low), float(item.high)
+def _fill_float(item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator) -> np.ndarray:
+    low, high = float(cast(float, item.low)), float(cast(float, item.high))
     span = high - low
     rest = min(max(0.0, low), high)  # zero where the range allows it, else the nearest bound
     if pattern == "zeros":
@@ -208,10 +223,10 @@ def _fill_float(item: Input, shape, pattern: str, rng: np.random.Generator) -> n
     raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
 
 
-def _fill_int(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+def _fill_int(item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator) -> np.ndarray:
     if item.distinct:
         return _distinct(item, shape, pattern, rng)
-    low, high = int(item.low), int(item.high)
+    low, high = int(cast(float, item.low)), int(cast(float, item.high))
     rest = min(max(0, low), high)
     if pattern == "zeros":
         return np.full(shape, rest, dtype=np.int64)
@@ -220,8 +235,8 @@ def _fill_int(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.
     if pattern == "uniform":
         return rng.integers(low, high, size=shape, endpoint=True)
     if pattern == "normal":
-        values = rng.normal((low + high) / 2, (high - low) / 6, size=shape)
-        return np.clip(np.rint(values), low, high).astype(np.int64)
+        values: np.ndarray = rng.normal((low + high) / 2, (high - low) / 6, size=shape)
+        return cast(np.ndarray, np.clip(np.rint(values), low, high).astype(np.int64))
     if pattern == "extremes" and item.special_ids:  # the vocabulary's edges and its special ids
         edges = np.asarray((low, high, *item.special_ids), dtype=np.int64)
         return edges[rng.integers(0, len(edges), size=shape)]
@@ -229,7 +244,7 @@ def _fill_int(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.
         return np.where(rng.random(shape) < 0.5, low, high)
     if pattern == SPECIAL_PATTERN:
         values = rng.integers(low, high, size=shape, endpoint=True)
-        pool = np.asarray((*item.special_ids, low, high), dtype=np.int64)
+        pool = np.asarray((*cast(tuple[int, ...], item.special_ids), low, high), dtype=np.int64)
         picked = rng.random(shape) < SPECIAL_DENSITY
         values[picked] = pool[rng.integers(0, len(pool), size=int(picked.sum()))]
         return values
@@ -248,12 +263,16 @@ def _fill_int(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.
     raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
 
 
-def _distinct(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+def _distinct(item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator) -> np.ndarray:
     """Rows (the last axis) of values distinct modulo ``item.distinct`` within [low, high]: an
     axes list names each axis once. ``zeros`` gives 0, 1, 2, ... (the simplest); other patterns
     a random choice of axes, each written as itself or as its negative form where the range
     allows both."""
-    modulus, low, high = int(item.distinct), int(item.low), int(item.high)
+    modulus, low, high = (
+        int(cast(int, item.distinct)),
+        int(cast(float, item.low)),
+        int(cast(float, item.high)),
+    )
     size = shape[-1] if shape else 1
     rows = int(np.prod(shape[:-1], dtype=np.int64)) if shape else 1
     if pattern == "zeros" or not rows * size:
@@ -287,7 +306,7 @@ def row_lengths(pattern: str, rows: int, seq: int, rng: np.random.Generator) -> 
     raise ValueError(f"unknown mask pattern {pattern!r}; known: {', '.join(MASK_PATTERNS)}")
 
 
-def _fill_mask(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+def _fill_mask(item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator) -> np.ndarray:
     seq = shape[-1]
     rows = int(np.prod(shape[:-1], dtype=np.int64))
     lengths = row_lengths(pattern, rows, seq, rng)[:, None]
@@ -296,7 +315,7 @@ def _fill_mask(item: Input, shape, pattern: str, rng: np.random.Generator) -> np
     return real.reshape(shape).astype(item.dtype)
 
 
-def _fill_str(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+def _fill_str(item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator) -> np.ndarray:
     if not item.categories:
         raise ValueError(f"Input({item.name!r}) is a str input without categories")
     categories = np.asarray(item.categories, dtype=object)
@@ -305,11 +324,13 @@ def _fill_str(item: Input, shape, pattern: str, rng: np.random.Generator) -> np.
     if pattern == "constant":
         return np.full(shape, categories[rng.integers(0, len(categories))], dtype=object)
     if pattern == "extremes":
-        return np.where(rng.random(shape) < 0.5, categories[0], categories[-1]).astype(object)
+        return cast(
+            np.ndarray, np.where(rng.random(shape) < 0.5, categories[0], categories[-1]).astype(object)
+        )
     return categories[rng.integers(0, len(categories), size=shape)]
 
 
-def _fill_bool(shape, pattern: str, rng: np.random.Generator) -> np.ndarray:
+def _fill_bool(shape: tuple[int, ...], pattern: str, rng: np.random.Generator) -> np.ndarray:
     if pattern == "zeros":
         return np.zeros(shape, dtype=np.bool_)
     if pattern == "constant":

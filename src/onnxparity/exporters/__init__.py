@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from onnxparity.exporters.base import (
     root_cause,
     specialised_dims,
 )
+
+if TYPE_CHECKING:
+    from onnxparity.spec import Input
 
 __all__ = [
     "BUILTINS",
@@ -137,7 +140,7 @@ def exporter_for(model: Any) -> Exporter:
 
 
 def resolve(
-    model: Any = None, *, onnx: Any = None, reference: Callable | None = None, origin: Any = None
+    model: Any = None, *, onnx: Any = None, reference: Callable[..., Any] | None = None, origin: Any = None
 ) -> Subject:
     """Detect what a check is about, once: the model's source (or the user's callable
     reference for a prebuilt ONNX file), its fingerprint and identity, and the identity of
@@ -162,7 +165,7 @@ def resolve(
     with once():  # the fingerprint holds the identity's digest: one walk for both
         fingerprint, identity = source.fingerprint(model), source.identity(model)
     origin_identity = origin_digest(origin) if origin is not None else None
-    read_graph_inputs = None
+    read_graph_inputs: Callable[[Any], tuple[Input, ...]] | None = None
     if onnx is not None:  # the file's own inputs come first (Subject.declared_inputs)
         from onnxparity.exporters.prebuilt import graph_inputs as read_graph_inputs
     return Subject(

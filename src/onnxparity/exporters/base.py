@@ -10,7 +10,7 @@ import contextlib
 import importlib
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,10 +18,10 @@ import numpy as np
 
 from onnxparity.environment import quiet
 from onnxparity.errors import ExportError, FrameworkNotInstalled, NoMapping
-from onnxparity.spec import Input, ParitySpec
+from onnxparity.spec import Input, ParitySpec, Tolerance
 
 #: numpy feeds by input name -> outputs in ONNX output order.
-Reference = Callable[[Mapping[str, np.ndarray]], list]
+Reference = Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class ModelPair:
     #: the subject's key: the reference's identity in cache keys
     reference_key: str
     #: label output -> (its probability output, classes in column order), for classifiers
-    labels: Mapping[str, tuple[str, tuple]] = field(default_factory=dict)
+    labels: Mapping[str, tuple[str, tuple[Any, ...]]] = field(default_factory=dict)
     subject: Subject | None = None
     #: the framework in float64 where the source can run it so (None: it cannot), for telling
     #: an ill-conditioned example from a parity failure (:mod:`onnxparity.search.conditioning`)
@@ -192,7 +192,7 @@ class Exporter:
 
         return node_source(node)
 
-    def label_outputs(self, model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple]]:
+    def label_outputs(self, model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple[Any, ...]]]:
         """For a classifier: label output -> (its probability output, classes in column order)."""
         return {}
 
@@ -200,7 +200,7 @@ class Exporter:
         """Seed the framework's RNGs, if it is imported (model initialisation is then the same
         for every item of a test)."""
 
-    def limit_threads(self, threads: int) -> contextlib.AbstractContextManager:
+    def limit_threads(self, threads: int) -> contextlib.AbstractContextManager[Any]:
         """Run the reference with ``threads`` intra-op threads while timing it."""
         return contextlib.nullcontext()
 
@@ -334,7 +334,7 @@ def axis_name(input_name: str, axis: int, hint: str | None) -> str:
     return f"{base}_{axis}" if base[0].isalpha() else f"x_{base}_{axis}"
 
 
-def specialised_dims(model_proto, spec: ParitySpec) -> list[str]:
+def specialised_dims(model_proto: Any, spec: ParitySpec) -> list[str]:
     """Notes for each dim the spec declares symbolic but the ONNX graph fixes to a size,
     and for each input whose rank disagrees with the spec."""
     graph_inputs = {i.name: i for i in model_proto.graph.input}
@@ -364,7 +364,7 @@ def specialised_dims(model_proto, spec: ParitySpec) -> list[str]:
     return notes
 
 
-def check_no_extra_inputs(proto, spec: ParitySpec, exporter: str) -> None:
+def check_no_extra_inputs(proto: Any, spec: ParitySpec, exporter: str) -> None:
     """ExportError naming graph inputs the spec does not declare (initializers aside): an
     exporter that leaves constants as inputs makes a graph no runtime can feed."""
     initializers = {t.name for t in proto.graph.initializer}
@@ -408,7 +408,14 @@ def outputs_apart(outputs: Sequence[str], inputs: Sequence[str]) -> tuple[list[s
 
 
 def exported_model(
-    path: str, proto, spec: ParitySpec, *, exporter: str, key: str, notes=(), default_tolerance=None
+    path: str,
+    proto: Any,
+    spec: ParitySpec,
+    *,
+    exporter: str,
+    key: str,
+    notes: Iterable[str] = (),
+    default_tolerance: Tolerance | None = None,
 ) -> ExportedModel:
     """The :class:`ExportedModel` of an ONNX file an exporter wrote: names from the graph,
     and a note for every dim it specialised."""

@@ -36,7 +36,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -101,15 +101,15 @@ class BoostedTreesExporter(Exporter):
         """(feature index, threshold) of every numeric split, and the number of trees."""
         raise NotImplementedError
 
-    def convert(self, model: Any, item: Input, opset: int | None, folder: str):
+    def convert(self, model: Any, item: Input, opset: int | None, folder: str) -> Any:
         """The model as an ONNX ModelProto with one float32 input named like ``item``."""
         raise NotImplementedError
 
-    def repair(self, proto, item: Input) -> list[str]:
+    def repair(self, proto: Any, item: Input) -> list[str]:
         """Fix what the converter declares wrongly, in place; a note for each fix."""
         return _free_batch_dims(proto, item.shape[0], self.converter)
 
-    def round_thresholds(self, proto, model: Any) -> list[str]:
+    def round_thresholds(self, proto: Any, model: Any) -> list[str]:
         """Fix split thresholds the converter rounded to the wrong side, in place; a note."""
         return []
 
@@ -239,10 +239,10 @@ class OnnxmltoolsExporter(BoostedTreesExporter):
         """The model as the converter takes it (a copy where it must change)."""
         return model
 
-    def convert_options(self) -> dict:
+    def convert_options(self) -> dict[str, Any]:
         return {}
 
-    def convert(self, model: Any, item: Input, opset: int | None, folder: str):
+    def convert(self, model: Any, item: Input, opset: int | None, folder: str) -> Any:
         onnxmltools = require("onnxmltools", "onnxmltools", self.extra, *_LOGGERS)
         types = require("onnxmltools.convert.common.data_types", "onnxmltools", self.extra, *_LOGGERS)
         initial_types = [(item.name, types.FloatTensorType([None, int(model.n_features_in_)]))]
@@ -297,12 +297,12 @@ class LightGBMExporter(OnnxmltoolsExporter):
     wrappers = "LGBMClassifier or LGBMRegressor"
 
     def booster_text(self, model: Any) -> bytes:
-        return model.booster_.model_to_string().encode()
+        return cast(bytes, model.booster_.model_to_string().encode())
 
-    def convert_options(self) -> dict:
+    def convert_options(self) -> dict[str, Any]:
         return {"zipmap": False}
 
-    def round_thresholds(self, proto, model: Any) -> list[str]:
+    def round_thresholds(self, proto: Any, model: Any) -> list[str]:
         """LightGBM sends a row left when ``x <= t`` with ``t`` a float64; onnxmltools stores
         ``t`` as the *nearest* float32, so a float32 input exactly on a threshold rounded up goes
         right in LightGBM and left in the ONNX model (found by the boundary pattern: 3 of 3
@@ -377,7 +377,7 @@ class CatBoostExporter(BoostedTreesExporter):
         trees = len(dumped.get("oblivious_trees") or dumped.get("trees") or [])
         return np.asarray(features, dtype=np.int64), np.asarray(thresholds, dtype=np.float64), trees
 
-    def convert(self, model: Any, item: Input, opset: int | None, folder: str):
+    def convert(self, model: Any, item: Input, opset: int | None, folder: str) -> Any:
         import onnx
 
         if opset is not None:
@@ -389,7 +389,7 @@ class CatBoostExporter(BoostedTreesExporter):
         model.save_model(path, format="onnx")
         return onnx.load(path)
 
-    def repair(self, proto, item: Input) -> list[str]:
+    def repair(self, proto: Any, item: Input) -> list[str]:
         from onnx import TensorProto, helper
 
         (graph_input,) = proto.graph.input
@@ -416,7 +416,7 @@ class CatBoostExporter(BoostedTreesExporter):
         return notes + _free_batch_dims(proto, batch, self.converter)
 
 
-def _nodes(root: dict, *child_keys: str) -> Iterator[dict]:
+def _nodes(root: dict[str, Any], *child_keys: str) -> Iterator[dict[str, Any]]:
     """Every node of a dumped tree (depth-first, without recursion: trees can be deep)."""
     stack = [root]
     while stack:
@@ -430,7 +430,7 @@ def _nodes(root: dict, *child_keys: str) -> Iterator[dict]:
                 stack.extend(children)
 
 
-def _method_for(model: Any, output: str):
+def _method_for(model: Any, output: str) -> Any:
     lowered = output.lower()
     if "label" in lowered:
         return model.predict
@@ -444,7 +444,7 @@ def _method_for(model: Any, output: str):
     )
 
 
-def _free_batch_dims(proto, batch: Any, converter: str) -> list[str]:
+def _free_batch_dims(proto: Any, batch: Any, converter: str) -> list[str]:
     """Make each output's first axis the batch dim where the converter fixed it to 1 (onnxmltools
     declares LightGBM's ``label`` as shape [1]; ONNX Runtime warns on every run of a batch)."""
     notes = []

@@ -25,7 +25,7 @@ import numpy as np
 
 from onnxparity.errors import NoMapping
 from onnxparity.graph.nodes import leaving_values
-from onnxparity.spec import ParitySpec
+from onnxparity.spec import Input, ParitySpec
 
 _SUFFIX = re.compile(r"_\d+$")
 
@@ -46,8 +46,8 @@ def source_of(node: Any) -> str | None:
 
 
 def intermediates(
-    model: Any, spec: ParitySpec, ordered: list, feeds: Mapping[str, np.ndarray], graph: Any
-) -> dict:
+    model: Any, spec: ParitySpec, ordered: list[Input], feeds: Mapping[str, np.ndarray], graph: Any
+) -> dict[str, np.ndarray]:
     import keras
 
     layers = [layer for layer in getattr(model, "layers", []) if type(layer).__name__ != "InputLayer"]
@@ -82,8 +82,8 @@ def intermediates(
 
 
 def by_tensor_name(
-    call: Any, signature: list, ordered: list, feeds: Mapping[str, np.ndarray], graph: Any
-) -> dict:
+    call: Any, signature: list[Any], ordered: list[Input], feeds: Mapping[str, np.ndarray], graph: Any
+) -> dict[str, np.ndarray]:
     """TensorFlow's own value of every ONNX value named after a TensorFlow tensor (``op:0``).
 
     tf2onnx names the values it converts after the TensorFlow tensors, and tracing the model

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -48,12 +48,12 @@ def element_type_name(number: int) -> str:
     import onnx
 
     try:
-        return onnx.TensorProto.DataType.Name(number).lower()
+        return cast(str, onnx.TensorProto.DataType.Name(number).lower())
     except ValueError:
         return f"element type {number}"
 
 
-def _type_name(value_type) -> str:
+def _type_name(value_type: Any) -> str:
     """How ONNX writes a value's type: tensor(float), seq(tensor(int64)), optional(...)."""
     which = value_type.WhichOneof("value")
     if which == "tensor_type":
@@ -67,12 +67,12 @@ def _type_name(value_type) -> str:
     return which or "an undefined type"
 
 
-def value_kind(value) -> str:
+def value_kind(value: Any) -> str:
     """``tensor_type``, ``sequence_type``, ``optional_type``, ``map_type`` ("" when unset)."""
     return value.type.WhichOneof("value") or ""
 
 
-def drawn_tensor(value) -> Any:
+def drawn_tensor(value: Any) -> Any:
     """The tensor type drawn for a graph input: its own, or an optional tensor's (drawn present:
     ONNX Runtime and the evaluator take an array for it); None for any other kind."""
     if value_kind(value) == "optional_type" and value.type.optional_type.elem_type.WhichOneof("value") == "tensor_type":
@@ -80,7 +80,7 @@ def drawn_tensor(value) -> Any:
     return value.type.tensor_type if value_kind(value) == "tensor_type" else None
 
 
-def tensor_proto(proto) -> tuple[Any, dict | None, list[str]]:
+def tensor_proto(proto: Any) -> tuple[Any, dict[str, Any] | None, list[str]]:
     """``proto`` with its sequence inputs and outputs and optional outputs as tensors
     (:mod:`onnxparity.graph.containers`), what was converted (None: nothing) and notes."""
     from onnxparity.graph.containers import has_containers, tensor_form
@@ -90,7 +90,7 @@ def tensor_proto(proto) -> tuple[Any, dict | None, list[str]]:
     return tensor_form(proto)
 
 
-def read_proto(onnx_model: Any):
+def read_proto(onnx_model: Any) -> Any:
     """The ModelProto of a path, bytes or proto (without external data); InvalidSpec for an
     empty, unreadable or output-less model."""
     import onnx
@@ -166,11 +166,12 @@ def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
     return within_domains(proto, inputs)
 
 
-def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
+def within_domains(proto: Any, inputs: list[Input]) -> tuple[Input, ...]:
     """``inputs`` with the value ranges the graph states for them (:mod:`onnxparity.graph.domains`);
     InvalidSpec naming the input and the op where no drawn value would be valid."""
-    from onnxparity.graph.domains import DEFAULT_STRINGS, Undrawable, derive, graph_strings
-    from onnxparity.spec.inputs import INT_LIMITS
+    from onnxparity.graph.domains import DEFAULT_STRINGS, derive, graph_strings
+    from onnxparity.graph.domains.types import Undrawable
+    from onnxparity.spec.dtypes import INT_LIMITS
 
     found = derive(proto, inputs)
     ranged = []
@@ -212,7 +213,7 @@ def within_domains(proto, inputs: list[Input]) -> tuple[Input, ...]:
     return tuple(ranged)
 
 
-def check_input_names(model_proto, spec: ParitySpec) -> None:
+def check_input_names(model_proto: Any, spec: ParitySpec) -> None:
     """Raise when the spec's inputs and the ONNX graph's inputs do not correspond."""
     initializers = {t.name for t in model_proto.graph.initializer}
     graph_names = [i.name for i in model_proto.graph.input if i.name not in initializers]
@@ -226,7 +227,7 @@ def check_input_names(model_proto, spec: ParitySpec) -> None:
         )
 
 
-def check_input_types(model_proto, spec: ParitySpec) -> None:
+def check_input_types(model_proto: Any, spec: ParitySpec) -> None:
     """InvalidSpec where a declared input contradicts the graph's: its rank, its element type,
     or a size both fix differently. A dim declared dynamic that the graph fixes is not refused:
     that is a baked shape, what the check is for (it becomes a note and shows in the search)."""
@@ -315,10 +316,11 @@ def load(onnx_model: Any, spec: ParitySpec, workdir: str) -> ExportedModel:
     )
 
 
-def declared_outside(proto, spec: ParitySpec) -> list[str]:
+def declared_outside(proto: Any, spec: ParitySpec) -> list[str]:
     """A note for each declared input whose range reaches past what the graph states for it
     (:mod:`onnxparity.graph.domains`): the check will draw values the graph's ops reject."""
-    from onnxparity.graph.domains import Domain, Undrawable, derive
+    from onnxparity.graph.domains import derive
+    from onnxparity.graph.domains.types import Domain, Undrawable
 
     try:
         found = derive(proto, spec.inputs)
@@ -338,7 +340,7 @@ def declared_outside(proto, spec: ParitySpec) -> list[str]:
                     f"({domain.why}), e.g. {list(domain.choices[:3])}: other values may be rejected (declare "
                     "choices=)"
                 )
-        elif isinstance(domain, Domain) and (item.low < domain.low or item.high > domain.high):
+        elif isinstance(domain, Domain) and (item.low < domain.low or cast(float, item.high) > domain.high):
             notes.append(
                 f"Input({item.name!r}) is declared {item.low:g}…{item.high:g}, but the graph takes "
                 f"{domain.low:g}…{domain.high:g} there ({domain.why}): values outside are rejected"
@@ -366,14 +368,14 @@ class CallableExporter(Exporter):
     def export(self, model: Any, spec: ParitySpec, *, workdir: str, opset: int | None) -> ExportedModel:
         raise InvalidSpec("reference= needs onnx= (the ONNX model to check against it)")
 
-    def reference(self, model: Callable, spec: ParitySpec, exported: ExportedModel) -> Reference:
+    def reference(self, model: Callable[..., Any], spec: ParitySpec, exported: ExportedModel) -> Reference:
         from onnxparity.graph.containers import to_reference_inputs, to_tensor_outputs
 
         names = [i.name for i in spec.inputs]
         plan = exported.containers  # a graph checked in its tensor form: the callable takes lists
         outputs = [name for name, _ in plan["outputs"]] if plan else list(exported.output_names)
 
-        def call(feeds: Mapping[str, np.ndarray]) -> list:
+        def call(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
             given = {n: np.array(feeds[n]) for n in names}  # a copy: the feeds are shared
             given = to_reference_inputs(plan, given) if plan else given
             out = model(*[given[n] for n in names])
@@ -400,7 +402,7 @@ class CallableExporter(Exporter):
         return "model"
 
 
-def _one_sequence(plan: Mapping) -> bool:
+def _one_sequence(plan: Mapping[str, Any]) -> bool:
     return len(plan["outputs"]) == 1 and plan["outputs"][0][1][0] == "seq"
 
 

@@ -67,7 +67,7 @@ from onnxparity.graph.files import load_model, save_model
 from onnxparity.spec import Input, ParitySpec
 
 
-def _sklearn():
+def _sklearn() -> Any:
     return require("sklearn", "scikit-learn", "sklearn")
 
 
@@ -144,7 +144,7 @@ def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel) -> Ref
                 upcast[0] = False
         return run(estimator_rows(spec, feeds))
 
-    def run(X) -> list[np.ndarray]:
+    def run(X: Any) -> list[np.ndarray]:
         outputs = []
         for name, method in zip(exported.output_names, methods):
             value = np.asarray(method(X))
@@ -157,7 +157,7 @@ def make_reference(model: Any, spec: ParitySpec, exported: ExportedModel) -> Ref
     return reference
 
 
-def _method_for(model: Any, output: str):
+def _method_for(model: Any, output: str) -> Any:
     lowered = output.lower()
     if lowered == "gpmean":  # GaussianProcessRegressor: the mean, and with return_std its std
         return model.predict

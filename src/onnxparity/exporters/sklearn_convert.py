@@ -20,13 +20,13 @@ from onnxparity.spec import ParitySpec
 SKLEARN_LOGGERS = ("skl2onnx", "sklearn")
 
 
-def import_skl2onnx():
+def import_skl2onnx() -> tuple[Any, Any]:
     """``skl2onnx`` and its ``common.data_types``, imported on first use."""
     skl2onnx = require("skl2onnx", "skl2onnx", "sklearn", *SKLEARN_LOGGERS)
     return skl2onnx, require("skl2onnx.common.data_types", "skl2onnx", "sklearn", *SKLEARN_LOGGERS)
 
 
-def estimator_rows(spec: ParitySpec, feeds: Mapping[str, np.ndarray]):
+def estimator_rows(spec: ParitySpec, feeds: Mapping[str, np.ndarray]) -> Any:
     """What the estimator is called on: the one input's array, or a DataFrame of one column per
     input."""
     if len(spec.inputs) == 1:
@@ -43,7 +43,7 @@ def floats_as_float64(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in feeds.items()}
 
 
-def initial_types_of(spec: ParitySpec) -> list:
+def initial_types_of(spec: ParitySpec) -> list[tuple[str, Any]]:
     """skl2onnx's ``initial_types`` for the declared inputs."""
     _, types = import_skl2onnx()
     tensor_types = {
@@ -65,7 +65,7 @@ def initial_types_of(spec: ParitySpec) -> list:
     return initial_types
 
 
-def convert(model: Any, initial_types: list, opset: int | None, intermediate: bool = False) -> Any:
+def convert(model: Any, initial_types: list[tuple[str, Any]], opset: int | None, intermediate: bool = False) -> Any:
     """skl2onnx's conversion as the export does it (``intermediate``: also its topology)."""
     skl2onnx, _ = import_skl2onnx()
     with quiet(*SKLEARN_LOGGERS):
@@ -83,7 +83,7 @@ def convert(model: Any, initial_types: list, opset: int | None, intermediate: bo
 _ML_OPSET_3 = ("IsolationForest",)
 
 
-def _target_opset(skl2onnx: Any, model: Any, opset: int | None) -> int | dict | None:
+def _target_opset(skl2onnx: Any, model: Any, opset: int | None) -> int | dict[str, Any] | None:
     """``opset``, or with ``ai.onnx.ml`` pinned to 3 when the model holds an estimator that needs it."""
     nested = [model, *model.get_params(deep=True).values()] if hasattr(model, "get_params") else [model]
     if not any(type(est).__name__ in _ML_OPSET_3 for est in nested):
@@ -91,7 +91,7 @@ def _target_opset(skl2onnx: Any, model: Any, opset: int | None) -> int | dict | 
     return {"": opset or skl2onnx.get_latest_tested_opset_version(), "ai.onnx.ml": 3}
 
 
-def _no_zipmap(model: Any) -> dict:
+def _no_zipmap(model: Any) -> dict[int, dict[str, bool]]:
     """``zipmap=False`` for every classifier in the model (skl2onnx rejects it on others)."""
     found = [model] + [v for v in model.get_params(deep=True).values() if hasattr(v, "get_params")]
     return {id(est): {"zipmap": False} for est in found if is_classifier(est)}

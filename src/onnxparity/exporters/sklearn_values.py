@@ -22,10 +22,10 @@ from onnxparity.exporters.sklearn_convert import convert, estimator_rows, floats
 from onnxparity.spec import ParitySpec
 
 
-class Intermediates(dict):
+class Intermediates(dict[str, np.ndarray]):
     """Values by ONNX value name, and the pipeline step each came from (``sources``)."""
 
-    def __init__(self, values: dict, sources: dict) -> None:
+    def __init__(self, values: dict[str, np.ndarray], sources: dict[str, str]) -> None:
         super().__init__(values)
         self.sources = sources
 
@@ -38,15 +38,17 @@ def intermediates(model: Any, spec: ParitySpec, feeds: Mapping[str, np.ndarray],
         _, topology = convert(model, initial_types_of(spec), spec.opset, intermediate=True)
     except Exception as exc:
         raise NoMapping(f"skl2onnx could not list the pipeline's steps ({type(exc).__name__})") from None
-    written, read = {}, {}
+    written: dict[int, list[list[str]]] = {}
+    read: dict[int, list[list[str]]] = {}
     for operator in topology.unordered_operator_iterator():
         if operator.raw_operator is not None:
             written.setdefault(id(operator.raw_operator), []).append([o.full_name for o in operator.outputs])
             read.setdefault(id(operator.raw_operator), []).append([i.full_name for i in operator.inputs])
     produced = {out for node in graph.node for out in node.output}
-    values, sources = {}, {}
+    values: dict[str, np.ndarray] = {}
+    sources: dict[str, str] = {}
 
-    def pair(names: list, value: Any, source: str) -> None:
+    def pair(names: list[list[str]], value: Any, source: str) -> None:
         if len(names) == 1 and len(names[0]) == 1 and names[0][0] in produced and names[0][0] not in values:
             values[names[0][0]], sources[names[0][0]] = value, source
 

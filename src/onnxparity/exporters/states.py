@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from onnxparity.exporters.identity import memoized
@@ -44,7 +45,7 @@ _TORCH_MACHINERY = frozenset(
 )
 
 
-def _torch_opaque(torch: Any, tree: dict[int, str], walker: Walker):
+def _torch_opaque(torch: Any, tree: dict[int, str], walker: Walker) -> Callable[[Any, str], bytes | None]:
     def opaque(value: Any, where: str) -> bytes | None:
         if isinstance(value, torch.Tensor):
             tensor = value.detach()
@@ -143,7 +144,7 @@ def keras_identity(model: Any, *, saved_model: bool, keras_model: bool) -> Ident
     return memoized(model, lambda: _keras_identity(model, layers))
 
 
-def _keras_identity(model: Any, layers: list) -> Identity:
+def _keras_identity(model: Any, layers: list[Any]) -> Identity:
     keras = sys.modules["keras"]
     tf = sys.modules.get("tensorflow")
     tree = {id(layer): layer.name for layer in layers}

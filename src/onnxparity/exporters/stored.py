@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-from typing import Any
+from typing import Any, cast
 
 from onnxparity.environment import version
 from onnxparity.exporters.base import ExportedModel, Exporter, export_folder
@@ -76,7 +76,7 @@ def graph_digest(path: str) -> str:
     return h.hexdigest()
 
 
-def _meta(exported: ExportedModel) -> dict:
+def _meta(exported: ExportedModel) -> dict[str, Any]:
     tolerance = exported.default_tolerance
     return {
         "file": os.path.basename(exported.path),
@@ -129,12 +129,12 @@ def _exported(meta: Any, folder: str, key: str) -> ExportedModel | None:
         return None
     return ExportedModel(
         path,
-        names[0],
-        names[1],
+        cast("tuple[str, ...]", names[0]),  # none is None (checked above)
+        cast("tuple[str, ...]", names[1]),
         meta["exporter"],
         opset,
         meta["key"],
-        names[2],
+        cast("tuple[str, ...]", names[2]),
         default,
         cache="reused from the persistent cache",
         cache_key=key,
@@ -166,7 +166,7 @@ def save(store: Any, key: str, exported: ExportedModel) -> bool:
         for n in sorted(os.listdir(folder))
         if os.path.isfile(os.path.join(folder, n)) and os.path.abspath(os.path.join(folder, n)) != log
     ]
-    return store.put(KIND, key, files, _meta(exported))
+    return cast(bool, store.put(KIND, key, files, _meta(exported)))
 
 
 def export_cached(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -102,12 +102,12 @@ def _known_ranges(model: Any, n: int) -> FeatureRanges | None:
     name = type(model).__name__
     attrs = vars(model)
 
-    def centred(centre, scale, span: float, what: str) -> FeatureRanges:
+    def centred(centre: Any, scale: Any, span: float, what: str) -> FeatureRanges:
         centre = np.zeros(n) if centre is None else np.asarray(centre, dtype=np.float64)
         scale = np.ones(n) if scale is None else np.asarray(scale, dtype=np.float64)
         return FeatureRanges(centre - span * scale, centre + span * scale, f"{name}'s {what}")
 
-    def spanned(points, what: str, margin: float) -> FeatureRanges:
+    def spanned(points: Any, what: str, margin: float) -> FeatureRanges:
         points = np.asarray(points, dtype=np.float64).reshape(-1, n)
         low, high = points.min(axis=0), points.max(axis=0)
         pad = np.where(high > low, (high - low) * margin, np.maximum(np.abs(low), 1.0) * margin)
@@ -115,7 +115,10 @@ def _known_ranges(model: Any, n: int) -> FeatureRanges | None:
 
     if "data_min_" in attrs:  # MinMaxScaler
         return FeatureRanges(
-            *(np.asarray(a, dtype=np.float64) for a in (model.data_min_, model.data_max_)),
+            *cast(  # two arrays (mypy cannot count what a generator unpacks to)
+                "tuple[np.ndarray, np.ndarray]",
+                (np.asarray(a, dtype=np.float64) for a in (model.data_min_, model.data_max_)),
+            ),
             f"{name}'s data_min_/data_max_",
         )
     if "max_abs_" in attrs:  # MaxAbsScaler
@@ -137,7 +140,9 @@ def _known_ranges(model: Any, n: int) -> FeatureRanges | None:
         return split_ranges(np.asarray(tree.feature), np.asarray(tree.threshold), n, "split thresholds")
     if "_predictors" in attrs:  # HistGradientBoosting*
         nodes = [p.nodes for trees in model._predictors for p in trees]
-        splits = [nd[(nd["is_leaf"] == 0) & (nd["is_categorical"] == 0)] for nd in nodes]
+        splits: list[np.ndarray] | np.ndarray | None = [
+            nd[(nd["is_leaf"] == 0) & (nd["is_categorical"] == 0)] for nd in nodes
+        ]
         splits = np.concatenate(splits) if splits else None
         if splits is None or not len(splits):
             return None
@@ -199,14 +204,14 @@ def range_notes(model_name: str, ranges: FeatureRanges | None, spec: ParitySpec)
     item = spec.inputs[0]
     drawn = f"input {item.name!r} is drawn from [{item.low:.6g}, {item.high:.6g}]"
     if ranges is None or ranges.union() is None:
-        if (item.low, item.high) != DEFAULT_RANGES[item.dtype]:
+        if (item.low, item.high) != DEFAULT_RANGES[cast(str, item.dtype)]:
             return []
         return [
             f"{drawn} (the default): {model_name} keeps no training range (no scaler statistics, "
             "split thresholds or cluster centres); give data= (real rows) or op.Input(low=, high=)"
         ]
-    low, high = ranges.union()
-    covered = max(0.0, min(high, item.high) - max(low, item.low)) / (high - low)
+    low, high = cast("tuple[float, float]", ranges.union())
+    covered = max(0.0, min(high, cast(float, item.high)) - max(low, cast(float, item.low))) / (high - low)
     if covered < 0.5:
         return [
             f"{drawn} but {model_name}'s {ranges.source} span [{low:.6g}, {high:.6g}]: most rows miss "
@@ -236,7 +241,7 @@ def _observed_span(data: Any) -> tuple[float, float] | None:
     return (low, high) if high > low else (low, low + 1.0)
 
 
-def rounding_tolerance(model_name: str, proto) -> tuple[Tolerance | None, list[str]]:
+def rounding_tolerance(model_name: str, proto: Any) -> tuple[Tolerance | None, list[str]]:
     """The default tolerance of a tree regressor whose float32 summation of leaves can exceed
     the default one (None when it cannot), with the note that says so.
 
@@ -279,7 +284,7 @@ def rounding_tolerance(model_name: str, proto) -> tuple[Tolerance | None, list[s
     ]
 
 
-def label_outputs(model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple]]:
+def label_outputs(model: Any, exported: ExportedModel) -> dict[str, tuple[str, tuple[Any, ...]]]:
     """For a classifier: the label output, its probability output and the classes' order."""
     classes = getattr(model, "classes_", None)
     names = exported.output_names

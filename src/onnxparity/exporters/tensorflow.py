@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -62,17 +62,17 @@ TF_TOLERANCE = Tolerance(atol=1e-5, rtol=1e-4, scaled=2e-4)
 _LOGGERS = ("tensorflow", "tf2onnx", "absl", "keras", "h5py")
 
 
-def _tf():
+def _tf() -> Any:
     if "tensorflow" not in sys.modules:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return require("tensorflow", "tensorflow", "tensorflow", *_LOGGERS)
 
 
-def _tf2onnx():
+def _tf2onnx() -> Any:
     return require("tf2onnx", "tf2onnx", "tensorflow", *_LOGGERS)
 
 
-def _keras_tree():
+def _keras_tree() -> Any:
     return require("keras", "keras", "tensorflow", *_LOGGERS).tree
 
 
@@ -88,7 +88,7 @@ class _Callable:
         self.model = model
         self.keras = _is_keras(model)
         self.input_names: list[str] | None = None  # keyword inputs (SavedModel signatures)
-        self.declared: list[tuple[str | None, tuple]] | None = None  # (name, shape) the model fixes
+        self.declared: list[tuple[str | None, tuple[Any, ...]]] | None = None  # (name, shape) the model fixes
         self.structure: Any = None  # a functional Keras model's input structure
         if isinstance(model, (str, os.PathLike)):
             loaded = tf.saved_model.load(os.fspath(model))
@@ -113,7 +113,7 @@ class _Callable:
             if isinstance(self.structure, Mapping):
                 # the model is called with a dict: its keys (in model.inputs order) name the inputs
                 keys = _keras_tree().flatten({k: k for k in self.structure})
-                self.declared = [(k, shape) for k, (_, shape) in zip(keys, self.declared)]
+                self.declared = [(k, shape) for k, (_, shape) in zip(keys, self.declared or ())]  # (set above)
         else:
             fn = model if hasattr(model, "input_signature") else model.__call__
             signature = getattr(fn, "input_signature", None)
@@ -125,7 +125,7 @@ class _Callable:
             self.fn = fn
             self.declared = [(s.name, tuple(s.shape)) for s in signature]
 
-    def __call__(self, *tensors):
+    def __call__(self, *tensors: Any) -> Any:
         """Call the model with ``tensors`` in its declared input order."""
         if self.input_names is not None:
             return self.fn(**dict(zip(self.input_names, tensors)))
@@ -141,7 +141,7 @@ class _Callable:
         """The spec's inputs in the model's order: by name when they name the model's inputs,
         else as declared."""
         names = [n for n, _ in self.declared or ()]
-        by_name = {i.name: i for i in spec.inputs}
+        by_name: dict[str | None, Input] = {i.name: i for i in spec.inputs}
         if len(names) == len(by_name) and set(names) == set(by_name):
             return [by_name[n] for n in names]
         return list(spec.inputs)
@@ -217,7 +217,7 @@ def check_spec(model: Any, spec: ParitySpec) -> None:
                 )
 
 
-def _show(shape: tuple) -> str:
+def _show(shape: tuple[Any, ...]) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
@@ -262,8 +262,8 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
             "check that op.Input shapes and dtypes match the model"
         ) from exc
     signature = signature_of(spec, ordered)
-
     attempts: list[str] = []
+    run: Callable[[], None]
     for exporter, run in (
         ("tf2onnx from_function", lambda: _via_tf2onnx(call, signature, opset, path)),
         ("Keras model.export", lambda: _via_keras(call, signature, opset, path)),
@@ -296,7 +296,7 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
     )
 
 
-def signature_of(spec: ParitySpec, ordered: list[Input]) -> list:
+def signature_of(spec: ParitySpec, ordered: list[Input]) -> list[Any]:
     """The ``tf.TensorSpec`` input signature the export traces with (declared dynamic dims None)."""
     tf = _tf()
     return [
@@ -312,11 +312,11 @@ def signature_of(spec: ParitySpec, ordered: list[Input]) -> list:
     ]
 
 
-def _fixed(entry, spec: ParitySpec) -> int:
+def _fixed(entry: int | str, spec: ParitySpec) -> int:
     return entry if isinstance(entry, int) else spec.dims[entry].first
 
 
-def _via_tf2onnx(call: _Callable, signature, opset, path: str) -> None:
+def _via_tf2onnx(call: _Callable, signature: list[Any], opset: int | None, path: str) -> None:
     """Freeze the traced function with only the signature's tensors as inputs.
 
     ``tf2onnx.convert.from_function`` makes every non-variable tensor the function captures a
@@ -340,14 +340,14 @@ def _via_tf2onnx(call: _Callable, signature, opset, path: str) -> None:
     )
 
 
-def _via_keras(call: _Callable, signature, opset, path: str) -> None:
+def _via_keras(call: _Callable, signature: list[Any], opset: int | None, path: str) -> None:
     kwargs = {"opset_version": opset} if opset is not None else {}
     if call.structure is not None:
         signature = [_keras_tree().pack_sequence_as(call.structure, signature)]
     call.model.export(path, format="onnx", verbose=False, input_signature=signature, **kwargs)
 
 
-def _rename(proto, inputs: list[Input], output_names: list[str]) -> None:
+def _rename(proto: Any, inputs: list[Input], output_names: list[str]) -> None:
     """Spec names for inputs (matched by name, ``x:0`` being ``x``, else by position) and
     dims, the model's names for outputs; raise on graph inputs the spec does not declare."""
     initializers = {t.name for t in proto.graph.initializer}

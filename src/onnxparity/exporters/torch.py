@@ -34,7 +34,7 @@ import hashlib
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -128,12 +128,12 @@ def _find_cache(value: Any, where: str) -> tuple[str, Any] | None:
     return next((found for k, v in items if (found := _find_cache(v, k)) is not None), None)
 
 
-def _to_numpy(tensor) -> np.ndarray:
+def _to_numpy(tensor: Any) -> np.ndarray:
     torch = import_torch()
     tensor = tensor.detach().to("cpu")
     if tensor.dtype == torch.bfloat16:
         tensor = tensor.float()
-    return tensor.numpy()
+    return cast(np.ndarray, tensor.numpy())
 
 
 def make_reference(model: Any, spec: ParitySpec, call: Call | None = None) -> Reference:
@@ -152,16 +152,16 @@ def make_reference(model: Any, spec: ParitySpec, call: Call | None = None) -> Re
     return reference
 
 
-def _positional(torch, model: Any, call: Call):
+def _positional(torch: Any, model: Any, call: Call) -> Any:
     """``model`` behind a forward taking the declared inputs positionally (the TorchScript
     exporter's way), in eval mode: that exporter restores the wrapper's mode on every submodule."""
 
-    class PositionalCall(torch.nn.Module):
+    class PositionalCall(torch.nn.Module):  # type: ignore[misc]  # (torch is imported at runtime: Any)
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, *args):
+        def forward(self, *args: Any) -> Any:
             return call(self.model, args)
 
     return PositionalCall().eval()
@@ -281,7 +281,7 @@ def exporting(torch: Any, printed: list[str]) -> Iterator[None]:
     whole graph to ``std::cout`` when it fails); what it printed goes into ``printed``. The
     TorchScript exporter turns torch's ONNX log on for the rest of the process (it reads
     ``_C._jit_is_onnx_log_enabled`` without calling it): it is put back as it was."""
-    reads = getattr(torch._C, "_jit_is_onnx_log_enabled", None)
+    reads: Any = getattr(torch._C, "_jit_is_onnx_log_enabled", None)
     was = bool(reads()) if callable(reads) else None
     swallowed = None
     try:
@@ -376,7 +376,7 @@ class TorchExporter(Exporter):
     def detects(self, model: Any) -> bool:
         return "torch" in class_root(model)
 
-    packages = ("torch", "onnx", "onnxscript")
+    packages: tuple[str, ...] = ("torch", "onnx", "onnxscript")
 
     def fingerprint(self, model: Any) -> str:
         return f"{fingerprint(model)}-{self.identity(model).digest[:20]}"
@@ -425,9 +425,10 @@ class TorchExporter(Exporter):
 
     def reference64(self, model: Any, spec: ParitySpec, exported: ExportedModel) -> Reference | None:
         """A float64 copy of the module, made on first use (a failing example), float feeds widened."""
-        call, held = self.plan_call(model, spec), []
+        call = self.plan_call(model, spec)
+        held: list[Reference] = []
 
-        def reference(feeds: Mapping[str, np.ndarray]) -> list:
+        def reference(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
             if not held:
                 import copy
 
@@ -455,7 +456,7 @@ class TorchExporter(Exporter):
         if torch is not None:
             torch.manual_seed(seed)
 
-    def limit_threads(self, threads: int) -> contextlib.AbstractContextManager:
+    def limit_threads(self, threads: int) -> contextlib.AbstractContextManager[Any]:
         return limit_threads(threads)
 
 

@@ -7,7 +7,7 @@ dynamo exporter that make the same call with the declared dims dynamic (:func:`d
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from onnxparity.spec import ParitySpec
 TORCH_LOGGERS = ("torch", "onnxscript", "onnx_ir")
 
 
-def import_torch():
+def import_torch() -> Any:
     """``torch``, imported on first use (FrameworkNotInstalled naming the extra when missing)."""
     return require("torch", "torch", "torch")
 
@@ -33,7 +33,7 @@ class Call:
     keyword: bool
     fixed: Mapping[str, Any] = field(default_factory=dict)
 
-    def __call__(self, model: Any, tensors) -> Any:
+    def __call__(self, model: Any, tensors: Sequence[Any]) -> Any:
         if self.keyword:
             return model(**dict(zip(self.names, tensors)), **self.fixed)
         return model(*tensors, **self.fixed)
@@ -92,11 +92,11 @@ def plan_call(model: Any, spec: ParitySpec, fixed: Mapping[str, Any] | None = No
     return Call(names, keyword, constants)
 
 
-def dynamo_arguments(torch, spec: ParitySpec, call: Call, args: tuple) -> dict:
+def dynamo_arguments(torch: Any, spec: ParitySpec, call: Call, args: tuple[Any, ...]) -> dict[str, Any]:
     """The arguments of ``torch.onnx.export(dynamo=True)`` that pass ``args`` (tensors in the
     declared inputs' order) as ``call`` says, with the declared dims dynamic."""
     if call.keyword:  # graph inputs take forward's parameter names, which are the declared ones
-        how = dict(args=(), kwargs={**dict(zip(call.names, args)), **call.fixed})
+        how: dict[str, Any] = dict(args=(), kwargs={**dict(zip(call.names, args)), **call.fixed})
         shapes = _dynamic_shapes(torch, spec)
         how["dynamic_shapes"] = {**dict(zip(call.names, shapes)), **dict.fromkeys(call.fixed)}
         return how
@@ -107,7 +107,7 @@ def dynamo_arguments(torch, spec: ParitySpec, call: Call, args: tuple) -> dict:
     return how
 
 
-def _dynamic_shapes(torch, spec: ParitySpec) -> tuple:
+def _dynamic_shapes(torch: Any, spec: ParitySpec) -> tuple[dict[int, Any] | None, ...]:
     torch_dims = {
         name: torch.export.Dim(name, min=dim.first, max=dim.last)
         for name, dim in spec.dims.items()

@@ -22,7 +22,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,11 +38,11 @@ from onnxparity.spec import ParitySpec
 UNNAMED_BYTES = 64 << 20
 
 
-class Intermediates(dict):
+class Intermediates(dict[str, np.ndarray]):
     """Values by ONNX value name, and the framework's other values on the way (``unnamed``:
     every torch function's output, in call order), which forensics may pair by value."""
 
-    def __init__(self, values: dict, unnamed: list) -> None:
+    def __init__(self, values: dict[str, np.ndarray], unnamed: list[np.ndarray]) -> None:
         super().__init__(values)
         self.unnamed = unnamed
 
@@ -57,7 +57,7 @@ def intermediates(
     return _by_fx_name(model, spec, call, feeds, kept, produced)
 
 
-def _tensors(feeds: Mapping[str, np.ndarray], spec: ParitySpec, torch) -> tuple:
+def _tensors(feeds: Mapping[str, np.ndarray], spec: ParitySpec, torch: Any) -> tuple[Any, ...]:
     return tuple(torch.from_numpy(np.array(feeds[i.name])) for i in spec.inputs)
 
 
@@ -67,7 +67,7 @@ def _by_fx_name(
     call: Call,
     feeds: Mapping[str, np.ndarray],
     kept: Any = None,
-    wanted: set[str] | frozenset = frozenset(),
+    wanted: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, np.ndarray]:
     """The tensors of the FX nodes named in ``wanted``, and the others as ``unnamed`` (a prebuilt
     file from elsewhere names none of them: its values are then paired by value)."""
@@ -95,8 +95,8 @@ def _by_fx_name(
     unnamed: list[np.ndarray] = []  # a file whose names are not the FX nodes' pairs these by value
     held = [0]  # bytes of unnamed
 
-    class Capture(torch.fx.Interpreter):
-        def run_node(self, node):
+    class Capture(torch.fx.Interpreter):  # type: ignore[name-defined, misc]  # (torch is imported at runtime: Any)
+        def run_node(self, node: Any) -> Any:
             result = super().run_node(node)
             if torch.is_tensor(result) and not result.is_complex():
                 if node.name in wanted:
@@ -124,10 +124,16 @@ def _by_module(
     unnamed: list[np.ndarray] = []
     kept = [0]  # bytes
 
-    class Record(torch.overrides.TorchFunctionMode):
+    class Record(torch.overrides.TorchFunctionMode):  # type: ignore[name-defined, misc]  # (torch: a runtime import)
         """Every torch function's tensor outputs, copied, within :data:`UNNAMED_BYTES`."""
 
-        def __torch_function__(self, func, types, args=(), kwargs=None):
+        def __torch_function__(
+            self,
+            func: Callable[..., Any],
+            types: Any,
+            args: Sequence[Any] = (),
+            kwargs: Mapping[str, Any] | None = None,
+        ) -> Any:
             result = func(*args, **(kwargs or {}))
             for value in result if isinstance(result, (tuple, list)) else (result,):
                 if torch.is_tensor(value) and not value.is_complex() and value.numel() > 1:
@@ -182,8 +188,8 @@ class _Calls:
         self.returned: dict[tuple[str, int], int] = {}
         self.alive: list[Any] = []  # kept alive, so their ids stay theirs
 
-    def enter(self, path: str):
-        def hook(module, args):
+    def enter(self, path: str) -> Callable[[Any, Any], None]:
+        def hook(module: Any, args: Any) -> None:
             k = self.count.get(path, 0)
             self.count[path] = k + 1
             self.parent[(path, k)] = self.stack[-1] if self.stack else None
@@ -191,10 +197,10 @@ class _Calls:
 
         return hook
 
-    def leave(self, path: str):
+    def leave(self, path: str) -> Callable[[Any, Any, Any], None]:
         torch = self.torch
 
-        def hook(module, args, result):
+        def hook(module: Any, args: Any, result: Any) -> None:
             if self.stack and self.stack[-1][0] == path:
                 key = self.stack.pop()
             else:  # entered without its pre-hook: its latest call
@@ -243,16 +249,19 @@ class _Calls:
 
 
 def _folded_into(
-    outputs: Mapping[str, Any], members: Mapping[str, set], reads: Mapping[str, list], returned: Mapping[str, int]
-) -> dict[str, str]:
+    outputs: Mapping[tuple[str, int], Any],
+    members: Mapping[tuple[str, int], set[int]],
+    reads: Mapping[tuple[str, int], list[int]],
+    returned: Mapping[tuple[str, int], int],
+) -> dict[tuple[str, int], tuple[str, int]]:
     """Module -> the module whose output its ONNX value computes, where the modules after it
     left no node of their own: the exporter folded them in (a BatchNorm into the Conv before it,
     in eval mode). The Conv's ONNX value is then the BatchNorm's output, not the Conv module's."""
-    takes = {}  # a tensor's id -> the node-less module that read it
+    takes: dict[int, tuple[str, int]] = {}  # a tensor's id -> the node-less module that read it
     for path in outputs:
         if not members[path] and len(reads[path]) == 1:
             takes.setdefault(reads[path][0], path)
-    folded = {}
+    folded: dict[tuple[str, int], tuple[str, int]] = {}
     for path in outputs:
         last, seen = path, {path}
         while returned.get(last) in takes and takes[returned[last]] not in seen:

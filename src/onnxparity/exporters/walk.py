@@ -19,7 +19,7 @@ import re
 import sys
 import types
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from onnxparity.exporters.packages import distributions_of, is_library, real_file, version_of
 
@@ -97,7 +97,7 @@ class Walker:
         self._active: set[int] = set()
         self._alive: list[Any] = []  # the walk's objects stay alive: their ids stay theirs
         self._depth = 0
-        self._modules: dict[tuple, bytes] = {}
+        self._modules: dict[tuple[str, tuple[str, ...]], bytes] = {}
 
     # -- results -----------------------------------------------------------------------------
     def refuse(self, why: str) -> None:
@@ -149,7 +149,11 @@ class Walker:
         if isinstance(value, types.ModuleType):
             return self.module(value.__name__, (), where)
         if isinstance(value, types.MethodType):
-            return hash_parts("method", self.function(value.__func__, where), self.value(value.__self__, where))
+            return hash_parts(
+                "method",
+                self.function(cast(types.FunctionType, value.__func__), where),
+                self.value(value.__self__, where),
+            )
         if isinstance(value, functools.partial):
             return hash_parts(
                 "partial",
@@ -386,10 +390,10 @@ def _native(kind: type) -> bool:
         return True
     module = sys.modules.get(name)
     path = real_file(module) if module is not None else None
-    return bool(path) and not path.endswith(".py")
+    return bool(path) and not cast(str, path).endswith(".py")
 
 
-def _items(mapping: Mapping, where: str, walker: Walker) -> list:
+def _items(mapping: Mapping[Any, Any], where: str, walker: Walker) -> list[tuple[Any, Any]]:
     try:
         return list(mapping.items())
     except Exception as exc:  # a mapping whose items cannot be listed

@@ -12,6 +12,7 @@ once per failing item; one example's values at a time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 #: how a forensics line states a fix it verified on the failing input (or one that follows from
 #: what it found): the diagnosis makes it the failure's ``next:`` line
@@ -93,7 +94,7 @@ class Divergence:
             f"{nonfinite}"
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "node": self.node,
             "op_type": self.op_type,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -55,7 +55,7 @@ def explainer(classes: tuple[str, ...]) -> str | None:
     return None
 
 
-def explain(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+def explain(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list[Any]:
     """What explains ``runnable``'s result on the failing ``feeds`` (``tolerance``: the item's,
     None under an agreement policy): its explainer's lines and findings, run where the runnable
     lives; nothing when it has none, or when explaining raises (an explanation must never mask
@@ -66,7 +66,7 @@ def explain(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = Non
     if function is None:
         return []
     if isolated:
-        return runnable.call(function, feeds, tolerance)
+        return cast("list[Any]", runnable.call(function, feeds, tolerance))
     module, _, name = function.partition(":")
     try:
         return list(getattr(importlib.import_module(module), name)(runnable, feeds, tolerance))

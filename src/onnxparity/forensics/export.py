@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -25,7 +25,14 @@ from onnxparity.graph.files import load_model
 from onnxparity.graph.nodes import node_names, node_source, with_outputs
 from onnxparity.spec import Tolerance
 from onnxparity.variants import probe
-from onnxparity.verdict.compare import applied_tolerance, elementwise, widen
+from onnxparity.verdict.compare import applied_tolerance
+from onnxparity.verdict.rule import elementwise, widen
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from onnxparity.exporters import ModelPair
+    from onnxparity.spec import ParitySpec
 
 #: at most this many nodes are reported as computing one diverging value
 MAX_SPAN = 32
@@ -76,13 +83,8 @@ def layouts(expected: np.ndarray, actual: np.ndarray) -> list[np.ndarray]:
 
 
 def walk(
-    graph,
-    expected: Mapping[str, np.ndarray],
-    actual: Mapping[str, np.ndarray],
-    tolerance,
-    exporter: Any = None,
-    sources: Mapping[str, str] | None = None,
-    agreed: dict[str, float] | None = None,
+    graph: Any, expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray], tolerance: Any,
+    exporter: Any = None, sources: Mapping[str, str] | None = None, agreed: dict[str, float] | None = None,
     unobserved: str = "the framework exposes no value in between",
     chosen: dict[str, np.ndarray] | None = None,
 ) -> Divergence | None:
@@ -142,7 +144,9 @@ def walk(
     return None
 
 
-def _span(index, nodes, producer, constants, agreed) -> tuple[list[int], set[str], bool]:
+def _span(
+    index: int, nodes: Sequence[Any], producer: Mapping[str, int], constants: set[str], agreed: Mapping[str, float]
+) -> tuple[list[int], set[str], bool]:
     """The nodes that compute node ``index``'s output from values known to agree (graph inputs,
     constants, paired values that agreed), in graph order; those boundary values (constants
     left out); whether the span stopped at :data:`MAX_SPAN` before reaching them all."""
@@ -167,9 +171,11 @@ def _span(index, nodes, producer, constants, agreed) -> tuple[list[int], set[str
 CHUNK_BYTES = 256 << 20
 
 
-def chunks(graph, shared: set[str], values: Mapping[str, np.ndarray]) -> list[set[str]]:
+def chunks(graph: Any, shared: set[str], values: Mapping[str, np.ndarray]) -> list[set[str]]:
     """``shared`` in graph order, cut where a slice's values would pass :data:`CHUNK_BYTES`."""
     ordered = [out for node in graph.node for out in node.output if out in shared]
+    found: list[set[str]]
+    current: set[str]
     found, current, size = [], set(), 0
     for name in ordered:
         nbytes = int(np.asarray(values[name]).nbytes)
@@ -182,8 +188,9 @@ def chunks(graph, shared: set[str], values: Mapping[str, np.ndarray]) -> list[se
 
 
 def localize(
-    pair, spec, feeds: Mapping[str, np.ndarray], tolerance, outputs=None
-) -> tuple[Divergence | None, str, dict]:
+    pair: ModelPair, spec: ParitySpec, feeds: Mapping[str, np.ndarray], tolerance: Any,
+    outputs: Sequence[np.ndarray] | None = None,
+) -> tuple[Divergence | None, str, dict[str, Any]]:
     """(the divergence or None, the diagnosis line, the values compared: ``{"framework": ...,
     "onnx": ..., "proto": ...}`` for the subgraph) of ``pair``'s export on the failing
     ``feeds``; ``outputs``: the framework's outputs there (they pair with the graph outputs,
@@ -217,6 +224,8 @@ def localize(
             ),
             {},
         )
+    agreed: dict[str, float]
+    chosen: dict[str, np.ndarray]
     found, agreed, chosen = None, {}, {}
     for chunk in chunks(proto.graph, shared, values):  # one example's values, a bounded part at a time
         computed = probe.tensor_values(with_outputs(proto, chunk), feeds)  # the graph's outputs come too
@@ -248,7 +257,7 @@ def localize(
     return found, found.line(), {"framework": framework, "onnx": onnx_values, "proto": proto, "causes": causes}
 
 
-def normalized_constants(proto, found: Divergence, feeds: Mapping[str, np.ndarray]) -> list[str]:
+def normalized_constants(proto: Any, found: Divergence, feeds: Mapping[str, np.ndarray]) -> list[str]:
     """Likely-cause lines for the normalization nodes of ``found``'s span that read a constant
     row on this input (their input computed by ONNX Runtime)."""
     from onnxparity.forensics.inputs import NORMALIZATIONS, constant_row
@@ -270,7 +279,8 @@ def normalized_constants(proto, found: Divergence, feeds: Mapping[str, np.ndarra
 
 
 def by_value(
-    proto, found: Divergence, unnamed: list, framework: dict, agreed: dict, feeds, tolerance, exporter: Any = None
+    proto: Any, found: Divergence, unnamed: list[np.ndarray], framework: dict[str, np.ndarray],
+    agreed: dict[str, float], feeds: Mapping[str, np.ndarray], tolerance: Any, exporter: Any = None,
 ) -> Divergence:
     """``found``'s span narrowed by the framework's values that no name pairs (``unnamed``: a
     torch function's output between two modules): a value inside the span that holds the same
@@ -326,8 +336,8 @@ EXACT = Tolerance(atol=0.0, rtol=1e-6)
 
 
 def upstream(
-    proto, found: Divergence, framework: Mapping[str, np.ndarray], agreed: Mapping[str, float], feeds, tolerance,
-    exporter: Any = None,
+    proto: Any, found: Divergence, framework: Mapping[str, np.ndarray], agreed: Mapping[str, float],
+    feeds: Mapping[str, np.ndarray], tolerance: Any, exporter: Any = None,
 ) -> Divergence:
     """Where a divergence starts when its inputs agree only within the tolerance: a node (or
     span) that computes the framework's value from the framework's inputs is not what went wrong
@@ -357,7 +367,7 @@ def upstream(
             return current
         if off(framework[current.tensor], ours, policy)[2]:
             return current  # it computes otherwise from the framework's own inputs: it is the place
-        value = max(errors, key=errors.get)
+        value = max(errors, key=cast("Callable[[str], float]", errors.get))  # (every key is in errors)
         index = producer[value]
         span, boundary, truncated = _span(index, nodes, producer, constants, agreed)
         actual = probe.tensor_values(with_outputs(proto, {value}), feeds)[value]
@@ -393,7 +403,7 @@ def _what(found: Divergence) -> str:
     return f"{where} amplifies into {error}"
 
 
-def first_nonfinite(proto, found: Divergence, feeds: Mapping[str, np.ndarray]) -> str:
+def first_nonfinite(proto: Any, found: Divergence, feeds: Mapping[str, np.ndarray]) -> str:
     """The first node of ``found``'s span whose output holds NaN or infinity while the values it
     reads (constants aside) are finite: where the non-finite values start, from the ONNX values
     computed on ``feeds`` ("" where none does, or the span's values cannot be computed)."""
@@ -421,7 +431,7 @@ def first_nonfinite(proto, found: Divergence, feeds: Mapping[str, np.ndarray]) -
 
 
 def localize_rewrite(
-    exported_path: str, variant_path: str, feeds: Mapping[str, np.ndarray], tolerance, variant: str
+    exported_path: str, variant_path: str, feeds: Mapping[str, np.ndarray], tolerance: Any, variant: str
 ) -> tuple[Divergence | None, list[str]]:
     """Where a variant that runs a rewritten graph (an offline-optimized, simplified or
     otherwise transformed copy of the export) first parts from the export on an input: both

@@ -19,7 +19,7 @@ or infinite where the float32 one is not (float16 overflows past 65504).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,8 +38,8 @@ FP16_DIVERGENCE = Tolerance(atol=0.0, rtol=0.0, scaled=0.02)
 
 
 def explain_providers(
-    model_path: str, feeds: Mapping[str, np.ndarray], providers, tolerance, name: str
-) -> list:
+    model_path: str, feeds: Mapping[str, np.ndarray], providers: Sequence[Any], tolerance: Any, name: str
+) -> list[str | Divergence]:
     """Where ``providers`` (e.g. CUDA) first part from ONNX Runtime's CPU on an input: the
     model with every value as an output runs on both, without graph optimization, and the first
     node whose output differs beyond ``tolerance`` while its inputs agree is named."""
@@ -59,7 +59,7 @@ def explain_providers(
 
 
 def first_divergence(
-    float_model, half_model, feeds: Mapping[str, np.ndarray]
+    float_model: Any, half_model: Any, feeds: Mapping[str, np.ndarray]
 ) -> tuple[Divergence | None, dict[str, np.ndarray]]:
     """The first node of ``float_model`` whose output ``half_model`` gets wrong while getting its
     float inputs right (None when no paired tensor diverges), and every value of the float run
@@ -99,19 +99,19 @@ def first_divergence(
 
 
 def explain_fp16(
-    float_model,
-    half_model,
+    float_model: Any,
+    half_model: Any,
     feeds: Mapping[str, np.ndarray],
     rebuild: Callable[[list[str]], object],
     blocked: list[str],
-    policy,
-) -> list[str]:
+    policy: Any,
+) -> list[str | Divergence]:
     """The divergence line, and the ``op_block_list`` that fixes it when the model rebuilt with
     it (``rebuild(block_list) -> fp16 model``) meets ``policy`` (an Agreement) on this input."""
     found, floats = first_divergence(float_model, half_model, feeds)
     if found is None:
         return ["first divergence: none found between the float32 and float16 graphs' shared tensors"]
-    lines: list = [found.line(), found]
+    lines: list[str | Divergence] = [found.line(), found]
     proposal = sorted({*blocked, found.op_type})
     option = f"variant_options={{'fp16': {{'op_block_list': {proposal!r}}}}}"
     try:
@@ -128,7 +128,7 @@ def explain_fp16(
     return lines
 
 
-def meets(policy, expected: np.ndarray, actual: np.ndarray) -> bool:
+def meets(policy: Any, expected: np.ndarray, actual: np.ndarray) -> bool:
     """One input's output within ``policy``'s cosine and SQNR, with no NaN or infinity of its own."""
     from onnxparity.verdict.agreement import agreement_metrics
 
@@ -138,7 +138,9 @@ def meets(policy, expected: np.ndarray, actual: np.ndarray) -> bool:
     return not nonfinite and cosine >= (policy.cosine or -1.0) and sqnr >= (policy.sqnr_db or -np.inf)
 
 
-def layer_agreement(float_model, quant_model, feeds: Mapping[str, np.ndarray]):
+def layer_agreement(
+    float_model: Any, quant_model: Any, feeds: Mapping[str, np.ndarray]
+) -> tuple[list[tuple[Any, str, float, float, float]], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per float node whose output the quantized graph also computes (paired by name): (node,
     tensor, cosine, SQNR dB, max abs error) in graph order, and the float and quantized runs'
     values."""
@@ -148,7 +150,7 @@ def layer_agreement(float_model, quant_model, feeds: Mapping[str, np.ndarray]):
     shared = set(produced) & {out for node in quant_model.graph.node for out in node.output if out}
     floats = probe.tensor_values(with_outputs(float_model, shared), feeds)
     quants = probe.tensor_values(with_outputs(quant_model, shared), feeds)
-    rows = []
+    rows: list[tuple[Any, str, float, float, float]] = []
     for node in float_model.graph.node:
         for out in node.output:
             if (
@@ -167,15 +169,22 @@ def layer_agreement(float_model, quant_model, feeds: Mapping[str, np.ndarray]):
     return rows, floats, quants
 
 
-def _below(policy, cosine: float, sqnr: float) -> bool:
+def _below(policy: Any, cosine: float, sqnr: float) -> bool:
     return cosine < (policy.cosine if policy.cosine is not None else -1.0) or sqnr < (
         policy.sqnr_db if policy.sqnr_db is not None else -np.inf
     )
 
 
 def explain_int8(
-    float_model, quant_model, feeds, rebuild, excluded, policy, variant: str, tries: int = 3
-) -> list:
+    float_model: Any,
+    quant_model: Any,
+    feeds: Mapping[str, np.ndarray],
+    rebuild: Callable[[list[str]], Any],
+    excluded: Sequence[str],
+    policy: Any,
+    variant: str,
+    tries: int = 3,
+) -> list[str | Divergence]:
     """The per-layer agreement table (worst first), the first layer below ``policy`` (a
     :class:`~onnxparity.forensics.Divergence`), and the ``nodes_to_exclude`` that bring this
     input within ``policy`` when the model rebuilt with them (``rebuild(nodes) -> model``) was
@@ -183,7 +192,7 @@ def explain_int8(
     rows, floats, quants = layer_agreement(float_model, quant_model, feeds)
     if not rows:
         return ["per-layer agreement: no tensor of the float graph pairs with the quantized one by name"]
-    lines: list = [
+    lines: list[str | Divergence] = [
         f"per-layer agreement on this input ({variant} vs float32, worst first; policy {policy.describe()}):"
     ]
     for node, out, cosine, sqnr, _ in sorted(rows, key=lambda r: (r[3], r[2]))[:5]:
@@ -253,7 +262,7 @@ def explain_int8(
 WEIGHTED = {"MatMul", "Gemm", "Conv", "ConvTranspose", "Gather", "LSTM", "GRU", "Attention"}
 
 
-def _upstream_weighted(model, excluded: list[str]):
+def _upstream_weighted(model: Any, excluded: list[str]) -> Any:
     """The nearest weighted node upstream of the excluded ones that is not excluded: where the
     loss that surfaced in them may come from (an activation outlier makes a layer's output
     lose its small channels while its SQNR, dominated by the outlier, stays high)."""
@@ -275,7 +284,7 @@ def _upstream_weighted(model, excluded: list[str]):
     return None
 
 
-def explain_gpu(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+def explain_gpu(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list[str | Divergence]:
     """``ort-gpu``'s explainer: where its CUDA providers (as asked, options included) first part
     from ONNX Runtime's CPU, under the default tolerance (as the GPU variant always judged it)."""
     try:
@@ -286,7 +295,7 @@ def explain_gpu(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any =
         return []
 
 
-def explain_half(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+def explain_half(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list[str | Divergence]:
     """``fp16``'s explainer: :func:`explain_fp16` of its conversion of ``runnable.float_path``."""
     from onnxparity.variants.fp16 import convert_fp16
 
@@ -299,7 +308,7 @@ def explain_half(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any 
         return []
 
 
-def explain_quantized(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+def explain_quantized(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list[str | Divergence]:
     """The int8 variants' explainer: :func:`explain_int8` of ``runnable``'s quantization."""
     try:
         float_model = load_model(runnable.float_path, external_data=True)
@@ -310,7 +319,7 @@ def explain_quantized(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance:
         return []
 
 
-def explain_static(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+def explain_static(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list[str | Divergence]:
     """``int8-static``'s explainer: the tensors this input drives beyond their calibrated range
     (``runnable.ranges``), then :func:`explain_quantized`."""
     try:

@@ -24,7 +24,7 @@ the framework: the export is what the step was given. In order:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,9 @@ from onnxparity.variants.rewrite import describe
 SHOWN = 6
 
 
-def _agree(policy: Any, tolerance: Any, expected: list, actual: list) -> tuple[bool, float]:
+def _agree(
+    policy: Any, tolerance: Any, expected: Sequence[np.ndarray], actual: Sequence[np.ndarray]
+) -> tuple[bool, float]:
     """(whether every output agrees, the largest error) under ``tolerance`` or, where None, the
     runnable's agreement ``policy``."""
     from onnxparity.forensics.precision import meets
@@ -67,7 +69,12 @@ def _distance(error: float) -> str:
     return "NaN or infinite values where the export's are finite" if error == float("inf") else f"max abs {error:.3g}"
 
 
-def _run(path_or_model, feeds, optimization: str = "none", names=None) -> dict[str, np.ndarray]:
+def _run(
+    path_or_model: Any,
+    feeds: Mapping[str, np.ndarray],
+    optimization: str = "none",
+    names: Iterable[str] | None = None,
+) -> dict[str, np.ndarray]:
     model = load_model(path_or_model, external_data=True) if isinstance(path_or_model, str) else path_or_model
     from onnxparity.graph.nodes import with_outputs
 
@@ -82,7 +89,7 @@ def _short(value: np.ndarray) -> str:
     return f"[{shown}{', ...' if flat.size > SHOWN else ''}] (shape {list(np.shape(value))})"
 
 
-def folded(export, rewritten, export_values: Mapping[str, np.ndarray], tolerance) -> list[str]:
+def folded(export: Any, rewritten: Any, export_values: Mapping[str, np.ndarray], tolerance: Any) -> list[str]:
     """Lines for each constant of ``rewritten`` (an initializer or a Constant node) named like a
     value the export computes, whose value differs from the export's on this input: a value the
     step folded that depends on the input (its shape, most often)."""
@@ -120,7 +127,9 @@ def folded(export, rewritten, export_values: Mapping[str, np.ndarray], tolerance
     return lines
 
 
-def _upstream_ops(producers, name: str, limit: int = 200) -> set[str]:
+def _upstream_ops(producers: Mapping[str, Any], name: str, limit: int = 200) -> set[str]:
+    seen: set[str]
+    ops: set[str]
     seen, stack, ops = set(), [name], set()
     while stack and len(seen) < limit:
         value = stack.pop()
@@ -133,7 +142,13 @@ def _upstream_ops(producers, name: str, limit: int = 200) -> set[str]:
     return ops
 
 
-def localize(export, rewritten, feeds, tolerance, export_values=None) -> tuple[Divergence | None, list[str], dict]:
+def localize(
+    export: Any,
+    rewritten: Any,
+    feeds: Mapping[str, np.ndarray],
+    tolerance: Any,
+    export_values: dict[str, np.ndarray] | None = None,
+) -> tuple[Divergence | None, list[str], dict[str, np.ndarray]]:
     """(the first rewritten node parting from the export, folded-constant lines, the export's
     values): both graphs run with no graph optimization, values paired by name."""
     export_values = export_values if export_values is not None else _run(export, feeds)
@@ -149,7 +164,9 @@ def localize(export, rewritten, feeds, tolerance, export_values=None) -> tuple[D
     return found, folded(export, rewritten, export_values, tolerance), export_values
 
 
-def _confirm(runnable, found: Divergence, feeds, expected: list, tolerance) -> list[str]:
+def _confirm(
+    runnable: Any, found: Divergence, feeds: Mapping[str, np.ndarray], expected: Sequence[np.ndarray], tolerance: Any
+) -> list[str]:
     """Which fusion made ``found``'s nodes, confirmed by fusing again without it."""
     from onnxparity.variants.fusion import FUSION_FLAGS, fused_without
 
@@ -182,7 +199,9 @@ def _confirm(runnable, found: Divergence, feeds, expected: list, tolerance) -> l
     return lines
 
 
-def _raw_mask(runnable, feeds, expected, tolerance, mask) -> list[str]:
+def _raw_mask(
+    runnable: Any, feeds: Mapping[str, np.ndarray], expected: Sequence[np.ndarray], tolerance: Any, mask: Any
+) -> list[str]:
     from onnxparity.variants.fusion import fused_without
 
     try:
@@ -201,7 +220,9 @@ def _raw_mask(runnable, feeds, expected, tolerance, mask) -> list[str]:
     ]
 
 
-def explain_rewrite(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+def explain_rewrite(
+    runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None
+) -> list[str | Divergence]:
     """A rewrite variant's explainer (:mod:`onnxparity.forensics.by_variant`): the lines and the
     :class:`Divergence` of the module's steps 1–4."""
     try:
@@ -210,10 +231,10 @@ def explain_rewrite(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: A
         return [f"rewrite step {runnable.step}: not localized — {type(exc).__name__}: {exc}"]
 
 
-def _explain(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any) -> list:
+def _explain(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any) -> list[str | Divergence]:
     export = load_model(runnable.export_path, external_data=True)
     outputs = [o.name for o in export.graph.output]
-    lines: list = [f"rewrite step: {describe(runnable.build_facts)}"]
+    lines: list[str | Divergence] = [f"rewrite step: {describe(runnable.build_facts)}"]
     fixed = runnable.build_facts.get("fixed_dims") or []
     if fixed:
         lines.append(
@@ -286,13 +307,15 @@ def _explain(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any) -> 
     return lines
 
 
-def _half(runnable, stage, feeds, label: str, error: float) -> list:
+def _half(
+    runnable: Any, stage: Any, feeds: Mapping[str, np.ndarray], label: str, error: float
+) -> list[str | Divergence]:
     """Lines naming the float16 conversion, and its first node to part from float32."""
     from onnxparity.forensics.precision import first_divergence
 
     half = load_model(runnable.model_path, external_data=True)
     found, _ = first_divergence(stage, half, feeds)
-    lines: list = [
+    lines: list[str | Divergence] = [
         f"{label} agree with the export on this input (max abs {error:.2g}): the float16 conversion made the difference"
     ]
     if found is not None:

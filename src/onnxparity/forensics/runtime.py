@@ -24,8 +24,8 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -33,8 +33,9 @@ import onnx
 from onnxparity.forensics import Divergence
 from onnxparity.forensics.export import off, walk
 from onnxparity.graph.files import load_model
-from onnxparity.graph.nodes import is_standard_domain, node_names, node_source, with_outputs
+from onnxparity.graph.nodes import node_names, node_source, with_outputs
 from onnxparity.spec import DEFAULT_TOLERANCE
+from onnxparity.spec.budgets import is_standard_domain
 from onnxparity.variants import probe
 
 #: the whole graph goes through the (pure Python) reference evaluator only up to this many nodes
@@ -45,23 +46,26 @@ MAX_REWRITE = 64
 _SPEC_DOMAINS = ("ai.onnx.ml",)
 
 
-def spec_runs(model) -> bool:
+def spec_runs(model: Any) -> bool:
     """Whether the reference evaluator implements every node's domain (not whether it
     implements every op: that shows when it runs)."""
     return all(is_standard_domain(n.domain) or n.domain in _SPEC_DOMAINS for n in model.graph.node)
 
 
-def spec_values(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def spec_values(model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every value of ``model`` on ``feeds`` by the ONNX reference evaluator."""
     from onnx.reference import ReferenceEvaluator
 
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        values = ReferenceEvaluator(model).run(None, dict(feeds), intermediate=True)
+        # (with intermediate=True the evaluator returns a dict of every value by name)
+        values = cast("dict[str, Any]", ReferenceEvaluator(model).run(None, dict(feeds), intermediate=True))
     return {name: np.asarray(value) for name, value in values.items() if name}
 
 
-def ort_values(model, feeds: Mapping[str, np.ndarray], optimization: str = "none", names=None):
+def ort_values(
+    model: Any, feeds: Mapping[str, np.ndarray], optimization: str = "none", names: Iterable[str] | None = None
+) -> dict[str, np.ndarray]:
     """``names`` (default: every node output) of ``model`` on ``feeds``, ONNX Runtime on the CPU
     at graph optimization ``optimization`` ("none" keeps every value)."""
     if names is None:
@@ -70,7 +74,7 @@ def ort_values(model, feeds: Mapping[str, np.ndarray], optimization: str = "none
 
 
 def localize_spec(
-    model, feeds: Mapping[str, np.ndarray], tolerance, *, reference_is_variant: bool = False
+    model: Any, feeds: Mapping[str, np.ndarray], tolerance: Any, *, reference_is_variant: bool = False
 ) -> tuple[Divergence | None, list[str], dict[str, np.ndarray]]:
     """(where ONNX Runtime (no graph optimization) and the reference evaluator first part on
     ``feeds``, the diagnosis lines, the evaluator's values). ``reference_is_variant``: the
@@ -91,7 +95,7 @@ def localize_spec(
     return found, [f"{who} against {other} on this input (no graph optimization):", found.line()], spec
 
 
-def explain_reference(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+def explain_reference(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list[Any]:
     """``onnx-reference``'s explainer: where the spec's values (``runnable.model`` in the
     reference evaluator) first part from ONNX Runtime's on a failing input (a reference-evaluator
     defect, or a runtime that agrees with the framework but not the spec)."""
@@ -104,7 +108,7 @@ def explain_reference(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance:
     return [*lines, found] if found is not None else lines
 
 
-def spec_verdict(subgraph, tolerance) -> tuple[list[str], Divergence | None, Any]:
+def spec_verdict(subgraph: Any, tolerance: Any) -> tuple[list[str], Divergence | None, Any]:
     """What the spec says of a localized export divergence: (lines, the node within the span
     where ONNX Runtime parts from the spec, that node cut out). Its subgraph runs in the
     reference evaluator on the same inputs, and whether the spec's value is the framework's or
@@ -159,7 +163,7 @@ def spec_verdict(subgraph, tolerance) -> tuple[list[str], Divergence | None, Any
 
 
 # -- the optimizer ------------------------------------------------------------------------------
-def _consumers(nodes) -> dict[str, int]:
+def _consumers(nodes: Iterable[Any]) -> dict[str, int]:
     """Each value -> the index of the last node that reads it."""
     last: dict[str, int] = {}
     for index, node in enumerate(nodes):
@@ -168,7 +172,7 @@ def _consumers(nodes) -> dict[str, int]:
     return last
 
 
-def _piece(model, start: int, stop: int, fed: Mapping[str, Any], last_reader: dict[str, int]) -> Any:
+def _piece(model: Any, start: int, stop: int, fed: Mapping[str, Any], last_reader: dict[str, int]) -> Any:
     """(nodes ``[start, stop)`` of ``model`` as a model, its outputs): ``fed`` (the types of the
     values computed before ``start``) become graph inputs, Constant nodes stay, and every value
     the piece computes that a later node or the graph's outputs read is an output."""
@@ -189,7 +193,7 @@ def _piece(model, start: int, stop: int, fed: Mapping[str, Any], last_reader: di
     return piece, leaving
 
 
-def _types(model, values: Mapping[str, np.ndarray]) -> dict[str, Any]:
+def _types(model: Any, values: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """A graph-input declaration for every computed value: shape inference's where it has one
     (symbolic dims stay symbolic), else the value's element type and rank."""
     try:
@@ -207,7 +211,9 @@ def _types(model, values: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return declared
 
 
-def _diverging(piece, feeds, tolerance, saved: str | None = None) -> tuple[str | None, float, int, Any, Any]:
+def _diverging(
+    piece: tuple[Any, list[str]], feeds: Mapping[str, np.ndarray], tolerance: Any, saved: str | None = None
+) -> tuple[str | None, float, int, Any, Any]:
     """(the first output of ``piece`` whose optimized value parts from the unoptimized one, its
     error, non-finite count, unoptimized and optimized values) on ``feeds``."""
     model, leaving = piece
@@ -235,7 +241,7 @@ def _bisect(low: int, high: int, parts: Callable[[int], bool]) -> int:
 
 
 def localize_optimizer(
-    model_path: str, feeds: Mapping[str, np.ndarray], tolerance, variant: str
+    model_path: str, feeds: Mapping[str, np.ndarray], tolerance: Any, variant: str
 ) -> tuple[Divergence | None, list[str], Any]:
     """(where ONNX Runtime's graph optimizer changes ``model_path``'s result on ``feeds`` (see
     the module's docstring), the diagnosis lines, the nodes cut out as a
@@ -280,17 +286,18 @@ def localize_optimizer(
         tensor, error, nonfinite, _, optimized = _diverging(
             _piece(model, 0, stop, {}, last_reader), feeds, tolerance
         )
-    span = _ancestors(nodes, start, stop, tensor)
+    # (casts: set by now, as the prefix of ``stop`` nodes diverges, so a tensor is found either way)
+    span = _ancestors(nodes, cast(int, start), stop, cast(str, tensor))
     ops = [nodes[i].op_type for i in span]
     into = list(dict.fromkeys(op for op in rewritten if op not in ops))
     names = node_names(nodes)
     found = Divergence(
         names[span[-1]],
         nodes[span[-1]].op_type,
-        tensor,
-        error,
+        cast(str, tensor),
+        cast(float, error),
         0.0,  # the tail ran on the unoptimized values themselves
-        nonfinite,
+        cast(int, nonfinite),
         node_source(nodes[span[-1]]),
         "module",
         tuple(names[i] for i in span),
@@ -305,11 +312,11 @@ def localize_optimizer(
     from onnxparity.forensics.subgraph import extract
 
     by = ("ONNX Runtime's without graph optimization", "ONNX Runtime's without graph optimization")
-    subgraph = extract(model, found, values, {tensor: optimized}, feeds, by)
+    subgraph = extract(model, found, values, {cast(str, tensor): cast(np.ndarray, optimized)}, feeds, by)
     return found, lines + _advice(model, feeds, tolerance, into), subgraph
 
 
-def explain_optimized(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+def explain_optimized(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list[Any]:
     """``ort-cpu``'s explainer: where ONNX Runtime's graph optimizer changed a failing input's
     result (:func:`localize_optimizer` of ``runnable.model_path``; nothing when the
     unoptimized graph gives the same outputs)."""
@@ -346,7 +353,7 @@ FUSIONS = {
 }
 
 
-def _advice(model, feeds, tolerance, into: list[str]) -> list[str]:
+def _advice(model: Any, feeds: Mapping[str, np.ndarray], tolerance: Any, into: list[str]) -> list[str]:
     """The narrowest setting that keeps the unoptimized result, checked on this input: one
     transformer disabled (``disabled_optimizers``), else a lower optimization level."""
     names = [o.name for o in model.graph.output]
@@ -378,9 +385,10 @@ def _advice(model, feeds, tolerance, into: list[str]) -> list[str]:
     ]
 
 
-def _ancestors(nodes, start: int, stop: int, tensor: str) -> list[int]:
+def _ancestors(nodes: Sequence[Any], start: int, stop: int, tensor: str) -> list[int]:
     """The nodes in ``[start, stop)`` that ``tensor`` depends on, in graph order."""
     producer = {out: i for i in range(start, stop) for out in nodes[i].output if out}
+    wanted: set[int]
     wanted, stack = set(), [producer[tensor]] if tensor in producer else []
     while stack:
         index = stack.pop()

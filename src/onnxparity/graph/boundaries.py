@@ -17,23 +17,31 @@ graph only; knows nothing of frameworks or runtimes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxparity.graph.columns import Trace, step
+from onnxparity.graph.columns import Trace, Widths, step
 from onnxparity.graph.domains import output_bounds
 from onnxparity.spec import ParitySpec
+
+if TYPE_CHECKING:
+    from onnxparity.spec import Input
+
+#: (column or None, value) boundaries of one input, as :func:`harvest` gives them
+Boundaries = tuple[tuple[int | None, float], ...]
 
 #: at most this many boundaries per input and per column (the smallest in magnitude first).
 MAX_BOUNDARIES = 64
 
 _BRANCHING = {"Clip", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Equal", "Where", "Max", "Min"}
-KINKS = {"Relu": (0.0,), "LeakyRelu": (0.0,), "PRelu": (0.0,), "Elu": (0.0,), "Celu": (0.0,)}
+KINKS: dict[str, tuple[float, ...]] = {
+    "Relu": (0.0,), "LeakyRelu": (0.0,), "PRelu": (0.0,), "Elu": (0.0,), "Celu": (0.0,)
+}
 KINKS |= {"Selu": (0.0,), "ThresholdedRelu": (1.0,), "HardSwish": (-3.0, 3.0), "Shrink": (-0.5, 0.5)}
 _TREES = {"TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble"}
 
@@ -56,7 +64,7 @@ def graph_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     return found
 
 
-def _small(dims) -> bool:
+def _small(dims: Sequence[int]) -> bool:
     return int(np.prod(dims, dtype=np.int64)) <= MAX_BOUNDARIES
 
 
@@ -88,7 +96,9 @@ def _tree_thresholds(node: onnx.NodeProto) -> dict[int, list[float]]:
     return found
 
 
-def _traced(graph: onnx.GraphProto, item, constants, width) -> Iterator[tuple[onnx.NodeProto, Trace]]:
+def _traced(
+    graph: onnx.GraphProto, item: onnx.ValueInfoProto, constants: Mapping[str, np.ndarray], width: Widths
+) -> Iterator[tuple[onnx.NodeProto, Trace]]:
     """The nodes that read ``item``'s values (directly, or through the value-keeping, affine
     and column-selecting ops of :mod:`.columns`), in graph order, each with how what it reads
     holds the input's values."""
@@ -117,14 +127,16 @@ def _applied(trace: Trace, array: np.ndarray) -> list[tuple[int | None, float | 
     return [(s.column, s.inverse(v)) for v in constant_values(array) for s in trace.everywhere()]
 
 
-def _branched(node: onnx.NodeProto, trace: Trace, constants) -> list[tuple[int | None, float]]:
+def _branched(
+    node: onnx.NodeProto, trace: Trace, constants: Mapping[str, np.ndarray]
+) -> list[tuple[int | None, float]]:
     """The (column or None, input value) boundaries ``node`` branches on, for the input ``trace`` follows."""
     op = node.op_type
     found: list[tuple[int | None, float | None]] = []
     if op in _BRANCHING:
         found = [p for name in node.input if name in constants for p in _applied(trace, constants[name])]
     elif op in KINKS or op == "Binarizer":
-        values = KINKS.get(op) or (float(_attribute(node, "threshold", 0.0)),)
+        values: Sequence[float] = KINKS.get(op) or (float(_attribute(node, "threshold", 0.0)),)
         found = [(s.column, s.inverse(v)) for v in values for s in trace.everywhere()]
     elif op in _TREES:
         for feature, values in _tree_thresholds(node).items():
@@ -137,14 +149,14 @@ def _collapsed(pairs: list[tuple[int | None, float]], columns: int | None) -> li
     """``pairs`` with a value found in every one of the input's ``columns`` as one for all (None)."""
     if not columns:
         return pairs
-    where: dict[float, set] = {}
+    where: dict[float, set[int | None]] = {}
     for column, value in pairs:
         where.setdefault(value, set()).add(column)
     everywhere = {v for v, found in where.items() if found >= set(range(columns))}
     return [(c, v) for c, v in pairs if v not in everywhere] + [(None, v) for v in sorted(everywhere)]
 
 
-def _attribute(node: onnx.NodeProto, name: str, default=None):
+def _attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
     for a in node.attribute:
         if a.name == name:
             return onnx.helper.get_attribute_value(a)
@@ -203,7 +215,7 @@ def harvest_sites(proto: onnx.ModelProto) -> dict[str, list[Site]]:
     for graph_input in graph.input:
         if graph_input.name in constants:
             continue
-        sites: dict[tuple, Site] = {}
+        sites: dict[tuple[int | None, float], Site] = {}
         columns = _columns(graph_input)
         for node, trace in _traced(graph, graph_input, constants, width):
             found_here = _branched(node, trace, constants)
@@ -215,17 +227,17 @@ def harvest_sites(proto: onnx.ModelProto) -> dict[str, list[Site]]:
     return found
 
 
-def harvest(proto: onnx.ModelProto) -> dict[str, tuple]:
+def harvest(proto: onnx.ModelProto) -> dict[str, Boundaries]:
     """Per graph input: the (column or None, value) boundaries the graph branches on there."""
     return boundaries_of(harvest_sites(proto))
 
 
-def boundaries_of(sites: dict[str, list[Site]]) -> dict[str, tuple]:
+def boundaries_of(sites: dict[str, list[Site]]) -> dict[str, Boundaries]:
     """The (column or None, value) boundaries of each input's sites, capped."""
     return {name: _capped({(s.column, s.value) for s in found}) for name, found in sites.items()}
 
 
-def _capped(pairs: set[tuple[int | None, float]]) -> tuple:
+def _capped(pairs: set[tuple[int | None, float]]) -> Boundaries:
     by_column: dict[int | None, list[float]] = {}
     for column, value in pairs:
         by_column.setdefault(column, []).append(value)
@@ -233,7 +245,7 @@ def _capped(pairs: set[tuple[int | None, float]]) -> tuple:
     return tuple(sorted(kept, key=lambda p: (-1 if p[0] is None else p[0], p[1])))
 
 
-def with_graph_boundaries(spec: ParitySpec, harvested: dict[str, tuple]) -> ParitySpec:
+def with_graph_boundaries(spec: ParitySpec, harvested: Mapping[str, Boundaries]) -> ParitySpec:
     """``spec`` with each numeric input's boundaries extended by ``harvested`` (:func:`harvest`;
     unchanged where it has none for an input)."""
     inputs = []
@@ -250,7 +262,9 @@ class BoundaryCache:
     sites coverage is measured on; read from the graph once."""
 
     def __init__(self) -> None:
-        self._found: dict[tuple, tuple] = {}
+        self._found: dict[
+            tuple[str, str], tuple[tuple[Input, ...], dict[str, list[Site]], list[tuple[str, str, float]]]
+        ] = {}
 
     def searched(
         self, key: str, path: str, spec: ParitySpec

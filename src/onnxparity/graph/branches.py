@@ -5,6 +5,8 @@ constants, ``Where``/``If`` conditions — and the sides of each: what the searc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import NamedTuple
 
 import numpy as np
@@ -51,7 +53,7 @@ def _bounds(values: list[float], labels: tuple[str, str] | None = None) -> tuple
     return tuple(sides)
 
 
-def _clip_bounds(node: onnx.NodeProto, constants) -> tuple[Side, ...]:
+def _clip_bounds(node: onnx.NodeProto, constants: Mapping[str, np.ndarray]) -> tuple[Side, ...]:
     attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     low, high = attributes.get("min"), attributes.get("max")  # opset < 11
     if len(node.input) > 1 and node.input[1] in constants and constants[node.input[1]].size == 1:
@@ -66,7 +68,7 @@ def _clip_bounds(node: onnx.NodeProto, constants) -> tuple[Side, ...]:
     return tuple(sides)
 
 
-def _branch(node: onnx.NodeProto, constants) -> tuple[str, tuple[Side, ...]] | None:
+def _branch(node: onnx.NodeProto, constants: Mapping[str, np.ndarray]) -> tuple[str, tuple[Side, ...]] | None:
     """(the tensor ``node`` branches on, its sides), or None where it does not branch on one
     non-constant tensor against constants."""
     op = node.op_type
@@ -92,7 +94,7 @@ def _branch(node: onnx.NodeProto, constants) -> tuple[str, tuple[Side, ...]] | N
     return None
 
 
-def harvest_branches(proto: onnx.ModelProto, skip: set[str] = frozenset()) -> list[Branch]:
+def harvest_branches(proto: onnx.ModelProto, skip: AbstractSet[str] = frozenset()) -> list[Branch]:
     """The main graph's inner branching nodes (not those in ``skip``: the input-level sites'
     nodes), in graph order, at most :data:`MAX_BRANCHES`."""
     graph = proto.graph

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
@@ -151,7 +151,7 @@ def _ints(name: str, constants: Mapping[str, np.ndarray]) -> list[int] | None:
     return [int(v) for v in constants[name].ravel()]
 
 
-def _attribute(node: onnx.NodeProto, name: str, default=None):
+def _attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
     for a in node.attribute:
         if a.name == name:
             return onnx.helper.get_attribute_value(a)
@@ -193,7 +193,7 @@ _KEEPS = {"Cast", "CastLike", "Identity", "Dropout", "Imputer"}
 _SHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Tile"}
 
 
-def _reshaped(node: onnx.NodeProto, trace: Trace, constants) -> Trace | None:
+def _reshaped(node: onnx.NodeProto, trace: Trace, constants: Mapping[str, np.ndarray]) -> Trace | None:
     """Reshape and kin: the columns stay where the last axis does."""
     op, rank = node.op_type, trace.rank
     width = trace.size
@@ -243,10 +243,11 @@ def _reshaped(node: onnx.NodeProto, trace: Trace, constants) -> Trace | None:
     return trace.lost(rank)
 
 
-def _selected(node: onnx.NodeProto, trace: Trace, constants) -> Trace | None:
+def _selected(node: onnx.NodeProto, trace: Trace, constants: Mapping[str, np.ndarray]) -> Trace | None:
     """Gather and ArrayFeatureExtractor of constant indices, Slice of constant bounds."""
     op, rank = node.op_type, trace.rank
     if op == "ArrayFeatureExtractor":
+        indices: list[int] | np.ndarray | None  # a list here, an array for Gather
         indices = _ints(node.input[1], constants)
         return trace.lost() if indices is None else trace.picked(indices, rank)
     if op == "Gather":
@@ -267,7 +268,7 @@ def _selected(node: onnx.NodeProto, trace: Trace, constants) -> Trace | None:
     return None
 
 
-def _sliced(node: onnx.NodeProto, trace: Trace, constants) -> Trace | None:
+def _sliced(node: onnx.NodeProto, trace: Trace, constants: Mapping[str, np.ndarray]) -> Trace | None:
     rank = trace.rank
     if len(node.input) >= 3:  # opset 10 on: bounds as inputs
         starts, ends = _ints(node.input[1], constants), _ints(node.input[2], constants)
@@ -301,7 +302,7 @@ def _sliced(node: onnx.NodeProto, trace: Trace, constants) -> Trace | None:
     return found
 
 
-def _split(node: onnx.NodeProto, trace: Trace, constants) -> list[tuple[str, Trace]]:
+def _split(node: onnx.NodeProto, trace: Trace, constants: Mapping[str, np.ndarray]) -> list[tuple[str, Trace]]:
     axis, outputs = _attribute(node, "axis", 0), [o for o in node.output]
     last = is_last(axis, trace.rank)
     if last is False or (trace.positions is None and not trace.identity):
@@ -323,7 +324,9 @@ def _split(node: onnx.NodeProto, trace: Trace, constants) -> list[tuple[str, Tra
     return found
 
 
-def _concat(node: onnx.NodeProto, read: Mapping[int, Trace], constants, width: Widths) -> Trace | None:
+def _concat(
+    node: onnx.NodeProto, read: Mapping[int, Trace], constants: Mapping[str, np.ndarray], width: Widths
+) -> Trace | None:
     """Concat: along the last axis, which position came from which input (its width from the
     traces, the constants or the graph's shapes); along another, the columns where every traced
     input agrees on them."""
@@ -350,7 +353,7 @@ def _concat(node: onnx.NodeProto, read: Mapping[int, Trace], constants, width: W
     return _traced(tuple(positions), first.rank) if any(s is not None for s in positions) else None
 
 
-def _affine(node: onnx.NodeProto, read: Mapping[int, Trace], constants) -> Trace | None:
+def _affine(node: onnx.NodeProto, read: Mapping[int, Trace], constants: Mapping[str, np.ndarray]) -> Trace | None:
     """Add/Sub/Mul/Div by a constant (one value, or one per column), Neg, and ai.onnx.ml's
     Scaler (``(x - offset) * scale``, per column)."""
     op = node.op_type
@@ -361,7 +364,7 @@ def _affine(node: onnx.NodeProto, read: Mapping[int, Trace], constants) -> Trace
         if op == "Neg":
             return trace.then(-1.0, 0.0, trace.rank)
         offset = [float(v) for v in _attribute(node, "offset", [0.0])]
-        scale = [float(v) for v in _attribute(node, "scale", [1.0])]
+        scale: list[float] | np.ndarray = [float(v) for v in _attribute(node, "scale", [1.0])]
         return _per_column(trace, np.asarray(scale), -np.asarray(offset) * np.asarray(scale))
     if len(node.input) != 2 or len(read) != 1:
         return None

@@ -18,14 +18,17 @@ Nothing is run here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from onnxparity.errors import InvalidSpec
 
+if TYPE_CHECKING:
+    from onnx import NodeProto
+
 #: a value's kind: ("tensor", ONNX element type) | ("seq", kind) | ("optional", kind)
-Kind = tuple
+Kind = tuple[str, Any]
 
 #: the metadata key of a tensor form the ONNX reference evaluator cannot run (an optional
 #: sequence output): the ``onnx-reference`` variant is then unavailable, not failed
@@ -58,7 +61,7 @@ def _element(value_type: Any) -> Any:
     return value_type.tensor_type if value_type.WhichOneof("value") == "tensor_type" else None
 
 
-def tensor_form(proto: Any) -> tuple[Any, dict, list[str]]:
+def tensor_form(proto: Any) -> tuple[Any, dict[str, Any], list[str]]:
     """(a copy of ``proto`` whose graph inputs and outputs are tensors, the plan of what was
     converted — ``{"inputs": {name: kind}, "outputs": [[name, kind], ...]}`` with every output
     in order — and notes); InvalidSpec for a map, or a sequence of sequences as an input."""
@@ -69,7 +72,7 @@ def tensor_form(proto: Any) -> tuple[Any, dict, list[str]]:
     form.CopyFrom(proto)
     graph = form.graph
     initializers = {t.name for t in graph.initializer}
-    plan: dict = {"inputs": {}, "outputs": []}
+    plan: dict[str, Any] = {"inputs": {}, "outputs": []}
     notes: list[str] = []
     builders, nodes, inputs = [], [], []
     lengths = _shared_lengths(graph)
@@ -148,10 +151,10 @@ def _depth(kind: Kind) -> int:
 
 
 def _holds_seq(kind: Kind) -> bool:
-    return kind[0] == "seq" or (kind[0] == "optional" and kind[1][0] == "seq")
+    return cast(bool, kind[0] == "seq" or (kind[0] == "optional" and kind[1][0] == "seq"))
 
 
-def _build(name: str, inner: str, optional: bool = False) -> list:
+def _build(name: str, inner: str, optional: bool = False) -> list[NodeProto]:
     """The nodes making the sequence ``inner`` (``optional``: a present optional sequence) from
     the stacked tensor input ``name``."""
     from onnx import helper
@@ -174,13 +177,13 @@ def _rename(graph: Any, old: str, new: str) -> None:
             output.name = new
 
 
-def structural_outputs(plan: Mapping) -> frozenset[str]:
+def structural_outputs(plan: Mapping[str, Any]) -> frozenset[str]:
     """The converted outputs that say how a container is made (a sequence's shapes and count,
     an optional's presence) rather than its values."""
     return frozenset(n for n in output_names(plan) if n.endswith((":shapes", ":count", ":present"))) if plan else frozenset()
 
 
-def output_names(plan: Mapping) -> list[str]:
+def output_names(plan: Mapping[str, Any]) -> list[str]:
     """The tensor outputs the converted graph has, in order."""
     return [n for name, kind in plan["outputs"] for n in _names(name, kind)]
 
@@ -193,7 +196,7 @@ def _names(name: str, kind: Kind) -> list[str]:
     return [f"{name}:present", *_names(name, kind[1])]
 
 
-def _flatten(source: str, kind: Kind, name: str) -> tuple[list, list[str]]:
+def _flatten(source: str, kind: Kind, name: str) -> tuple[list[NodeProto], list[str]]:
     """Nodes turning the container value ``source`` into the tensors :func:`_names` lists."""
     from onnx import TensorProto, helper
 
@@ -284,7 +287,7 @@ def _empty(name: str, element_type: int) -> tuple[Any, str]:
 
 
 # -- the same conversions in numpy, for a reference that takes and returns containers ----------
-def to_reference_inputs(plan: Mapping, feeds: Mapping[str, np.ndarray]) -> dict[str, Any]:
+def to_reference_inputs(plan: Mapping[str, Any], feeds: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """The feeds as a reference over the original graph takes them: a sequence input as the
     list of its stacked rows, an optional input as its value."""
     found = {}
@@ -294,7 +297,7 @@ def to_reference_inputs(plan: Mapping, feeds: Mapping[str, np.ndarray]) -> dict[
     return found
 
 
-def to_tensor_outputs(plan: Mapping, outputs: Sequence[Any]) -> list[np.ndarray]:
+def to_tensor_outputs(plan: Mapping[str, Any], outputs: Sequence[Any]) -> list[np.ndarray]:
     """A reference's outputs of the original graph (in order) in the converted graph's form."""
     found: list[np.ndarray] = []
     for (_, kind), value in zip(plan["outputs"], outputs):

@@ -10,11 +10,14 @@ import glob
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from onnxparity.errors import InvalidSpec
+
+if TYPE_CHECKING:
+    from onnxparity.spec import Input
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def _set_number(path: str) -> int:
     return int(found.group(1)) if found else -1
 
 
-def fixed_inputs(pair: Pair, proto: Any) -> list:
+def fixed_inputs(pair: Pair, proto: Any) -> list[Input]:
     """Declarations (:class:`~onnxparity.spec.Input`) that draw exactly ``pair``'s inputs: each
     of its stored shape, with its stored value as the one choice, of the graph's element type
     (InvalidSpec where a stored array is of another)."""
@@ -117,5 +120,6 @@ def fixed_inputs(pair: Pair, proto: Any) -> list:
             raise InvalidSpec(
                 f"{pair.name}: input {name!r} is stored as {array.dtype.name}, but the graph takes {dtype}"
             )
-        declared.append(Input(name, tuple(array.shape), dtype=dtype, choices=[array]))
+        # (choices: a list, which Input makes a tuple)
+        declared.append(Input(name, tuple(array.shape), dtype=dtype, choices=cast("tuple[Any, ...]", [array])))
     return declared

@@ -31,7 +31,7 @@ def _tensors(proto: Any) -> Iterator[Any]:
                 yield from attribute.tensors
 
 
-def load_model(path: str | os.PathLike, *, external_data: bool = False) -> Any:
+def load_model(path: str | os.PathLike[str], *, external_data: bool = False) -> Any:
     """The ``onnx.ModelProto`` at ``path``; its external data (weights beside the file) is
     read only when ``external_data`` is true — graph structure alone is much cheaper."""
     import onnx
@@ -39,7 +39,7 @@ def load_model(path: str | os.PathLike, *, external_data: bool = False) -> Any:
     return onnx.load(os.fspath(path), load_external_data=external_data)
 
 
-def save_model(proto: Any, path: str | os.PathLike) -> str:
+def save_model(proto: Any, path: str | os.PathLike[str]) -> str:
     """Save ``proto`` (with its weights in memory) at ``path``, atomically, and return the path.
 
     Under :data:`INLINE_LIMIT_BYTES` it is one file; above, protobuf's 2 GB limit forces the
@@ -86,7 +86,7 @@ def _location(tensor: Any) -> str | None:
     return next((entry.value for entry in tensor.external_data if entry.key == "location"), None)
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
     """Write ``data`` (str: as UTF-8) to ``path`` through a temp file in the same directory and
     a rename: a crash mid-write leaves the old file (or none), never a truncated one."""
     path = os.fspath(path)
@@ -108,7 +108,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
         raise
 
 
-def file_digest(path: str | os.PathLike) -> str:
+def file_digest(path: str | os.PathLike[str]) -> str:
     """A short content hash of a file (blake2b, 16 bytes, hex), read in 1 MiB chunks."""
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
@@ -117,7 +117,7 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def external_data_files(path: str | os.PathLike, proto: Any = None) -> list[str]:
+def external_data_files(path: str | os.PathLike[str], proto: Any = None) -> list[str]:
     """Relative paths of the external data files the ONNX file at ``path`` refers to (in order
     of first use; initializers and tensor attributes of subgraphs included). ``proto``: the
     file, already loaded without its external data."""
@@ -136,7 +136,7 @@ class UnsafeLocation(ValueError):
     """An ONNX file's external data location points outside the file's directory."""
 
 
-def check_external_data(model_path: str | os.PathLike, proto: Any = None) -> list[str]:
+def check_external_data(model_path: str | os.PathLike[str], proto: Any = None) -> list[str]:
     """The external data locations of the ONNX file at ``model_path`` (``proto``: the file,
     already loaded), each checked to stay inside the file's directory: an absolute path, ``..``
     or a symbolic link that leads out is :class:`UnsafeLocation` naming it (a model file is
@@ -153,7 +153,7 @@ def check_external_data(model_path: str | os.PathLike, proto: Any = None) -> lis
     return locations
 
 
-def copy_model_files(model_path: str | os.PathLike, target_dir: str | os.PathLike) -> str:
+def copy_model_files(model_path: str | os.PathLike[str], target_dir: str | os.PathLike[str]) -> str:
     """Copy the ONNX file and its external data files into ``target_dir``; return the copy's path.
     Locations that lead outside the model's directory are :class:`UnsafeLocation`, and nothing
     is copied."""

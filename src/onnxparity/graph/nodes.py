@@ -4,10 +4,12 @@ says they came from, and the values that leave a set of them. Reads a loaded mod
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from onnxparity.spec.budgets import STANDARD_DOMAINS, canonical_domain, is_standard_domain  # noqa: F401 (re-exported)
+from onnxparity.spec.budgets import STANDARD_DOMAINS as STANDARD_DOMAINS  # (these three: re-exported)
+from onnxparity.spec.budgets import canonical_domain as canonical_domain
+from onnxparity.spec.budgets import is_standard_domain as is_standard_domain
 
 
 #: the two spellings of ONNX's standard operator domain.
@@ -94,6 +96,6 @@ def leaving_values(graph: Any, belongs: Any) -> list[str]:
     return [value for value in produced if value in read_outside or value in outputs]
 
 
-def node_names(nodes) -> list[str]:
+def node_names(nodes: Iterable[Any]) -> list[str]:
     """Each node's name, or ``<op type>#<index>`` for a node without one."""
     return [node.name or f"{node.op_type}#{i}" for i, node in enumerate(nodes)]

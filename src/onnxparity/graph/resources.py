@@ -4,11 +4,12 @@ the inputs that make a declaration too large (instead of a raw MemoryError mid-s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
 from onnxparity.spec import ParitySpec
-from onnxparity.spec.inputs import numpy_dtype
+from onnxparity.spec.dtypes import numpy_dtype
 
 #: bytes a str element is counted as (a Python object and a short string).
 STR_ELEMENT_BYTES = 64
@@ -21,7 +22,8 @@ def largest_example_bytes(spec: ParitySpec) -> dict[str, int]:
     sizes = {}
     for item in spec.inputs:
         count = int(np.prod(item.concrete_shape(dims), dtype=np.float64))
-        itemsize = STR_ELEMENT_BYTES if item.dtype == "str" else numpy_dtype(item.dtype).itemsize
+        # (item.dtype: never None, Input sets its default)
+        itemsize = STR_ELEMENT_BYTES if item.dtype == "str" else numpy_dtype(cast(str, item.dtype)).itemsize
         sizes[item.name] = count * itemsize
     return sizes
 
@@ -53,7 +55,8 @@ def _outputs_over(spec: ParitySpec, budget_mb: int, outputs: Sequence[tuple[str,
         if elements * 4 > budget_mb * 2**20:
             item = next(i for i in spec.inputs if i.name == name)
             return (
-                f"Input({name!r}) is declared up to {max(abs(item.low), abs(item.high)):g}, and its values set the "
+                f"Input({name!r}) is declared up to "
+                f"{max(abs(cast(float, item.low)), abs(cast(float, item.high))):g}, and its values set the "
                 f"size of {op}'s output: up to {elements * 4 / 2**20:.4g} MiB, over the budget of {budget_mb} MiB; "
                 f"lower its high= (or raise the budget)"
             )

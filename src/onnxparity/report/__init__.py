@@ -8,13 +8,12 @@ from __future__ import annotations
 from onnxparity.results import (
     BudgetResult,
     CheckResult,
-    OutputPower,
     OutputSummary,
-    Power,
     VariantResult,
     error_value,
     worst_error,
 )
+from onnxparity.verdict.power import OutputPower, Power
 
 __all__ = [
     "STATUSES",

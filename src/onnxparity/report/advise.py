@@ -24,9 +24,9 @@ constructs; names print as string literals. Pure.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from onnxparity.errors import InvalidSpec
 from onnxparity.report.gate import dig, number
@@ -117,9 +117,10 @@ def _tolerance(item: Mapping[str, Any], policy: Mapping[str, Any], margin: float
     if problem:
         return Advice(*base, None, f"result.policy is no policy onnxparity accepts: {problem}; no advice")
     floor = FLOAT32_ROUNDINGS * _ULP * _scale(result)
-    atol = max(_up(_times(declared["atol"], used, margin)), _up(floor))
-    rtol = _up(_times(declared["rtol"], used, margin))
-    scaled = _up(_times(declared["scaled"], used, margin))
+    # (numbers: a policy with a None rule is refused above)
+    atol = max(_up(_times(cast(float, declared["atol"]), used, margin)), _up(floor))
+    rtol = _up(_times(cast(float, declared["rtol"]), used, margin))
+    scaled = _up(_times(cast(float, declared["scaled"]), used, margin))
     advised = {"atol": atol, "rtol": rtol, **({"scaled": scaled} if scaled else {})}
     shown = f"atol={declared['atol']:g}, rtol={declared['rtol']:g}"
     share = f"{used:.2%}" if 1e-4 <= used < 100 else f"{used:.3g}x"
@@ -171,8 +172,11 @@ def _agreement(item: Mapping[str, Any], policy: Mapping[str, Any], margin: float
     exact = [o for o in outputs if o.get("top1_rate") is None and o.get("cosine") is None]
     rates = [number(o.get("mismatched_rate")) for o in exact]
     rates = [r for r in rates if r is not None and math.isfinite(r)]
-    rules = {
-        "labels": (1 - max(rates) if rates else None, lambda v: _down(1 - margin * (1 - v), 4)),
+    rules: dict[str, tuple[float | None, Callable[[float], float]]] = {
+        "labels": (
+            1 - max(cast(list[float], rates)) if rates else None,  # (the Nones filtered out)
+            lambda v: _down(1 - margin * (1 - v), 4),
+        ),
         "top1": (top1, lambda v: _down(1 - margin * (1 - v), 3)),
         "cosine": (cosine, lambda v: _down(1 - margin * (1 - v), 6)),
         "sqnr_db": (sqnr, lambda v: _half_db_down(v - 10 * math.log10(margin))),
@@ -184,7 +188,7 @@ def _agreement(item: Mapping[str, Any], policy: Mapping[str, Any], margin: float
         if observed is not None:
             wanted = advised(observed)
             value = value if passed and wanted < value else wanted  # passed: nothing looser
-            looser = looser or value < declared[rule]
+            looser = looser or value < cast(float, declared[rule])
             seen.append(f"{rule} {observed:.6g}")
         parts[rule] = value
     if not seen:

@@ -30,11 +30,11 @@ import datetime
 import functools
 import json
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
 
 import onnxparity.graph.files as onnxutils
-from onnxparity.environment import environment  # the report's form; ``document.environment`` stays importable
+from onnxparity.environment import environment as environment  # the report's form (re-exported)
 from onnxparity.report import STATUSES, worst_error
 from onnxparity.verdict.compare import json_float
 
@@ -65,7 +65,7 @@ def environment_key(env: Mapping[str, Any]) -> dict[str, Any]:
 
 def entry(
     nodeid: str, test: str, item: Any, status: str, result: Mapping[str, Any], checked: Any = None
-) -> dict:
+) -> dict[str, Any]:
     """One item's entry: its ids, kind, verdict, the model's export and the result's data.
     ``item`` is a :class:`~onnxparity.spec.Item`; ``checked`` the CheckResult, when there is one."""
     model = None
@@ -102,7 +102,7 @@ def exports(document: Mapping[str, Any]) -> int:
     return len(made)
 
 
-def planned_entry(nodeid: str, test: str, item: Any) -> dict:
+def planned_entry(nodeid: str, test: str, item: Any) -> dict[str, Any]:
     """What is known of an item before it runs: its ids, kind, variant and opset."""
     return {
         "nodeid": nodeid,
@@ -134,7 +134,7 @@ def junit_properties(entry: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return properties
 
 
-def placeholder(planned: Mapping[str, Any], status: str, message: str) -> dict:
+def placeholder(planned: Mapping[str, Any], status: str, message: str) -> dict[str, Any]:
     """The entry of an item that produced no result of its own (it errored or was skipped
     before its check, or its xdist worker crashed): its planned ids, ``status`` and why."""
     return {**planned, "status": status, "model": None, "result": {"status": status, "message": message}}
@@ -173,7 +173,7 @@ def build(
     }
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> None:
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically (temp file in the same directory, then a rename)."""
     onnxutils.write_atomic(path, text)
 
@@ -202,11 +202,11 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def save(document: Mapping[str, Any], path: str | os.PathLike) -> None:
+def save(document: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     write_atomic(path, dumps(document))
 
 
-def load(path: str | os.PathLike) -> dict[str, Any]:
+def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a report; ReportError naming the file and what is wrong with it (and where)."""
     path = os.fspath(path)
     try:
@@ -256,7 +256,7 @@ def check_document(document: Any, where: str = "report") -> dict[str, Any]:
         items_reported = len(document["items"])
         document = {"interrupted": False, "interruption": None, "items_planned": None, **document}
         document["items_reported"] = items_reported
-    return document
+    return cast(dict[str, Any], document)  # (a dict: checked above)
 
 
 def completeness(document: Mapping[str, Any]) -> str | None:
@@ -318,7 +318,9 @@ def merge(documents: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         items.values(),
         env=first["environment"],
         settings=first.get("settings"),
-        planned=run_planned if run_planned is not None else (sum(parts) if disjoint and None not in parts else None),
+        planned=run_planned
+        if run_planned is not None
+        else (sum(cast(list[int], parts)) if disjoint and None not in parts else None),
         interruption="; ".join(reasons) or None,
         run={
             "run_plan": sorted({str(n) for d in documents for n in d.get("run_plan") or ()}) if run_planned else None,
@@ -378,7 +380,7 @@ def _resolve(ref: str) -> Mapping[str, Any]:
     target: Any = _schema()
     for part in ref.removeprefix("#/").split("/"):
         target = target[part]
-    return target
+    return cast(Mapping[str, Any], target)
 
 
 def _at(path: str, key: Any) -> str:
@@ -391,7 +393,7 @@ def _problem(value: Any, rule: Mapping[str, Any], path: str = "") -> str | None:
     at = f"{path}: " if path else ""
     kinds = rule.get("type")
     kinds = [kinds] if isinstance(kinds, str) else kinds
-    checks = [
+    checks: list[tuple[object, Callable[[], str]]] = [
         (kinds and not any(_is_type(value, k) for k in kinds), lambda: f"expected {_describe(rule)}"),
         ("const" in rule and not _same(value, rule.get("const")), lambda: f"expected {_describe(rule)}"),
         (
@@ -456,9 +458,9 @@ def _too_deep(value: Any, limit: int) -> bool:
 @functools.lru_cache(maxsize=1)
 def _schema() -> dict[str, Any]:
     with open(os.path.join(os.path.dirname(__file__), "schema.json"), encoding="utf-8") as f:
-        return json.load(f)
+        return cast(dict[str, Any], json.load(f))
 
 
 def schema() -> dict[str, Any]:
     """The report's JSON Schema (``schema.json``, shipped in the package)."""
-    return json.loads(json.dumps(_schema()))
+    return cast(dict[str, Any], json.loads(json.dumps(_schema())))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from onnxparity.config import DEFAULT_MAX_ERROR_GROWTH, DEFAULT_MAX_LATENCY_REGRESSION
 from onnxparity.report import error_value
@@ -165,7 +165,7 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
     for nodeid in sorted(set(old) | set(new)):
         a, b = old.get(nodeid), new.get(nodeid)
         if a is None:
-            lines.append(f"+ {nodeid}: {b['status']} (new)")
+            lines.append(f"+ {nodeid}: {cast(Mapping[str, Any], b)['status']} (new)")  # (in one of the two)
             continue
         if b is None:
             lines.append(f"- {nodeid}: {a['status']} (gone)")

@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from onnxparity.report import worst_error
 from onnxparity.report.advise import DEFAULT_MARGIN, advise
@@ -63,12 +63,12 @@ def _place(item: Mapping[str, Any]) -> tuple[str, str]:
     return str(item["test"]), name
 
 
-def _change(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dict | None:
+def _change(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """How an item moved from the baseline: worse, better, same, new or gone, with the numbers."""
     if old is None and new is None:
         return None
     if old is None:
-        return {"change": "new", "text": f"new: {new['status']}"}
+        return {"change": "new", "text": f"new: {cast(Mapping[str, Any], new)['status']}"}  # (not both None)
     if new is None:
         return {"change": "gone", "text": f"gone: was {old['status']}"}
     rank = {"passed": 0, "skipped": 1, "failed": 2, "error": 2}
@@ -92,8 +92,8 @@ def _change(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dic
     return {"change": change, "text": "; ".join(notes) or "unchanged", "before": old["status"]}
 
 
-def _history_points(nodeid: str, reports: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict]:
-    points = []
+def _history_points(nodeid: str, reports: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    points: list[dict[str, Any]] = []
     for label, document in reports:
         item = next((i for i in document["items"] if i["nodeid"] == nodeid), None)
         if item is None:
@@ -116,7 +116,7 @@ def payload(
     baseline: Mapping[str, Any] | None = None,
     history: Sequence[tuple[str, Mapping[str, Any]]] = (),
     margin: float = DEFAULT_MARGIN,
-) -> dict:
+) -> dict[str, Any]:
     """What the page's script draws: the report's items with their numbers, the advice, and
     the baseline's and the history's view of each."""
     advice = {a.nodeid: a for a in advise(document, margin)}

@@ -8,7 +8,7 @@ agree. Pure functions; no pytest.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from onnxparity.report import worst_error
 from onnxparity.report.document import completeness
@@ -19,7 +19,7 @@ HEADER = ("model", "item", "verdict", "worst error", "headroom", "policy", "exam
 
 def rows(document: Mapping[str, Any]) -> list[tuple[str, ...]]:
     """One row of cells per item."""
-    table = []
+    table: list[tuple[str, ...]] = []
     for item in document["items"]:
         result = item.get("result") or {}
         worst = policy = examples = latency = room = ""
@@ -66,7 +66,7 @@ def headroom_cell(result: Mapping[str, Any]) -> str:
         measured = [m for m in measured if m is not None]
         if required is None or not measured:
             return ""
-        return f"SQNR {min(measured) - required:+.1f} dB"
+        return f"SQNR {min(cast(list[float], measured)) - required:+.1f} dB"  # (the Nones filtered out)
     used = number(dig(result, "distribution", "worst_tolerance_used"))
     if used is None:
         return ""
@@ -106,7 +106,7 @@ def _coverage_lines(document: Mapping[str, Any], shown: int = 3) -> list[str]:
         coverage = (item.get("result") or {}).get("coverage")
         unreached = coverage.get("unreached") if isinstance(coverage, Mapping) else None
         if unreached:
-            found.append((item["nodeid"], unreached, coverage.get("sides")))
+            found.append((item["nodeid"], unreached, cast(Mapping[str, Any], coverage).get("sides")))
     if not found:
         return []
     lines = [f"coverage: {len(found)} item(s) never reached a side of a boundary the graph branches on:"]
@@ -152,7 +152,7 @@ def _conditioning_lines(document: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _agreement(outputs: list) -> str:
+def _agreement(outputs: list[Any]) -> str:
     """The pooled cosine and SQNR an Agreement judged (the worst output's); a report written
     before they were pooled has only each example's minimum cosine."""
     pooled = [o for o in outputs if isinstance(o.get("sqnr_db"), (int, float))]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +27,9 @@ class Run:
 
     #: the collected parity items (planned entries, see :func:`document.planned_entry`); None
     #: until known (a run interrupted during collection never knows)
-    plan: list[dict] | None = None
+    plan: list[dict[str, Any]] | None = None
     #: item entries by node id (a repeated item keeps its last entry)
-    entries: dict[str, dict] = field(default_factory=dict)
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: (node id, reason) of failed reports that carried no entry: xdist's crashed-worker reports
     crashed: list[tuple[str, str]] = field(default_factory=list)
     #: what stopped the session from outside ("KeyboardInterrupt", "pytest.exit: ...")
@@ -37,7 +37,7 @@ class Run:
     collection_errors: int = 0
     #: what selected this process's items from the whole run: its ``shard`` and the run's
     #: ``run_plan`` (None: the run was not split)
-    selection: dict | None = None
+    selection: dict[str, Any] | None = None
 
     def record(
         self, nodeid: str, *, plan: Any = None, entry: Any = None, crash: str | None = None, run: Any = None
@@ -102,7 +102,7 @@ class Run:
         )
 
 
-def ended_entry(planned: dict, report: Any) -> dict:
+def ended_entry(planned: dict[str, Any], report: Any) -> dict[str, Any]:
     """The entry of an item whose test ``report`` (a pytest TestReport) ended it before its check
     recorded one: skipped with the skip's reason, else an error with the exception's line."""
     if report.skipped:
@@ -128,7 +128,7 @@ class Finished:
         return not self.problems and (self.gate is None or self.gate.passed)
 
 
-def check_outputs(parity: ParityConfig) -> dict | None:
+def check_outputs(parity: ParityConfig) -> dict[str, Any] | None:
     """Before the run: ReportError for an output path that cannot be written, or for a baseline
     to gate against that is missing, malformed or from an incomplete run; else that baseline."""
     outputs = [
@@ -186,7 +186,7 @@ def finish(
 
         document.write_atomic(path, page(doc, baseline))
 
-    writes = [
+    writes: list[tuple[str, str | None, Callable[[str], None]]] = [
         ("report", parity.report_path, lambda path: document.save(doc, path)),
         (
             "baseline",
@@ -236,7 +236,7 @@ def _append(path: str, text: str) -> None:
         f.write(text)
 
 
-def path_problem(path: str | os.PathLike) -> str | None:
+def path_problem(path: str | os.PathLike[str]) -> str | None:
     """What makes ``path`` unwritable as a file, when it is plain from the file system (a
     parent that is a file, or a directory where the file should go); None when nothing is."""
     path = os.fspath(path)
@@ -250,7 +250,7 @@ def path_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
-def write_problem(path: str | os.PathLike, exc: OSError) -> str:
+def write_problem(path: str | os.PathLike[str], exc: OSError) -> str:
     """Why writing ``path`` failed with ``exc``, in words that say what to fix."""
     found = path_problem(path)
     if found is not None:

@@ -24,6 +24,7 @@ from onnxparity.variants import Runnable
 
 if TYPE_CHECKING:
     from onnxparity.exporters import ModelPair
+    from onnxparity.graph.boundaries import Site
     from onnxparity.search.engine import Search  # typing only: the engine imports Hypothesis
 
 
@@ -35,7 +36,7 @@ class SearchedItem:
 
     pair: ModelPair
     spec: ParitySpec
-    sites: dict
+    sites: dict[str, list[Site]]
     variant: str
     policy: Policy
     examples: int
@@ -45,7 +46,7 @@ class SearchedItem:
     anchor: str
 
 
-def timed_out(item: SearchedItem, search: Search, budget: float, spell: Callable) -> VariantResult:
+def timed_out(item: SearchedItem, search: Search, budget: float, spell: Callable[..., str]) -> VariantResult:
     """The failed result of an item whose time budget ran out: how far its search got."""
     tally = search.tally
     message = timeout_diagnosis(

@@ -18,17 +18,23 @@ import datetime
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from onnxparity.environment import available_providers, version
 from onnxparity.exporters.identity import onnxparity_digest
 from onnxparity.persist import Store, digest, options_digest
-from onnxparity.results import OutputSummary, Power, VariantResult
+from onnxparity.results import BudgetResult, OutputSummary, VariantResult
 from onnxparity.search.stats import RunStats
 from onnxparity.spec import ParitySpec, Policy
+from onnxparity.verdict.power import Power
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy as np
+
     from onnxparity.exporters import ExportedModel, ModelPair
+    from onnxparity.spec import Latency
     from onnxparity.variants import VariantInfo
 
 KIND = "results"
@@ -43,9 +49,9 @@ KEPT = ("passed", "skipped")
 class CachedResult(VariantResult):
     """A passing result from an earlier run: its report entry as stored, marked as reused."""
 
-    stored: dict = field(default_factory=dict)
+    stored: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**self.stored, "opset": self.opset, "cached": self.stored.get("cached") or {}}
 
 
@@ -58,7 +64,7 @@ def result_key(
     policy: Policy,
     n: int,
     seed: int,
-    rows,
+    rows: Mapping[str, np.ndarray] | None,
     *,
     threads: int,
     coverage: str,
@@ -123,7 +129,7 @@ def load(
     return found
 
 
-def _result(stored: dict, variant: str, policy: Policy) -> CachedResult | None:
+def _result(stored: dict[str, Any], variant: str, policy: Policy) -> CachedResult | None:
     power, dims = stored.get("power") or {}, stored.get("dims_covered") or {}
     examples = stored.get("examples")
     if not isinstance(examples, int) or isinstance(examples, bool) or examples < 0:
@@ -176,7 +182,8 @@ def reused_or(
         return cached if cached is not None else search(key)
     fresh = search(None)
     if cached is not None and fresh.status != cached.status:
-        store.discard(KIND, key)  # a verdict a fresh run does not give: never again
+        # a verdict a fresh run does not give: never again (store and key are set where cached is)
+        cast(Store, store).discard(KIND, cast(str, key))
     elif cached is None:
         save(store, key, fresh)
     return verified(cached, fresh, exported)
@@ -206,7 +213,7 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)  # "inf" and "nan" as the report writes them
 
 
-def output_summary(entry: dict) -> OutputSummary:
+def output_summary(entry: dict[str, Any]) -> OutputSummary:
     """An output's summary from its report entry (top-1 counts as a rate over 1 row each)."""
     rate = entry.get("top1_rate")
     return OutputSummary(
@@ -238,7 +245,12 @@ def save(store: Store | None, key: str | None, result: VariantResult) -> None:
 
 # -- latency measured in report mode -----------------------------------------------------------
 def latency_key(
-    store: Store | None, pair: ModelPair, spec: ParitySpec, latency: Any, rows, threads: int
+    store: Store | None,
+    pair: ModelPair,
+    spec: ParitySpec,
+    latency: Latency,
+    rows: Mapping[str, np.ndarray] | None,
+    threads: int,
 ) -> str | None:
     """The key of a latency item measured in report mode (numbers recorded, never a verdict):
     the model as a pass's key has it, the budget, the variant and its options, and the machine
@@ -272,11 +284,9 @@ def latency_key(
     )
 
 
-def load_latency(store: Store | None, key: str | None, workdir: str) -> Any:
+def load_latency(store: Store | None, key: str | None, workdir: str) -> BudgetResult | None:
     """The report-mode latency result kept under ``key``, marked as measured in an earlier run;
     None (a miss) for anything but a whole passed entry."""
-    from onnxparity.budgets import BudgetResult
-
     if store is None or key is None:
         return None
     stored = store.get(KIND, key, workdir)
@@ -293,7 +303,7 @@ def load_latency(store: Store | None, key: str | None, workdir: str) -> Any:
     )
 
 
-def save_latency(store: Store | None, key: str | None, result: Any) -> None:
+def save_latency(store: Store | None, key: str | None, result: BudgetResult) -> None:
     if store is None or key is None or result.status != "passed":
         return
     entry = result.to_dict()

@@ -26,32 +26,33 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 import onnxparity.budgets as budgets
 import onnxparity.runner.outcome as outcome
 import onnxparity.runner.reuse as reuse
-from onnxparity.config import LATENCY_MODES, ParityConfig
+from onnxparity.config import ParityConfig
 from onnxparity.diagnosis import indent
 from onnxparity.diagnosis.reproducer import safe_name
-from onnxparity.draw import default_example, materialize, resolve_data, sampler, search_examples
+from onnxparity.draw import Example, default_example, materialize, resolve_data, sampler, search_examples
 from onnxparity.errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
 from onnxparity.exporters import ModelPair, Subject, resolve
 from onnxparity.exporters.prebuilt import load as load_prebuilt
 from onnxparity.exporters.stored import export_cached
 from onnxparity.graph.boundaries import BoundaryCache
 from onnxparity.graph.resources import over_memory_budget
+from onnxparity.parsers import LATENCY_MODES
 from onnxparity.persist import Store, options_digest
 from onnxparity.planning import Item, plan_items, stable_seed
-from onnxparity.results import CheckResult, VariantResult
+from onnxparity.results import BudgetResult, CheckResult, VariantResult
 from onnxparity.search.anchor import ANCHOR_VARIANT, Anchor
 from onnxparity.search.coverage import Coverage, InnerCache
 from onnxparity.search.data import ExampleData
 from onnxparity.search.engine import ExampleCrashed, Search, SearchContext, TimeBudgetReached
 from onnxparity.search.stats import RunStats
-from onnxparity.spec import ParitySpec
+from onnxparity.spec import Latency, ParitySpec
 from onnxparity.variants import BuildContext, Runnable, VariantInfo, VariantRunError, get_variant
 from onnxparity.variants.worker import IsolatedVariant, NotImportable, isolates
 
@@ -72,15 +73,15 @@ class ParitySession:
         self.stats = RunStats()
         #: the stats' own counter and phase timings (seconds per phase: a benchmark's breakdown)
         self.counts: collections.Counter[str] = self.stats.counts
-        self.timings: collections.Counter[str] = self.stats.timings
-        self._pairs: dict[tuple, ModelPair] = {}
+        self.timings: collections.defaultdict[str, float] = self.stats.timings
+        self._pairs: dict[tuple[Any, ...], ModelPair] = {}
         #: the graph's boundaries and their sites, and its inner branches, per exported model
         self.boundaries, self.inner_coverage = BoundaryCache(), InnerCache(self.stats.timings)
         self._variants: dict[tuple[str, str, str], Runnable | OnnxParityError] = {}
         #: drawn feeds, reference outputs (and their summaries) and anchor outputs per example
         self.examples = ExampleData(self.stats)
         #: examples of passing searches, replayed by the next variant with the same seed
-        self.passing_searches: dict[tuple, list] = {}
+        self.passing_searches: dict[tuple[Any, ...], list[Example]] = {}
         #: exports kept across runs (None: no persistent cache; see the cache_dir setting)
         cache = self.config.cache_dir
         self.store = None if cache in ("auto", "off") else Store(cache, self.config.cache_mb << 20)
@@ -111,7 +112,8 @@ class ParitySession:
 
     # -- models ---------------------------------------------------------------------------
     def prepare(
-        self, model: Any = None, spec: ParitySpec | None = None, *, onnx: Any = None, reference=None
+        self, model: Any = None, spec: ParitySpec | None = None, *, onnx: Any = None,
+        reference: Callable[..., Any] | None = None,
     ) -> ModelPair:
         """Export the subject (or load its ``onnx=`` file) once, paired with its reference.
         ``model`` is a :class:`~onnxparity.exporters.Subject`, or a model to resolve."""
@@ -125,7 +127,7 @@ class ParitySession:
             budget = spec.opset_budget
             if budget is not None and spec.opset in budget.matrix:  # a file is checked as is, but a
                 exported = budgets.at_opset(exported, spec.opset, self.workdir)  # matrix asks for each opset
-            key: tuple = ("onnx", exported.key, subject.key, spec.input_digest)
+            key: tuple[Any, ...] = ("onnx", exported.key, subject.key, spec.input_digest)
         else:
             key = ("export", subject.key, spec.input_digest, spec.opset)
             exported = None
@@ -154,14 +156,8 @@ class ParitySession:
 
     # -- variants -------------------------------------------------------------------------
     def variant(
-        self,
-        pair: ModelPair,
-        name: str,
-        spec: ParitySpec | None = None,
-        rows: Mapping[str, np.ndarray] | None = None,
-        threads: int | None = None,
-        *,
-        here: bool = False,
+        self, pair: ModelPair, name: str, spec: ParitySpec | None = None,
+        rows: Mapping[str, np.ndarray] | None = None, threads: int | None = None, *, here: bool = False,
     ) -> Runnable:
         """The built variant ``name`` of ``pair``, with the options ``spec`` declares for it:
         built once per session (and thread count), its failure remembered. ``here``: in this
@@ -220,8 +216,9 @@ class ParitySession:
         return info.build(context)
 
     def _variant_or_verdict(
-        self, pair: ModelPair, name: str, spec: ParitySpec, rows, threads=None, here=False
-    ):
+        self, pair: ModelPair, name: str, spec: ParitySpec, rows: Mapping[str, np.ndarray] | None,
+        threads: int | None = None, here: bool = False,
+    ) -> Runnable | tuple[str, str]:
         """The built variant, or the (status, message) it gets when it cannot be built: a skip
         when unavailable here (an error where a GPU is required), an error when it breaks."""
         try:
@@ -255,15 +252,8 @@ class ParitySession:
 
     # -- checks ---------------------------------------------------------------------------
     def check_variant(
-        self,
-        pair: ModelPair,
-        spec: ParitySpec,
-        variant: str,
-        *,
-        name: str,
-        examples: int | None = None,
-        rows: Mapping[str, np.ndarray] | None = None,
-        anchor: str = ANCHOR_VARIANT,
+        self, pair: ModelPair, spec: ParitySpec, variant: str, *, name: str, examples: int | None = None,
+        rows: Mapping[str, np.ndarray] | None = None, anchor: str = ANCHOR_VARIANT,
     ) -> VariantResult:
         """Search the declared input space for an input where ``variant`` breaks parity.
 
@@ -310,7 +300,8 @@ class ParitySession:
         except ExampleCrashed as crash:
             failure = crash.evidence
         except TimeBudgetReached:
-            return outcome.timed_out(item, search, self.config.item_timeout_s, self.config.spell)
+            # (only a set budget runs out)
+            return outcome.timed_out(item, search, cast(float, self.config.item_timeout_s), self.config.spell)
         return outcome.searched(
             item, search, runnable, failure, self.store, kept, self.config.reproducer_dir, self.stats
         )
@@ -349,15 +340,8 @@ class ParitySession:
         )
 
     def check(
-        self,
-        subject: Subject,
-        *,
-        spec: ParitySpec,
-        name: str | None = None,
-        examples: int | None = None,
-        data: Any = None,
-        variants: Sequence[str] | None = None,
-        items: Sequence[Item] | None = None,
+        self, subject: Subject, *, spec: ParitySpec, name: str | None = None, examples: int | None = None,
+        data: Any = None, variants: Sequence[str] | None = None, items: Sequence[Item] | None = None,
         latency_mode: str | None = None,
     ) -> CheckResult:
         """Every item of ``spec`` — parity per variant (per opset of a matrix), the opset
@@ -370,7 +354,7 @@ class ParitySession:
             items = plan_items(variants or spec.variants, spec.opset_budget, () if variants else spec.latency)
         name = name or subject.name
         results: dict[str, VariantResult] = {}
-        budget_results: dict[str, budgets.BudgetResult] = {}
+        budget_results: dict[str, BudgetResult] = {}
         first: ModelPair | None = None
 
         def pair_at(opset: int | None) -> ModelPair:
@@ -389,21 +373,21 @@ class ParitySession:
                     if item.opset is None:
                         raise
                     results[item.id] = VariantResult(
-                        item.variant,
+                        cast(str, item.variant),  # (a parity item names its variant)
                         "error",
                         message=f"{item.variant} at opset {item.opset}: {exc}",
                         opset=item.opset,
                     )
                     continue
                 result = self.check_variant(
-                    pair, item_spec, item.variant, name=name, examples=examples, rows=rows
+                    pair, item_spec, cast(str, item.variant), name=name, examples=examples, rows=rows
                 )
                 results[item.id] = replace(result, opset=item.opset) if item.opset is not None else result
             elif item.kind == "opset":
                 budget_results[item.id] = budgets.check_opset(spec, lambda o: pair_at(o).exported, item.id)
             else:
                 budget_results[item.id] = self.check_latency(
-                    pair_at(spec.opset), spec, item.latency, item.id, rows, mode=latency_mode
+                    pair_at(spec.opset), spec, cast(Latency, item.latency), item.id, rows, mode=latency_mode
                 )
         if first is None:
             first = pair_at(spec.opset)
@@ -419,7 +403,10 @@ class ParitySession:
             exported.key,
         )
 
-    def check_latency(self, pair: ModelPair, spec: ParitySpec, latency, item: str, rows=None, mode=None):
+    def check_latency(
+        self, pair: ModelPair, spec: ParitySpec, latency: Latency, item: str,
+        rows: Mapping[str, np.ndarray] | None = None, mode: str | None = None,
+    ) -> BudgetResult:
         """Time ``latency.variant`` and the framework interleaved at ``latency.at``; ``mode``
         (enforce, report, off) overrides the configured one."""
         mode = mode or self.config.latency
@@ -432,13 +419,16 @@ class ParitySession:
             if cached is not None:
                 return dataclasses.replace(cached, item=item)
         if mode == "off":
-            runnable = ("skipped", f"latency measurement is off ({self.config.spell('latency', 'off')})")
+            runnable: Runnable | tuple[str, str] = (
+                "skipped",
+                f"latency measurement is off ({self.config.spell('latency', 'off')})",
+            )
         else:
             runnable = self._variant_or_verdict(
                 pair, latency.variant, spec, rows, threads=latency.threads, here=True
             )
         if isinstance(runnable, tuple):
-            return budgets.BudgetResult(item, "latency", *runnable, latency.to_dict(), {})
+            return BudgetResult(item, "latency", *runnable, latency.to_dict(), {})
         example = default_example(spec, spec.latency_dims(latency))
         feeds = materialize(spec, example, rows or {})
         source = pair.subject.exporter if pair.subject is not None else None
@@ -460,4 +450,4 @@ class ParitySession:
             return measured
         except VariantRunError as exc:
             message = f"{latency.variant} raised at {example.describe(spec)}:\n{indent(str(exc))}"
-            return budgets.BudgetResult(item, "latency", "error", message, latency.to_dict(), {})
+            return BudgetResult(item, "latency", "error", message, latency.to_dict(), {})

@@ -5,9 +5,9 @@ anchor is off too) or from the variant (the anchor agrees with the reference).""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from onnxparity.errors import OnnxParityError
 from onnxparity.search.data import ArrayCache, ExampleKey, OutputKey
@@ -19,7 +19,10 @@ from onnxparity.variants import Runnable, VariantRunError
 from onnxparity.verdict.compare import Verdict, compare_outputs
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from onnxparity.exporters import ModelPair
+    from onnxparity.spec import Output
 
 #: the variant every other is measured against by default.
 ANCHOR_VARIANT = "ort-cpu"
@@ -63,13 +66,13 @@ class Anchor:
         #: outputs compared at real positions only, as the search compares them (its search sets it)
         self.padding: PaddingPlan = NO_PADDING
         #: declared outputs (op.Output), compared as the search compares them (its search sets it)
-        self.declared: tuple = ()
+        self.declared: tuple[Output, ...] = ()
 
-    def outputs_on(self, key: ExampleKey, feeds) -> list | None:
+    def outputs_on(self, key: ExampleKey, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray] | None:
         """The anchor's outputs on an example (cached like references), or None where it
         cannot build or run."""
         cache_key = OutputKey(self.producer, key)
-        outputs = self.cache.get(cache_key)
+        outputs: list[np.ndarray] | None = self.cache.get(cache_key)
         if outputs is None:
             started = time.perf_counter()
             try:
@@ -84,11 +87,13 @@ class Anchor:
             self.cache.put(cache_key, outputs)
         return outputs
 
-    def keep(self, key: ExampleKey, outputs: list) -> None:
+    def keep(self, key: ExampleKey, outputs: list[np.ndarray]) -> None:
         """The anchor's outputs from its own search: later variants' distances reuse them."""
         self.cache.put(OutputKey(self.producer, key), outputs)
 
-    def compare(self, key: ExampleKey, feeds, expected: list) -> Verdict | None:
+    def compare(
+        self, key: ExampleKey, feeds: Mapping[str, np.ndarray], expected: Sequence[np.ndarray]
+    ) -> Verdict | None:
         """The anchor's outputs on this example against the reference, or None where the
         anchor cannot run."""
         outputs = self.outputs_on(key, feeds)
@@ -131,7 +136,7 @@ class Anchor:
             return []
         cause = (
             "within the default tolerance: the export is right and this variant loses the accuracy"
-            if verdict.passed
+            if cast(Verdict, verdict).passed  # (``parts`` come from it)
             else f"beyond the default tolerance too: {self.variant} shares what differs (the export, or ONNX Runtime "
             f"on it: {self.variant} alone cannot tell them apart); check {self.variant} first"
         )

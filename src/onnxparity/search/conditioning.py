@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxparity.spec import Tolerance
+from onnxparity.spec import Policy, Tolerance
 from onnxparity.verdict.compare import applied_tolerance
 
 #: the variant may be this many times as far from float64 as rounding moves the framework on an
@@ -103,7 +103,7 @@ def conditioning(
     expected: Sequence[np.ndarray],
     expected64: Sequence[np.ndarray],
     actual: Sequence[np.ndarray],
-    policy,
+    policy: Policy,
     rounded64: Sequence[np.ndarray] | None = None,
 ) -> Conditioning | None:
     """The example's conditioning from the framework's float32 outputs (``expected``), its float64

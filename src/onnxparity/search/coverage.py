@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import onnx
@@ -23,6 +25,11 @@ from onnxparity.graph.boundaries import MAX_BOUNDARIES, Site
 from onnxparity.graph.branches import Branch, Side, harvest_branches
 from onnxparity.graph.files import check_external_data
 from onnxparity.graph.nodes import with_outputs
+
+if TYPE_CHECKING:
+    from onnxparity.exporters import ExportedModel
+    from onnxparity.search.data import ExampleKey
+    from onnxparity.spec import ParitySpec
 
 #: larger models (with their external data) are not watched: the copy is held in memory
 MAX_MODEL_BYTES = 1 << 30
@@ -38,9 +45,11 @@ class InnerCoverage:
     def __init__(self, path: str, branches: list[Branch], proto: onnx.ModelProto | None = None) -> None:
         self.path = path
         self.branches = branches
-        self.session = None
+        self.session: Any = None
         self.failed = not branches or _size(path, proto) > MAX_MODEL_BYTES
-        self._stats: collections.OrderedDict = collections.OrderedDict()
+        self._stats: collections.OrderedDict[ExampleKey, dict[str, tuple[float, float, frozenset[float]]]] = (
+            collections.OrderedDict()
+        )
         self.runs = 0
 
     def _start(self) -> bool:
@@ -59,7 +68,9 @@ class InnerCoverage:
                 self.failed = True
         return self.session is not None
 
-    def stats(self, key, feeds) -> dict[str, tuple] | None:
+    def stats(
+        self, key: ExampleKey, feeds: Mapping[str, np.ndarray]
+    ) -> dict[str, tuple[float, float, frozenset[float]]] | None:
         """{tensor: (min, max, equalled constants)} on ``feeds``; None where it cannot run."""
         found = self._stats.get(key)
         if found is not None:
@@ -73,7 +84,7 @@ class InnerCoverage:
         except Exception:  # noqa: BLE001 - an input the model rejects is the variant's verdict
             return None
         self.runs += 1
-        equal = {}
+        equal: dict[str, set[float]] = {}
         for b in self.branches:
             for side in b.sides:
                 if side.test == "equal":
@@ -103,14 +114,14 @@ class InnerCache:
     Handed to the first search of each model and declared inputs only: the variants search
     the same input space, and a second model run per example is the whole cost."""
 
-    def __init__(self, timings: collections.Counter | None = None) -> None:
+    def __init__(self, timings: collections.defaultdict[str, float] | None = None) -> None:
         self._found: dict[str, InnerCoverage] = {}
         self._claimed: set[tuple[str, str]] = set()
         #: where the time spent reading branches goes (the session's "coverage" timing)
-        self.timings = timings if timings is not None else collections.Counter()
+        self.timings = timings if timings is not None else collections.defaultdict(float)
 
     def claim(
-        self, exported, sites: dict[str, list[Site]], spec, mode: str = "inner"
+        self, exported: ExportedModel, sites: dict[str, list[Site]], spec: ParitySpec, mode: str = "inner"
     ) -> InnerCoverage | None:
         """The inner coverage of ``exported`` (an exported model: ``key``, ``path``) for the
         first search of ``spec``'s inputs; None for later ones, and where ``mode`` is "inputs"."""
@@ -140,7 +151,7 @@ def _size(path: str, proto: onnx.ModelProto | None = None) -> int:
         return MAX_MODEL_BYTES + 1
 
 
-def _reached(side: Side, low: float, high: float, hits: frozenset) -> bool:
+def _reached(side: Side, low: float, high: float, hits: frozenset[float]) -> bool:
     if side.test == "below":
         return low < side.value
     if side.test == "above":
@@ -165,7 +176,7 @@ class Coverage:
         #: the values each dim took in the examples tried
         self.dims: dict[str, set[int]] = {}
 
-    def add(self, feeds, key=None) -> None:
+    def add(self, feeds: Mapping[str, Any], key: ExampleKey | None = None) -> None:
         """Count one example's ``feeds`` (``key``: its :class:`~onnxparity.search.data.ExampleKey`,
         for its dims and the inner statistics' cache)."""
         for dim, value in key.example.dims if key is not None else ():
@@ -189,8 +200,8 @@ class Coverage:
         if self.inner is not None and key is not None:
             self._add_inner(key, feeds)
 
-    def _add_inner(self, key, feeds) -> None:
-        stats = self.inner.stats(key, feeds)
+    def _add_inner(self, key: ExampleKey, feeds: Mapping[str, Any]) -> None:
+        stats = cast(InnerCoverage, self.inner).stats(key, feeds)  # (called only with ``inner`` set)
         if stats is None:
             return
         self.inner_examples += 1
@@ -218,11 +229,11 @@ class Coverage:
     def total(self) -> int:
         return 2 * len(self.below) + (len(self.inner_reached) if self.inner_examples else 0)
 
-    def report(self, examples: int) -> dict | None:
+    def report(self, examples: int) -> dict[str, Any] | None:
         """The result's ``coverage``: how many boundary sides the inputs could reach and a line
         for each never reached (where the graph branches on any), and the values each dim took
         in the ``examples`` tried (``dims``, sorted); None where there is neither."""
-        found: dict = {}
+        found: dict[str, Any] = {}
         if self.total:
             found = {"sides": self.total, "unreached": list(self.unreached(examples))}
         if self.dims:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -26,6 +26,7 @@ from onnxparity.verdict.power import summarize
 
 if TYPE_CHECKING:
     from onnxparity.exporters import ModelPair
+    from onnxparity.verdict.power import Summary
 
 #: bytes of outputs (references' and the anchor's) kept per session.
 OUTPUTS_CACHE_BYTES = 256 * 2**20
@@ -105,7 +106,7 @@ class ExampleData:
         self.stats = stats
         self.outputs = ArrayCache(OUTPUTS_CACHE_BYTES)
         self.feeds = ArrayCache(FEEDS_CACHE_BYTES)
-        self.summaries: dict[OutputKey, list] = {}
+        self.summaries: dict[OutputKey, list[Summary | None]] = {}
         #: each example's (input max |value|, input size), for the distribution's points
         self.input_sizes: dict[ExampleKey, tuple[float, int]] = {}
 
@@ -122,7 +123,7 @@ class ExampleData:
 
         They are read-only: a runtime or framework that wrote into its input would change what
         the next one sees (references that may write, such as PyTorch's, get a copy)."""
-        feeds = self.feeds.get(key)
+        feeds: dict[str, np.ndarray] | None = self.feeds.get(key)
         if feeds is not None:
             return feeds
         started = time.perf_counter()
@@ -133,9 +134,11 @@ class ExampleData:
         self.feeds.put(key, feeds)
         return feeds
 
-    def reference_outputs(self, pair: ModelPair, key: ExampleKey, feeds) -> list:
+    def reference_outputs(
+        self, pair: ModelPair, key: ExampleKey, feeds: Mapping[str, np.ndarray]
+    ) -> list[np.ndarray]:
         cache_key = OutputKey(f"reference:{pair.reference_key}", key)
-        outputs = self.outputs.get(cache_key)
+        outputs: list[np.ndarray] | None = self.outputs.get(cache_key)
         if outputs is None:
             started = time.perf_counter()
             outputs = pair.reference(feeds)
@@ -154,7 +157,9 @@ class ExampleData:
                 self.input_sizes.pop(next(iter(self.input_sizes)))
         return found
 
-    def reference_summaries(self, pair: ModelPair, key: ExampleKey, expected: list) -> list:
+    def reference_summaries(
+        self, pair: ModelPair, key: ExampleKey, expected: Sequence[np.ndarray]
+    ) -> list[Summary | None]:
         """What power needs of the reference's outputs on an example, computed once for every
         variant that checks it."""
         cache_key = OutputKey(f"reference:{pair.reference_key}", key)

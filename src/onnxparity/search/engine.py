@@ -15,9 +15,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, reject, settings, target
@@ -47,7 +47,10 @@ from onnxparity.variants.worker import VariantRunCrashed
 from onnxparity.verdict.compare import compare_outputs
 
 if TYPE_CHECKING:
+    from hypothesis.database import ExampleDatabase
+
     from onnxparity.exporters import ModelPair
+    from onnxparity.verdict.compare import Verdict
 
 
 class ExampleFailed(Exception):
@@ -91,7 +94,7 @@ class SearchContext:
     every :data:`PROGRESS_EVERY` seconds of a long search."""
 
     data: ExampleData
-    replays: dict[tuple, list[Example]]
+    replays: dict[tuple[Any, ...], list[Example]]
     stats: RunStats
     workdir: str
     deadline: float | None = None
@@ -106,16 +109,9 @@ class Search:
     distances."""
 
     def __init__(
-        self,
-        context: SearchContext,
-        pair: ModelPair,
-        spec: ParitySpec,
-        runnable: Runnable,
-        policy: Policy,
-        rows: Mapping[str, np.ndarray],
-        *,
-        anchor: Anchor | None = None,
-        keep_outputs: Callable[[ExampleKey, list], None] | None = None,
+        self, context: SearchContext, pair: ModelPair, spec: ParitySpec, runnable: Runnable, policy: Policy,
+        rows: Mapping[str, np.ndarray], *, anchor: Anchor | None = None,
+        keep_outputs: Callable[[ExampleKey, list[np.ndarray]], None] | None = None,
         coverage: Coverage | None = None,
     ) -> None:
         self.context = context
@@ -199,7 +195,7 @@ class Search:
             self.runnable.output_names, data.reference_summaries(self.pair, key, expected)
         )
         started = clock()
-        names, left_out = self.runnable.output_names, {}
+        names, left_out = self.runnable.output_names, cast("dict[str, int]", {})
         compared = actual
         if self.padding:  # padded positions are don't-care: set to the reference's, counted
             compared, left_out = self.padding.apply(names, expected, actual, feeds, example.dim_values)
@@ -234,7 +230,10 @@ class Search:
             raise ExampleFailed(evidence())
         return closeness(verdict)
 
-    def _conditioning(self, key: ExampleKey, example: Example, feeds, expected: list, compared: list):
+    def _conditioning(
+        self, key: ExampleKey, example: Example, feeds: Mapping[str, np.ndarray], expected: Sequence[np.ndarray],
+        compared: Sequence[np.ndarray],
+    ) -> Conditioning | None:
         """A failing example's conditioning: the framework in float64 against its float32 and
         the variant (:mod:`.conditioning`), where the source runs it so; once per example.
         Padded positions are left out as the comparison leaves them out: float64 takes the
@@ -254,7 +253,7 @@ class Search:
                 self._float64[key] = None
         return self._float64[key]
 
-    def _variant_rejects(self, feeds) -> str | None:
+    def _variant_rejects(self, feeds: Mapping[str, np.ndarray]) -> str | None:
         """What the variant says refusing ``feeds`` too, or None where it does not (a crash is
         not a refusal)."""
         try:
@@ -265,7 +264,7 @@ class Search:
             return str(exc)
         return None
 
-    def coverage_report(self) -> dict | None:
+    def coverage_report(self) -> dict[str, Any] | None:
         """How many boundary sides the inputs could reach, a line for each never reached, and
         the values each dim took (:meth:`~onnxparity.search.coverage.Coverage.report`)."""
         return None if self.coverage is None else self.coverage.report(self.tally.tried)
@@ -280,7 +279,9 @@ class Search:
         if self.largest is None or sum(v for _, v in example.dims) > sum(v for _, v in self.largest.dims):
             self.largest = example
 
-    def run(self, max_examples: int, seed: int, explicit: Sequence[Example], phases=None) -> Evidence | None:
+    def run(
+        self, max_examples: int, seed: int, explicit: Sequence[Example], phases: Iterable[Phase] | None = None
+    ) -> Evidence | None:
         """Search for a failing example; None when every example passes. ``phases``: Hypothesis's
         phases (default :data:`PHASES`); a failure is shrunk when they include shrinking."""
         store = self.context.replays
@@ -308,12 +309,12 @@ class Search:
         return found
 
     def _groups(
-        self, max_examples: int, seed: int, budget: int, drawn: list[Example], phases: tuple
+        self, max_examples: int, seed: int, budget: int, drawn: list[Example], phases: tuple[Phase, ...]
     ) -> Evidence | None:
         """Hypothesis drawing :data:`GROUP` examples per engine example (not shrinking: a group
         shrinks one byte at a time for all its members; :meth:`_shrink` takes the failing one)."""
 
-        failing = []  # once one fails, Hypothesis runs that group again: it must run as before
+        failing: list[Example] = []  # once one fails, Hypothesis runs that group again: it must run as before
 
         def parity_holds(group: tuple[Example, ...]) -> None:
             closest, rejected = None, 0
@@ -361,7 +362,9 @@ class Search:
             return replace(failure, unshrunk="not shrunk: it passed when run again to be shrunk")
         return replace(found, unshrunk="")
 
-    def _hypothesis(self, test, seed: int, *, max_examples: int, phases: tuple, database=None) -> Evidence | None:
+    def _hypothesis(
+        self, test: Any, seed: int, *, max_examples: int, phases: tuple[Phase, ...], database: ExampleDatabase | None = None
+    ) -> Evidence | None:
         """Run the Hypothesis ``test``; the failure it found (shrunk when ``phases`` say so)."""
         options: dict[str, Any] = dict(
             max_examples=max_examples,
@@ -430,7 +433,7 @@ class Search:
         return None
 
 
-def closeness(verdict) -> float:
+def closeness(verdict: Verdict) -> float:
     """How close a passing example came to failing, for Hypothesis's ``target()``: the largest
     relative error over its float outputs, on a log scale (Hypothesis then mutates toward the
     inputs where the variant drifts most: a gradual bug grows there before it breaks)."""

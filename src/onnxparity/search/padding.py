@@ -33,11 +33,14 @@ from __future__ import annotations
 import collections
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from onnxparity.spec import Input, ParitySpec
+
+if TYPE_CHECKING:
+    from onnxparity.spec.inputs import DimLike
 
 #: how an output's axis relates to a mask's axis, as the file says
 YES, NO, UNKNOWN = "yes", "no", "unknown"
@@ -54,7 +57,7 @@ class PaddedOutput:
     output: str
     mask: Input
     #: the mask's axes as declared: its own shape, or (its shape..., ``within``) for lengths
-    axes: tuple
+    axes: tuple[DimLike | None, ...]
     known: tuple[str, ...]
 
     @property
@@ -78,7 +81,7 @@ class PaddingPlan:
         actual: Sequence[Any],
         feeds: Mapping[str, Any],
         dims: Mapping[str, int],
-    ) -> tuple[list, dict[str, int]]:
+    ) -> tuple[list[Any], dict[str, int]]:
         """``actual`` with each padded position of a padded output set to the reference's
         value there (copies; the given arrays are never written), and per output how many
         values that left out (only outputs that left some out)."""
@@ -103,7 +106,9 @@ class PaddingPlan:
 NO_PADDING = PaddingPlan({})
 
 
-def _padded_positions(entry: PaddedOutput, feeds, dims, expected, actual) -> np.ndarray | None:
+def _padded_positions(
+    entry: PaddedOutput, feeds: Mapping[str, Any], dims: Mapping[str, int], expected: Any, actual: Any
+) -> np.ndarray | None:
     """The padded positions (True) over ``entry``'s mask axes on this example, or None where
     the output is not padded along it here (shapes differ, or the shape is ambiguous)."""
     if not isinstance(expected, np.ndarray) or not isinstance(actual, np.ndarray):
@@ -130,7 +135,8 @@ def _real(mask: Input, value: np.ndarray, dims: Mapping[str, int]) -> np.ndarray
     """Real positions (True) over (rows..., seq) of a mask or lengths input's value."""
     if mask.kind == "mask":
         return value != 0 if value.ndim >= 1 else None
-    within = mask.within if isinstance(mask.within, int) else dims.get(mask.within)
+    # (a lengths input always has ``within``: a dim name here)
+    within = mask.within if isinstance(mask.within, int) else dims.get(cast(str, mask.within))
     if within is None:
         return None
     return np.arange(within) < value[..., None]
@@ -141,11 +147,11 @@ def padding_inputs(spec: ParitySpec) -> list[Input]:
     return [i for i in spec.inputs if i.kind in ("mask", "lengths") and not i.compare_padded]
 
 
-def _axes(mask: Input) -> tuple:
+def _axes(mask: Input) -> tuple[DimLike | None, ...]:
     return mask.shape if mask.kind == "mask" else (*mask.shape, mask.within)
 
 
-def _onnx_dims(value_info: Any) -> tuple | None:
+def _onnx_dims(value_info: Any) -> tuple[str | int | None, ...] | None:
     """Per axis: its ``dim_param`` name, its fixed size, or None (unknown); None without a shape."""
     kind = value_info.type
     if not kind.HasField("tensor_type") or not kind.tensor_type.HasField("shape"):
@@ -157,7 +163,9 @@ def _onnx_dims(value_info: Any) -> tuple | None:
 
 
 def plan_from_graph(
-    spec: ParitySpec, inputs: Mapping[str, tuple | None], outputs: Mapping[str, tuple | None]
+    spec: ParitySpec,
+    inputs: Mapping[str, tuple[str | int | None, ...] | None],
+    outputs: Mapping[str, tuple[str | int | None, ...] | None],
 ) -> PaddingPlan:
     """The plan for ``spec`` over a graph whose inputs and outputs have these per-axis dims
     (:func:`_onnx_dims`: a name, a size or None; None for a value without a shape)."""
@@ -196,7 +204,14 @@ def plan_from_graph(
     return PaddingPlan({k: tuple(v) for k, v in planned.items()})
 
 
-def _axis(declared, dim, is_seq: bool, names, carried, own=None) -> str:
+def _axis(
+    declared: DimLike | None,
+    dim: str | int | None,
+    is_seq: bool,
+    names: Mapping[str, set[str]],
+    carried: set[str],
+    own: str | int | None = None,
+) -> str:
     """Whether an output's axis with the file's ``dim`` is the mask's axis ``declared`` (``own``:
     the mask's own dim there in the file, where it has one)."""
     if isinstance(dim, str) and dim:
@@ -210,7 +225,7 @@ def _axis(declared, dim, is_seq: bool, names, carried, own=None) -> str:
     return UNKNOWN
 
 
-_PLANS: collections.OrderedDict[tuple, PaddingPlan] = collections.OrderedDict()
+_PLANS: collections.OrderedDict[tuple[str, str, str, tuple[str, ...]], PaddingPlan] = collections.OrderedDict()
 
 
 def padding_plan(path: str, key: str, spec: ParitySpec, output_names: Sequence[str]) -> PaddingPlan:

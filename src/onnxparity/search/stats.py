@@ -18,7 +18,7 @@ class RunStats:
     searches, Hypothesis included), forensics: a benchmark's breakdown."""
 
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
-    timings: collections.Counter[str] = field(default_factory=collections.Counter)
+    timings: collections.defaultdict[str, float] = field(default_factory=lambda: collections.defaultdict(float))
 
     @contextlib.contextmanager
     def timed(self, phase: str) -> Iterator[None]:

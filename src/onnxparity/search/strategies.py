@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from onnxparity.draw import SEED_MAX, Example, patterns_for
+from onnxparity.draw import Example, patterns_for
+from onnxparity.draw.fills import SEED_MAX
 from onnxparity.spec import ParitySpec
 
 if TYPE_CHECKING:

@@ -10,17 +10,23 @@ example does not fail by itself; the search's total does.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from onnxparity.draw import Example
-from onnxparity.results import OutputSummary, Power
+from onnxparity.results import OutputSummary
 from onnxparity.spec import Agreement, Policy
 from onnxparity.verdict.agreement import Energies
 from onnxparity.verdict.compare import Verdict
 from onnxparity.verdict.distribution import Distribution
-from onnxparity.verdict.power import OutputRange, measure
+from onnxparity.verdict.power import OutputRange, Power, measure
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from onnxparity.verdict.compare import OutputComparison
+    from onnxparity.verdict.power import Summary
 
 
 @dataclass(frozen=True)
@@ -29,8 +35,8 @@ class Evidence:
 
     example: Example
     feeds: Any  # Mapping[str, np.ndarray]
-    expected: list | None = None
-    actual: list | None = None
+    expected: list[np.ndarray] | None = None
+    actual: list[np.ndarray] | None = None
     verdict: Verdict | None = None
     runtime_error: str | None = None
     reference_error: str | None = None
@@ -67,7 +73,7 @@ class OutputTally:
     energies: Energies | None = None
     beyond_default: bool = False
 
-    def add(self, out) -> None:
+    def add(self, out: OutputComparison) -> None:
         self.max_abs_error = max(self.max_abs_error, out.max_abs_error)
         self.max_rel_error = max(self.max_rel_error, out.max_rel_error)
         self.max_mismatched_fraction = max(self.max_mismatched_fraction, out.mismatched_fraction)
@@ -154,7 +160,7 @@ class SearchTally:
             seen = self.dims.setdefault(dim, [value, value])
             seen[0], seen[1] = min(seen[0], value), max(seen[1], value)
 
-    def add_expected(self, names: tuple[str, ...], summaries: list) -> None:
+    def add_expected(self, names: tuple[str, ...], summaries: Sequence[Summary | None]) -> None:
         """Record the reference's outputs of one example (their :func:`~onnxparity.verdict.power.summarize`)."""
         for name, summary in zip(names, summaries):
             found = self.ranges.get(name)
@@ -187,7 +193,7 @@ class SearchTally:
             return self._defer_label_flips(verdict, evidence)
         return verdict
 
-    def add_left_out(self, left_out) -> None:
+    def add_left_out(self, left_out: Mapping[str, int]) -> None:
         """Count the values at padded positions one example left out, per output."""
         for name, count in left_out.items():
             self.outputs.setdefault(name, OutputTally()).padded_left_out += count
@@ -205,7 +211,7 @@ class SearchTally:
             return verdict
         worst = self.worst_flips
         if worst is None or max(o.mismatched_fraction for o in deferred) > max(
-            o.mismatched_fraction for o in worst.verdict.outputs if o.exact
+            o.mismatched_fraction for o in cast(Verdict, worst.verdict).outputs if o.exact  # (evidence has one)
         ):
             self.worst_flips = evidence()
         return replace(
@@ -220,7 +226,7 @@ class SearchTally:
         the labels agreement, float outputs whose top-1 agreement is below ``top1``."""
         found = []
         if self.label_agreement < 1.0 and self.worst_flips is not None:
-            exact = {o.name for o in self.worst_flips.verdict.outputs if o.exact}
+            exact = {o.name for o in cast(Verdict, self.worst_flips.verdict).outputs if o.exact}
             for name, t in self.outputs.items():
                 if (
                     name in exact

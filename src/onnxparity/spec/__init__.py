@@ -7,7 +7,8 @@ arguments and raises :class:`~onnxparity.errors.InvalidSpec` naming the bad valu
 """
 
 from onnxparity.spec.budgets import DEFAULT_DOMAINS, Latency, Opset
-from onnxparity.spec.inputs import DEFAULT_RANGES, SUPPORTED_DTYPES, Dim, Input
+from onnxparity.spec.dtypes import DEFAULT_RANGES, SUPPORTED_DTYPES
+from onnxparity.spec.inputs import Dim, Input
 from onnxparity.spec.outputs import Output
 from onnxparity.spec.parity import ParitySpec
 from onnxparity.spec.policy import DEFAULT_TOLERANCE, Agreement, Policy, Tolerance

@@ -114,7 +114,7 @@ class Opset:
             parts.append(f"forbidden_ops={list(self.forbidden_ops)}")
         return f"Opset({', '.join(parts)})"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "min": self.min,
             "max": self.max,
@@ -184,7 +184,7 @@ class Latency:
         parts += [f"{k}={v:g}" for k, v in self.budgets.items()]
         return f"Latency({', '.join(parts)})"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "variant": self.variant,
             "at": dict(self.at),

@@ -18,7 +18,7 @@ def nested(value: Any) -> Any:
     return tuple(nested(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def checked_choices(item: Any, where: str, dtype: str) -> tuple[tuple, Any, Any]:
+def checked_choices(item: Any, where: str, dtype: str) -> tuple[tuple[Any, ...], Any, Any]:
     """(the choices as nested tuples, ``low``, ``high``) of ``item`` (an Input being built):
     ``low``/``high`` as given, else the choices' extremes (a given range must hold them; bool
     inputs keep None). InvalidSpec naming what is wrong."""
@@ -83,5 +83,5 @@ def _short(choice: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _flat(value: Any) -> list:
+def _flat(value: Any) -> list[Any]:
     return [x for v in value for x in _flat(v)] if isinstance(value, tuple) else [value]

@@ -5,6 +5,7 @@ and int2 tensors are in numpy), their default ranges and limits."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def numpy_dtype(name: str) -> np.dtype:
     if name in NARROW_FLOAT_DTYPES or name in NARROW_INT_DTYPES:
         import ml_dtypes
 
-        return np.dtype(getattr(ml_dtypes, name))
+        return cast("np.dtype[Any]", np.dtype(getattr(ml_dtypes, name)))
     return np.dtype(name)
 
 

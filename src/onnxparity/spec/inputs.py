@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -181,7 +181,7 @@ class Input:
     #: lengths only: the dim (name or fixed size) the lengths lie within
     within: DimLike | None = None
     #: (column or None, value) pairs, sorted: see the class docstring
-    boundaries: tuple = ()
+    boundaries: tuple[Any, ...] = ()
     #: masks and lengths only: compare outputs at padded positions too (see the class docstring)
     compare_padded: bool = False
     #: float inputs may hold subnormal values (below the type's smallest normal): see the docstring
@@ -190,7 +190,7 @@ class Input:
     #: rank-``distinct`` tensor, where -1 and ``distinct - 1`` name the same axis); None: no rule
     distinct: int | None = None
     #: whole values, one per example (see the class docstring); None: values drawn in the range
-    choices: tuple | None = None
+    choices: tuple[Any, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -230,7 +230,7 @@ class Input:
             last = self.shape[-1] if self.shape else None
             if dtype not in INTEGERS or not is_int(self.distinct) or self.distinct < 1:
                 raise InvalidSpec(f"{where}: distinct={self.distinct!r} needs an integer dtype and a count >= 1")
-            if not self.shape or (is_int(last) and last > self.distinct):
+            if not self.shape or (is_int(last) and cast(int, last) > self.distinct):
                 raise InvalidSpec(
                     f"{where}: distinct={self.distinct} cannot hold {last if self.shape else 'no'} distinct values "
                     "along the last axis"
@@ -339,7 +339,7 @@ class Input:
                     "or 'left' (zeros then ones)"
                 )
             object.__setattr__(self, "padding", padding)
-            bounds = (0, 1)
+            bounds: tuple[int, int | None] = (0, 1)
         else:
             if dtype not in INT_LIMITS:
                 raise InvalidSpec(
@@ -351,7 +351,7 @@ class Input:
                     f"{where}: kind='lengths' needs within=: the dim the lengths lie within, e.g. within='seq'"
                 )
             if not (isinstance(within, str) and within.isidentifier()) and not (
-                is_int(within) and within >= 1
+                is_int(within) and cast(int, within) >= 1
             ):
                 raise InvalidSpec(f"{where}: within={within!r} must be a dim name or a size >= 1")
             if is_int(within):
@@ -374,7 +374,7 @@ class Input:
         return tuple(
             v
             for c, v in self.boundaries
-            if c == column and self.low <= v <= self.high  # type: ignore[operator]
+            if c == column and self.low <= v <= self.high
         )
 
     def _check_special_ids(self, where: str) -> None:
@@ -391,7 +391,7 @@ class Input:
         for value in ids:
             if not is_int(value):
                 raise InvalidSpec(f"{where}: special_ids has {value!r}; token ids are integers")
-            if not self.low <= value <= self.high:
+            if not cast(float, self.low) <= value <= cast(float, self.high):  # set before this check
                 raise InvalidSpec(
                     f"{where}: special_ids has {value}, outside [{self.low}, {self.high}]; special ids "
                     f"lie in the vocabulary: give high=vocab_size - 1 (or drop {value})"
@@ -426,7 +426,7 @@ def _canonical_dtype(dtype: Any, where: str) -> str:
         )
     if name not in SUPPORTED_DTYPES:
         raise InvalidSpec(f"{where}: unsupported dtype {dtype!r}; use one of {', '.join(SUPPORTED_DTYPES)}")
-    return name
+    return cast(str, name)
 
 
 def freeze_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from onnxparity.errors import InvalidSpec
 from onnxparity.spec.inputs import is_int
@@ -64,7 +64,8 @@ class Output:
         object.__setattr__(self, "sort_by", _sort_by(self.sort_by, where))
         if self.unordered and self.sort_by is not None:
             raise InvalidSpec(
-                f"{where}: unordered=True and sort_by={list(self.sort_by)} both given: choose one "
+                f"{where}: unordered=True and sort_by={list(cast(tuple[int, ...], self.sort_by))} both given: "
+                "choose one "
                 "(unordered=True pairs rows by value; sort_by= sorts both sides by columns)"
             )
         if not self.unordered and self.sort_by is None:
@@ -92,7 +93,7 @@ class Output:
         if self.unordered:
             parts.append("unordered=True")
         if self.sort_by is not None:
-            sort_by = self.sort_by
+            sort_by = cast(tuple[int, ...], self.sort_by)  # normalised by __post_init__
             parts.append(f"sort_by={sort_by[0] if len(sort_by) == 1 else list(sort_by)}")
         if self.axis:
             parts.append(f"axis={self.axis}")
@@ -104,7 +105,7 @@ class Output:
         return {
             "name": self.name,
             "unordered": self.unordered,
-            "sort_by": None if self.sort_by is None else list(self.sort_by),
+            "sort_by": None if self.sort_by is None else list(cast(tuple[int, ...], self.sort_by)),
             "axis": self.axis,
             "together_with": list(self.together_with),
         }

@@ -40,7 +40,7 @@ class ParitySpec:
     inputs: tuple[Input, ...]
     dims: Mapping[str, Dim] = field(default_factory=dict)
     variants: tuple[str, ...] = ("ort-cpu",)
-    tolerance: Mapping[str, Tolerance] = field(default_factory=dict)
+    tolerance: Mapping[str, Policy] = field(default_factory=dict)
     #: the opset to export at (None: the exporter's choice)
     opset: int | None = None
     examples: int | None = None
@@ -63,6 +63,7 @@ class ParitySpec:
         inputs = tuple(inputs)
         if not inputs and not self.inferred:  # (a graph without inputs: its one run is the check)
             raise InvalidSpec("inputs=[]: declare at least one op.Input(name, shape, ...)")
+        item: Input | Latency  # the loops below go over inputs, then latency budgets
         for item in inputs:
             if not isinstance(item, Input):
                 raise InvalidSpec(f"inputs: {item!r} is not an op.Input(name, shape, ...)")
@@ -106,6 +107,7 @@ class ParitySpec:
             raise InvalidSpec(
                 f"tolerance={tolerance!r}: give op.Tolerance(...) or a dict variant -> Tolerance"
             )
+        value: Policy | int  # a policy here, a dim's size in the latency loop below
         for key, value in tolerance.items():
             if not isinstance(key, str) or not isinstance(value, (Tolerance, Agreement)):
                 raise InvalidSpec(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from onnxparity.errors import InvalidSpec
 from onnxparity.spec.inputs import is_real
@@ -36,7 +37,7 @@ class Tolerance:
         scaled = f", scaled={self.scaled:g}" if self.scaled else ""
         return f"atol={self.atol:g}, rtol={self.rtol:g}{scaled}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         scaled = {"scaled": self.scaled} if self.scaled else {}
         return {"kind": "tolerance", "atol": self.atol, "rtol": self.rtol, **scaled}
 
@@ -150,7 +151,7 @@ class Agreement:
         tolerance = self.float_tolerance
         return f"{text} with {tolerance.describe()}" if tolerance is not None else text
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         tolerance = self.float_tolerance
         return {
             "kind": "agreement",

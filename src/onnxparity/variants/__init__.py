@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from onnxparity.errors import InvalidSpec
 from onnxparity.variants.base import (
@@ -33,6 +33,9 @@ from onnxparity.variants.base import (
     explain_with,
     variant_info,
 )
+
+if TYPE_CHECKING:
+    from onnxparity.spec import Policy
 
 __all__ = [
     "ALL_VARIANTS",
@@ -99,7 +102,7 @@ def register_variant(
     build: Callable[[BuildContext], Runnable],
     *,
     description: str = "",
-    default_policy: Any = None,
+    default_policy: Policy | None = None,
     max_examples: int | None = None,
     requires_gpu: bool = False,
     crash_hint: str = "",
@@ -161,4 +164,4 @@ def _resolve(entry: VariantInfo | str) -> VariantInfo:
     if not isinstance(entry, str):
         return entry
     module, _, attribute = entry.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    return cast(VariantInfo, getattr(importlib.import_module(module), attribute))

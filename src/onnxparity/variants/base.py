@@ -13,11 +13,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from onnxparity.errors import InvalidSpec
+
+if TYPE_CHECKING:
+    from onnxparity.spec import Policy
 
 
 class VariantRunError(Exception):
@@ -38,7 +41,7 @@ class Runnable(Protocol):
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]: ...
 
 
-def explain_with(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+def explain_with(runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list[Any]:
     """``runnable.explain(feeds)``, passing the item's ``tolerance`` to an ``explain`` that takes
     one (a variant that compares two runs of its graph judges them by it)."""
     import inspect
@@ -67,7 +70,7 @@ def lineage(runnable: Any) -> tuple[str, ...]:
     definition wins, as it did when the built-in runnables had an ``explain`` method."""
     if "explain" in getattr(runnable, "__dict__", {}):
         return (OWN_EXPLAIN,)
-    found = []
+    found: list[str] = []
     for klass in type(runnable).__mro__:
         if "explain" in vars(klass):
             return (*found, OWN_EXPLAIN)
@@ -200,7 +203,7 @@ def variant_info(
     build: Callable[[BuildContext], Runnable],
     *,
     description: str = "",
-    default_policy: Any = None,
+    default_policy: Policy | None = None,
     max_examples: int | None = None,
     requires_gpu: bool = False,
     crash_hint: str = "",

@@ -10,6 +10,8 @@ the ``op_block_list`` that fixes it (:func:`onnxparity.forensics.precision.expla
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from onnxparity.environment import quiet, working_directory
 from onnxparity.errors import VariantBuildError, VariantUnavailable
@@ -19,8 +21,11 @@ from onnxparity.variants.lossy import FP16_POLICY, QUANT_LOGGERS, crash_hint
 from onnxparity.variants.lossy import WORKER_PRELOAD as WORKER_PRELOAD  # the zygote reads it here
 from onnxparity.variants.ort import OPTIMIZATION_LEVELS, OrtRunnable
 
+if TYPE_CHECKING:
+    from onnxparity.spec import Policy
 
-def convert_fp16(model, blocked):
+
+def convert_fp16(model: Any, blocked: Iterable[str]) -> Any:
     """A copy of ``model`` in float16 inside, float32 in and out (ONNX Runtime's converter, which
     edits its argument), keeping in float32 its default block list, every op outside the
     standard domain, and ``blocked``."""
@@ -42,7 +47,9 @@ class HalfRunnable(OrtRunnable):
     ``float_path`` (with ``blocked`` kept in float32) first goes wrong on an input, judged by
     ``policy``."""
 
-    def __init__(self, path: str, *, float_path: str, blocked, policy, **options) -> None:
+    def __init__(
+        self, path: str, *, float_path: str, blocked: Iterable[str], policy: Policy, **options: Any
+    ) -> None:
         super().__init__(path, ["CPUExecutionProvider"], **options)
         self.float_path, self.blocked, self.policy = float_path, list(blocked), policy
 

@@ -24,8 +24,8 @@ with it off (:func:`fused_without`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
 
 from onnxparity.environment import quiet, version, working_directory
 from onnxparity.errors import VariantBuildError
@@ -78,7 +78,7 @@ FUSION_FLAGS = {
 _SETTINGS = ("model_type", "num_heads", "hidden_size", "opt_level", "attention_mask_format")
 
 
-def _optimizer():
+def _optimizer() -> tuple[Any, Any, Any]:
     with quiet(*STEP_LOGGERS):
         from onnxruntime.transformers import optimizer
         from onnxruntime.transformers.fusion_options import AttentionMaskFormat, FusionOptions
@@ -123,7 +123,7 @@ def settings(context: BuildContext) -> dict[str, Any]:
     return chosen
 
 
-def fused(path: str, chosen: Mapping[str, Any], off: tuple[str, ...] = ()):
+def fused(path: str, chosen: Mapping[str, Any], off: tuple[str, ...] = ()) -> tuple[Any, dict[str, int]]:
     """The model at ``path`` (the export, read by the optimizer itself with its external data)
     through the fusion optimizer with ``chosen`` settings (and the flags ``off`` turned off);
     (the fused ModelProto, fused op type -> count)."""
@@ -146,7 +146,7 @@ def fused(path: str, chosen: Mapping[str, Any], off: tuple[str, ...] = ()):
     return result.model, counts
 
 
-def halved(model):
+def halved(model: Any) -> Any:
     """``model`` in float16 as the fusion optimizer offers it
     (``OnnxModel.convert_float_to_float16(keep_io_types=True)``: its own op block list)."""
     with quiet(*STEP_LOGGERS, *QUANT_LOGGERS):
@@ -157,16 +157,20 @@ def halved(model):
     return wrapped.model
 
 
-def fused_without(runnable: RewriteRunnable, flags: tuple[str, ...], chosen_change: Mapping[str, Any] = ()):
+def fused_without(
+    runnable: RewriteRunnable,
+    flags: tuple[str, ...],
+    chosen_change: Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
+) -> Any:
     """The runnable's fused float32 graph made again with ``flags`` off (and settings changed by
     ``chosen_change``): what forensics runs to confirm which fusion made a difference."""
-    settings_ = {**runnable.fusion, **dict(chosen_change)}
+    settings_ = {**cast("dict[str, Any]", runnable.fusion), **dict(chosen_change)}  # (a fusion's runnable)
     with working_directory(os.path.dirname(runnable.model_path)):  # where the optimizer's files go
         return fused(runnable.export_path, settings_, flags)[0]
 
 
-def _fusion_facts(counts_holder: dict):
-    def extra(export, rewritten) -> dict:
+def _fusion_facts(counts_holder: dict[str, int]) -> Callable[[Any, Any], dict[str, Any]]:
+    def extra(export: Any, rewritten: Any) -> dict[str, Any]:
         return {"fusions": dict(counts_holder)}
 
     return extra
@@ -180,7 +184,7 @@ def _build(context: BuildContext, fp16: bool) -> RewriteRunnable:
     parts = {"onnxruntime": version("onnxruntime"), **chosen}
     counts: dict[str, int] = {}
 
-    def fuse(export):  # (the export as loaded for the interface check; the optimizer reads its file)
+    def fuse(export: Any) -> Any:  # (the export as loaded for the interface check; the optimizer reads its file)
         fused_model, found = fused(context.model_path, chosen)
         counts.update(found)
         return fused_model

@@ -16,7 +16,8 @@ float, the policy, and ``rebuild(nodes)``, the quantization redone excluding mor
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from onnxparity.variants.base import BuildContext, variant_info
 from onnxparity.variants.lossy import INT8_POLICY, QUANT_LOGGERS, crash_hint
 from onnxparity.variants.lossy import WORKER_PRELOAD as WORKER_PRELOAD  # the zygote reads it here
 from onnxparity.variants.ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message
+
+if TYPE_CHECKING:
+    from onnxparity.spec import Policy
 
 #: calibration inputs drawn by default for int8-static.
 CALIBRATION_SAMPLES = 32
@@ -114,7 +118,15 @@ class QuantRunnable(OrtRunnable):
     quantization redone)."""
 
     def __init__(
-        self, path: str, *, float_path: str, rebuild, excluded, policy, variant: str, **options
+        self,
+        path: str,
+        *,
+        float_path: str,
+        rebuild: Callable[[list[str]], Any],
+        excluded: Iterable[str],
+        policy: Policy,
+        variant: str,
+        **options: Any,
     ) -> None:
         super().__init__(path, ["CPUExecutionProvider"], **options)
         self.float_path, self.rebuild, self.excluded = float_path, rebuild, list(excluded)
@@ -127,7 +139,7 @@ class StaticRunnable(QuantRunnable):
     clipping) and where the calibration data came from (``origin``), so that forensics can
     name the tensors an input saturated."""
 
-    def __init__(self, path: str, *, ranges: dict[str, tuple[float, float]], origin: str, **options) -> None:
+    def __init__(self, path: str, *, ranges: dict[str, tuple[float, float]], origin: str, **options: Any) -> None:
         super().__init__(path, **options)
         self.ranges, self.origin = ranges, origin
 
@@ -187,15 +199,15 @@ def build_int8_dynamic(context: BuildContext) -> QuantRunnable:
 
 
 # -- int8-static -----------------------------------------------------------------------------
-def _reader(feeds: list[dict[str, np.ndarray]]):
+def _reader(feeds: list[dict[str, np.ndarray]]) -> Any:
     """A CalibrationDataReader over a list of feeds (ONNX Runtime is imported only here)."""
     from onnxruntime.quantization import CalibrationDataReader
 
-    class Reader(CalibrationDataReader):
+    class Reader(CalibrationDataReader):  # type: ignore[misc]  # (onnxruntime is untyped)
         def __init__(self) -> None:
             self._feeds = iter(feeds)
 
-        def get_next(self):
+        def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._feeds, None)
 
     return Reader()
@@ -203,7 +215,7 @@ def _reader(feeds: list[dict[str, np.ndarray]]):
 
 def _calibration_feeds(
     context: BuildContext, input_names: list[str], same_shape: bool = False
-) -> tuple[list[dict], str]:
+) -> tuple[list[dict[str, np.ndarray]], str]:
     """The calibration feeds and where they came from. ``same_shape``: ONNX Runtime's histogram
     calibrators (entropy, percentile) stack every feed's tensors, so the feeds must share one
     shape — drawn ones then take every dim at its largest value."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -90,7 +90,7 @@ def from_ortvalue(value: Any, kind: str) -> np.ndarray:
     dtype = np.dtype(getattr(ml_dtypes, kind))
     if kind in PACKED:
         return unpack(raw, math.prod(shape), kind, PACKED[kind]).reshape(shape)
-    return raw.view(np.uint8 if dtype.itemsize == 1 else np.uint16).view(dtype).reshape(shape)
+    return cast(np.ndarray, raw.view(np.uint8 if dtype.itemsize == 1 else np.uint16).view(dtype).reshape(shape))
 
 
 def pack(array: np.ndarray, bits: int) -> np.ndarray:
@@ -118,5 +118,7 @@ def unpack(raw: np.ndarray, count: int, kind: str, bits: int) -> np.ndarray:
     values = values[:count]
     if kind in ("int4", "int2"):
         sign = np.int8(2 ** (bits - 1))
-        return ((values.astype(np.int8) ^ sign) - sign).astype(np.int8).astype(getattr(ml_dtypes, kind))
+        return cast(
+            np.ndarray, ((values.astype(np.int8) ^ sign) - sign).astype(np.int8).astype(getattr(ml_dtypes, kind))
+        )
     return values.view(getattr(ml_dtypes, kind))

@@ -23,6 +23,7 @@ of ``ort-cpu`` or ``ort-gpu`` means, forensics says from the runnable
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -42,7 +43,7 @@ GPU_FIX = (
 )
 
 
-def session_options(threads: int = 1, optimization: str = "all"):
+def session_options(threads: int = 1, optimization: str = "all") -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -66,7 +67,7 @@ class OrtRunnable:
     def __init__(
         self,
         model_path: str,
-        providers: Sequence,
+        providers: Sequence[str | tuple[str, Mapping[str, str]]],
         *,
         threads: int = 1,
         optimization: str = "all",
@@ -116,7 +117,7 @@ class OrtRunnable:
                 return run_typed(
                     self.session, feeds, self.output_names, self.narrow_inputs, self.narrow_outputs, self.run_options
                 )
-            return self.session.run(None, dict(feeds), self.run_options)
+            return cast("list[np.ndarray]", self.session.run(None, dict(feeds), self.run_options))
         except Exception as exc:
             raise VariantRunError(clean_message(exc)) from exc
 
@@ -181,7 +182,9 @@ class GpuRunnable(OrtRunnable):
     """A CUDA session; forensics can say where it first parts from ONNX Runtime's CPU on an
     input (:func:`onnxparity.forensics.precision.explain_gpu`)."""
 
-    def __init__(self, model_path: str, providers: Sequence, **options) -> None:
+    def __init__(
+        self, model_path: str, providers: Sequence[str | tuple[str, Mapping[str, str]]], **options: Any
+    ) -> None:
         super().__init__(model_path, providers, **options)
         self.cuda_providers = list(providers)  # as asked, options included (``providers``: as run)
 
@@ -207,7 +210,7 @@ def build_ort_gpu(context: BuildContext) -> OrtRunnable:
     cuda = {"device_id": 0, "use_tf32": 0, **options}
     cuda = {k: str(int(v)) if isinstance(v, bool) else str(v) for k, v in cuda.items()}
 
-    providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+    providers: list[str | tuple[str, Mapping[str, str]]] = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
     runnable = GpuRunnable(
         context.model_path,
         providers,

@@ -9,15 +9,16 @@ CUDA against the CPU): it imports this module, never the other way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 
 def tensor_values(
-    model,
+    model: Any,
     feeds: Mapping[str, np.ndarray],
-    providers=("CPUExecutionProvider",),
+    providers: Sequence[str | tuple[str, Mapping[str, str]]] = ("CPUExecutionProvider",),
     *,
     optimization: str = "none",
     saved: str | None = None,

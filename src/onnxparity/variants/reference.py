@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ class ReferenceRunnable:
         self.output_names = tuple(o.name for o in model.graph.output)
         self.model = model
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:  # (arrays; a list or None as said below)
         try:
             # NaN/inf are results to compare, not warnings for the user's output.
             with np.errstate(all="ignore"), warnings.catch_warnings():

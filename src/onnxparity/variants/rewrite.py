@@ -20,13 +20,16 @@ import collections
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onnxparity.environment import quiet, working_directory
 from onnxparity.errors import InvalidSpec, OnnxParityError, VariantBuildError
 from onnxparity.graph.files import load_model, save_model
-from onnxparity.variants.base import BuildContext, variant_info
+from onnxparity.variants.base import BuildContext, VariantInfo, variant_info
 from onnxparity.variants.ort import OPTIMIZATION_LEVELS, OrtRunnable
+
+if TYPE_CHECKING:
+    from onnxparity.spec import Policy
 
 #: what third-party steps log to, kept quiet while they run
 STEP_LOGGERS = ("root", "onnxruntime", "onnx", "onnxslim", "onnxsim", "onnxscript", "onnx_ir")
@@ -63,14 +66,14 @@ class RewriteRunnable(OrtRunnable):
         self.policy = policy
 
 
-def op_counts(model) -> collections.Counter:
+def op_counts(model: Any) -> collections.Counter[str]:
     """Top-level nodes by op type (a domain other than ONNX's prefixed: ``com.microsoft.Attention``)."""
     return collections.Counter(
         (f"{n.domain}.{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type) for n in model.graph.node
     )
 
 
-def _dims(values) -> dict[str, list]:
+def _dims(values: Any) -> dict[str, list[str | int]]:
     return {
         v.name: [d.dim_param or (d.dim_value if d.HasField("dim_value") else "?") for d in v.type.tensor_type.shape.dim]
         for v in values
@@ -78,13 +81,13 @@ def _dims(values) -> dict[str, list]:
     }
 
 
-def interface_changes(export, rewritten, step: str) -> list[str]:
+def interface_changes(export: Any, rewritten: Any, step: str) -> list[str]:
     """The dims the step fixed (an input or output the export leaves dynamic, fixed in the
     rewritten file: what ONNX Runtime will refuse any other size of). Raises
     :class:`VariantBuildError` where the step dropped or renamed an input or output."""
     for kind in ("input", "output"):
         before = [v.name for v in getattr(export.graph, kind)]
-        after = [v.name for v in getattr(rewritten.graph, kind)]
+        after: Any = [v.name for v in getattr(rewritten.graph, kind)]  # (names here, dims by name below)
         if [n for n in before if n not in after] or (kind == "output" and before != after):
             raise VariantBuildError(
                 f"{step} changed the model's {kind}s: the export's are {before}, the rewritten file's {after}; a "
@@ -101,7 +104,9 @@ def interface_changes(export, rewritten, step: str) -> list[str]:
     return fixed
 
 
-def _facts(step: str, what: str, export, rewritten, fixed: list[str], extra: Mapping[str, Any]) -> dict:
+def _facts(
+    step: str, what: str, export: Any, rewritten: Any, fixed: list[str], extra: Mapping[str, Any]
+) -> dict[str, Any]:
     before, after = op_counts(export), op_counts(rewritten)
     return {
         "step": step,
@@ -138,7 +143,7 @@ def run_step(
     target: str | None = None,
     extra: Callable[[Any, Any], Mapping[str, Any]] | None = None,
     source: str | None = None,
-) -> tuple[str, dict]:
+) -> tuple[str, dict[str, Any]]:
     """(the rewritten file's path, what the step did): ``rewrite(export ModelProto)`` run in the
     variant's own folder (a step that writes temporary files writes them there) with its logs
     and prints kept out of the user's output, once per model, options and ``parts`` (what else
@@ -175,7 +180,7 @@ def run_step(
         return target, json.load(stored)
 
 
-def _copy(model):
+def _copy(model: Any) -> Any:
     import onnx
 
     copy = onnx.ModelProto()
@@ -209,7 +214,7 @@ def build_rewrite(
     )
 
 
-def _code_identity(function: Callable) -> tuple[str, str | None]:
+def _code_identity(function: Callable[..., Any]) -> tuple[str, str | None]:
     """(a digest of ``function``'s code and what it reaches, why it cannot key the cache)."""
     from onnxparity.exporters.identity import origin_digest
 
@@ -227,9 +232,9 @@ def register_rewrite(
     rewrite: Callable[[Any], Any],
     *,
     description: str = "",
-    default_policy: Any = None,
+    default_policy: Policy | None = None,
     replace: bool = False,
-):
+) -> VariantInfo:
     """Make ``name`` a variant that runs ``rewrite`` (``onnx.ModelProto -> onnx.ModelProto``: a
     team's own graph surgery) on the export and checks its result against the framework, with
     the built-in rewrites' reporting (``build`` in the report), caching (the result is stored
@@ -249,7 +254,7 @@ def register_rewrite(
             context = _uncached(context)
         return build_rewrite(context, name, rewrite, parts={"code": digest}, what=what)
 
-    def key_parts() -> dict | None:
+    def key_parts() -> dict[str, str] | None:
         """What keys a reused result besides the model: the function's code (None: no digest)."""
         digest, why = _code_identity(rewrite)
         return {"code": digest} if digest and why is None else None
@@ -304,7 +309,7 @@ def build_ort_offline(context: BuildContext) -> RewriteRunnable:
     level = context.option("level", "all", ("all", "extended", "basic"))
     target = os.path.join(context.workdir, "offline.onnx")
 
-    def save(export):
+    def save(export: Any) -> Any:
         _saved(context, target, level, ort_format=False)
         return load_model(target, external_data=True)
 

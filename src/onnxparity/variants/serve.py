@@ -15,12 +15,12 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from onnxparity.errors import OnnxParityError
-from onnxparity.variants.base import BuildContext, VariantRunError, lineage
+from onnxparity.variants.base import BuildContext, Runnable, VariantRunError, lineage
 from onnxparity.variants.frames import FrameError, SharedFeeds, encode_frame, receive, send, write_frame
 
 #: a worker's exit status when it refused a request frame (it decoded nothing of it)
@@ -57,7 +57,7 @@ def serve_fds(requests_fd: int, replies_fd: int, shared_fd: int) -> int:
         reply = receive(requests)
         if reply.get("kind") != "samples" or not isinstance(reply.get("feeds"), list):
             raise FrameError("a reply to a samples request that holds no feeds")
-        return reply["feeds"]
+        return cast("list[dict[str, np.ndarray]]", reply["feeds"])  # (frames decode arrays only as arrays)
 
     try:
         context = BuildContext(sample_feeds=sample_feeds, **fields)
@@ -77,7 +77,11 @@ def imported(reference: str) -> Any:
 
 
 def serve(
-    build: Callable, context: BuildContext, requests: Any, replies: Any, shared: SharedFeeds | None
+    build: Callable[[BuildContext], Runnable],
+    context: BuildContext,
+    requests: Any,
+    replies: Any,
+    shared: SharedFeeds | None,
 ) -> int:
     """(In the worker.) Build the variant, say what was built, then answer ``run`` and
     ``call`` requests; exit status :data:`REFUSED` on a frame that is not onnxparity's."""
@@ -142,7 +146,7 @@ def serve(
         write_frame(replies, frame)
 
 
-def _unsendable(outputs: list, exc: TypeError) -> str:
+def _unsendable(outputs: list[np.ndarray], exc: TypeError) -> str:
     """Why a run's outputs cannot go back to the test process, and what to return instead."""
     for n, output in enumerate(outputs):
         try:
@@ -156,7 +160,7 @@ def _unsendable(outputs: list, exc: TypeError) -> str:
     return f"the outputs cannot be sent from the worker process: {exc}"
 
 
-def _called(function: str, runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any) -> list:
+def _called(function: str, runnable: Any, feeds: Mapping[str, np.ndarray], tolerance: Any) -> list[Any]:
     """(In the worker.) What ``function(runnable, feeds, tolerance)`` returns (an explainer),
     without what cannot cross (what the parent reads of it is lines, a Divergence and a
     Subgraph); nothing when it cannot be imported or raises."""

@@ -12,6 +12,7 @@ parts from the export.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from onnxparity.environment import version
@@ -57,7 +58,7 @@ def build_onnxslim(context: BuildContext) -> RewriteRunnable:
     skipped_steps = list(context.option("skip_optimizations", [], (list, tuple)))
     skipped = list(context.option("skip_fusion_patterns", [], (list, tuple)))
 
-    def rewrite(model):
+    def rewrite(model: Any) -> Any:
         kwargs: dict[str, Any] = {}
         if skipped_steps:
             kwargs["skip_optimizations"] = skipped_steps
@@ -86,7 +87,7 @@ def build_onnxsim(context: BuildContext) -> RewriteRunnable:
     skip_folding = context.option("skip_constant_folding", False, bool)
     skipped = list(context.option("skipped_optimizers", [], (list, tuple)))
 
-    def rewrite(model):
+    def rewrite(model: Any) -> Any:
         simplified, ok = onnxsim.simplify(
             model,
             check_n=0,
@@ -145,8 +146,8 @@ def build_onnxscript_optimizer(context: BuildContext) -> RewriteRunnable:
     )
 
 
-def _versions(*packages: str):
-    def key_parts() -> dict:
+def _versions(*packages: str) -> Callable[[], dict[str, str | None]]:
+    def key_parts() -> dict[str, str | None]:
         """The step's package versions, which key a reused result besides the model."""
         return {p: version(p) for p in packages}
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from onnxparity.errors import InvalidSpec, VariantBuildError, VariantUnavailable
-from onnxparity.variants.base import EXPLAIN_WITH, BuildContext, VariantRunError
+from onnxparity.variants.base import EXPLAIN_WITH, BuildContext, Runnable, VariantRunError
 from onnxparity.variants.frames import FrameError, SharedFeeds, encode_frame, receive, send, write_frame
 from onnxparity.variants.isolate import VariantCrashed, signal_name
 from onnxparity.variants.zygote import ForkedWorker, fork_here, zygote
@@ -62,7 +62,7 @@ class NotImportable(Exception):
     the test process (not Linux): it runs in the test process."""
 
 
-def builder_reference(build: Callable) -> str:
+def builder_reference(build: Callable[..., Any]) -> str:
     """``"module:qualname"`` of a builder a fresh process can import, or NotImportable."""
     module = getattr(build, "__module__", None)
     qualname = getattr(build, "__qualname__", "")
@@ -128,7 +128,7 @@ class _Connection:
             self.shared.close()
 
 
-def _close_all(holder: dict) -> None:
+def _close_all(holder: dict[str, _Connection]) -> None:
     connection = holder.pop("connection", None)
     if connection is not None:
         connection.close()
@@ -139,7 +139,9 @@ class IsolatedVariant:
     variant's runnable has one), whose :attr:`lineage` is the worker's runnable's
     (:func:`~onnxparity.variants.base.lineage`) and whose :meth:`call` runs a function next to it."""
 
-    def __init__(self, build: Callable, context: BuildContext, *, what: str = "", hint: str = "") -> None:
+    def __init__(
+        self, build: Callable[[BuildContext], Runnable], context: BuildContext, *, what: str = "", hint: str = ""
+    ) -> None:
         try:
             #: the builder as the worker imports it; "" when it is forked from this process
             self.reference = builder_reference(build)
@@ -165,7 +167,7 @@ class IsolatedVariant:
         #: what the build took from or gave to the persistent cache (BuildContext.cache_log)
         self.build_cache: list[str] = []
         #: what the build says it did (a rewrite's nodes and fusions), JSON values
-        self.build_facts: dict | None = None
+        self.build_facts: dict[str, Any] | None = None
         self._log_start = 0
         weakref.finalize(self, _close_all, self._holder)
         self._start()
@@ -182,10 +184,10 @@ class IsolatedVariant:
             raise self._refused(VariantRunError, f"running {self.what}", "outputs that are not arrays")
         return outputs
 
-    def explain(self, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+    def explain(self, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list[Any]:
         return self.call(EXPLAIN_WITH, feeds, tolerance) if self._explains else []
 
-    def call(self, function: str, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list:
+    def call(self, function: str, feeds: Mapping[str, np.ndarray], tolerance: Any = None) -> list[Any]:
         """What ``function`` (``"module:qualname"``, an explainer) returns when the worker
         imports it and calls it with its runnable, ``feeds`` and ``tolerance``; nothing where
         the worker cannot (an explanation must never mask the verdict)."""
@@ -202,7 +204,9 @@ class IsolatedVariant:
         _close_all(self._holder)
 
     # -- the worker ------------------------------------------------------------------------
-    def _request(self, kind: str, feeds: Mapping[str, np.ndarray], doing: str, call: tuple = ()) -> dict:
+    def _request(
+        self, kind: str, feeds: Mapping[str, np.ndarray], doing: str, call: tuple[Any, ...] = ()
+    ) -> dict[str, Any]:
         if "connection" not in self._holder:
             self._start()
         connection = self._holder["connection"]
@@ -273,7 +277,7 @@ class IsolatedVariant:
             process, os.fdopen(parent_to_child[1], "wb"), os.fdopen(child_to_parent[0], "rb"), shared
         )
 
-    def _fields(self) -> dict:
+    def _fields(self) -> dict[str, Any]:
         """The build request's fields; VariantBuildError naming an option that cannot cross."""
         context = self.context
         for key, value in context.options.items():
@@ -353,7 +357,7 @@ class IsolatedVariant:
                 VariantBuildError, f"building {self.what}", f"a build reply without {exc}"
             ) from None
 
-    def _refused(self, error: type, doing: str, why: str) -> Exception:
+    def _refused(self, error: type[Exception], doing: str, why: str) -> Exception:
         """The error of a worker that sent a frame onnxparity refuses; the worker is stopped."""
         connection = self._holder.pop("connection", None)
         _LIVE.pop(id(self), None)
@@ -365,7 +369,7 @@ class IsolatedVariant:
             "in it was decoded and the worker was stopped"
         )
 
-    def _crashed(self, error: type, doing: str, outcome: str) -> Exception:
+    def _crashed(self, error: type[Exception], doing: str, outcome: str) -> Exception:
         """The error of a worker whose pipe broke while ``doing``: the signal that ended it, the
         Python frames it was in, the hint."""
         name = self._reap()

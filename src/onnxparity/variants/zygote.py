@@ -27,10 +27,13 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, cast
 
 from onnxparity.variants.frames import SharedFeeds
+
+if TYPE_CHECKING:
+    from onnxparity.variants.base import BuildContext, Runnable
 
 #: imported when the zygote starts (0.3 s); a built-in variant module's own ``WORKER_PRELOAD``
 #: (the quantization tools and sympy: 0.7 s more) is imported by the zygote before it forks the
@@ -66,7 +69,7 @@ class Zygote:
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.process.poll() is None
 
-    def _ask(self, message: bytes, fds: list[int] = ()) -> str:
+    def _ask(self, message: bytes, fds: Sequence[int] = ()) -> str:
         if fds:
             socket.send_fds(self.socket, [message], list(fds))
         else:
@@ -168,9 +171,9 @@ class ForkedChild:
         deadline = time.monotonic() + (timeout or 0.0)
         while self.poll() is None:
             if time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", cast(float, timeout))  # (None waited above)
             time.sleep(0.002)
-        return self.returncode
+        return cast(int, self.returncode)  # (set: the loop ends when poll() has it)
 
     def kill(self) -> None:
         if self.returncode is None:
@@ -181,7 +184,11 @@ class ForkedChild:
 
 
 def fork_here(
-    build: Callable, context: Any, ends: list[int], parents: tuple[int, int], forget_others: Callable
+    build: Callable[[BuildContext], Runnable],
+    context: BuildContext,
+    ends: list[int],
+    parents: tuple[int, int],
+    forget_others: Callable[[], None],
 ) -> ForkedChild:
     """A worker forked from the test process, which has the builder in memory: the way a lambda,
     a closure or a function of ``__main__`` runs isolated. The child keeps only the forking
@@ -262,7 +269,7 @@ def _status(pid: int, timeout: float) -> int:
         time.sleep(0.01)
 
 
-def _preload(names) -> None:
+def _preload(names: Iterable[str]) -> None:
     for name in names:
         try:
             module = importlib.import_module(name)

@@ -4,7 +4,7 @@ so no whole-output float64 copy is ever made."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -17,7 +17,7 @@ BLOCK = 1 << 20
 
 def same_nonfinite(e: np.ndarray, a: np.ndarray) -> np.ndarray:
     """Where both sides are NaN, or the same infinity: the only way a non-finite value matches."""
-    return (np.isnan(e) & np.isnan(a)) | (np.isinf(e) & (a == e))
+    return cast(np.ndarray, (np.isnan(e) & np.isnan(a)) | (np.isinf(e) & (a == e)))
 
 
 class Energies(NamedTuple):

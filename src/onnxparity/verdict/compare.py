@@ -15,8 +15,9 @@ over the search. Pure functions over numpy arrays.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class Mismatch:
     @property
     def difference(self) -> float | None:
         strings = isinstance(self.expected, str) or isinstance(self.actual, str)
-        return None if strings else self.actual - self.expected
+        return None if strings else cast(float, self.actual) - cast(float, self.expected)
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,8 @@ class OutputComparison:
     def mismatched_fraction(self) -> float:
         return self.mismatched / self.size if self.size else 0.0
 
-    def to_dict(self) -> dict:
-        rows = {} if self.rows is None else {"rows": self.rows.to_dict()}
+    def to_dict(self) -> dict[str, Any]:
+        rows: dict[str, Any] = {} if self.rows is None else {"rows": self.rows.to_dict()}
         if self.reordered_axis is not None:
             rows["reordered_axis"] = self.reordered_axis
         return {
@@ -153,7 +154,7 @@ class Verdict:
         return "\n".join(explain_output(o, self.policy) for o in self.failed_outputs)
 
 
-def _scalar(value) -> float | str:
+def _scalar(value: Any) -> float | str:
     return value if isinstance(value, str) else float(value)
 
 
@@ -176,7 +177,7 @@ def compare_output(
     ``fast=False`` skips :func:`_passing_floats`, the shortcut for passing floats: same result."""
     expected = np.asarray(expected)
     actual = np.asarray(actual)
-    base = dict(
+    base: dict[str, Any] = dict(
         name=name,
         expected_shape=tuple(expected.shape),
         actual_shape=tuple(actual.shape),
@@ -249,7 +250,7 @@ def _peak(expected: np.ndarray) -> float:
     return peak
 
 
-def _blocks(expected: np.ndarray, actual: np.ndarray):
+def _blocks(expected: np.ndarray, actual: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(offset, expected block, actual block) over the flattened pair, in their own dtypes."""
     e, a = expected.reshape(-1), actual.reshape(-1)
     for start in range(0, e.size, BLOCK):
@@ -268,7 +269,7 @@ class _Numbers:
     used: float = 0.0
     finite_mismatch: bool = False
     #: (excess, flat position, expected, actual) of the worst mismatches seen so far
-    candidates: list = field(default_factory=list)
+    candidates: list[tuple[float, int, Any, Any]] = field(default_factory=list)
 
     def add(
         self, start: int, e_native: np.ndarray, a_native: np.ndarray, tolerance: Tolerance | None
@@ -311,7 +312,7 @@ def _used(diff: np.ndarray, allowed: np.ndarray, finite: np.ndarray, ok: np.ndar
 
 
 def _passing_floats(
-    expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance, base: dict
+    expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance, base: dict[str, Any]
 ) -> OutputComparison | None:
     """The common case in few numpy passes: finite float outputs that all pass. None when any
     value is non-finite or out of tolerance (the full comparison then explains it).
@@ -354,7 +355,7 @@ def compare_outputs(
     expected: Sequence[np.ndarray],
     actual: Sequence[np.ndarray],
     policy: Policy,
-    labels: Mapping[str, tuple[str, Sequence]] | None = None,
+    labels: Mapping[str, tuple[str, Sequence[Any]]] | None = None,
     declared: Sequence[Output] = (),
 ) -> Verdict:
     """Compare every output pair; outputs are paired by position and named by ``names``.

@@ -50,7 +50,7 @@ class Histogram:
                 lo = middle + 1
         self.counts[lo] += 1
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"edges": list(self.edges), "counts": list(self.counts), "nan": self.nan}
 
 
@@ -83,7 +83,7 @@ class Distribution:
         self.sqnr = Histogram(SQNR_EDGES)
         self.examples = 0
         self.worst_used = 0.0
-        self.points: list[list] = []
+        self.points: list[list[Any]] = []
         self._random = random.Random(0)  # the same points for the same examples
 
     def add(self, verdict: Any, inputs: tuple[float, int]) -> None:
@@ -110,7 +110,7 @@ class Distribution:
             if slot < MAX_POINTS:
                 self.points[slot] = point
 
-    def to_dict(self) -> dict | None:
+    def to_dict(self) -> dict[str, Any] | None:
         if not self.examples:
             return None
         return {

@@ -68,7 +68,7 @@ def float_tolerance(policy: Policy) -> Tolerance:
     return policy if isinstance(policy, Tolerance) else (policy.float_tolerance or DEFAULT_TOLERANCE)
 
 
-def _cell(value, spec: str) -> str:
+def _cell(value: float | str | None, spec: str) -> str:
     return "≠" if value is None else repr(value) if isinstance(value, str) else format(value, spec)
 
 

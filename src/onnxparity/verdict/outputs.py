@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class RowMatch:
     missing_rows: tuple[tuple[int, ...], ...] = ()
     extra_rows: tuple[tuple[int, ...], ...] = ()
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "declared": self.declared,
             "rule": self.rule,
@@ -125,7 +125,7 @@ class Pairing:
             rows=self.match,
         )
 
-    def _indices(self, index: tuple[int, ...]) -> dict:
+    def _indices(self, index: tuple[int, ...]) -> dict[str, Any]:
         """A paired value's index as the reference's, and the variant's where it differs."""
         at = index[: self.axis + 1]
         mine = list(index)
@@ -200,7 +200,7 @@ def _check_fits(item: Output, es: list[np.ndarray]) -> int:
                 "(and the axes before it)"
             )
     width = int(np.prod(main.shape[axis + 1 :], dtype=np.int64))
-    for column in item.sort_by or ():
+    for column in cast("tuple[int, ...]", item.sort_by or ()):  # (a tuple: Output normalises it)
         if not -width <= column < width:
             raise InvalidSpec(
                 f"{item.describe()}: sort_by={column} is out of range: rows of {item.name!r} "
@@ -226,7 +226,9 @@ def _pairable(item: Output, es: list[np.ndarray], as_: list[np.ndarray]) -> bool
     )
 
 
-def _pairing(item: Output, es: list[np.ndarray], as_: list[np.ndarray], rules: list, width: int) -> Pairing:
+def _pairing(
+    item: Output, es: list[np.ndarray], as_: list[np.ndarray], rules: list[Tolerance | None], width: int
+) -> Pairing:
     """Pair the rows of every batch entry (see the module docstring)."""
     axis = item.axis
     batch = es[0].shape[:axis]
@@ -242,7 +244,10 @@ def _pairing(item: Output, es: list[np.ndarray], as_: list[np.ndarray], rules: l
         a_rows = [_rows(a[entry], rule) for a, rule in zip(as_, rules)]
         if item.sort_by is not None:
             partner = np.empty(n, dtype=np.int64)
-            partner[_order(e_rows[0], item.sort_by, width)] = _order(a_rows[0], item.sort_by, width)
+            # (sort_by: a tuple, as Output normalises it)
+            partner[_order(e_rows[0], cast("tuple[int, ...]", item.sort_by), width)] = _order(
+                a_rows[0], cast("tuple[int, ...]", item.sort_by), width
+            )
         else:
             partner = _unordered(e_rows, a_rows, rules)
         paired = np.flatnonzero(partner >= 0)
@@ -283,13 +288,13 @@ def _order(rows: np.ndarray, columns: tuple[int, ...], width: int) -> np.ndarray
     return np.lexsort(keys) if keys else np.arange(rows.shape[0])
 
 
-def _unordered(e_rows: list[np.ndarray], a_rows: list[np.ndarray], rules: list) -> np.ndarray:
+def _unordered(e_rows: list[np.ndarray], a_rows: list[np.ndarray], rules: list[Tolerance | None]) -> np.ndarray:
     """Each reference row's partner (-1: none): rows equal bit for bit first (what the greedy
     pairing would pair first, and the common case: the same rows in another order), in place
     where they can stay; the rest by :func:`_greedy`. Measured: 1000 rows in another order,
     0.5 s through the greedy pairing alone, a few ms so."""
     n, m = e_rows[0].shape[0], a_rows[0].shape[0]
-    waiting: dict = {}
+    waiting: dict[tuple[Any, ...], list[int]] = {}
     for j, key in enumerate(_row_keys(a_rows)):
         waiting.setdefault(key, []).append(j)
     partner = np.full(n, -1, dtype=np.int64)
@@ -309,7 +314,7 @@ def _unordered(e_rows: list[np.ndarray], a_rows: list[np.ndarray], rules: list) 
     return partner
 
 
-def _row_keys(rows: list[np.ndarray]) -> list[tuple]:
+def _row_keys(rows: list[np.ndarray]) -> list[tuple[Any, ...]]:
     """Each row's values over the outputs of a group, as a hashable key (bit for bit)."""
     columns = [
         [tuple(row) for row in r.tolist()] if r.dtype == object else [row.tobytes() for row in r]
@@ -318,7 +323,7 @@ def _row_keys(rows: list[np.ndarray]) -> list[tuple]:
     return list(zip(*columns))
 
 
-def _greedy(e_rows: list[np.ndarray], a_rows: list[np.ndarray], rules: list) -> np.ndarray:
+def _greedy(e_rows: list[np.ndarray], a_rows: list[np.ndarray], rules: list[Tolerance | None]) -> np.ndarray:
     """Each reference row's partner (-1: none), greedily: of the pairs still free, the one with
     the fewest values beyond the tolerance, then the smallest sum of tolerance shares, then
     one that keeps its position, first.
@@ -360,7 +365,11 @@ def _greedy(e_rows: list[np.ndarray], a_rows: list[np.ndarray], rules: list) -> 
 
 
 def _cost(
-    e_rows: list[np.ndarray], a_rows: list[np.ndarray], rules: list, rows: np.ndarray, cols: np.ndarray
+    e_rows: list[np.ndarray],
+    a_rows: list[np.ndarray],
+    rules: list[Tolerance | None],
+    rows: np.ndarray,
+    cols: np.ndarray,
 ) -> np.ndarray:
     """The cost of pairing reference rows ``rows`` with variant rows ``cols``: the number of
     values beyond the tolerance, plus s / (1 + s) of the sum s of the shares of the tolerance

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -132,7 +132,7 @@ def band(policy: Policy, scale: float) -> float:
     if isinstance(policy, Tolerance):
         return policy.atol + (policy.rtol + policy.scaled) * scale
     if not policy.has_metrics:
-        tolerance = policy.float_tolerance
+        tolerance = cast(Tolerance, policy.float_tolerance)  # (never None without metrics)
         return tolerance.atol + (tolerance.rtol + tolerance.scaled) * scale
     # An Agreement passes an output within the default tolerance whatever its metrics.
     allowed = [10 ** (-policy.sqnr_db / 20) * scale] if policy.sqnr_db is not None else []
@@ -195,7 +195,7 @@ def measure(ranges: dict[str, OutputRange], policy: Policy, examples: int) -> Po
     return Power(weak=bool(reasons), reasons=tuple(reasons), outputs=tuple(outputs))
 
 
-def _show(value) -> str:
+def _show(value: Any) -> str:
     text = repr(value.item() if hasattr(value, "item") else value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -221,7 +221,7 @@ class OutputPower:
     #: the output moved beyond the band across the inputs drawn
     input_dependent: bool
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "scale": json_float(self.scale),
@@ -240,7 +240,7 @@ class Power:
     reasons: tuple[str, ...] = ()
     outputs: tuple[OutputPower, ...] = ()
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "weak": self.weak,
             "reasons": list(self.reasons),

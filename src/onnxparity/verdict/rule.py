@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxparity.spec import Tolerance
-from onnxparity.spec.inputs import NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES
+from onnxparity.spec.dtypes import NARROW_FLOAT_DTYPES, NARROW_INT_DTYPES
 from onnxparity.verdict.agreement import same_nonfinite
 
 _KINDS = {"b": "bool", "O": "string", "U": "string", "S": "string", "i": "integer", "u": "integer"}

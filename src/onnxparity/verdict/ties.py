@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,7 +20,7 @@ def excuse_ties(
     expected_labels: np.ndarray,
     actual_labels: np.ndarray,
     expected_probabilities: np.ndarray,
-    classes: Sequence,
+    classes: Sequence[Any],
     tolerance: Tolerance,
 ) -> OutputComparison:
     """Label differences where the reference's own probabilities tie are not failures.

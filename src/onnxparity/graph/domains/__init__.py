@@ -17,13 +17,16 @@ range is valid for every drawn shape. Knows nothing of frameworks, runtimes or p
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from onnxparity.graph.domains.types import SMALL, Domain, GraphView, Undrawable  # noqa: F401 (re-exported)
+from onnxparity.graph.domains.types import SMALL as SMALL  # (these four: re-exported)
+from onnxparity.graph.domains.types import Domain as Domain
+from onnxparity.graph.domains.types import GraphView as GraphView
+from onnxparity.graph.domains.types import Undrawable as Undrawable
 from onnxparity.graph.nodes import is_standard_domain, walk_nodes
-from onnxparity.spec.inputs import INTEGERS
+from onnxparity.spec.dtypes import INTEGERS
 
 #: ops whose outputs hold some of the values of their inputs at these positions (rearranged,
 #: a part of them, or one of two): a rule met after them applies to the graph input, since
@@ -114,23 +117,24 @@ def output_bounds(proto: Any, inputs: Sequence[Any], dims: Mapping[str, int]) ->
     if not sizers:  # the common case: no shape inference to pay for
         return []
     largest = {i.name: tuple(dims.get(e, e) if isinstance(e, str) else e for e in i.shape) for i in inputs}
-    graph = GraphView(proto, largest, {})
+    graph = GraphView(proto, cast("Mapping[str, tuple[int | None, ...]]", largest), {})  # (every dim in dims)
     found = []
     for node in sizers:
         item = declared[node.input[_SIZERS[node.op_type]]]
+        count: tuple[int | None, ...] | int | None  # the input's shape, then its element count
         count = graph.shapes.get(item.name)
-        count = int(np.prod(count)) if count is not None and None not in count else 1
+        count = int(np.prod(cast("tuple[int, ...]", count))) if count is not None and None not in count else 1
         data = graph.shapes.get(node.input[0]) if node.op_type != "ConstantOfShape" else ()
         if data is None or None in data:
             continue
-        elements = float(np.prod(data, dtype=np.float64)) if data else 1.0
+        elements = float(np.prod(cast("tuple[int, ...]", data), dtype=np.float64)) if data else 1.0
         high = max(abs(float(item.high)), abs(float(item.low)))
         if node.op_type in ("Tile", "Upsample", "Resize"):
             bound = elements * high**count
         elif node.op_type in ("ConstantOfShape", "Expand"):
             bound = max(elements, high**count)
         elif node.op_type == "Pad":
-            bound = float(np.prod([d + 2 * high for d in data], dtype=np.float64))
+            bound = float(np.prod([d + 2 * high for d in cast("tuple[int, ...]", data)], dtype=np.float64))
         else:  # OneHot: one row of depth per index
             bound = elements * high
         found.append((item.name, node_label(node), bound))

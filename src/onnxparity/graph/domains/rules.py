@@ -5,7 +5,7 @@ a graph input fed to it (a :class:`~onnxparity.graph.domains.Domain`, an
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from onnxparity.graph.domains import structured
 from onnxparity.graph.domains.types import SMALL, Domain, GraphView, Undrawable
@@ -85,8 +85,8 @@ def _axes(first: int = 1, inserted: bool = False) -> Rule:
                 "lists may repeat an axis, which the op rejects"
             )
         if inserted:
-            rank += count[0] if count else 1
-        if count and count[0] > rank:
+            rank += cast(int, count[0]) if count else 1  # (count[0] is known: None is undrawable above)
+        if count and cast(int, count[0]) > rank:
             return Undrawable(f"it lists {count[0]} axes of {node_label(node)}, more than its rank {rank}")
         return Domain(-rank, rank - 1, f"axes of {node_label(node)} (rank {rank}, each once)", distinct=rank)
 
@@ -173,7 +173,7 @@ def _pads(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | N
     if _attribute(node, "mode", b"constant") in (b"reflect", "reflect"):  # reflecting needs room
         shape = graph.shapes.get(node.input[0])
         if shape is not None and None not in shape:  # (unknown sizes: pads past them are rejected by both)
-            high = min(high, min(shape) - 1)
+            high = min(high, min(cast("tuple[int, ...]", shape)) - 1)
     return Domain(0, high, f"the pads of {node_label(node)} (kept small: the output grows with them)")
 
 

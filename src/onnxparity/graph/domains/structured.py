@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from onnxparity.graph.domains.types import SMALL, Domain, GraphView, Undrawable
+
+if TYPE_CHECKING:
+    from onnxparity.graph.domains.rules import Rule
 
 
 def _attribute(node: Any, name: str, default: Any) -> Any:
@@ -153,7 +156,8 @@ def resize_inputs(node: Any, position: int, graph: GraphView) -> Domain | Undraw
     if position == 2:
         choices = [[f[spatial.index(a)] if a in spatial else 1.0 for a in axes] for f in factors]
         return Domain.of(choices, f"the scales of {label} (spatial axes doubled or halved, the others 1)")
-    sizes = [graph.size(node.input[0], a) for a in axes]
+    # (None only where not read: a spatial axis of a drawn shape)
+    sizes = cast("list[int]", [graph.size(node.input[0], a) for a in axes])
     shape = graph.fixed(node.input[0])
     if shape is None and any(a not in spatial for a in axes):
         return Undrawable(
@@ -161,7 +165,7 @@ def resize_inputs(node: Any, position: int, graph: GraphView) -> Domain | Undraw
         )
     choices = []
     for f in factors:
-        row = []
+        row: list[float] = []
         for a, size in zip(axes, sizes):
             if a not in spatial:
                 row.append(size)
@@ -240,7 +244,7 @@ def training_flag(node: Any, position: int, graph: GraphView) -> Domain | Undraw
     return Domain.of([False], f"the training mode of {_label(node)} (false: in training its output is random)")
 
 
-def sequence_position(at: int, *, insert: bool = False):
+def sequence_position(at: int, *, insert: bool = False) -> Rule:
     """A position in a sequence input (SequenceAt, SequenceErase; SequenceInsert may also name
     the end): within the shortest drawn sequence, in either form (``-n … n-1``)."""
 

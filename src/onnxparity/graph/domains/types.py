@@ -25,10 +25,10 @@ class Domain:
     distinct: int | None = None
     #: whole values the input must take one of (Split's sizes, Reshape's target), as nested
     #: tuples of its fixed shape, the simplest first (see ``Input.choices``); None: any in range
-    choices: tuple | None = None
+    choices: tuple[Any, ...] | None = None
 
     @classmethod
-    def of(cls, choices: list, why: str) -> Domain:
+    def of(cls, choices: list[Any], why: str) -> Domain:
         """A domain of whole values: ``choices`` (nested lists or tuples), duplicates dropped,
         ``low``/``high`` their extremes."""
         kept = tuple(dict.fromkeys(nested(c) for c in choices))
@@ -36,7 +36,7 @@ class Domain:
         return cls(min(flat), max(flat), why, choices=kept)
 
 
-def _flat(value: Any) -> list:
+def _flat(value: Any) -> list[Any]:
     return [x for v in value for x in _flat(v)] if isinstance(value, tuple) else [value]
 
 
