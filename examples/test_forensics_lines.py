@@ -1,6 +1,6 @@
 """What each forensics line means, on purpose: `pytest --onnx-parity examples/test_forensics_lines.py -rx`.
 
-Each test fails on purpose and asserts the line it shows (README, "Reading the forensics"):
+Each test fails on purpose and asserts the line it shows (docs/explanations/forensics.md shows them, generated from these tests):
 
 - a **span**: a functional call (``F.interpolate``) between two modules of a TorchScript export,
   whose Resize mode was edited in the file — the framework exposes no value between the first
