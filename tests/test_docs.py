@@ -224,3 +224,74 @@ def test_the_blocks_that_are_tests_or_programs_run(page, code, tmp_path):
     assert done.returncode == 0, f"{page}: the block fails as shown\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
     if how == "pytest":
         assert "failed" not in done.stdout.splitlines()[-1], done.stdout[-2000:]
+
+
+# -- the commands, run as the pages show them (ONNXPARITY_DOCS=1: a CI step of its own) --------
+def _walkthrough_project(root) -> None:
+    """A project the pages' commands run in: the first test (in examples/), few examples, an
+    ONNX file with its input declarations and stored pairs, and a last release's report whose
+    errors were 1000x smaller (so a gate against it regresses, as ci.md says it does)."""
+    import json
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    first = next(code for _, code in [("README.md", c) for c in [m.group(2) for m in _BLOCK.finditer(readme)]]
+                 if "def test_encoder" in code)
+    (root / "examples").mkdir()
+    (root / "examples" / "test_encoder.py").write_text(ENCODER + "\n" + first)
+    (root / "pytest.ini").write_text("[pytest]\nonnx_parity_examples = 4\naddopts = -p no:cacheprovider\n")
+    weights = numpy_helper.from_array(np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])], [weights],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(root / "model.onnx"))
+    (root / "inputs.json").write_text(json.dumps({"inputs": [{"name": "x", "shape": ["batch", 4]}], "dims": {"batch": [1, 8]}}))
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+    (y,) = ReferenceEvaluator(str(root / "model.onnx")).run(None, {"x": x})
+    (root / "test_data").mkdir()
+    np.savez(root / "test_data" / "pair.npz", x=x, y=y)
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "--onnx-parity", "--onnx-parity-report=last.json"],
+                   cwd=root, capture_output=True, timeout=600, check=False)
+    release = json.loads((root / "last.json").read_text())
+    for item in release["items"]:
+        for output in (item.get("result") or {}).get("outputs") or ():
+            output["max_abs_error"] = (output.get("max_abs_error") or 0) / 1000
+    (root / "last-release.json").write_text(json.dumps(release))
+
+
+def _walkthrough() -> list[tuple[str, str, int | None]]:
+    """(page, command, the exit status its comment promises, None: none promised) of the pages
+    a user follows."""
+    found = []
+    for page in ("docs/getting-started.md", "docs/how-to/ci.md", "docs/how-to/prebuilt-onnx.md"):
+        text = open(os.path.join(ROOT, page), encoding="utf-8").read()
+        for m in _BLOCK.finditer(text):
+            if m.group(1) != "bash":
+                continue
+            for line in m.group(2).replace("\\\n", " ").splitlines():
+                command, _, comment = line.partition(" #")
+                if command.split()[:1] in (["pytest"], ["onnxparity"]) and "pytest                      " not in line:
+                    promise = re.search(r"\bexit (\d)\b", comment)
+                    found.append((page, " ".join(command.split()), int(promise.group(1)) if promise else None))
+    return found
+
+
+def test_the_commands_the_pages_show_run_with_the_exit_status_they_promise(tmp_path):
+    if os.environ.get("ONNXPARITY_DOCS") != "1":
+        pytest.skip("the pages' commands run end to end with ONNXPARITY_DOCS=1 (a CI step: about a minute)")
+    _walkthrough_project(tmp_path)
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    commands = _walkthrough()
+    assert len(commands) >= 10
+    for page, command, promised in commands:
+        done = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        allowed = (0, 1) if promised is None else (promised,)  # (none promised: a verdict, never a usage error)
+        assert done.returncode in allowed, (
+            f"{page}: `{command}` exited {done.returncode}, the page says {promised}\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
