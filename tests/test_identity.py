@@ -295,3 +295,24 @@ def test_a_data_frame_the_test_reads_is_digested_by_its_content(project):
     assert base.why is None and origin(frame.copy()) == base
     assert origin(frame.assign(b=["x", "z"])).digest != base.digest
     assert origin(frame.rename(columns={"a": "c"})).digest != base.digest
+
+
+def test_a_method_bound_around_a_partial_is_digested_not_crashed():
+    """types.MethodType(functools.partial(f, scale), obj): the walk passed the partial to the
+    function digest, which raised AttributeError ('__qualname__'); it is digested as a value,
+    and its bound argument is part of the key."""
+    import functools
+    import types
+
+    from onnxparity.exporters.walk import Walker
+
+    def scaled(self, x, scale):
+        return x * scale
+
+    holder = type("Holder", (), {})()
+    digests = []
+    for scale in (2, 3):
+        walker = Walker()
+        digests.append(walker.value(types.MethodType(functools.partial(scaled, scale=scale), holder), "model.act"))
+        assert walker.why is None
+    assert digests[0] != digests[1]

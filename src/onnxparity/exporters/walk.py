@@ -151,7 +151,7 @@ class Walker:
         if isinstance(value, types.MethodType):
             return hash_parts(
                 "method",
-                self.function(cast(types.FunctionType, value.__func__), where),
+                self.value(value.__func__, where),  # (a function, or any callable bound as a method)
                 self.value(value.__self__, where),
             )
         if isinstance(value, functools.partial):
