@@ -34,6 +34,11 @@ def check_my_file(path: str) -> bool:
     reveal_type(result)
     reveal_type(result["ort-cpu"])
     return result.passed
+
+
+# the documented forms: lists where the docs show lists
+SPLIT = op.Input("split", (2,), dtype="int64", choices=[[2, 4], [3, 3]])
+BOXES = op.Output("boxes", sort_by=[4, 0])
 '''
 
 

@@ -5,7 +5,7 @@ special ids, an attention mask, per-row lengths)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, cast
@@ -190,7 +190,7 @@ class Input:
     #: rank-``distinct`` tensor, where -1 and ``distinct - 1`` name the same axis); None: no rule
     distinct: int | None = None
     #: whole values, one per example (see the class docstring); None: values drawn in the range
-    choices: tuple[Any, ...] | None = None
+    choices: Sequence[Any] | None = None  # (a tuple of nested tuples once built)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

@@ -47,7 +47,7 @@ class Output:
     name: str
     unordered: bool = False
     #: column indices of a row (negative: from the end), in order of precedence
-    sort_by: int | tuple[int, ...] | None = None
+    sort_by: int | Sequence[int] | None = None  # (a tuple once built)
     #: the axis the rows lie along; axes before it are batch axes
     axis: int = 0
     #: outputs whose rows are this output's rows: matched or sorted with one pairing
