@@ -136,3 +136,31 @@ def test_clip_bound_moved(onnx_parity, tmp_path):
         onnx_parity.check(torch.nn.ReLU6().eval(), onnx=relu6_with_its_bound_moved(tmp_path))
     assert "first divergence: Clip" in str(failed.value)
     raise failed.value
+
+
+class OutlierMlp(torch.nn.Module):
+    """Right in float32, hostile to int8: hidden channel 0 is 1000x the others (an activation
+    outlier, as large language models have); the float output is unchanged (scaled back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Linear(16, 32), torch.nn.Linear(32, 8)
+        with torch.no_grad():
+            self.fc1.weight[0] *= 1000.0
+            self.fc1.bias[0] = 1000.0
+            self.fc2.weight[:, 0] /= 1000.0
+            self.fc2.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="on purpose: an int8 activation outlier")
+@pytest.mark.onnx_parity(inputs=[op.Input("x", ("batch", 16))], dims={"batch": op.Dim(1, 8)}, variants=["int8-dynamic"])
+def test_int8_outlier_channel(onnx_parity):
+    torch.manual_seed(0)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        onnx_parity.check(OutlierMlp().eval())
+    assert "int8-dynamic outputs agree less than Agreement" in str(failed.value)
+    assert "the export is right and this variant loses the accuracy" in str(failed.value)
+    raise failed.value

@@ -295,3 +295,16 @@ def test_the_commands_the_pages_show_run_with_the_exit_status_they_promise(tmp_p
         assert done.returncode in allowed, (
             f"{page}: `{command}` exited {done.returncode}, the page says {promised}\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
         )
+
+
+def test_no_failure_output_is_pasted_into_the_site():
+    """A failure shown in docs/ is an example's, written by the build (<!-- example-output: ... -->):
+    a pasted one would drift from what onnxparity prints."""
+    pasted = []
+    for page in PAGES:
+        if page.endswith(("README.md", "benchmarks-history.md")):  # (README's one block is compared above)
+            continue
+        for m in _BLOCK.finditer(open(page, encoding="utf-8").read()):
+            if re.search(r"^(shrunk input|input \(not shrunk|examples tried|reproducer|next): ", m.group(2), re.MULTILINE):
+                pasted.append(f"{os.path.relpath(page, ROOT)}: {m.group(2)[:80]!r}")
+    assert not pasted, "\n".join(pasted)
