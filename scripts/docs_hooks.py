@@ -9,9 +9,11 @@ A page holds a placeholder line and the build writes the content in its place:
 - ``<!-- generated: report-schema -->``: the JSON report's fields, from its JSON Schema;
 - ``<!-- generated: marker -->``: the ``onnx_parity`` marker as pytest registers it;
 - ``<!-- example-output: TEST_NAME -->``: the failure message of an example in ``examples/``
-  that fails on purpose, from a fresh run of those examples (or, with
-  ``ONNXPARITY_EXAMPLES_REPORT`` set, from the JSON report such a run wrote). A placeholder
-  naming a test that is not there, or one that did not fail, stops the build.
+  that fails on purpose, from a fresh run of the examples (or, with ``ONNXPARITY_EXAMPLES_REPORT``
+  set, from the JSON report such a run wrote). A placeholder naming a test that is not there
+  stops the build;
+- ``<!-- example-table: test_cnn.py ... -->``: the verdict table of those example files' items,
+  from the same run.
 
 Nothing here imports a framework: the examples run in a pytest subprocess.
 """
@@ -35,16 +37,20 @@ FAILING_EXAMPLES = (
     "examples/test_forensics_lines.py",
 )
 _EXAMPLE = re.compile(r"^<!-- example-output: (\w+) -->$", re.MULTILINE)
+_TABLE = re.compile(r"^<!-- example-table: ([\w./ -]+) -->$", re.MULTILINE)
 _GENERATED = re.compile(r"^<!-- generated: ([\w-]+) -->$", re.MULTILINE)
 
 _messages: dict[str, str] | None = None
 _ran: set[str] = set()
+_report: dict[str, Any] = {}
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     markdown = _GENERATED.sub(lambda m: _generated(m.group(1), page.file.src_path), markdown)
     if _EXAMPLE.search(markdown):
         markdown = _EXAMPLE.sub(lambda m: _example(m.group(1), page.file.src_path), markdown)
+    if _TABLE.search(markdown):
+        markdown = _TABLE.sub(lambda m: _table(m.group(1).split(), page.file.src_path), markdown)
     return markdown
 
 
@@ -164,6 +170,21 @@ def _example(test: str, where: str) -> str:
     )
 
 
+def _table(files: list[str], where: str) -> str:
+    """The verdict table ``pytest --onnx-parity`` prints, for the examples' items of ``files``."""
+    import collections
+
+    from onnxparity.report import render
+
+    _example_messages()
+    items = [i for i in _report["items"] if any(f"examples/{f}::" in i["nodeid"] for f in files)]
+    if not items:
+        raise ValueError(f"{where}: <!-- example-table: ... --> names no example file with items: {files}")
+    summary = dict(collections.Counter(i["status"] for i in items))
+    lines = render.terminal({**_report, "items": items, "summary": summary})
+    return "```text\n" + render.show(lines).rstrip() + "\n```"
+
+
 def _test_of(nodeid: str) -> str:
     return nodeid.split("::")[-1].split("[")[0]
 
@@ -178,15 +199,16 @@ def _example_messages() -> tuple[dict[str, str], set[str]]:
     report = os.environ.get("ONNXPARITY_EXAMPLES_REPORT")
     if not report:
         report = os.path.join(tempfile.mkdtemp(prefix="onnxparity-docs-"), "examples.json")
-        subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--onnx-parity", "--runxfail",
-             f"--onnx-parity-report={report}", *FAILING_EXAMPLES],
+        subprocess.run(  # (every example: the pages show the passing ones' table too)
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--onnx-parity",
+             f"--onnx-parity-report={report}", "examples/"],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             check=False,  # they fail: that is what is shown
         )
+    global _report
     with open(report, encoding="utf-8") as f:
-        document = json.load(f)
+        document = _report = json.load(f)
     _messages = {
         item["nodeid"]: item["result"]["message"]
         for item in document["items"]

@@ -398,3 +398,20 @@ def test_one_environment_serves_reports_and_latency_results():
     assert flat["threads"] == 1 and flat["provider"] == "CPUExecutionProvider"
     assert all(not isinstance(v, (dict, list)) for v in flat.values())  # one line in a message
     assert (flat["cpu"], flat["python"]) == (report["cpu"], report["python"])
+
+
+def test_a_latency_budget_broken_in_report_mode_is_not_shown_as_a_plain_pass():
+    """Under --onnx-parity-latency=report a broken latency budget is recorded with status passed;
+    the table said just 'passed' beside a ratio over its max_ratio."""
+    from onnxparity.report import render
+
+    item = {
+        "nodeid": "t.py::test_cnn[latency-int8-dynamic]", "test": "t.py::test_cnn", "item": "latency-int8-dynamic",
+        "kind": "latency", "status": "passed",
+        "result": {"budget": {"max_ratio": 1.0}, "measured": {"ratio": 1.69, "variant": {"p50": 0.77},
+                                                          "broken": ["variant/framework p50 ratio 1.69 > budget 1"]}},
+    }
+    (row,) = render.rows({"items": [item]})
+    assert row[2] == "passed (over budget: reported, not enforced)" and row[3] == "ratio 1.69"
+    kept = {**item, "result": {**item["result"], "measured": {**item["result"]["measured"], "broken": []}}}
+    assert render.rows({"items": [kept]})[0][2] == "passed"

@@ -50,6 +50,8 @@ def rows(document: Mapping[str, Any]) -> list[tuple[str, ...]]:
         path, _, test = item["test"].rpartition("::")
         name = f"{path.rsplit('/', 1)[-1]}::{test}" if path else item["test"]
         verdict = item["status"] + (" (weak)" if weak_reasons(item) else "")
+        if item["kind"] == "latency" and dig(result, "measured", "broken") and item["status"] == "passed":
+            verdict += " (over budget: reported, not enforced)"  # (--onnx-parity-latency=report)
         verdict += " (cached)" if isinstance(result.get("cached"), Mapping) else ""
         table.append((name, item["item"], verdict, worst, room, policy, examples, latency))
     return table
