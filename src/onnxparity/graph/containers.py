@@ -3,16 +3,17 @@ and compares.
 
 A graph taking ``seq(tensor(T))`` gets, in its place, a tensor input of the same name holding
 the elements stacked along a new first axis (``<name>_length``, a symbolic dim) and split back
-into the sequence inside the graph (``SplitToSequence``); an ``optional(...)`` input is drawn
-present (``Optional``). A ``seq(tensor)`` output becomes three: its elements flattened and
+into the sequence inside the graph (``SplitToSequence``); an ``optional(tensor)`` input is drawn
+present and fed as it is (ONNX Runtime and the evaluator take the array), an optional sequence is
+drawn stacked, split and made a present ``Optional``. A ``seq(tensor)`` output becomes three: its elements flattened and
 concatenated (``<name>:values``), their shapes concatenated (``<name>:shapes``) and their count
 (``<name>:count``), so that the rule of tensors compares every value, shape and length; an
 ``optional(...)`` output adds ``<name>:present`` and gives the empty form where absent. The same
 conversions in numpy (:func:`to_reference_inputs`, :func:`to_tensor_outputs`) let a reference
 callable that takes and returns lists (the ONNX reference evaluator) be compared with it.
 
-An element's shape the graph leaves out is drawn 1-D (a note says so). Maps are not converted.
-Nothing is run here.
+An element's shape the graph leaves out is drawn 1-D (a note says so). Maps and sequences of
+sequences are refused. Nothing is run here.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def has_containers(proto: Any) -> bool:
 
 
 def _element(value_type: Any) -> Any:
-    """The tensor type inside a seq/optional type (None where a seq holds seqs)."""
+    """The tensor type inside a seq/optional type, however deep (None where it holds a map)."""
     while value_type.WhichOneof("value") in ("sequence_type", "optional_type"):
         value_type = getattr(value_type, value_type.WhichOneof("value")).elem_type
     return value_type.tensor_type if value_type.WhichOneof("value") == "tensor_type" else None
@@ -64,7 +65,7 @@ def _element(value_type: Any) -> Any:
 def tensor_form(proto: Any) -> tuple[Any, dict[str, Any], list[str]]:
     """(a copy of ``proto`` whose graph inputs and outputs are tensors, the plan of what was
     converted — ``{"inputs": {name: kind}, "outputs": [[name, kind], ...]}`` with every output
-    in order — and notes); InvalidSpec for a map, or a sequence of sequences as an input."""
+    in order — and notes); InvalidSpec for a map or a sequence of sequences, input or output."""
     import onnx
     from onnx import helper
 
