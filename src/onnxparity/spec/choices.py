@@ -46,10 +46,10 @@ def checked_choices(item: Any, where: str, dtype: str) -> tuple[tuple[Any, ...],
     choices = tuple(dict.fromkeys(kept))
     if dtype in ("bool", "str"):
         return choices, item.low, item.high
-    flat = [v for c in choices for v in _flat(c)]  # python numbers: integers stay exact
-    if not flat:
+    values = [v for c in choices for v in flat(c)]  # python numbers: integers stay exact
+    if not values:
         return choices, item.low, item.high
-    bounds = (min(flat), max(flat)) if dtype in INTEGERS else (float(min(flat)), float(max(flat)))
+    bounds = (min(values), max(values)) if dtype in INTEGERS else (float(min(values)), float(max(values)))
     low, high = item.low, item.high
     if low is not None and bounds[0] < low:
         raise InvalidSpec(f"{where}: a choice holds {bounds[0]}, below low={low}; lower it or drop it")
@@ -83,5 +83,6 @@ def _short(choice: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _flat(value: Any) -> list[Any]:
-    return [x for v in value for x in _flat(v)] if isinstance(value, tuple) else [value]
+def flat(value: Any) -> list[Any]:
+    """The numbers of a nested-tuple value, in order."""
+    return [x for v in value for x in flat(v)] if isinstance(value, tuple) else [value]

@@ -26,6 +26,7 @@ from onnxparity.graph.domains.types import Domain as Domain
 from onnxparity.graph.domains.types import GraphView as GraphView
 from onnxparity.graph.domains.types import Undrawable as Undrawable
 from onnxparity.graph.nodes import is_standard_domain, walk_nodes
+from onnxparity.spec.choices import flat
 from onnxparity.spec.dtypes import INTEGERS
 
 #: ops whose outputs hold some of the values of their inputs at these positions (rearranged,
@@ -93,7 +94,7 @@ def _meet(domains: list[Domain]) -> Domain | Undrawable:
         c
         for c in listed[0]
         if all(c in other for other in listed[1:])
-        and all(low <= v <= high for v in np.asarray(c, dtype=np.float64).reshape(-1))
+        and all(low <= v <= high for v in flat(c))
     ]
     return Domain.of(kept, why) if kept else Undrawable(f"no value fits all of: {why}")
 
@@ -106,7 +107,7 @@ def output_bounds(proto: Any, inputs: Sequence[Any], dims: Mapping[str, int]) ->
     """(input, op, largest output elements) for each input whose values set the size of an
     op's output, at the inputs' largest declared values and ``dims`` (every dim at its
     largest): what a drawn example could ask that op to allocate."""
-    from onnxparity.graph.domains.rules import node_label
+    from onnxparity.graph.domains.types import node_label
 
     declared = {i.name: i for i in inputs if i.low is not None and i.dtype not in ("bool", "str")}
     sizers = [

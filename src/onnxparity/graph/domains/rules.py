@@ -7,22 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from onnxparity.graph.domains import structured
-from onnxparity.graph.domains.types import SMALL, Domain, GraphView, Undrawable
-
-
-def _attribute(node: Any, name: str, default: Any) -> Any:
-    import onnx
-
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return onnx.helper.get_attribute_value(attribute)
-    return default
-
-
-def node_label(node: Any) -> str:
-    return f"{node.op_type} {node.name!r}" if node.name else node.op_type
-
+import onnxparity.graph.domains.structured as structured
+from onnxparity.graph.domains.types import SMALL, Domain, GraphView, Undrawable, attribute, node_label
 
 Rule = Callable[[Any, int, GraphView], "Domain | Undrawable | None"]
 
@@ -56,7 +42,7 @@ def _along(
 def _gather_nd(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
     if position != 1:
         return None
-    batch = _attribute(node, "batch_dims", 0)
+    batch = attribute(node, "batch_dims", 0)
     shape = graph.shapes.get(node.input[0])
     sizes = [s for s in (shape or ())[batch:] if s]
     if not sizes:
@@ -155,7 +141,7 @@ def _room(position: int, axis_default: int) -> Rule:
     def rule(node: Any, at: int, graph: GraphView) -> Domain | Undrawable | None:
         if at != position:
             return None
-        axis = _attribute(node, "axis", axis_default)
+        axis = attribute(node, "axis", axis_default)
         cache, update = graph.size(node.input[0], axis), graph.size(node.input[1], axis)
         if cache is None or update is None or cache < update:
             return None  # not known before the run: no constraint
@@ -170,7 +156,7 @@ def _pads(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | N
     if position != 1:
         return None
     high = 2
-    if _attribute(node, "mode", b"constant") in (b"reflect", "reflect"):  # reflecting needs room
+    if attribute(node, "mode", b"constant") in (b"reflect", "reflect"):  # reflecting needs room
         shape = graph.shapes.get(node.input[0])
         if shape is not None and None not in shape:  # (unknown sizes: pads past them are rejected by both)
             high = min(high, min(cast("tuple[int, ...]", shape)) - 1)
@@ -181,7 +167,7 @@ def _split_size(node: Any, position: int, graph: GraphView) -> Domain | Undrawab
     """SplitToSequence's split: one size within the axis, or a list adding up to it."""
     if position != 1:
         return None
-    axis = _attribute(node, "axis", 0)
+    axis = attribute(node, "axis", 0)
     size, count = graph.size(node.input[0], axis), graph.shapes.get(node.input[1])
     if count is not None and len(count) == 1:  # a list: as Split's sizes, one per element
         return structured.split_sizes(node, position, graph, parts=count[0])
@@ -202,7 +188,7 @@ def _chain(*rules: Rule) -> Rule:
 
 
 def _axis_attribute(default: int = 0) -> Callable[[Any], int]:
-    return lambda node: _attribute(node, "axis", default)
+    return lambda node: attribute(node, "axis", default)
 
 
 _REDUCE = (
@@ -281,14 +267,14 @@ RULES: dict[str, Rule] = {
     "NegativeLogLikelihoodLoss": _along(1, 0, lambda node: 1, "class targets"),
     "SoftmaxCrossEntropyLoss": _along(1, 0, lambda node: 1, "class targets"),
     "ReverseSequence": _along(
-        1, 0, lambda node: _attribute(node, "time_axis", 0), "sequence lengths", low=1, past_end=0
+        1, 0, lambda node: attribute(node, "time_axis", 0), "sequence lengths", low=1, past_end=0
     ),
     **dict.fromkeys(
         ("RNN", "GRU", "LSTM"),
         _along(
             4,
             0,
-            lambda node: 1 if _attribute(node, "layout", 0) else 0,
+            lambda node: 1 if attribute(node, "layout", 0) else 0,
             "sequence lengths",
             low=1,
             past_end=0,

@@ -11,23 +11,10 @@ import itertools
 import math
 from typing import TYPE_CHECKING, Any, cast
 
-from onnxparity.graph.domains.types import SMALL, Domain, GraphView, Undrawable
+from onnxparity.graph.domains.types import SMALL, Domain, GraphView, Undrawable, attribute, node_label
 
 if TYPE_CHECKING:
     from onnxparity.graph.domains.rules import Rule
-
-
-def _attribute(node: Any, name: str, default: Any) -> Any:
-    import onnx
-
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return onnx.helper.get_attribute_value(attribute)
-    return default
-
-
-def _label(node: Any) -> str:
-    return f"{node.op_type} {node.name!r}" if node.name else node.op_type
 
 
 def _length(graph: GraphView, node: Any, position: int) -> int | None:
@@ -41,9 +28,9 @@ def split_sizes(node: Any, position: int, graph: GraphView, parts: int | None = 
     to the axis: even, first-heavy, last-heavy."""
     if position != 1:
         return None
-    axis = _attribute(node, "axis", 0)
+    axis = attribute(node, "axis", 0)
     shape, parts = graph.fixed(node.input[0]), len(node.output) if parts is None else parts
-    what = f"the split sizes of {_label(node)} (they must add up to axis {axis}"
+    what = f"the split sizes of {node_label(node)} (they must add up to axis {axis}"
     if shape is None or not -len(shape) <= axis < len(shape):
         return Undrawable(f"it is {what}, whose size is not known before the run)")
     if _length(graph, node, 1) != parts:
@@ -88,11 +75,11 @@ def reshape_target(node: Any, position: int, graph: GraphView) -> Domain | Undra
     drawn, only copies and -1 (valid at every size)."""
     if position != 1:
         return None
-    what = f"the target shape of {_label(node)} (it must keep the number of elements"
+    what = f"the target shape of {node_label(node)} (it must keep the number of elements"
     count, rank = _length(graph, node, 1), graph.rank(node.input[0])
     if count is None or rank is None:
         return Undrawable(f"it is {what}; its length or the data's rank is not known before the run)")
-    allowzero = _attribute(node, "allowzero", 0)
+    allowzero = attribute(node, "allowzero", 0)
     shape = graph.fixed(node.input[0])
     candidates: list[list[int]] = []
     if not allowzero:  # copies: valid whatever the sizes
@@ -119,7 +106,7 @@ def reshape_target(node: Any, position: int, graph: GraphView) -> Domain | Undra
 def _resized_axes(node: Any, rank: int) -> tuple[list[int], list[int]]:
     """(the axes Resize's scales or sizes list, the ones drawn other than 1: the spatial
     axes of an image (2 onward) unless the node lists its axes or the rank is below 3)."""
-    listed = _attribute(node, "axes", None)
+    listed = attribute(node, "axes", None)
     axes = [a % rank for a in listed] if listed else list(range(rank))
     spatial = axes if listed or rank < 3 else [a for a in axes if a >= 2]
     return axes, spatial
@@ -131,7 +118,7 @@ def resize_inputs(node: Any, position: int, graph: GraphView) -> Domain | Undraw
     if position not in (1, 2, 3):
         return None
     rank = graph.rank(node.input[0])
-    label = _label(node)
+    label = node_label(node)
     if rank is None:
         if position == 1:
             return None
@@ -141,7 +128,7 @@ def resize_inputs(node: Any, position: int, graph: GraphView) -> Domain | Undraw
     if length == 0:
         return None  # an empty input: not used
     if position == 1:
-        mode = _attribute(node, "coordinate_transformation_mode", b"half_pixel")
+        mode = attribute(node, "coordinate_transformation_mode", b"half_pixel")
         if mode not in (b"tf_crop_and_resize", "tf_crop_and_resize"):
             return None  # the region is read only when cropping
         if length != 2 * len(axes):
@@ -186,13 +173,13 @@ def squeeze_axes(node: Any, position: int, graph: GraphView) -> Domain | Undrawa
     ones = [a for a, size in enumerate(shape or ()) if size == 1 and (name, a) not in graph.free]
     if shape is None or count is None or count > len(ones):
         return Undrawable(
-            f"it is the axes of {_label(node)}, each of which must be of size 1, and "
+            f"it is the axes of {node_label(node)}, each of which must be of size 1, and "
             f"{'no' if not ones else len(ones)} axis of size 1 is known before the run"
         )
     picks = [list(p) for p in itertools.islice(itertools.combinations(ones, count), 4)]
     rank = len(shape)
     picks += [[a - rank for a in picks[0]]] if count else []
-    return Domain.of(picks, f"the axes of {_label(node)} (of size 1: {ones})")
+    return Domain.of(picks, f"the axes of {node_label(node)} (of size 1: {ones})")
 
 
 def affine_grid_size(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
@@ -202,10 +189,10 @@ def affine_grid_size(node: Any, position: int, graph: GraphView) -> Domain | Und
     theta = graph.fixed(node.input[0])
     count = _length(graph, node, 1)
     if theta is None or count not in (4, 5):
-        return Undrawable(f"it is the output size of {_label(node)} (its batch must be theta's, not known before the run)")
+        return Undrawable(f"it is the output size of {node_label(node)} (its batch must be theta's, not known before the run)")
     batch = theta[0]
     rows = [[batch, 1, 3, 4], [batch, 2, 5, 2]] if count == 4 else [[batch, 1, 2, 3, 4], [batch, 2, 3, 2, 2]]
-    return Domain.of(rows, f"the output size of {_label(node)} (theta's batch {batch})")
+    return Domain.of(rows, f"the output size of {node_label(node)} (theta's batch {batch})")
 
 
 def col2im_shapes(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
@@ -215,13 +202,13 @@ def col2im_shapes(node: Any, position: int, graph: GraphView) -> Domain | Undraw
         return None
     columns = graph.fixed(node.input[0])
     spatial = _length(graph, node, 1)
-    label = _label(node)
+    label = node_label(node)
     if columns is None or len(columns) != 3 or spatial is None or _length(graph, node, 2) != spatial:
         return Undrawable(f"it is the image or block shape of {label} (they must match the columns, not known before the run)")
     ones = [1] * spatial
-    dilations = _attribute(node, "dilations", ones)
-    strides = _attribute(node, "strides", ones)
-    pads = _attribute(node, "pads", [0] * 2 * spatial)
+    dilations = attribute(node, "dilations", ones)
+    strides = attribute(node, "strides", ones)
+    pads = attribute(node, "pads", [0] * 2 * spatial)
     for block in itertools.product(range(1, 6), repeat=spatial):
         if columns[1] % math.prod(block):
             continue
@@ -241,7 +228,7 @@ def training_flag(node: Any, position: int, graph: GraphView) -> Domain | Undraw
     """Dropout's training mode: False (in training, its output is random)."""
     if position != 2:
         return None
-    return Domain.of([False], f"the training mode of {_label(node)} (false: in training its output is random)")
+    return Domain.of([False], f"the training mode of {node_label(node)} (false: in training its output is random)")
 
 
 def sequence_position(at: int, *, insert: bool = False) -> Rule:
@@ -255,7 +242,7 @@ def sequence_position(at: int, *, insert: bool = False) -> Rule:
         if length is None:
             return None  # not known before the run: no constraint
         return Domain(
-            -length, length - (0 if insert else 1), f"a position in {node.input[0]!r} of {_label(node)} (at least {length} long)"
+            -length, length - (0 if insert else 1), f"a position in {node.input[0]!r} of {node_label(node)} (at least {length} long)"
         )
 
     return rule

@@ -8,10 +8,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from onnxparity.spec.choices import nested
+from onnxparity.spec.choices import flat, nested
 
 #: the largest count, size or repeat a drawn input may ask for (outputs stay small)
 SMALL = 4
+
+
+def attribute(node: Any, name: str, default: Any) -> Any:
+    """The value of ``node``'s attribute ``name``, or ``default`` where it has none."""
+    import onnx
+
+    for found in node.attribute:
+        if found.name == name:
+            return onnx.helper.get_attribute_value(found)
+    return default
+
+
+def node_label(node: Any) -> str:
+    """How a rule's reason names a node: its type, and its name where it has one."""
+    return f"{node.op_type} {node.name!r}" if node.name else node.op_type
 
 
 @dataclass(frozen=True)
@@ -32,12 +47,8 @@ class Domain:
         """A domain of whole values: ``choices`` (nested lists or tuples), duplicates dropped,
         ``low``/``high`` their extremes."""
         kept = tuple(dict.fromkeys(nested(c) for c in choices))
-        flat = [float(v) for c in kept for v in _flat(c)] or [0.0]
-        return cls(min(flat), max(flat), why, choices=kept)
-
-
-def _flat(value: Any) -> list[Any]:
-    return [x for v in value for x in _flat(v)] if isinstance(value, tuple) else [value]
+        values = [float(v) for c in kept for v in flat(c)] or [0.0]
+        return cls(min(values), max(values), why, choices=kept)
 
 
 @dataclass(frozen=True)
