@@ -199,10 +199,13 @@ def test_npz_pairs_and_bad_data_get_exit_2_naming_what_is_wrong(tmp_path, capsys
     (tmp_path / "npz" / "two.npz").unlink()
     np.savez(tmp_path / "npz" / "three.npz", x=x.astype(np.float64), y=y)
     assert cli.main(["check", model, "--data", str(tmp_path / "npz")]) == 2
-    assert "input 'x' is stored as float64, but the graph takes float32" in capsys.readouterr().err
+    assert "input 'x' is stored as float64, but the graph takes float32: store it as float32" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert cli.main(["check", model, "--data", str(tmp_path / "empty")]) == 2
-    assert "no stored pair" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--data {tmp_path / 'empty'}: no stored pair: give test_data_set_N/" in err and err.count("--data") == 1
+    assert cli.main(["check", model, "--data", str(tmp_path / "missing")]) == 2
+    assert "not a folder: give the folder that holds the stored pairs" in capsys.readouterr().err
     assert cli.main(["check", model, "--data", str(tmp_path / "npz"), "--inputs", "x.json"]) == 2
     assert "--data and --inputs both say what the inputs are" in capsys.readouterr().err
 

@@ -52,7 +52,10 @@ def _ordered(found: list[tuple[str, np.ndarray]], names: list[str], what: str, w
     """The arrays in ``names`` order: by their tensor names where every one names one of
     ``names``, else in file order; InvalidSpec where the count differs."""
     if len(found) != len(names):
-        raise InvalidSpec(f"{where}: {len(found)} {what} files for the graph's {len(names)} {what}s {names}")
+        raise InvalidSpec(
+            f"{where}: {len(found)} {what} files for the graph's {len(names)} {what}s {names}: give one "
+            f"{what}_K.pb per {what}, K from 0 in the graph's order"
+        )
     by_name = {name: array for name, array in found}
     if set(by_name) == set(names):
         return [by_name[n] for n in names]
@@ -66,7 +69,7 @@ def read_pairs(folder: str, proto: Any) -> list[Pair]:
     inputs = [v.name for v in proto.graph.input if v.name not in initializers]
     outputs = [v.name for v in proto.graph.output]
     if not os.path.isdir(folder):
-        raise InvalidSpec(f"--data {folder}: not a folder")
+        raise InvalidSpec("not a folder: give the folder that holds the stored pairs")
     sets = sorted(glob.glob(os.path.join(folder, "test_data_set_*")), key=_set_number)
     if _numbered(folder, "input"):
         sets = [folder, *sets]
@@ -88,7 +91,7 @@ def read_pairs(folder: str, proto: Any) -> list[Pair]:
             )
     if not pairs:
         raise InvalidSpec(
-            f"--data {folder}: no stored pair: give test_data_set_N/ folders of input_K.pb and output_K.pb "
+            "no stored pair: give test_data_set_N/ folders of input_K.pb and output_K.pb "
             "(the ONNX backend tests' layout), input_K.pb and output_K.pb in the folder, or .npz files "
             "with arrays named after the graph's inputs and outputs"
         )
@@ -113,12 +116,16 @@ def fixed_inputs(pair: Pair, proto: Any) -> list[Input]:
         kind = types[name].WhichOneof("value")
         dtype = ONNX_DTYPES.get(types[name].tensor_type.elem_type) if kind == "tensor_type" else None
         if dtype is None:
-            raise InvalidSpec(f"{pair.name}: input {name!r} is not a tensor of a type onnxparity draws")
+            raise InvalidSpec(
+                f"{pair.name}: input {name!r} is not a tensor (or of a type onnxparity does not read): --data "
+                "reads stored tensors; check the file on drawn inputs instead (without --data)"
+            )
         if dtype == "str":
             array = np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else str(v), otypes=[object])(array)
         elif array.dtype.name != dtype:
             raise InvalidSpec(
-                f"{pair.name}: input {name!r} is stored as {array.dtype.name}, but the graph takes {dtype}"
+                f"{pair.name}: input {name!r} is stored as {array.dtype.name}, but the graph takes {dtype}: "
+                f"store it as {dtype}"
             )
         # (choices: a list, which Input makes a tuple)
         declared.append(Input(name, tuple(array.shape), dtype=dtype, choices=cast("tuple[Any, ...]", [array])))
