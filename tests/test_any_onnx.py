@@ -689,3 +689,31 @@ def test_a_narrow_output_that_differs_is_localized_and_said_of_the_reference(tmp
     assert any(line.startswith("first divergence: Cast") for line in lines), result.message
     assert any("computes this value as the reference does: ONNX Runtime parts from the spec" in line for line in lines)
     assert "framework" not in result.message
+
+
+def test_a_callable_may_return_one_sequence_output_as_its_list_of_elements(tmp_path):
+    """A graph of one sequence output: the reference's return is read as that output's elements
+    (``[a, b]``) or as the list of outputs (``[[a, b]]``, the evaluator's form); both compare."""
+    model = _sequence_model()
+    evaluate = _evaluator(model)
+    for reference in (lambda x, t, p: evaluate(x, t, p), lambda x, t, p: list(evaluate(x, t, p)[0])):
+        result = op.check(onnx=model, reference=reference, examples=6, reproducer_dir=tmp_path)["ort-cpu"]
+        assert result.status == "passed", result.message
+
+
+def test_sequences_one_sequence_map_maps_together_share_their_length():
+    """SequenceMap needs its sequences of one length: drawn apart, ONNX Runtime rejected them."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["c"])], "body",
+        [_value("a", TensorProto.FLOAT, ["n"]), _value("b", TensorProto.FLOAT, ["n"])],
+        [_value("c", TensorProto.FLOAT, ["n"])],
+    )
+    seq = helper.make_tensor_sequence_value_info
+    model = _model(
+        [helper.make_node("SequenceMap", ["x0", "x1"], ["y"], body=body)],
+        [seq("x0", TensorProto.FLOAT, ["n"]), seq("x1", TensorProto.FLOAT, ["n"])],
+        [seq("y", TensorProto.FLOAT, ["n"])],
+        opset=17,
+    )
+    found = {i.name: i.shape for i in graph_inputs(model)}
+    assert found == {"x0": ("x0_length", "n"), "x1": ("x0_length", "n")}
