@@ -717,3 +717,12 @@ def test_sequences_one_sequence_map_maps_together_share_their_length():
     )
     found = {i.name: i.shape for i in graph_inputs(model)}
     assert found == {"x0": ("x0_length", "n"), "x1": ("x0_length", "n")}
+
+
+def test_only_a_containers_structure_is_left_out_of_the_power_measure():
+    """A sequence's shapes and count and an optional's presence are constant by design; a real
+    tensor output that happens to be named like one ('a:count') is measured like any other."""
+    from onnxparity.graph.containers import structural_outputs
+
+    plan = {"inputs": {}, "outputs": [["a:count", ("tensor", 1)], ["s", ("seq", ("tensor", 1))], ["o", ("optional", ("tensor", 1))]]}
+    assert structural_outputs(plan) == {"s:shapes", "s:count", "o:present"}

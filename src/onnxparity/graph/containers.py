@@ -181,7 +181,18 @@ def _rename(graph: Any, old: str, new: str) -> None:
 def structural_outputs(plan: Mapping[str, Any]) -> frozenset[str]:
     """The converted outputs that say how a container is made (a sequence's shapes and count,
     an optional's presence) rather than its values."""
-    return frozenset(n for n in output_names(plan) if n.endswith((":shapes", ":count", ":present"))) if plan else frozenset()
+    if not plan:
+        return frozenset()
+    return frozenset(n for name, kind in plan["outputs"] for n, part in _parts(name, kind) if part != "values")
+
+
+def _parts(name: str, kind: Kind) -> list[tuple[str, str]]:
+    """(tensor name, "values" or what of the container's structure it holds) of a converted output."""
+    if kind[0] == "tensor":
+        return [(name, "values")]
+    if kind[0] == "seq":
+        return [(f"{name}:values", "values"), (f"{name}:shapes", "shapes"), (f"{name}:count", "count")]
+    return [(f"{name}:present", "present"), *_parts(name, kind[1])]
 
 
 def output_names(plan: Mapping[str, Any]) -> list[str]:
@@ -190,11 +201,7 @@ def output_names(plan: Mapping[str, Any]) -> list[str]:
 
 
 def _names(name: str, kind: Kind) -> list[str]:
-    if kind[0] == "tensor":
-        return [name]
-    if kind[0] == "seq":
-        return [f"{name}:values", f"{name}:shapes", f"{name}:count"]
-    return [f"{name}:present", *_names(name, kind[1])]
+    return [n for n, _ in _parts(name, kind)]
 
 
 def _flatten(source: str, kind: Kind, name: str) -> tuple[list[NodeProto], list[str]]:
