@@ -29,20 +29,11 @@ import tempfile
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: the examples that fail on purpose, whose messages pages show
-FAILING_EXAMPLES = (
-    "examples/test_failures.py",
-    "examples/test_failures_keras.py",
-    "examples/test_failures_sklearn.py",
-    "examples/test_forensics_lines.py",
-)
 _EXAMPLE = re.compile(r"^<!-- example-output: (\w+) -->$", re.MULTILINE)
 _TABLE = re.compile(r"^<!-- example-table: ([\w./ -]+) -->$", re.MULTILINE)
 _GENERATED = re.compile(r"^<!-- generated: ([\w-]+) -->$", re.MULTILINE)
 
-_messages: dict[str, str] | None = None
-_ran: set[str] = set()
-_report: dict[str, Any] = {}
+_report: dict[str, Any] = {}  # the examples run's JSON report, read once
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
@@ -158,16 +149,13 @@ def schema_table() -> str:
 
 
 def _example(test: str, where: str) -> str:
-    messages, ran = _example_messages()
-    found = [message for item, message in messages.items() if _test_of(item) == test]
+    items = [i for i in _examples()["items"] if _test_of(i["nodeid"]) == test]
+    found = [i["result"]["message"] for i in items if i["status"] == "failed" and (i.get("result") or {}).get("message")]
     if found:  # (paths under the checkout written relative to it, as a user's run prints them)
         return "```text\n" + found[0].rstrip().replace(ROOT + os.sep, "") + "\n```"
-    if test in ran:  # a runtime-specific failure the installed versions no longer show
+    if items:  # a runtime-specific failure the installed versions no longer show
         return f"*(`{test}` did not fail with the versions installed where this page was built.)*"
-    raise ValueError(
-        f"{where}: <!-- example-output: {test} --> names no example item of {', '.join(FAILING_EXAMPLES)} "
-        f"(failing: {', '.join(sorted({_test_of(i) for i in messages}))})"
-    )
+    raise ValueError(f"{where}: <!-- example-output: {test} --> names no test of examples/ that ran")
 
 
 def _table(files: list[str], where: str) -> str:
@@ -176,12 +164,12 @@ def _table(files: list[str], where: str) -> str:
 
     from onnxparity.report import render
 
-    _example_messages()
-    items = [i for i in _report["items"] if any(f"examples/{f}::" in i["nodeid"] for f in files)]
+    report = _examples()
+    items = [i for i in report["items"] if any(f"examples/{f}::" in i["nodeid"] for f in files)]
     if not items:
         raise ValueError(f"{where}: <!-- example-table: ... --> names no example file with items: {files}")
     summary = dict(collections.Counter(i["status"] for i in items))
-    lines = render.terminal({**_report, "items": items, "summary": summary})
+    lines = render.terminal({**report, "items": items, "summary": summary})
     return "```text\n" + render.show(lines).rstrip() + "\n```"
 
 
@@ -189,30 +177,21 @@ def _test_of(nodeid: str) -> str:
     return nodeid.split("::")[-1].split("[")[0]
 
 
-def _example_messages() -> tuple[dict[str, str], set[str]]:
-    """(each failing example item's message by node id, the names of every example test that
-    ran): from the report a run wrote, or from a fresh run of the examples that fail on purpose
-    (their xfail markers off: ``--runxfail``)."""
-    global _messages, _ran
-    if _messages is not None:
-        return _messages, _ran
-    report = os.environ.get("ONNXPARITY_EXAMPLES_REPORT")
-    if not report:
-        report = os.path.join(tempfile.mkdtemp(prefix="onnxparity-docs-"), "examples.json")
-        subprocess.run(  # (every example: the pages show the passing ones' table too)
+def _examples() -> dict[str, Any]:
+    """The JSON report of a run of examples/ (those failing on purpose record their failure):
+    ``ONNXPARITY_EXAMPLES_REPORT``'s, or a fresh run's; read once per build."""
+    if _report:
+        return _report
+    path = os.environ.get("ONNXPARITY_EXAMPLES_REPORT")
+    if not path:
+        path = os.path.join(tempfile.mkdtemp(prefix="onnxparity-docs-"), "examples.json")
+        subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--onnx-parity",
-             f"--onnx-parity-report={report}", "examples/"],
+             f"--onnx-parity-report={path}", "examples/"],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            check=False,  # they fail: that is what is shown
+            check=False,  # some fail on purpose: that is what is shown
         )
-    global _report
-    with open(report, encoding="utf-8") as f:
-        document = _report = json.load(f)
-    _messages = {
-        item["nodeid"]: item["result"]["message"]
-        for item in document["items"]
-        if item.get("status") in ("failed", "xfailed") and (item.get("result") or {}).get("message")
-    }
-    _ran = {_test_of(item["nodeid"]) for item in document["items"]}
-    return _messages, _ran
+    with open(path, encoding="utf-8") as f:
+        _report.update(json.load(f))
+    return _report
