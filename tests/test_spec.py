@@ -126,6 +126,23 @@ def test_defaults_per_dtype():
     assert op.Input("x", (1,), dtype="float").dtype == "float64"
 
 
+def test_narrow_dtypes_are_accepted_by_name_before_ml_dtypes_is_imported():
+    """numpy knows 'bfloat16' only once ml_dtypes registered it: a fresh process declaring a
+    bfloat16 input was refused with a message listing bfloat16 as supported."""
+    import subprocess
+    import sys
+
+    names = ["bfloat16", "float8_e4m3fn", "float4_e2m1fn", "int4", "uint2"]
+    program = (
+        "import sys; import onnxparity as op\n"
+        "assert 'ml_dtypes' not in sys.modules\n"
+        f"print([op.Input('x', (2,), dtype=d).dtype for d in {names!r}])"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(names)
+
+
 def test_dim_values_respect_multiple_of():
     dim = op.Dim(30, 130, multiple_of=32)
     assert (dim.first, dim.last, dim.values_count) == (32, 128, 4)

@@ -415,6 +415,8 @@ def _canonical_dtype(dtype: Any, where: str) -> str:
         return "str"
     if isinstance(dtype, str) and dtype in ONNX_SPELLINGS:
         return ONNX_SPELLINGS[dtype]  # ONNX spells float8e4m3fn, ml_dtypes float8_e4m3fn
+    if isinstance(dtype, str) and dtype in (*NARROW_FLOAT_DTYPES, *NARROW_INT_DTYPES):
+        return dtype  # (numpy knows these names only once ml_dtypes is imported)
     try:
         name = np.dtype(dtype).name
     except TypeError:
