@@ -22,6 +22,7 @@ from onnxparity.draw import (
     patterns_for,
     sample_examples,
 )
+from onnxparity.draw.fills import fill
 from onnxparity.search.engine import examples
 
 SPEC = op.ParitySpec(
@@ -96,6 +97,25 @@ def test_every_pattern_stays_in_range_for_every_dtype(pattern):
         assert set(np.unique(arrays["image"])) <= {-2.0, 3.0}
     if pattern == "zeros":
         assert (arrays["image"] == 0).all() and (arrays["ids"] == 5).all()  # 0 out of range: nearest bound
+
+
+def test_normal_and_extremes_patterns_are_drawn_as_they_claim():
+    """The normal pattern comes from a tabulated inverse CDF: its mean, spread and clipped tails
+    are the normal's, and its values as distinct as uniform float32 draws (ties make false alarms)."""
+    item = op.Input("x", (100_000,), low=-2, high=4)
+    rng = np.random.default_rng(7)
+    normal = fill(item, (100_000,), "normal", rng).astype(np.float64)
+    assert abs(normal.mean() - 1.0) < 0.01 and abs(normal.std() - 0.9975) < 0.01  # sd 1 clipped at 3 sd: 0.9975
+    assert normal.min() == -2 and normal.max() == 4
+    assert 0.001 < np.mean((normal == -2) | (normal == 4)) < 0.0045  # the 0.27% beyond 3 sd, on the bounds
+    assert 0.93 < np.mean(np.abs(normal - 1) < 2) < 0.97  # within 2 sd: 95.4%
+    assert len(np.unique(normal)) > 0.99 * normal.size
+    extremes = fill(item, (100_000,), "extremes", rng)
+    assert set(np.unique(extremes).tolist()) == {-2.0, 4.0} and 0.49 < np.mean(extremes == 4) < 0.51
+    for shape in ((), (0,), (3, 0), (5, 7)):
+        for pattern in ("normal", "extremes", "uniform"):
+            drawn = fill(op.Input("x", shape), shape, pattern, rng)
+            assert isinstance(drawn, np.ndarray) and drawn.shape == shape and drawn.dtype == np.float32
 
 
 def test_same_example_gives_same_arrays():

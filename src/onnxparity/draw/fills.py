@@ -9,7 +9,10 @@ the input allows them. Masks and lengths: :data:`MASK_PATTERNS`, a row never emp
 
 from __future__ import annotations
 
+import functools
 import math
+import statistics
+import sys
 from typing import cast
 
 import numpy as np
@@ -197,22 +200,24 @@ def _fill_float(item: Input, shape: tuple[int, ...], pattern: str, rng: np.rando
     if pattern == "constant":
         return np.full(shape, low + span * rng.random(), dtype=np.float64)
     if pattern == "uniform":
-        return low + span * rng.random(shape, dtype=np.float64 if item.dtype == "float64" else np.float32)
-    if pattern == "normal":  # in place: one array, not four
-        values = rng.standard_normal(shape, dtype=np.float32)
-        values *= np.float32(span / 6)
-        values += np.float32(low + span / 2)
-        return np.clip(values, low, high, out=values)
-    if pattern == "extremes":  # random bits picking a float32 bound: 0.38 -> 0.16 ms at 8x3x64x64
+        values = _unit(rng, shape, np.float64 if item.dtype == "float64" else np.float32)
+        values *= span  # in place: low + span * values, without two temporaries
+        values += low
+        return values
+    if pattern == "normal":
+        return _normal(shape, low, high, rng)
+    if pattern == "extremes":  # one random bit per value picks a bound: 0.38 -> 0.065 ms at 8x3x64x64
         bounds = np.asarray((high, low), dtype=np.float32)
-        return np.take(bounds, rng.integers(0, 2, shape, dtype=np.uint8))
+        size = math.prod(shape)
+        bits = np.unpackbits(np.frombuffer(rng.bytes((size + 7) // 8), dtype=np.uint8), count=size)
+        return np.take(bounds, bits).reshape(shape)
     if pattern in (BAND_PATTERN, UNIT_PATTERN):
         start, end = _band(item, rng) if pattern == BAND_PATTERN else (unit_band(item) or (low, high))
         kind = np.float64 if item.dtype == "float64" else np.float32
-        return start + (end - start) * rng.random(shape, dtype=kind)
+        return start + (end - start) * _unit(rng, shape, kind)
     if pattern == BOUNDARY_PATTERN:
         kind = np.float64 if item.dtype == "float64" else np.float32
-        return _boundary(item, low + span * rng.random(shape, dtype=kind), rng)
+        return _boundary(item, low + span * _unit(rng, shape, kind), rng)
     if pattern == "sparse":  # scatter to drawn positions: 5.5 -> 1 ms at 8x3x224x224
         values = np.full(shape, rest, dtype=np.float32)
         size = values.size
@@ -221,6 +226,53 @@ def _fill_float(item: Input, shape: tuple[int, ...], pattern: str, rng: np.rando
         flat[rng.integers(0, size, count)] = low + span * rng.random(count, dtype=np.float32)
         return values
     raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
+
+
+def _unit(rng: np.random.Generator, shape: tuple[int, ...], dtype: type[np.floating]) -> np.ndarray:
+    """Uniform values in [0, 1): the values ``rng.random(shape, dtype)`` gives, the float32 ones
+    from the generator's raw 64-bit words (two per word, low half first, as numpy's own float32
+    path takes them; its per-value loop is the cost): 0.125 -> 0.08 ms at 8x3x64x64."""
+    if dtype is not np.float32 or sys.byteorder != "little":
+        return rng.random(shape, dtype=dtype)
+    size = math.prod(shape)
+    bits = rng.bit_generator.random_raw(-(-size // 2)).view(np.uint32)[:size]
+    bits >>= 8  # 24 bits: every float32 in [0, 1) on the 2**-24 grid
+    values = bits.astype(np.float32)
+    values *= np.float32(2.0**-24)
+    return values.reshape(shape)
+
+
+#: the ``normal`` pattern's quantile table: 2**NORMAL_CELLS_BITS cells over [0, 1), each
+#: interpolated linearly over 2**(24 - NORMAL_CELLS_BITS) steps (24 random bits per value).
+NORMAL_CELLS_BITS = 12
+
+
+@functools.cache
+def _normal_knots() -> tuple[np.ndarray, np.ndarray]:
+    """The standard normal's quantiles at k / 2**NORMAL_CELLS_BITS, clipped to [-3, 3] (the
+    pattern's range is mean ± 3 sd; the tails' mass lands on the bounds, as a clip would put
+    it), and each cell's step per random bit."""
+    cells, inverse = 2**NORMAL_CELLS_BITS, statistics.NormalDist().inv_cdf
+    knots = np.array([-3.0] + [min(3.0, max(-3.0, inverse(k / cells))) for k in range(1, cells)] + [3.0])
+    return knots[:-1], np.diff(knots) / 2 ** (24 - NORMAL_CELLS_BITS)
+
+
+def _normal(shape: tuple[int, ...], low: float, high: float, rng: np.random.Generator) -> np.ndarray:
+    """Normal values, mean the range's middle and sd a sixth of it, clipped to [low, high]: the
+    inverse CDF tabulated and interpolated from 24 random bits per value. Arithmetic only, so
+    the same seed gives the same values on every CPU (numpy's float32 ``log``/``cos`` differ by
+    SIMD path; a Box-Muller transform would not), and 2.5x as fast as numpy's float32
+    ``standard_normal`` (0.73 -> 0.29 ms at 8x3x64x64). Values are as distinct as float32
+    uniform draws (16M levels), unlike a table of precomputed normals, whose repeats make ties."""
+    starts, steps = _normal_knots()
+    middle, sd = low + (high - low) / 2, (high - low) / 6
+    starts, steps = (starts * sd + middle).astype(np.float32), (steps * sd).astype(np.float32)
+    bits = rng.integers(0, 2**24, math.prod(shape), dtype=np.uint32)  # flat: a 0-d take is a scalar
+    cell = bits >> (24 - NORMAL_CELLS_BITS)
+    values = np.take(steps, cell)
+    values *= (bits & (2 ** (24 - NORMAL_CELLS_BITS) - 1)).astype(np.float32)
+    values += np.take(starts, cell)
+    return np.clip(values, low, high, out=values).reshape(shape)
 
 
 def _fill_int(item: Input, shape: tuple[int, ...], pattern: str, rng: np.random.Generator) -> np.ndarray:
