@@ -114,10 +114,14 @@ def scale_centres(proto: onnx.ModelProto, factor: float = 1.01) -> onnx.ModelPro
     return proto
 
 
-#: models whose pass at defaults is weak, and why. (IsolationForest on iris was: every row drawn
-#: from one range over all four features is an outlier; rows at its split thresholds, drawn by the
-#: boundary pattern, reach both labels.)
-WEAK_AT_DEFAULTS: dict[str, str] = {}
+#: models whose pass at defaults may be weak, and why: the rest must not be.
+MAY_BE_WEAK: dict[str, str] = {
+    # Measured: 0.2% of rows drawn uniformly over its one range for all four features are
+    # inliers, 0.7% of the boundary pattern's rows; a check at defaults draws about six boundary
+    # examples, so whether its label ever takes both values is chance (one row decided it at one
+    # seed, none at another). The tool says so (WeakCheck, "give data= with real rows").
+    "isolation forest (iris)": "one label at defaults by chance",
+}
 
 ZOO = {
     "xgboost classifier (breast cancer)": (lambda: _xgboost("classifier"), scale_first_tree),
@@ -154,7 +158,7 @@ def test_correct_export_passes_and_a_planted_change_is_caught(name, parity_sessi
     result = correct["ort-cpu"]
     assert correct.passed, result.message
     weak = result.power is not None and result.power.weak
-    assert weak == (name in WEAK_AT_DEFAULTS), result.power
+    assert not weak or name in MAY_BE_WEAK, result.power
     data = load_iris(return_X_y=True)[0] if weak else None  # real rows make it count
     if weak:
         with_rows = op.check(model, data=data, session=parity_session)["ort-cpu"]

@@ -19,11 +19,14 @@ if TYPE_CHECKING:
     from hypothesis import strategies as st
 
 #: input sets evaluated per Hypothesis example. Hypothesis's engine costs about 0.2 ms per
-#: example whatever the example holds, more than a tiny model's inference: each engine example
-#: draws this many input sets, each with its own dims, patterns and seed (so a search tries as
-#: many shapes as before), evaluated one by one, so a failing one is still one example, shrunk
-#: and reproduced alone. A search of N examples runs :func:`engine_examples` engine examples.
-GROUP = 5
+#: example whatever the example holds, more than a tiny model's inference, and 0.4-0.7 ms after
+#: a CNN's inference has taken the caches (measured between one group's last evaluation and the
+#: next one's first on issue 31's CNN: 8 ms per 51 examples at 5 per group, 3.5 ms at 10): each
+#: engine example draws this many input sets, each with its own dims, patterns and seed (so a
+#: search tries as many shapes as before), evaluated one by one, so a failing one is still one
+#: example, shrunk and reproduced alone. A search of N examples runs :func:`engine_examples`
+#: engine examples.
+GROUP = 10
 
 
 def engine_examples(budget: int) -> int:
