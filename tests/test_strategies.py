@@ -336,3 +336,14 @@ def test_special_ids_and_vocabulary_edges_are_drawn():
 def test_bad_boundaries_name_the_entry_and_the_fix(kwargs, message):
     with pytest.raises(op.InvalidSpec, match=message):
         op.Input("x", ("batch", 3), **kwargs)
+
+
+def test_real_rows_digest_tells_dtypes_apart():
+    """The rows' digest keys every cache the drawn arrays depend on: zeros as float32 and as
+    int32 are the same bytes, and were the same key."""
+    from onnxparity.draw import rows_digest
+
+    zeros = np.zeros((4, 3), dtype=np.float32)
+    assert rows_digest({"x": zeros}) != rows_digest({"x": zeros.astype(np.int32)})
+    assert rows_digest({"x": zeros}) != rows_digest({"x": zeros.reshape(3, 4)})
+    assert rows_digest({"x": zeros}) == rows_digest({"x": zeros.copy()})

@@ -346,7 +346,7 @@ def rows_digest(rows: Mapping[str, np.ndarray]) -> str:
     h = hashlib.blake2b(digest_size=8)
     for name in sorted(rows):
         values = rows[name]
-        h.update(name.encode() + str(values.shape).encode())
+        h.update(name.encode() + str(values.shape).encode() + values.dtype.str.encode())  # zeros: same bytes
         h.update(repr(values.tolist()).encode() if values.dtype == object else values.tobytes())
     return h.hexdigest()
 
