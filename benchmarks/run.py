@@ -321,9 +321,9 @@ def bench_polygraphy(quick: bool) -> list[str]:
         stored: dict = {}
         feeds_in_order: list = []
 
-        def key(feeds):
+        def key(feeds):  # shapes too: all-zero inputs of (8, 3, 16, 16) and (2, 3, 32, 32) are the same bytes
             return hashlib.blake2b(
-                b"".join(np.ascontiguousarray(v).tobytes() for v in feeds.values())
+                b"".join(f"{v.shape}{v.dtype}".encode() + np.ascontiguousarray(v).tobytes() for v in feeds.values())
             ).hexdigest()
 
         truth = prepared.reference
@@ -388,13 +388,23 @@ def bench_end_to_end(quick: bool) -> list[str]:
         "issue 31's CNN (two convs)": trained_like(TwoConvCNN()),
         "the example CNN": trained_like(SmallCNN()),
     }
+    breakdowns = []
     for name, model in cases.items():
-        lines += _end_to_end(name, model, n, 5 if quick else 9)
-    lines.append("")
+        rows, breakdown = _end_to_end(name, model, n, 5 if quick else 9)
+        lines += rows
+        breakdowns.append(f"- {name}: {breakdown}")
+    lines += [
+        "",
+        "onnxparity's time per input set by its own timers (`ParitySession.timings`, median over the "
+        "repeats); the rest is Hypothesis, the tally and the keys:",
+        "",
+        *breakdowns,
+        "",
+    ]
     return lines
 
 
-def _end_to_end(name: str, model, n: int, repeats: int) -> list[str]:
+def _end_to_end(name: str, model, n: int, repeats: int) -> tuple[list[str], str]:
     from collections import OrderedDict
 
     import onnxruntime as ort
@@ -448,12 +458,14 @@ def _end_to_end(name: str, model, n: int, repeats: int) -> list[str]:
             prepared.exported.path, session_options(1), providers=["CPUExecutionProvider"]
         )
         metadata = TensorMetadata().add("image", np.float32, (8, 3, 64, 64))
-        ours, floor, drawing, theirs = [], [], [], []
+        ours, floor, drawing, theirs, phases = [], [], [], [], []
         for _ in range(repeats + 1):  # the first is a warm-up, not counted
             session.clear_example_caches()
+            session.timings.clear()
             started = time.perf_counter()
             result = session.check_variant(prepared, spec, "ort-cpu", name="e2e", examples=n)
             ours.append((time.perf_counter() - started) / result.examples)
+            phases.append({k: v / result.examples for k, v in session.timings.items()})
             started = time.perf_counter()
             for feeds in feeds_list:
                 expected = truth(feeds)[0]
@@ -476,8 +488,12 @@ def _end_to_end(name: str, model, n: int, repeats: int) -> list[str]:
             )
             theirs.append((time.perf_counter() - started) / len(feeds_list))
             assert bool(accuracy)
-    ours, floor, drawing, theirs = ours[1:], floor[1:], drawing[1:], theirs[1:]
+    ours, floor, drawing, theirs, phases = ours[1:], floor[1:], drawing[1:], theirs[1:], phases[1:]
     version = __import__("polygraphy").__version__
+    named = {"draw": "drawing", "reference": "the framework", "variant": "ONNX Runtime", "compare": "comparing"}
+    parts = {label: statistics.median(p.get(key, 0.0) for p in phases) for key, label in named.items()}
+    parts["the rest"] = statistics.median(t - sum(p.get(k, 0.0) for k in named) for t, p in zip(ours, phases))
+    breakdown = ", ".join(f"{label} {value * 1e3:.3f} ms" for label, value in parts.items())
 
     def ratio(side):
         values = [t / f for t, f in zip(side, floor)]
@@ -488,7 +504,7 @@ def _end_to_end(name: str, model, n: int, repeats: int) -> list[str]:
         f"| | hand-written loop drawing each input (numpy's float32 uniform) | {fmt(drawing)} | {ratio(drawing)} |",
         f"| | onnxparity | {fmt(ours)} | {ratio(ours)} |",
         f"| | Polygraphy {version} | {fmt(theirs)} | {ratio(theirs)} |",
-    ]
+    ], breakdown
 
 
 # -- 4. start-up ------------------------------------------------------------------------------
