@@ -86,6 +86,10 @@ def test_a_label_that_never_changes_is_weak_and_one_that_does_is_not():
         varied.add(np.array(row, dtype=np.int64))
     power = measure({"label": same}, op.Tolerance(), examples=2)
     assert power.weak and "took one value (1) for every one of 2 inputs" in power.reasons[0]
+    # Not "widen the ranges": an IsolationForest whose declared box makes every row an outlier
+    # needs narrower ones; the ranges the model sees in use, or real rows, fit either case.
+    assert "declare the ranges the model sees in use (op.Input(..., low=, high=))" in power.reasons[0]
+    assert "give data= with real rows" in power.reasons[0] and "widen" not in power.reasons[0]
     assert not measure({"label": varied}, op.Tolerance(), examples=2).weak
 
 

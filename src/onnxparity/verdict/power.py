@@ -167,7 +167,8 @@ def measure(ranges: dict[str, OutputRange], policy: Policy, examples: int) -> Po
             if not r.varies and examples > 1:
                 reasons.append(
                     f"output {name!r} took one value ({_show(r.first)}) for every one of {examples} "
-                    "inputs: widen the input ranges or give data= with real rows"
+                    "inputs: declare the ranges the model sees in use (op.Input(..., low=, high=)) "
+                    "or give data= with real rows"
                 )
             outputs.append(power)
             continue
