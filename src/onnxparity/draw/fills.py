@@ -206,7 +206,7 @@ def _fill_float(item: Input, shape: tuple[int, ...], pattern: str, rng: np.rando
         return values
     if pattern == "normal":
         return _normal(shape, low, high, rng)
-    if pattern == "extremes":  # one random bit per value picks a bound: 0.38 -> 0.065 ms at 8x3x64x64
+    if pattern == "extremes":  # one random bit per value picks a bound: 0.38 -> 0.085 ms at 8x3x64x64
         bounds = np.asarray((high, low), dtype=np.float32)
         size = math.prod(shape)
         bits = np.unpackbits(np.frombuffer(rng.bytes((size + 7) // 8), dtype=np.uint8), count=size)
@@ -231,7 +231,7 @@ def _fill_float(item: Input, shape: tuple[int, ...], pattern: str, rng: np.rando
 def _unit(rng: np.random.Generator, shape: tuple[int, ...], dtype: type[np.floating]) -> np.ndarray:
     """Uniform values in [0, 1): the values ``rng.random(shape, dtype)`` gives, the float32 ones
     from the generator's raw 64-bit words (two per word, low half first, as numpy's own float32
-    path takes them; its per-value loop is the cost): 0.125 -> 0.08 ms at 8x3x64x64."""
+    path takes them; its per-value loop is the cost): 0.125 -> 0.095 ms at 8x3x64x64."""
     if dtype is not np.float32 or sys.byteorder != "little":
         return rng.random(shape, dtype=dtype)
     size = math.prod(shape)
@@ -260,9 +260,9 @@ def _normal_knots() -> tuple[np.ndarray, np.ndarray]:
 def _normal(shape: tuple[int, ...], low: float, high: float, rng: np.random.Generator) -> np.ndarray:
     """Normal values, mean the range's middle and sd a sixth of it, clipped to [low, high]: the
     inverse CDF tabulated and interpolated from 24 random bits per value. Arithmetic only, so
-    the same seed gives the same values on every CPU (numpy's float32 ``log``/``cos`` differ by
-    SIMD path; a Box-Muller transform would not), and 2.5x as fast as numpy's float32
-    ``standard_normal`` (0.73 -> 0.29 ms at 8x3x64x64). Values are as distinct as float32
+    the same seed gives the same values on every CPU (a Box-Muller transform was faster, but
+    numpy's float32 ``log``/``cos`` differ by SIMD path), and 2.3x as fast as numpy's float32
+    ``standard_normal`` (0.73 -> 0.32 ms at 8x3x64x64). Values are as distinct as float32
     uniform draws (16M levels), unlike a table of precomputed normals, whose repeats make ties."""
     starts, steps = _normal_knots()
     middle, sd = low + (high - low) / 2, (high - low) / 6
