@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 import onnxparity as op
@@ -129,9 +132,6 @@ def test_defaults_per_dtype():
 def test_narrow_dtypes_are_accepted_by_name_before_ml_dtypes_is_imported():
     """numpy knows 'bfloat16' only once ml_dtypes registered it: a fresh process declaring a
     bfloat16 input was refused with a message listing bfloat16 as supported."""
-    import subprocess
-    import sys
-
     names = ["bfloat16", "float8_e4m3fn", "float4_e2m1fn", "int4", "uint2"]
     program = (
         "import sys; import onnxparity as op\n"

@@ -20,6 +20,7 @@ from onnxparity.draw import (
     export_dims,
     materialize,
     patterns_for,
+    rows_digest,
     sample_examples,
 )
 from onnxparity.draw.fills import fill
@@ -341,8 +342,6 @@ def test_bad_boundaries_name_the_entry_and_the_fix(kwargs, message):
 def test_real_rows_digest_tells_dtypes_apart():
     """The rows' digest keys every cache the drawn arrays depend on: zeros as float32 and as
     int32 are the same bytes, and were the same key."""
-    from onnxparity.draw import rows_digest
-
     zeros = np.zeros((4, 3), dtype=np.float32)
     assert rows_digest({"x": zeros}) != rows_digest({"x": zeros.astype(np.int32)})
     assert rows_digest({"x": zeros}) != rows_digest({"x": zeros.reshape(3, 4)})
