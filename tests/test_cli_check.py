@@ -162,6 +162,9 @@ def test_stored_pairs_are_the_reference_with_data(tmp_path, capsys, monkeypatch)
     document = json.loads(report.read_text())
     assert document["summary"]["passed"] == 4
     assert {item["result"]["examples"] for item in document["items"]} == {1}
+    assert document["settings"]["examples"] == 1  # (it said 25, the default no pair ran)
+    assert cli.main(["check", model, "--data", str(tmp_path / "data"), "--examples", "50"]) == 2
+    assert "--data checks each stored pair once (nothing is drawn): drop --examples" in capsys.readouterr().err
     assert "(weak)" not in out.out and "could not have failed" not in out.out + out.err
 
 
@@ -223,3 +226,24 @@ def test_a_weak_pass_is_marked_in_the_table_not_warned_on_stderr(tmp_path, capsy
     assert code == 0
     assert "passed (weak)" in out.out and "could not have failed" in out.out
     assert "WeakCheck:" not in out.err and "cli.py" not in out.err
+
+
+def test_stored_pairs_of_a_model_whose_input_meets_a_boundary_are_checked(tmp_path, capsys, monkeypatch):
+    """Relu(x): the graph's boundary 0 was added to the stored input, whose values --data gives
+    as choices=, and the check refused it ("choices= fixes whole values; drop boundaries=")."""
+    monkeypatch.chdir(tmp_path)
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="act")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+    )
+    model = str(tmp_path / "relu.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+    (tmp_path / "npz").mkdir()
+    np.savez(tmp_path / "npz" / "one.npz", x=x, y=np.maximum(x, 0))
+    code = cli.main(["check", model, "--data", str(tmp_path / "npz")])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    assert "relu.onnx[one.npz]  ort-cpu  passed" in out.out and "1 parity items: 1 passed" in out.out

@@ -257,6 +257,9 @@ def _check(args: argparse.Namespace) -> int:
     if args.data and args.inputs:
         _write(sys.stderr, "onnxparity check: --data and --inputs both say what the inputs are: give one\n")
         return 2
+    if args.data and args.examples is not None:
+        _write(sys.stderr, "onnxparity check: --data checks each stored pair once (nothing is drawn): drop --examples\n")
+        return 2
     stored = _stored(path, args.data) if args.data else None
     if isinstance(stored, str):
         _write(sys.stderr, f"onnxparity check: {stored}\n")
@@ -321,7 +324,9 @@ def _check(args: argparse.Namespace) -> int:
         for variant, r in checked.variants.items()
     ]
     report = document.build(
-        entries, settings={"examples": examples or config.examples, "variants": variants}, planned=len(entries)
+        entries,
+        settings={"examples": 1 if stored is not None else examples or config.examples, "variants": variants},
+        planned=len(entries),
     )
     lines = render.terminal(report)
     for label, checked in results:

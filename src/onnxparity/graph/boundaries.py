@@ -247,11 +247,12 @@ def _capped(pairs: set[tuple[int | None, float]]) -> Boundaries:
 
 def with_graph_boundaries(spec: ParitySpec, harvested: Mapping[str, Boundaries]) -> ParitySpec:
     """``spec`` with each numeric input's boundaries extended by ``harvested`` (:func:`harvest`;
-    unchanged where it has none for an input)."""
+    unchanged where it has none for an input, and for an input with ``choices=``: its whole
+    values are given, nothing is drawn near a boundary)."""
     inputs = []
     for item in spec.inputs:
         extra = harvested.get(item.name, ())
-        if extra and item.kind == "values" and item.dtype not in ("str", "bool"):
+        if extra and item.kind == "values" and item.dtype not in ("str", "bool") and item.choices is None:
             item = replace(item, boundaries=tuple(item.boundaries) + tuple(extra))
         inputs.append(item)
     return spec if inputs == list(spec.inputs) else replace(spec, inputs=tuple(inputs))
