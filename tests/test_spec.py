@@ -317,6 +317,7 @@ def test_choices_are_whole_values_drawn_first_then_at_random():
     assert fill(item, (2,), "first", rng).tolist() == [2, 4]
     drawn = {tuple(fill(item, (2,), "choice", rng).tolist()) for _ in range(30)}
     assert drawn == {(2, 4), (3, 3), (1, 5)}  # every choice, nothing else
+    assert op.Input("split", (2,), dtype="int64", choices=(c for c in ([2, 4], [1, 5]))).choices == ((2, 4), (1, 5))
     flag = op.Input("training", (), dtype="bool", choices=(False,))
     assert fill(flag, (), "choice", rng).dtype == np.bool_ and not fill(flag, (), "choice", rng)
 

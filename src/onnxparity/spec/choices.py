@@ -31,8 +31,11 @@ def checked_choices(item: Any, where: str, dtype: str) -> tuple[tuple[Any, ...],
     if not all(isinstance(e, int) for e in item.shape):
         raise InvalidSpec(f"{where}: choices= needs a fixed shape (every choice is one value of it), not {item.shape}")
     given = item.choices
-    if isinstance(given, (str, bytes)) or not isinstance(given, Iterable) or not len(tuple(given)):
+    if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
         raise InvalidSpec(f"{where}: choices={given!r}: give a non-empty list of values of shape {item.shape}")
+    given = tuple(given)  # once: a generator is read here, not emptied by a check
+    if not given:
+        raise InvalidSpec(f"{where}: choices=(): give a non-empty list of values of shape {item.shape}")
     kept = []
     for index, choice in enumerate(given):
         array = _array(choice, dtype)
