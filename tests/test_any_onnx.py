@@ -661,6 +661,21 @@ def test_optional_inputs_are_drawn_present(tmp_path):
     assert "optional sequence output" in result["onnx-reference"].message
 
 
+def test_an_optional_tensor_output_is_compared_as_its_presence_and_value(tmp_path):
+    """Its value part took the output's own name, defined twice in the converted graph: every
+    variant was an error ("Duplicate definition of name (y)")."""
+    optional = helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [4]))
+    model = _model(
+        [helper.make_node("Optional", ["x"], ["y"])],
+        [_value("x", TensorProto.FLOAT, [4])],
+        [helper.make_value_info("y", optional)],
+        opset=18,
+    )
+    result = _check(model, tmp_path, variants=["ort-cpu"], examples=4)
+    assert result["ort-cpu"].status == "passed", result["ort-cpu"].message
+    assert [o.name for o in result["ort-cpu"].outputs] == ["y:present", "y:value"]
+
+
 def test_a_graph_without_inputs_is_checked_on_its_one_run(tmp_path):
     constant = helper.make_node("Constant", [], ["y"], value=numpy_helper.from_array(np.arange(3, dtype=np.float32)))
     model = _model([constant], [], [_value("y", TensorProto.FLOAT, [3])])

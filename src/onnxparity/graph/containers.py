@@ -8,7 +8,8 @@ present and fed as it is (ONNX Runtime and the evaluator take the array), an opt
 drawn stacked, split and made a present ``Optional``. A ``seq(tensor)`` output becomes three: its elements flattened and
 concatenated (``<name>:values``), their shapes concatenated (``<name>:shapes``) and their count
 (``<name>:count``), so that the rule of tensors compares every value, shape and length; an
-``optional(...)`` output adds ``<name>:present`` and gives the empty form where absent. The same
+``optional(...)`` output adds ``<name>:present`` and gives the empty form where absent (an
+optional tensor's value is ``<name>:value``: ``<name>`` is the optional's own). The same
 conversions in numpy (:func:`to_reference_inputs`, :func:`to_tensor_outputs`) let a reference
 callable that takes and returns lists (the ONNX reference evaluator) be compared with it.
 
@@ -192,6 +193,8 @@ def _parts(name: str, kind: Kind) -> list[tuple[str, str]]:
         return [(name, "values")]
     if kind[0] == "seq":
         return [(f"{name}:values", "values"), (f"{name}:shapes", "shapes"), (f"{name}:count", "count")]
+    if kind[1][0] == "tensor":  # its own name: ``name`` is the optional value's, defined in the graph
+        return [(f"{name}:present", "present"), (f"{name}:value", "values")]
     return [(f"{name}:present", "present"), *_parts(name, kind[1])]
 
 
@@ -325,6 +328,8 @@ def _as_tensors(kind: Kind, value: Any) -> list[np.ndarray]:
         shapes = np.asarray([d for v in items for d in v.shape], dtype=np.int64)
         return [values.astype(dtype, copy=False), shapes, np.asarray(len(items), dtype=np.int64)]
     present = value is not None
+    if present and kind[1][0] == "tensor" and isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]  # (onnx's reference evaluator gives an optional tensor as a one-element list)
     inner = _as_tensors(kind[1], value) if present else _empties(kind[1])
     return [np.asarray(present), *inner]
 
