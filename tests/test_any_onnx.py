@@ -206,6 +206,21 @@ def test_an_input_no_drawn_value_fits_is_refused_by_name_and_op(tmp_path):
     assert isinstance(derive(model, declared)["shape"], Undrawable)
 
 
+def test_the_fix_for_an_undrawable_input_of_symbolic_length_is_one_that_can_be_declared():
+    """Squeeze's axes of length 'n': the advice showed the shape ('n',) with choices=, which
+    op.Input refuses ("choices= needs a fixed shape")."""
+    model = _model(
+        [helper.make_node("Squeeze", ["d", "axes"], ["y"])],
+        [_value("d", TensorProto.FLOAT, [2, 3]), _value("axes", TensorProto.INT64, ["n"])],
+        [_value("y", TensorProto.FLOAT, None)],
+    )
+    with pytest.raises(InvalidSpec) as caught:
+        graph_inputs(model)
+    message = str(caught.value)
+    assert "choices=[value, ...]) with " in message and " a number (choices= are whole values of one shape)" in message
+    assert "', ('" not in message  # no symbolic shape offered beside choices=
+
+
 # -- structured inputs: whole values whose parts must agree (were refused as undrawable) ------
 def _structured(node, inputs, opset=21):
     model = _model([node], [_value(*i) for i in inputs], [_value(o, TensorProto.FLOAT, None) for o in node.output], opset=opset)

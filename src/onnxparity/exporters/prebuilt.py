@@ -184,16 +184,28 @@ def within_domains(proto: Any, inputs: list[Input]) -> tuple[Input, ...]:
         domain = found.get(item.name)
         if isinstance(domain, Undrawable):
             shape = tuple(item.shape)
+            symbols = [d for d in shape if not isinstance(d, int)]
+            written = f"({', '.join(str(d) for d in shape)}{',' if len(shape) == 1 else ''})"
+            example = (  # choices= are whole values of one fixed shape: a symbolic dim must be given as a number
+                f"op.Input({item.name!r}, {shape}, dtype={item.dtype!r}, choices=[value, ...]) (or low=v, high=v: "
+                "every element v)"
+                if not symbols
+                else f"op.Input({item.name!r}, {written}, dtype={item.dtype!r}, choices=[value, ...]) with "
+                f"{', '.join(map(str, symbols))} a number (choices= are whole values of one shape)"
+            )
             raise InvalidSpec(
                 f"ONNX input {item.name!r}: {domain.why}, so drawn values would be rejected; declare inputs= "
-                f"with the values it takes, e.g. op.Input({item.name!r}, {shape}, dtype={item.dtype!r}, "
-                "choices=[value, ...]) (or low=v, high=v: every element v), or make it an initializer of the file"
+                f"with the values it takes, e.g. {example}, or make it an initializer of the file"
             )
         if domain is not None and domain.choices is not None and item.kind == "values" and item.dtype != "str":
             try:  # whole values (Split's sizes, Reshape's target): each must fit the input's type
                 ranged.append(Input(item.name, item.shape, dtype=item.dtype, choices=domain.choices))
             except InvalidSpec as exc:
-                raise InvalidSpec(f"ONNX input {item.name!r}: {domain.why}, which it cannot hold ({exc})") from None
+                raise InvalidSpec(
+                    f"ONNX input {item.name!r}: {domain.why}, which it cannot hold ({exc}); declare inputs= with "
+                    f"op.Input({item.name!r}, ..., choices=[value, ...]) of values its type holds, or make it an "
+                    "initializer of the file"
+                ) from None
             continue
         if domain is None or item.dtype in ("bool", "str") or item.kind != "values":
             ranged.append(item)
