@@ -756,3 +756,22 @@ def test_only_a_containers_structure_is_left_out_of_the_power_measure():
 
     plan = {"inputs": {}, "outputs": [["a:count", ("tensor", 1)], ["s", ("seq", ("tensor", 1))], ["o", ("optional", ("tensor", 1))]]}
     assert structural_outputs(plan) == {"s:shapes", "s:count", "o:present"}
+
+
+def test_a_prebuilt_file_failing_against_a_callable_is_advised_in_the_references_words(tmp_path):
+    """The advice diagnosis adds said "an input the framework model accepts" of a callable
+    reference: there is no framework model."""
+    shape = numpy_helper.from_array(np.asarray([2, 4], dtype=np.int64), "target")  # a baked batch
+    model = _model(
+        [helper.make_node("Reshape", ["x", "target"], ["y"])],
+        [_value("x", TensorProto.FLOAT, ["batch", 4])],
+        [_value("y", TensorProto.FLOAT, ["batch", 4])],
+        initializers=[shape],
+    )
+    result = op.check(
+        onnx=model, reference=lambda x: [x.reshape(len(x), -1)], dims={"batch": op.Dim(1, 4)}, examples=8,
+        reproducer_dir=str(tmp_path), variants=["ort-cpu"],
+    )["ort-cpu"]
+    assert result.status == "failed", result.message
+    assert "rejects an input the reference accepts" in result.message
+    assert "framework" not in result.message, result.message

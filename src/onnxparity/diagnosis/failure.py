@@ -64,8 +64,8 @@ def failed_result(
         extra = [*lines, *extra]
     if causes:  # the spec's agreement with ONNX Runtime then no longer shows the graph is what differs
         extra = [*causes, *(line.replace(GRAPH_MEANS, INPUT_MAY) if isinstance(line, str) else line for line in extra)]
-    if pair.subject is not None and isinstance(pair.subject.exporter, CallableExporter):  # no framework
-        # (a reference callable, or stored outputs: the facts hold of it as of a framework)
+    framework = not (pair.subject is not None and isinstance(pair.subject.exporter, CallableExporter))
+    if not framework:  # a reference callable, or stored outputs: the facts hold of it as of a framework
         extra = [_as_reference(line) if isinstance(line, str) else line for line in extra]
     if divergence is not None:  # what the divergence means, as printed, travels with it (report, page)
         evidence = tuple(
@@ -106,6 +106,8 @@ def failed_result(
         message = diagnosis(
             variant, pair, spec, policy, failure, tally.tried, reproducer, extra, export_right
         )
+    if not framework:  # (the advice and hints diagnosis adds say "framework" too)
+        message = _as_reference(message)
     return VariantResult(
         variant,
         "failed",
@@ -130,6 +132,9 @@ _REFERENCE_WORDS = (
     ("framework values: ", "reference values: "),
     ("the framework's", "the reference's"),
     ("as the framework does", "as the reference does"),
+    ("the framework model", "the reference"),
+    ("than the framework decides", "than the reference decides"),
+    ("the framework and the export", "the reference and the export"),
 )
 
 
