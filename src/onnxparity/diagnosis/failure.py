@@ -132,7 +132,7 @@ _REFERENCE_WORDS = (
     ("framework values: ", "reference values: "),
     ("the framework's", "the reference's"),
     ("as the framework does", "as the reference does"),
-    ("the framework model", "the reference"),
+    ("an input the framework model accepts", "an input the reference accepts"),
     ("than the framework decides", "than the reference decides"),
     ("the framework and the export", "the reference and the export"),
 )
