@@ -775,3 +775,22 @@ def test_a_prebuilt_file_failing_against_a_callable_is_advised_in_the_references
     assert result.status == "failed", result.message
     assert "rejects an input the reference accepts" in result.message
     assert "framework" not in result.message, result.message
+
+
+def test_a_sequence_of_maps_output_is_named_as_one_with_the_zipmap_fix():
+    """skl2onnx's ZipMap output, seq(map(int64, float)), was refused as "is a map" with no way out."""
+    from onnxparity.graph.containers import tensor_form
+
+    zipmap = helper.make_sequence_type_proto(
+        helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, []))
+    )
+    model = _model(
+        [helper.make_node("ZipMap", ["x"], ["p"], domain="ai.onnx.ml", classlabels_int64s=[0, 1])],
+        [_value("x", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_value_info("p", zipmap)],
+    )
+    with pytest.raises(InvalidSpec) as caught:
+        tensor_form(model)
+    message = str(caught.value)
+    assert message.startswith("ONNX output 'p' is a sequence of maps: onnxparity compares tensors")
+    assert "{'zipmap': False}" in message

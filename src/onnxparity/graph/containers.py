@@ -48,6 +48,30 @@ def kind_of(value_type: Any) -> Kind | None:
     return None
 
 
+def unread(value_type: Any) -> str:
+    """What a type :func:`kind_of` gives no kind for is, in words: "a map", "a sequence of maps"."""
+    noun = _unread_noun(value_type)
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
+def _unread_noun(value_type: Any) -> str:
+    which = value_type.WhichOneof("value")
+    if which == "sequence_type":
+        return f"sequence of {_unread_noun(value_type.sequence_type.elem_type)}s"
+    if which == "optional_type":
+        return f"optional {_unread_noun(value_type.optional_type.elem_type)}"
+    return {"map_type": "map", "sparse_tensor_type": "sparse tensor", "tensor_type": "tensor"}.get(
+        which or "", "value of no declared type"
+    )
+
+
+#: the fix for scikit-learn's ZipMap output, the common map
+ZIPMAP = (
+    "a scikit-learn classifier's ZipMap: convert it with options={id(model): {'zipmap': False}} (skl2onnx) so "
+    "the probabilities are one tensor"
+)
+
+
 def has_containers(proto: Any) -> bool:
     """Whether a graph input or output is a sequence or an optional."""
     return any(
@@ -82,7 +106,10 @@ def tensor_form(proto: Any) -> tuple[Any, dict[str, Any], list[str]]:
         kind = kind_of(value.type)
         if value.name in initializers or kind is None or kind[0] == "tensor":
             if kind is None and value.name not in initializers:
-                raise InvalidSpec(f"ONNX input {value.name!r} is a map: onnxparity draws tensors, sequences and optionals")
+                raise InvalidSpec(
+                    f"ONNX input {value.name!r} is {unread(value.type)}: onnxparity draws tensors, sequences and "
+                    "optionals of them; make it one of those, or an initializer of the file"
+                )
             inputs.append(value)
             continue
         if kind[0] == "optional" and kind[1][0] == "tensor":  # ONNX Runtime and the evaluator take an array
@@ -107,7 +134,10 @@ def tensor_form(proto: Any) -> tuple[Any, dict[str, Any], list[str]]:
     for value in graph.output:
         kind = kind_of(value.type)
         if kind is None:
-            raise InvalidSpec(f"ONNX output {value.name!r} is a map: onnxparity compares tensors, sequences and optionals")
+            raise InvalidSpec(
+                f"ONNX output {value.name!r} is {unread(value.type)}: onnxparity compares tensors, sequences and "
+                f"optionals of them; if it is {ZIPMAP}"
+            )
         if _depth(kind) > 1:
             raise InvalidSpec(
                 f"ONNX output {value.name!r} is a sequence of sequences: onnxparity compares tensors, sequences of "
