@@ -85,8 +85,8 @@ def _parser() -> argparse.ArgumentParser:
             f"--{bound}",
             type=_number(f"--{bound}", 0, "of |actual - expected| <= atol + rtol * |expected|"),
             metavar="X",
-            help=f"the tolerance's {bound} for every variant (default: each output type's precision, {default} "
-            "for float32)",
+            help=f"the tolerance's {bound} for every variant and output (default: each output type's precision, "
+            f"{default} for float32; given alone, the other keeps its float32 default for every output)",
         )
     run.add_argument("--seed", type=int, default=0, help="mixed into the search's seed (default 0)")
     run.add_argument("--report", type=_output, help="write the JSON report here")
