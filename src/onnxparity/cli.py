@@ -290,11 +290,8 @@ def _check(args: argparse.Namespace) -> int:
     runs = [("", reference, declared, examples)]
     if stored is not None:
         runs = [(f"[{pair.name}]", _replay(pair), {**declared, "inputs": fixed}, 1) for pair, fixed in stored]
-    against = (
-        "the ONNX reference evaluator"
-        if stored is None
-        else f"{len(runs)} stored pair{'s' if len(runs) > 1 else ''} in {args.data}"
-    )
+    plural = "s" if len(runs) > 1 else ""
+    against = "the ONNX reference evaluator" if stored is None else f"{len(runs)} stored pair{plural} in {args.data}"
     results = []
     with ParitySession(config) as session, warnings.catch_warnings():
         warnings.simplefilter("ignore", WeakCheck)  # (the table marks a weak pass and says why)
@@ -323,11 +320,8 @@ def _check(args: argparse.Namespace) -> int:
         for label, checked in results
         for variant, r in checked.variants.items()
     ]
-    report = document.build(
-        entries,
-        settings={"examples": 1 if stored is not None else examples or config.examples, "variants": variants},
-        planned=len(entries),
-    )
+    ran = 1 if stored is not None else examples or config.examples  # (--data: one example a pair)
+    report = document.build(entries, settings={"examples": ran, "variants": variants}, planned=len(entries))
     lines = render.terminal(report)
     for label, checked in results:
         for variant, r in checked.variants.items():
