@@ -119,6 +119,23 @@ def test_normal_and_extremes_patterns_are_drawn_as_they_claim():
             assert isinstance(drawn, np.ndarray) and drawn.shape == shape and drawn.dtype == np.float32
 
 
+def test_uniform_draws_are_numpys_own_and_no_pattern_holds_a_subnormal():
+    """The float32 uniform fill reads the generator's raw words for speed: the values are still
+    exactly ``rng.random``'s. Patterns filled from one or two scalars check those scalars for
+    subnormals, not every value: a range whose constant or bound is subnormal still gets none."""
+    item = op.Input("x", (3, 1001), low=0, high=1)
+    assert np.array_equal(
+        fill(item, (3, 1001), "uniform", np.random.default_rng(5)),
+        np.random.default_rng(5).random((3, 1001), dtype=np.float32),
+    )
+    tiny = np.finfo(np.float32).tiny
+    for low, high in ((0.0, 1e-39), (-1e-39, 0.0), (1e-40, 2e-40)):
+        item = op.Input("x", (4, 6), low=low, high=high)
+        for pattern in ("zeros", "constant", "extremes", "uniform", "normal", "band"):
+            drawn = np.abs(fill(item, (4, 6), pattern, np.random.default_rng(3)))
+            assert not ((drawn > 0) & (drawn < tiny)).any(), (low, high, pattern)
+
+
 def test_same_example_gives_same_arrays():
     example = Example(
         (("batch", 2), ("size", 32), ("seq", 3)), ("normal", "uniform", "uniform", "sparse"), 42
