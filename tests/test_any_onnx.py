@@ -534,6 +534,20 @@ def test_an_input_that_sets_an_outputs_size_is_guarded_before_anything_runs(tmp_
     assert _check(model, tmp_path)["ort-cpu"].status == "passed"  # inferred: repeats of 1..3
 
 
+def test_a_node_with_a_hundred_inputs_is_checked(tmp_path):
+    """Before: a Concat of 100 tensors (a tabular model's columns, a feature stack) crashed every
+    check with KeyError: 'Concat' in the guard on inputs that set an output's size (it looked up
+    any op with more than 99 inputs)."""
+    names = [f"x{i}" for i in range(100)]
+    model = _model(
+        [helper.make_node("Concat", names, ["y"], axis=1)],
+        [_value(n, TensorProto.FLOAT, ["batch", 1]) for n in names],
+        [_value("y", TensorProto.FLOAT, ["batch", 100])],
+    )
+    result = _check(model, tmp_path, examples=5)["ort-cpu"]
+    assert result.status == "passed", result.message
+
+
 def _concat():
     """Concat along axis 0 of x (n, b) and y (m, 1): valid only where b is 1, which no op
     states in a way onnxparity reads."""

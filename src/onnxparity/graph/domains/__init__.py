@@ -113,7 +113,7 @@ def output_bounds(proto: Any, inputs: Sequence[Any], dims: Mapping[str, int]) ->
     sizers = [
         n
         for n, _ in walk_nodes(proto.graph)
-        if len(n.input) > _SIZERS.get(n.op_type, 99) and n.input[_SIZERS[n.op_type]] in declared
+        if n.op_type in _SIZERS and len(n.input) > _SIZERS[n.op_type] and n.input[_SIZERS[n.op_type]] in declared
     ]
     if not sizers:  # the common case: no shape inference to pay for
         return []
