@@ -25,7 +25,7 @@ from hypothesis import seed as hypothesis_seed  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from onnxparity.runner import ParitySession  # noqa: E402
-from onnxparity.search.engine import GROUP, example_groups, examples  # noqa: E402
+from onnxparity.search.strategies import GROUP, example_groups, examples  # noqa: E402
 
 N = 25
 OPTIONS = dict(max_examples=N, deadline=None, database=None, suppress_health_check=list(HealthCheck))

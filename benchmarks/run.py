@@ -238,7 +238,7 @@ def bench_drawing(quick: bool) -> list[str]:
     from hypothesis.extra.numpy import arrays
 
     from onnxparity.draw import materialize
-    from onnxparity.search.engine import examples
+    from onnxparity.search.strategies import examples
 
     n = 20 if quick else 50
     cases = {

@@ -548,6 +548,30 @@ def test_a_node_with_a_hundred_inputs_is_checked(tmp_path):
     assert result.status == "passed", result.message
 
 
+def test_a_model_with_hundreds_of_inputs_is_searched_as_asked(tmp_path):
+    """Before: with 900 inputs (a pattern byte each), ten examples per Hypothesis example drew
+    past Hypothesis's 8 KiB per test case; every one overran, none ran, and the check passed on
+    its 4 explicit examples, asked for 10 more. Groups are now sized to fit."""
+    names = [f"x{i}" for i in range(900)]
+    model = _model(
+        [helper.make_node("Concat", names, ["y"], axis=1)],
+        [_value(n, TensorProto.FLOAT, ["batch", 1]) for n in names],
+        [_value("y", TensorProto.FLOAT, ["batch", 900])],
+    )
+    result = _check(model, tmp_path, examples=10)["ort-cpu"]
+    assert result.status == "passed", result.message
+    assert result.examples >= 10
+
+
+def test_groups_fit_hypothesis_and_an_undrawable_width_is_refused():
+    from onnxparity.search.strategies import GROUP, group_for, group_size
+
+    assert group_size(10) == GROUP and group_size(500) == 8 and group_size(5000) == 1
+    wide = op.ParitySpec(inputs=[op.Input(f"x{i}", (1,)) for i in range(8001)])
+    with pytest.raises(InvalidSpec, match=r"8001 inputs: one drawn example takes 8005 bytes \(one per input\)"):
+        group_for(wide)
+
+
 def _concat():
     """Concat along axis 0 of x (n, b) and y (m, 1): valid only where b is 1, which no op
     states in a way onnxparity reads."""

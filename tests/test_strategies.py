@@ -24,7 +24,7 @@ from onnxparity.draw import (
     sample_examples,
 )
 from onnxparity.draw.fills import fill
-from onnxparity.search.engine import examples
+from onnxparity.search.strategies import examples
 
 SPEC = op.ParitySpec(
     inputs=[

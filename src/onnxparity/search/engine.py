@@ -31,13 +31,12 @@ from onnxparity.search.coverage import Coverage
 from onnxparity.search.data import ExampleData, ExampleKey
 from onnxparity.search.padding import padding_plan
 from onnxparity.search.stats import RunStats
-from onnxparity.search.strategies import (  # noqa: F401  (examples, GROUP: re-exported for tests and benchmarks)
-    GROUP,
+from onnxparity.search.strategies import (
     SHRINK_KEY,
     choices_of,
     engine_examples,
     example_groups,
-    examples,
+    group_for,
     single_examples,
 )
 from onnxparity.search.tally import Evidence, SearchTally
@@ -335,8 +334,9 @@ class Search:
                 reject()
             target(closest if closest is not None else 0.0, label="closeness to the tolerance")
 
-        test = given(example_groups(self.spec, self.rows or None))(parity_holds)
-        return self._hypothesis(test, seed, max_examples=engine_examples(max_examples), phases=phases)
+        size = group_for(self.spec, self.rows or None)
+        test = given(example_groups(self.spec, self.rows or None, size))(parity_holds)
+        return self._hypothesis(test, seed, max_examples=engine_examples(max_examples, size), phases=phases)
 
     def _shrink(self, failure: Evidence, seed: int) -> Evidence:
         """``failure``'s example shrunk alone: Hypothesis replays it from a database (its choices

@@ -13,6 +13,7 @@ import numpy as np
 
 from onnxparity.draw import Example, patterns_for
 from onnxparity.draw.fills import SEED_MAX
+from onnxparity.errors import InvalidSpec
 from onnxparity.spec import ParitySpec
 
 if TYPE_CHECKING:
@@ -21,20 +22,47 @@ if TYPE_CHECKING:
 #: input sets evaluated per Hypothesis example. Hypothesis's engine costs about 0.2 ms per
 #: example whatever the example holds, more than a tiny model's inference, and 0.4-0.7 ms after
 #: a CNN's inference has taken the caches (measured between one group's last evaluation and the
-#: next one's first on issue 31's CNN: 8 ms per 51 examples at 5 per group, 3.5 ms at 10): each
-#: engine example draws this many input sets, each with its own dims, patterns and seed (so a
-#: search tries as many shapes as before), evaluated one by one, so a failing one is still one
-#: example, shrunk and reproduced alone. A search of N examples runs :func:`engine_examples`
-#: engine examples.
-GROUP = 10
+#: next one's first on issue 31's CNN: 8 ms per 51 examples at 5 per group, 3.5 ms at 10; the
+#: whole check 0.96x as long at 25 as at 10, alternated over 16 repeats): each engine example
+#: draws this many input sets, each with its own dims, patterns and seed (so a search tries as
+#: many shapes as before), evaluated one by one, so a failing one is still one example, shrunk
+#: and reproduced alone. A search of N examples runs :func:`engine_examples` engine examples.
+GROUP = 25
+
+#: bytes one engine example may draw: Hypothesis holds at most 8 KiB of choices per test case
+#: and does not run one that draws past it, so a group of wide examples (a model with hundreds
+#: of inputs takes a pattern byte per input) holds fewer of them, within half of that.
+GROUP_BYTES = 4096
+#: an example wider than this cannot be drawn at all (Hypothesis's 8 KiB, less its own bytes)
+EXAMPLE_BYTES = 8000
 
 
-def engine_examples(budget: int) -> int:
-    """Hypothesis examples for a search of ``budget`` input sets: Hypothesis's first example is
-    its simplest (every byte zero), a group of one example drawn :data:`GROUP` times and run
-    once; the others draw a group each, and the search runs no drawn example past ``budget``
-    until one fails."""
-    return 1 + -(-(budget - 1) // GROUP)
+def group_size(width: int) -> int:
+    """Input sets per engine example for examples of ``width`` bytes: :data:`GROUP`, fewer where
+    they would not fit in :data:`GROUP_BYTES`, and at least one."""
+    return max(1, min(GROUP, GROUP_BYTES // max(1, width)))
+
+
+def group_for(spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = None) -> int:
+    """:func:`group_size` for ``spec``'s examples; an InvalidSpec where one example is too wide
+    for Hypothesis to draw at all (before: every test case overran, none ran, and the search
+    passed on the explicit examples alone)."""
+    width = decoder(spec, rows)[0]
+    if width > EXAMPLE_BYTES:
+        raise InvalidSpec(
+            f"{len(spec.inputs)} inputs: one drawn example takes {width} bytes (one per input), more than "
+            f"the {EXAMPLE_BYTES} Hypothesis draws for one example, so none can be drawn; give the model "
+            "fewer, wider inputs (columns concatenated into one)"
+        )
+    return group_size(width)
+
+
+def engine_examples(budget: int, size: int = GROUP) -> int:
+    """Hypothesis examples for a search of ``budget`` input sets drawn ``size`` per engine
+    example: Hypothesis's first example is its simplest (every byte zero), a group of one
+    example drawn ``size`` times and run once; the others draw a group each, and the search
+    runs no drawn example past ``budget`` until one fails."""
+    return 1 + -(-(budget - 1) // size)
 
 
 def examples(spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = None) -> st.SearchStrategy[Example]:
@@ -101,9 +129,9 @@ def single_examples(spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = No
 
 
 def example_groups(
-    spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = None, size: int = GROUP
+    spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = None, size: int | None = None
 ) -> st.SearchStrategy[tuple[Example, ...]]:
-    """``size`` examples per Hypothesis example (:data:`GROUP`), each its own dims, patterns and
+    """``size`` examples per Hypothesis example (default :func:`group_size`), each its own dims, patterns and
     seed. Drawn as one fixed-size byte string and decoded here: Hypothesis's cost grows with
     the draws it records (measured per group of five: 15 integers 0.41 ms, one byte string
     0.17 ms, no more than a single integer). The decoding is monotonic, so Hypothesis's
@@ -112,6 +140,7 @@ def example_groups(
     from hypothesis import strategies as st
 
     width, decode = decoder(spec, rows)
+    size = group_size(width) if size is None else size
 
     def split(data: bytes) -> tuple[Example, ...]:
         return tuple(decode(data[k : k + width]) for k in range(0, len(data), width))
