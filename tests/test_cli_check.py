@@ -203,6 +203,11 @@ def test_npz_pairs_and_bad_data_get_exit_2_naming_what_is_wrong(tmp_path, capsys
     np.savez(tmp_path / "npz" / "three.npz", x=x.astype(np.float64), y=y)
     assert cli.main(["check", model, "--data", str(tmp_path / "npz")]) == 2
     assert "input 'x' is stored as float64, but the graph takes float32: store it as float32" in capsys.readouterr().err
+    np.savez(tmp_path / "npz" / "three.npz", x=x[0], y=y[0])  # one row without its batch axis
+    assert cli.main(["check", model, "--data", str(tmp_path / "npz")]) == 2
+    err = capsys.readouterr().err  # before: "declare a shape of rank 2", an option --data does not have
+    assert "three.npz: input 'x' is stored with shape (4,), but the graph takes (" in err
+    assert "store it in that shape (one row of a batched input as a batch of one)" in err and "declare" not in err
     (tmp_path / "empty").mkdir()
     assert cli.main(["check", model, "--data", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err

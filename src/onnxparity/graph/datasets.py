@@ -127,6 +127,22 @@ def fixed_inputs(pair: Pair, proto: Any) -> list[Input]:
                 f"{pair.name}: input {name!r} is stored as {array.dtype.name}, but the graph takes {dtype}: "
                 f"store it as {dtype}"
             )
+        _check_stored_shape(pair.name, name, array, types[name].tensor_type)
         # (choices: a list, which Input makes a tuple)
         declared.append(Input(name, tuple(array.shape), dtype=dtype, choices=cast("tuple[Any, ...]", [array])))
     return declared
+
+
+def _check_stored_shape(pair: str, name: str, array: np.ndarray, tensor: Any) -> None:
+    """InvalidSpec where a stored input's rank or a fixed dim differs from the graph input's
+    (before: the check said to "declare a shape" that --data takes from the stored array)."""
+    if not tensor.HasField("shape"):
+        return
+    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
+    fits = len(dims) == array.ndim and all(not isinstance(d, int) or d == n for d, n in zip(dims, array.shape))
+    if not fits:
+        shown = "(" + ", ".join(map(str, dims)) + (",)" if len(dims) == 1 else ")")
+        raise InvalidSpec(
+            f"{pair}: input {name!r} is stored with shape {tuple(array.shape)}, but the graph takes {shown}: "
+            "store it in that shape (one row of a batched input as a batch of one)"
+        )
