@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import onnx
@@ -27,6 +27,7 @@ from onnx import numpy_helper
 
 from onnxparity.graph.columns import Trace, Widths, step
 from onnxparity.graph.domains import output_bounds
+from onnxparity.graph.domains.types import attribute
 from onnxparity.spec import ParitySpec
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ def _branched(
     if op in _BRANCHING:
         found = [p for name in node.input if name in constants for p in _applied(trace, constants[name])]
     elif op in KINKS or op == "Binarizer":
-        values: Sequence[float] = KINKS.get(op) or (float(_attribute(node, "threshold", 0.0)),)
+        values: Sequence[float] = KINKS.get(op) or (float(attribute(node, "threshold", 0.0)),)
         found = [(s.column, s.inverse(v)) for v in values for s in trace.everywhere()]
     elif op in _TREES:
         for feature, values in _tree_thresholds(node).items():
@@ -155,12 +156,6 @@ def _collapsed(pairs: list[tuple[int | None, float]], columns: int | None) -> li
     everywhere = {v for v, found in where.items() if found >= set(range(columns))}
     return [(c, v) for c, v in pairs if v not in everywhere] + [(None, v) for v in sorted(everywhere)]
 
-
-def _attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
 
 
 def _columns(item: onnx.ValueInfoProto) -> int | None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import onnx
+
+from onnxparity.graph.domains.types import attribute
 
 
 class Source(NamedTuple):
@@ -151,12 +153,6 @@ def _ints(name: str, constants: Mapping[str, np.ndarray]) -> list[int] | None:
     return [int(v) for v in constants[name].ravel()]
 
 
-def _attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
-
 
 Widths = Callable[[str], "int | None"]
 
@@ -203,19 +199,19 @@ def _reshaped(node: onnx.NodeProto, trace: Trace, constants: Mapping[str, np.nda
             return trace.lost()
         kept = shape and (
             (width is not None and shape[-1] == width)
-            or (shape[-1] == 0 and len(shape) == rank and not _attribute(node, "allowzero", 0))
+            or (shape[-1] == 0 and len(shape) == rank and not attribute(node, "allowzero", 0))
         )
         return trace.ranked(len(shape)) if kept else trace.lost(len(shape))
     if op == "Flatten":
-        axis = _attribute(node, "axis", 1)
+        axis = attribute(node, "axis", 1)
         return trace.ranked(2) if rank is not None and is_last(axis, rank) else trace.lost(2)
     if op == "Transpose":
-        perm = _attribute(node, "perm")
+        perm = attribute(node, "perm")
         if perm is None:
             return trace if rank == 1 else trace.lost(rank)
         return trace.ranked(len(perm)) if perm[-1] == len(perm) - 1 else trace.lost(len(perm))
     if op in ("Squeeze", "Unsqueeze"):
-        axes = _attribute(node, "axes") or _ints(node.input[1] if len(node.input) > 1 else "", constants)
+        axes = attribute(node, "axes") or _ints(node.input[1] if len(node.input) > 1 else "", constants)
         if op == "Squeeze" and axes is None:  # every axis of size 1: not the last where it is wider
             return trace.ranked(None) if width is not None and width > 1 else trace.lost()
         if axes is None:
@@ -257,7 +253,7 @@ def _selected(node: onnx.NodeProto, trace: Trace, constants: Mapping[str, np.nda
         if indices.dtype.kind not in "iu":
             return trace.lost()
         new = None if rank is None else rank - 1 + indices.ndim
-        last = is_last(_attribute(node, "axis", 0), rank)
+        last = is_last(attribute(node, "axis", 0), rank)
         if last is False:
             return trace.ranked(new)
         if last is None or indices.ndim > 1:
@@ -277,7 +273,7 @@ def _sliced(node: onnx.NodeProto, trace: Trace, constants: Mapping[str, np.ndarr
         if len(node.input) > 3 and node.input[3] and axes is None:
             return trace.lost()
     else:
-        starts, ends, axes = _attribute(node, "starts"), _attribute(node, "ends"), _attribute(node, "axes")
+        starts, ends, axes = attribute(node, "starts"), attribute(node, "ends"), attribute(node, "axes")
         steps = None
     if starts is None or ends is None or (len(node.input) > 4 and node.input[4] and steps is None):
         return trace.lost()
@@ -303,7 +299,7 @@ def _sliced(node: onnx.NodeProto, trace: Trace, constants: Mapping[str, np.ndarr
 
 
 def _split(node: onnx.NodeProto, trace: Trace, constants: Mapping[str, np.ndarray]) -> list[tuple[str, Trace]]:
-    axis, outputs = _attribute(node, "axis", 0), [o for o in node.output]
+    axis, outputs = attribute(node, "axis", 0), [o for o in node.output]
     last = is_last(axis, trace.rank)
     if last is False or (trace.positions is None and not trace.identity):
         return [(o, trace) for o in outputs if o]
@@ -311,7 +307,7 @@ def _split(node: onnx.NodeProto, trace: Trace, constants: Mapping[str, np.ndarra
     if last is None or width is None or width > MAX_COLUMNS:
         return [(o, trace.lost()) for o in outputs if o]
     sizes = _ints(node.input[1], constants) if len(node.input) > 1 and node.input[1] else None
-    sizes = sizes or _attribute(node, "split")
+    sizes = sizes or attribute(node, "split")
     if not sizes:  # equal parts, the last one smaller (opset 18's num_outputs)
         size = math.ceil(width / len(outputs))
         sizes = [min(size, max(0, width - k * size)) for k in range(len(outputs))]
@@ -331,7 +327,7 @@ def _concat(
     traces, the constants or the graph's shapes); along another, the columns where every traced
     input agrees on them."""
     first = next(iter(read.values()))
-    last = is_last(_attribute(node, "axis", 0), first.rank)
+    last = is_last(attribute(node, "axis", 0), first.rank)
     if last is False:
         return first if all(t == first for t in read.values()) else first.lost()
     if last is None:
@@ -363,8 +359,8 @@ def _affine(node: onnx.NodeProto, read: Mapping[int, Trace], constants: Mapping[
         trace = read[0]
         if op == "Neg":
             return trace.then(-1.0, 0.0, trace.rank)
-        offset = [float(v) for v in _attribute(node, "offset", [0.0])]
-        scale: list[float] | np.ndarray = [float(v) for v in _attribute(node, "scale", [1.0])]
+        offset = [float(v) for v in attribute(node, "offset", [0.0])]
+        scale: list[float] | np.ndarray = [float(v) for v in attribute(node, "scale", [1.0])]
         return _per_column(trace, np.asarray(scale), -np.asarray(offset) * np.asarray(scale))
     if len(node.input) != 2 or len(read) != 1:
         return None

@@ -14,7 +14,7 @@ from onnxparity.spec.choices import flat, nested
 SMALL = 4
 
 
-def attribute(node: Any, name: str, default: Any) -> Any:
+def attribute(node: Any, name: str, default: Any = None) -> Any:
     """The value of ``node``'s attribute ``name``, or ``default`` where it has none."""
     import onnx
 
