@@ -572,6 +572,28 @@ def test_groups_fit_hypothesis_and_an_undrawable_width_is_refused():
         group_for(wide)
 
 
+def test_col2im_shapes_are_drawn_with_blocks_that_overlap(tmp_path):
+    """Col2Im's image and block shapes as graph inputs must match the columns: before, the rule
+    took the smallest block, 1x1, with which Col2Im is a reshape (none of the overlap-add an
+    export can get wrong runs); now the largest block that matches, here 3x3."""
+    model = _model(
+        [helper.make_node("Col2Im", ["columns", "image", "block"], ["y"])],
+        [
+            _value("columns", TensorProto.FLOAT, [1, 9, 16]),
+            _value("image", TensorProto.INT64, [2]),
+            _value("block", TensorProto.INT64, [2]),
+        ],
+        [_value("y", TensorProto.FLOAT, None)],
+        opset=18,
+    )
+    declared = [op.Input("columns", (1, 9, 16)), op.Input("image", (2,), dtype="int64"), op.Input("block", (2,), dtype="int64")]
+    found = derive(model, declared)
+    assert found["block"].choices == ((3, 3),), found["block"]
+    ((height, width),) = found["image"].choices
+    assert (height - 2) * (width - 2) == 16  # the image's 3x3 blocks: the columns' 16
+    assert _check(model, tmp_path, examples=5)["ort-cpu"].status == "passed"
+
+
 def _concat():
     """Concat along axis 0 of x (n, b) and y (m, 1): valid only where b is 1, which no op
     states in a way onnxparity reads."""

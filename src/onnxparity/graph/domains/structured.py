@@ -196,8 +196,9 @@ def affine_grid_size(node: Any, position: int, graph: GraphView) -> Domain | Und
 
 
 def col2im_shapes(node: Any, position: int, graph: GraphView) -> Domain | Undrawable | None:
-    """Col2Im's image and block shapes: the first pair (smallest blocks first) that matches the
-    columns' sizes. The two inputs must agree, so each takes that one value."""
+    """Col2Im's image and block shapes: the first pair, largest blocks first, that matches the
+    columns' sizes (a 1x1 block makes Col2Im a reshape: none of the overlap-add an export can
+    get wrong would run). The two inputs must agree, so each takes that one value."""
     if position not in (1, 2):
         return None
     columns = graph.fixed(node.input[0])
@@ -209,7 +210,7 @@ def col2im_shapes(node: Any, position: int, graph: GraphView) -> Domain | Undraw
     dilations = attribute(node, "dilations", ones)
     strides = attribute(node, "strides", ones)
     pads = attribute(node, "pads", [0] * 2 * spatial)
-    for block in itertools.product(range(1, 6), repeat=spatial):
+    for block in sorted(itertools.product(range(1, 6), repeat=spatial), key=lambda b: -math.prod(b)):
         if columns[1] % math.prod(block):
             continue
         for image in itertools.product(range(1, 13), repeat=spatial):
