@@ -594,6 +594,46 @@ def test_col2im_shapes_are_drawn_with_blocks_that_overlap(tmp_path):
     assert _check(model, tmp_path, examples=5)["ort-cpu"].status == "passed"
 
 
+def test_split_lists_crop_regions_and_an_input_two_rules_constrain_are_drawn_as_the_ops_take_them(tmp_path):
+    """Rules no test reached before: SplitToSequence's split as a list (sizes adding up to the
+    axis), Resize's crop region (within [0, 1]);
+    and an input two rules constrain (split sizes that are also Tile's repeats) takes what both
+    allow. Each graph is correct: it must pass at the defaults."""
+    split = _model(
+        [
+            helper.make_node("SplitToSequence", ["x", "split"], ["parts"], axis=0),
+            helper.make_node("ConcatFromSequence", ["parts"], ["y"], axis=1, new_axis=0),
+        ],
+        [_value("x", TensorProto.FLOAT, [6, 2]), _value("split", TensorProto.INT64, [3])],
+        [_value("y", TensorProto.FLOAT, None)],
+    )
+    declared = [op.Input("x", (6, 2)), op.Input("split", (3,), dtype="int64")]
+    found = derive(split, declared)
+    assert found["split"].choices and all(sum(c) == 6 and len(c) == 3 for c in found["split"].choices)
+    assert _check(split, tmp_path, examples=8)["ort-cpu"].status == "passed"
+
+    crop = _model(
+        [helper.make_node("Resize", ["x", "roi", "", "sizes"], ["y"], coordinate_transformation_mode="tf_crop_and_resize")],
+        [_value("x", TensorProto.FLOAT, [1, 1, 4, 4]), _value("roi", TensorProto.FLOAT, [8]), _value("sizes", TensorProto.INT64, [4])],
+        [_value("y", TensorProto.FLOAT, None)],
+    )
+    declared = [op.Input("x", (1, 1, 4, 4)), op.Input("roi", (8,)), op.Input("sizes", (4,), dtype="int64")]
+    region = derive(crop, declared)["roi"]
+    assert all(0 <= v <= 1 for c in region.choices for v in c) and "crop region" in region.why
+    assert _check(crop, tmp_path, examples=8)["ort-cpu"].status == "passed"
+
+    both = _model(
+        [helper.make_node("Split", ["x", "sizes"], ["a", "b"], axis=0), helper.make_node("Tile", ["z", "sizes"], ["t"])],
+        [_value("x", TensorProto.FLOAT, [5, 2]), _value("sizes", TensorProto.INT64, [2]), _value("z", TensorProto.FLOAT, [1, 1])],
+        [_value("a", TensorProto.FLOAT, None), _value("b", TensorProto.FLOAT, None), _value("t", TensorProto.FLOAT, None)],
+    )
+    declared = [op.Input("x", (5, 2)), op.Input("sizes", (2,), dtype="int64"), op.Input("z", (1, 1))]
+    met = derive(both, declared)["sizes"]
+    assert met.choices and all(sum(c) == 5 and min(c) >= 1 for c in met.choices)
+    assert "split sizes" in met.why and "Tile" in met.why
+    assert _check(both, tmp_path, examples=8)["ort-cpu"].status == "passed"
+
+
 def _concat():
     """Concat along axis 0 of x (n, b) and y (m, 1): valid only where b is 1, which no op
     states in a way onnxparity reads."""
