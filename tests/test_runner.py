@@ -32,6 +32,8 @@ def test_check_returns_a_result_per_variant(tmp_path):
     assert result.passed
     variant = result["ort-cpu"]
     assert variant.status == "passed" and variant.examples >= 5
+    # iterated and tested like the dict of variants it holds (before: KeyError: 0)
+    assert list(result) == list(result.variants) and "ort-cpu" in result and "fp16" not in result
     assert variant.dims_covered["batch"] == (1, 16)  # both boundary shapes were tried
     assert variant.outputs[0].name == "output" and variant.outputs[0].max_abs_error < 1e-5
     assert result.exporter == "torch.onnx dynamo exporter" and result.opset >= 17

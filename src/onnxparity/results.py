@@ -7,7 +7,7 @@ renders it). Knows nothing of frameworks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -188,6 +188,14 @@ class CheckResult:
 
     def __getitem__(self, variant: str) -> VariantResult:
         return self.variants[variant]
+
+    def __iter__(self) -> Iterator[str]:
+        """The parity items' ids, as a dict of them iterates (before: Python fell back to
+        ``result[0]``, ``result[1]``, ... and raised KeyError: 0)."""
+        return iter(self.variants)
+
+    def __contains__(self, variant: object) -> bool:
+        return variant in self.variants
 
     def raise_for_failures(self) -> None:
         """Raise :class:`ParityFailure` with every failed variant's diagnosis."""
