@@ -634,6 +634,32 @@ def test_split_lists_crop_regions_and_an_input_two_rules_constrain_are_drawn_as_
     assert _check(both, tmp_path, examples=8)["ort-cpu"].status == "passed"
 
 
+def test_inputs_both_sides_refuse_are_counted_on_a_pass_and_warn_nothing(tmp_path):
+    """Indices through an Add before a Gather: no rule bounds them, so most drawn ids are past
+    the table and both sides refuse them. Before: the pass said nothing of them, and each one
+    among the explicit examples raised Hypothesis's deprecation of reject() outside a test.
+    Through a Cast of integers the Gather's bound now reaches the input: nothing is refused."""
+    table = numpy_helper.from_array(np.arange(40, dtype=np.float32).reshape(10, 4), "table")
+    zero = numpy_helper.from_array(np.zeros((), np.int64), "zero")
+
+    def gather(first):
+        return _model(
+            [first, helper.make_node("Gather", ["table", "i"], ["y"])],
+            [_value("ids", TensorProto.INT32 if first.op_type == "Cast" else TensorProto.INT64, ["n"])],
+            [_value("y", TensorProto.FLOAT, ["n", 4])],
+            initializers=[table, zero],
+        )
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        added = _check(gather(helper.make_node("Add", ["ids", "zero"], ["i"])), tmp_path, examples=12)["ort-cpu"]
+    assert added.status == "passed" and added.rejected > 0
+    assert added.to_dict()["rejected"]["line"].startswith("the first: dims ")
+    assert not [w for w in caught if "reject" in str(w.message)]
+    cast = _check(gather(helper.make_node("Cast", ["ids"], ["i"], to=TensorProto.INT64)), tmp_path, examples=12)["ort-cpu"]
+    assert cast.status == "passed" and cast.rejected == 0 and cast.examples >= 12
+
+
 def _concat():
     """Concat along axis 0 of x (n, b) and y (m, 1): valid only where b is 1, which no op
     states in a way onnxparity reads."""

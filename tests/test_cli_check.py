@@ -252,3 +252,29 @@ def test_stored_pairs_of_a_model_whose_input_meets_a_boundary_are_checked(tmp_pa
     out = capsys.readouterr()
     assert code == 0, out.out + out.err
     assert "relu.onnx[one.npz]  ort-cpu  passed" in out.out and "1 parity items: 1 passed" in out.out
+
+
+def test_a_pass_says_how_many_drawn_examples_both_sides_refused(tmp_path, capsys, monkeypatch):
+    """MatMul of a (n, k) by b (k2, m), its inner dims named apart: drawn k and k2 differ in most
+    examples, which both ONNX Runtime and the reference refuse. Before: the check passed on the
+    few that remained (3 of 12) and said nothing of the others; now the terminal and the JSON
+    report count them and name the first with the fix."""
+    monkeypatch.chdir(tmp_path)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["y"])],
+        "g",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n", "k"]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, ["k2", "m"]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "m"])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), "mm.onnx")
+    assert cli.main(["check", "mm.onnx", "--examples", "12", "--report", "r.json"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("rejected: "))
+    assert "drawn example(s) refused by both the reference and the variant, not counted — the first: " in line
+    assert "declare inputs= with the ranges the model takes" in line
+    (item,) = json.loads((tmp_path / "r.json").read_text())["items"]
+    found = item["result"]["rejected"]
+    assert found["examples"] > 0 and found["examples"] + item["result"]["examples"] >= 12

@@ -125,6 +125,10 @@ class VariantResult:
     #: (:mod:`onnxparity.search.conditioning`), and the line of the worst of them
     ill_conditioned: int = 0
     conditioning: str = ""
+    #: drawn examples the reference and the variant both refused (outside the model's domain,
+    #: inputs read from the graph only): not counted, and the line naming the first of them
+    rejected: int = 0
+    rejection: str = ""
     #: what building the variant did, where it says (a post-export step's nodes before and
     #: after, ops added and removed, fusions, dims fixed: :mod:`onnxparity.variants.rewrite`)
     build: dict[str, Any] | None = None
@@ -157,6 +161,7 @@ class VariantResult:
                 if self.ill_conditioned
                 else {}
             ),
+            **({"rejected": {"examples": self.rejected, "line": self.rejection}} if self.rejected else {}),
             **({"build": self.build} if self.build else {}),
         }
 

@@ -219,6 +219,18 @@ def all_rejected(variant: str, count: int, first: tuple[str, str, str] | None = 
     return "\n".join(lines)
 
 
+def rejected_line(first: tuple[str, str, str] | None) -> str:
+    """What a passing search says of the drawn examples both sides refused (before: nothing,
+    and a check asked for 20 examples passed on 11 without saying why)."""
+    if first is None:
+        return ""
+    described, reference, runtime = first
+    return (
+        f"the first: {described} (the reference: {_first_line(reference, 160)}); the inputs read from the "
+        "model allow values it does not accept: declare inputs= with the ranges the model takes"
+    )
+
+
 def _first_line(text: str, limit: int = 300) -> str:
     line = text.strip().splitlines()[0] if text.strip() else "(no message)"
     return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -154,6 +154,20 @@ def _conditioning_lines(document: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _rejected_lines(document: Mapping[str, Any]) -> list[str]:
+    """A line per item whose search dropped drawn examples both sides refused (each item's
+    ``rejected`` in the JSON report): it passed on fewer examples than drawn, and says why."""
+    lines = []
+    for item in document["items"]:
+        found = (item.get("result") or {}).get("rejected")
+        if isinstance(found, Mapping) and isinstance(found.get("examples"), int) and found["examples"]:
+            lines.append(
+                f"rejected: {item.get('nodeid')}: {found['examples']} drawn example(s) refused by both the reference "
+                f"and the variant, not counted — {found.get('line') or ''}"
+            )
+    return lines
+
+
 def _agreement(outputs: list[Any]) -> str:
     """The pooled cosine and SQNR an Agreement judged (the worst output's); a report written
     before they were pooled has only each example's minimum cosine."""
@@ -196,6 +210,7 @@ def terminal(document: Mapping[str, Any], gate: GateResult | None = None) -> lis
     lines += _coverage_lines(document)
     lines += _padding_lines(document)
     lines += _conditioning_lines(document)
+    lines += _rejected_lines(document)
     lines += _gate_lines(gate)
     return lines
 

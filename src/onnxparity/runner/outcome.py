@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import onnxparity.runner.reuse as reuse
-from onnxparity.diagnosis import all_rejected, timeout_diagnosis
+from onnxparity.diagnosis import all_rejected, rejected_line, timeout_diagnosis
 from onnxparity.diagnosis.failure import failed_result
 from onnxparity.graph.containers import structural_outputs
 from onnxparity.persist import Store
@@ -90,6 +90,8 @@ def searched(
                 distribution=tally.distribution.to_dict(),
                 ill_conditioned=tally.ill_conditioned,
                 conditioning=tally.conditioning[1],
+                rejected=tally.rejected,
+                rejection=rejected_line(tally.first_rejection),
                 build=getattr(runnable, "build_facts", None),
             )
             reuse.save(store, kept, passed)

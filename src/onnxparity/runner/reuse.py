@@ -145,8 +145,10 @@ def _result(stored: dict[str, Any], variant: str, policy: Policy) -> CachedResul
         if field_ in stored and not isinstance(stored[field_], (str, dict, type(None))):
             return None
     ill = stored.get("ill_conditioned") or {}
-    if not isinstance(ill, dict) or not isinstance(ill.get("examples", 0), int):
-        return None
+    rejected = stored.get("rejected") or {}
+    for counted in (ill, rejected):
+        if not isinstance(counted, dict) or not isinstance(counted.get("examples", 0), int):
+            return None
     skipped = stored["status"] == "skipped"
     return CachedResult(
         variant,
@@ -161,6 +163,8 @@ def _result(stored: dict[str, Any], variant: str, policy: Policy) -> CachedResul
         distribution=stored.get("distribution") if isinstance(stored.get("distribution"), dict) else None,
         ill_conditioned=int(ill.get("examples", 0)),
         conditioning=str(ill.get("line") or ""),
+        rejected=int(rejected.get("examples", 0)),
+        rejection=str(rejected.get("line") or ""),
         build=stored.get("build") if isinstance(stored.get("build"), dict) else None,
         stored=stored,
     )

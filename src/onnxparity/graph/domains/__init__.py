@@ -57,7 +57,7 @@ def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
         for position, name in enumerate(node.input):
             if name in carried:
                 consumers[carried[name]].append((node, position))
-                if position in CARRIERS.get(node.op_type, ()):
+                if position in CARRIERS.get(node.op_type, ()) or _integer_cast(node, kinds[carried[name]]):
                     for output in node.output:
                         carried[output] = carried[name]
     from onnxparity.graph.domains.rules import RULES
@@ -78,6 +78,19 @@ def derive(proto: Any, inputs: Sequence[Any]) -> dict[str, Domain | Undrawable]:
             if domains:
                 found[name] = _meet(domains)
     return found
+
+
+#: ONNX's integer element types (TensorProto's numbers): a Cast between two keeps each value
+_INTEGER_TYPES = frozenset((2, 3, 4, 5, 6, 7, 12, 13))
+
+
+def _integer_cast(node: Any, kind: str) -> bool:
+    """A Cast of integers to integers (indices cast to int64 before a Gather): it carries the
+    values on, so the rules of the ops after it bound the input."""
+    if node.op_type != "Cast" or kind != "int":
+        return False
+    to = next((a.i for a in node.attribute if a.name == "to"), None)
+    return to in _INTEGER_TYPES
 
 
 def _meet(domains: list[Domain]) -> Domain | Undrawable:
