@@ -555,3 +555,24 @@ def test_an_option_that_cannot_cross_to_the_worker_names_itself(parity_session):
         "sent to its worker process as JSON and numpy arrays; give numbers, strings, lists, dicts or arrays, "
         "or build it in the test process with variant_options={'options-test': {'isolate': False}}"
     )
+
+
+def test_the_fork_server_is_closed_when_python_exits(tmp_path):
+    """Before: a check with a worker left the zygote's socket and process open at exit (Python,
+    in development mode, warned of both: 'unclosed socket', 'subprocess ... is still running')."""
+    import subprocess
+
+    script = tmp_path / "check.py"
+    script.write_text(
+        "import numpy as np, onnxparity as op\n"
+        "from onnx import TensorProto, helper\n"
+        "g = helper.make_graph([helper.make_node('Relu', ['x'], ['y'])], 'g',\n"
+        "    [helper.make_tensor_value_info('x', TensorProto.FLOAT, ['n', 3])],\n"
+        "    [helper.make_tensor_value_info('y', TensorProto.FLOAT, ['n', 3])])\n"
+        "m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)])\n"
+        f"r = op.check(onnx=m, reference=lambda x: np.maximum(x, 0), variants=['fp16'], examples=3, reproducer_dir={str(tmp_path)!r})\n"
+        "assert r['fp16'].status == 'passed', r['fp16'].message\n"
+    )
+    done = subprocess.run([sys.executable, "-X", "dev", str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ResourceWarning" not in done.stderr and "still running" not in done.stderr, done.stderr[-2000:]

@@ -16,6 +16,7 @@ elsewhere :func:`zygote` returns None and workers start as fresh processes.
 
 from __future__ import annotations
 
+import atexit
 import faulthandler
 import gc
 import importlib
@@ -94,6 +95,8 @@ class Zygote:
             return int(self._ask(f"wait {pid} {timeout}".encode()))
 
     def close(self) -> None:
+        if self.owner != os.getpid():  # a forked child's copy: the server is its parent's
+            return
         self.socket.close()
         try:
             self.process.wait(timeout=5)
@@ -114,6 +117,7 @@ def zygote() -> Zygote | None:
                 _current = Zygote()
             except OSError:
                 return None
+            atexit.register(_current.close)  # (else Python warns at exit: a socket and a process left open)
         return _current
 
 
