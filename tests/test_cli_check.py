@@ -278,3 +278,33 @@ def test_a_pass_says_how_many_drawn_examples_both_sides_refused(tmp_path, capsys
     (item,) = json.loads((tmp_path / "r.json").read_text())["items"]
     found = item["result"]["rejected"]
     assert found["examples"] > 0 and found["examples"] + item["result"]["examples"] >= 12
+
+
+def test_an_input_the_evaluator_cannot_run_but_onnx_runtime_runs_is_an_error_not_a_failure(tmp_path, capsys, monkeypatch):
+    """A valid Loop without a condition input: ONNX Runtime runs it, the ONNX reference evaluator
+    raises on every input. Before: ort-cpu 'failed' (exit 1), told to narrow the declared
+    inputs; the file is right and nothing was compared, so the item is an error (exit 2)."""
+    monkeypatch.chdir(tmp_path)
+    value = helper.make_tensor_value_info
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["c_in"], ["c_out"]),
+            helper.make_node("Add", ["acc_in", "x"], ["acc_out"]),
+            helper.make_node("Identity", ["acc_out"], ["scan"]),
+        ],
+        "body",
+        [value("i", TensorProto.INT64, []), value("c_in", TensorProto.BOOL, []), value("acc_in", TensorProto.FLOAT, ["k"])],
+        [value("c_out", TensorProto.BOOL, []), value("acc_out", TensorProto.FLOAT, ["k"]), value("scan", TensorProto.FLOAT, ["k"])],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["m", "", "init"], ["final", "scans"], body=body)],
+        "g",
+        [value("m", TensorProto.INT64, []), value("init", TensorProto.FLOAT, ["k"]), value("x", TensorProto.FLOAT, ["k"])],
+        [value("final", TensorProto.FLOAT, ["k"]), value("scans", TensorProto.FLOAT, ["i", "k"])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), "loop.onnx")
+    assert cli.main(["check", "loop.onnx", "--examples", "5"]) == 2
+    out = capsys.readouterr().out
+    assert "ort-cpu: error" in out and "the ONNX reference evaluator raised ValueError: " in out
+    assert "an input ort-cpu runs: either the reference does not implement this use of an op" in out
+    assert "narrow dims=" not in out

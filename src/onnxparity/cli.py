@@ -289,7 +289,7 @@ def _check(args: argparse.Namespace) -> int:
     # (label, reference, declarations, examples): the evaluator on drawn inputs, or each stored pair
     runs = [("", reference, declared, examples)]
     if stored is not None:
-        runs = [(f"[{pair.name}]", _replay(pair), {**declared, "inputs": fixed}, 1) for pair, fixed in stored]
+        runs = [(f"[{pair.name}]", pair.reference, {**declared, "inputs": fixed}, 1) for pair, fixed in stored]
     plural = "s" if len(runs) > 1 else ""
     against = "the ONNX reference evaluator" if stored is None else f"{len(runs)} stored pair{plural} in {args.data}"
     results = []
@@ -361,22 +361,6 @@ def _stored(path: str, folder: str) -> list[tuple[Pair, list[Input]]] | str:
         return f"--data {folder}: {exc}"
 
 
-def _replay(pair: Pair) -> Callable[..., list[Any]]:
-    """The stored outputs of ``pair`` as a ``reference=`` callable; it refuses other inputs
-    (the check draws only the stored ones: each is an input's one choice)."""
-    import numpy as np
-
-    def reference(*arrays: Any) -> list[Any]:
-        if len(arrays) != len(pair.inputs) or not all(
-            a.shape == b.shape and np.array_equal(np.asarray(a, dtype=b.dtype), b, equal_nan=b.dtype.kind == "f")
-            for a, b in zip(arrays, pair.inputs.values())
-        ):
-            raise RuntimeError(f"{pair.name}: the check ran inputs other than the stored ones")
-        return list(pair.outputs)
-
-    return reference
-
-
 def declarations(path: str) -> dict[str, Any]:
     """``inputs=`` and ``dims=`` from an ``--inputs`` JSON file; a ValueError, TypeError or
     InvalidSpec naming the entry that is wrong."""
@@ -419,7 +403,8 @@ def _reference(path: str) -> Callable[..., list[Any]] | str:
     ``path`` gives none: no file, not an ONNX model, ops the evaluator does not run."""
     import os
 
-    from onnxparity.errors import OnnxParityError
+    from onnxparity.errors import OnnxParityError, ReferenceCannotRun
+    from onnxparity.variants import VariantRunError
     from onnxparity.variants.reference import ReferenceRunnable
 
     if not os.path.exists(path):
@@ -434,7 +419,14 @@ def _reference(path: str) -> Callable[..., list[Any]] | str:
         return f"not an ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'})"
     initializers = {t.name for t in runnable.model.graph.initializer}
     names = [i.name for i in runnable.model.graph.input if i.name not in initializers]
-    return lambda *arrays: runnable.run(dict(zip(names, arrays)))
+
+    def evaluate(*arrays: Any) -> list[Any]:
+        try:
+            return runnable.run(dict(zip(names, arrays)))
+        except VariantRunError as exc:  # the evaluator's limit or the input's fault: not the file's verdict
+            raise ReferenceCannotRun(f"the ONNX reference evaluator raised {exc}") from None
+
+    return evaluate
 
 
 def _pages(args: argparse.Namespace) -> int:

@@ -40,6 +40,12 @@ class VariantBuildError(OnnxParityError):
     """A variant could not be built from the ONNX model (session creation, quantization...)."""
 
 
+class ReferenceCannotRun(OnnxParityError):
+    """A reference that is not the model's own code (the ONNX reference evaluator of
+    ``onnxparity check``) raised: where the variant runs the same input, the item is an error
+    saying so, not a failure of the model."""
+
+
 class ParityFailure(OnnxParityError, AssertionError):
     """A variant's outputs differ from the reference beyond tolerance; the message is the diagnosis."""
 

@@ -37,7 +37,14 @@ from onnxparity.config import ParityConfig
 from onnxparity.diagnosis import indent
 from onnxparity.diagnosis.reproducer import safe_name
 from onnxparity.draw import Example, default_example, materialize, resolve_data, sampler, search_examples
-from onnxparity.errors import ExportError, InvalidSpec, OnnxParityError, VariantBuildError, VariantUnavailable
+from onnxparity.errors import (
+    ExportError,
+    InvalidSpec,
+    OnnxParityError,
+    ReferenceCannotRun,
+    VariantBuildError,
+    VariantUnavailable,
+)
 from onnxparity.exporters import ModelPair, Subject, resolve
 from onnxparity.exporters.prebuilt import load as load_prebuilt
 from onnxparity.exporters.stored import export_cached
@@ -299,6 +306,11 @@ class ParitySession:
             failure = search.run_shrunk(drawn, item.seed, explicit)
         except ExampleCrashed as crash:
             failure = crash.evidence
+        except ReferenceCannotRun as exc:  # nothing to compare the variant with: an error, not a verdict
+            v = item.variant
+            why = f"either the reference does not implement this use of an op or {v} accepts an input it should refuse"
+            message = f"{exc}, an input {v} runs: {why}; nothing is compared on it (check against stored pairs: --data)"
+            return VariantResult(v, "error", item.policy, message=message)
         except TimeBudgetReached:
             # (only a set budget runs out)
             return outcome.timed_out(item, search, cast(float, self.config.item_timeout_s), self.config.spell)

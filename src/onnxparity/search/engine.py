@@ -25,6 +25,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Unsatisfiable, UnsatisfiedAssumption
 
 from onnxparity.draw import Example, rows_digest
+from onnxparity.errors import ReferenceCannotRun
 from onnxparity.search.anchor import Anchor
 from onnxparity.search.conditioning import Conditioning, conditioning, rounded
 from onnxparity.search.coverage import Coverage
@@ -61,8 +62,7 @@ class ExampleFailed(Exception):
 
 
 class ExampleCrashed(BaseException):
-    """The variant's worker crashed on one example (a BaseException: Hypothesis must not shrink
-    it, each try would crash a worker again); carries the evidence."""
+    """A worker crashed on one example (a BaseException: Hypothesis must not shrink it)."""
 
     def __init__(self, evidence: Evidence) -> None:
         super().__init__(evidence.runtime_error)
@@ -84,13 +84,10 @@ PHASES = tuple(p for p in Phase if p.name != "explain")
 
 @dataclass(frozen=True)
 class SearchContext:
-    """What a search uses beyond its own item, handed in as values: the per-example data, the
-    passing searches to replay (and to add to), the run's stats, the folder Hypothesis may write
-    in, the time budget and the progress report.
-
-    ``deadline`` (a ``time.perf_counter()`` value) ends the search with
-    :class:`TimeBudgetReached` before the next example; ``progress(done, example)`` is called
-    every :data:`PROGRESS_EVERY` seconds of a long search."""
+    """What a search uses beyond its own item, as values: the per-example data, the passing
+    searches to replay (and add to), the stats, the folder Hypothesis may write in; ``deadline``
+    (a ``perf_counter()`` value) ends it with :class:`TimeBudgetReached` before the next example,
+    ``progress(done, example)`` is called every :data:`PROGRESS_EVERY` seconds of a long one."""
 
     data: ExampleData
     replays: dict[tuple[Any, ...], list[Example]]
@@ -161,8 +158,11 @@ class Search:
         try:
             expected = data.reference_outputs(self.pair, key, feeds)
         except Exception as exc:
-            refused = self._variant_rejects(feeds) if self.spec.inferred else None
-            if refused is not None:
+            cannot = isinstance(exc, ReferenceCannotRun)  # (the reference's own limit, not the model's)
+            refused = self._variant_rejects(feeds) if self.spec.inferred or cannot else None
+            if cannot and refused is None:
+                raise ReferenceCannotRun(f"{exc}, on {example.describe(self.spec)}") from None
+            if refused is not None and self.spec.inferred:
                 # outside the model's domain, by both sides' account: not an example of the search
                 if not self.tally.rejected:  # the first: what each side said, for the message
                     self.tally.first_rejection = (example.describe(self.spec), f"{type(exc).__name__}: {exc}", refused)
