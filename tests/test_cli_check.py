@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxparity import cli
@@ -308,3 +309,28 @@ def test_an_input_the_evaluator_cannot_run_but_onnx_runtime_runs_is_an_error_not
     assert "ort-cpu: error" in out and "the ONNX reference evaluator raised ValueError: " in out
     assert "an input ort-cpu runs: either the reference does not implement this use of an op" in out
     assert "narrow dims=" not in out
+
+
+def test_gather_elements_over_a_wide_table_is_evaluated_as_onnx_runtime_does(tmp_path, capsys, monkeypatch):
+    """torch.gather in every dynamo-exported BERT: GatherElements over a 64-wide table. Before,
+    the ONNX reference evaluator raised on it (its np.choose takes 32 choices at most) and the
+    check failed a correct file; its out-of-range indices wrapped around instead of failing."""
+    from onnxparity.variants import VariantRunError
+    from onnxparity.variants.reference import ReferenceRunnable
+
+    monkeypatch.chdir(tmp_path)
+    table = numpy_helper.from_array(np.arange(128, dtype=np.float32).reshape(2, 64), "table")
+    graph = helper.make_graph(
+        [helper.make_node("GatherElements", ["table", "idx"], ["y"], axis=1)],
+        "g",
+        [helper.make_tensor_value_info("idx", TensorProto.INT64, [2, "seq"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, "seq"])],
+        [table],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), "gather.onnx")
+    assert cli.main(["check", "gather.onnx", "--examples", "8"]) == 0, capsys.readouterr().out
+    evaluator = ReferenceRunnable("gather.onnx")
+    (y,) = evaluator.run({"idx": np.array([[0, 63, -64], [1, -1, 5]], np.int64)})
+    assert y.tolist() == [[0, 63, 0], [65, 127, 69]]
+    with pytest.raises(VariantRunError, match="an index outside \\[-64, 63\\] along axis 1"):
+        evaluator.run({"idx": np.array([[64, 0, 0], [0, 0, 0]], np.int64)})

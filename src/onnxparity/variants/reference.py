@@ -36,6 +36,25 @@ _OTHER_DOMAINS = ("ai.onnx.ml",)
 _NOT_SUPPORTED = "not supported by the reference evaluator"
 
 
+def _fixed_ops() -> list[type]:
+    """The evaluator's ops replaced where its own implementation is wrong: GatherElements took
+    ``np.choose`` (32 choices at most: a 64-wide table, as in every dynamo-exported BERT's
+    ``torch.gather``, raised; out-of-range indices wrapped around instead of failing)."""
+    from onnx.reference.op_run import OpRun
+
+    class GatherElements(OpRun):
+        def _run(self, data: np.ndarray, indices: np.ndarray, axis: int | None = None) -> tuple[np.ndarray]:
+            axis = (0 if axis is None else int(axis)) % max(1, data.ndim)
+            size, index = data.shape[axis], indices.astype(np.int64)
+            if index.size and (index.min() < -size or index.max() >= size):
+                raise IndexError(f"GatherElements: an index outside [-{size}, {size - 1}] along axis {axis}")
+            index = np.where(index < 0, index + size, index)
+            cut = tuple(slice(None) if d == axis else slice(0, n) for d, n in enumerate(index.shape))
+            return (np.take_along_axis(data[cut], index, axis=axis),)
+
+    return [GatherElements]
+
+
 class ReferenceRunnable:
     """``onnx.reference.ReferenceEvaluator`` over one model, outputs in graph order; ``model``:
     the model it evaluates (where it parts from ONNX Runtime on an input, forensics can say:
@@ -72,7 +91,7 @@ class ReferenceRunnable:
                 "with ONNX Runtime and the framework"
             )
         try:
-            self.evaluator = ReferenceEvaluator(model)
+            self.evaluator = ReferenceEvaluator(model, new_ops=_fixed_ops())
         except Exception as exc:
             raise VariantUnavailable(f"{_NOT_SUPPORTED}: {type(exc).__name__}: {exc}") from exc
         self.output_names = tuple(o.name for o in model.graph.output)
