@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 Kind = tuple[str, Any]
 
 #: the metadata key of a tensor form the ONNX reference evaluator cannot run (an optional
-#: sequence output): the ``onnx-reference`` variant is then unavailable, not failed
+#: output, of a tensor or a sequence): the ``onnx-reference`` variant is then unavailable, not failed
 EVALUATOR_CANNOT = "onnxparity.evaluator_cannot_run_optional_sequences"
 
 
@@ -157,9 +157,10 @@ def tensor_form(proto: Any) -> tuple[Any, dict[str, Any], list[str]]:
     graph.input.extend(inputs)
     graph.ClearField("output")
     graph.output.extend(outputs)
-    if any(kind[0] == "optional" and kind[1][0] == "seq" for _, kind in plan["outputs"]):
-        # (the reference evaluator's If returns an optional sequence wrapped in one more list, and
-        # its Loop then fails on it: measured with onnx 1.23; the onnx-reference variant reads this)
+    if any(kind[0] == "optional" for _, kind in plan["outputs"]):
+        # (the reference evaluator's If returns an optional wrapped in one more list: a tensor's
+        # value gains an axis, a sequence's Loop fails on it; measured with onnx 1.23; the
+        # onnx-reference variant reads this)
         helper.set_model_props(form, {**{p.key: p.value for p in form.metadata_props}, EVALUATOR_CANNOT: "1"})
     return form, plan, notes
 

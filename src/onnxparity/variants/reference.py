@@ -79,7 +79,7 @@ class ReferenceRunnable:
             )
         if any(p.key == EVALUATOR_CANNOT for p in model.metadata_props):
             raise VariantUnavailable(
-                f"{_NOT_SUPPORTED}: the file's optional sequence output, compared in its tensor form (an If "
+                f"{_NOT_SUPPORTED}: the file's optional output, compared in its tensor form (an If "
                 "over OptionalHasElement), which the evaluator's If returns wrapped in one more list"
             )
         unreliable = sorted(
