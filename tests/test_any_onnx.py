@@ -660,6 +660,33 @@ def test_inputs_both_sides_refuse_are_counted_on_a_pass_and_warn_nothing(tmp_pat
     assert cast.status == "passed" and cast.rejected == 0 and cast.examples >= 12
 
 
+def test_int8_layers_non_finite_on_one_side_have_no_cosine_and_unnamed_nodes_get_no_empty_proposal(tmp_path):
+    """1 / (x W)^2 quantized: where the square rounds to 0 the int8 graph's Reciprocal is inf.
+    Before: its row read 'cosine 0.9987' (over the finite rest; 1.0000 when all were inf), and
+    with unnamed nodes the proposal was "excluding [] from quantization is not enough"."""
+    weights = numpy_helper.from_array(np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32), "w")
+    eps = numpy_helper.from_array(np.array(1e-6, np.float32), "eps")
+    model = _model(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["m"]),
+            helper.make_node("Mul", ["m", "m"], ["sq"]),
+            helper.make_node("Add", ["sq", "eps"], ["v"]),
+            helper.make_node("Reciprocal", ["v"], ["r"]),
+            helper.make_node("Mul", ["r", "eps"], ["y"]),
+        ],
+        [_value("x", TensorProto.FLOAT, ["n", 8])],
+        [_value("y", TensorProto.FLOAT, ["n", 8])],
+        opset=17,
+        initializers=[weights, eps],
+    )
+    result = _check(model, tmp_path, variants=["int8-static"], examples=10)["int8-static"]
+    assert result.status == "failed"
+    lines = result.message.splitlines()
+    assert "  Reciprocal 'r': SQNR -inf dB (values non-finite on one side), cosine n/a" in lines
+    assert any(line.startswith("its node has no name, and nodes_to_exclude takes node names") for line in lines)
+    assert not any(line.startswith("excluding []") for line in lines)
+
+
 def _concat():
     """Concat along axis 0 of x (n, b) and y (m, 1): valid only where b is 1, which no op
     states in a way onnxparity reads."""

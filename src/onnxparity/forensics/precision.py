@@ -165,8 +165,17 @@ def layer_agreement(
                     if floats[out].size
                     else 0.0
                 )
-                rows.append((node, out, cosine, -np.inf if nonfinite else sqnr, error))
+                # non-finite on one side: SQNR -inf, and no cosine (over the finite rest it read 1.0
+                # for a tensor the quantized graph made all inf)
+                rows.append((node, out, np.nan if nonfinite else cosine, -np.inf if nonfinite else sqnr, error))
     return rows, floats, quants
+
+
+def _measures(sqnr: float, cosine: float) -> str:
+    """A layer's SQNR and cosine as printed; a tensor non-finite on one side has no cosine."""
+    if np.isnan(cosine):
+        return f"SQNR {sqnr:.1f} dB (values non-finite on one side), cosine n/a"
+    return f"SQNR {sqnr:.1f} dB, cosine {cosine:.4f}"
 
 
 def _below(policy: Any, cosine: float, sqnr: float) -> bool:
@@ -195,8 +204,8 @@ def explain_int8(
     lines: list[str | Divergence] = [
         f"per-layer agreement on this input ({variant} vs float32, worst first; policy {policy.describe()}):"
     ]
-    for node, out, cosine, sqnr, _ in sorted(rows, key=lambda r: (r[3], r[2]))[:5]:
-        lines.append(f"  {node.op_type} {node.name or out!r}: SQNR {sqnr:.1f} dB, cosine {cosine:.4f}")
+    for node, out, cosine, sqnr, _ in sorted(rows, key=lambda r: (r[3], np.nan_to_num(r[2], nan=-2.0)))[:5]:
+        lines.append(f"  {node.op_type} {node.name or out!r}: {_measures(sqnr, cosine)}")
     first = next((r for r in rows if _below(policy, r[2], r[3])), None)
     if first is None:
         lines.append("no layer's output is below the policy on its own: the loss builds up across layers")
@@ -214,14 +223,20 @@ def explain_int8(
         error,
         worst_input,
         source=node_source(node),
-        detail=f"SQNR {sqnr:.1f} dB, cosine {cosine:.4f}: the first layer below the policy",
+        detail=f"{_measures(sqnr, cosine)}: the first layer below the policy",
     )
     source = f" ({found.source_kind} {found.source})" if found.source else ""
     lines += [
-        f"first layer below the policy: {found.op_type} {found.node!r}{source} — output {out!r} SQNR "
-        f"{sqnr:.1f} dB, cosine {cosine:.4f} (its inputs off by at most {worst_input:.2g})",
+        f"first layer below the policy: {found.op_type} {found.node!r}{source} — output {out!r} "
+        f"{_measures(sqnr, cosine)} (its inputs off by at most {worst_input:.2g})",
         found,
     ]
+    if not node.name:  # nodes_to_exclude names nodes: there is nothing to propose
+        lines.append(
+            f"its node has no name, and nodes_to_exclude takes node names: name the graph's nodes to keep "
+            f"{node.op_type} {out!r} in float"
+        )
+        return lines
     names = [o.name for o in float_model.graph.output]
     proposal = list(excluded)
     for _ in range(tries):
