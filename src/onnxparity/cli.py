@@ -426,6 +426,7 @@ def _reference(path: str) -> Callable[..., list[Any]] | str:
         except VariantRunError as exc:  # the evaluator's limit or the input's fault: not the file's verdict
             raise ReferenceCannotRun(f"the ONNX reference evaluator raised {exc}") from None
 
+    evaluate.onnx_reference_evaluator = True  # type: ignore[attr-defined]  # (the diagnosis reads it)
     return evaluate
 
 

@@ -138,6 +138,16 @@ _REFERENCE_WORDS = (
 )
 
 
+#: where the reference is the ONNX reference evaluator (``onnxparity check``), the spec's say is
+#: its own: which side follows the spec is not shown (before: "ONNX Runtime parts from the spec
+#: here — an ONNX Runtime bug" where the evaluator ignores LSTM's sequence_lens)
+CIRCULAR = (
+    "the reference here is the ONNX reference evaluator itself, so the spec takes no side: either it or "
+    "ONNX Runtime does not follow the spec on this node (the evaluator is a Python implementation that "
+    "misses some forms, e.g. LSTM's sequence_lens); subgraph.onnx in the reproducer shows it to either"
+)
+
+
 def _as_reference(line: str) -> str:
     """A forensics line about a framework, said of the reference a prebuilt file is checked
     against (the facts are the same: the expected values are the reference's)."""
@@ -159,17 +169,18 @@ def _localize_export(
         divergence, line, values = localize(pair, spec, failure.feeds, tolerance, failure.expected)
     except Exception as exc:  # forensics must never mask the verdict
         divergence, line, values = None, f"first divergence: not localized — {type(exc).__name__}: {exc}", {}
+    evaluator = getattr(pair.subject.model if pair.subject is not None else None, "onnx_reference_evaluator", False)
     if divergence is not None:
         subgraph = extract(values["proto"], divergence, values["framework"], values["onnx"], failure.feeds)
         try:
-            verdict, narrowed, cut = spec_verdict(subgraph, tolerance)
+            verdict, narrowed, cut = ([CIRCULAR], None, None) if evaluator else spec_verdict(subgraph, tolerance)
         except Exception:  # the spec's say is a bonus
             verdict, narrowed, cut = [], None, None
         if narrowed is not None:  # the node that parts from the spec, within the span
             divergence, subgraph = narrowed, cut or subgraph
         return [line, *verdict], divergence, subgraph, list(values.get("causes") or ())
     try:
-        spec_lines, divergence, subgraph = _against_spec(pair.exported.path, failure, tolerance)
+        spec_lines, divergence, subgraph = _against_spec(pair.exported.path, failure, tolerance, evaluator)
     except Exception:  # the spec's say is a bonus (and a failure of its own leaves nothing localized)
         spec_lines, divergence, subgraph = [], None, None
     if divergence is not None:  # the spec localized it: the framework's line is context only
@@ -196,10 +207,11 @@ def _spec_sides(
 
 
 def _against_spec(
-    path: str, failure: Evidence, tolerance: Tolerance
+    path: str, failure: Evidence, tolerance: Tolerance, evaluator: bool = False
 ) -> tuple[list[str], Divergence | None, Subgraph | None]:
     """ONNX Runtime against the reference evaluator over a small graph the framework's values do
-    not localize in, and whether the spec's outputs are the framework's."""
+    not localize in, and whether the spec's outputs are the framework's (``evaluator``: the
+    reference is the evaluator itself, which cannot take its own side)."""
     from onnxparity.forensics.export import off
     from onnxparity.forensics.runtime import SPEC_NODES, localize_spec, spec_runs
     from onnxparity.graph.files import load_model
@@ -212,7 +224,9 @@ def _against_spec(
     if found is None:  # ONNX Runtime computes the spec's values: whether the expected ones are too
         return _spec_sides(outputs, spec, failure, tolerance), None, None
     # (failure.expected: set on an example that was compared)
-    if len(outputs) == len(cast("list[Any]", failure.expected)) and all(o in spec for o in outputs):
+    if evaluator:
+        lines.append(f"  {CIRCULAR}")
+    elif len(outputs) == len(cast("list[Any]", failure.expected)) and all(o in spec for o in outputs):
         framework = not any(
             off(e, spec[o], tolerance)[2] for o, e in zip(outputs, cast("list[Any]", failure.expected))
         )
