@@ -687,6 +687,24 @@ def test_int8_layers_non_finite_on_one_side_have_no_cosine_and_unnamed_nodes_get
     assert not any(line.startswith("excluding []") for line in lines)
 
 
+def test_a_boundary_side_past_the_inputs_range_is_not_reported_unreached(tmp_path):
+    """ids index a 10-row table (so they are drawn 0..9) and are compared with 9 (an end-of-text
+    id, the vocabulary's last). Before: coverage said "Equal at ids = 9: no value above it", a
+    side no input the model takes can reach; it is no longer among the sides."""
+    table = numpy_helper.from_array(np.random.RandomState(0).randn(10, 4).astype(np.float32), "table")
+    nine = numpy_helper.from_array(np.array(9, dtype=np.int64), "nine")
+    model = _model(
+        [helper.make_node("Gather", ["table", "ids"], ["emb"]), helper.make_node("Equal", ["ids", "nine"], ["eos"])],
+        [_value("ids", TensorProto.INT64, ["b", "s"])],
+        [_value("emb", TensorProto.FLOAT, ["b", "s", 4]), _value("eos", TensorProto.BOOL, ["b", "s"])],
+        initializers=[table, nine],
+    )
+    result = _check(model, tmp_path, examples=10)["ort-cpu"]
+    assert result.status == "passed", result.message
+    assert not any("no value above" in line for line in result.coverage["unreached"]), result.coverage
+    assert result.coverage["sides"] == 1  # below 9 only
+
+
 def _concat():
     """Concat along axis 0 of x (n, b) and y (m, 1): valid only where b is 1, which no op
     states in a way onnxparity reads."""

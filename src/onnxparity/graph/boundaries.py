@@ -195,6 +195,9 @@ class Site(NamedTuple):
     op_type: str
     column: int | None
     value: float
+    #: whether the side below, and the side above, lie past what the graph lets the input hold
+    #: (:mod:`onnxparity.graph.domains`: an index of a 10-row Gather is never above 9)
+    beyond: tuple[bool, bool] = (False, False)
 
     def describe(self, input_name: str) -> str:
         where = f"{input_name}[..., {self.column}]" if self.column is not None else input_name
@@ -271,7 +274,7 @@ class BoundaryCache:
         cache_key = (key, spec.input_digest)  # the inputs only: tolerances and options vary
         if cache_key not in self._found:
             proto = onnx.load(path, load_external_data=False)
-            sites = harvest_sites(proto)
+            sites = _within_graph_domains(harvest_sites(proto), proto, spec)
             largest = {name: spec.dims[name].last for name in spec.symbolic_dims}
             self._found[cache_key] = (
                 with_graph_boundaries(spec, boundaries_of(sites)).inputs,
@@ -280,3 +283,21 @@ class BoundaryCache:
             )
         inputs, sites, bounds = self._found[cache_key]
         return (spec if inputs == spec.inputs else replace(spec, inputs=inputs)), sites, bounds
+
+
+def _within_graph_domains(sites: dict[str, list[Site]], proto: onnx.ModelProto, spec: ParitySpec) -> dict[str, list[Site]]:
+    """``sites`` with the sides past each input's graph domain marked (:attr:`Site.beyond`)."""
+    from onnxparity.graph.domains import Domain, derive
+
+    try:
+        found = derive(proto, spec.inputs)
+    except Exception:  # reading domains is a help: a graph it cannot read marks nothing
+        return sites
+    marked = {}
+    for name, listed in sites.items():
+        domain = found.get(name)
+        if not isinstance(domain, Domain):
+            marked[name] = listed
+            continue
+        marked[name] = [s._replace(beyond=(not domain.low < s.value, not domain.high > s.value)) for s in listed]
+    return marked

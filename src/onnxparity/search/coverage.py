@@ -168,8 +168,13 @@ class Coverage:
 
     def __init__(self, sites: dict[str, list[Site]], inner: InnerCoverage | None = None) -> None:
         self.sites = {name: list(s)[: 4 * MAX_BOUNDARIES] for name, s in sites.items()}
-        self.below = {(n, i): False for n, s in self.sites.items() for i in range(len(s))}
-        self.above = dict(self.below)
+        # a side past what the graph lets the input hold (Site.beyond) cannot be reached: counted
+        # as seen and not among the sides (before: "Equal at ids = 9: no value above it", ids of a
+        # 10-row Gather); a declared range that stops short of a side is still reported
+        keys = [(n, i) for n, s in self.sites.items() for i in range(len(s))]
+        self.below = {k: self.sites[k[0]][k[1]].beyond[0] for k in keys}
+        self.above = {k: self.sites[k[0]][k[1]].beyond[1] for k in keys}
+        self.beyond = sum(self.below.values()) + sum(self.above.values())
         self.inner = inner
         self.inner_reached = {(b, s): False for b in (inner.branches if inner else ()) for s in b.sides}
         self.inner_examples = 0
@@ -227,7 +232,7 @@ class Coverage:
 
     @property
     def total(self) -> int:
-        return 2 * len(self.below) + (len(self.inner_reached) if self.inner_examples else 0)
+        return 2 * len(self.below) - self.beyond + (len(self.inner_reached) if self.inner_examples else 0)
 
     def report(self, examples: int) -> dict[str, Any] | None:
         """The result's ``coverage``: how many boundary sides the inputs could reach and a line
