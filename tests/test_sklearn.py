@@ -401,3 +401,19 @@ def test_unfitted_estimator_without_inputs_says_not_fitted():
     # stateless: nothing to fit, so nothing records the number of features either
     with pytest.raises(op.InvalidSpec, match=r"^Normalizer does not know how many features it takes"):
         op.check(Normalizer())
+
+
+def test_a_pipeline_fitted_on_a_numpy_array_of_strings_is_drawn_strings(tmp_path):
+    """OneHotEncoder(handle_unknown='ignore') then LogisticRegression, fitted on a numpy array of
+    strings (no column names). Before: its input was declared float32, skl2onnx failed on it and
+    the advice named estimators known not to convert; with data= the rows' conversion to float
+    raised numpy's ValueError. Now its categories are drawn, and data= rows are used as strings."""
+    x = np.array([["a", "x"], ["b", "y"], ["c", "x"], ["a", "z"]] * 5)
+    model = Pipeline([("encode", OneHotEncoder(handle_unknown="ignore")), ("fit", LogisticRegression())])
+    model.fit(x, [0, 1, 1, 0] * 5)
+    for data in (None, x):
+        result = op.check(model, data=data, examples=8, reproducer_dir=tmp_path)["ort-cpu"]
+        assert result.status == "passed", result.message
+    numbers = LinearRegression().fit(np.eye(3), [0, 1, 2])
+    with pytest.raises(op.InvalidSpec, match=r"data= for Input\('X'\) holds <U1 values that are not float32"):
+        op.check(numbers, data=np.array([["a", "b", "c"]] * 4), examples=4)

@@ -316,7 +316,14 @@ def resolve_data(spec: ParitySpec, data: Any) -> tuple[ParitySpec, dict[str, np.
             if item.categories is None:
                 item = replace(item, categories=tuple(sorted(set(values.ravel().tolist()))))
         else:
-            values = values.astype(item.dtype)
+            try:
+                values = values.astype(item.dtype)
+            except (TypeError, ValueError) as exc:  # strings for a number input: say which, not numpy's words
+                raise InvalidSpec(
+                    f"data= for Input({item.name!r}) holds {values.dtype} values that are not {item.dtype} "
+                    f"({exc}): declare the input as the data is, e.g. op.Input({item.name!r}, {item.shape}, "
+                    "dtype='str') for strings"
+                ) from None
         rows[item.name] = values
         inputs.append(item)
     resolved = replace(spec, inputs=tuple(inputs))

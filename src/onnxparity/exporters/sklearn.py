@@ -242,6 +242,21 @@ def _column(name: str, column: Any) -> Input:
     return Input(name, ("batch", 1), dtype="float32", low=low, high=high if high > low else low + 1.0)
 
 
+def _string_categories(model: Any) -> tuple[str, ...] | None:
+    """The categories of a model whose first step encodes strings (a OneHotEncoder or
+    OrdinalEncoder fitted on a numpy array of strings), every column's together; None where it
+    takes numbers, or where a category drawn in another column would be refused
+    (``handle_unknown='error'``, columns of different categories)."""
+    first = model.steps[0][1] if hasattr(model, "steps") else model
+    found = getattr(first, "categories_", None)
+    if not found or not all(np.asarray(c).dtype.kind in "OUS" for c in found):
+        return None
+    columns = [tuple(str(v) for v in c) for c in found]
+    if getattr(first, "handle_unknown", "error") == "error" and len(set(columns)) > 1:
+        return None
+    return tuple(sorted({v for c in columns for v in c}))
+
+
 def declared_inputs(model: Any, data: Any = None) -> tuple[Input, ...]:
     """A fitted estimator's inputs: one ``(batch, n_features)`` input, or one per named column
     (their dtypes from ``data=``)."""
@@ -255,6 +270,9 @@ def declared_inputs(model: Any, data: Any = None) -> tuple[Input, ...]:
             )
         return tuple(_column(str(n), data[n]) for n in names)
     n_features = getattr(model, "n_features_in_", None)
+    strings = _string_categories(model)
+    if strings is not None and n_features is not None:  # fitted on a numpy array of strings
+        return (Input("X", ("batch", int(n_features)), dtype="str", categories=strings),)
     if n_features is None:
         raise InvalidSpec(
             f"{type(model).__name__} does not know how many features it takes (fit() records "
