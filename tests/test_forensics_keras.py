@@ -71,8 +71,9 @@ def test_a_subclassed_keras_model_is_localized_node_by_node_too(parity_session):
     class Subclassed(keras.Model):
         def __init__(self):
             super().__init__()
-            self.hidden = keras.layers.Dense(16, activation="relu")
-            self.head = keras.layers.Dense(4)
+            # named: Keras numbers unnamed layers per process ("dense_20" after other tests' layers)
+            self.hidden = keras.layers.Dense(16, activation="relu", name="hidden")
+            self.head = keras.layers.Dense(4, name="head")
 
         def call(self, x):
             return self.head(self.hidden(x))
@@ -85,7 +86,7 @@ def test_a_subclassed_keras_model_is_localized_node_by_node_too(parity_session):
     _scale_initializer(broken, matmul.input[1], 1.5)
     result = check_edited(parity_session, model, broken, "keras forensics subclassed", SPEC, examples=4)
     assert result.status == "failed" and result.divergence is not None
-    assert result.divergence.node == matmul.name and result.divergence.source == "dense"
+    assert result.divergence.node == matmul.name and result.divergence.source == "hidden"
 
 
 def test_a_tf_module_says_it_is_not_localized(parity_session):
