@@ -267,3 +267,18 @@ def test_saved(onnx_parity):
     result = pytester.runpytest("--onnx-parity", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*tensorflow is not installed: pip install 'onnxparity[[]tensorflow[]]'*"])
+
+
+def test_token_ids_of_a_keras_embedding_are_drawn_within_its_vocabulary(tmp_path):
+    """An int32 input read from the model, into Embedding(50, 8). Before: ids were drawn over
+    int32's default range, TensorFlow refused 85 on the export example and the advice was to
+    check shapes and dtypes; the ids are now drawn in [0, 49]."""
+    model = keras.Sequential(
+        [keras.Input((None,), dtype="int32"), keras.layers.Embedding(50, 8), keras.layers.GlobalAveragePooling1D()]
+    )
+    result = op.check(model, examples=6, reproducer_dir=tmp_path)["ort-cpu"]
+    assert result.status == "passed", result.message
+    from onnxparity.exporters.tensorflow import declared_inputs
+
+    (ids,) = declared_inputs(model)
+    assert (ids.low, ids.high) == (0, 49)

@@ -138,8 +138,7 @@ class _Callable:
         return self.fn(*tensors)
 
     def order(self, spec: ParitySpec) -> list[Input]:
-        """The spec's inputs in the model's order: by name when they name the model's inputs,
-        else as declared."""
+        """The spec's inputs in the model's order (by name when they name its inputs)."""
         names = [n for n, _ in self.declared or ()]
         by_name: dict[str | None, Input] = {i.name: i for i in spec.inputs}
         if len(names) == len(by_name) and set(names) == set(by_name):
@@ -155,8 +154,7 @@ def identity(model: Any) -> Any:
 
 
 def fingerprint(model: Any) -> str:
-    """A digest of the model's class and weights (or of a SavedModel's files), and of its
-    identity (config, layers' state and code)."""
+    """A digest of the class and weights (a SavedModel's files), and the identity (config, code)."""
     h = hashlib.blake2b(digest_size=16)
     if isinstance(model, (str, os.PathLike)):
         root = os.fspath(model)
@@ -259,7 +257,7 @@ def export(model: Any, spec: ParitySpec, *, workdir: str, opset: int | None = No
         shapes = ", ".join(f"{n}{list(a.shape)} {a.dtype}" for n, a in arrays.items())
         raise ExportError(
             f"{type(model).__name__} raised on the export example ({shapes}): {root_cause(exc)}; "
-            "check that op.Input shapes and dtypes match the model"
+            "check that op.Input shapes, dtypes and ranges match the model (ids within an Embedding's input_dim)"
         ) from exc
     signature = signature_of(spec, ordered)
     attempts: list[str] = []
@@ -390,11 +388,13 @@ def declared_inputs(model: Any, data: Any = None) -> tuple[Input, ...] | None:
         dtypes = [np.dtype(str(getattr(t, "dtype", "float32"))).name for t in model.inputs]
     else:
         dtypes = [np.dtype(s.dtype.as_numpy_dtype).name for s in call.fn.input_signature]
+    # integer inputs of a model with Embedding layers are token ids: within the smallest vocabulary
+    vocab = min((int(layer.input_dim) for layer in getattr(model, "layers", ()) if hasattr(layer, "input_dim")), default=0)
     inputs = []
     for index, ((name, shape), dtype) in enumerate(zip(call.declared, dtypes)):
-        name = name or f"input_{index}"
+        name, ids = name or f"input_{index}", vocab and np.dtype(dtype).kind in "iu"
         shape = tuple(axis_name(name, a, None) if d is None else int(d) for a, d in enumerate(shape))
-        inputs.append(Input(name, shape, dtype=dtype))
+        inputs.append(Input(name, shape, dtype=dtype, low=0 if ids else None, high=vocab - 1 if ids else None))
     return tuple(inputs)
 
 
