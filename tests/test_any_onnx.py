@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -703,6 +704,34 @@ def test_a_boundary_side_past_the_inputs_range_is_not_reported_unreached(tmp_pat
     assert result.status == "passed", result.message
     assert not any("no value above" in line for line in result.coverage["unreached"]), result.coverage
     assert result.coverage["sides"] == 1  # below 9 only
+
+
+def test_an_already_quantized_file_skips_the_converting_variants(tmp_path):
+    """A file from quantize_dynamic. Before: fp16 could not load its converted graph (float16
+    into DynamicQuantizeLinear), int8-static raised the quantizer's KeyError, int8-dynamic
+    passed having quantized nothing new; each now skips, saying the file is already quantized."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    rng = np.random.default_rng(0)
+    model = _model(
+        [helper.make_node("MatMul", ["x", "w1"], ["m"]), helper.make_node("Relu", ["m"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["y"])],
+        [_value("x", TensorProto.FLOAT, ["n", 8])],
+        [_value("y", TensorProto.FLOAT, ["n", 4])],
+        opset=17,
+        initializers=[
+            numpy_helper.from_array(rng.normal(size=(8, 16)).astype(np.float32), "w1"),
+            numpy_helper.from_array(rng.normal(size=(16, 4)).astype(np.float32), "w2"),
+        ],
+    )
+    onnx.save(model, tmp_path / "float.onnx")
+    quantize_dynamic(str(tmp_path / "float.onnx"), str(tmp_path / "int8.onnx"))
+    quantized = onnx.load(tmp_path / "int8.onnx")
+    result = _check(quantized, tmp_path, variants=["ort-cpu", "fp16", "int8-static", "int8-dynamic"], examples=4)
+    assert result["ort-cpu"].status == "passed", result["ort-cpu"].message
+    for variant in ("fp16", "int8-static", "int8-dynamic"):
+        assert result[variant].status == "skipped", (variant, result[variant].message)
+        assert f"{variant} does not apply: the file is already quantized (" in result[variant].message
 
 
 def _concat():

@@ -17,7 +17,7 @@ from onnxparity.environment import quiet, working_directory
 from onnxparity.errors import VariantBuildError, VariantUnavailable
 from onnxparity.graph.files import load_model, save_model
 from onnxparity.variants.base import BuildContext, variant_info
-from onnxparity.variants.lossy import FP16_POLICY, QUANT_LOGGERS, crash_hint
+from onnxparity.variants.lossy import FP16_POLICY, QUANT_LOGGERS, crash_hint, require_float
 from onnxparity.variants.lossy import WORKER_PRELOAD as WORKER_PRELOAD  # the zygote reads it here
 from onnxparity.variants.ort import OPTIMIZATION_LEVELS, OrtRunnable
 
@@ -64,6 +64,7 @@ def build_fp16(context: BuildContext) -> OrtRunnable:
     blocked = context.option("op_block_list", (), (list, tuple))
     optimization = context.option("optimization", "all", OPTIMIZATION_LEVELS)
     model = load_model(context.model_path, external_data=True)
+    require_float(model, "fp16")
     machine_learning = sorted({n.op_type for n in model.graph.node if n.domain == "ai.onnx.ml"})
     if machine_learning:
         raise VariantUnavailable(

@@ -27,7 +27,7 @@ from onnxparity.graph.files import load_model, save_model
 from onnxparity.graph.nodes import is_standard_domain
 from onnxparity.persist import options_digest
 from onnxparity.variants.base import BuildContext, variant_info
-from onnxparity.variants.lossy import INT8_POLICY, QUANT_LOGGERS, crash_hint
+from onnxparity.variants.lossy import INT8_POLICY, QUANT_LOGGERS, crash_hint, require_float
 from onnxparity.variants.lossy import WORKER_PRELOAD as WORKER_PRELOAD  # the zygote reads it here
 from onnxparity.variants.ort import OPTIMIZATION_LEVELS, OrtRunnable, clean_message
 
@@ -98,7 +98,9 @@ def infinite_scales(quantized_path: str, float_path: str) -> list[str]:
 def require_standard_ops(model_path: str, variant: str) -> None:
     """VariantUnavailable when no node is in the standard ``ai.onnx`` domain: ONNX Runtime's
     quantizers only handle those (a tree ensemble is all ``ai.onnx.ml``)."""
-    nodes = load_model(model_path).graph.node
+    model = load_model(model_path)
+    require_float(model, variant)
+    nodes = model.graph.node
     if not any(is_standard_domain(n.domain) for n in nodes):
         raise VariantUnavailable(
             f"nothing to quantize: every op of this model is outside the standard ONNX domain (its ops: "

@@ -10,6 +10,9 @@ elementwise tolerance (see the README's variant table for the numbers and why).
 
 from __future__ import annotations
 
+from typing import Any
+
+from onnxparity.errors import VariantUnavailable
 from onnxparity.spec import Agreement
 
 #: what a worker process of these variants imports before it is forked (variants/zygote.py):
@@ -38,3 +41,23 @@ _CRASH_HINT = (
 def crash_hint(name: str, extra: str) -> str:
     """The ``crash_hint`` of lossy variant ``name``: a lower optimization level, or ``extra``."""
     return _CRASH_HINT.format(name=name, extra=extra)
+
+
+#: ops only a quantized graph holds (ONNX Runtime's quantizers write them)
+QUANTIZED_OPS = frozenset(
+    ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+     "MatMulInteger", "ConvInteger", "QGemm", "QAttention", "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
+)
+
+
+def require_float(model: Any, variant: str) -> None:
+    """VariantUnavailable where ``model`` is already quantized: fp16 and int8 convert a float
+    model (before: fp16 could not load its float16 DynamicQuantizeLinear, int8-static raised
+    KeyError from the quantizer, int8-dynamic 'passed' having quantized nothing new)."""
+    found = sorted({n.op_type for n in model.graph.node if n.op_type in QUANTIZED_OPS})
+    if found:
+        raise VariantUnavailable(
+            f"{variant} does not apply: the file is already quantized ({', '.join(found[:6])}), and {variant} "
+            "converts a float model; check this file against its float original instead "
+            "(op.check(onnx=quantized, reference=...) or the float file's own int8 variants)"
+        )
