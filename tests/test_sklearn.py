@@ -417,3 +417,15 @@ def test_a_pipeline_fitted_on_a_numpy_array_of_strings_is_drawn_strings(tmp_path
     numbers = LinearRegression().fit(np.eye(3), [0, 1, 2])
     with pytest.raises(op.InvalidSpec, match=r"data= for Input\('X'\) holds <U1 values that are not float32"):
         op.check(numbers, data=np.array([["a", "b", "c"]] * 4), examples=4)
+
+
+def test_a_fitted_text_pipeline_is_told_to_declare_a_string_input():
+    """TfidfVectorizer then LogisticRegression, fitted: text vectorizers record no
+    n_features_in_, and the advice was "fit it, or give inputs=[op.Input('X', ('batch',
+    n_features))]" — a fitted model, and a float input it cannot read."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    docs = ["a cat sat", "a dog ran", "the cat ran", "the dog sat"] * 3
+    model = Pipeline([("words", TfidfVectorizer()), ("fit", LogisticRegression())]).fit(docs, [0, 1, 0, 1] * 3)
+    with pytest.raises(op.InvalidSpec, match=r"Pipeline takes text \(TfidfVectorizer reads one document per row\)"):
+        op.check(model, examples=4)

@@ -273,6 +273,13 @@ def declared_inputs(model: Any, data: Any = None) -> tuple[Input, ...]:
     strings = _string_categories(model)
     if strings is not None and n_features is not None:  # fitted on a numpy array of strings
         return (Input("X", ("batch", int(n_features)), dtype="str", categories=strings),)
+    first = model.steps[0][1] if hasattr(model, "steps") else model
+    if n_features is None and hasattr(first, "build_analyzer"):  # a text vectorizer: it records no count
+        raise InvalidSpec(
+            f"{type(model).__name__} takes text ({type(first).__name__} reads one document per row): declare "
+            "inputs=[op.Input('X', ('batch', 1), dtype='str', categories=[...documents to draw...])], or give "
+            "data= with real documents"
+        )
     if n_features is None:
         raise InvalidSpec(
             f"{type(model).__name__} does not know how many features it takes (fit() records "
