@@ -363,3 +363,42 @@ def test_where_the_evaluator_is_the_reference_the_spec_takes_no_side(tmp_path, c
     out = capsys.readouterr().out
     assert "the reference here is the ONNX reference evaluator itself, so the spec takes no side" in out
     assert "an ONNX Runtime bug" not in out and "ONNX Runtime is what differs" not in out
+
+
+def _conv_stack(path) -> str:
+    """Conv (kernel 3, padded) then Conv (kernel 3, dilation 2, stride 2, unpadded) over a length
+    axis: the second needs a length of at least 5."""
+    rs = np.random.RandomState(0)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w1"], ["h"], pads=[1, 1]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("Conv", ["r", "w2"], ["y"], dilations=[2], strides=[2]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, "len"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3, "out"])],
+        [
+            numpy_helper.from_array(rs.randn(4, 2, 3).astype(np.float32), "w1"),
+            numpy_helper.from_array(rs.randn(3, 4, 3).astype(np.float32), "w2"),
+        ],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return str(path)
+
+
+def test_a_convolution_stack_is_drawn_at_lengths_its_windows_take(tmp_path, capsys, monkeypatch):
+    """Before: 'len' was drawn from 1; at 4 and less ONNX Runtime refuses the input while the
+    reference evaluator returns an empty output, and the correct file failed ('look for a dim
+    the exporter baked in'). ONNX's own shape inference says 1 at length 4 (it truncates the
+    window count toward zero): each window is checked against its input too."""
+    from onnxparity.exporters.prebuilt import graph_inputs
+    from onnxparity.graph.sizes import least_dims
+    from onnxparity.spec import Dim
+
+    monkeypatch.chdir(tmp_path)
+    model = onnx.load(_conv_stack(tmp_path / "conv.onnx"))
+    dims = {"batch": Dim(1, 16), "len": Dim(1, 16)}
+    assert least_dims(model, graph_inputs(model), dims, {"batch", "len"}) == {"batch": Dim(1, 16), "len": Dim(5, 16)}
+    assert least_dims(model, graph_inputs(model), dims, {"batch"})["len"] == Dim(1, 16)  # declared: left alone
+    assert cli.main(["check", "conv.onnx", "--examples", "10"]) == 0, capsys.readouterr().out

@@ -108,7 +108,10 @@ def build_spec(
                 f"{what} does not declare its inputs: give inputs=[op.Input(name, shape, dtype=...)] "
                 "(on the onnx_parity marker or in check())"
             )
+        given = set(dims or {})
         dims = default_dims(inputs, dims or {})
+        if subject is not None:  # an ONNX file's windows need dims of some least size
+            dims = subject.least_dims(inputs, dims, set(dims) - given)
         declared["inferred"] = True
     return ParitySpec(
         inputs=tuple(inputs) if not isinstance(inputs, Input) else (inputs,),

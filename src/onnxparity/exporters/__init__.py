@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,7 +42,7 @@ from onnxparity.exporters.base import (
 )
 
 if TYPE_CHECKING:
-    from onnxparity.spec import Input
+    from onnxparity.spec import Dim, Input
 
 __all__ = [
     "BUILTINS",
@@ -166,10 +166,13 @@ def resolve(
         fingerprint, identity = source.fingerprint(model), source.identity(model)
     origin_identity = origin_digest(origin) if origin is not None else None
     read_graph_inputs: Callable[[Any], tuple[Input, ...]] | None = None
+    read_least_dims: Callable[[Any, Sequence[Input], Mapping[str, Dim], Collection[str]], dict[str, Dim]] | None = None
     if onnx is not None:  # the file's own inputs come first (Subject.declared_inputs)
         from onnxparity.exporters.prebuilt import graph_inputs as read_graph_inputs
+        from onnxparity.exporters.prebuilt import least_graph_dims as read_least_dims
     return Subject(
-        source, model, onnx, f"{source.name}-{fingerprint}", identity, origin_identity, read_graph_inputs
+        source, model, onnx, f"{source.name}-{fingerprint}", identity, origin_identity, read_graph_inputs,
+        read_least_dims,
     )
 
 

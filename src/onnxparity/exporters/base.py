@@ -10,7 +10,7 @@ import contextlib
 import importlib
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from onnxparity.environment import quiet
 from onnxparity.errors import ExportError, FrameworkNotInstalled, NoMapping
-from onnxparity.spec import Input, ParitySpec, Tolerance
+from onnxparity.spec import Dim, Input, ParitySpec, Tolerance
 
 #: numpy feeds by input name -> outputs in ONNX output order.
 Reference = Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]
@@ -228,10 +228,19 @@ class Subject:
     #: reads the inputs the ``onnx=`` file declares (:func:`.prebuilt.graph_inputs`; bound by
     #: :func:`onnxparity.exporters.resolve` when ``onnx`` is given)
     read_graph_inputs: Callable[[Any], tuple[Input, ...]] | None = None
+    #: the least dims the ``onnx=`` file's windows take (:func:`.prebuilt.least_graph_dims`, bound alike)
+    read_least_dims: Callable[[Any, Sequence[Input], Mapping[str, Dim], Collection[str]], dict[str, Dim]] | None = None
 
     @property
     def name(self) -> str:
         return self.exporter.model_name(self.model)
+
+    def least_dims(self, inputs: Sequence[Input], dims: Mapping[str, Dim], names: Collection[str]) -> dict[str, Dim]:
+        """``dims`` with ``names`` (dims no one declared) raised to the least size the ``onnx=``
+        file's convolution and pooling windows take (:func:`onnxparity.graph.sizes.least_dims`)."""
+        if self.onnx is None or self.read_least_dims is None:
+            return dict(dims)
+        return self.read_least_dims(self.onnx, inputs, dims, names)
 
     def declared_inputs(self, data: Any = None) -> tuple[Input, ...] | None:
         """Inputs the ONNX file declares, else those the model declares (None: neither). With

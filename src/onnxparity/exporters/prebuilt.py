@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -33,7 +33,7 @@ from onnxparity.graph.files import (
     write_atomic,
 )
 from onnxparity.graph.nodes import default_opset
-from onnxparity.spec import Input, ParitySpec
+from onnxparity.spec import Dim, Input, ParitySpec
 from onnxparity.spec.dtypes import ONNX_DTYPES
 
 #: what a refusal of an element type says onnxparity draws instead
@@ -125,6 +125,15 @@ def read_proto(onnx_model: Any) -> Any:
             f"{what} has no graph outputs, so there is nothing to compare; is it an ONNX model?"
         )
     return proto
+
+
+def least_graph_dims(
+    onnx_model: Any, inputs: Sequence[Input], dims: Mapping[str, Dim], names: Collection[str]
+) -> dict[str, Dim]:
+    """:func:`onnxparity.graph.sizes.least_dims` of the file (in its tensor form, as its inputs are read)."""
+    from onnxparity.graph.sizes import least_dims
+
+    return least_dims(tensor_proto(read_proto(onnx_model))[0], inputs, dims, names)
 
 
 def graph_inputs(onnx_model: Any) -> tuple[Input, ...]:
