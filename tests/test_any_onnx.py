@@ -979,6 +979,9 @@ def test_a_prebuilt_file_failing_against_a_callable_is_advised_in_the_references
     assert result.status == "failed", result.message
     assert "rejects an input the reference accepts" in result.message
     assert "framework" not in result.message, result.message
+    # no notes: the advice pointed at "(see the notes)" anyway, and named dims= alone (the CLI's is --inputs)
+    assert "see the notes" not in result.message and "note:" not in result.message
+    assert "narrow the declared dims (dims=; onnxparity check: --inputs)" in result.message
 
 
 def test_a_sequence_of_maps_output_is_named_as_one_with_the_zipmap_fix():

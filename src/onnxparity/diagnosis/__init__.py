@@ -69,9 +69,10 @@ def diagnosis(
             f"{variant} raised on an input the spec declares valid (model from {source}):",
             indent(failure.runtime_error),
         ]
+        notes = " (see the notes)" if exported.notes else ""  # (it pointed at notes that were not there)
         advice = (
-            "the ONNX model rejects an input the framework model accepts: look for a dim the "
-            "exporter baked in (see the notes), or narrow dims= if these shapes are unsupported"
+            f"the ONNX model rejects an input the framework model accepts: look for a dim the exporter baked "
+            f"in{notes}, or narrow the declared dims (dims=; onnxparity check: --inputs) if these shapes are unsupported"
         )
         if _OUT_OF_BOUNDS.search(failure.runtime_error):
             advice = (
