@@ -535,17 +535,21 @@ def test_an_input_that_sets_an_outputs_size_is_guarded_before_anything_runs(tmp_
     assert _check(model, tmp_path)["ort-cpu"].status == "passed"  # inferred: repeats of 1..3
 
 
+def _columns(count):
+    """Concat of ``count`` (batch, 1) inputs along axis 1: a tabular model's columns."""
+    names = [f"x{i}" for i in range(count)]
+    return _model(
+        [helper.make_node("Concat", names, ["y"], axis=1)],
+        [_value(n, TensorProto.FLOAT, ["batch", 1]) for n in names],
+        [_value("y", TensorProto.FLOAT, ["batch", count])],
+    )
+
+
 def test_a_node_with_a_hundred_inputs_is_checked(tmp_path):
     """Before: a Concat of 100 tensors (a tabular model's columns, a feature stack) crashed every
     check with KeyError: 'Concat' in the guard on inputs that set an output's size (it looked up
     any op with more than 99 inputs)."""
-    names = [f"x{i}" for i in range(100)]
-    model = _model(
-        [helper.make_node("Concat", names, ["y"], axis=1)],
-        [_value(n, TensorProto.FLOAT, ["batch", 1]) for n in names],
-        [_value("y", TensorProto.FLOAT, ["batch", 100])],
-    )
-    result = _check(model, tmp_path, examples=5)["ort-cpu"]
+    result = _check(_columns(100), tmp_path, examples=5)["ort-cpu"]
     assert result.status == "passed", result.message
 
 
@@ -553,13 +557,7 @@ def test_a_model_with_hundreds_of_inputs_is_searched_as_asked(tmp_path):
     """Before: with 900 inputs (a pattern byte each), ten examples per Hypothesis example drew
     past Hypothesis's 8 KiB per test case; every one overran, none ran, and the check passed on
     its 4 explicit examples, asked for 10 more. Groups are now sized to fit."""
-    names = [f"x{i}" for i in range(900)]
-    model = _model(
-        [helper.make_node("Concat", names, ["y"], axis=1)],
-        [_value(n, TensorProto.FLOAT, ["batch", 1]) for n in names],
-        [_value("y", TensorProto.FLOAT, ["batch", 900])],
-    )
-    result = _check(model, tmp_path, examples=10)["ort-cpu"]
+    result = _check(_columns(900), tmp_path, examples=10)["ort-cpu"]
     assert result.status == "passed", result.message
     assert result.examples >= 10
 

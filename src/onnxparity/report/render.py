@@ -7,7 +7,7 @@ agree. Pure functions; no pytest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from onnxparity.report import worst_error
@@ -143,28 +143,31 @@ def _padding_lines(document: Mapping[str, Any]) -> list[str]:
 def _conditioning_lines(document: Mapping[str, Any]) -> list[str]:
     """A line per item that passed with examples the framework computes unstably (each item's
     ``ill_conditioned`` in the JSON report): those were not counted as failures, and say why."""
-    lines = []
-    for item in document["items"]:
-        found = (item.get("result") or {}).get("ill_conditioned")
-        if isinstance(found, Mapping) and isinstance(found.get("examples"), int) and found["examples"]:
-            lines.append(
-                f"ill-conditioned: {item.get('nodeid')}: {found['examples']} example(s) not counted as failures — "
-                f"{str(found.get('line') or '').removeprefix('ill-conditioned: ')}"
-            )
-    return lines
+    return _uncounted(
+        document, "ill_conditioned", "ill-conditioned", "example(s) not counted as failures",
+        lambda line: line.removeprefix("ill-conditioned: "),
+    )
 
 
 def _rejected_lines(document: Mapping[str, Any]) -> list[str]:
     """A line per item whose search dropped drawn examples both sides refused (each item's
     ``rejected`` in the JSON report): it passed on fewer examples than drawn, and says why."""
+    return _uncounted(
+        document, "rejected", "rejected",
+        "drawn example(s) refused by both the reference and the variant, not counted", lambda line: line,
+    )
+
+
+def _uncounted(
+    document: Mapping[str, Any], key: str, label: str, what: str, reason: Callable[[str], str]
+) -> list[str]:
+    """A line per item whose result's ``key`` (``{"examples": n, "line": why}``) counts examples
+    it set aside: ``label: nodeid: n what — why``."""
     lines = []
     for item in document["items"]:
-        found = (item.get("result") or {}).get("rejected")
+        found = (item.get("result") or {}).get(key)
         if isinstance(found, Mapping) and isinstance(found.get("examples"), int) and found["examples"]:
-            lines.append(
-                f"rejected: {item.get('nodeid')}: {found['examples']} drawn example(s) refused by both the reference "
-                f"and the variant, not counted — {found.get('line') or ''}"
-            )
+            lines.append(f"{label}: {item.get('nodeid')}: {found['examples']} {what} — {reason(str(found.get('line') or ''))}")
     return lines
 
 
