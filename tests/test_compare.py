@@ -371,3 +371,18 @@ def test_a_unicode_string_output_that_differs_is_explained():
     assert not verdict.passed
     text = verdict.explain()
     assert "output 'y': 1 of 2 values differ (50%) exactly" in text and "'ÄÖü ß'" in text
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_complex_outputs_are_compared_on_both_parts(fast):
+    """A float cast drops a complex value's imaginary part: outputs equal in their real parts
+    and 4 apart in one imaginary part passed. Compared as (real, imaginary) pairs, they fail
+    there; a real output against a complex one compares its imaginary part with 0."""
+    expected = np.array([1 + 1j, 2 + 2j], dtype=np.complex64)
+    actual = np.array([1 + 5j, 2 + 2j], dtype=np.complex64)
+    result = compare_output("y", expected, actual, TOL, fast=fast)
+    assert not result.passed and result.mismatched == 1 and result.max_abs_error == 4.0
+    assert result.worst[0].index == (0, 1) and (result.worst[0].expected, result.worst[0].actual) == (1.0, 5.0)
+    assert result.expected_shape == (2,) and result.expected_dtype == "complex64"
+    assert compare_output("y", expected, expected.copy(), TOL, fast=fast).passed
+    assert not compare_output("y", expected, expected.real.copy(), TOL, fast=fast).passed

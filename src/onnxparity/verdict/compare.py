@@ -193,6 +193,8 @@ def compare_output(
         return OutputComparison(passed=False, problem="dtype", **base)
 
     exact = kind != "float"
+    if "c" in (expected.dtype.kind, actual.dtype.kind):  # complex: (real, imaginary) pairs, a last axis of 2
+        given = expected, actual = _pairs(expected), _pairs(actual)  # (a float cast drops the imaginary part)
     if not exact:  # none declared: the output's precision decides; scaled: at this output's peak
         tolerance = applied_tolerance(tolerance, *given)
     if not exact and fast:
@@ -230,6 +232,12 @@ def compare_output(
         tolerance_used=used,
         **base,
     )
+
+
+def _pairs(array: np.ndarray) -> np.ndarray:
+    """A complex array's (real, imaginary) pairs along a new last axis (a real one's with
+    imaginary 0), each part in the matching float dtype."""
+    return np.stack((array.real, array.imag), axis=-1)
 
 
 def applied_tolerance(tolerance: Tolerance, expected: np.ndarray, actual: np.ndarray) -> Tolerance:
