@@ -331,23 +331,24 @@ def _passing_floats(
         return OutputComparison(passed=True, **base)
     top = total = relative = used = 0.0
     for _, e_native, a_native in _blocks(expected, actual):
-        e, a = e_native.astype(np.float64, copy=False), a_native.astype(np.float64, copy=False)
+        # float64 straight from the native blocks, each temporary reused in place: 14 -> 9
+        # arrays per block (a (4, 64, 32) float32 output: 42 -> 35 us)
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, handled below
-            diff = np.abs(a - e)
-        magnitude = np.abs(e)
+            diff = np.subtract(a_native, e_native, dtype=np.float64)
+        np.abs(diff, out=diff)
         block_top = diff.max()
         if not np.isfinite(block_top):  # NaN or an infinity on either side: the full comparison decides
             return None
-        allowed = tolerance.atol + tolerance.rtol * magnitude
-        if not np.all(diff <= allowed):  # the same rule, exactly
+        magnitude = np.abs(e_native, dtype=np.float64)
+        allowed = np.multiply(magnitude, tolerance.rtol)
+        allowed += tolerance.atol
+        if not (diff <= allowed).all():  # the same rule, exactly
             return None
-        if block_top:
-            used = max(
-                used, float(np.divide(diff, allowed, out=np.zeros_like(diff), where=allowed > 0).max())
-            )
+        if block_top:  # diff / allowed where something is allowed, else 0 (allowed's own value there)
+            used = max(used, float(np.divide(diff, allowed, out=allowed, where=allowed > 0).max()))
         top, total = max(top, float(block_top)), total + float(diff.sum())
-        ratio = np.divide(diff, magnitude, out=np.zeros_like(diff), where=magnitude > 0)
-        relative = max(relative, float(ratio.max()))
+        # diff / |expected| where it is not zero, else 0 (magnitude's own value there)
+        relative = max(relative, float(np.divide(diff, magnitude, out=magnitude, where=magnitude > 0).max()))
     return OutputComparison(
         passed=True,
         max_abs_error=top,
