@@ -348,7 +348,7 @@ def test_scaled_tolerance_is_a_fraction_of_the_outputs_largest_value():
 
 def test_closeness_is_the_log_of_the_largest_relative_error_of_float_outputs():
     """What each passing example reports to Hypothesis's target(): label outputs do not count."""
-    from onnxparity.search.engine import closeness
+    from onnxparity.search.tally import closeness
 
     verdict = compare_outputs(
         ["y", "label"],

@@ -12,10 +12,9 @@ it. Knows nothing of pytest.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,6 +25,7 @@ from hypothesis.errors import Unsatisfiable, UnsatisfiedAssumption
 
 from onnxparity.draw import Example, rows_digest
 from onnxparity.errors import ReferenceCannotRun
+from onnxparity.search.ahead import Ran, run_ahead, take
 from onnxparity.search.anchor import Anchor
 from onnxparity.search.conditioning import Conditioning, conditioning, rounded
 from onnxparity.search.coverage import Coverage
@@ -33,14 +33,16 @@ from onnxparity.search.data import ExampleData, ExampleKey
 from onnxparity.search.padding import padding_plan
 from onnxparity.search.stats import RunStats
 from onnxparity.search.strategies import (
+    GROUP,
     SHRINK_KEY,
     choices_of,
     engine_examples,
     example_groups,
     group_for,
+    hypothesis_storage,
     single_examples,
 )
-from onnxparity.search.tally import Evidence, SearchTally
+from onnxparity.search.tally import Evidence, SearchTally, closeness
 from onnxparity.spec import ParitySpec, Policy, Tolerance
 from onnxparity.variants import Runnable, VariantRunError
 from onnxparity.variants.worker import VariantRunCrashed
@@ -50,7 +52,6 @@ if TYPE_CHECKING:
     from hypothesis.database import ExampleDatabase
 
     from onnxparity.exporters import ModelPair
-    from onnxparity.verdict.compare import Verdict
 
 
 class ExampleFailed(Exception):
@@ -134,6 +135,8 @@ class Search:
         self.largest: Example | None = None
         #: which side of each graph boundary the inputs reached (None: not measured)
         self.coverage = coverage
+        #: the variant's outcomes on the examples of a group run ahead (:mod:`.ahead`)
+        self._ran: dict[ExampleKey, Ran] = {}
         #: failing examples' conditioning, by example (:mod:`onnxparity.search.conditioning`)
         self._float64: dict[ExampleKey, Conditioning | None] = {}
         #: outputs compared at real positions only (:mod:`onnxparity.search.padding`)
@@ -141,6 +144,11 @@ class Search:
         if anchor is not None:
             anchor.padding = self.padding
             anchor.declared = spec.outputs
+
+    def _ahead(self, examples: Sequence[Example]) -> None:
+        """Run ``examples``' phases back to back before they are evaluated (:mod:`.ahead`)."""
+        keys = [self.key(e) for e in examples]
+        self._ran = run_ahead(self.context.data, self.pair, self.spec, self.rows, self.runnable, keys, self.deadline)
 
     def key(self, example: Example) -> ExampleKey:
         return ExampleKey(self.spec.input_digest, self.rows_key, example)
@@ -179,7 +187,8 @@ class Search:
             timings["coverage"] += clock() - started
         started = clock()
         try:
-            actual = self.runnable.run(feeds)
+            actual = take(self._ran, key)  # run ahead with its group's others, else now
+            actual = self.runnable.run(feeds) if actual is None else actual
         except VariantRunCrashed as exc:
             raise ExampleCrashed(
                 Evidence(example, feeds, expected, runtime_error=str(exc), crashed=True)
@@ -317,8 +326,10 @@ class Search:
 
         def parity_holds(group: tuple[Example, ...]) -> None:
             closest, rejected = None, 0
-            for example in dict.fromkeys(group):  # a group may draw one example twice: run it once
-                if len(drawn) >= budget and not failing:  # the last group's rest: over budget
+            todo = list(dict.fromkeys(group))  # a group may draw one example twice: run it once
+            self._ahead(todo if failing else todo[: max(0, budget - len(drawn))])  # (the rest: over budget)
+            for example in todo:
+                if len(drawn) >= budget and not failing:
                     break
                 drawn.append(example)
                 try:
@@ -391,6 +402,7 @@ class Search:
             return failure.evidence
         finally:
             self.stats.timings["search"] += time.perf_counter() - started
+            self._ran = {}  # what a failure left unread
         return None
 
     def run_shrunk(self, max_examples: int, seed: int, explicit: Sequence[Example]) -> Evidence | None:
@@ -421,7 +433,9 @@ class Search:
         every example passed or was rejected by both sides, as in the search)."""
         started = time.perf_counter()
         try:
-            for example in sequence:
+            for at, example in enumerate(sequence):
+                if at % GROUP == 0:
+                    self._ahead(sequence[at : at + GROUP])
                 try:
                     self.evaluate(example)
                 except UnsatisfiedAssumption:
@@ -430,33 +444,8 @@ class Search:
             return failed.evidence
         finally:
             self.stats.timings["search"] += time.perf_counter() - started
+            self._ran = {}  # what a failure left unread
         return None
-
-
-def closeness(verdict: Verdict) -> float:
-    """How close a passing example came to failing, for Hypothesis's ``target()``: the largest
-    relative error over its float outputs, on a log scale (Hypothesis then mutates toward the
-    inputs where the variant drifts most: a gradual bug grows there before it breaks)."""
-    worst = max((o.max_rel_error for o in verdict.outputs if not o.exact), default=0.0)
-    return float(np.log10(worst + 1e-30)) if np.isfinite(worst) else 30.0
-
-
-@contextlib.contextmanager
-def hypothesis_storage(directory: str) -> Iterator[None]:
-    """Point Hypothesis's storage (it caches constants it reads from local modules, in
-    ``.hypothesis/`` of the current directory) at ``directory`` while a search runs, then give
-    the user's own setting back: a run leaves nothing in the user's tree."""
-    from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
-
-    try:
-        previous = storage_directory(intent_to_write=False).path
-    except TypeError:  # Hypothesis before intent_to_write
-        previous = storage_directory().path
-    set_hypothesis_home_dir(directory)
-    try:
-        yield
-    finally:
-        set_hypothesis_home_dir(previous)
 
 
 def _find_failure(exc: BaseException) -> ExampleFailed | None:

@@ -1,12 +1,14 @@
 """The strategies a search draws its examples with (Hypothesis imported when one is made, by the
 search's engine): :data:`GROUP` examples per Hypothesis example,
 drawn as one byte string (:func:`example_groups`), and one example drawn as integers for
-shrinking a failing one (:func:`single_examples`, :func:`choices_of`). Knows nothing of
-frameworks, ONNX Runtime or pytest."""
+shrinking a failing one (:func:`single_examples`, :func:`choices_of`); where Hypothesis keeps
+its files while a search runs (:func:`hypothesis_storage`). Knows nothing of frameworks, ONNX
+Runtime or pytest."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -175,3 +177,21 @@ def decoder(spec: ParitySpec, rows: Mapping[str, np.ndarray] | None = None) -> t
         return Example(tuple(chosen_dims), tuple(chosen_patterns), seed)
 
     return width, decode
+
+
+@contextlib.contextmanager
+def hypothesis_storage(directory: str) -> Iterator[None]:
+    """Point Hypothesis's storage (it caches constants it reads from local modules, in
+    ``.hypothesis/`` of the current directory) at ``directory`` while a search runs, then give
+    the user's own setting back: a run leaves nothing in the user's tree."""
+    from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
+
+    try:
+        previous = storage_directory(intent_to_write=False).path
+    except TypeError:  # Hypothesis before intent_to_write
+        previous = storage_directory().path
+    set_hypothesis_home_dir(directory)
+    try:
+        yield
+    finally:
+        set_hypothesis_home_dir(previous)

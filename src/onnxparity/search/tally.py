@@ -10,6 +10,7 @@ example does not fail by itself; the search's total does.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
@@ -262,3 +263,11 @@ class SearchTally:
 
     def covered(self) -> dict[str, tuple[int, int]]:
         return {k: (v[0], v[1]) for k, v in self.dims.items()}
+
+
+def closeness(verdict: Verdict) -> float:
+    """How close a passing example came to failing, for Hypothesis's ``target()``: the largest
+    relative error over its float outputs, on a log scale (Hypothesis then mutates toward the
+    inputs where the variant drifts most: a gradual bug grows there before it breaks)."""
+    worst = max((o.max_rel_error for o in verdict.outputs if not o.exact), default=0.0)
+    return math.log10(worst + 1e-30) if math.isfinite(worst) else 30.0
