@@ -96,13 +96,18 @@ def test_a_groups_references_run_before_its_variant_runs_each_once(parity_sessio
     assert alone.examples == result.examples and alone.to_dict()["distribution"] == result.to_dict()["distribution"]
 
 
-def test_what_is_held_ahead_is_bounded(parity_session, tmp_path, monkeypatch):
-    """Past half of AHEAD_BYTES of inputs, the rest of a group runs one example at a time."""
-    monkeypatch.setattr(ahead, "AHEAD_BYTES", 2 * 3 * 16 * 16 * 4)  # the inputs of three largest sets
-    result, lines = _logged_check(parity_session, tmp_path, "bounded")
+@pytest.mark.parametrize("bound", ["bytes", "seconds"])
+def test_what_is_run_ahead_is_bounded(parity_session, tmp_path, monkeypatch, bound):
+    """Past half of AHEAD_BYTES of inputs, or AHEAD_SECONDS of inference (what a failure early
+    in a group may cost for nothing), the rest of a group runs one example at a time."""
+    if bound == "bytes":
+        monkeypatch.setattr(ahead, "AHEAD_BYTES", 2 * 3 * 16 * 16 * 4)  # the inputs of three largest sets
+    else:
+        monkeypatch.setattr(ahead, "AHEAD_SECONDS", 0.0)
+    result, lines = _logged_check(parity_session, tmp_path, bound)
     assert result.status == "passed"
     longest = max(len(tags) for _, tags in _runs(lines))
-    assert 2 <= longest <= 10, _runs(lines)
+    assert (2 <= longest <= 10) if bound == "bytes" else longest == 1, _runs(lines)
 
 
 def _failing(parity_session, model, spec, onnx_model=None):

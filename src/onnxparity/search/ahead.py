@@ -11,8 +11,9 @@ caches. Measured on 25 examples of each, the same work in the two orders (drawin
 inferences, the comparison): the examples' MLP 0.158 -> 0.105 ms per example, its transformer
 0.668 -> 0.497 ms, issue 31's two-conv CNN 1.93 -> 1.74 ms (`benchmarks/ahead.py`).
 
-Bounded: at most :data:`AHEAD_BYTES` of inputs and outputs are held ahead (the rest of a group
-is evaluated one at a time), and nothing is started past the search's deadline.
+Bounded: at most :data:`AHEAD_BYTES` of inputs and outputs are held ahead and
+:data:`AHEAD_SECONDS` of inference run ahead (the rest of a group is evaluated one at a time),
+and nothing is started past the search's deadline.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
 #: bytes of inputs and outputs (the reference's and the variant's) held ahead per group
 AHEAD_BYTES = 64 * 2**20
 
+#: seconds of inference run ahead per group (the references half of it): what a failure early
+#: in a group can cost for nothing. A model whose inference takes a second runs one example at
+#: a time; back to back saves only per-example costs, small beside such an inference.
+AHEAD_SECONDS = 0.25
+
 #: what the variant gave on one example run ahead: its outputs, or the error it raised
 Ran = list[np.ndarray] | VariantRunError
 
@@ -46,20 +52,23 @@ def run_ahead(
     variant's outcome per example. An example the reference fails on is left to its evaluation
     (which runs it again and says why); after a worker crash the rest are too."""
     clock = time.perf_counter
+    started = clock()
 
-    def full(limit: float) -> bool:
-        return held >= limit or (deadline is not None and clock() > deadline)
+    def full(of_bytes: float, of_seconds: float) -> bool:
+        now = clock()
+        late = now - started > of_seconds * AHEAD_SECONDS or (deadline is not None and now > deadline)
+        return late or held >= of_bytes * AHEAD_BYTES
 
     held, drawn = 0, []
     for key in keys:
-        if full(AHEAD_BYTES / 2):  # inputs: half of it, the outputs the rest
+        if full(0.5, 0.5):  # inputs: half of the bytes, the outputs the rest
             break
         feeds = data.feeds_for(spec, key, rows)
         drawn.append((key, feeds))
         held += nbytes(feeds)
     computed = []
     for key, feeds in drawn:
-        if full(AHEAD_BYTES):
+        if full(1.0, 0.5):  # the references: half of the seconds, the variant the rest
             break
         try:
             held += nbytes(data.reference_outputs(pair, key, feeds))
@@ -69,9 +78,9 @@ def run_ahead(
     ran: dict[ExampleKey, Ran] = {}
     timings = data.stats.timings
     for key, feeds in computed:
-        if full(AHEAD_BYTES):
+        if full(1.0, 1.0):
             break
-        started = clock()
+        began = clock()
         try:
             outputs = runnable.run(feeds)
         except VariantRunCrashed as exc:  # the worker is gone: the rest run in order, restarted
@@ -81,7 +90,7 @@ def run_ahead(
             ran[key] = exc
             continue
         finally:
-            timings["variant"] += clock() - started
+            timings["variant"] += clock() - began
         ran[key] = outputs
         held += nbytes(outputs)
     return ran

@@ -3,7 +3,8 @@ searches, and re-shrink failures found at explicit examples.
 
 Each example is drawn once per session and its reference computed once (the
 :class:`~onnxparity.search.data.ExampleData` its :class:`SearchContext` hands in); the
-variant runs on it and the comparison decides. A passing search's examples are
+variant runs on it and the comparison decides. A group's examples are drawn and run phase by
+phase first (:mod:`.ahead`), then evaluated one by one in order. A passing search's examples are
 remembered: Hypothesis draws the same sequence for the same seed while every example passes,
 so the next variant of the same test replays it without Hypothesis's per-example bookkeeping.
 The first failure in a replay hands over to a real Hypothesis search, which finds and shrinks
