@@ -7,9 +7,9 @@ compared on, the order of the verdicts and the first failure are those of one ex
 time; only work past a failing example is done for nothing.
 
 Why: run one after the other, each phase's code and data push the others' out of the CPU's
-caches. Measured on 25 examples of each, the same work in the two orders (drawing, both
-inferences, the comparison): the examples' MLP 0.158 -> 0.105 ms per example, its transformer
-0.668 -> 0.497 ms, issue 31's two-conv CNN 1.93 -> 1.74 ms (`benchmarks/ahead.py`).
+caches. A check's time added per example over a loop of the same inferences, one example at a
+time against back to back (`benchmarks/ahead.py`): the examples' MLP 0.31 -> 0.22 ms, its
+transformer 0.49 -> 0.25 ms; issue 31's two-conv CNN 1.45x -> 1.13x the loop.
 
 Bounded: at most :data:`AHEAD_BYTES` of inputs and outputs are held ahead and
 :data:`AHEAD_SECONDS` of inference run ahead (the rest of a group is evaluated one at a time),
