@@ -402,3 +402,45 @@ def test_a_convolution_stack_is_drawn_at_lengths_its_windows_take(tmp_path, caps
     assert least_dims(model, graph_inputs(model), dims, {"batch", "len"}) == {"batch": Dim(1, 16), "len": Dim(5, 16)}
     assert least_dims(model, graph_inputs(model), dims, {"batch"})["len"] == Dim(1, 16)  # declared: left alone
     assert cli.main(["check", "conv.onnx", "--examples", "10"]) == 0, capsys.readouterr().out
+
+
+def _deep_stack(path) -> str:
+    """Five 3x3 stride-2 unpadded convolutions over (H, W): each axis needs 63 pixels."""
+    rs = np.random.RandomState(0)
+    nodes, weights, previous, channels = [], [], "x", 3
+    for i in range(5):
+        weights.append(numpy_helper.from_array((rs.randn(4, channels, 3, 3) * 0.3).astype(np.float32), f"w{i}"))
+        nodes += [
+            helper.make_node("Conv", [previous, f"w{i}"], [f"c{i}"], strides=[2, 2]),
+            helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
+        ]
+        previous, channels = f"r{i}", 4
+    nodes.append(helper.make_node("GlobalAveragePool", [previous], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 1, 1])],
+        weights,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return str(path)
+
+
+def test_a_deep_convolution_stack_is_drawn_past_the_default_range(tmp_path, capsys, monkeypatch):
+    """Before: a correct file of five stride-2 windows (63 pixels a side at least) was drawn at
+    1-16, every input refused on both sides: exit 2 and advice about 'an index, a size or a
+    count'. The undeclared spatial dims now grow together until the windows fit, then each takes
+    its 16 values from its least size; the batch stays at 1-16, a declared dim is left alone."""
+    from onnxparity.exporters.prebuilt import graph_inputs
+    from onnxparity.graph.sizes import least_dims
+    from onnxparity.spec import Dim
+
+    monkeypatch.chdir(tmp_path)
+    model = onnx.load(_deep_stack(tmp_path / "deep.onnx"))
+    dims = {"batch": Dim(1, 16), "h": Dim(1, 16), "w": Dim(1, 16)}
+    grown = least_dims(model, graph_inputs(model), dims, {"batch", "h", "w"})
+    assert grown == {"batch": Dim(1, 16), "h": Dim(63, 78), "w": Dim(63, 78)}
+    declared = least_dims(model, graph_inputs(model), {**dims, "w": Dim(100, 120)}, {"batch", "h"})
+    assert declared == {"batch": Dim(1, 16), "h": Dim(63, 78), "w": Dim(100, 120)}
+    assert cli.main(["check", "deep.onnx", "--examples", "10"]) == 0, capsys.readouterr().out

@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "check",
         help="check an ONNX file's variants against the ONNX reference evaluator on drawn inputs",
-        description="Inputs are read from the graph (its dims 1 to 16 where symbolic); the ONNX "
+        description="Inputs are read from the graph (its symbolic dims 1 to 16, or 16 values from the "
+        "least size its convolution and pooling windows take where that is more); the ONNX "
         "reference evaluator (the spec's semantics) computes the expected outputs; each variant "
         "runs on the same drawn inputs and is compared at the default tolerance. Exit 0: every "
         "variant agrees; 1: one differs (the diagnosis, shrunk input and reproducer are printed); "

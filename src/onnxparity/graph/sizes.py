@@ -20,22 +20,46 @@ from onnxparity.spec import Dim, Input
 WINDOWED = frozenset(("Conv", "MaxPool", "AveragePool", "LpPool", "ConvInteger", "QLinearConv", "DeformConv"))
 
 
+#: the largest size tried for a dim whose range stops short of the windows (doubling from it)
+GROWN_LIMIT = 8192
+
+
 def least_dims(proto: Any, inputs: Sequence[Input], dims: Mapping[str, Dim], names: Collection[str]) -> dict[str, Dim]:
     """``dims`` with each of ``names`` raised to the least size at which ONNX's shape inference
     gives no value of the graph a size below 1 (the other dims at their largest); a dim that
-    fits at its least size, or not even at its largest, is left as it is."""
+    fits at its least size is left as it is. Where the graph does not fit even at the largest
+    sizes (a deep CNN: five stride-2 windows need 63 pixels, past the 1-16 drawn by default),
+    ``names`` grow together, doubling, up to :data:`GROWN_LIMIT`; each then takes as many values
+    from its least size up as it had (none fits: left as they are, for the refusals to say so)."""
     found = dict(dims)
     if not names or not any(node.op_type in WINDOWED for node, _ in walk_nodes(proto.graph)):
         return found
     proto = _light(proto)
+    largest = {n: d.last for n, d in dims.items()}
+    grown = not _fits(proto, inputs, largest)
+    if grown:
+        size = max(largest[n] for n in names)
+        while not _fits(proto, inputs, {**largest, **dict.fromkeys(names, size)}):
+            if size >= GROWN_LIMIT:
+                return found
+            size = min(2 * size, GROWN_LIMIT)
+        largest.update(dict.fromkeys(names, size))
     for name in names:
         dim = dims[name]
-        largest = {n: d.last for n, d in dims.items()}
-        if _fits(proto, inputs, {**largest, name: dim.first}) or not _fits(proto, inputs, largest):
+        if _fits(proto, inputs, {**largest, name: dim.first}):
             continue
-        values = (dim.value(i) for i in range(dim.values_count))
-        least = next(v for v in values if _fits(proto, inputs, {**largest, name: v}))
-        found[name] = Dim(least, dim.max, dim.multiple_of)
+        if not grown:
+            values = (dim.value(i) for i in range(dim.values_count))
+            least = next(v for v in values if _fits(proto, inputs, {**largest, name: v}))
+            found[name] = Dim(least, dim.max, dim.multiple_of)
+            continue
+        low, high = dim.first, largest[name]  # low does not fit, high does: bisect
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if _fits(proto, inputs, {**largest, name: middle}) else (middle, high)
+        step = dim.multiple_of or 1
+        least = -(-high // step) * step
+        found[name] = Dim(least, least + dim.max - dim.min, dim.multiple_of)
     return found
 
 
