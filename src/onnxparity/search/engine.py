@@ -328,7 +328,9 @@ class Search:
         def parity_holds(group: tuple[Example, ...]) -> None:
             closest, rejected = None, 0
             todo = list(dict.fromkeys(group))  # a group may draw one example twice: run it once
-            self._ahead(todo if failing else todo[: max(0, budget - len(drawn))])  # (the rest: over budget)
+            # ahead: the group within budget; run again after a failure, up to the failing one
+            stop = todo.index(failing[-1]) + 1 if failing and failing[-1] in todo else len(todo)
+            self._ahead(todo[:stop] if failing else todo[: max(0, budget - len(drawn))])
             for example in todo:
                 if len(drawn) >= budget and not failing:
                     break
