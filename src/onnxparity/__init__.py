@@ -156,12 +156,15 @@ def register_variant(
     max_examples: int | None = None,
     requires_gpu: bool = False,
     crash_hint: str = "",
+    rounds_inputs: str | None = None,
     replace: bool = False,
 ) -> VariantInfo:
     """Make ``name`` usable in ``variants=[...]``: ``build(context)`` returns an object with
     ``output_names`` and ``run(feeds) -> list of arrays``. A builder importable by name (a
     module-level function) is built and run in a worker process of its own, so a native crash
-    fails only the item that hit it. See docs/variants.md."""
+    fails only the item that hit it. ``rounds_inputs`` ("float16", "uint8"): how a lossy
+    variant rounds its float inputs, so that its Agreement sets ill-conditioned examples aside.
+    See docs/variants.md."""
     from onnxparity.variants import register_variant as _register
 
     return _register(
@@ -172,6 +175,7 @@ def register_variant(
         max_examples=max_examples,
         requires_gpu=requires_gpu,
         crash_hint=crash_hint,
+        rounds_inputs=rounds_inputs,
         replace=replace,
     )
 

@@ -349,6 +349,7 @@ class ParitySession:
             anchor=None if own else anchor,
             keep_outputs=anchor.keep if own else None,
             coverage=coverage,
+            rounding=get_variant(variant).rounds_inputs,
         )
 
     def check(

@@ -45,7 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from onnxparity.spec import Policy, Tolerance
+from onnxparity.spec import Agreement, Policy, Tolerance
+from onnxparity.verdict.agreement import agreement_parts
 from onnxparity.verdict.compare import applied_tolerance
 
 #: the variant may be this many times as far from float64 as rounding moves the framework on an
@@ -141,3 +142,114 @@ def conditioning(
     if not compared:
         return None
     return Conditioning(ill, ill and excused, framework, rounding, variant)
+
+
+#: an example set aside under an Agreement may be this many dB below what rounding its inputs
+#: alone gives the framework (a 10 dB worse SQNR: about 3x the noise amplitude)
+AGREEMENT_MARGIN_DB = 10.0
+
+#: about the SQNR rounding the inputs gives a well-conditioned output: float16's 11 significant
+#: bits (2**-11 relative: 66 dB), 8 bits over a range (~50 dB). An example is ill-conditioned
+#: where rounding alone gives 20 dB less (its noise amplified ten times), not merely where a
+#: policy asks more than the precision gives (then every example would be set aside)
+NOMINAL_DB = {"float16": 66.0, "uint8": 50.0}
+
+
+def round_inputs(feeds: Mapping[str, Any], how: str) -> dict[str, Any]:
+    """``feeds`` with each float input rounded as a lossy variant rounds it: ``float16`` (a
+    round trip), or ``uint8`` (8 bits over the input's range with 0 in it, as ONNX's
+    DynamicQuantizeLinear); other inputs as they are."""
+    moved = {}
+    for name, value in feeds.items():
+        array = np.asarray(value)
+        if array.dtype.kind != "f" or not array.size or not np.isfinite(array).all():
+            moved[name] = value
+        elif how == "float16":
+            moved[name] = array.astype(np.float16).astype(array.dtype)
+        else:
+            low, high = min(0.0, float(array.min())), max(0.0, float(array.max()))
+            scale = (high - low) / 255 or 1.0
+            zero = np.clip(np.rint(-low / scale), 0, 255)
+            steps = np.clip(np.rint(array / scale) + zero, 0, 255)
+            moved[name] = ((steps - zero) * scale).astype(array.dtype)
+    return moved
+
+
+@dataclass(frozen=True)
+class RoundedConditioning:
+    """An example agreeing less than an Agreement asks, measured against what rounding its
+    inputs as the variant does moves the framework (its worst output's SQNR and cosine)."""
+
+    #: rounding the inputs alone leaves the framework below the Agreement on some output, and
+    #: 20 dB below what it gives a well-conditioned one (:data:`NOMINAL_DB`)
+    ill: bool
+    #: on each output below the Agreement, the variant is within the margin of that rounding
+    excused: bool
+    #: the rounding's noise share (1 / SQNR as a ratio) on the worst output: larger is worse
+    framework: float
+    how: str
+    output: str
+    rounding_sqnr: float
+    rounding_cosine: float
+    variant_sqnr: float
+    variant_cosine: float
+
+    def line(self) -> str:
+        verdict = (
+            "not counted in the pooled agreement"
+            if self.excused
+            else f"more than {AGREEMENT_MARGIN_DB:g} dB below that: counted"
+        )
+        return (
+            "ill-conditioned: on this input the framework's value hangs on rounding: rounding its "
+            f"inputs to {'float16' if self.how == 'float16' else '8 bits over their range'} alone moves its "
+            f"float32 output {self.output!r} to SQNR {self.rounding_sqnr:.1f} dB, cosine {self.rounding_cosine:.4f}; "
+            f"the variant is at SQNR {self.variant_sqnr:.1f} dB, cosine {self.variant_cosine:.4f}: {verdict}"
+        )
+
+
+#: what a search learns of a failing or poorly agreeing example's conditioning
+Judged = Conditioning | RoundedConditioning
+
+
+def rounded_conditioning(
+    reference: Any, feeds: Mapping[str, Any], expected: Sequence[np.ndarray], verdict: Any, policy: Agreement,
+    how: str, padded: Any = None,
+) -> RoundedConditioning | None:
+    """For an example on which some float output agrees less than ``policy``'s cosine or SQNR
+    (per example, in ``verdict``): the framework run again on the inputs rounded as the variant
+    rounds them (:func:`round_inputs`; ``padded(outputs)`` sets padded positions as the
+    comparison did) and measured against its own outputs. None where no output is below."""
+    below = [
+        (p, o) for p, o in enumerate(verdict.outputs)
+        if not o.exact and o.sqnr_db is not None and o.cosine is not None and not o.problem
+        and _short(policy, o.sqnr_db, o.cosine)
+    ]
+    if not below or len(verdict.outputs) != len(expected):
+        return None
+    try:
+        moved = list(reference(round_inputs(feeds, how)))
+        moved = list(padded(moved)) if padded is not None else moved
+    except Exception:  # the framework refuses the rounded inputs: nothing is known
+        return None
+    ill, excused, worst = False, True, None
+    for p, out in below:
+        e, m = np.asarray(expected[p]), np.asarray(moved[p]) if p < len(moved) else None
+        if m is None or e.shape != m.shape:
+            return None
+        cosine, sqnr = agreement_parts(e, m)[0].metrics()
+        short = _short(policy, sqnr, cosine) and sqnr < NOMINAL_DB.get(how, 50.0) - 20
+        ill = ill or short
+        excused = excused and short and out.sqnr_db >= sqnr - AGREEMENT_MARGIN_DB
+        share = 10 ** (-sqnr / 10)
+        if worst is None or share > worst[0]:
+            worst = (share, out.name, sqnr, cosine, out.sqnr_db, out.cosine)
+    assert worst is not None
+    return RoundedConditioning(ill, ill and excused, worst[0], how, *worst[1:])
+
+
+def _short(policy: Agreement, sqnr: float, cosine: float) -> bool:
+    """Below the Agreement's SQNR or cosine."""
+    return (policy.sqnr_db is not None and sqnr < policy.sqnr_db) or (
+        policy.cosine is not None and cosine < policy.cosine
+    )

@@ -28,7 +28,7 @@ from onnxparity.draw import Example, rows_digest
 from onnxparity.errors import ReferenceCannotRun
 from onnxparity.search.ahead import Ran, run_ahead, take
 from onnxparity.search.anchor import Anchor
-from onnxparity.search.conditioning import Conditioning, conditioning, rounded
+from onnxparity.search.conditioning import Conditioning, Judged, conditioning, rounded, rounded_conditioning
 from onnxparity.search.coverage import Coverage
 from onnxparity.search.data import ExampleData, ExampleKey
 from onnxparity.search.padding import padding_plan
@@ -44,7 +44,7 @@ from onnxparity.search.strategies import (
     single_examples,
 )
 from onnxparity.search.tally import Evidence, SearchTally, closeness
-from onnxparity.spec import ParitySpec, Policy, Tolerance
+from onnxparity.spec import Agreement, ParitySpec, Policy, Tolerance
 from onnxparity.variants import Runnable, VariantRunError
 from onnxparity.variants.worker import VariantRunCrashed
 from onnxparity.verdict.compare import compare_outputs
@@ -110,7 +110,7 @@ class Search:
         self, context: SearchContext, pair: ModelPair, spec: ParitySpec, runnable: Runnable, policy: Policy,
         rows: Mapping[str, np.ndarray], *, anchor: Anchor | None = None,
         keep_outputs: Callable[[ExampleKey, list[np.ndarray]], None] | None = None,
-        coverage: Coverage | None = None,
+        coverage: Coverage | None = None, rounding: str | None = None,
     ) -> None:
         self.context = context
         self.stats = context.stats
@@ -136,6 +136,8 @@ class Search:
         self.largest: Example | None = None
         #: which side of each graph boundary the inputs reached (None: not measured)
         self.coverage = coverage
+        #: how the variant rounds its inputs, for its examples' conditioning under an Agreement
+        self.rounding = rounding
         #: the variant's outcomes on the examples of a group run ahead (:mod:`.ahead`)
         self._ran: dict[ExampleKey, Ran] = {}
         #: failing examples' conditioning, by example (:mod:`onnxparity.search.conditioning`)
@@ -215,7 +217,13 @@ class Search:
         self.tally.add_left_out(left_out)
         self.tally.distribution.add(verdict, data.input_size(key, feeds))
 
-        judged = None if verdict.passed else self._conditioning(key, example, feeds, expected, compared)
+        judged: Judged | None = (
+            None if verdict.passed else self._conditioning(key, example, feeds, expected, compared)
+        )
+        if self.rounding is not None and isinstance(self.policy, Agreement) and verdict.passed:
+            plan, dims = self.padding, example.dim_values
+            pad = (lambda m: plan.apply(names, expected, m, feeds, dims)[0]) if plan else None
+            judged = rounded_conditioning(self.pair.reference, feeds, expected, verdict, self.policy, self.rounding, pad)
         if judged is not None and judged.excused:  # the framework's own float32 is as far off
             self.tally.ill_conditioned += 1
             if judged.framework >= self.tally.conditioning[0]:
@@ -328,8 +336,7 @@ class Search:
         def parity_holds(group: tuple[Example, ...]) -> None:
             closest, rejected = None, 0
             todo = list(dict.fromkeys(group))  # a group may draw one example twice: run it once
-            # ahead: the group within budget; run again after a failure, up to the failing one
-            stop = todo.index(failing[-1]) + 1 if failing and failing[-1] in todo else len(todo)
+            stop = todo.index(failing[-1]) + 1 if failing and failing[-1] in todo else len(todo)  # run again
             self._ahead(todo[:stop] if failing else todo[: max(0, budget - len(drawn))])
             for example in todo:
                 if len(drawn) >= budget and not failing:

@@ -106,6 +106,7 @@ def register_variant(
     max_examples: int | None = None,
     requires_gpu: bool = False,
     crash_hint: str = "",
+    rounds_inputs: str | None = None,
     replace: bool = False,
 ) -> VariantInfo:
     """Make ``name`` usable in ``variants=[...]``: ``build(context)`` returns a Runnable.
@@ -114,7 +115,9 @@ def register_variant(
     none for this variant; ``max_examples`` caps the default number of examples (slow
     variants); ``requires_gpu`` makes it fail rather than skip under
     ``--onnx-parity-require-gpu`` when unavailable; ``crash_hint`` is added to the message
-    when its native code crashes (what to change so it does not).
+    when its native code crashes (what to change so it does not); ``rounds_inputs``
+    (``"float16"`` or ``"uint8"``), how it rounds its float inputs, lets an Agreement set aside
+    the examples that rounding alone leaves below it (ill-conditioned ones; else all are pooled).
     """
     info = variant_info(
         name,
@@ -124,6 +127,7 @@ def register_variant(
         max_examples=max_examples,
         requires_gpu=requires_gpu,
         crash_hint=crash_hint,
+        rounds_inputs=rounds_inputs,
     )
     if name in _REGISTRY and not replace:
         raise InvalidSpec(f"register_variant({name!r}): already registered; pass replace=True to override")

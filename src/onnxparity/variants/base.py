@@ -196,6 +196,9 @@ class VariantInfo:
     family: str = "lossless"
     #: appended to the message of a native crash while building or running it
     crash_hint: str = ""
+    #: how it rounds its float inputs ("float16", "uint8"), to measure how far rounding alone
+    #: moves the framework on an example it agrees poorly on (:mod:`onnxparity.search.conditioning`)
+    rounds_inputs: str | None = None
 
 
 def variant_info(
@@ -207,6 +210,7 @@ def variant_info(
     max_examples: int | None = None,
     requires_gpu: bool = False,
     crash_hint: str = "",
+    rounds_inputs: str | None = None,
 ) -> VariantInfo:
     """The :class:`VariantInfo` of a variant ``name`` built by ``build``, its arguments checked
     (InvalidSpec naming the bad one); its family is "lossy" under an Agreement with metrics.
@@ -222,7 +226,9 @@ def variant_info(
         raise InvalidSpec(f"register_variant({name!r}): default_policy must be op.Tolerance or op.Agreement")
     if max_examples is not None and (not isinstance(max_examples, int) or max_examples < 1):
         raise InvalidSpec(f"register_variant({name!r}): max_examples must be a positive integer")
+    if rounds_inputs not in (None, "float16", "uint8"):
+        raise InvalidSpec(f"register_variant({name!r}): rounds_inputs must be 'float16', 'uint8' or None")
     family = "lossy" if isinstance(default_policy, Agreement) and default_policy.has_metrics else "lossless"
     return VariantInfo(
-        name, build, description, default_policy, max_examples, requires_gpu, family, crash_hint
+        name, build, description, default_policy, max_examples, requires_gpu, family, crash_hint, rounds_inputs
     )

@@ -114,4 +114,5 @@ FP16 = variant_info(
     description=f"float16 inside, float32 inputs/outputs; default {FP16_POLICY.describe()}",
     default_policy=FP16_POLICY,
     crash_hint=crash_hint("fp16", "variant option op_block_list=['LSTM', ...]"),
+    rounds_inputs="float16",
 )

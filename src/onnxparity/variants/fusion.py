@@ -240,4 +240,5 @@ ORT_TRANSFORMERS_FP16 = variant_info(
     description=f"the fused graph in float16 (keep_io_types=True); default {FP16_POLICY.describe()}",
     default_policy=FP16_POLICY,
     crash_hint=crash_hint("ort-transformers-fp16", "a fusion turned off: variant option enable_attention=False, ..."),
+    rounds_inputs="float16",
 )

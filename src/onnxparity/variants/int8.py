@@ -388,6 +388,7 @@ INT8_DYNAMIC = variant_info(
     description=f"quantize_dynamic (int8 weights); default {INT8_POLICY.describe()}",
     default_policy=INT8_POLICY,
     crash_hint=crash_hint("int8-dynamic", "variant option op_types=[...] limits what is quantized"),
+    rounds_inputs="uint8",
 )
 INT8_STATIC = variant_info(
     "int8-static",
@@ -395,4 +396,5 @@ INT8_STATIC = variant_info(
     description=f"quantize_static, QDQ, calibrated on drawn inputs; default {INT8_POLICY.describe()}",
     default_policy=INT8_POLICY,
     crash_hint=crash_hint("int8-static", "variant option op_types=[...] limits what is quantized"),
+    rounds_inputs="uint8",
 )
