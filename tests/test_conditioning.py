@@ -160,6 +160,26 @@ def test_rounding_inputs_as_a_lossy_variant_does():
         op.register_variant("int4-test", lambda context: None, rounds_inputs="int4")
 
 
+def test_an_example_is_measured_again_only_where_a_float_input_rounds():
+    """Below the Agreement (SQNR 15.8 dB < 40): with token ids alone nothing rounds and the
+    framework is not run again; with a float input it is, and where its own output moves to
+    20 dB (ill: below 46) and the variant is within 10 dB of that, the example is set aside."""
+    from onnxparity.search.conditioning import rounded_conditioning
+    from onnxparity.verdict.compare import compare_outputs
+
+    expected = [np.linspace(-1, 1, 16, dtype=np.float32)]
+    policy = op.Agreement(cosine=0.9999, sqnr_db=40)
+    verdict = compare_outputs(["y"], expected, [expected[0] + np.float32(0.1)], policy)
+
+    ran = []
+    assert rounded_conditioning(ran.append, {"ids": np.arange(4)}, expected, verdict, policy, "uint8") is None
+    assert ran == []  # (a run's error would read as nothing known too: the call is what is counted)
+    found = rounded_conditioning(lambda feeds: [expected[0] * 1.1], {"x": np.ones(3, np.float32)}, expected,
+                                 verdict, policy, "float16")
+    assert found is not None and found.ill and found.excused
+    assert found.rounding_sqnr == pytest.approx(20.0) and found.variant_sqnr == pytest.approx(15.8, abs=0.1)
+
+
 @pytest.mark.parametrize("variant", ["fp16", "int8-dynamic"])
 def test_a_lossy_variant_of_a_correct_front_end_passes_its_ill_conditioned_examples_aside(parity_session, variant):
     """Before: fp16 failed at defaults (pooled SQNR 29.4 dB < 40; the worst example, a near-constant

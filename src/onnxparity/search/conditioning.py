@@ -225,7 +225,8 @@ def rounded_conditioning(
         if not o.exact and o.sqnr_db is not None and o.cosine is not None and not o.problem
         and _short(policy, o.sqnr_db, o.cosine)
     ]
-    if not below or len(verdict.outputs) != len(expected):
+    floats = any(np.asarray(v).dtype.kind == "f" for v in feeds.values())
+    if not below or not floats or len(verdict.outputs) != len(expected):  # (token ids alone: nothing rounds)
         return None
     try:
         moved = list(reference(round_inputs(feeds, how)))
