@@ -137,3 +137,28 @@ def test_a_failure_is_the_one_found_one_example_at_a_time(parity_session, monkey
     assert found.status == alone.status == "failed"
     assert found.failing_example == alone.failing_example and found.examples == alone.examples
     assert found.message == alone.message
+
+
+def test_a_reference_error_met_ahead_is_not_run_again(parity_session):
+    """The group's references run ahead; one that raises is raised again from what was kept when
+    the example is evaluated, and when the failing group is run again (before: run twice)."""
+    spec = op.ParitySpec(inputs=INPUTS, dims=DIMS, examples=26)
+    torch.manual_seed(0)
+    prepared = parity_session.prepare(Mlp().eval(), spec)
+    reference, calls = prepared.reference, []
+
+    def refuses_large_batches(feeds):
+        calls.append(id(feeds["x"]))  # one drawn array per example, kept by the session for the check
+        if np.asarray(feeds["x"]).shape[0] > 8:
+            raise ValueError("batches above 8 are not supported")
+        return reference(feeds)
+
+    object.__setattr__(prepared, "reference", refuses_large_batches)
+    parity_session.clear_example_caches()
+    try:
+        result = parity_session.check_variant(prepared, spec, "ort-cpu", name="ahead reference error")
+    finally:
+        object.__setattr__(prepared, "reference", reference)
+        parity_session.clear_example_caches()  # (its errors are kept under the real model's key)
+    assert result.status == "failed" and "batches above 8 are not supported" in result.message
+    assert len(calls) == len(set(calls))

@@ -50,7 +50,7 @@ def run_ahead(
 ) -> dict[ExampleKey, Ran]:
     """Draw ``keys``' inputs, run the reference on each, then the variant on each; the
     variant's outcome per example. An example the reference fails on is left to its evaluation
-    (which runs it again and says why); after a worker crash the rest are too."""
+    (which meets the same error, kept, and says why); after a worker crash the rest are too."""
     clock = time.perf_counter
     started = clock()
 

@@ -37,6 +37,9 @@ FEEDS_CACHE_BYTES = 256 * 2**20
 #: per-example output summaries kept for power (a few numbers each).
 SUMMARIES_KEPT = 65536
 
+#: the reference's errors kept per session, by example (the latest).
+ERRORS_KEPT = 1024
+
 
 class ExampleKey(NamedTuple):
     """What the arrays of one example depend on (a named tuple: hashed on every lookup, and
@@ -109,12 +112,16 @@ class ExampleData:
         self.summaries: dict[OutputKey, list[Summary | None]] = {}
         #: each example's (input max |value|, input size), for the distribution's points
         self.input_sizes: dict[ExampleKey, tuple[float, int]] = {}
+        #: what the reference raised on an example, raised again rather than run again (a group
+        #: run ahead meets it first, its evaluation again; so does the next variant)
+        self.reference_errors: dict[OutputKey, Exception] = {}
 
     def clear(self) -> None:
         self.outputs.clear()
         self.feeds.clear()
         self.summaries.clear()
         self.input_sizes.clear()
+        self.reference_errors.clear()
 
     def feeds_for(
         self, spec: ParitySpec, key: ExampleKey, rows: Mapping[str, np.ndarray]
@@ -140,10 +147,20 @@ class ExampleData:
         cache_key = OutputKey(f"reference:{pair.reference_key}", key)
         outputs: list[np.ndarray] | None = self.outputs.get(cache_key)
         if outputs is None:
+            if cache_key in self.reference_errors:
+                raise self.reference_errors[cache_key]
             started = time.perf_counter()
-            outputs = pair.reference(feeds)
-            self.stats.timings["reference"] += time.perf_counter() - started
-            self.stats.counts["reference_runs"] += 1
+            try:
+                outputs = pair.reference(feeds)
+            except Exception as exc:  # kept without its frames (they hold the inputs): only its words are read
+                exc.__traceback__ = exc.__context__ = exc.__cause__ = None
+                self.reference_errors[cache_key] = exc
+                if len(self.reference_errors) > ERRORS_KEPT:
+                    self.reference_errors.pop(next(iter(self.reference_errors)))
+                raise
+            finally:
+                self.stats.timings["reference"] += time.perf_counter() - started
+                self.stats.counts["reference_runs"] += 1
             self.outputs.put(cache_key, outputs)
         return outputs
 
