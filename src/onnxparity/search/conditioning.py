@@ -156,9 +156,10 @@ NOMINAL_DB = {"float16": 66.0, "uint8": 50.0}
 
 
 def round_inputs(feeds: Mapping[str, Any], how: str) -> dict[str, Any]:
-    """``feeds`` with each float input rounded as a lossy variant rounds it: ``float16`` (a
-    round trip), or ``uint8`` (8 bits over the input's range with 0 in it, as ONNX's
-    DynamicQuantizeLinear); other inputs as they are."""
+    """``feeds`` with each float input rounded at a lossy variant's precision: ``float16`` (a
+    round trip, as fp16's first cast), or ``uint8`` (8 bits over the input's own range with 0
+    in it, as ONNX's DynamicQuantizeLinear; int8-static's calibrated range may differ); other
+    inputs as they are."""
     moved = {}
     for name, value in feeds.items():
         array = np.asarray(value)
@@ -178,7 +179,8 @@ def round_inputs(feeds: Mapping[str, Any], how: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class RoundedConditioning:
     """An example agreeing less than an Agreement asks, measured against what rounding its
-    inputs as the variant does moves the framework (its worst output's SQNR and cosine)."""
+    inputs at the variant's precision (:func:`round_inputs`) moves the framework (its worst
+    output's SQNR and cosine)."""
 
     #: rounding the inputs alone leaves the framework below the Agreement on some output, and
     #: 20 dB below what it gives a well-conditioned one (:data:`NOMINAL_DB`)
